@@ -1,0 +1,243 @@
+//! Field references (`event.amount`, `customer.country`) and how they resolve against an
+//! event and a customer snapshot.
+//!
+//! A workflow set interns every distinct field path once into a [`FieldTable`]; rules refer
+//! to fields by slot, and each evaluation resolves a slot at most once, however many rules
+//! of however many workflows read it.
+
+use crate::envelope::EventEnvelope;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// Where a field's first segment points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Namespace {
+    /// `event.x` = `data.x`
+    Event,
+    /// `transaction.x` = `data.transaction.x`
+    Transaction,
+    /// `order.x` = `data.order.x`
+    Order,
+    /// `call.x` = `data.call.x`
+    Call,
+    /// `task.x` = `data.task.x`
+    Task,
+    /// `customer.x` = the customer snapshot taken when the event's turn came.
+    Customer,
+}
+
+impl Namespace {
+    pub const ALL: [Namespace; 6] = [
+        Namespace::Event,
+        Namespace::Transaction,
+        Namespace::Order,
+        Namespace::Call,
+        Namespace::Task,
+        Namespace::Customer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Namespace::Event => "event",
+            Namespace::Transaction => "transaction",
+            Namespace::Order => "order",
+            Namespace::Call => "call",
+            Namespace::Task => "task",
+            Namespace::Customer => "customer",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|ns| ns.name() == name)
+    }
+}
+
+/// A parsed field reference: a namespace and the keys below it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FieldPath {
+    pub namespace: Namespace,
+    pub keys: Box<[Box<str>]>,
+}
+
+/// Why a field reference is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldPathError {
+    #[error(
+        "unknown field namespace {0:?}: fields start with event., transaction., order., call., task. or customer."
+    )]
+    UnknownNamespace(String),
+    #[error("field {0:?} names no key after its namespace, e.g. event.amount")]
+    NoKey(String),
+    #[error("field {0:?} has an empty segment")]
+    EmptySegment(String),
+}
+
+impl FieldPath {
+    pub fn parse(path: &str) -> Result<Self, FieldPathError> {
+        let mut parts = path.split('.');
+        let head = parts.next().unwrap_or_default();
+        let namespace = Namespace::from_name(head).ok_or_else(|| FieldPathError::UnknownNamespace(head.to_owned()))?;
+        let keys: Vec<Box<str>> = parts.map(Box::from).collect();
+        if keys.is_empty() {
+            return Err(FieldPathError::NoKey(path.to_owned()));
+        }
+        if keys.iter().any(|k| k.is_empty()) {
+            return Err(FieldPathError::EmptySegment(path.to_owned()));
+        }
+        Ok(Self {
+            namespace,
+            keys: keys.into_boxed_slice(),
+        })
+    }
+
+    /// Looks the field up; `None` when any step is missing.
+    pub fn resolve<'a>(&self, facts: &Facts<'a>) -> Option<&'a Value> {
+        let (root, prefix): (&'a Map<String, Value>, Option<&str>) = match self.namespace {
+            Namespace::Event => (&facts.event.data, None),
+            Namespace::Transaction => (&facts.event.data, Some("transaction")),
+            Namespace::Order => (&facts.event.data, Some("order")),
+            Namespace::Call => (&facts.event.data, Some("call")),
+            Namespace::Task => (&facts.event.data, Some("task")),
+            Namespace::Customer => (facts.customer, None),
+        };
+        let mut keys = self.keys.iter();
+        let mut current = match prefix {
+            Some(p) => root.get(p)?,
+            None => root.get(&**keys.next()?)?,
+        };
+        for key in keys {
+            current = match current {
+                Value::Object(map) => map.get(&**key)?,
+                Value::Array(items) => items.get(key.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(current)
+    }
+}
+
+/// What conditions are evaluated against: one event and the customer as it was when the
+/// event's turn came.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub event: &'a EventEnvelope,
+    pub customer: &'a Map<String, Value>,
+}
+
+/// Slot number of an interned field path.
+pub type Slot = u32;
+
+/// The distinct field paths of a workflow set.
+#[derive(Debug, Default, Clone)]
+pub struct FieldTable {
+    paths: Vec<FieldPath>,
+    slots: HashMap<FieldPath, Slot>,
+}
+
+impl FieldTable {
+    pub fn intern(&mut self, path: FieldPath) -> Slot {
+        if let Some(&slot) = self.slots.get(&path) {
+            return slot;
+        }
+        let slot = Slot::try_from(self.paths.len()).unwrap_or(Slot::MAX);
+        self.paths.push(path.clone());
+        self.slots.insert(path, slot);
+        slot
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// A resolver for one evaluation.
+    pub fn resolver<'t, 'a>(&'t self, facts: Facts<'a>) -> Resolver<'t, 'a> {
+        Resolver {
+            table: self,
+            facts,
+            cache: vec![Cached::Unresolved; self.paths.len()],
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Cached<'a> {
+    Unresolved,
+    Resolved(Option<&'a Value>),
+}
+
+/// Resolves fields of one evaluation, each at most once.
+pub struct Resolver<'t, 'a> {
+    table: &'t FieldTable,
+    facts: Facts<'a>,
+    cache: Vec<Cached<'a>>,
+}
+
+impl<'a> Resolver<'_, 'a> {
+    #[inline]
+    pub fn get(&mut self, slot: Slot) -> Option<&'a Value> {
+        let i = slot as usize;
+        match self.cache.get(i) {
+            Some(Cached::Resolved(v)) => *v,
+            Some(Cached::Unresolved) => {
+                let v = self.table.paths[i].resolve(&self.facts);
+                self.cache[i] = Cached::Resolved(v);
+                v
+            }
+            None => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(data: Value) -> EventEnvelope {
+        EventEnvelope {
+            id: "e1".into(),
+            event_type: "customer.deposited".into(),
+            customer_id: 1,
+            occurred_at: None,
+            data: data.as_object().cloned().unwrap(),
+        }
+    }
+
+    #[test]
+    fn namespaces_map_into_the_envelope_and_the_customer() {
+        let event = envelope(
+            json!({"amount": 5, "transaction": {"type": "deposit"}, "order": {"legs": [{"symbol": "EURUSD"}]}}),
+        );
+        let customer = json!({"country": "BR"}).as_object().cloned().unwrap();
+        let facts = Facts {
+            event: &event,
+            customer: &customer,
+        };
+        let get = |p: &str| FieldPath::parse(p).unwrap().resolve(&facts).cloned();
+        assert_eq!(get("event.amount"), Some(json!(5)));
+        assert_eq!(get("event.transaction.type"), Some(json!("deposit")));
+        assert_eq!(get("transaction.type"), Some(json!("deposit")));
+        assert_eq!(get("order.legs.0.symbol"), Some(json!("EURUSD")));
+        assert_eq!(get("customer.country"), Some(json!("BR")));
+        assert_eq!(get("customer.email"), None);
+        assert_eq!(get("call.duration"), None);
+        assert_eq!(get("event.amount.x"), None);
+    }
+
+    #[test]
+    fn bad_paths_are_explained() {
+        assert!(matches!(
+            FieldPath::parse("amount"),
+            Err(FieldPathError::UnknownNamespace(_))
+        ));
+        assert!(matches!(FieldPath::parse("event"), Err(FieldPathError::NoKey(_))));
+        assert!(matches!(
+            FieldPath::parse("event..x"),
+            Err(FieldPathError::EmptySegment(_))
+        ));
+    }
+}

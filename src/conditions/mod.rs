@@ -1,0 +1,14 @@
+//! Conditions: the source tree ([`ast`]), its operators, field references, the compiler and
+//! the evaluator. Pure: no I/O, no actors.
+
+pub mod ast;
+pub mod compile;
+pub mod eval;
+pub mod field;
+pub mod operator;
+
+pub use ast::{ConditionNode, Group, Match, Not, Rule};
+pub use compile::{compile, CompileError, Limits, Node, Test};
+pub use eval::{evaluate, explain, Trace};
+pub use field::{Facts, FieldPath, FieldPathError, FieldTable, Namespace, Resolver, Slot};
+pub use operator::Operator;

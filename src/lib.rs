@@ -1,0 +1,31 @@
+//! workflow-engine: an event-driven workflow engine for brokerage CRMs.
+//!
+//! Platform events arrive on Kafka; every active workflow whose trigger matches has its
+//! condition tree evaluated against the event and the customer; the matching workflows'
+//! actions run in priority order.
+//!
+//! # Layout
+//!
+//! What the engine knows (pure: no I/O, no actors, no database):
+//! - [`envelope`]: the event envelope on the topic.
+//! - [`workflow`], [`validate`], [`problem`]: the workflow definition, its validation with
+//!   JSON-pointer paths, and the problems it reports.
+//! - [`conditions`]: the condition tree, its 16 operators, the compiler and the evaluator.
+//! - [`schema`]: the fields each trigger offers, with types, labels and status options.
+//! - [`catalogue`], [`duration`], [`template`]: the 14 actions with their param schemas.
+//! - [`plan`]: the compiled workflow set, indexed by trigger, and the plan of an event.
+//! - [`check`]: `workflow-engine check FILE.json`.
+//!
+//! How it runs lives in `actors/`; the schema migrations in the `migrations` crate.
+
+pub mod catalogue;
+pub mod check;
+pub mod conditions;
+pub mod duration;
+pub mod envelope;
+pub mod plan;
+pub mod problem;
+pub mod schema;
+pub mod template;
+pub mod validate;
+pub mod workflow;

@@ -1,0 +1,212 @@
+//! The compiled workflow set and the plan: which workflows run for an event, in order.
+//!
+//! The set is immutable once built and shared behind an `Arc`; a change to any workflow
+//! builds a new set and swaps it whole, so evaluation never takes a lock. Workflows are
+//! indexed by trigger, so an event only looks at the workflows listening to its type.
+
+use crate::catalogue::Action;
+use crate::conditions::{compile, evaluate, explain, CompileError, Facts, FieldTable, Limits, Node, Trace};
+use crate::workflow::Workflow;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A workflow ready to evaluate.
+#[derive(Debug)]
+pub struct CompiledWorkflow {
+    /// The stored id, or `draft-N` for the N-th id-less definition given to the build.
+    pub id: String,
+    pub workflow: Workflow,
+    pub condition: Node,
+}
+
+impl CompiledWorkflow {
+    pub fn priority(&self) -> i32 {
+        self.workflow.priority
+    }
+
+    pub fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.workflow.actions.iter().map(|s| &s.action)
+    }
+}
+
+/// A workflow left out of a set because it did not compile (e.g. the limits were lowered
+/// after it was saved). The rest of the set is unaffected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("workflow {workflow_id} left out: {source}")]
+pub struct BuildError {
+    pub workflow_id: String,
+    pub source: CompileError,
+}
+
+/// The active workflows, compiled and indexed by trigger, each trigger's list in execution
+/// order (priority, then id).
+#[derive(Debug, Default)]
+pub struct WorkflowSet {
+    by_trigger: HashMap<String, Box<[Arc<CompiledWorkflow>]>>,
+    fields: FieldTable,
+    len: usize,
+}
+
+impl WorkflowSet {
+    /// Compiles the active workflows among `workflows`. Inactive ones are left out; ones
+    /// that fail to compile are left out and reported.
+    pub fn build(workflows: impl IntoIterator<Item = Workflow>, limits: &Limits) -> (Self, Vec<BuildError>) {
+        let mut fields = FieldTable::default();
+        let mut by_trigger: HashMap<String, Vec<Arc<CompiledWorkflow>>> = HashMap::new();
+        let mut errors = Vec::new();
+        let mut len = 0;
+        for (i, workflow) in workflows.into_iter().enumerate() {
+            let id = workflow.id.clone().unwrap_or_else(|| format!("draft-{i}"));
+            if !workflow.active {
+                continue;
+            }
+            match compile(workflow.conditions.as_ref(), &mut fields, limits) {
+                Ok(condition) => {
+                    len += 1;
+                    by_trigger
+                        .entry(workflow.trigger_event.clone())
+                        .or_default()
+                        .push(Arc::new(CompiledWorkflow {
+                            id,
+                            workflow,
+                            condition,
+                        }));
+                }
+                Err(source) => errors.push(BuildError {
+                    workflow_id: id,
+                    source,
+                }),
+            }
+        }
+        let by_trigger = by_trigger
+            .into_iter()
+            .map(|(trigger, mut list)| {
+                list.sort_by(|a, b| a.priority().cmp(&b.priority()).then_with(|| a.id.cmp(&b.id)));
+                (trigger, list.into_boxed_slice())
+            })
+            .collect();
+        (
+            Self {
+                by_trigger,
+                fields,
+                len,
+            },
+            errors,
+        )
+    }
+
+    /// Number of active workflows in the set.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether any workflow listens to `trigger`: when none does, the event needs no
+    /// customer snapshot and no database access at all.
+    pub fn listens_to(&self, trigger: &str) -> bool {
+        self.by_trigger.contains_key(trigger)
+    }
+
+    /// The workflows of `trigger`, in execution order.
+    pub fn workflows_for(&self, trigger: &str) -> &[Arc<CompiledWorkflow>] {
+        self.by_trigger.get(trigger).map(|l| &**l).unwrap_or_default()
+    }
+
+    /// The workflows that run for this event, in execution order: every matching workflow
+    /// of the event's trigger, by priority (lower first, ties by id), and none of lower
+    /// priority than a matching `stop_after` workflow. Workflows of the stopping priority
+    /// itself still run.
+    pub fn plan(&self, facts: Facts<'_>) -> Vec<Arc<CompiledWorkflow>> {
+        let mut fields = self.fields.resolver(facts);
+        let mut runs = Vec::new();
+        let mut stop_at: Option<i32> = None;
+        for w in self.workflows_for(&facts.event.event_type) {
+            if stop_at.is_some_and(|p| w.priority() > p) {
+                break;
+            }
+            if evaluate(&w.condition, &mut fields) {
+                if w.workflow.stop_after && stop_at.is_none() {
+                    stop_at = Some(w.priority());
+                }
+                runs.push(Arc::clone(w));
+            }
+        }
+        runs
+    }
+
+    /// The plan with its reasons: every workflow of the trigger, whether it matched, which
+    /// workflow's stop_after skipped it, and the trace of every condition node. The plan is
+    /// the one [`WorkflowSet::plan`] returns.
+    pub fn explain(&self, facts: Facts<'_>) -> Explanation {
+        let mut fields = self.fields.resolver(facts);
+        let mut explanation = Explanation::default();
+        let mut stopper: Option<&CompiledWorkflow> = None;
+        for w in self.workflows_for(&facts.event.event_type) {
+            let trace = explain(&w.condition, &mut fields);
+            let skipped_by = stopper.filter(|s| w.priority() > s.priority()).map(|s| s.id.clone());
+            let matched = trace.result();
+            if matched && skipped_by.is_none() {
+                if w.workflow.stop_after && stopper.is_none() {
+                    stopper = Some(w);
+                }
+                explanation.plan.push(PlannedRun {
+                    workflow_id: w.id.clone(),
+                    name: w.workflow.name.clone(),
+                    priority: w.priority(),
+                    version: w.workflow.version,
+                    actions: w
+                        .workflow
+                        .actions
+                        .iter()
+                        .map(|s| serde_json::to_value(s).unwrap_or_default())
+                        .collect(),
+                });
+            }
+            explanation.evaluated.push(Evaluation {
+                workflow_id: w.id.clone(),
+                name: w.workflow.name.clone(),
+                priority: w.priority(),
+                matched,
+                skipped_by,
+                trace,
+            });
+        }
+        explanation
+    }
+}
+
+/// What a dry run returns.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    /// What would run, in execution order.
+    pub plan: Vec<PlannedRun>,
+    /// Every workflow of the trigger, in evaluation order.
+    pub evaluated: Vec<Evaluation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedRun {
+    pub workflow_id: String,
+    pub name: String,
+    pub priority: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// The steps as written (`{"type", "params"}`).
+    pub actions: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub workflow_id: String,
+    pub name: String,
+    pub priority: i32,
+    /// Whether the conditions held (also for a skipped workflow).
+    pub matched: bool,
+    /// The stop_after workflow that kept this one from running.
+    pub skipped_by: Option<String>,
+    pub trace: Trace,
+}

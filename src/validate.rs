@@ -1,0 +1,549 @@
+//! Validation: from untrusted JSON to a [`Workflow`], with every problem reported at once
+//! and each located by a JSON pointer.
+//!
+//! Decoding walks the JSON by hand rather than through serde derive, because serde stops at
+//! the first error and reports line and column, where a user needs every error and the path
+//! of each (`/conditions/rules/1/value`).
+
+use crate::catalogue::{Action, ActionKind};
+use crate::conditions::compile::{Bound, Limits, Test};
+use crate::conditions::{ConditionNode, FieldPath, Group, Match, Not, Operator, Rule};
+use crate::problem::{json_type_name, Pointer, Problem, Problems};
+use crate::schema::{FieldSchema, FieldSpec, FieldType, Lookup};
+use crate::workflow::{Step, Workflow, DEFAULT_PRIORITY};
+use serde_json::{Map, Value};
+
+const MAX_NAME_LEN: usize = 200;
+const MAX_DESCRIPTION_LEN: usize = 4_000;
+const MAX_ID_LEN: usize = 64;
+
+/// A valid workflow, and what deserves a second look.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub workflow: Workflow,
+    pub warnings: Vec<Problem>,
+}
+
+/// Everything wrong with a definition: errors first, then warnings.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid workflow: {}", .problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+pub struct Invalid {
+    pub problems: Vec<Problem>,
+}
+
+/// Validates workflow definitions against a field schema and limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Validator<'s> {
+    pub schema: &'s FieldSchema,
+    pub limits: Limits,
+}
+
+/// Parses JSON text, turning the parser's errors (including its nesting limit, which
+/// stops a hostile 100,000-deep document before anything recurses into it) into a problem.
+pub fn parse_json(text: &str) -> Result<Value, Invalid> {
+    serde_json::from_str(text).map_err(|e| {
+        let message = if e.to_string().contains("recursion limit") {
+            format!(
+                "the document is nested too deeply (the JSON parser stops at 128 levels, line {} column {})",
+                e.line(),
+                e.column()
+            )
+        } else {
+            format!("invalid JSON: {e}")
+        };
+        Invalid {
+            problems: vec![Problem {
+                path: String::new(),
+                message,
+                severity: crate::problem::Severity::Error,
+            }],
+        }
+    })
+}
+
+impl<'s> Validator<'s> {
+    pub fn new(schema: &'s FieldSchema, limits: Limits) -> Self {
+        Self { schema, limits }
+    }
+
+    /// Validates one definition.
+    pub fn workflow(&self, value: &Value) -> Result<Validated, Invalid> {
+        self.at(value, &Pointer::root())
+    }
+
+    /// Validates a definition found at `root` (an element of an array file, say), so paths
+    /// point into the whole document.
+    pub fn at(&self, value: &Value, root: &Pointer) -> Result<Validated, Invalid> {
+        let mut problems = Problems::default();
+        let workflow = self.decode(value, root, &mut problems);
+        match workflow {
+            Some(workflow) if !problems.has_errors() => Ok(Validated {
+                workflow,
+                warnings: problems.into_vec(),
+            }),
+            _ => {
+                let mut all = problems.into_vec();
+                all.sort_by_key(|p| p.severity != crate::problem::Severity::Error);
+                Err(Invalid { problems: all })
+            }
+        }
+    }
+
+    fn decode(&self, value: &Value, root: &Pointer, problems: &mut Problems) -> Option<Workflow> {
+        let Some(object) = value.as_object() else {
+            problems.error(
+                root,
+                format!("expected a workflow object, got {}", json_type_name(value)),
+            );
+            return None;
+        };
+        const KEYS: [&str; 10] = [
+            "id",
+            "name",
+            "description",
+            "trigger_event",
+            "conditions",
+            "actions",
+            "priority",
+            "stop_after",
+            "active",
+            "version",
+        ];
+        unknown_keys(object, &KEYS, root, problems);
+
+        let id = optional(object, "id", root, problems, |v, at, p| {
+            let id = text(v, at, p, MAX_ID_LEN)?;
+            if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                p.error(at, "may hold only letters, digits, '-', '_' and '.'");
+                return None;
+            }
+            Some(id)
+        });
+        let name = required(object, "name", root, problems, |v, at, p| text(v, at, p, MAX_NAME_LEN));
+        let description = optional(object, "description", root, problems, |v, at, p| {
+            v.as_str().map(str::to_owned).or_else(|| {
+                p.error(at, format!("expected a string, got {}", json_type_name(v)));
+                None
+            })
+        });
+        if description.as_ref().is_some_and(|d| d.len() > MAX_DESCRIPTION_LEN) {
+            problems.error(
+                &root.key("description"),
+                format!("is longer than {MAX_DESCRIPTION_LEN} characters"),
+            );
+        }
+        let trigger = required(object, "trigger_event", root, problems, |v, at, p| {
+            let t = text(v, at, p, MAX_NAME_LEN)?;
+            if !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                p.error(
+                    at,
+                    "an event type holds only letters, digits, '-', '_' and '.', e.g. customer.deposited",
+                );
+                return None;
+            }
+            Some(t)
+        });
+        let conditions = match object.get("conditions") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(o)) if o.is_empty() => None,
+            Some(node) => {
+                let mut rules = 0;
+                let at = root.key("conditions");
+                let trigger_name = trigger.as_deref().unwrap_or_default();
+                let node = self.node(node, &at, 1, trigger_name, &mut rules, problems);
+                if rules > self.limits.max_rules {
+                    problems.error(
+                        &at,
+                        format!("has {rules} rules, more than the maximum of {}", self.limits.max_rules),
+                    );
+                }
+                node
+            }
+        };
+        let actions = required(object, "actions", root, problems, |v, at, p| self.steps(v, at, p));
+        let priority = optional(object, "priority", root, problems, |v, at, p| {
+            match v.as_i64().map(i32::try_from) {
+                Some(Ok(n)) => Some(n),
+                _ => {
+                    p.error(
+                        at,
+                        format!("expected a whole number (lower runs first), got {}", json_type_name(v)),
+                    );
+                    None
+                }
+            }
+        });
+        let stop_after = optional(object, "stop_after", root, problems, boolean);
+        let active = optional(object, "active", root, problems, boolean);
+        let version = optional(object, "version", root, problems, |v, at, p| {
+            v.as_i64().filter(|n| *n > 0).or_else(|| {
+                p.error(at, "expected a positive whole number");
+                None
+            })
+        });
+        Some(Workflow {
+            id,
+            name: name?,
+            description,
+            trigger_event: trigger?,
+            conditions,
+            actions: actions?,
+            priority: priority.unwrap_or(DEFAULT_PRIORITY),
+            stop_after: stop_after.unwrap_or(false),
+            active: active.unwrap_or(true),
+            version,
+        })
+    }
+
+    fn steps(&self, value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Vec<Step>> {
+        let Some(items) = value.as_array() else {
+            problems.error(at, format!("expected a list of actions, got {}", json_type_name(value)));
+            return None;
+        };
+        if items.is_empty() {
+            problems.error(at, "a workflow needs at least one action");
+            return None;
+        }
+        if items.len() > self.limits.max_actions {
+            problems.error(
+                at,
+                format!(
+                    "has {} actions, more than the maximum of {}",
+                    items.len(),
+                    self.limits.max_actions
+                ),
+            );
+            return None;
+        }
+        let steps: Vec<Option<Step>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| step(v, &at.index(i), problems))
+            .collect();
+        if let Some(Some(last)) = steps.last() {
+            if last.kind() == ActionKind::Delay {
+                problems.warning(
+                    &at.index(items.len() - 1),
+                    "a delay as the last action waits for nothing",
+                );
+            }
+        }
+        steps.into_iter().collect()
+    }
+
+    /// Decodes a condition node at `depth` (a lone rule is 1). Recursion stops at the
+    /// configured maximum, so a hostile tree costs at most that many frames.
+    fn node(
+        &self,
+        value: &Value,
+        at: &Pointer,
+        depth: usize,
+        trigger: &str,
+        rules: &mut usize,
+        problems: &mut Problems,
+    ) -> Option<ConditionNode> {
+        if depth > self.limits.max_depth() {
+            problems.error(
+                at,
+                format!(
+                    "conditions nest deeper than the maximum of {} levels",
+                    self.limits.max_depth()
+                ),
+            );
+            return None;
+        }
+        let Some(object) = value.as_object() else {
+            problems.error(
+                at,
+                format!("expected a rule, a group or a not, got {}", json_type_name(value)),
+            );
+            return None;
+        };
+        if let Some(inner) = object.get("not") {
+            unknown_keys(object, &["not"], at, problems);
+            let inner = self.node(inner, &at.key("not"), depth + 1, trigger, rules, problems)?;
+            return Some(ConditionNode::Not(Not { not: Box::new(inner) }));
+        }
+        if object.contains_key("match") || object.contains_key("rules") {
+            unknown_keys(object, &["match", "rules"], at, problems);
+            let match_ = match object.get("match").map(|m| (m, m.as_str())) {
+                Some((_, Some("all"))) => Some(Match::All),
+                Some((_, Some("any"))) => Some(Match::Any),
+                Some((m, _)) => {
+                    problems.error(&at.key("match"), format!("expected \"all\" or \"any\", got {m}"));
+                    None
+                }
+                None => {
+                    problems.error(&at.key("match"), "a group needs \"match\": \"all\" or \"any\"");
+                    None
+                }
+            };
+            let children = match object.get("rules") {
+                Some(Value::Array(items)) => {
+                    if items.is_empty() && depth > 1 {
+                        problems.warning(at, "an empty group is always true");
+                    }
+                    let nodes: Vec<Option<ConditionNode>> = items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| self.node(n, &at.key("rules").index(i), depth + 1, trigger, rules, problems))
+                        .collect();
+                    nodes.into_iter().collect::<Option<Vec<_>>>()
+                }
+                Some(other) => {
+                    problems.error(
+                        &at.key("rules"),
+                        format!("expected a list of rules, got {}", json_type_name(other)),
+                    );
+                    None
+                }
+                None => {
+                    problems.error(&at.key("rules"), "a group needs \"rules\"");
+                    None
+                }
+            };
+            return Some(ConditionNode::Group(Group {
+                match_: match_?,
+                rules: children?,
+            }));
+        }
+        if object.contains_key("field") || object.contains_key("operator") {
+            *rules += 1;
+            return self.rule(object, at, trigger, problems).map(ConditionNode::Rule);
+        }
+        problems.error(
+            at,
+            "expected a rule {\"field\", \"operator\", \"value\"}, a group {\"match\", \"rules\"} or {\"not\": ...}",
+        );
+        None
+    }
+
+    fn rule(&self, object: &Map<String, Value>, at: &Pointer, trigger: &str, problems: &mut Problems) -> Option<Rule> {
+        unknown_keys(object, &["field", "operator", "value"], at, problems);
+        let field = required(object, "field", at, problems, |v, at, p| text(v, at, p, MAX_NAME_LEN));
+        let operator = required(object, "operator", at, problems, |v, at, p| {
+            let name = v.as_str();
+            name.and_then(Operator::from_name).or_else(|| {
+                let known: Vec<&str> = Operator::ALL.iter().map(|o| o.name()).collect();
+                let got = name.map_or_else(|| json_type_name(v).to_owned(), |n| format!("{n:?}"));
+                p.error(
+                    at,
+                    format!("unknown operator {got}: expected one of {}", known.join(", ")),
+                );
+                None
+            })
+        });
+        let (field, operator) = (field?, operator?);
+        let field_at = at.key("field");
+        let path = match FieldPath::parse(&field) {
+            Ok(path) => path,
+            Err(e) => {
+                problems.error(&field_at, e.to_string());
+                return None;
+            }
+        };
+        let spec = match self.schema.lookup(trigger, &path, &field) {
+            Lookup::Known(spec) => Some(spec),
+            Lookup::Open { warn } => {
+                if warn {
+                    problems.warning(
+                        &field_at,
+                        format!("{field} is not a known field of {trigger}; its values are not type-checked"),
+                    );
+                }
+                None
+            }
+        };
+        let field_type = spec.map_or(FieldType::Any, |s| s.field_type);
+        if !field_type.operators().contains(&operator) {
+            let fitting: Vec<&str> = field_type.operators().iter().map(|o| o.name()).collect();
+            problems.error(
+                &at.key("operator"),
+                format!(
+                    "{operator} does not apply to the {} field {field}; use one of: {}",
+                    field_type.name(),
+                    fitting.join(", ")
+                ),
+            );
+            return None;
+        }
+        let value = object.get("value");
+        let value_at = at.key("value");
+        match Test::compile(operator, value, &self.limits) {
+            Err(e) => problems.error(&value_at, e.0),
+            Ok(test) => {
+                if let (Some(value), Some(spec)) = (value, spec) {
+                    check_value_type(spec, &test, value, &value_at, problems);
+                }
+            }
+        }
+        Some(Rule {
+            field,
+            operator,
+            value: value.filter(|v| !v.is_null()).cloned(),
+        })
+    }
+}
+
+fn step(value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Step> {
+    let Some(object) = value.as_object() else {
+        problems.error(
+            at,
+            format!(
+                "expected an action {{\"type\", \"params\"}}, got {}",
+                json_type_name(value)
+            ),
+        );
+        return None;
+    };
+    unknown_keys(object, &["type", "params"], at, problems);
+    let kind = required(object, "type", at, problems, |v, at, p| {
+        let name = v.as_str();
+        name.and_then(ActionKind::from_name).or_else(|| {
+            let known: Vec<&str> = ActionKind::ALL.iter().map(|k| k.name()).collect();
+            let got = name.map_or_else(|| json_type_name(v).to_owned(), |n| format!("{n:?}"));
+            p.error(
+                at,
+                format!("unknown action type {got}: expected one of {}", known.join(", ")),
+            );
+            None
+        })
+    });
+    let params_at = at.key("params");
+    let params = match object.get("params") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(p)) => p.clone(),
+        Some(other) => {
+            problems.error(
+                &params_at,
+                format!("expected an object of params, got {}", json_type_name(other)),
+            );
+            return None;
+        }
+    };
+    let action = Action::decode(kind?, &params, &params_at, problems)?;
+    Some(Step { action, params })
+}
+
+/// Checks a compiled rule's constants against the field's declared type, and status names
+/// and ids against the known options (a warning: statuses may be created later).
+fn check_value_type(spec: &FieldSpec, test: &Test, value: &Value, at: &Pointer, problems: &mut Problems) {
+    let field_type = spec.field_type;
+    let expect_scalar = |v: &Value, at: &Pointer, problems: &mut Problems| {
+        let ok = match field_type {
+            FieldType::Number => v.is_number(),
+            FieldType::String => v.is_string(),
+            FieldType::Boolean => v.is_boolean(),
+            FieldType::List => v.is_string() || v.is_number(),
+            FieldType::Datetime | FieldType::Any => true,
+        };
+        if !ok {
+            problems.error(
+                at,
+                format!(
+                    "expected a {} for {}, got {}",
+                    field_type.name(),
+                    spec.path,
+                    json_type_name(v)
+                ),
+            );
+        } else if !spec.options.is_empty() && !spec.options.iter().any(|o| &o.value == v) {
+            problems.warning(at, format!("{v} is not a known value of {} (yet)", spec.path));
+        }
+    };
+    let expect_bound = |b: &Bound, at: &Pointer, problems: &mut Problems| {
+        let ok = matches!(
+            (field_type, b),
+            (FieldType::Number, Bound::Num(_)) | (FieldType::Datetime, Bound::Time(_)) | (FieldType::Any, _)
+        );
+        if !ok {
+            let want = if field_type == FieldType::Datetime {
+                "an RFC 3339 timestamp"
+            } else {
+                "a number"
+            };
+            problems.error(at, format!("expected {want} for {}", spec.path));
+        }
+    };
+    match test {
+        Test::Eq(_)
+        | Test::Neq(_)
+        | Test::Contains(_)
+        | Test::NotContains(_)
+        | Test::StartsWith(_)
+        | Test::EndsWith(_) => {
+            if !matches!(test, Test::Contains(_) | Test::NotContains(_)) || field_type == FieldType::List {
+                expect_scalar(value, at, problems)
+            } else if !value.is_string() {
+                problems.error(at, format!("expected a string for {}", spec.path));
+            }
+        }
+        Test::In(_) | Test::NotIn(_) => {
+            for (i, v) in value.as_array().into_iter().flatten().enumerate() {
+                expect_scalar(v, &at.index(i), problems);
+            }
+        }
+        Test::Gt(b) | Test::Gte(b) | Test::Lt(b) | Test::Lte(b) => expect_bound(b, at, problems),
+        Test::Between(lo, hi) => {
+            expect_bound(lo, &at.index(0), problems);
+            expect_bound(hi, &at.index(1), problems);
+        }
+        Test::Regex(_) | Test::IsEmpty | Test::IsNotEmpty => {}
+    }
+}
+
+fn unknown_keys(object: &Map<String, Value>, known: &[&str], at: &Pointer, problems: &mut Problems) {
+    for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
+        problems.error(
+            &at.key(key),
+            format!("unknown key {key:?}: expected one of {}", known.join(", ")),
+        );
+    }
+}
+
+fn required<T>(
+    object: &Map<String, Value>,
+    key: &str,
+    at: &Pointer,
+    problems: &mut Problems,
+    decode: impl FnOnce(&Value, &Pointer, &mut Problems) -> Option<T>,
+) -> Option<T> {
+    let at = at.key(key);
+    match object.get(key) {
+        None | Some(Value::Null) => {
+            problems.error(&at, "is required");
+            None
+        }
+        Some(v) => decode(v, &at, problems),
+    }
+}
+
+fn optional<T>(
+    object: &Map<String, Value>,
+    key: &str,
+    at: &Pointer,
+    problems: &mut Problems,
+    decode: impl FnOnce(&Value, &Pointer, &mut Problems) -> Option<T>,
+) -> Option<T> {
+    match object.get(key) {
+        None | Some(Value::Null) => None,
+        Some(v) => decode(v, &at.key(key), problems),
+    }
+}
+
+fn text(value: &Value, at: &Pointer, problems: &mut Problems, max: usize) -> Option<String> {
+    match value.as_str() {
+        Some(s) if s.trim().is_empty() => problems.error(at, "must not be empty"),
+        Some(s) if s.len() > max => problems.error(at, format!("is longer than {max} characters")),
+        Some(s) => return Some(s.to_owned()),
+        None => problems.error(at, format!("expected a string, got {}", json_type_name(value))),
+    }
+    None
+}
+
+fn boolean(value: &Value, at: &Pointer, problems: &mut Problems) -> Option<bool> {
+    value.as_bool().or_else(|| {
+        problems.error(at, format!("expected true or false, got {}", json_type_name(value)));
+        None
+    })
+}
