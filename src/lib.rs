@@ -16,8 +16,15 @@
 //! - [`plan`]: the compiled workflow set, indexed by trigger, and the plan of an event.
 //! - [`check`]: `workflow-engine check FILE.json`.
 //!
+//! Where it keeps its state (the only modules that touch the database):
+//! - [`storage`]: the sea-orm connection (SQLite or PostgreSQL), one entity per table and
+//!   one repository per concept: workflows with their versions, statuses, customer
+//!   snapshots, runs, scheduled continuations, the outbox, demo seed data.
+//! - [`actions`]: the ten internal actions, each applied in one transaction with its step.
+//!
 //! How it runs lives in `actors/`; the schema migrations in the `migrations` crate.
 
+pub mod actions;
 pub mod catalogue;
 pub mod check;
 pub mod conditions;
@@ -26,6 +33,7 @@ pub mod envelope;
 pub mod plan;
 pub mod problem;
 pub mod schema;
+pub mod storage;
 pub mod template;
 pub mod validate;
 pub mod workflow;

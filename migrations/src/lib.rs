@@ -1,10 +1,22 @@
+//! Schema migrations of workflow-engine, one file a migration, run at start-up
+//! (`Migrator::up`) and by `workflow-engine migrate`.
+//!
+//! Tables are named through `DeriveIden` enums, never through the engine's entities, so a
+//! migration keeps describing the schema of its day when the entities move on.
+
 pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_crm;
+mod m20261125_000002_engine;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        vec![
+            Box::new(m20261125_000001_crm::Migration),
+            Box::new(m20261125_000002_engine::Migration),
+        ]
     }
 }

@@ -1,0 +1,32 @@
+//! A message to deliver outside the database, at least once, deduplicated by its idempotency key.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "outbox")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(column_type = "Text")]
+    pub kind: String,
+    pub run_id: Option<i64>,
+    pub step_index: Option<i32>,
+    pub customer_id: i64,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub payload: Json,
+    #[sea_orm(column_type = "Text")]
+    pub idempotency_key: String,
+    #[sea_orm(column_type = "Text")]
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTimeUtc,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,33 @@
+//! One workflow run for one event, unique per (event_id, workflow_id).
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "runs")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(column_type = "Text")]
+    pub event_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    pub customer_id: i64,
+    #[sea_orm(column_type = "Text")]
+    pub trigger: String,
+    pub partition: i32,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub event: Json,
+    #[sea_orm(column_type = "Text")]
+    pub status: String,
+    pub next_step: i32,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub error: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

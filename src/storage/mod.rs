@@ -1,0 +1,185 @@
+//! The database: one connection pool over SQLite (the embedded default) or PostgreSQL
+//! (production), the entities, and one repository per concept.
+//!
+//! Repository functions take any [`ConnectionTrait`], so the same call works on the pool
+//! ([`Database`] implements the trait) and inside a transaction: an action composes them
+//! into one transaction with its step's status.
+//!
+//! SQLite runs with a single pooled connection (sea-orm's default for it), so it has a
+//! single writer; PostgreSQL relies on row locks and atomic statements. Code holding a
+//! transaction must use that transaction for every query, never the pool, or it waits on
+//! itself under SQLite.
+
+pub mod customers;
+pub mod entities;
+pub mod outbox;
+pub mod runs;
+pub mod scheduled;
+pub mod seed;
+pub mod sql;
+pub mod statuses;
+pub mod workflows;
+
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
+    QueryResult, Statement, TransactionTrait,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a SQLite connection waits for a lock held by another process before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("workflow {0:?} not found")]
+    WorkflowNotFound(String),
+    #[error("workflow {0:?} already exists")]
+    WorkflowExists(String),
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid seed workflow {index}: {message}")]
+    InvalidSeed { index: usize, message: String },
+}
+
+/// The engine's database: a sea-orm connection pool and the backend it speaks to.
+#[derive(Debug, Clone)]
+pub struct Database {
+    conn: DatabaseConnection,
+}
+
+impl Database {
+    /// Connects to `url` (`sqlite://path`, `sqlite::memory:` or `postgres://…`).
+    ///
+    /// For a SQLite file the parent directory is created and the file too (`mode=rwc`), so
+    /// a fresh checkout runs with no setup; WAL lets readers in other processes (the CLI,
+    /// a dashboard) read while the engine writes, and the busy timeout makes a second
+    /// writer wait instead of failing at once.
+    pub async fn connect(url: &str) -> Result<Database, StorageError> {
+        let url = if url.starts_with("sqlite:") {
+            prepare_sqlite_url(url)?
+        } else {
+            url.to_owned()
+        };
+        let mut options = ConnectOptions::new(url);
+        options
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| o.journal_mode(SqliteJournalMode::Wal).busy_timeout(SQLITE_BUSY_TIMEOUT));
+        let conn = sea_orm::Database::connect(options).await?;
+        Ok(Database { conn })
+    }
+
+    /// Wraps an existing connection (e.g. one with custom pool settings).
+    pub fn from_connection(conn: DatabaseConnection) -> Database {
+        Database { conn }
+    }
+
+    /// Applies every pending migration; a no-op on an up-to-date database.
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        use migrations::MigratorTrait;
+        migrations::Migrator::up(&self.conn, None).await?;
+        Ok(())
+    }
+
+    /// "sqlite" or "postgres", for `/api/v1/info` and logs.
+    pub fn backend(&self) -> &'static str {
+        match self.conn.get_database_backend() {
+            DbBackend::Sqlite => "sqlite",
+            DbBackend::Postgres => "postgres",
+            DbBackend::MySql => "mysql",
+        }
+    }
+
+    /// The underlying sea-orm connection.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<DatabaseTransaction, StorageError> {
+        Ok(self.conn.begin().await?)
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(self) -> Result<(), StorageError> {
+        Ok(self.conn.close().await?)
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Database {
+    fn get_database_backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.conn.execute(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.conn.execute_unprepared(sql).await
+    }
+
+    async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.conn.query_one(stmt).await
+    }
+
+    async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.conn.query_all(stmt).await
+    }
+}
+
+/// Creates the parent directory of a SQLite file and asks for the file to be created.
+fn prepare_sqlite_url(url: &str) -> Result<String, StorageError> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    if path.is_empty() || path == ":memory:" || query.is_some_and(|q| q.contains("mode=memory")) {
+        return Ok(url.to_owned());
+    }
+    if let Some(parent) = std::path::Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StorageError::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(match query {
+        Some(q) if q.contains("mode=") => url.to_owned(),
+        Some(_) => format!("{url}&mode=rwc"),
+        None => format!("{url}?mode=rwc"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_ask_for_creation() {
+        let dir = std::env::temp_dir().join(format!("wfe-url-{}", std::process::id()));
+        let url = format!("sqlite://{}/sub/engine.db", dir.display());
+        assert_eq!(prepare_sqlite_url(&url).unwrap(), format!("{url}?mode=rwc"));
+        assert!(dir.join("sub").is_dir());
+        assert_eq!(prepare_sqlite_url("sqlite::memory:").unwrap(), "sqlite::memory:");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,160 @@
+//! The delivery outbox: emails, SMS, webhooks and events to publish, written in the
+//! transaction of the step that wants them, delivered afterwards at least once.
+//!
+//! The idempotency key (run id + step) is unique, so a replayed step cannot queue a
+//! message twice, and it travels with the message so receivers can drop duplicates.
+
+use super::entities::outbox;
+use super::sql::statement;
+use super::StorageError;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use serde_json::Value;
+
+/// A queued message.
+pub type OutboxMessage = outbox::Model;
+
+/// What the delivery pool does with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    Email,
+    Sms,
+    Webhook,
+    /// An event envelope to publish on the topic (e.g. customer.status_changed).
+    Event,
+}
+
+impl OutboxKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Email => "email",
+            OutboxKind::Sms => "sms",
+            OutboxKind::Webhook => "webhook",
+            OutboxKind::Event => "event",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            OutboxKind::Email,
+            OutboxKind::Sms,
+            OutboxKind::Webhook,
+            OutboxKind::Event,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+}
+
+/// Message statuses, as stored.
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const DELIVERED: &str = "delivered";
+    pub const FAILED: &str = "failed";
+}
+
+/// Where a message comes from, for the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub run_id: Option<i64>,
+    pub step_index: Option<i32>,
+    pub customer_id: i64,
+}
+
+/// Queues a message, due at once. Returns false, changing nothing, when a message with
+/// the same idempotency key exists.
+pub async fn enqueue<C: ConnectionTrait>(
+    conn: &C,
+    kind: OutboxKind,
+    origin: Origin,
+    payload: Value,
+    idempotency_key: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    let inserted = outbox::Entity::insert(outbox::ActiveModel {
+        kind: Set(kind.as_str().to_owned()),
+        run_id: Set(origin.run_id),
+        step_index: Set(origin.step_index),
+        customer_id: Set(origin.customer_id),
+        payload: Set(payload),
+        idempotency_key: Set(idempotency_key.to_owned()),
+        status: Set(status::PENDING.to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_error: Set(None),
+        delivered_at: Set(None),
+        created_at: Set(now),
+        ..Default::default()
+    })
+    .on_conflict(
+        OnConflict::column(outbox::Column::IdempotencyKey)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(inserted > 0)
+}
+
+/// Pending messages whose next attempt is due, oldest first.
+pub async fn due<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<OutboxMessage>, StorageError> {
+    Ok(outbox::Entity::find()
+        .filter(outbox::Column::Status.eq(status::PENDING))
+        .filter(outbox::Column::NextAttemptAt.lte(now))
+        .order_by_asc(outbox::Column::NextAttemptAt)
+        .order_by_asc(outbox::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
+/// The message with this idempotency key.
+pub async fn by_key<C: ConnectionTrait>(conn: &C, key: &str) -> Result<Option<OutboxMessage>, StorageError> {
+    Ok(outbox::Entity::find()
+        .filter(outbox::Column::IdempotencyKey.eq(key))
+        .one(conn)
+        .await?)
+}
+
+/// Records a successful delivery.
+pub async fn mark_delivered<C: ConnectionTrait>(conn: &C, id: i64, now: DateTime<Utc>) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "UPDATE outbox SET status = $1, attempts = attempts + 1, delivered_at = $2, last_error = NULL WHERE id = $3",
+        vec![status::DELIVERED.into(), now.into(), id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt to be retried at `next_attempt_at`.
+pub async fn mark_retry<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    error: &str,
+    next_attempt_at: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3",
+        vec![error.into(), next_attempt_at.into(), id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Gives up on a message after its last attempt.
+pub async fn mark_failed<C: ConnectionTrait>(conn: &C, id: i64, error: &str) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "UPDATE outbox SET status = $1, attempts = attempts + 1, last_error = $2 WHERE id = $3",
+        vec![status::FAILED.into(), error.into(), id.into()],
+    ))
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! Runs and their steps: the durable record that makes effects exactly-once inside the
+//! database. A run is unique per (event id, workflow id), so a redelivered event finds
+//! its runs and resumes each at its first unfinished step instead of starting again.
+
+use super::entities::{run_steps, runs};
+use super::sql::statement;
+use super::{Database, StorageError};
+use crate::catalogue::ActionKind;
+use crate::envelope::EventEnvelope;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use serde_json::Value;
+
+/// Run statuses, as stored.
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const RUNNING: &str = "running";
+    pub const WAITING: &str = "waiting";
+    pub const DONE: &str = "done";
+    pub const FAILED: &str = "failed";
+}
+
+/// Step statuses, as stored.
+pub mod step_status {
+    pub const PENDING: &str = "pending";
+    pub const DONE: &str = "done";
+    pub const FAILED: &str = "failed";
+    pub const WAITING: &str = "waiting";
+}
+
+/// A workflow chosen for an event: the version that matched and its steps in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRun {
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    pub steps: Vec<ActionKind>,
+}
+
+/// A run with its steps in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub run: runs::Model,
+    pub steps: Vec<run_steps::Model>,
+}
+
+/// Which runs to list; `None` matches anything.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub customer_id: Option<i64>,
+    pub workflow_id: Option<String>,
+    pub status: Option<String>,
+    /// At most this many, newest first; 100 when `None`.
+    pub limit: Option<u64>,
+}
+
+/// Records the runs of `event`, one per planned workflow, with their pending steps, in one
+/// transaction. Pairs (event id, workflow id) already recorded are left as they are, so
+/// the returned runs, in `planned` order, include earlier ones with their progress: a
+/// redelivered event resumes where it stopped.
+pub async fn record_runs(
+    db: &Database,
+    event: &EventEnvelope,
+    partition: i32,
+    planned: &[PlannedRun],
+    now: DateTime<Utc>,
+) -> Result<Vec<Run>, StorageError> {
+    let envelope = serde_json::to_value(event).map_err(|source| StorageError::Encode { what: "event", source })?;
+    let txn = db.begin().await?;
+    let mut recorded = Vec::with_capacity(planned.len());
+    for plan in planned {
+        let inserted = runs::Entity::insert(runs::ActiveModel {
+            event_id: Set(event.id.clone()),
+            workflow_id: Set(plan.workflow_id.clone()),
+            workflow_version: Set(plan.workflow_version),
+            customer_id: Set(event.customer_id),
+            trigger: Set(event.event_type.clone()),
+            partition: Set(partition),
+            event: Set(envelope.clone()),
+            status: Set(status::PENDING.to_owned()),
+            next_step: Set(0),
+            error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .on_conflict(
+            OnConflict::columns([runs::Column::EventId, runs::Column::WorkflowId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        let run = runs::Entity::find()
+            .filter(runs::Column::EventId.eq(event.id.as_str()))
+            .filter(runs::Column::WorkflowId.eq(plan.workflow_id.as_str()))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("run of {}", plan.workflow_id)))?;
+        if inserted > 0 && !plan.steps.is_empty() {
+            let steps = plan.steps.iter().enumerate().map(|(i, kind)| run_steps::ActiveModel {
+                run_id: Set(run.id),
+                step_index: Set(i as i32),
+                action_type: Set(kind.name().to_owned()),
+                status: Set(step_status::PENDING.to_owned()),
+                attempts: Set(0),
+                error: Set(None),
+                result: Set(None),
+                started_at: Set(None),
+                finished_at: Set(None),
+            });
+            run_steps::Entity::insert_many(steps)
+                .on_conflict(
+                    OnConflict::columns([run_steps::Column::RunId, run_steps::Column::StepIndex])
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        recorded.push(run);
+    }
+    let mut out = Vec::with_capacity(recorded.len());
+    for run in recorded {
+        let steps = steps_of(&txn, run.id).await?;
+        out.push(Run { run, steps });
+    }
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// One run with its steps.
+pub async fn get<C: ConnectionTrait>(conn: &C, run_id: i64) -> Result<Option<Run>, StorageError> {
+    let Some(run) = runs::Entity::find_by_id(run_id).one(conn).await? else {
+        return Ok(None);
+    };
+    let steps = steps_of(conn, run_id).await?;
+    Ok(Some(Run { run, steps }))
+}
+
+/// Runs matching `filter`, newest first, with their steps.
+pub async fn list<C: ConnectionTrait>(conn: &C, filter: &RunFilter) -> Result<Vec<Run>, StorageError> {
+    let mut query = runs::Entity::find();
+    if let Some(customer_id) = filter.customer_id {
+        query = query.filter(runs::Column::CustomerId.eq(customer_id));
+    }
+    if let Some(workflow_id) = &filter.workflow_id {
+        query = query.filter(runs::Column::WorkflowId.eq(workflow_id.as_str()));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(runs::Column::Status.eq(status.as_str()));
+    }
+    let rows = query
+        .order_by_desc(runs::Column::Id)
+        .limit(filter.limit.unwrap_or(100))
+        .all(conn)
+        .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut steps = if ids.is_empty() {
+        Vec::new()
+    } else {
+        run_steps::Entity::find()
+            .filter(run_steps::Column::RunId.is_in(ids))
+            .order_by_asc(run_steps::Column::RunId)
+            .order_by_asc(run_steps::Column::StepIndex)
+            .all(conn)
+            .await?
+    };
+    Ok(rows
+        .into_iter()
+        .map(|run| {
+            let (mine, rest): (Vec<_>, Vec<_>) = steps.drain(..).partition(|s| s.run_id == run.id);
+            steps = rest;
+            Run { run, steps: mine }
+        })
+        .collect())
+}
+
+/// Records a failed attempt of a step (the effect itself was rolled back): the step is
+/// `failed` with its error and one more attempt, and the run carries the error too.
+pub async fn mark_step_failed<C: ConnectionTrait>(
+    conn: &C,
+    run_id: i64,
+    step_index: i32,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "UPDATE run_steps SET status = $1, attempts = attempts + 1, error = $2, \
+         started_at = COALESCE(started_at, $3), finished_at = $3 \
+         WHERE run_id = $4 AND step_index = $5 AND status <> 'done'",
+        vec![
+            step_status::FAILED.into(),
+            error.into(),
+            now.into(),
+            run_id.into(),
+            step_index.into(),
+        ],
+    ))
+    .await?;
+    conn.execute(statement(
+        conn,
+        "UPDATE runs SET error = $1, updated_at = $2 WHERE id = $3",
+        vec![error.into(), now.into(), run_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Marks a step done with what it did and moves the run past it. Actions call this inside
+/// their transaction, so the effect and the record commit together.
+pub async fn complete_step<C: ConnectionTrait>(
+    conn: &C,
+    run_id: i64,
+    step_index: i32,
+    result: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "UPDATE run_steps SET status = $1, attempts = attempts + 1, error = NULL, result = $2, \
+         started_at = COALESCE(started_at, $3), finished_at = $3 \
+         WHERE run_id = $4 AND step_index = $5",
+        vec![
+            step_status::DONE.into(),
+            result.clone().into(),
+            now.into(),
+            run_id.into(),
+            step_index.into(),
+        ],
+    ))
+    .await?;
+    advance(conn, run_id, step_index + 1, status::RUNNING, now).await
+}
+
+/// Parks a run on its delay step: the step is `waiting`, the run `waiting` with its next
+/// step after the delay. Call it in the transaction that schedules the continuation.
+pub async fn set_waiting<C: ConnectionTrait>(
+    conn: &C,
+    run_id: i64,
+    step_index: i32,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "UPDATE run_steps SET status = $1, attempts = attempts + 1, \
+         started_at = COALESCE(started_at, $2) WHERE run_id = $3 AND step_index = $4",
+        vec![
+            step_status::WAITING.into(),
+            now.into(),
+            run_id.into(),
+            step_index.into(),
+        ],
+    ))
+    .await?;
+    advance(conn, run_id, step_index + 1, status::WAITING, now).await
+}
+
+/// Wakes a waiting run: its delay steps are done and the run is running again.
+pub async fn resume<C: ConnectionTrait>(conn: &C, run_id: i64, now: DateTime<Utc>) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "UPDATE run_steps SET status = $1, finished_at = $2 WHERE run_id = $3 AND status = $4",
+        vec![
+            step_status::DONE.into(),
+            now.into(),
+            run_id.into(),
+            step_status::WAITING.into(),
+        ],
+    ))
+    .await?;
+    conn.execute(statement(
+        conn,
+        "UPDATE runs SET status = $1, updated_at = $2 WHERE id = $3",
+        vec![status::RUNNING.into(), now.into(), run_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Ends a run: `done`, or `failed` with the error that stopped it.
+pub async fn finish_run<C: ConnectionTrait>(
+    conn: &C,
+    run_id: i64,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let status = if error.is_some() { status::FAILED } else { status::DONE };
+    conn.execute(statement(
+        conn,
+        "UPDATE runs SET status = $1, error = $2, updated_at = $3 WHERE id = $4",
+        vec![
+            status.into(),
+            error.map(str::to_owned).into(),
+            now.into(),
+            run_id.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Moves `next_step` forward to `next` (never back, so a late replay cannot rewind it).
+async fn advance<C: ConnectionTrait>(
+    conn: &C,
+    run_id: i64,
+    next: i32,
+    run_status: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "UPDATE runs SET next_step = CASE WHEN next_step < $1 THEN $1 ELSE next_step END, \
+         status = $2, updated_at = $3 WHERE id = $4",
+        vec![next.into(), run_status.into(), now.into(), run_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+async fn steps_of<C: ConnectionTrait>(conn: &C, run_id: i64) -> Result<Vec<run_steps::Model>, StorageError> {
+    Ok(run_steps::Entity::find()
+        .filter(run_steps::Column::RunId.eq(run_id))
+        .order_by_asc(run_steps::Column::StepIndex)
+        .all(conn)
+        .await?)
+}

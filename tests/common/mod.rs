@@ -1,0 +1,95 @@
+//! A fresh migrated database per test: a SQLite file in a temporary directory, or, when
+//! WFE_TEST_DATABASE_URL points at a PostgreSQL server, a new database created there.
+#![allow(dead_code)]
+
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::ConnectionTrait;
+use std::sync::atomic::{AtomicU32, Ordering};
+use workflow_engine::storage::Database;
+
+/// The environment variable naming a PostgreSQL server to test against.
+pub const PG_ENV: &str = "WFE_TEST_DATABASE_URL";
+
+pub struct TestDb {
+    pub db: Database,
+    /// The URL of this test's database, for more connections to it.
+    pub url: String,
+    /// Keeps the SQLite file alive for the test.
+    _dir: Option<tempfile::TempDir>,
+    /// The server URL and database name to drop at the end (PostgreSQL).
+    drop: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn is_postgres(&self) -> bool {
+        self.drop.is_some()
+    }
+
+    /// A second, independent connection pool to the same database.
+    pub async fn connect_again(&self) -> Database {
+        Database::connect(&self.url).await.unwrap()
+    }
+
+    /// Closes the pool and drops the PostgreSQL database; skipped when a test fails, which
+    /// leaves the database for a look.
+    pub async fn finish(self) {
+        let TestDb { db, drop, .. } = self;
+        db.close().await.unwrap();
+        if let Some((server, name)) = drop {
+            let admin = Database::connect(&server).await.unwrap();
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+            let _ = admin.close().await;
+        }
+    }
+}
+
+pub async fn fresh() -> TestDb {
+    let test = match std::env::var(PG_ENV).ok().filter(|u| !u.is_empty()) {
+        Some(server) => postgres(&server).await,
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}/data/engine.db", dir.path().display());
+            TestDb {
+                db: Database::connect(&url).await.unwrap(),
+                url,
+                _dir: Some(dir),
+                drop: None,
+            }
+        }
+    };
+    test.db.migrate().await.unwrap();
+    test
+}
+
+async fn postgres(server: &str) -> TestDb {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let nanos = Utc::now().timestamp_subsec_nanos();
+    let name = format!(
+        "wfe_test_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = Database::connect(server).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let mut url = url::Url::parse(server).unwrap();
+    url.set_path(&format!("/{name}"));
+    let url = url.to_string();
+    TestDb {
+        db: Database::connect(&url).await.unwrap(),
+        url,
+        _dir: None,
+        drop: Some((server.to_owned(), name)),
+    }
+}
+
+/// A fixed instant, so tests control time.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
+}

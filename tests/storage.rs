@@ -1,0 +1,508 @@
+//! The storage layer through its public API: migrations, workflows and their versions,
+//! customer snapshots, runs, scheduled continuations, the outbox and the demo seed.
+
+mod common;
+
+use chrono::Duration;
+use common::{fresh, t0};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{json, Value};
+use workflow_engine::catalogue::ActionKind;
+use workflow_engine::conditions::Limits;
+use workflow_engine::envelope::EventEnvelope;
+use workflow_engine::schema::FieldSchema;
+use workflow_engine::storage::entities::{
+    agents, customer_statuses, customers, sms_providers, statuses as status_rows, teams, webhook_endpoints,
+};
+use workflow_engine::storage::outbox::{self, Origin, OutboxKind};
+use workflow_engine::storage::runs::{self, PlannedRun, RunFilter};
+use workflow_engine::storage::{customers as customer_repo, scheduled, seed, statuses, workflows, Database};
+use workflow_engine::validate::Validator;
+use workflow_engine::workflow::Workflow;
+
+fn workflow(definition: Value) -> Workflow {
+    let schema = FieldSchema::default();
+    Validator::new(&schema, Limits::default())
+        .workflow(&definition)
+        .unwrap()
+        .workflow
+}
+
+fn event(id: &str, customer_id: i64) -> EventEnvelope {
+    EventEnvelope::from_value(
+        json!({"id": id, "type": "customer.deposited", "customer_id": customer_id, "data": {"amount": 10}}),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
+    let t = fresh().await;
+    t.db.migrate().await.unwrap();
+    let other = t.connect_again().await;
+    other.migrate().await.unwrap();
+    other.close().await.unwrap();
+    assert_eq!(workflows::list(&t.db).await.unwrap().len(), 0);
+    assert_eq!(t.db.backend(), if t.is_postgres() { "postgres" } else { "sqlite" });
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn only_one_sms_provider_can_be_active() {
+    let t = fresh().await;
+    let insert = |name: &str, active: bool| sms_providers::ActiveModel {
+        name: sea_orm::Set(name.into()),
+        url: sea_orm::Set("http://x".into()),
+        active: sea_orm::Set(active),
+        ..Default::default()
+    };
+    sms_providers::Entity::insert(insert("a", true))
+        .exec(&t.db)
+        .await
+        .unwrap();
+    sms_providers::Entity::insert(insert("b", false))
+        .exec(&t.db)
+        .await
+        .unwrap();
+    sms_providers::Entity::insert(insert("c", false))
+        .exec(&t.db)
+        .await
+        .unwrap();
+    assert!(sms_providers::Entity::insert(insert("d", true))
+        .exec(&t.db)
+        .await
+        .is_err());
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn workflows_keep_every_version_and_bump_the_change_counter() {
+    let t = fresh().await;
+    let db = &t.db;
+    let draft = json!({"name": "Greet", "trigger_event": "customer.registered",
+                       "actions": [{"type": "add_note", "params": {"body": "hi"}}]});
+    let created = workflows::create(db, &workflow(draft.clone()), "alice").await.unwrap();
+    assert!(
+        created.id.starts_with("wf_") && created.id.len() == 15,
+        "{}",
+        created.id
+    );
+    assert_eq!(created.version, 1);
+    assert_eq!(created.definition["id"], created.id.as_str());
+    assert_eq!(created.definition["version"], 1);
+    assert_eq!(workflows::change_counter(db).await.unwrap(), 1);
+
+    let mut changed = draft.clone();
+    changed["name"] = json!("Greet warmly");
+    changed["priority"] = json!(5);
+    let updated = workflows::update(db, &created.id, &workflow(changed), "bob")
+        .await
+        .unwrap();
+    assert_eq!(
+        (updated.version, updated.name.as_str(), updated.priority),
+        (2, "Greet warmly", 5)
+    );
+
+    let with_id = json!({"id": "fixed-id", "name": "Other", "trigger_event": "customer.ftd", "active": false,
+                         "actions": [{"type": "add_note", "params": {"body": "x"}}]});
+    workflows::create(db, &workflow(with_id.clone()), "alice")
+        .await
+        .unwrap();
+    let dup = workflows::create(db, &workflow(with_id), "alice").await.unwrap_err();
+    assert_eq!(dup.to_string(), "workflow \"fixed-id\" already exists");
+
+    let names: Vec<String> = workflows::list(db).await.unwrap().into_iter().map(|w| w.name).collect();
+    assert_eq!(names, ["Greet warmly", "Other"]);
+    let active: Vec<String> = workflows::list_active(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(active, [created.id.as_str()]);
+
+    workflows::delete(db, &created.id, "carol").await.unwrap();
+    assert!(workflows::get(db, &created.id).await.unwrap().is_none());
+    assert_eq!(workflows::list(db).await.unwrap().len(), 1);
+    let err = workflows::update(db, &created.id, &workflow(draft), "bob")
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), format!("workflow {:?} not found", created.id));
+
+    let history = workflows::versions(db, &created.id).await.unwrap();
+    let summary: Vec<(i64, &str, &str)> = history
+        .iter()
+        .map(|v| (v.version, v.change.as_str(), v.changed_by.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [(1, "created", "alice"), (2, "updated", "bob"), (3, "deleted", "carol")]
+    );
+    assert_eq!(history[0].definition["name"], "Greet");
+    assert_eq!(history[1].definition["name"], "Greet warmly");
+    assert_eq!(workflows::change_counter(db).await.unwrap(), 4);
+
+    // A stored definition validates back into the same workflow.
+    let stored = workflows::get(db, "fixed-id").await.unwrap().unwrap();
+    let again = workflow(stored.definition.clone());
+    assert_eq!(again.id.as_deref(), Some("fixed-id"));
+    assert_eq!(again.version, Some(1));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn snapshots_flatten_custom_fields_and_name_every_status_type() {
+    let t = fresh().await;
+    let db = &t.db;
+    seed::load_demo(db, "http://127.0.0.1:9/hook").await.unwrap();
+    // A broker-created status type shows up with no code change.
+    let mood = statuses::ensure_status_type(db, "mood").await.unwrap();
+    statuses::ensure_status(db, mood, "happy").await.unwrap();
+    // A custom field named like a column never wins over the column.
+    customers::Entity::update_many()
+        .col_expr(
+            customers::Column::CustomFields,
+            sea_orm::sea_query::Expr::value(json!({"country": "XX", "vip_tier": "gold"})),
+        )
+        .filter(customers::Column::Id.eq(1))
+        .exec(db)
+        .await
+        .unwrap();
+
+    let snap = customer_repo::snapshot(db, 1).await.unwrap().unwrap();
+    assert_eq!(snap["id"], 1);
+    assert_eq!(snap["first_name"], "Ana");
+    assert_eq!(snap["country"], "BR");
+    assert_eq!(snap["vip_tier"], "gold");
+    assert_eq!(snap["balance"], 2500.0);
+    assert_eq!(snap["registered_at"], "2026-11-01T09:00:00Z");
+    assert_eq!(
+        (snap["agent_id"].clone(), snap["team_id"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(
+        (snap["desk"].clone(), snap["active"].clone(), snap["frozen"].clone()),
+        (json!("sales"), json!(true), json!(false))
+    );
+    assert_eq!(snap["sales_status"], "interested");
+    assert_eq!(snap["kyc_status"], "approved");
+    assert_eq!(snap["retention_status"], "churning");
+    assert!(snap["retention_status_id"].is_i64());
+    assert_eq!(snap["mood_status"], Value::Null);
+    assert_eq!(snap["mood_status_id"], Value::Null);
+    assert!(customer_repo::snapshot(db, 42).await.unwrap().is_none());
+
+    let types = statuses::status_types(db).await.unwrap();
+    let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["sales", "kyc", "retention", "mood"]);
+    let sales: Vec<&str> = types[0].statuses.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(sales, ["new", "contacted", "interested", "vip"]);
+    let fields = statuses::custom_fields(db).await.unwrap();
+    assert_eq!(
+        fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["source", "vip_tier"]
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn runs_are_unique_per_event_and_workflow_and_resume() {
+    let t = fresh().await;
+    let db = &t.db;
+    let planned = vec![
+        PlannedRun {
+            workflow_id: "a".into(),
+            workflow_version: 3,
+            steps: vec![ActionKind::AddNote, ActionKind::Delay, ActionKind::SendEmail],
+        },
+        PlannedRun {
+            workflow_id: "b".into(),
+            workflow_version: 1,
+            steps: vec![ActionKind::SetStatus],
+        },
+    ];
+    let e = event("evt-1", 7);
+    let first = runs::record_runs(db, &e, 2, &planned, t0()).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let a = &first[0];
+    assert_eq!(
+        (a.run.workflow_id.as_str(), a.run.workflow_version, a.run.partition),
+        ("a", 3, 2)
+    );
+    assert_eq!(
+        (a.run.status.as_str(), a.run.next_step, a.run.customer_id),
+        ("pending", 0, 7)
+    );
+    assert_eq!(a.run.event["id"], "evt-1");
+    let kinds: Vec<&str> = a.steps.iter().map(|s| s.action_type.as_str()).collect();
+    assert_eq!(kinds, ["add_note", "delay", "send_email"]);
+
+    // Progress, then the event is redelivered: the same runs come back with their progress.
+    runs::complete_step(db, a.run.id, 0, &json!({"note_id": 1}), t0())
+        .await
+        .unwrap();
+    runs::set_waiting(db, a.run.id, 1, t0()).await.unwrap();
+    let again = runs::record_runs(db, &e, 2, &planned, t0()).await.unwrap();
+    assert_eq!(
+        again.iter().map(|r| r.run.id).collect::<Vec<_>>(),
+        first.iter().map(|r| r.run.id).collect::<Vec<_>>()
+    );
+    assert_eq!((again[0].run.status.as_str(), again[0].run.next_step), ("waiting", 2));
+    let statuses: Vec<&str> = again[0].steps.iter().map(|s| s.status.as_str()).collect();
+    assert_eq!(statuses, ["done", "waiting", "pending"]);
+    assert_eq!(again[0].steps[0].result, Some(json!({"note_id": 1})));
+    assert_eq!(runs::list(db, &RunFilter::default()).await.unwrap().len(), 2);
+
+    runs::resume(db, a.run.id, t0()).await.unwrap();
+    runs::finish_run(db, a.run.id, None, t0()).await.unwrap();
+    runs::finish_run(db, first[1].run.id, Some("no team 9"), t0())
+        .await
+        .unwrap();
+    let done = runs::get(db, a.run.id).await.unwrap().unwrap();
+    assert_eq!(done.run.status, "done");
+    assert_eq!(done.steps[1].status, "done");
+
+    // Another event for another customer, then the filters.
+    runs::record_runs(db, &event("evt-2", 8), 1, &planned[..1], t0())
+        .await
+        .unwrap();
+    let by_customer = runs::list(
+        db,
+        &RunFilter {
+            customer_id: Some(7),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_customer.len(), 2);
+    assert!(by_customer.iter().all(|r| !r.steps.is_empty()));
+    let by_workflow = runs::list(
+        db,
+        &RunFilter {
+            workflow_id: Some("a".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_workflow.len(), 2);
+    let failed = runs::list(
+        db,
+        &RunFilter {
+            status: Some("failed".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].run.error.as_deref(), Some("no team 9"));
+    let limited = runs::list(
+        db,
+        &RunFilter {
+            limit: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(limited[0].run.customer_id, 8, "newest first");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn scheduled_rows_are_claimed_once_per_lease_and_per_partition() {
+    let t = fresh().await;
+    let db = &t.db;
+    let now = t0();
+    let txn = db.begin().await.unwrap();
+    scheduled::schedule(&txn, 1, 10, 0, now - Duration::minutes(5), now)
+        .await
+        .unwrap();
+    scheduled::schedule(&txn, 2, 11, 0, now - Duration::minutes(1), now)
+        .await
+        .unwrap();
+    scheduled::schedule(&txn, 3, 12, 1, now - Duration::minutes(1), now)
+        .await
+        .unwrap();
+    scheduled::schedule(&txn, 4, 10, 0, now + Duration::hours(1), now)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(scheduled::list(db, 10).await.unwrap().len(), 4);
+
+    assert_eq!(
+        scheduled::next_due(db, &[0], now).await.unwrap(),
+        Some(now - Duration::minutes(5))
+    );
+    assert_eq!(scheduled::next_due(db, &[7], now).await.unwrap(), None);
+
+    let lease = Duration::seconds(60);
+    let claimed = scheduled::claim_due(db, "node-a", &[0], now, lease, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|s| s.run_id).collect::<Vec<_>>(), [1, 2]);
+    assert!(claimed
+        .iter()
+        .all(|s| s.claimed_by.as_deref() == Some("node-a") && s.claimed_until == Some(now + lease)));
+    // Under lease: nobody else gets them; the other partition is another node's.
+    assert!(scheduled::claim_due(db, "node-b", &[0], now, lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let other = scheduled::claim_due(db, "node-b", &[1], now, lease, 10).await.unwrap();
+    assert_eq!(other.iter().map(|s| s.run_id).collect::<Vec<_>>(), [3]);
+    // The next thing partition 0 needs: the end of node-a's lease, before run 4's due time.
+    assert_eq!(scheduled::next_due(db, &[0], now).await.unwrap(), Some(now + lease));
+
+    // node-a finishes run 1 and dies holding run 2: after the lease, run 2 is free again.
+    let txn = db.begin().await.unwrap();
+    scheduled::complete(&txn, 1).await.unwrap();
+    txn.commit().await.unwrap();
+    let later = now + Duration::seconds(61);
+    let retaken = scheduled::claim_due(db, "node-b", &[0, 1], later, lease, 1)
+        .await
+        .unwrap();
+    // Runs 2 and 3 are due at the same time: the earlier row goes first.
+    assert_eq!(
+        retaken.iter().map(|s| s.run_id).collect::<Vec<_>>(),
+        [2],
+        "earliest first, limit 1"
+    );
+    let retaken = scheduled::claim_due(db, "node-b", &[0, 1], later, lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(retaken.iter().map(|s| s.run_id).collect::<Vec<_>>(), [3]);
+    assert!(scheduled::claim_due(db, "node-b", &[], later, lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Rescheduling a run replaces its row and clears the claim.
+    scheduled::schedule(db, 2, 11, 0, later + Duration::hours(2), later)
+        .await
+        .unwrap();
+    let rows = scheduled::list(db, 10).await.unwrap();
+    let row = rows.iter().find(|s| s.run_id == 2).unwrap();
+    assert_eq!((row.claimed_by.clone(), row.due_at), (None, later + Duration::hours(2)));
+    assert_eq!(rows.len(), 3);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn outbox_ignores_a_duplicate_key_and_tracks_delivery() {
+    let t = fresh().await;
+    let db = &t.db;
+    let now = t0();
+    let origin = Origin {
+        run_id: Some(1),
+        step_index: Some(2),
+        customer_id: 7,
+    };
+    assert!(
+        outbox::enqueue(db, OutboxKind::Email, origin, json!({"subject": "a"}), "run-1-2", now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !outbox::enqueue(db, OutboxKind::Email, origin, json!({"subject": "b"}), "run-1-2", now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        outbox::enqueue(db, OutboxKind::Sms, origin, json!({"text": "c"}), "run-1-3", now)
+            .await
+            .unwrap()
+    );
+    let due = outbox::due(db, now, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(due[0].payload, json!({"subject": "a"}));
+    assert_eq!(OutboxKind::from_name(&due[1].kind), Some(OutboxKind::Sms));
+
+    outbox::mark_retry(db, due[0].id, "timeout", now + Duration::seconds(30))
+        .await
+        .unwrap();
+    outbox::mark_delivered(db, due[1].id, now).await.unwrap();
+    assert!(outbox::due(db, now, 10).await.unwrap().is_empty());
+    let retry = outbox::due(db, now + Duration::seconds(30), 10).await.unwrap();
+    assert_eq!(
+        (retry[0].attempts, retry[0].last_error.as_deref()),
+        (1, Some("timeout"))
+    );
+    outbox::mark_failed(db, retry[0].id, "gave up").await.unwrap();
+    let failed = outbox::by_key(db, "run-1-2").await.unwrap().unwrap();
+    assert_eq!((failed.status.as_str(), failed.attempts), ("failed", 2));
+    let delivered = outbox::by_key(db, "run-1-3").await.unwrap().unwrap();
+    assert_eq!(
+        (delivered.status.as_str(), delivered.delivered_at),
+        ("delivered", Some(now))
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn the_demo_seed_loads_twice_without_duplicating() {
+    let t = fresh().await;
+    let db = &t.db;
+    let first = seed::load_demo(db, "http://127.0.0.1:9/first").await.unwrap();
+    assert_eq!(first.workflows_created, 4);
+    let counts = |db: &Database| {
+        let db = db.clone();
+        async move {
+            (
+                teams::Entity::find().count(&db).await.unwrap(),
+                agents::Entity::find().count(&db).await.unwrap(),
+                customers::Entity::find().count(&db).await.unwrap(),
+                status_rows::Entity::find().count(&db).await.unwrap(),
+                customer_statuses::Entity::find().count(&db).await.unwrap(),
+                sms_providers::Entity::find().count(&db).await.unwrap(),
+                webhook_endpoints::Entity::find().count(&db).await.unwrap(),
+                workflows::versions(&db, "seed-example").await.unwrap().len(),
+            )
+        }
+    };
+    let before = counts(db).await;
+    assert_eq!(before, (4, 6, 5, 10, 12, 2, 1, 1));
+    let second = seed::load_demo(db, "http://127.0.0.1:9/second").await.unwrap();
+    assert_eq!(second.workflows_created, 0);
+    assert_eq!(counts(db).await, before);
+
+    let ids: Vec<String> = workflows::list(db).await.unwrap().into_iter().map(|w| w.id).collect();
+    assert_eq!(
+        ids,
+        ["seed-high-value", "seed-churning", "seed-example", "seed-onboarding"],
+        "by priority"
+    );
+    let onboarding = workflows::get(db, "seed-onboarding").await.unwrap().unwrap();
+    assert_eq!(onboarding.name, "New depositor onboarding");
+    assert_eq!(onboarding.definition["actions"][0]["params"]["agent_id"], 4);
+
+    let hook = webhook_endpoints::Entity::find().one(db).await.unwrap().unwrap();
+    assert_eq!(
+        (hook.name.as_str(), hook.url.as_str()),
+        ("slack_notification", "http://127.0.0.1:9/second")
+    );
+    let active: Vec<String> = sms_providers::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.active)
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(active, ["demo-sms"]);
+    let retention = teams::Entity::find_by_id(4).one(db).await.unwrap().unwrap();
+    assert_eq!((retention.parent_id, retention.desk.as_str()), (Some(3), "retention"));
+    let managers: Vec<Option<i64>> = agents::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.manager_id)
+        .collect();
+    assert_eq!(managers, [Some(1), Some(1), Some(1), Some(4), Some(4), Some(4)]);
+    // The seed is plain SQL data: the engine's field schema sees its statuses.
+    let schema = statuses::field_schema(db).await.unwrap();
+    assert!(!schema.fields_for("customer.deposited").is_empty());
+    let _ = db.execute_unprepared("SELECT 1").await.unwrap();
+    t.finish().await;
+}
