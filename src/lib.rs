@@ -19,21 +19,37 @@
 //! Where it keeps its state (the only modules that touch the database):
 //! - [`storage`]: the sea-orm connection (SQLite or PostgreSQL), one entity per table and
 //!   one repository per concept: workflows with their versions, statuses, customer
-//!   snapshots, runs, scheduled continuations, the outbox, demo seed data.
+//!   snapshots, runs, step transitions, scheduled continuations, the outbox, emitted
+//!   time-based events, demo seed data.
 //! - [`actions`]: the ten internal actions, each applied in one transaction with its step.
 //!
-//! How it runs lives in `actors/`; the schema migrations in the `migrations` crate.
+//! How it runs and how it is reached:
+//! - [`actors`] (the `actors/` folder): one actor per file, wired in `actors::topology`.
+//! - [`api`]: the HTTP API; [`service`]: `serve` and `migrate`; [`demo`]: `demo`.
+//! - [`settings`], [`telemetry`], [`kafka`], [`outbound`]: configuration, logs, Kafka
+//!   clients and the embedded broker, outbound requests and their signature.
+//!
+//! The schema migrations live in the `migrations` crate.
 
 pub mod actions;
+#[path = "../actors/mod.rs"]
+pub mod actors;
+pub mod api;
 pub mod catalogue;
 pub mod check;
 pub mod conditions;
+pub mod demo;
 pub mod duration;
 pub mod envelope;
+pub mod kafka;
+pub mod outbound;
 pub mod plan;
 pub mod problem;
 pub mod schema;
+pub mod service;
+pub mod settings;
 pub mod storage;
+pub mod telemetry;
 pub mod template;
 pub mod validate;
 pub mod workflow;

@@ -1,11 +1,13 @@
-//! The `workflow-engine` command line.
+//! The `workflow-engine` command line: serve (the default), migrate, demo, check.
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use workflow_engine::check::check_text;
 use workflow_engine::conditions::Limits;
 use workflow_engine::schema::FieldSchema;
+use workflow_engine::settings::Settings;
 
 #[derive(Parser)]
 #[command(
@@ -14,12 +16,22 @@ use workflow_engine::schema::FieldSchema;
     about = "Event-driven workflow engine for brokerage CRMs"
 )]
 struct Cli {
+    /// Directory holding the optional local.toml.
+    #[arg(long, global = true, default_value = "config")]
+    config_dir: PathBuf,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the engine: consume events, run workflows, serve the HTTP API (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Run the seed's three use cases end to end on the embedded defaults and print what
+    /// happened.
+    Demo,
     /// Validate a workflow file (one definition or an array) and print every problem with
     /// its JSON pointer; exits non-zero when any definition is invalid.
     Check {
@@ -30,8 +42,27 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Check { file } => check(&file),
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Check { file } = &command {
+        return check(file);
+    }
+    let result = Settings::load(&cli.config_dir)
+        .context("loading configuration")
+        .and_then(|settings| {
+            workflow_engine::telemetry::init(&settings.log);
+            match command {
+                Command::Serve => workflow_engine::service::serve(settings),
+                Command::Migrate => workflow_engine::service::migrate(settings),
+                Command::Demo => workflow_engine::demo::run(settings),
+                Command::Check { .. } => Ok(()),
+            }
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_crm;
 mod m20261125_000002_engine;
+mod m20261125_000003_inactivity;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_crm::Migration),
             Box::new(m20261125_000002_engine::Migration),
+            Box::new(m20261125_000003_inactivity::Migration),
         ]
     }
 }

@@ -93,6 +93,14 @@ pub enum ActionError {
     Storage(#[from] StorageError),
 }
 
+impl ActionError {
+    /// A database failure (the database may come back), as opposed to an action that cannot
+    /// apply to this data and would fail again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ActionError::Storage(StorageError::Db(_)))
+    }
+}
+
 impl From<DbErr> for ActionError {
     fn from(e: DbErr) -> Self {
         ActionError::Storage(StorageError::Db(e))

@@ -11,6 +11,7 @@
 //! itself under SQLite.
 
 pub mod customers;
+pub mod emitters;
 pub mod entities;
 pub mod outbox;
 pub mod runs;
@@ -18,6 +19,7 @@ pub mod scheduled;
 pub mod seed;
 pub mod sql;
 pub mod statuses;
+pub mod steps;
 pub mod workflows;
 
 use sea_orm::sqlx::sqlite::SqliteJournalMode;

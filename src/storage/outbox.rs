@@ -113,6 +113,22 @@ pub async fn due<C: ConnectionTrait>(
         .await?)
 }
 
+/// Pending events the engine emits (kind `event`), oldest first, for the relay.
+pub async fn due_events<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<OutboxMessage>, StorageError> {
+    Ok(outbox::Entity::find()
+        .filter(outbox::Column::Kind.eq(OutboxKind::Event.as_str()))
+        .filter(outbox::Column::Status.eq(status::PENDING))
+        .filter(outbox::Column::NextAttemptAt.lte(now))
+        .order_by_asc(outbox::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
 /// The message with this idempotency key.
 pub async fn by_key<C: ConnectionTrait>(conn: &C, key: &str) -> Result<Option<OutboxMessage>, StorageError> {
     Ok(outbox::Entity::find()

@@ -1,0 +1,186 @@
+//! Metrics: every actor's mailbox (depth, capacity, processed, time senders waited on a
+//! full mailbox), labelled by actor, and the engine's own counters. Exported in the
+//! Prometheus text format at GET /metrics.
+//!
+//! The prometheus crate gives typed, label-checked collectors and the exposition format;
+//! it is the well-kept choice, with its protobuf feature off.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The engine's collectors, registered once per process.
+pub struct Metrics {
+    pub registry: Registry,
+    mailbox_depth: IntGaugeVec,
+    mailbox_capacity: IntGaugeVec,
+    mailbox_processed: IntCounterVec,
+    backpressure_seconds: prometheus::CounterVec,
+    /// Live actors by kind (executors come and go with customers).
+    pub actors: IntGaugeVec,
+    /// Events by trigger and outcome (no_workflow, no_match, matched, dead_lettered).
+    pub events: IntCounterVec,
+    /// Action steps by action type and outcome (done, failed, retried, skipped).
+    pub actions: IntCounterVec,
+    pub action_seconds: HistogramVec,
+    /// Runs by final status.
+    pub runs: IntCounterVec,
+    /// Consumer lag per partition, from librdkafka's statistics.
+    pub consumer_lag: IntGaugeVec,
+    /// Offsets stored for commit, per partition.
+    pub committed_offset: IntGaugeVec,
+    /// How late a delayed chain resumed (actual minus due), in seconds.
+    pub scheduler_lateness: Histogram,
+    pub scheduler_claimed: IntCounter,
+    /// Delivery attempts by kind and outcome (ok, retry, failed, refused).
+    pub delivery_attempts: IntCounterVec,
+    /// Database operations retried after a transient failure.
+    pub db_retries: IntCounterVec,
+    /// Workflows in the live set, and set swaps.
+    pub workflows_active: IntGauge,
+    pub workflow_set_swaps: IntCounter,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace("wfe")
+}
+
+impl Metrics {
+    fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+            let g = IntGaugeVec::new(opts(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(opts(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let backpressure_seconds = prometheus::CounterVec::new(
+            opts(
+                "mailbox_backpressure_seconds_total",
+                "Time senders waited on a full mailbox",
+            ),
+            &["actor"],
+        )?;
+        registry.register(Box::new(backpressure_seconds.clone()))?;
+        let action_seconds = HistogramVec::new(
+            HistogramOpts::new("action_duration_seconds", "Time to run one action step")
+                .namespace("wfe")
+                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
+            &["action"],
+        )?;
+        registry.register(Box::new(action_seconds.clone()))?;
+        let scheduler_lateness = Histogram::with_opts(
+            HistogramOpts::new(
+                "scheduler_lateness_seconds",
+                "Resume time minus due time of delayed chains",
+            )
+            .namespace("wfe")
+            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 30.0, 60.0, 300.0]),
+        )?;
+        registry.register(Box::new(scheduler_lateness.clone()))?;
+        let scheduler_claimed = IntCounter::with_opts(opts("scheduler_claimed_total", "Delayed chains claimed"))?;
+        registry.register(Box::new(scheduler_claimed.clone()))?;
+        let workflows_active = IntGauge::with_opts(opts("workflows_active", "Active workflows in the live set"))?;
+        registry.register(Box::new(workflows_active.clone()))?;
+        let workflow_set_swaps = IntCounter::with_opts(opts("workflow_set_swaps_total", "Workflow set rebuilds"))?;
+        registry.register(Box::new(workflow_set_swaps.clone()))?;
+        Ok(Self {
+            mailbox_depth: gauge("mailbox_depth", "Messages waiting in actor mailboxes", &["actor"])?,
+            mailbox_capacity: gauge("mailbox_capacity", "Mailbox capacity of one actor", &["actor"])?,
+            mailbox_processed: counter("mailbox_processed_total", "Messages handled", &["actor"])?,
+            backpressure_seconds,
+            actors: gauge("actors", "Live actors", &["actor"])?,
+            events: counter("events_total", "Events by trigger and outcome", &["trigger", "outcome"])?,
+            actions: counter(
+                "actions_total",
+                "Action steps by type and outcome",
+                &["action", "outcome"],
+            )?,
+            action_seconds,
+            runs: counter("runs_total", "Runs by final status", &["status"])?,
+            consumer_lag: gauge("consumer_lag", "Messages behind the partition's end", &["partition"])?,
+            committed_offset: gauge(
+                "consumer_stored_offset",
+                "Next offset stored for commit",
+                &["partition"],
+            )?,
+            scheduler_lateness,
+            scheduler_claimed,
+            delivery_attempts: counter("delivery_attempts_total", "Outbound requests", &["kind", "outcome"])?,
+            db_retries: counter("db_retries_total", "Database operations retried", &["operation"])?,
+            workflows_active,
+            workflow_set_swaps,
+            registry,
+        })
+    }
+
+    /// The process-wide collectors.
+    pub fn global() -> &'static Arc<Metrics> {
+        static METRICS: OnceLock<Arc<Metrics>> = OnceLock::new();
+        METRICS
+            .get_or_init(|| Arc::new(Metrics::new().unwrap_or_else(|e| panic!("metric definitions are static: {e}"))))
+    }
+
+    /// The mailbox meter of one actor kind, for the actor and its senders alike.
+    pub fn mailbox(&self, actor: &'static str) -> Mailbox {
+        Mailbox {
+            capacity: self.mailbox_capacity.with_label_values(&[actor]),
+            depth: self.mailbox_depth.with_label_values(&[actor]),
+            processed: self.mailbox_processed.with_label_values(&[actor]),
+            backpressure: self.backpressure_seconds.with_label_values(&[actor]),
+        }
+    }
+
+    /// The Prometheus text exposition of every collector.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// One actor kind's mailbox meter. Senders call [`Mailbox::sent`] and
+/// [`Mailbox::waited`]; the actor calls [`Mailbox::handled`] when it takes a message.
+#[derive(Clone)]
+pub struct Mailbox {
+    capacity: IntGauge,
+    depth: IntGauge,
+    processed: IntCounter,
+    backpressure: prometheus::Counter,
+}
+
+impl Mailbox {
+    /// Records the capacity one actor of this kind was given.
+    pub fn set_capacity(&self, capacity: usize) {
+        self.capacity.set(i64::try_from(capacity).unwrap_or(i64::MAX));
+    }
+
+    pub fn sent(&self) {
+        self.depth.inc();
+    }
+
+    pub fn handled(&self) {
+        self.depth.dec();
+        self.processed.inc();
+    }
+
+    /// Records time a sender spent blocked on a full mailbox.
+    pub fn waited(&self, time: Duration) {
+        self.backpressure.inc_by(time.as_secs_f64());
+    }
+
+    pub fn depth(&self) -> i64 {
+        self.depth.get()
+    }
+
+    pub fn processed(&self) -> u64 {
+        self.processed.get()
+    }
+}

@@ -1,0 +1,88 @@
+//! The outbox relay: publishes the events the engine emits (customer.status_changed from
+//! set_status, compliance.freeze_requested, task.overdue, customer.inactive_days) from
+//! the outbox to the topic, so they are emitted once their cause is committed and never
+//! lost: a row is marked delivered only after the broker acknowledged it.
+
+use super::metrics::Metrics;
+use crate::storage::{outbox, Database};
+use actix::prelude::*;
+use chrono::Utc;
+use rdkafka::producer::FutureProducer;
+use std::time::Duration;
+
+pub struct OutboxRelay {
+    db: Database,
+    producer: FutureProducer,
+    topic: String,
+    interval: Duration,
+    busy: bool,
+}
+
+impl OutboxRelay {
+    pub fn new(db: Database, producer: FutureProducer, topic: String, interval: Duration) -> Self {
+        Self {
+            db,
+            producer,
+            topic,
+            interval,
+            busy: false,
+        }
+    }
+
+    fn relay(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        self.busy = true;
+        let (db, producer, topic) = (self.db.clone(), self.producer.clone(), self.topic.clone());
+        ctx.spawn(
+            async move {
+                let due = match outbox::due_events(db.connection(), Utc::now(), 500).await {
+                    Ok(due) => due,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox scan failed");
+                        return;
+                    }
+                };
+                for message in due {
+                    let key = message.customer_id.to_string();
+                    let payload = message.payload.to_string();
+                    match crate::kafka::publish(&producer, &topic, &key, payload.as_bytes(), None).await {
+                        Ok(_) => {
+                            Metrics::global()
+                                .delivery_attempts
+                                .with_label_values(&["event", "ok"])
+                                .inc();
+                            if let Err(e) = outbox::mark_delivered(db.connection(), message.id, Utc::now()).await {
+                                tracing::warn!(outbox_id = message.id, error = %e, "marking a published event failed");
+                            }
+                        }
+                        Err(e) => {
+                            Metrics::global()
+                                .delivery_attempts
+                                .with_label_values(&["event", "retry"])
+                                .inc();
+                            tracing::warn!(outbox_id = message.id, error = %e, "publishing an emitted event failed");
+                            break;
+                        }
+                    }
+                }
+            }
+            .into_actor(self)
+            .map(|_, act, _| act.busy = false),
+        );
+    }
+}
+
+impl Actor for OutboxRelay {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        Metrics::global().actors.with_label_values(&["outbox_relay"]).inc();
+        ctx.run_interval(self.interval, |act, ctx| act.relay(ctx));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        Metrics::global().actors.with_label_values(&["outbox_relay"]).dec();
+    }
+}

@@ -1,0 +1,174 @@
+//! The wiring: which actor starts where, with which mailbox capacity, and how the whole
+//! stops. One place, so the shape of the runtime reads in one screen.
+//!
+//! ```text
+//! KafkaSource ─ PartitionConsumer (per partition) ─Route→ Matcher ─Execute→ Executor (per customer,
+//!                    │ dead letters → DLQ topic          │ Resume ↑          on N arbiters)
+//!                    └ RecoverPartition ───────────────→ │        Scheduler ←Wake─┘ │ Deliver
+//!                                                                           DeliveryPool (awc)
+//! OutboxRelay: emitted events from the outbox → the events topic
+//! ```
+
+use super::consumer::{DeadLetters, KafkaSource, OwnedPartitions, Shutdown, SourceConfig};
+use super::delivery::{DeliveryPolicy, DeliveryPool};
+use super::executor::ExecutorDeps;
+use super::matcher::Matcher;
+use super::metrics::Metrics;
+use super::outbox_relay::OutboxRelay;
+use super::scheduler::{Scheduler, SchedulerConfig};
+use crate::settings::Settings;
+use crate::storage::{steps, Database};
+use actix::prelude::*;
+use rdkafka::producer::FutureProducer;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error(transparent)]
+    Kafka(#[from] crate::kafka::KafkaError),
+}
+
+/// The running engine.
+pub struct Topology {
+    pub matcher: Addr<Matcher>,
+    pub source: Addr<KafkaSource>,
+    pub scheduler: Addr<Scheduler>,
+    pub relay: Addr<OutboxRelay>,
+    pub delivery: DeliveryPool,
+    pub owned: OwnedPartitions,
+    pub producer: FutureProducer,
+    arbiters: Vec<Arbiter>,
+}
+
+/// How long shutdown waits for executors to finish what they hold.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+impl Topology {
+    /// Starts every actor. Call inside a running actix system.
+    pub fn start(settings: &Settings, db: Database, brokers: &str) -> Result<Self, TopologyError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let shards = if settings.engine.arbiters == 0 {
+            cores
+        } else {
+            settings.engine.arbiters
+        };
+        let arbiters: Vec<Arbiter> = (0..shards.max(1)).map(|_| Arbiter::new()).collect();
+        let handles: Arc<[ArbiterHandle]> = arbiters.iter().map(Arbiter::handle).collect();
+        let producer = crate::kafka::producer(brokers)?;
+        let d = &settings.delivery;
+        let delivery = DeliveryPool::start(
+            shards.min(4),
+            d.concurrency,
+            DeliveryPolicy {
+                timeout: Duration::from_millis(d.timeout_ms),
+                max_attempts: d.max_attempts.max(1),
+                backoff_initial: Duration::from_millis(d.backoff_initial_ms),
+                backoff_max: Duration::from_millis(d.backoff_max_ms),
+                allowlist: d.webhook_allowlist.clone(),
+            },
+        );
+        let owned = OwnedPartitions::default();
+
+        // The scheduler and the executors know each other: create the scheduler's context
+        // first so its address exists before the matcher and executors start.
+        let scheduler_ctx = Context::<Scheduler>::new();
+        let executor_mailbox = Metrics::global().mailbox("executor");
+        executor_mailbox.set_capacity(settings.engine.executor_mailbox);
+        let deps = Arc::new(ExecutorDeps {
+            db: db.clone(),
+            delivery: delivery.clone(),
+            scheduler: scheduler_ctx.address().recipient(),
+            integrations: steps::Integrations {
+                email_url: d.email_url.clone(),
+                webhook_secret: d.webhook_secret.clone(),
+            },
+            max_step_attempts: settings.engine.max_step_attempts.max(1),
+            idle: Duration::from_secs(settings.engine.executor_idle_secs.max(1)),
+            mailbox: executor_mailbox,
+            delay_override: match settings.scheduler.delay_override_secs {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
+        });
+        let matcher_arbiter = Arbiter::new();
+        let (limits, poll) = (
+            settings.limits,
+            Duration::from_millis(settings.engine.workflow_poll_ms.max(100)),
+        );
+        let (matcher_capacity, executor_capacity) = (settings.engine.matcher_mailbox, settings.engine.executor_mailbox);
+        let matcher_db = db.clone();
+        Metrics::global().mailbox("matcher").set_capacity(matcher_capacity);
+        let matcher = Matcher::start_in_arbiter(&matcher_arbiter.handle(), move |ctx| {
+            ctx.set_mailbox_capacity(matcher_capacity);
+            Matcher::new(matcher_db, limits, poll, handles, deps, executor_capacity)
+        });
+        let s = &settings.scheduler;
+        let scheduler = scheduler_ctx.run(Scheduler::new(
+            db.clone(),
+            matcher.clone(),
+            owned.clone(),
+            SchedulerConfig {
+                node_id: settings.node_id(),
+                poll: Duration::from_secs(s.poll_interval_secs.max(1)),
+                lease: Duration::from_secs(s.lease_secs.max(1)),
+                batch: s.claim_batch.max(1),
+                emit_task_overdue: s.emit_task_overdue,
+                inactive_days: s.inactive_days.clone(),
+            },
+        ));
+        let relay = OutboxRelay::new(
+            db.clone(),
+            producer.clone(),
+            settings.kafka.topic.clone(),
+            Duration::from_millis(500),
+        )
+        .start();
+        let source = KafkaSource::new(SourceConfig {
+            brokers: brokers.to_owned(),
+            group_id: settings.kafka.group_id.clone(),
+            topic: settings.kafka.topic.clone(),
+            in_flight_per_partition: settings.kafka.in_flight_per_partition,
+            dead_letters: DeadLetters {
+                producer: producer.clone(),
+                topic: settings.kafka.dead_letter_topic.clone(),
+            },
+            sink: matcher.clone().recipient(),
+            recovery: matcher.clone().recipient(),
+            owned: owned.clone(),
+        })?
+        .start();
+        let mut arbiters = arbiters;
+        arbiters.push(matcher_arbiter);
+        Ok(Self {
+            matcher,
+            source,
+            scheduler,
+            relay,
+            delivery,
+            owned,
+            producer,
+            arbiters,
+        })
+    }
+
+    /// Whether the consumer has joined the group and owns partitions.
+    pub fn consuming(&self) -> bool {
+        self.owned.read().map(|o| !o.is_empty()).unwrap_or(false)
+    }
+
+    /// Graceful stop: stop consuming (draining and committing every partition), give
+    /// executors a moment to finish what they hold (what they do not finish is recorded and
+    /// resumed by the next owner of its partition), then stop the threads.
+    pub async fn shutdown(self) {
+        let _ = self.source.send(Shutdown).await;
+        let metrics = Metrics::global();
+        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+        while std::time::Instant::now() < deadline && metrics.mailbox("executor").depth() > 0 {
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        for arbiter in self.arbiters {
+            arbiter.stop();
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! API errors: `{"error": {"code", "message", "path", "details"?}}` with a fitting status.
+
+use crate::problem::Problem;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// JSON pointer of the bad value in the request body, `""` for the body itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Every problem, for validation errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<Problem>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            path: None,
+            details: Vec::new(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// 422 with every problem; the first one's path and message lead.
+    pub fn invalid(problems: Vec<Problem>) -> Self {
+        let first = problems.first();
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid",
+            message: first.map_or_else(|| "invalid request".to_owned(), |p| p.message.clone()),
+            path: first.map(|p| p.path.clone()),
+            details: problems,
+        }
+    }
+
+    /// Put `prefix` in front of every path (the body held the document under a key).
+    pub fn under(mut self, prefix: &str) -> Self {
+        self.path = self.path.map(|p| format!("{prefix}{p}"));
+        for d in &mut self.details {
+            d.path = format!("{prefix}{}", d.path);
+        }
+        self
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(serde_json::json!({ "error": self }))
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        use crate::storage::StorageError;
+        match e {
+            StorageError::WorkflowNotFound(id) => ApiError::not_found(format!("workflow {id:?} not found")),
+            StorageError::WorkflowExists(id) => ApiError::conflict(format!("workflow {id:?} already exists")),
+            other => {
+                tracing::error!(error = %other, "storage failure in a request");
+                ApiError::unavailable(format!("storage unavailable: {other}"))
+            }
+        }
+    }
+}

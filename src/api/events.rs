@@ -1,0 +1,32 @@
+//! POST /api/v1/events: validates an envelope and publishes it to the events topic, keyed
+//! by customer id, exactly as a platform producer would.
+
+use super::{ApiError, AppState};
+use crate::envelope::{EnvelopeError, EventEnvelope};
+use crate::problem::{Problem, Severity};
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+
+pub async fn publish(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let event = match EventEnvelope::from_value(body.clone()) {
+        Ok(event) => event,
+        Err(EnvelopeError::Invalid(problems)) => return Err(ApiError::invalid(problems)),
+        Err(EnvelopeError::Json(e)) => {
+            return Err(ApiError::invalid(vec![Problem {
+                path: String::new(),
+                message: format!("expected an event envelope: {e}"),
+                severity: Severity::Error,
+            }]))
+        }
+    };
+    let payload = serde_json::to_vec(&body).map_err(|e| ApiError::internal(e.to_string()))?;
+    let (partition, offset) = crate::kafka::publish(&state.producer, &state.topic, &event.key(), &payload, None)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    tracing::info!(event_id = %event.id, customer_id = event.customer_id, partition, offset, "event published");
+    Ok(HttpResponse::Accepted().json(json!({
+        "id": event.id, "type": event.event_type, "customer_id": event.customer_id,
+        "topic": state.topic, "partition": partition, "offset": offset,
+    })))
+}

@@ -1,0 +1,259 @@
+//! Workflow CRUD with versions, validation and the dry run.
+
+use super::{ApiError, AppState};
+use crate::actors::matcher::{load_set, Reload};
+use crate::conditions::Facts;
+use crate::envelope::{EnvelopeError, EventEnvelope};
+use crate::plan::WorkflowSet;
+use crate::problem::{Pointer, Problem, Severity};
+use crate::storage::{customers, statuses, workflows, StorageError};
+use crate::validate::{Validated, Validator};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+
+/// Keys the API adds to a stored workflow; accepted and ignored on the way back in, so a
+/// client can PUT what it GOT.
+const READ_ONLY: [&str; 2] = ["created_at", "updated_at"];
+
+fn who(req: &HttpRequest) -> String {
+    req.headers()
+        .get("X-Changed-By")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| "api".to_owned(), |v| v.chars().take(100).collect())
+}
+
+fn stored_json(stored: &workflows::StoredWorkflow) -> Value {
+    let mut out = stored.definition.clone();
+    if let Value::Object(map) = &mut out {
+        map.insert("id".into(), json!(stored.id));
+        map.insert("version".into(), json!(stored.version));
+        map.insert("active".into(), json!(stored.active));
+        map.insert("created_at".into(), json!(customers::rfc3339(stored.created_at)));
+        map.insert("updated_at".into(), json!(customers::rfc3339(stored.updated_at)));
+    }
+    out
+}
+
+async fn validate_body(state: &AppState, mut body: Value) -> Result<Validated, ApiError> {
+    if let Value::Object(map) = &mut body {
+        for key in READ_ONLY {
+            map.remove(key);
+        }
+    }
+    let schema = statuses::field_schema(state.db.connection()).await?;
+    Validator::new(&schema, state.limits)
+        .workflow(&body)
+        .map_err(|invalid| ApiError::invalid(invalid.problems))
+}
+
+/// Tells this process's matcher at once; other processes notice through their poll.
+async fn reload(state: &AppState) {
+    if let Some(matcher) = &state.matcher {
+        if let Ok(Err(e)) = matcher.send(Reload).await {
+            tracing::warn!(error = %e, "workflow reload after a change failed");
+        }
+    }
+}
+
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let rows = workflows::list(state.db.connection()).await?;
+    let items: Vec<Value> = rows.iter().map(stored_json).collect();
+    Ok(HttpResponse::Ok().json(json!({ "workflows": items })))
+}
+
+pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    match workflows::get(state.db.connection(), &id).await? {
+        Some(stored) => Ok(HttpResponse::Ok().json(stored_json(&stored))),
+        None => Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str()))),
+    }
+}
+
+pub async fn versions(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let rows = workflows::versions(state.db.connection(), &id).await?;
+    if rows.is_empty() {
+        return Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str())));
+    }
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|v| {
+            json!({"version": v.version, "change": v.change, "changed_by": v.changed_by,
+                   "changed_at": customers::rfc3339(v.changed_at), "definition": v.definition})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "versions": items })))
+}
+
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let validated = validate_body(&state, body.into_inner()).await?;
+    let stored = workflows::create(&state.db, &validated.workflow, &who(&req)).await?;
+    tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow created");
+    reload(&state).await;
+    let mut out = stored_json(&stored);
+    out["warnings"] = json!(validated.warnings);
+    Ok(HttpResponse::Created().json(out))
+}
+
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let Some(current) = workflows::get(state.db.connection(), &id).await? else {
+        return Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str())));
+    };
+    if let Some(given) = body.get("id").filter(|v| !v.is_null()) {
+        if given.as_str() != Some(id.as_str()) {
+            let mut e = ApiError::invalid(vec![Problem {
+                path: "/id".into(),
+                message: format!("id {given} does not match the URL's {:?}", id.as_str()),
+                severity: Severity::Error,
+            }]);
+            e.code = "invalid";
+            return Err(e);
+        }
+    }
+    // Optimistic concurrency: a client that read version N may only replace version N.
+    if let Some(version) = body.get("version").and_then(Value::as_i64) {
+        if version != current.version {
+            return Err(ApiError::conflict(format!(
+                "workflow {:?} is at version {}, not {version}: reload it and apply your change again",
+                id.as_str(),
+                current.version
+            )));
+        }
+    }
+    let mut validated = validate_body(&state, body).await?;
+    validated.workflow.id = Some(id.to_string());
+    let stored = match workflows::update(&state.db, &id, &validated.workflow, &who(&req)).await {
+        Err(StorageError::Db(e)) if e.to_string().to_lowercase().contains("unique") => {
+            return Err(ApiError::conflict(format!(
+                "workflow {:?} changed concurrently: retry",
+                id.as_str()
+            )))
+        }
+        other => other?,
+    };
+    tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow updated");
+    reload(&state).await;
+    let mut out = stored_json(&stored);
+    out["warnings"] = json!(validated.warnings);
+    Ok(HttpResponse::Ok().json(out))
+}
+
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let stored = workflows::delete(&state.db, &id, &who(&req)).await?;
+    tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow deleted");
+    reload(&state).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+    let validated = validate_body(&state, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(json!({"valid": true, "warnings": validated.warnings, "workflow": validated.workflow})))
+}
+
+/// POST /api/v1/dry-run: `{"event", "customer"?, "workflows"?}` → the plan and the trace,
+/// with no side effects. Without `customer` the stored customer is used; without
+/// `workflows` the stored active ones. Supplied workflows are evaluated as if active, and
+/// those without an id are named draft-0, draft-1, ... in the order given.
+pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+    let mut body = match body.into_inner() {
+        Value::Object(map) => map,
+        other => {
+            return Err(ApiError::invalid(vec![Problem {
+                path: String::new(),
+                message: format!(
+                    "expected {{\"event\", \"customer\"?, \"workflows\"?}}, got {}",
+                    crate::problem::json_type_name(&other)
+                ),
+                severity: Severity::Error,
+            }]))
+        }
+    };
+    for key in body.keys() {
+        if !["event", "customer", "workflows"].contains(&key.as_str()) {
+            return Err(ApiError::invalid(vec![Problem {
+                path: format!("/{key}"),
+                message: format!("unknown key {key:?}: expected event, customer or workflows"),
+                severity: Severity::Error,
+            }]));
+        }
+    }
+    let event = match EventEnvelope::from_value(body.remove("event").unwrap_or(Value::Null)) {
+        Ok(event) => event,
+        Err(EnvelopeError::Invalid(problems)) => return Err(ApiError::invalid(problems).under("/event")),
+        Err(EnvelopeError::Json(e)) => {
+            return Err(ApiError::invalid(vec![Problem {
+                path: "/event".into(),
+                message: format!("expected an event envelope: {e}"),
+                severity: Severity::Error,
+            }]))
+        }
+    };
+    let customer: Map<String, Value> = match body.remove("customer") {
+        Some(Value::Object(c)) => c,
+        None | Some(Value::Null) => customers::snapshot(state.db.connection(), event.customer_id)
+            .await?
+            .unwrap_or_else(|| Map::from_iter([("id".to_owned(), json!(event.customer_id))])),
+        Some(other) => {
+            return Err(ApiError::invalid(vec![Problem {
+                path: "/customer".into(),
+                message: format!(
+                    "expected a customer object, got {}",
+                    crate::problem::json_type_name(&other)
+                ),
+                severity: Severity::Error,
+            }]))
+        }
+    };
+    let set = match body.remove("workflows") {
+        None | Some(Value::Null) => load_set(&state.db, state.limits).await?,
+        Some(Value::Array(drafts)) => {
+            let schema = statuses::field_schema(state.db.connection()).await?;
+            let validator = Validator::new(&schema, state.limits);
+            let mut problems = Vec::new();
+            let mut valid = Vec::new();
+            for (i, draft) in drafts.iter().enumerate() {
+                match validator.at(draft, &Pointer::root().key("workflows").index(i)) {
+                    Ok(mut v) => {
+                        v.workflow.active = true;
+                        valid.push(v.workflow);
+                    }
+                    Err(invalid) => problems.extend(invalid.problems),
+                }
+            }
+            if problems.iter().any(|p| p.severity == Severity::Error) {
+                return Err(ApiError::invalid(problems));
+            }
+            WorkflowSet::build(valid, &state.limits).0
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(vec![Problem {
+                path: "/workflows".into(),
+                message: format!(
+                    "expected a list of workflows, got {}",
+                    crate::problem::json_type_name(&other)
+                ),
+                severity: Severity::Error,
+            }]))
+        }
+    };
+    let explanation = set.explain(Facts {
+        event: &event,
+        customer: &customer,
+    });
+    let mut out = serde_json::to_value(&explanation).map_err(|e| ApiError::internal(e.to_string()))?;
+    out["customer"] = Value::Object(customer);
+    Ok(HttpResponse::Ok().json(out))
+}

@@ -1,0 +1,129 @@
+//! `serve` and `migrate`: the process around the runtime. The edge of the program, so it
+//! speaks anyhow.
+
+use crate::actors::topology::Topology;
+use crate::api::{self, AppState, Readiness};
+use crate::kafka::EmbeddedBroker;
+use crate::settings::Settings;
+use crate::storage::Database;
+use actix_web::{App, HttpServer};
+use anyhow::Context as _;
+use std::sync::atomic::Ordering;
+
+/// Connects and migrates.
+pub async fn database(settings: &Settings) -> anyhow::Result<Database> {
+    let db = Database::connect(&settings.database.url)
+        .await
+        .with_context(|| format!("connecting to {}", redact(&settings.database.url)))?;
+    db.migrate().await.context("migrating the database")?;
+    Ok(db)
+}
+
+/// The database URL without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub fn migrate(settings: Settings) -> anyhow::Result<()> {
+    actix_rt::System::new().block_on(async move {
+        let db = database(&settings).await?;
+        println!(
+            "migrations applied to {} ({})",
+            redact(&settings.database.url),
+            db.backend()
+        );
+        Ok(())
+    })
+}
+
+/// The embedded broker when configured, and the bootstrap servers to use.
+pub fn broker(settings: &Settings) -> anyhow::Result<(Option<EmbeddedBroker>, String)> {
+    if !settings.kafka.is_embedded() {
+        return Ok((None, settings.kafka.brokers.clone()));
+    }
+    let broker = EmbeddedBroker::start(
+        &[&settings.kafka.topic, &settings.kafka.dead_letter_topic],
+        settings.kafka.embedded_partitions.max(1),
+    )
+    .context("starting the embedded kafka broker")?;
+    let servers = broker.bootstrap_servers();
+    tracing::info!(bootstrap_servers = %servers, "embedded kafka broker started");
+    Ok((Some(broker), servers))
+}
+
+pub fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_rt::System::new().block_on(async move {
+        let db = database(&settings).await?;
+        let (broker, brokers) = broker(&settings)?;
+        let topology = Topology::start(&settings, db.clone(), &brokers).context("starting the engine")?;
+        let readiness = Readiness {
+            migrated: Default::default(),
+            owned: Some(topology.owned.clone()),
+        };
+        readiness.migrated.store(true, Ordering::Release);
+        let state = AppState {
+            db: db.clone(),
+            limits: settings.limits,
+            producer: topology.producer.clone(),
+            topic: settings.kafka.topic.clone(),
+            brokers: brokers.clone(),
+            embedded: broker.is_some(),
+            node_id: settings.node_id(),
+            matcher: Some(topology.matcher.clone()),
+            readiness,
+        };
+        let (body_limit, token) = (settings.http.body_limit, settings.http.auth_token.clone());
+        let server = HttpServer::new(move || {
+            let (state, token) = (state.clone(), Some(token.clone()));
+            App::new().configure(move |cfg| api::configure(cfg, state, body_limit, token))
+        })
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .bind(&settings.http.bind)
+        .with_context(|| format!("binding {}", settings.http.bind))?;
+        for addr in server.addrs() {
+            // Printed, not only logged: tests and scripts starting on port 0 read it.
+            println!("listening on http://{addr}");
+            tracing::info!(%addr, database = db.backend(), kafka = %brokers, "workflow-engine serving");
+        }
+        let server = server.run();
+        let handle = server.handle();
+        let server_task = actix_rt::spawn(server);
+        shutdown_signal().await;
+        tracing::info!("shutting down: stop consuming, finish in-flight work, commit");
+        handle.stop(true).await;
+        topology.shutdown().await;
+        let _ = server_task.await;
+        drop(broker);
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

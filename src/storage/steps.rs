@@ -1,0 +1,382 @@
+//! Step transitions the executor needs beyond the internal actions: delays, external
+//! deliveries through the outbox, resuming, failing, and finding unfinished runs. Each is
+//! one transaction, so a crash leaves a run in a state recovery understands.
+
+use super::entities::{runs as run_rows, sms_providers, webhook_endpoints};
+use super::outbox::{self, Origin, OutboxKind};
+use super::runs::{self, status, step_status, Run};
+use super::sql::statement;
+use super::{scheduled, workflows, Database, StorageError};
+use crate::catalogue::{Action, WebhookTarget};
+use crate::conditions::{Facts, Limits};
+use crate::outbound::{sign, OutboundRequest, SIGNATURE_HEADER};
+use crate::schema::FieldSchema;
+use crate::template;
+use crate::validate::Validator;
+use crate::workflow::Step;
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// The idempotency key of a run's step: the same on every attempt and every replay.
+pub fn idempotency_key(run_id: i64, step_index: i32) -> String {
+    format!("run-{run_id}-step-{step_index}")
+}
+
+/// Parks the rest of a chain after the delay step at `step_index` until `due_at`.
+pub async fn delay(
+    db: &Database,
+    run_id: i64,
+    step_index: i32,
+    customer_id: i64,
+    partition: i32,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let txn = db.begin().await?;
+    scheduled::schedule(&txn, run_id, customer_id, partition, due_at, now).await?;
+    runs::set_waiting(&txn, run_id, step_index, now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Takes a resumed run off the schedule and marks it running again, together.
+pub async fn resumed(db: &Database, run_id: i64, now: DateTime<Utc>) -> Result<(), StorageError> {
+    let txn = db.begin().await?;
+    scheduled::complete(&txn, run_id).await?;
+    let run = run_rows::Entity::find_by_id(run_id).one(&txn).await?;
+    if run.is_some_and(|r| r.status == status::WAITING) {
+        runs::resume(&txn, run_id, now).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Fails a step and its run with `error`.
+pub async fn fail(
+    db: &Database,
+    run_id: i64,
+    step_index: i32,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let txn = db.begin().await?;
+    runs::mark_step_failed(&txn, run_id, step_index, error, now).await?;
+    runs::finish_run(&txn, run_id, Some(error), now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Runs of `partition` that were recorded but not finished (not waiting on a delay), in
+/// the order they were recorded: `(run_id, customer_id)`.
+pub async fn unfinished<C: ConnectionTrait>(conn: &C, partition: i32) -> Result<Vec<(i64, i64)>, StorageError> {
+    Ok(run_rows::Entity::find()
+        .filter(run_rows::Column::Partition.eq(partition))
+        .filter(run_rows::Column::Status.is_in([status::PENDING, status::RUNNING]))
+        .order_by_asc(run_rows::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.customer_id))
+        .collect())
+}
+
+/// The steps of the workflow version a run started with, so a chain resumed after an
+/// edit finishes as it began. `Ok(Err(_))` when that version is gone or no longer valid.
+pub async fn workflow_steps<C: ConnectionTrait>(
+    conn: &C,
+    run: &Run,
+) -> Result<Result<Vec<Step>, String>, StorageError> {
+    let r = &run.run;
+    let versions = workflows::versions(conn, &r.workflow_id).await?;
+    let Some(version) = versions.into_iter().find(|v| v.version == r.workflow_version) else {
+        return Ok(Err(format!(
+            "workflow {} version {} not found",
+            r.workflow_id, r.workflow_version
+        )));
+    };
+    // Only the steps matter here: check them against the permissive default schema, with
+    // limits high enough that a definition saved under other limits still loads.
+    let schema = FieldSchema::default();
+    let limits = Limits {
+        max_condition_depth: Limits::DEPTH_CEILING,
+        max_rules: usize::MAX,
+        max_actions: usize::MAX,
+        ..Limits::default()
+    };
+    Ok(Validator::new(&schema, limits)
+        .workflow(&version.definition)
+        .map(|v| v.workflow.actions)
+        .map_err(|e| e.to_string()))
+}
+
+/// Where email, SMS and webhook requests go.
+#[derive(Debug, Clone)]
+pub struct Integrations {
+    /// The integration service that sends email.
+    pub email_url: String,
+    /// Signs webhooks without an endpoint secret of their own; empty = unsigned.
+    pub webhook_secret: String,
+}
+
+impl Integrations {
+    /// Builds the request of an external step: templates rendered, target resolved, body
+    /// signed. `Ok(Err(_))` for a step that cannot be sent (no email address, no active SMS
+    /// provider, unknown endpoint, a template that fails): a permanent failure.
+    pub async fn request<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        run: &run_rows::Model,
+        action: &Action,
+        facts: &Facts<'_>,
+        context: &Value,
+    ) -> Result<Result<OutboundRequest, String>, StorageError> {
+        let render = |text: &Option<String>| -> Result<Value, String> {
+            text.as_deref()
+                .map(|t| template::render(t, context).map(Value::from).map_err(|e| e.to_string()))
+                .transpose()
+                .map(|v| v.unwrap_or(Value::Null))
+        };
+        let customer = facts.customer;
+        let field = |name: &str| customer.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let common = |kind: &str| {
+            json!({"kind": kind, "customer_id": run.customer_id, "run_id": run.id, "workflow_id": run.workflow_id,
+                   "event_id": run.event_id, "language": customer.get("language")})
+        };
+        let (kind, url, mut body, headers, secret) = match action {
+            Action::SendEmail {
+                template,
+                subject,
+                body,
+            } => {
+                let Some(to) = field("email") else {
+                    return Ok(Err(format!("customer {} has no email address", run.customer_id)));
+                };
+                let mut payload = common("email");
+                payload["to"] = json!(to);
+                payload["template"] = json!(template);
+                payload["subject"] = match render(subject) {
+                    Ok(v) => v,
+                    Err(e) => return Ok(Err(e)),
+                };
+                payload["body"] = match render(body) {
+                    Ok(v) => v,
+                    Err(e) => return Ok(Err(e)),
+                };
+                ("email", self.email_url.clone(), payload, BTreeMap::new(), None)
+            }
+            Action::SendSms { template, text } => {
+                let Some(to) = field("phone") else {
+                    return Ok(Err(format!("customer {} has no phone number", run.customer_id)));
+                };
+                let Some(provider) = sms_providers::Entity::find()
+                    .filter(sms_providers::Column::Active.eq(true))
+                    .one(conn)
+                    .await?
+                else {
+                    return Ok(Err("no active sms provider".to_owned()));
+                };
+                let mut payload = common("sms");
+                payload["to"] = json!(to);
+                payload["provider"] = json!(provider.name);
+                payload["template"] = json!(template);
+                payload["text"] = match render(text) {
+                    Ok(v) => v,
+                    Err(e) => return Ok(Err(e)),
+                };
+                ("sms", provider.url, payload, BTreeMap::new(), None)
+            }
+            Action::Webhook { target, body, headers } => {
+                let (url, secret) = match target {
+                    WebhookTarget::Url(url) => (url.clone(), None),
+                    WebhookTarget::Endpoint(name) => {
+                        match webhook_endpoints::Entity::find()
+                            .filter(webhook_endpoints::Column::Name.eq(name.as_str()))
+                            .one(conn)
+                            .await?
+                        {
+                            Some(endpoint) => (endpoint.url, endpoint.secret.filter(|s| !s.is_empty())),
+                            None => return Ok(Err(format!("no webhook endpoint named {name:?}"))),
+                        }
+                    }
+                };
+                let payload = match body {
+                    Some(body) => match render_json(body, context) {
+                        Ok(v) => v,
+                        Err(e) => return Ok(Err(e)),
+                    },
+                    None => {
+                        json!({"event": facts.event, "customer": customer, "workflow_id": run.workflow_id, "run_id": run.id})
+                    }
+                };
+                let mut rendered = BTreeMap::new();
+                for (name, value) in headers {
+                    match template::render(value, context) {
+                        Ok(v) => rendered.insert(name.clone(), v),
+                        Err(e) => return Ok(Err(e.to_string())),
+                    };
+                }
+                let secret = secret.or_else(|| Some(self.webhook_secret.clone()).filter(|s| !s.is_empty()));
+                ("webhook", url, payload, rendered, secret)
+            }
+            other => return Ok(Err(format!("{} is not an external action", other.kind().name()))),
+        };
+        if let Value::Object(map) = &mut body {
+            map.retain(|_, v| !v.is_null());
+        }
+        let body = body.to_string();
+        let mut headers = headers;
+        if let Some(secret) = secret {
+            headers.insert(SIGNATURE_HEADER.to_owned(), sign(&secret, body.as_bytes()));
+        }
+        Ok(Ok(OutboundRequest {
+            kind: kind.to_owned(),
+            url,
+            headers,
+            body,
+        }))
+    }
+}
+
+/// Renders every string of a JSON body as a template. Bounded by the JSON parser's
+/// nesting limit, as the body came through it.
+fn render_json(value: &Value, context: &Value) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(s) => Value::String(template::render(s, context).map_err(|e| e.to_string())?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| render_json(i, context))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_json(v, context)?)))
+                .collect::<Result<Map<_, _>, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// An external step queued in the outbox.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub outbox_id: i64,
+    /// Attempts made before (a replay continues the count).
+    pub attempts: u32,
+    /// The request as first queued: a replay resends exactly that.
+    pub request: OutboundRequest,
+}
+
+/// Queues an external step's request in the outbox (or finds it, on a replay) and marks the
+/// step waiting for delivery, in one transaction.
+pub async fn begin_external(
+    db: &Database,
+    run: &run_rows::Model,
+    step_index: i32,
+    kind: crate::catalogue::ActionKind,
+    request: &OutboundRequest,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Queued, StorageError> {
+    let kind = match kind {
+        crate::catalogue::ActionKind::SendEmail => OutboxKind::Email,
+        crate::catalogue::ActionKind::SendSms => OutboxKind::Sms,
+        _ => OutboxKind::Webhook,
+    };
+    let payload = serde_json::to_value(request).map_err(|source| StorageError::Encode {
+        what: "request",
+        source,
+    })?;
+    let txn = db.begin().await?;
+    let origin = Origin {
+        run_id: Some(run.id),
+        step_index: Some(step_index),
+        customer_id: run.customer_id,
+    };
+    outbox::enqueue(&txn, kind, origin, payload, key, now).await?;
+    let stored = outbox::by_key(&txn, key)
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("outbox {key}")))?;
+    txn.execute(statement(
+        &txn,
+        "UPDATE run_steps SET status = $1, started_at = COALESCE(started_at, $2) \
+         WHERE run_id = $3 AND step_index = $4 AND status <> 'done'",
+        vec![
+            step_status::WAITING.into(),
+            now.into(),
+            run.id.into(),
+            step_index.into(),
+        ],
+    ))
+    .await?;
+    txn.commit().await?;
+    let request = serde_json::from_value(stored.payload.clone()).unwrap_or_else(|_| request.clone());
+    Ok(Queued {
+        outbox_id: stored.id,
+        attempts: u32::try_from(stored.attempts).unwrap_or(0),
+        request,
+    })
+}
+
+/// Records a delivery's outcome on the outbox row and the step (and fails the run, on
+/// failure), in one transaction.
+pub async fn finish_external(
+    db: &Database,
+    run_id: i64,
+    step_index: i32,
+    outbox_id: i64,
+    attempts: u32,
+    outcome: &Result<u16, String>,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let txn = db.begin().await?;
+    let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+    match outcome {
+        Ok(http_status) => {
+            txn.execute(statement(
+                &txn,
+                "UPDATE outbox SET status = $1, attempts = $2, delivered_at = $3, last_error = NULL WHERE id = $4",
+                vec![
+                    outbox::status::DELIVERED.into(),
+                    attempts.into(),
+                    now.into(),
+                    outbox_id.into(),
+                ],
+            ))
+            .await?;
+            let result = json!({"http_status": http_status, "attempts": attempts});
+            runs::complete_step(&txn, run_id, step_index, &result, now).await?;
+            txn.execute(statement(
+                &txn,
+                "UPDATE run_steps SET attempts = $1 WHERE run_id = $2 AND step_index = $3",
+                vec![attempts.into(), run_id.into(), step_index.into()],
+            ))
+            .await?;
+        }
+        Err(error) => {
+            txn.execute(statement(
+                &txn,
+                "UPDATE outbox SET status = $1, attempts = $2, last_error = $3 WHERE id = $4",
+                vec![
+                    outbox::status::FAILED.into(),
+                    attempts.into(),
+                    error.as_str().into(),
+                    outbox_id.into(),
+                ],
+            ))
+            .await?;
+            runs::mark_step_failed(&txn, run_id, step_index, error, now).await?;
+            txn.execute(statement(
+                &txn,
+                "UPDATE run_steps SET attempts = $1 WHERE run_id = $2 AND step_index = $3",
+                vec![attempts.into(), run_id.into(), step_index.into()],
+            ))
+            .await?;
+            runs::finish_run(&txn, run_id, Some(error), now).await?;
+        }
+    }
+    txn.commit().await?;
+    Ok(())
+}
