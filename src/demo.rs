@@ -78,12 +78,15 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
     settings.delivery.webhook_allowlist.push("127.0.0.1".into());
     settings.delivery.max_attempts = 2;
     settings.engine.workflow_poll_ms = 200;
-    let result = actix_rt::System::new().block_on(demo(settings));
+    let runner = actix_rt::System::new();
+    let result = runner.block_on(demo(settings));
+    // The embedded broker goes last, once the runtime and its Kafka clients are gone.
+    drop(runner);
     let _ = std::fs::remove_dir_all(&dir);
-    result
+    result.map(drop)
 }
 
-async fn demo(mut settings: Settings) -> anyhow::Result<()> {
+async fn demo(mut settings: Settings) -> anyhow::Result<Option<crate::kafka::EmbeddedBroker>> {
     let inbox: Inbox = Arc::default();
     let listener = {
         let inbox = web::Data::new(Arc::clone(&inbox));
@@ -154,6 +157,12 @@ async fn demo(mut settings: Settings) -> anyhow::Result<()> {
     }
     kafka::publish(&producer, &settings.kafka.topic, "1", b"{not json", None).await?;
 
+    let dead_lettered = || {
+        crate::actors::metrics::Metrics::global()
+            .events
+            .with_label_values(&["unknown", "dead_lettered"])
+            .get()
+    };
     let ids: Vec<String> = events()
         .iter()
         .map(|(_, e)| e["id"].as_str().unwrap_or_default().to_owned())
@@ -164,6 +173,15 @@ async fn demo(mut settings: Settings) -> anyhow::Result<()> {
         let ids = ids.clone();
         async move { all_finished(&db, &ids).await }
     })
+    .await?;
+    wait_for(
+        "the malformed event to be dead-lettered",
+        Duration::from_secs(10),
+        || {
+            let n = dead_lettered();
+            async move { n >= 1 }
+        },
+    )
     .await?;
 
     for (title, event) in events() {
@@ -222,14 +240,15 @@ async fn demo(mut settings: Settings) -> anyhow::Result<()> {
         }
     }
     println!(
-        "\n== The malformed event went to the dead-letter topic {}",
-        settings.kafka.dead_letter_topic
+        "\n== Dead-lettered to {}: {} malformed event(s); the others were processed",
+        settings.kafka.dead_letter_topic,
+        dead_lettered()
     );
 
+    drop(producer);
     topology.shutdown().await;
     listener_handle.stop(true).await;
-    drop(broker);
-    Ok(())
+    Ok(broker)
 }
 
 async fn all_finished(db: &Database, ids: &[String]) -> bool {

@@ -58,7 +58,8 @@ pub fn broker(settings: &Settings) -> anyhow::Result<(Option<EmbeddedBroker>, St
 }
 
 pub fn serve(settings: Settings) -> anyhow::Result<()> {
-    actix_rt::System::new().block_on(async move {
+    let runner = actix_rt::System::new();
+    let broker = runner.block_on(async move {
         let db = database(&settings).await?;
         let (broker, brokers) = broker(&settings)?;
         let topology = Topology::start(&settings, db.clone(), &brokers).context("starting the engine")?;
@@ -101,10 +102,13 @@ pub fn serve(settings: Settings) -> anyhow::Result<()> {
         handle.stop(true).await;
         topology.shutdown().await;
         let _ = server_task.await;
-        drop(broker);
         tracing::info!("stopped");
-        Ok(())
-    })
+        Ok::<_, anyhow::Error>(broker)
+    })?;
+    // The embedded broker goes last, once the runtime and its Kafka clients are gone.
+    drop(runner);
+    drop(broker);
+    Ok(())
 }
 
 /// SIGINT or SIGTERM.

@@ -136,7 +136,12 @@ impl Settings {
         if !self.engine.node_id.is_empty() {
             return self.engine.node_id.clone();
         }
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "node".to_owned());
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".to_owned());
         format!("{host}-{}", std::process::id())
     }
 }
