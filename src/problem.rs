@@ -10,7 +10,7 @@ use std::fmt;
 
 /// How bad a problem is. Errors reject a definition; warnings are reported and saved anyway
 /// (a status name unknown today may be created tomorrow).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Error,
@@ -18,7 +18,7 @@ pub enum Severity {
 }
 
 /// One thing wrong with an input document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// JSON pointer to the bad value, `""` for the document itself.
     pub path: String,

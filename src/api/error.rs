@@ -6,6 +6,24 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use std::fmt;
 
+/// The body of every error response: `{"error": {...}}`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDoc,
+}
+
+/// The error object, as documented (the same fields [`ApiError`] serialises).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorDoc {
+    /// bad_request, unauthorized, not_found, conflict, invalid, unavailable, internal
+    pub code: String,
+    pub message: String,
+    /// JSON pointer of the bad value in the request body.
+    pub path: Option<String>,
+    /// Every problem, for validation errors.
+    pub details: Vec<Problem>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiError {
     #[serde(skip)]

@@ -1,12 +1,18 @@
 //! POST /api/v1/events: validates an envelope and publishes it to the events topic, keyed
 //! by customer id, exactly as a platform producer would.
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::envelope::{EnvelopeError, EventEnvelope};
 use crate::problem::{Problem, Severity};
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
+#[utoipa::path(post, path = "/api/v1/events", tag = "events",
+    request_body(content = Object, description = "an event envelope: `{\"id\", \"type\", \"customer_id\", \"occurred_at\"?, \"data\"?}`"),
+    responses(
+        (status = 202, description = "published: `{\"id\", \"type\", \"customer_id\", \"topic\", \"partition\", \"offset\"}`"),
+        (status = 422, description = "invalid envelope, every problem with its path", body = ErrorBody),
+        (status = 503, description = "the broker is unavailable", body = ErrorBody)))]
 pub async fn publish(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let event = match EventEnvelope::from_value(body.clone()) {

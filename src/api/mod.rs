@@ -6,11 +6,12 @@ mod auth;
 mod error;
 mod events;
 mod health;
+mod openapi;
 mod runs;
 mod schema;
 mod workflows;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 
 use crate::actors::consumer::OwnedPartitions;
 use crate::actors::matcher::Matcher;
@@ -76,6 +77,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
             web::scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(auth::require_token))
                 .route("/info", web::get().to(health::info))
+                .route("/openapi.json", web::get().to(openapi::openapi))
                 .route("/schema", web::get().to(schema::schema))
                 .route("/workflows", web::get().to(workflows::list))
                 .route("/workflows", web::post().to(workflows::create))

@@ -1,6 +1,6 @@
 //! GET /api/v1/runs and /api/v1/scheduled: what ran, what failed and why, what waits.
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::storage::customers::rfc3339;
 use crate::storage::runs::{self, Run, RunFilter};
 use crate::storage::scheduled;
@@ -8,12 +8,18 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Debug, Deserialize)]
+/// Filters of GET /api/v1/runs.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RunsQuery {
+    /// Only this customer's runs.
     customer_id: Option<i64>,
+    /// Only this workflow's runs.
     workflow_id: Option<String>,
+    /// pending, running, waiting, done or failed.
     status: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
     limit: Option<u64>,
 }
 
@@ -32,6 +38,9 @@ pub fn run_json(run: &Run) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery), responses(
+    (status = 200, description = "`{\"runs\": [...]}`, each with its steps, attempts and errors"),
+    (status = 400, description = "a bad filter", body = ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<RunsQuery>) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     if let Some(status) = &q.status {
@@ -54,6 +63,8 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<RunsQuery>) -> R
     Ok(HttpResponse::Ok().json(json!({ "runs": found.iter().map(run_json).collect::<Vec<_>>() })))
 }
 
+#[utoipa::path(get, path = "/api/v1/scheduled", tag = "runs", responses(
+    (status = 200, description = "`{\"scheduled\": [...]}`: delayed chains with their due time and claim")))]
 pub async fn scheduled(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let rows = scheduled::list(state.db.connection(), 1000).await?;
     let items: Vec<Value> = rows

@@ -10,6 +10,8 @@ use crate::storage::statuses;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
+#[utoipa::path(get, path = "/api/v1/schema", tag = "schema", responses(
+    (status = 200, description = "triggers with their fields, operators (also per field type), actions with their param schemas")))]
 pub async fn schema(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let fields = statuses::field_schema(state.db.connection()).await?;
     let triggers: Vec<Value> = TRIGGERS

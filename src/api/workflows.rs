@@ -1,6 +1,6 @@
 //! Workflow CRUD with versions, validation and the dry run.
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::actors::matcher::{load_set, Reload};
 use crate::conditions::Facts;
 use crate::envelope::{EnvelopeError, EventEnvelope};
@@ -56,12 +56,15 @@ async fn reload(state: &AppState) {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", responses((status = 200, description = "`{\"workflows\": [...]}`")))]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let rows = workflows::list(state.db.connection()).await?;
     let items: Vec<Value> = rows.iter().map(stored_json).collect();
     Ok(HttpResponse::Ok().json(json!({ "workflows": items })))
 }
 
+#[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
+    responses((status = 200, description = "the workflow with id, version, created_at, updated_at"), (status = 404, body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     match workflows::get(state.db.connection(), &id).await? {
         Some(stored) => Ok(HttpResponse::Ok().json(stored_json(&stored))),
@@ -69,6 +72,8 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<Ht
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/workflows/{id}/versions", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
+    responses((status = 200, description = "`{\"versions\": [{\"version\", \"change\", \"changed_by\", \"changed_at\", \"definition\"}]}`"), (status = 404, body = ErrorBody)))]
 pub async fn versions(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let rows = workflows::versions(state.db.connection(), &id).await?;
     if rows.is_empty() {
@@ -84,6 +89,9 @@ pub async fn versions(state: web::Data<AppState>, id: web::Path<String>) -> Resu
     Ok(HttpResponse::Ok().json(json!({ "versions": items })))
 }
 
+#[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows",
+    request_body(content = Object, description = "a workflow definition (docs/workflow-language.md)"),
+    responses((status = 201, description = "stored, with id, version 1 and warnings"), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -98,6 +106,9 @@ pub async fn create(
     Ok(HttpResponse::Created().json(out))
 }
 
+#[utoipa::path(put, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
+    request_body(content = Object, description = "the whole definition; a `version` must be the current one"),
+    responses((status = 200, description = "stored as a new version"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -147,6 +158,8 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(out))
 }
 
+#[utoipa::path(delete, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
+    responses((status = 204, description = "deleted; its history stays"), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -158,6 +171,9 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(post, path = "/api/v1/workflows/validate", tag = "workflows",
+    request_body(content = Object, description = "a workflow definition"),
+    responses((status = 200, description = "`{\"valid\": true, \"warnings\", \"workflow\"}`"), (status = 422, body = ErrorBody)))]
 pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let validated = validate_body(&state, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({"valid": true, "warnings": validated.warnings, "workflow": validated.workflow})))
@@ -167,6 +183,9 @@ pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Res
 /// with no side effects. Without `customer` the stored customer is used; without
 /// `workflows` the stored active ones. Supplied workflows are evaluated as if active, and
 /// those without an id are named draft-0, draft-1, ... in the order given.
+#[utoipa::path(post, path = "/api/v1/dry-run", tag = "workflows",
+    request_body(content = Object, description = "`{\"event\": envelope, \"customer\"?: object, \"workflows\"?: [definitions]}`"),
+    responses((status = 200, description = "`{\"plan\", \"evaluated\", \"customer\"}`"), (status = 422, body = ErrorBody)))]
 pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let mut body = match body.into_inner() {
         Value::Object(map) => map,
