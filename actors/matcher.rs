@@ -111,13 +111,14 @@ impl Matcher {
                     self.executors.entry(customer_id).or_insert(Slot { addr, sent: 0 })
                 }
             };
-            self.deps.mailbox.sent();
             match slot.addr.try_send(message) {
                 Ok(()) => {
+                    self.deps.mailbox.sent();
                     slot.sent += 1;
                     return None;
                 }
                 Err(SendError::Full(m)) => {
+                    self.deps.mailbox.sent();
                     slot.sent += 1;
                     let addr = slot.addr.clone();
                     let mailbox = self.deps.mailbox.clone();
@@ -197,7 +198,32 @@ impl Actor for Matcher {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         Metrics::global().actors.with_label_values(&["matcher"]).inc();
-        self.reload_if_changed(ctx, true);
+        // No message is handled before the first set is loaded: an event routed against
+        // the empty set would be acknowledged as "no workflow listens" and its offset
+        // stored, losing it. Until the database answers, the partitions wait.
+        let db = self.db.clone();
+        let limits = self.limits;
+        ctx.wait(
+            async move {
+                let mut wait = Duration::from_millis(100);
+                loop {
+                    let loaded = async {
+                        let version = workflows::change_counter(db.connection()).await?;
+                        Ok::<_, StorageError>((version, load_set(&db, limits).await?))
+                    };
+                    match loaded.await {
+                        Ok(loaded) => return loaded,
+                        Err(e) => {
+                            tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "loading the workflow set failed, retrying");
+                            actix_rt::time::sleep(wait).await;
+                            wait = (wait * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+            }
+            .into_actor(self)
+            .map(|(version, set), act, _ctx| act.swap(version, set)),
+        );
         ctx.run_interval(self.poll, |act, ctx| act.reload_if_changed(ctx, false));
     }
 

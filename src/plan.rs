@@ -105,6 +105,11 @@ impl WorkflowSet {
         self.len == 0
     }
 
+    /// Distinct rules across the set: what an event's evaluation costs at most.
+    pub fn distinct_rules(&self) -> usize {
+        self.fields.rules()
+    }
+
     /// Whether any workflow listens to `trigger`: when none does, the event needs no
     /// customer snapshot and no database access at all.
     pub fn listens_to(&self, trigger: &str) -> bool {

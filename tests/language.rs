@@ -562,3 +562,28 @@ fn the_check_command_reports_paths_and_fails_on_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("invalid JSON"));
 }
+
+#[test]
+fn identical_rules_are_compiled_once_and_decided_once_per_event() {
+    let defs: Vec<Workflow> = (0..50)
+        .map(|i| {
+            workflow(
+                json!({"id": format!("w{i:02}"), "name": "n", "trigger_event": "customer.deposited",
+                "conditions": {"match": "all", "rules": [
+                    rule("event.amount", "gte", json!(1000 * (i % 2))),
+                    rule("customer.email", "regex", json!("^[a-z]+@example\\.com$"))]},
+                "actions": [{"type": "add_note", "params": {"body": "x"}}]}),
+            )
+        })
+        .collect();
+    let (set, _) = WorkflowSet::build(defs, &Limits::default());
+    assert_eq!(set.len(), 50);
+    assert_eq!(
+        set.distinct_rules(),
+        3,
+        "two thresholds and one regex, shared by 50 workflows"
+    );
+    let e = event(json!({"id": "e", "type": "customer.deposited", "customer_id": 1, "data": {"amount": 500}}));
+    let names = plan_names(&set, &e, &object(json!({"email": "ana@example.com"})));
+    assert_eq!(names.len(), 25, "only the workflows with the 0 threshold match");
+}

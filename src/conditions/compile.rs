@@ -3,7 +3,7 @@
 //! a size limit. The result is `Send + Sync` and shared by every event.
 
 use super::ast::{ConditionNode, Match, Rule};
-use super::field::{FieldPath, FieldPathError, FieldTable, Slot};
+use super::field::{FieldPath, FieldPathError, FieldTable, RuleId, Slot};
 use super::operator::Operator;
 use crate::problem::json_type_name;
 use chrono::{DateTime, Utc};
@@ -248,11 +248,12 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// A compiled rule. The source rule is kept for traces.
+/// A compiled rule: its interned id (the test lives in the set's table, shared by every
+/// workflow with the same rule) and, for traces, its field slot and source.
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
+    pub id: RuleId,
     pub slot: Slot,
-    pub test: Test,
     pub source: Rule,
 }
 
@@ -302,14 +303,18 @@ fn compile_node(node: &ConditionNode, table: &mut FieldTable, limits: &Limits) -
                 field: rule.field.clone(),
                 source,
             })?;
-            let test =
-                Test::compile(rule.operator, rule.value.as_ref(), limits).map_err(|source| CompileError::Value {
+            let slot = table.intern(path);
+            let id = table
+                .intern_rule(slot, rule.operator, rule.value.as_ref(), || {
+                    Test::compile(rule.operator, rule.value.as_ref(), limits)
+                })
+                .map_err(|source| CompileError::Value {
                     field: rule.field.clone(),
                     source,
                 })?;
             Node::Rule(Box::new(CompiledRule {
-                slot: table.intern(path),
-                test,
+                id,
+                slot,
                 source: rule.clone(),
             }))
         }

@@ -22,7 +22,7 @@ use std::cmp::Ordering;
 pub fn evaluate(node: &Node, fields: &mut Resolver<'_, '_>) -> bool {
     match node {
         Node::True => true,
-        Node::Rule(rule) => test(&rule.test, fields.get(rule.slot)),
+        Node::Rule(rule) => fields.rule(rule.id),
         Node::All(children) => children.iter().all(|c| evaluate(c, fields)),
         Node::Any(children) => children.iter().any(|c| evaluate(c, fields)),
         Node::Not(inner) => !evaluate(inner, fields),
@@ -104,7 +104,7 @@ fn explain_rule(rule: &CompiledRule, fields: &mut Resolver<'_, '_>) -> Trace {
         value: rule.source.value.clone(),
         saw: seen.cloned().unwrap_or(Value::Null),
         missing: seen.is_none(),
-        result: test(&rule.test, seen),
+        result: fields.rule(rule.id),
     }
 }
 

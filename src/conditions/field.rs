@@ -1,10 +1,16 @@
 //! Field references (`event.amount`, `customer.country`) and how they resolve against an
 //! event and a customer snapshot.
 //!
-//! A workflow set interns every distinct field path once into a [`FieldTable`]; rules refer
-//! to fields by slot, and each evaluation resolves a slot at most once, however many rules
-//! of however many workflows read it.
+//! A workflow set interns every distinct field path once into a [`FieldTable`], and every
+//! distinct rule (field, operator, value) once too: rules refer to fields by slot and to
+//! their test by rule id, and each evaluation resolves a slot and decides a rule at most
+//! once, however many workflows share it. Operators copy conditions between workflows, so
+//! the cost of an event follows the distinct rules of its trigger, not the workflow count,
+//! and a regex shared by many workflows is compiled and held once.
 
+use super::compile::Test;
+use super::eval::test;
+use super::operator::Operator;
 use crate::envelope::EventEnvelope;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -127,11 +133,16 @@ pub struct Facts<'a> {
 /// Slot number of an interned field path.
 pub type Slot = u32;
 
-/// The distinct field paths of a workflow set.
+/// Id of an interned rule.
+pub type RuleId = u32;
+
+/// The distinct field paths and rules of a workflow set.
 #[derive(Debug, Default, Clone)]
 pub struct FieldTable {
     paths: Vec<FieldPath>,
     slots: HashMap<FieldPath, Slot>,
+    rules: Vec<(Slot, Test)>,
+    rule_ids: HashMap<(Slot, Operator, String), RuleId>,
 }
 
 impl FieldTable {
@@ -145,8 +156,33 @@ impl FieldTable {
         slot
     }
 
+    /// The id of the rule testing `slot` with `operator` and `value`, compiling its test
+    /// with `compile` only the first time it is seen.
+    pub fn intern_rule<E>(
+        &mut self,
+        slot: Slot,
+        operator: Operator,
+        value: Option<&Value>,
+        compile: impl FnOnce() -> Result<Test, E>,
+    ) -> Result<RuleId, E> {
+        let key = (slot, operator, value.map(Value::to_string).unwrap_or_default());
+        if let Some(&id) = self.rule_ids.get(&key) {
+            return Ok(id);
+        }
+        let id = RuleId::try_from(self.rules.len()).unwrap_or(RuleId::MAX);
+        self.rules.push((slot, compile()?));
+        self.rule_ids.insert(key, id);
+        Ok(id)
+    }
+
+    /// Number of distinct field paths.
     pub fn len(&self) -> usize {
         self.paths.len()
+    }
+
+    /// Number of distinct rules.
+    pub fn rules(&self) -> usize {
+        self.rules.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -159,6 +195,7 @@ impl FieldTable {
             table: self,
             facts,
             cache: vec![Cached::Unresolved; self.paths.len()],
+            decided: vec![Decided::Unknown; self.rules.len()],
         }
     }
 }
@@ -169,11 +206,19 @@ enum Cached<'a> {
     Resolved(Option<&'a Value>),
 }
 
-/// Resolves fields of one evaluation, each at most once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decided {
+    Unknown,
+    False,
+    True,
+}
+
+/// Resolves fields and decides rules of one evaluation, each at most once.
 pub struct Resolver<'t, 'a> {
     table: &'t FieldTable,
     facts: Facts<'a>,
     cache: Vec<Cached<'a>>,
+    decided: Vec<Decided>,
 }
 
 impl<'a> Resolver<'_, 'a> {
@@ -188,6 +233,23 @@ impl<'a> Resolver<'_, 'a> {
                 v
             }
             None => None,
+        }
+    }
+
+    /// The result of rule `id` for this evaluation.
+    #[inline]
+    pub fn rule(&mut self, id: RuleId) -> bool {
+        let i = id as usize;
+        match self.decided.get(i) {
+            Some(Decided::True) => true,
+            Some(Decided::False) => false,
+            Some(Decided::Unknown) => {
+                let (slot, check) = &self.table.rules[i];
+                let result = test(check, self.get(*slot));
+                self.decided[i] = if result { Decided::True } else { Decided::False };
+                result
+            }
+            None => false,
         }
     }
 }
