@@ -9,6 +9,7 @@ mod health;
 mod openapi;
 mod runs;
 mod schema;
+mod ui;
 mod workflows;
 
 pub use error::{ApiError, ErrorBody};
@@ -70,6 +71,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
         .app_data(web::PayloadConfig::new(body_limit))
         .app_data(web::QueryConfig::default().error_handler(|err, _req| ApiError::bad_request(err.to_string()).into()))
         .app_data(web::PathConfig::default().error_handler(|err, _req| ApiError::bad_request(err.to_string()).into()))
+        .configure(ui::routes) // the builder page: GET / and GET /ui/{file}
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))

@@ -1,0 +1,83 @@
+// Regenerates docs/screenshots/*.png: the main screens of the builder page at 1280x800.
+// Usage (from the repository root, after `cargo build` and `npm ci` in tests/browser):
+//   node tests/browser/screenshots.mjs
+// Workflows are created through the API here (the tests build them through the page).
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startEngine, startBrowser, api, ruleId, ROOT, SEED_WORKFLOWS } from './lib.mjs';
+
+const OUT = join(ROOT, 'docs/screenshots');
+mkdirSync(OUT, { recursive: true });
+const engine = await startEngine();
+const browser = await startBrowser();
+const { page } = browser;
+page.setDefaultTimeout(20_000);
+const shot = async (name) => {
+  await page.screenshot({ path: join(OUT, name) });
+  console.log(`docs/screenshots/${name}`);
+};
+try {
+  const ids = {};
+  for (const wf of SEED_WORKFLOWS) {
+    const r = await api(engine.base, 'POST', '/api/v1/workflows', wf);
+    ids[wf.name] = r.body.id;
+  }
+  await api(engine.base, 'PUT', `/api/v1/workflows/${ids['New depositor onboarding']}`, { ...SEED_WORKFLOWS[1], priority: 20, version: 1 });
+  await api(engine.base, 'POST', '/api/v1/events', { id: 'shot-1', type: 'customer.deposited', customer_id: 1042, data: { amount: 12500, currency: 'USD' } });
+
+  await page.goto(`${engine.base}/#/workflows`);
+  await page.locator('tr', { hasText: 'High-value deposit alert' }).locator('.last-run .badge').waitFor({ timeout: 30_000 });
+  await shot('01-workflows.png');
+
+  await page.goto(`${engine.base}/#/edit/${ids['Auto-assign high-value deposits']}`);
+  await page.locator('#t-event').waitFor();
+  await page.fill('#t-event', JSON.stringify({ id: 'try-1', type: 'customer.deposited', customer_id: 2, data: { amount: 12000, currency: 'USD' } }, null, 2));
+  await page.fill('#t-customer-json', JSON.stringify({ id: 2, first_name: 'Bruno', country: 'BR', retention_status: 'churning' }, null, 2));
+  await page.check('#t-others');
+  await page.click('#t-dry-run');
+  await page.locator('#t-result .dry-run-result').waitFor();
+  await shot('02-editor.png');
+  await page.locator('#t-result h4', { hasText: 'Conditions' }).scrollIntoViewIfNeeded();
+  await page.locator('aside').evaluate((el) => { el.scrollTop = el.scrollHeight; });
+  await shot('03-dry-run-trace.png');
+
+  await page.goto(`${engine.base}/#/new`);
+  await page.fill('#wf-name', 'Large withdrawal follow-up');
+  await page.selectOption('#wf-trigger', 'customer.withdrew');
+  await page.click(ruleId('/conditions', 'add-rule'));
+  await page.selectOption(ruleId('/conditions/rules/0', 'field'), 'event.amount');
+  await page.selectOption(ruleId('/conditions/rules/0', 'operator'), 'gte');
+  await page.fill(ruleId('/conditions/rules/0', 'value'), 'a lot');
+  await page.click(ruleId('/conditions', 'add-group'));
+  await page.selectOption(ruleId('/conditions/rules/1', 'match'), 'any');
+  await page.click(ruleId('/conditions/rules/1', 'add-rule'));
+  await page.selectOption(ruleId('/conditions/rules/1/rules/0', 'field'), 'customer.country');
+  await page.selectOption(ruleId('/conditions/rules/1/rules/0', 'operator'), 'in');
+  await page.click(ruleId('/conditions/rules/1/rules/0', 'add-value'));
+  await page.fill(ruleId('/conditions/rules/1/rules/0', 'value-0'), 'BR');
+  await page.click(ruleId('/conditions/rules/1/rules/0', 'add-value'));
+  await page.fill(ruleId('/conditions/rules/1/rules/0', 'value-1'), 'AR');
+  await page.click(ruleId('/conditions/rules/1', 'add-rule'));
+  await page.selectOption(ruleId('/conditions/rules/1/rules/1', 'field'), 'customer.retention_status');
+  await page.selectOption(ruleId('/conditions/rules/1/rules/1', 'value'), { label: 'churning' });
+  await page.click(ruleId('/conditions/rules/1/rules/1', 'negate'));
+  await page.selectOption('#add-action-type', 'create_task');
+  await page.click('#add-action');
+  await page.fill('#a-0-p-title', 'Call {{customer.first_name}} about the withdrawal');
+  await page.click('#wf-save');
+  await page.locator('#wf-form .field-error').first().waitFor();
+  await page.locator('#cond-title').evaluate((el) => el.scrollIntoView());
+  await shot('04-validation-errors.png');
+
+  await page.goto(`${engine.base}/#/runs?customer_id=1042`);
+  await page.locator('li.run summary').first().click();
+  await shot('05-runs.png');
+
+  await page.goto(`${engine.base}/#/history/${ids['New depositor onboarding']}`);
+  await page.locator('ol.history summary').first().click();
+  await shot('06-history.png');
+} finally {
+  await browser.close();
+  await engine.stop();
+}

@@ -1,0 +1,196 @@
+// The test panel of the editor: an event (prefilled per trigger) and a customer (stored,
+// by id, or a typed snapshot) → POST /api/v1/dry-run with the draft, shown as the plan in
+// order, what stop_after skipped, and each workflow's trace with the value every rule saw.
+// "Send event" publishes the same event for real (POST /api/v1/events).
+
+import { get, post } from './api.js';
+import { h, announce, clearErrors, showErrors } from './dom.js';
+import { exampleEvent, EXAMPLE_CUSTOMER } from './examples.js';
+
+/**
+ * ctx: { trigger(), draft() → {draft, problems} | null, workflowId(), form, schema }
+ */
+export function testPanel(ctx) {
+  const eventText = h('textarea', { id: 't-event', rows: 12, class: 'code', spellcheck: 'false', 'aria-describedby': 't-event-hint' });
+  let lastExample = '';
+  const prefill = () => {
+    lastExample = JSON.stringify(exampleEvent(ctx.trigger(), Number(customerId.value) || 1), null, 2);
+    eventText.value = lastExample;
+  };
+  const customerId = h('input', { id: 't-customer-id', type: 'number', min: '1', step: '1', value: '1', inputmode: 'numeric' });
+  const snapshot = h('textarea', { id: 't-customer-json', rows: 6, class: 'code', spellcheck: 'false', value: JSON.stringify(EXAMPLE_CUSTOMER, null, 2) });
+  const modeStored = h('input', { type: 'radio', name: 't-mode', id: 't-mode-stored', value: 'stored' });
+  const modeTyped = h('input', { type: 'radio', name: 't-mode', id: 't-mode-typed', value: 'typed', checked: true });
+  const others = h('input', { type: 'checkbox', id: 't-others' });
+  const storedBox = h('div', { class: 'field', 'data-path': '/customer_id' },
+    h('label', { for: customerId.id }, 'Customer id'), customerId,
+    h('span', { class: 'hint' }, 'the customer as stored in the database now; sets the event’s customer_id'));
+  const typedBox = h('div', { class: 'field', 'data-path': '/customer' },
+    h('label', { for: snapshot.id }, 'Customer snapshot (JSON)'), snapshot,
+    h('span', { class: 'hint' }, 'the fields customer.* read; status fields by name, e.g. retention_status'));
+  const syncMode = () => { storedBox.hidden = !modeStored.checked; typedBox.hidden = !modeTyped.checked; };
+  modeStored.addEventListener('change', syncMode);
+  modeTyped.addEventListener('change', syncMode);
+  customerId.addEventListener('input', () => {
+    try {
+      const wasExample = eventText.value === lastExample;
+      const ev = JSON.parse(eventText.value);
+      ev.customer_id = Number(customerId.value) || ev.customer_id;
+      eventText.value = JSON.stringify(ev, null, 2);
+      if (wasExample) lastExample = eventText.value;
+    } catch { /* the event text is being edited: leave it */ }
+  });
+  const result = h('div', { class: 'test-result', id: 't-result', 'aria-live': 'polite' });
+  const dryBtn = h('button', { type: 'button', class: 'primary', id: 't-dry-run', onclick: () => dryRun() }, 'Dry run');
+  const sendBtn = h('button', { type: 'button', id: 't-send', onclick: () => send() }, 'Send event');
+  const resetBtn = h('button', { type: 'button', id: 't-reset', onclick: () => { prefill(); eventText.focus(); } }, 'New example event');
+
+  const el = h('section', { class: 'panel test-panel', 'aria-labelledby': 't-title' },
+    h('h3', { id: 't-title' }, 'Test'),
+    h('p', { class: 'hint' }, 'Dry run: what the engine would do with this draft, with no side effect. Nothing is saved.'),
+    h('div', { class: 'field', 'data-path': '/event' },
+      h('label', { for: eventText.id }, 'Event (envelope JSON)'), eventText,
+      h('span', { class: 'hint', id: 't-event-hint' }, 'id, type and customer_id are required; data holds the payload (event.*)')),
+    h('fieldset', { class: 'mode' }, h('legend', {}, 'Customer'),
+      h('div', { class: 'radio' }, modeTyped, h('label', { for: modeTyped.id }, 'Typed snapshot')),
+      h('div', { class: 'radio' }, modeStored, h('label', { for: modeStored.id }, 'Stored customer'))),
+    typedBox, storedBox,
+    h('div', { class: 'checkbox' }, others, h('label', { for: others.id }, 'Also evaluate the other active workflows of this trigger (priorities, stop_after)')),
+    h('div', { class: 'buttons' }, dryBtn, sendBtn, resetBtn),
+    h('div', { class: 'field-errors', 'data-path': '' }),
+    result);
+  prefill();
+  syncMode();
+
+  function readEvent() {
+    try {
+      return JSON.parse(eventText.value);
+    } catch (e) {
+      showErrors(el, [{ path: '/event', message: `not valid JSON: ${e.message}` }]);
+      eventText.focus();
+      return null;
+    }
+  }
+
+  async function dryRun() {
+    clearErrors(el);
+    clearErrors(ctx.form);
+    const event = readEvent();
+    if (!event) return;
+    const built = ctx.draft();
+    if (built.problems.length) {
+      showErrors(ctx.form, built.problems);
+      announce('Fix the marked fields of the workflow first.', 'error');
+      return;
+    }
+    const body = { event, workflows: [built.draft] };
+    if (modeTyped.checked) {
+      try { body.customer = JSON.parse(snapshot.value); } catch (e) {
+        showErrors(el, [{ path: '/customer', message: `not valid JSON: ${e.message}` }]);
+        snapshot.focus();
+        return;
+      }
+    }
+    if (others.checked) {
+      const { workflows } = await get('/api/v1/workflows');
+      for (const w of workflows) {
+        if (w.active && w.trigger_event === event.type && w.id !== ctx.workflowId()) {
+          const { created_at, updated_at, version, ...def } = w;
+          body.workflows.push(def);
+        }
+      }
+    }
+    dryBtn.disabled = true;
+    result.replaceChildren(h('p', { class: 'muted' }, 'Running…'));
+    try {
+      const out = await post('/api/v1/dry-run', body);
+      renderResult(out, built.draft);
+      announce('Dry run done.');
+    } catch (e) {
+      result.replaceChildren(h('p', { class: 'error-text', role: 'alert' }, `Dry run refused: ${e.message}`));
+      showErrors(ctx.form, e.details, { prefix: '/workflows/0' });
+      showErrors(el, e.details.filter((d) => !d.path?.startsWith('/workflows/0')), { fallback: el.querySelector('.field-errors') });
+    } finally {
+      dryBtn.disabled = false;
+    }
+  }
+
+  async function send() {
+    clearErrors(el);
+    const event = readEvent();
+    if (!event) return;
+    sendBtn.disabled = true;
+    try {
+      const out = await post('/api/v1/events', event);
+      eventText.value = JSON.stringify({ ...event, id: exampleEvent(event.type).id }, null, 2);
+      lastExample = eventText.value;
+      result.replaceChildren(h('div', { class: 'sent', role: 'status' },
+        h('p', {}, `Event ${out.id} (${out.type}) published to ${out.topic}, partition ${out.partition}, offset ${out.offset}.`),
+        h('p', {}, 'Only saved, active workflows run on it. ',
+          h('a', { href: `#/runs?customer_id=${encodeURIComponent(out.customer_id)}`, id: 't-runs-link' }, `See the runs of customer ${out.customer_id}`))));
+      announce(`Event ${out.id} sent.`);
+    } catch (e) {
+      result.replaceChildren(h('p', { class: 'error-text', role: 'alert' }, `Event refused: ${e.message}`));
+      showErrors(el, e.details.map((d) => ({ ...d, path: `/event${d.path || ''}` })), { fallback: el.querySelector('.field-errors') });
+    } finally {
+      sendBtn.disabled = false;
+    }
+  }
+
+  function renderResult(out, draft) {
+    const names = Object.fromEntries(out.evaluated.map((e) => [e.workflow_id, e.name]));
+    const plan = out.plan.length
+      ? h('ol', { class: 'plan' }, out.plan.map((p) => h('li', {},
+        h('strong', {}, p.name), ` (priority ${p.priority}${p.workflow_id.startsWith('draft-') || p.workflow_id === draft.id ? ', this draft' : ''})`,
+        h('ol', { class: 'plan-actions' }, p.actions.map((a) => h('li', {}, h('code', {}, a.type), ' ', h('span', { class: 'muted small' }, summarize(a.params))))))))
+      : h('p', {}, 'Nothing would run.');
+    const skipped = out.evaluated.filter((e) => e.skipped_by);
+    result.replaceChildren(h('div', { class: 'dry-run-result' },
+      h('h4', {}, 'Planned actions, in order'), plan,
+      skipped.length ? h('div', {}, h('h4', {}, 'Skipped by stop_after'), h('ul', {}, skipped.map((e) => h('li', {},
+        h('strong', {}, e.name), ` matched but was skipped by ${names[e.skipped_by] || e.skipped_by} (stop_after)`)))) : null,
+      h('h4', {}, 'Conditions'),
+      out.evaluated.length ? out.evaluated.map((e) => h('div', { class: 'evaluated', dataset: { workflow: e.workflow_id } },
+        h('p', {}, h('strong', {}, e.name), ' ', e.matched ? h('span', { class: 'badge badge-done' }, 'matched') : h('span', { class: 'badge badge-failed' }, 'did not match'),
+          e.skipped_by ? h('span', { class: 'badge badge-off' }, `skipped by ${names[e.skipped_by] || e.skipped_by}`) : null),
+        h('div', { class: 'trace', role: 'tree', 'aria-label': `Trace of ${e.name}` }, traceNode(e.trace, 1))))
+        : h('p', {}, 'No workflow listens to this event type.'),
+      h('details', {}, h('summary', {}, 'Customer snapshot evaluated against'),
+        h('pre', { class: 'json', tabindex: '0' }, JSON.stringify(out.customer, null, 2)))));
+  }
+
+  function traceNode(node, level) {
+    const verdict = (ok) => h('span', { class: ok ? 'verdict pass' : 'verdict fail' }, ok ? '✓ passed' : '✗ failed');
+    if (!node || (!('match' in node) && !('not' in node) && !('field' in node))) {
+      return h('div', { class: 'trace-node', role: 'treeitem', 'aria-level': level, 'aria-selected': 'false' }, verdict(node?.result ?? true), ' no conditions (always true)');
+    }
+    if ('match' in node) {
+      return h('div', { class: `trace-node t-group ${node.result ? 'pass' : 'fail'}`, role: 'treeitem', 'aria-level': level, 'aria-expanded': 'true', 'aria-selected': 'false' },
+        h('div', {}, verdict(node.result), ' ', h('strong', {}, node.match === 'all' ? 'ALL of' : 'ANY of')),
+        h('div', { role: 'group' }, (node.rules || []).map((r) => traceNode(r, level + 1))));
+    }
+    if ('not' in node) {
+      return h('div', { class: `trace-node t-not ${node.result ? 'pass' : 'fail'}`, role: 'treeitem', 'aria-level': level, 'aria-expanded': 'true', 'aria-selected': 'false' },
+        h('div', {}, verdict(node.result), ' ', h('strong', {}, 'NOT')),
+        h('div', { role: 'group' }, traceNode(node.not, level + 1)));
+    }
+    const takes = !['is_empty', 'is_not_empty'].includes(node.operator);
+    return h('div', { class: `trace-node t-rule ${node.result ? 'pass' : 'fail'}`, role: 'treeitem', 'aria-level': level, 'aria-selected': 'false', dataset: { field: node.field } },
+      verdict(node.result), ' ',
+      h('code', {}, node.field), ' ', h('span', { class: 'op' }, node.operator), ' ',
+      takes ? h('code', {}, JSON.stringify(node.value)) : null,
+      h('span', { class: 'saw' }, ' — saw ', node.missing ? h('em', {}, 'nothing (field missing)') : h('code', {}, JSON.stringify(node.saw))));
+  }
+
+  return {
+    el,
+    triggerChanged() {
+      if (!eventText.value.trim() || eventText.value === lastExample) prefill();
+    },
+  };
+}
+
+function summarize(params) {
+  const s = JSON.stringify(params);
+  return s === '{}' ? '' : s.length > 120 ? s.slice(0, 117) + '…' : s;
+}
