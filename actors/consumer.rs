@@ -356,6 +356,9 @@ impl Handler<Rebalancing> for KafkaSource {
     }
 }
 
+/// How long a shutdown waits for the consumer to give up its assignment.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
+
 /// Stop consuming: drain every partition, commit, leave the group.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -376,7 +379,17 @@ impl Handler<Shutdown> for KafkaSource {
                 if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                     tracing::debug!(error = %e, "final commit");
                 }
+                // Unsubscribing revokes the assignment through the driver's rebalance
+                // callback, which hands the revoke to this actor and waits for its answer,
+                // then leaves the group. Stay until the revoke is through (the partitions
+                // are drained already, so it only commits): stopping at once dropped the
+                // callback's answer, which logged a bogus "not handled" error on every
+                // graceful stop.
                 consumer.unsubscribe();
+                let deadline = Instant::now() + LEAVE_WAIT;
+                while consumer.assignment().is_ok_and(|a| a.count() > 0) && Instant::now() < deadline {
+                    actix_rt::time::sleep(Duration::from_millis(20)).await;
+                }
             }
             .into_actor(self)
             .map(|_, _, ctx| ctx.stop()),

@@ -62,8 +62,17 @@ impl Readiness {
 /// The whole API under one scope; `body_limit` bounds JSON bodies.
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usize, auth_token: Option<String>) {
     let json = web::JsonConfig::default().limit(body_limit).error_handler(|err, _req| {
+        use actix_web::error::JsonPayloadError;
         let message = err.to_string();
-        ApiError::bad_request(message).into()
+        match err {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => ApiError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                message,
+            )
+            .into(),
+            _ => ApiError::bad_request(message).into(),
+        }
     });
     cfg.app_data(web::Data::new(state))
         .app_data(web::Data::new(auth::AuthToken(auth_token.filter(|t| !t.is_empty()))))

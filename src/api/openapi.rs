@@ -73,10 +73,18 @@ mod tests {
             ("/api/v1/scheduled", "get"),
             ("/api/v1/openapi.json", "get"),
         ] {
-            assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} undocumented");
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} undocumented"
+            );
         }
         let params = &paths["/api/v1/runs"]["get"]["parameters"];
-        let names: Vec<&str> = params.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = params
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["customer_id", "workflow_id", "status", "limit"]);
     }
 }
