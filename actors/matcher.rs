@@ -245,6 +245,14 @@ impl Handler<Route> for Matcher {
             let _ = route.recorded.send(());
             return AtomicResponse::new(Box::pin(fut::ready(())));
         }
+        if !self.set.may_match(&route.event) {
+            Metrics::global()
+                .events
+                .with_label_values(&[&route.event.event_type, "no_match"])
+                .inc();
+            let _ = route.recorded.send(());
+            return AtomicResponse::new(Box::pin(fut::ready(())));
+        }
         let customer_id = route.event.customer_id;
         let work = Work::Event {
             event: route.event,

@@ -116,6 +116,20 @@ impl WorkflowSet {
         self.by_trigger.contains_key(trigger)
     }
 
+    /// Whether any workflow of the event's trigger could match it, judging by the rules on
+    /// the event alone (rules on the customer count as "maybe"). When none could, the event
+    /// needs no customer snapshot: the matcher acknowledges it without the database.
+    pub fn may_match(&self, event: &crate::envelope::EventEnvelope) -> bool {
+        let nobody = serde_json::Map::new();
+        let mut fields = self.fields.resolver(Facts {
+            event,
+            customer: &nobody,
+        });
+        self.workflows_for(&event.event_type)
+            .iter()
+            .any(|w| crate::conditions::may_hold(&w.condition, &mut fields))
+    }
+
     /// The workflows of `trigger`, in execution order.
     pub fn workflows_for(&self, trigger: &str) -> &[Arc<CompiledWorkflow>] {
         self.by_trigger.get(trigger).map(|l| &**l).unwrap_or_default()

@@ -587,3 +587,48 @@ fn identical_rules_are_compiled_once_and_decided_once_per_event() {
     let names = plan_names(&set, &e, &object(json!({"email": "ana@example.com"})));
     assert_eq!(names.len(), 25, "only the workflows with the 0 threshold match");
 }
+
+#[test]
+fn events_no_workflow_can_match_are_known_without_the_customer() {
+    let def = |id: &str, conditions: Value| {
+        workflow(
+            json!({"id": id, "name": id, "trigger_event": "customer.deposited", "conditions": conditions,
+            "actions": [{"type": "add_note", "params": {"body": "x"}}]}),
+        )
+    };
+    let big_and_br = json!({"match": "all", "rules": [rule("event.amount", "gt", json!(1_000_000)), rule("customer.country", "eq", json!("BR"))]});
+    let e = |amount: i64| {
+        event(json!({"id": "e", "type": "customer.deposited", "customer_id": 1, "data": {"amount": amount}}))
+    };
+    let (set, _) = WorkflowSet::build([def("a", big_and_br.clone())], &Limits::default());
+    assert!(!set.may_match(&e(5)), "the event rule alone rules it out");
+    assert!(set.may_match(&e(2_000_000)), "the customer decides");
+
+    let either = json!({"match": "any", "rules": [rule("event.amount", "gt", json!(1_000_000)), rule("customer.country", "eq", json!("BR"))]});
+    let (set, _) = WorkflowSet::build([def("b", either)], &Limits::default());
+    assert!(set.may_match(&e(5)), "an any-group with a customer rule may still hold");
+
+    let negated = json!({"not": big_and_br});
+    let (set, _) = WorkflowSet::build([def("c", negated)], &Limits::default());
+    assert!(set.may_match(&e(5)));
+    let (set, _) = WorkflowSet::build(
+        [def("d", json!({"not": rule("event.amount", "lt", json!(10))}))],
+        &Limits::default(),
+    );
+    assert!(!set.may_match(&e(5)));
+    // The pre-filter never drops what the full plan would run.
+    for case in fixture("seed_events.json")["cases"].as_array().unwrap() {
+        let (seed, _) = WorkflowSet::build(
+            fixture("seed_workflows.json")
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| workflow(d.clone())),
+            &Limits::default(),
+        );
+        let ev = event(case["event"].clone());
+        if !plan_names(&seed, &ev, &object(case["customer"].clone())).is_empty() {
+            assert!(seed.may_match(&ev), "{}", case["name"]);
+        }
+    }
+}

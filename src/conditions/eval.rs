@@ -29,6 +29,43 @@ pub fn evaluate(node: &Node, fields: &mut Resolver<'_, '_>) -> bool {
     }
 }
 
+/// Whether `node` can hold whatever the customer's fields are: false only when rules on the
+/// event alone already decide it false (three-valued: a customer rule is unknown). Lets
+/// the matcher drop an event that no workflow can match before any database access.
+pub fn may_hold(node: &Node, fields: &mut Resolver<'_, '_>) -> bool {
+    decide(node, fields) != Some(false)
+}
+
+fn decide(node: &Node, fields: &mut Resolver<'_, '_>) -> Option<bool> {
+    match node {
+        Node::True => Some(true),
+        Node::Rule(rule) => fields.rule_without_customer(rule.id, rule.slot),
+        Node::All(children) => {
+            let mut all = Some(true);
+            for child in children.iter() {
+                match decide(child, fields) {
+                    Some(false) => return Some(false),
+                    None => all = None,
+                    Some(true) => {}
+                }
+            }
+            all
+        }
+        Node::Any(children) => {
+            let mut any = Some(false);
+            for child in children.iter() {
+                match decide(child, fields) {
+                    Some(true) => return Some(true),
+                    None => any = None,
+                    Some(false) => {}
+                }
+            }
+            any
+        }
+        Node::Not(inner) => decide(inner, fields).map(|v| !v),
+    }
+}
+
 /// One node of an explanation: its result, and for rules the value the rule saw.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]

@@ -236,6 +236,18 @@ impl<'a> Resolver<'_, 'a> {
         }
     }
 
+    /// The result of rule `id`, or `None` when it reads the customer, whose snapshot a
+    /// pre-filter does not have.
+    #[inline]
+    pub fn rule_without_customer(&mut self, id: RuleId, slot: Slot) -> Option<bool> {
+        let reads_customer = self
+            .table
+            .paths
+            .get(slot as usize)
+            .is_none_or(|p| p.namespace == Namespace::Customer);
+        (!reads_customer).then(|| self.rule(id))
+    }
+
     /// The result of rule `id` for this evaluation.
     #[inline]
     pub fn rule(&mut self, id: RuleId) -> bool {

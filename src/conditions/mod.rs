@@ -9,6 +9,6 @@ pub mod operator;
 
 pub use ast::{ConditionNode, Group, Match, Not, Rule};
 pub use compile::{compile, CompileError, Limits, Node, Test};
-pub use eval::{evaluate, explain, Trace};
+pub use eval::{evaluate, explain, may_hold, Trace};
 pub use field::{Facts, FieldPath, FieldPathError, FieldTable, Namespace, Resolver, Slot};
 pub use operator::Operator;

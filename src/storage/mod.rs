@@ -22,7 +22,7 @@ pub mod statuses;
 pub mod steps;
 pub mod workflows;
 
-use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
     QueryResult, Statement, TransactionTrait,
@@ -78,9 +78,15 @@ impl Database {
             url.to_owned()
         };
         let mut options = ConnectOptions::new(url);
-        options
-            .sqlx_logging(false)
-            .map_sqlx_sqlite_opts(|o| o.journal_mode(SqliteJournalMode::Wal).busy_timeout(SQLITE_BUSY_TIMEOUT));
+        options.sqlx_logging(false).map_sqlx_sqlite_opts(|o| {
+            // WAL with synchronous=NORMAL: a commit survives the process dying (kill -9,
+            // a panic), only an OS crash or power loss can lose the last ones; FULL
+            // would fsync every step's transaction and cap the embedded default at a
+            // few hundred steps a second. Production durability comes from PostgreSQL.
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        });
         let conn = sea_orm::Database::connect(options).await?;
         Ok(Database { conn })
     }
