@@ -9,6 +9,12 @@
 //! - [`outbox_relay`]: publishes the events the engine emits.
 //! - [`metrics`]: mailbox and engine metrics, exported for Prometheus.
 
+/// Stop an actor that has nothing to drain (the scheduler, the outbox relay): sent by the
+/// topology's shutdown.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub struct Halt;
+
 pub mod consumer;
 pub mod delivery;
 pub mod executor;

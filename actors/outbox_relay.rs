@@ -74,6 +74,14 @@ impl OutboxRelay {
     }
 }
 
+impl Handler<super::Halt> for OutboxRelay {
+    type Result = ();
+
+    fn handle(&mut self, _msg: super::Halt, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
 impl Actor for OutboxRelay {
     type Context = Context<Self>;
 

@@ -12,6 +12,7 @@
 use super::consumer::OwnedPartitions;
 use super::matcher::{Matcher, Resume};
 use super::metrics::Metrics;
+use super::Halt;
 use crate::storage::{emitters, scheduled, Database};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -192,6 +193,14 @@ impl Handler<Wake> for Scheduler {
             self.again = msg.due_at <= Utc::now() || self.again;
         }
         self.tick_at(ctx, msg.due_at);
+    }
+}
+
+impl Handler<Halt> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Halt, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 

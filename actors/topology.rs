@@ -16,6 +16,7 @@ use super::matcher::Matcher;
 use super::metrics::Metrics;
 use super::outbox_relay::OutboxRelay;
 use super::scheduler::{Scheduler, SchedulerConfig};
+use super::Halt;
 use crate::settings::Settings;
 use crate::storage::{steps, Database};
 use actix::prelude::*;
@@ -162,6 +163,8 @@ impl Topology {
     /// resumed by the next owner of its partition), then stop the threads.
     pub async fn shutdown(self) {
         let _ = self.source.send(Shutdown).await;
+        let _ = self.scheduler.send(Halt).await;
+        let _ = self.relay.send(Halt).await;
         let metrics = Metrics::global();
         let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
         while std::time::Instant::now() < deadline && metrics.mailbox("executor").depth() > 0 {

@@ -1,0 +1,692 @@
+//! The actor runtime end to end, in-process: events produced to the embedded broker (a
+//! mock cluster the test holds), the engine's topology consuming them, SQLite (or
+//! PostgreSQL when WFE_TEST_DATABASE_URL is set), and a local HTTP listener standing in
+//! for the email service, the SMS provider and webhook targets. The proofs of issue 4.
+
+#[path = "common/engine.rs"]
+#[macro_use]
+mod engine;
+
+use chrono::{DateTime, Utc};
+use engine::{
+    all_ended, customer, note_bodies, runs_of_customer, runs_of_event, runs_where, status_name, tasks_of, Engine,
+    PATIENCE,
+};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use workflow_engine::actors::metrics::Metrics;
+use workflow_engine::outbound::sign;
+use workflow_engine::storage::entities::{outbox, runs as run_rows};
+use workflow_engine::storage::runs::{status, step_status, Run, RunFilter};
+use workflow_engine::storage::steps::idempotency_key;
+
+fn envelope(id: &str, event_type: &str, customer_id: i64, data: Value) -> Value {
+    json!({"id": id, "type": event_type, "customer_id": customer_id, "data": data})
+}
+
+/// A workflow on `trigger` whose only step writes `body` as a note.
+fn note_workflow(id: &str, trigger: &str, body: &str, priority: i32) -> Value {
+    json!({"id": id, "name": format!("note {id}"), "trigger_event": trigger,
+           "actions": [{"type": "add_note", "params": {"body": body}}], "priority": priority})
+}
+
+/// The run of `workflow_id` among `runs`.
+fn run_of<'a>(runs: &'a [Run], workflow_id: &str) -> &'a Run {
+    runs.iter()
+        .find(|r| r.run.workflow_id == workflow_id)
+        .unwrap_or_else(|| panic!("no run of {workflow_id}"))
+}
+
+fn assert_done(run: &Run) {
+    assert_eq!(
+        run.run.status,
+        status::DONE,
+        "run {} of {} ended {} ({:?})",
+        run.run.id,
+        run.run.workflow_id,
+        run.run.status,
+        run.run.error
+    );
+    for step in &run.steps {
+        assert_eq!(step.status, step_status::DONE, "step {step:?}");
+    }
+}
+
+/// Lines of the metrics text naming `metric` and containing every one of `labels`.
+fn metric_lines(text: &str, metric: &str, labels: &[&str]) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) && labels.iter().all(|x| l.contains(x)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `due_at` is `due_in` after the task's creation, which happened while the test ran.
+fn assert_due(
+    task: &workflow_engine::storage::entities::tasks::Model,
+    due_in: chrono::Duration,
+    window: (DateTime<Utc>, DateTime<Utc>),
+) {
+    let slack = chrono::Duration::seconds(1);
+    assert!(
+        task.created_at >= window.0 - slack && task.created_at <= window.1 + slack,
+        "task {} created at {} outside the test's window {window:?}",
+        task.title,
+        task.created_at
+    );
+    let off = (task.due_at - task.created_at - due_in).num_milliseconds().abs();
+    assert!(
+        off <= 1,
+        "task {} due at {} not {due_in} after {}",
+        task.title,
+        task.due_at,
+        task.created_at
+    );
+}
+
+#[actix_rt::test]
+async fn the_seeds_three_use_cases_run_end_to_end_through_kafka() {
+    let mut engine = Engine::new(|_| {}).await;
+    engine.seed_demo().await;
+    engine
+        .add_workflow(json!({
+            "id": "test-follow-up", "name": "Deposit follow-up after a pause",
+            "trigger_event": "customer.deposited",
+            "conditions": {"match": "all", "rules": [{"field": "event.amount", "operator": "gte", "value": 1000}]},
+            "actions": [
+                {"type": "delay", "params": {"minutes": 5}},
+                {"type": "add_note", "params": {"body": "Follow-up: {{event.amount}} {{event.currency}}"}}
+            ],
+            "priority": 50
+        }))
+        .await;
+    engine.start().await;
+    let started = Utc::now();
+
+    let events = [
+        // Churning customer rescue: Ana's retention status turned churning.
+        envelope(
+            "uc-1",
+            "customer.retention_changed",
+            1,
+            json!({"status_type": "retention", "old_status": "active", "new_status": "churning"}),
+        ),
+        // New depositor onboarding: Bruno (BR) deposits 1,500.
+        envelope(
+            "uc-2",
+            "customer.deposited",
+            2,
+            json!({"amount": 1500, "currency": "USD", "transaction": {"type": "deposit"}}),
+        ),
+        // High-value deposit alert: Ana (BR, churning) deposits 12,000.
+        envelope(
+            "uc-3",
+            "customer.deposited",
+            1,
+            json!({"amount": 12000, "currency": "USD", "transaction": {"type": "deposit"}}),
+        ),
+    ];
+    for event in &events {
+        engine.publish(event).await;
+    }
+
+    let db = engine.db().clone();
+    let ids = ["uc-1", "uc-2", "uc-3"];
+    // uc-1: churning rescue; uc-2: onboarding + follow-up; uc-3: high-value, the example,
+    // onboarding, follow-up (the follow-ups after their delay).
+    let runs: Vec<Run> = eventually!("the seven runs of the three events to end", PATIENCE, {
+        let runs: Vec<Run> = runs_where(&db, RunFilter::default())
+            .await
+            .into_iter()
+            .filter(|r| ids.contains(&r.run.event_id.as_str()))
+            .collect();
+        (runs.len() == 7 && all_ended(&runs)).then_some(runs)
+    });
+    let finished = Utc::now();
+    let of_event = |id: &str| -> Vec<Run> { runs.iter().filter(|r| r.run.event_id == id).cloned().collect() };
+    let workflow_ids = |runs: &[Run]| -> Vec<String> { runs.iter().map(|r| r.run.workflow_id.clone()).collect() };
+    for run in &runs {
+        assert_done(run);
+    }
+    let (uc1, uc2, uc3) = (of_event("uc-1"), of_event("uc-2"), of_event("uc-3"));
+    // Recorded in priority order (lower first).
+    assert_eq!(workflow_ids(&uc1), ["seed-churning"]);
+    assert_eq!(workflow_ids(&uc2), ["seed-onboarding", "test-follow-up"]);
+    assert_eq!(
+        workflow_ids(&uc3),
+        ["seed-high-value", "seed-example", "seed-onboarding", "test-follow-up"]
+    );
+
+    // CRM rows. Ana: handed to retention twice (round-robin over the retention desk: Rita,
+    // then Omar), then assigned to agent 4 by onboarding; VIP in sales.
+    let ana = customer(&db, 1).await;
+    assert_eq!(
+        (ana.agent_id, ana.team_id, ana.desk.as_str()),
+        (Some(4), Some(3), "retention")
+    );
+    assert_eq!(status_name(&db, 1, "sales").await.as_deref(), Some("vip"));
+    assert_eq!(status_name(&db, 1, "retention").await.as_deref(), Some("churning"));
+    let bruno = customer(&db, 2).await;
+    assert_eq!(
+        (bruno.agent_id, bruno.team_id, bruno.desk.as_str()),
+        (Some(4), Some(3), "retention")
+    );
+    assert_eq!(status_name(&db, 2, "sales").await.as_deref(), Some("new"));
+    assert_eq!(
+        note_bodies(&db, 1).await,
+        [
+            "Auto: churning rescue initiated",
+            "Handed over to retention: Rita Retention",
+            "Handed over to retention: Omar Retention",
+            "Auto-assigned",
+            "Follow-up: 12000 USD",
+        ]
+    );
+    assert_eq!(note_bodies(&db, 2).await, ["Follow-up: 1500 USD"]);
+    let window = (started, finished);
+    let ana_tasks = tasks_of(&db, 1).await;
+    assert_eq!(ana_tasks.len(), 2, "{ana_tasks:?}");
+    assert_eq!(ana_tasks[0].title, "Call Ana: churning");
+    assert_eq!(ana_tasks[0].task_type.as_deref(), Some("call"));
+    assert_eq!(ana_tasks[0].assignee_id, Some(1), "created before any reassignment");
+    assert_due(&ana_tasks[0], chrono::Duration::days(1), window);
+    assert_eq!(ana_tasks[1].title, "Follow up with Ana after first deposit");
+    assert_eq!(ana_tasks[1].task_type.as_deref(), Some("follow_up"));
+    assert_eq!(ana_tasks[1].assignee_id, Some(4), "created after assign_to_agent 4");
+    assert_due(&ana_tasks[1], chrono::Duration::days(2), window);
+    let bruno_tasks = tasks_of(&db, 2).await;
+    assert_eq!(bruno_tasks.len(), 1, "{bruno_tasks:?}");
+    assert_eq!(bruno_tasks[0].title, "Follow up with Bruno after first deposit");
+    assert_eq!(bruno_tasks[0].assignee_id, Some(4));
+    assert_due(&bruno_tasks[0], chrono::Duration::days(2), window);
+
+    // External requests: bodies and idempotency keys (run id + step index).
+    let listener = &engine.listener;
+    let key = |run: &Run, step: i32| Some(idempotency_key(run.run.id, step));
+    let sms = listener.received("/sms");
+    assert_eq!(sms.len(), 1, "{sms:?}");
+    let churning = run_of(&uc1, "seed-churning");
+    assert_eq!(sms[0].idempotency_key, key(churning, 0));
+    assert_eq!(
+        sms[0].body["text"],
+        "Ana, we miss you. Your account manager will call you."
+    );
+    assert_eq!(sms[0].body["to"], "+15550000001");
+    assert_eq!(sms[0].body["template"], "win_back");
+    assert_eq!(sms[0].body["provider"], "demo-sms");
+    assert_eq!(sms[0].body["customer_id"], 1);
+
+    let slack = listener.received("/slack");
+    assert_eq!(slack.len(), 1, "{slack:?}");
+    assert_eq!(slack[0].idempotency_key, key(run_of(&uc3, "seed-high-value"), 0));
+    assert_eq!(
+        slack[0].body,
+        json!({"text": "High-value deposit: 12000 USD from customer 1"})
+    );
+    assert_eq!(slack[0].signature, None, "no secret configured");
+
+    let emails = listener.received("/email");
+    assert_eq!(emails.len(), 3, "{emails:?}");
+    let email_with_key = |k: Option<String>| -> Value {
+        let found: Vec<_> = emails.iter().filter(|e| e.idempotency_key == k).collect();
+        assert_eq!(found.len(), 1, "one email with key {k:?}: {emails:?}");
+        found[0].body.clone()
+    };
+    let welcome_back = email_with_key(key(run_of(&uc3, "seed-example"), 1));
+    assert_eq!(welcome_back["subject"], "Welcome back!");
+    assert_eq!(welcome_back["to"], "ana.souza@example.com");
+    assert_eq!(welcome_back["event_id"], "uc-3");
+    let ana_welcome = email_with_key(key(run_of(&uc3, "seed-onboarding"), 1));
+    assert_eq!(ana_welcome["subject"], "Bem-vindo, Ana!");
+    assert_eq!(ana_welcome["template"], "welcome_br");
+    let bruno_welcome = email_with_key(key(run_of(&uc2, "seed-onboarding"), 1));
+    assert_eq!(bruno_welcome["subject"], "Bem-vindo, Bruno!");
+    assert_eq!(bruno_welcome["to"], "bruno.lima@example.com");
+    assert_eq!(bruno_welcome["language"], "pt");
+    assert!(listener.all().iter().all(|r| r.status == 200));
+
+    // The delayed chains were parked (the delay step recorded) and resumed.
+    for run in [run_of(&uc2, "test-follow-up"), run_of(&uc3, "test-follow-up")] {
+        assert_eq!(run.steps[0].action_type, "delay");
+        assert_eq!(run.steps[0].status, step_status::DONE);
+        assert_eq!(run.run.next_step, 2);
+    }
+
+    // Metrics: events by outcome, and every actor's mailbox.
+    let text = Metrics::global().render();
+    assert!(
+        !metric_lines(
+            &text,
+            "wfe_events_total",
+            &["outcome=\"matched\"", "trigger=\"customer.deposited\""]
+        )
+        .is_empty(),
+        "{text}"
+    );
+    assert!(text.contains("wfe_mailbox_depth{actor=\"executor\"}"), "{text}");
+    assert!(text.contains("wfe_mailbox_capacity{actor=\"matcher\"}"), "{text}");
+    engine.finish().await;
+}
+
+#[actix_rt::test]
+async fn each_customers_events_apply_in_order_under_load() {
+    const CUSTOMERS: i64 = 20;
+    const EVENTS: i64 = 15;
+    let mut engine = Engine::new(|_| {}).await;
+    let customers: Vec<i64> = (2001..2001 + CUSTOMERS).collect();
+    engine.add_customers(customers.clone()).await;
+    // Two workflows per event: order must hold across workflows too.
+    engine
+        .add_workflow(note_workflow("order-a", "test.sequenced", "a {{event.seq}}", 1))
+        .await;
+    engine
+        .add_workflow(note_workflow("order-b", "test.sequenced", "b {{event.seq}}", 2))
+        .await;
+    engine.start().await;
+
+    // Interleaved: every customer's event 0, then every customer's event 1, ...
+    let events: Vec<Value> = (0..EVENTS)
+        .flat_map(|seq| {
+            customers
+                .iter()
+                .map(move |&c| envelope(&format!("seq-{c}-{seq}"), "test.sequenced", c, json!({"seq": seq})))
+        })
+        .collect();
+    engine.publish_all(&events).await;
+
+    let db = engine.db().clone();
+    let expected_runs = (CUSTOMERS * EVENTS * 2) as u64;
+    eventually!("every run to be done", PATIENCE, {
+        let done = run_rows::Entity::find()
+            .filter(run_rows::Column::Status.eq(status::DONE))
+            .count(db.connection())
+            .await
+            .unwrap();
+        (done >= expected_runs).then_some(())
+    });
+    let all = runs_where(&db, RunFilter::default()).await;
+    assert_eq!(all.len() as u64, expected_runs, "one run per event and workflow");
+    for run in &all {
+        assert_done(run);
+    }
+    for &c in &customers {
+        let expected: Vec<String> = (0..EVENTS)
+            .flat_map(|seq| [format!("a {seq}"), format!("b {seq}")])
+            .collect();
+        assert_eq!(note_bodies(&db, c).await, expected, "customer {c}'s notes");
+        // Runs were recorded in event order as well.
+        let recorded: Vec<String> = runs_of_customer(&db, c)
+            .await
+            .iter()
+            .map(|r| format!("{} {}", r.run.event_id, r.run.workflow_id))
+            .collect();
+        let expected: Vec<String> = (0..EVENTS)
+            .flat_map(|seq| [format!("seq-{c}-{seq} order-a"), format!("seq-{c}-{seq} order-b")])
+            .collect();
+        assert_eq!(recorded, expected, "customer {c}'s runs");
+    }
+    engine.finish().await;
+}
+
+#[actix_rt::test]
+async fn a_redelivered_event_changes_nothing() {
+    let mut engine = Engine::new(|_| {}).await;
+    engine.add_customers([3001]).await;
+    engine
+        .add_workflow(json!({
+            "id": "redelivered", "name": "Three effects", "trigger_event": "test.redelivered",
+            "actions": [
+                {"type": "add_note", "params": {"body": "noted {{event.n}}"}},
+                {"type": "create_task", "params": {"title": "call {{customer.first_name}}", "due_in": {"hours": 1}}},
+                {"type": "send_email", "params": {"subject": "Hello {{customer.first_name}}"}}
+            ],
+            "priority": 1
+        }))
+        .await;
+    engine
+        .add_workflow(note_workflow("redelivered-too", "test.redelivered", "second", 2))
+        .await;
+    engine
+        .add_workflow(note_workflow("sentinel", "test.sentinel", "sentinel {{event.n}}", 1))
+        .await;
+    engine.start().await;
+
+    let event = envelope("dup-1", "test.redelivered", 3001, json!({"n": 1}));
+    // The same bytes twice, back to back, then a sentinel of the same customer: once the
+    // sentinel ran, both copies were handled (one customer's events run in order).
+    engine.publish(&event).await;
+    engine.publish(&event).await;
+    engine
+        .publish(&envelope("sentinel-1", "test.sentinel", 3001, json!({"n": 1})))
+        .await;
+    let db = engine.db().clone();
+    let sentinel_done = |runs: Vec<Run>| (runs.len() == 1 && all_ended(&runs)).then_some(());
+    eventually!(
+        "the first sentinel",
+        PATIENCE,
+        sentinel_done(runs_of_event(&db, "sentinel-1").await)
+    );
+    // Again, long after the first copy finished.
+    engine.publish(&event).await;
+    engine
+        .publish(&envelope("sentinel-2", "test.sentinel", 3001, json!({"n": 2})))
+        .await;
+    eventually!(
+        "the second sentinel",
+        PATIENCE,
+        sentinel_done(runs_of_event(&db, "sentinel-2").await)
+    );
+
+    let runs = runs_of_event(&db, "dup-1").await;
+    assert_eq!(runs.len(), 2, "one run per workflow: {runs:?}");
+    for run in &runs {
+        assert_done(run);
+    }
+    assert_eq!(
+        note_bodies(&db, 3001).await,
+        ["noted 1", "second", "sentinel 1", "sentinel 2"]
+    );
+    assert_eq!(tasks_of(&db, 3001).await.len(), 1);
+    let run = run_of(&runs, "redelivered");
+    let key = idempotency_key(run.run.id, 2);
+    let emails = engine.listener.received("/email");
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert_eq!(emails[0].idempotency_key.as_deref(), Some(key.as_str()));
+    assert_eq!(emails[0].body["subject"], "Hello First3001");
+    let queued = outbox::Entity::find()
+        .filter(outbox::Column::IdempotencyKey.eq(key.as_str()))
+        .all(db.connection())
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!((queued[0].status.as_str(), queued[0].attempts), ("delivered", 1));
+    engine.finish().await;
+}
+
+#[actix_rt::test]
+async fn a_restart_in_the_middle_of_a_chain_completes_it_exactly_once() {
+    // Long enough that the chain is still parked when the first engine has stopped.
+    let mut engine = Engine::new(|s| s.scheduler.delay_override_secs = 3).await;
+    engine.add_customers([4001]).await;
+    engine
+        .add_workflow(json!({
+            "id": "chain", "name": "Note, wait, note", "trigger_event": "test.chain",
+            "actions": [
+                {"type": "add_note", "params": {"body": "before {{event.n}}"}},
+                {"type": "delay", "params": {"minutes": 5}},
+                {"type": "add_note", "params": {"body": "after {{event.n}}"}}
+            ]
+        }))
+        .await;
+    engine
+        .add_workflow(note_workflow("sentinel", "test.sentinel", "sentinel", 1))
+        .await;
+    engine.start().await;
+    engine
+        .publish(&envelope("chain-1", "test.chain", 4001, json!({"n": 1})))
+        .await;
+    let db = engine.db().clone();
+    let waiting = eventually!("the run to wait on its delay", PATIENCE, {
+        let runs = runs_of_event(&db, "chain-1").await;
+        runs.into_iter().find(|r| r.run.status == status::WAITING)
+    });
+    assert_eq!(note_bodies(&db, 4001).await, ["before 1"]);
+
+    engine.stop().await;
+    let parked = runs_of_event(&db, "chain-1").await;
+    assert_eq!(
+        parked[0].run.status,
+        status::WAITING,
+        "the stopped engine must not resume the chain (precondition of this test)"
+    );
+    assert_eq!(note_bodies(&db, 4001).await, ["before 1"]);
+
+    engine.start().await;
+    let run = eventually!("the chain to finish after the restart", PATIENCE, {
+        let runs = runs_of_event(&db, "chain-1").await;
+        (runs.len() == 1 && all_ended(&runs)).then(|| runs[0].clone())
+    });
+    assert_eq!(run.run.id, waiting.run.id);
+    assert_done(&run);
+    // A later event of the same customer: anything replayed before it has run by now.
+    engine
+        .publish(&envelope("chain-sentinel", "test.sentinel", 4001, json!({})))
+        .await;
+    eventually!("the sentinel", PATIENCE, {
+        let runs = runs_of_event(&db, "chain-sentinel").await;
+        (runs.len() == 1 && all_ended(&runs)).then_some(())
+    });
+    assert_eq!(note_bodies(&db, 4001).await, ["before 1", "after 1", "sentinel"]);
+    assert_eq!(runs_of_customer(&db, 4001).await.len(), 2);
+    engine.finish().await;
+}
+
+#[actix_rt::test]
+async fn malformed_events_are_dead_lettered_and_the_rest_processed() {
+    let mut engine = Engine::new(|_| {}).await;
+    engine.add_customers([5001]).await;
+    engine
+        .add_workflow(note_workflow("noted", "test.note", "good {{event.n}}", 1))
+        .await;
+    engine.start().await;
+    let missing_customer = json!({"id": "no-customer", "type": "test.note", "data": {"n": 99}}).to_string();
+    // One key, so one partition, in this order.
+    engine
+        .publish(&envelope("good-1", "test.note", 5001, json!({"n": 1})))
+        .await;
+    engine.publish_raw("5001", b"{not json").await;
+    engine.publish_raw("5001", missing_customer.as_bytes()).await;
+    engine
+        .publish(&envelope("good-2", "test.note", 5001, json!({"n": 2})))
+        .await;
+
+    let db = engine.db().clone();
+    eventually!("both good events", PATIENCE, {
+        let runs = runs_of_customer(&db, 5001).await;
+        (runs.len() == 2 && all_ended(&runs)).then_some(())
+    });
+    for run in runs_of_customer(&db, 5001).await {
+        assert_done(&run);
+    }
+    assert_eq!(note_bodies(&db, 5001).await, ["good 1", "good 2"]);
+
+    // The dead-letter topic has both, with their original bytes and the reason.
+    let dlq = &engine.settings.kafka.dead_letter_topic;
+    let reader: StreamConsumer = workflow_engine::kafka::base_config(&engine.brokers)
+        .set("group.id", format!("{dlq}-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..engine::PARTITIONS {
+        assignment.add_partition_offset(dlq, p, Offset::Beginning).unwrap();
+    }
+    reader.assign(&assignment).unwrap();
+    let mut dead = Vec::new();
+    while dead.len() < 2 {
+        let message = tokio::time::timeout(PATIENCE, reader.recv())
+            .await
+            .expect("dead letters on the topic")
+            .unwrap();
+        let headers: HashMap<String, String> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        dead.push((
+            message.payload().unwrap_or_default().to_vec(),
+            message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            headers,
+        ));
+    }
+    // Same key, so same dead-letter partition, in the order they were read.
+    assert_eq!(dead[0].0, b"{not json");
+    assert_eq!(dead[1].0, missing_customer.as_bytes());
+    for (_, key, headers) in &dead {
+        assert_eq!(key.as_deref(), Some("5001"));
+        assert_eq!(headers.get("wfe-source-topic"), Some(&engine.settings.kafka.topic));
+    }
+    let error = |i: usize| dead[i].2.get("wfe-error").cloned().unwrap_or_default();
+    assert!(error(0).contains("invalid json"), "{:?}", dead[0].2);
+    assert!(error(1).contains("customer_id"), "{:?}", dead[1].2);
+    assert_eq!(
+        dead[0].2.get("wfe-source-partition"),
+        dead[1].2.get("wfe-source-partition")
+    );
+    let offsets: Vec<i64> = dead.iter().map(|d| d.2["wfe-source-offset"].parse().unwrap()).collect();
+    assert_eq!(offsets[1], offsets[0] + 1, "consecutive in the source partition");
+    let text = Metrics::global().render();
+    assert!(
+        !metric_lines(&text, "wfe_events_total", &["outcome=\"dead_lettered\""]).is_empty(),
+        "{text}"
+    );
+    engine.finish().await;
+}
+
+#[actix_rt::test]
+async fn a_failing_webhook_is_retried_and_delivered_once_without_holding_up_others() {
+    const SECRET: &str = "test-secret";
+    let mut engine = Engine::new(|s| {
+        // Retries spaced widely enough that the other customer's work visibly finishes
+        // while this one still waits.
+        s.delivery.backoff_initial_ms = 2000;
+        s.delivery.backoff_max_ms = 5000;
+        s.delivery.max_attempts = 5;
+        s.delivery.webhook_secret = SECRET.into();
+    })
+    .await;
+    engine.add_customers([6001, 6002]).await;
+    let hook = engine.listener.url("/hook");
+    engine
+        .add_workflow(json!({
+            "id": "hook", "name": "Tell the outside", "trigger_event": "test.hook",
+            "actions": [{"type": "webhook", "params": {"url": hook,
+                "body": {"customer": "{{customer.id}}", "n": "{{event.n}}"}}}]
+        }))
+        .await;
+    engine
+        .add_workflow(note_workflow("other", "test.other", "other {{event.n}}", 1))
+        .await;
+    engine.listener.fail_first("/hook", 2);
+    engine.start().await;
+
+    engine
+        .publish(&envelope("hook-1", "test.hook", 6001, json!({"n": 7})))
+        .await;
+    let listener = &engine.listener;
+    eventually!("the first webhook attempt", PATIENCE, {
+        (!listener.received("/hook").is_empty()).then_some(())
+    });
+    let others: Vec<Value> = (0..5)
+        .map(|n| envelope(&format!("other-{n}"), "test.other", 6002, json!({"n": n})))
+        .collect();
+    engine.publish_all(&others).await;
+    let db = engine.db().clone();
+    eventually!("the other customer's runs", PATIENCE, {
+        let runs = runs_of_customer(&db, 6002).await;
+        (runs.len() == 5 && all_ended(&runs)).then_some(())
+    });
+    let hook_run = runs_of_event(&db, "hook-1").await;
+    assert_ne!(
+        hook_run[0].run.status,
+        status::DONE,
+        "the other customer finished while the webhook was still being retried"
+    );
+    assert!(listener.received("/hook").len() < 3);
+    assert_eq!(
+        note_bodies(&db, 6002).await,
+        ["other 0", "other 1", "other 2", "other 3", "other 4"]
+    );
+
+    let run = eventually!("the webhook run to end", PATIENCE, {
+        let runs = runs_of_event(&db, "hook-1").await;
+        all_ended(&runs).then(|| runs[0].clone())
+    });
+    assert_done(&run);
+    assert_eq!(run.steps[0].attempts, 3);
+    let requests = listener.received("/hook");
+    assert_eq!(
+        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [503, 503, 200],
+        "{requests:?}"
+    );
+    let key = idempotency_key(run.run.id, 0);
+    for request in &requests {
+        assert_eq!(request.idempotency_key.as_deref(), Some(key.as_str()));
+        assert_eq!(request.body, json!({"customer": "6001", "n": "7"}));
+        assert_eq!(request.signature, Some(sign(SECRET, request.raw.as_bytes())));
+    }
+    let queued = outbox::Entity::find()
+        .filter(outbox::Column::IdempotencyKey.eq(key.as_str()))
+        .one(db.connection())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((queued.status.as_str(), queued.attempts), ("delivered", 3));
+    engine.finish().await;
+}
+
+#[actix_rt::test]
+async fn priority_orders_matching_workflows_and_stop_after_skips_the_rest() {
+    let mut engine = Engine::new(|_| {}).await;
+    engine.add_customers([7001]).await;
+    let trigger = "test.ranked";
+    engine.add_workflow(note_workflow("p30", trigger, "p30", 30)).await;
+    engine.add_workflow(note_workflow("p10", trigger, "p10", 10)).await;
+    engine
+        .add_workflow(json!({
+            "id": "p20-stop", "name": "stops the rest", "trigger_event": trigger,
+            "conditions": {"match": "all", "rules": [{"field": "event.amount", "operator": "gte", "value": 100}]},
+            "actions": [{"type": "add_note", "params": {"body": "p20-stop"}}],
+            "priority": 20, "stop_after": true
+        }))
+        .await;
+    engine.add_workflow(note_workflow("p40", trigger, "p40", 40)).await;
+    engine
+        .add_workflow(json!({
+            "id": "p5-never", "name": "never matches", "trigger_event": trigger,
+            "conditions": {"match": "all", "rules": [{"field": "event.amount", "operator": "gte", "value": 1000000}]},
+            "actions": [{"type": "add_note", "params": {"body": "p5"}}],
+            "priority": 5, "stop_after": true
+        }))
+        .await;
+    engine.start().await;
+    // The stopping workflow matches the first event and not the second.
+    engine
+        .publish(&envelope("ranked-1", trigger, 7001, json!({"amount": 500})))
+        .await;
+    engine
+        .publish(&envelope("ranked-2", trigger, 7001, json!({"amount": 50})))
+        .await;
+    let db = engine.db().clone();
+    let runs = eventually!("both events' runs", PATIENCE, {
+        let runs = runs_of_customer(&db, 7001).await;
+        (runs.len() == 5 && all_ended(&runs)).then_some(runs)
+    });
+    for run in &runs {
+        assert_done(run);
+    }
+    let recorded: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| (r.run.event_id.clone(), r.run.workflow_id.clone()))
+        .collect();
+    let pairs = |event: &str, ids: &[&str]| -> Vec<(String, String)> {
+        ids.iter().map(|w| (event.to_owned(), (*w).to_owned())).collect()
+    };
+    let mut expected = pairs("ranked-1", &["p10", "p20-stop"]);
+    expected.extend(pairs("ranked-2", &["p10", "p30", "p40"]));
+    assert_eq!(recorded, expected);
+    assert_eq!(note_bodies(&db, 7001).await, ["p10", "p20-stop", "p10", "p30", "p40"]);
+    engine.finish().await;
+}
