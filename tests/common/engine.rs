@@ -4,6 +4,9 @@
 //! HTTP listener standing in for the email service, the SMS provider and webhook targets,
 //! and the actor topology started on them.
 //!
+//! With WFE_TEST_KAFKA_BROKERS set (e.g. a tansu broker, tier 5 of the design's testing
+//! tiers), the tests use that broker instead, creating their uniquely named topics there.
+//!
 //! The database part repeats tests/common/mod.rs (which another test file owns) so each
 //! can change on its own.
 #![allow(dead_code)]
@@ -253,7 +256,8 @@ pub struct Engine {
     pub brokers: String,
     topology: Option<Topology>,
     /// Held by the test, so it outlives the engine across a restart.
-    cluster: MockCluster<'static, DefaultProducerContext>,
+    /// `None` when the tests run against an external broker (WFE_TEST_KAFKA_BROKERS).
+    cluster: Option<MockCluster<'static, DefaultProducerContext>>,
 }
 
 impl Engine {
@@ -288,11 +292,21 @@ impl Engine {
         settings.delivery.email_url = listener.url("/email");
         configure(&mut settings);
 
-        let cluster = MockCluster::new(1).unwrap();
-        for topic in [&settings.kafka.topic, &settings.kafka.dead_letter_topic] {
-            cluster.create_topic(topic, PARTITIONS, 1).unwrap();
-        }
-        let brokers = cluster.bootstrap_servers();
+        let topics = [settings.kafka.topic.clone(), settings.kafka.dead_letter_topic.clone()];
+        let (cluster, brokers) = match std::env::var("WFE_TEST_KAFKA_BROKERS").ok().filter(|b| !b.is_empty()) {
+            Some(brokers) => {
+                create_topics(&brokers, &topics).await;
+                (None, brokers)
+            }
+            None => {
+                let cluster = MockCluster::new(1).unwrap();
+                for topic in &topics {
+                    cluster.create_topic(topic, PARTITIONS, 1).unwrap();
+                }
+                let brokers = cluster.bootstrap_servers();
+                (Some(cluster), brokers)
+            }
+        };
         let producer = kafka::producer(&brokers).unwrap();
         Engine {
             test: fresh_db().await,
@@ -443,6 +457,28 @@ impl Engine {
         drop(producer);
         drop(cluster);
         test.finish().await;
+    }
+}
+
+/// Creates `topics` (PARTITIONS partitions) on an external broker.
+async fn create_topics(brokers: &str, topics: &[String]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
+    for result in admin
+        .create_topics(&new, &AdminOptions::new())
+        .await
+        .expect("create topics")
+    {
+        if let Err((topic, e)) = result {
+            panic!("cannot create topic {topic} on {brokers}: {e}");
+        }
     }
 }
 
