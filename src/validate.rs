@@ -322,16 +322,14 @@ impl<'s> Validator<'s> {
         unknown_keys(object, &["field", "operator", "value"], at, problems);
         let field = required(object, "field", at, problems, |v, at, p| text(v, at, p, MAX_NAME_LEN));
         let operator = required(object, "operator", at, problems, |v, at, p| {
-            let name = v.as_str();
-            name.and_then(Operator::from_name).or_else(|| {
-                let known: Vec<&str> = Operator::ALL.iter().map(|o| o.name()).collect();
-                let got = name.map_or_else(|| json_type_name(v).to_owned(), |n| format!("{n:?}"));
-                p.error(
-                    at,
-                    format!("unknown operator {got}: expected one of {}", known.join(", ")),
-                );
-                None
-            })
+            named(
+                v,
+                at,
+                p,
+                "operator",
+                Operator::from_name,
+                Operator::ALL.map(Operator::name),
+            )
         });
         let (field, operator) = (field?, operator?);
         let field_at = at.key("field");
@@ -398,16 +396,14 @@ fn step(value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Step> {
     };
     unknown_keys(object, &["type", "params"], at, problems);
     let kind = required(object, "type", at, problems, |v, at, p| {
-        let name = v.as_str();
-        name.and_then(ActionKind::from_name).or_else(|| {
-            let known: Vec<&str> = ActionKind::ALL.iter().map(|k| k.name()).collect();
-            let got = name.map_or_else(|| json_type_name(v).to_owned(), |n| format!("{n:?}"));
-            p.error(
-                at,
-                format!("unknown action type {got}: expected one of {}", known.join(", ")),
-            );
-            None
-        })
+        named(
+            v,
+            at,
+            p,
+            "action type",
+            ActionKind::from_name,
+            ActionKind::ALL.map(ActionKind::name),
+        )
     });
     let params_at = at.key("params");
     let params = match object.get("params") {
@@ -490,6 +486,27 @@ fn check_value_type(spec: &FieldSpec, test: &Test, value: &Value, at: &Pointer, 
         }
         Test::Regex(_) | Test::IsEmpty | Test::IsNotEmpty => {}
     }
+}
+
+/// Reads one of a closed set of names (an operator, an action type), or says which exist.
+fn named<T>(
+    value: &Value,
+    at: &Pointer,
+    problems: &mut Problems,
+    what: &str,
+    from_name: impl Fn(&str) -> Option<T>,
+    known: impl IntoIterator<Item = &'static str>,
+) -> Option<T> {
+    let name = value.as_str();
+    name.and_then(from_name).or_else(|| {
+        let known: Vec<&str> = known.into_iter().collect();
+        let got = name.map_or_else(|| json_type_name(value).to_owned(), |n| format!("{n:?}"));
+        problems.error(
+            at,
+            format!("unknown {what} {got}: expected one of {}", known.join(", ")),
+        );
+        None
+    })
 }
 
 fn unknown_keys(object: &Map<String, Value>, known: &[&str], at: &Pointer, problems: &mut Problems) {
