@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 /// Connects and migrates.
 pub async fn database(settings: &Settings) -> anyhow::Result<Database> {
-    let db = Database::connect(&settings.database.url)
+    let db = Database::connect_with_pool(&settings.database.url, Some(settings.database.max_connections))
         .await
         .with_context(|| format!("connecting to {}", redact(&settings.database.url)))?;
     db.migrate().await.context("migrating the database")?;

@@ -72,12 +72,21 @@ impl Database {
     /// a dashboard) read while the engine writes, and the busy timeout makes a second
     /// writer wait instead of failing at once.
     pub async fn connect(url: &str) -> Result<Database, StorageError> {
+        Self::connect_with_pool(url, None).await
+    }
+
+    /// [`Database::connect`] with a pool of at most `max_connections` (the driver's
+    /// default when `None`).
+    pub async fn connect_with_pool(url: &str, max_connections: Option<u32>) -> Result<Database, StorageError> {
         let url = if url.starts_with("sqlite:") {
             prepare_sqlite_url(url)?
         } else {
             url.to_owned()
         };
         let mut options = ConnectOptions::new(url);
+        if let Some(max) = max_connections {
+            options.max_connections(max.max(1));
+        }
         options.sqlx_logging(false).map_sqlx_sqlite_opts(|o| {
             // WAL with synchronous=NORMAL: a commit survives the process dying (kill -9,
             // a panic), only an OS crash or power loss can lose the last ones; FULL
