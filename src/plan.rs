@@ -5,7 +5,7 @@
 //! indexed by trigger, so an event only looks at the workflows listening to its type.
 
 use crate::catalogue::Action;
-use crate::conditions::{compile, evaluate, explain, CompileError, Facts, FieldTable, Limits, Node, Trace};
+use crate::conditions::{compile, explain, CompileError, Facts, FieldTable, Limits, Node, Program, Trace};
 use crate::workflow::Workflow;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -17,7 +17,10 @@ pub struct CompiledWorkflow {
     /// The stored id, or `draft-N` for the N-th id-less definition given to the build.
     pub id: String,
     pub workflow: Workflow,
+    /// The condition tree, for traces and the event-only pre-filter.
     pub condition: Node,
+    /// The same condition flattened, for plans.
+    pub program: Program,
 }
 
 impl CompiledWorkflow {
@@ -70,6 +73,7 @@ impl WorkflowSet {
                         .push(Arc::new(CompiledWorkflow {
                             id,
                             workflow,
+                            program: Program::compile(&condition),
                             condition,
                         }));
                 }
@@ -147,7 +151,7 @@ impl WorkflowSet {
             if stop_at.is_some_and(|p| w.priority() > p) {
                 break;
             }
-            if evaluate(&w.condition, &mut fields) {
+            if w.program.run(&mut fields) {
                 if w.workflow.stop_after && stop_at.is_none() {
                     stop_at = Some(w.priority());
                 }

@@ -91,6 +91,24 @@ fn every_operator_case_of_the_table() {
         let expect = case["expect"].as_bool().unwrap();
         assert_eq!(result("rule"), expect, "case {i}: {case}");
         assert_eq!(result("not"), !expect, "case {i} negated: {case}");
+        let planned: Vec<String> = set
+            .plan(Facts {
+                event: &e,
+                customer: &customer,
+            })
+            .iter()
+            .map(|w| w.id.clone())
+            .collect();
+        assert_eq!(
+            planned.contains(&"rule".to_owned()),
+            expect,
+            "case {i} through the plan: {case}"
+        );
+        assert_eq!(
+            planned.contains(&"not".to_owned()),
+            !expect,
+            "case {i} negated through the plan: {case}"
+        );
         let Trace::Rule { saw, missing, .. } = &explanation
             .evaluated
             .iter()
