@@ -3,6 +3,7 @@
 //! PostgreSQL when WFE_TEST_DATABASE_URL is set), and a local HTTP listener standing in
 //! for the email service, the SMS provider and webhook targets. The proofs of issue 4.
 
+mod common;
 #[path = "common/engine.rs"]
 #[macro_use]
 mod engine;

@@ -7,10 +7,10 @@
 //! With WFE_TEST_KAFKA_BROKERS set (e.g. a tansu broker, tier 5 of the design's testing
 //! tiers), the tests use that broker instead, creating their uniquely named topics there.
 //!
-//! The database part repeats tests/common/mod.rs (which another test file owns) so each
-//! can change on its own.
+//! The database comes from tests/common/mod.rs, shared with the storage tests.
 #![allow(dead_code)]
 
+use crate::common::TestDb;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::Utc;
 use rdkafka::mocking::MockCluster;
@@ -31,9 +31,6 @@ use workflow_engine::storage::runs::{self, Run, RunFilter};
 use workflow_engine::storage::sql::statement;
 use workflow_engine::storage::{seed, statuses, workflows, Database};
 use workflow_engine::validate::Validator;
-
-/// The environment variable naming a PostgreSQL server to test against.
-pub const PG_ENV: &str = "WFE_TEST_DATABASE_URL";
 
 /// Partitions of the test topics: more than one, so several partition consumers run.
 pub const PARTITIONS: i32 = 4;
@@ -57,81 +54,6 @@ macro_rules! eventually {
             ::actix_rt::time::sleep(::std::time::Duration::from_millis(50)).await;
         }
     }};
-}
-
-// ---------------------------------------------------------------------------------------
-// The database
-
-pub struct TestDb {
-    pub db: Database,
-    /// Keeps the SQLite file alive for the test.
-    _dir: Option<tempfile::TempDir>,
-    /// The server URL and database name to drop at the end (PostgreSQL).
-    drop: Option<(String, String)>,
-}
-
-impl TestDb {
-    pub fn is_postgres(&self) -> bool {
-        self.drop.is_some()
-    }
-
-    /// Closes the pool and drops the PostgreSQL database (left behind when a test fails).
-    pub async fn finish(self) {
-        let TestDb { db, drop, .. } = self;
-        let _ = db.close().await;
-        if let Some((server, name)) = drop {
-            let admin = Database::connect(&server).await.unwrap();
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await;
-            let _ = admin.close().await;
-        }
-    }
-}
-
-pub async fn fresh_db() -> TestDb {
-    let test = match std::env::var(PG_ENV).ok().filter(|u| !u.is_empty()) {
-        Some(server) => postgres(&server).await,
-        None => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}/data/engine.db", dir.path().display());
-            TestDb {
-                db: Database::connect(&url).await.unwrap(),
-                _dir: Some(dir),
-                drop: None,
-            }
-        }
-    };
-    test.db.migrate().await.unwrap();
-    test
-}
-
-async fn postgres(server: &str) -> TestDb {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "wfe_rt_{}_{}_{}",
-        std::process::id(),
-        Utc::now().timestamp_subsec_nanos(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    );
-    let admin = Database::connect(server).await.unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    let mut url = url::Url::parse(server).unwrap();
-    url.set_path(&format!("/{name}"));
-    // A local test server: no TLS unless the URL asks for it. Handshakes for every pooled
-    // connection are slow on a loaded machine and only add noise here.
-    if !url.query_pairs().any(|(k, _)| k == "sslmode") {
-        url.query_pairs_mut().append_pair("sslmode", "disable");
-    }
-    TestDb {
-        db: Database::connect(url.as_str()).await.unwrap(),
-        _dir: None,
-        drop: Some((server.to_owned(), name)),
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -309,7 +231,7 @@ impl Engine {
         };
         let producer = kafka::producer(&brokers).unwrap();
         Engine {
-            test: fresh_db().await,
+            test: crate::common::fresh().await,
             settings,
             listener,
             producer,
