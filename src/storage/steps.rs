@@ -132,111 +132,136 @@ impl Integrations {
         facts: &Facts<'_>,
         context: &Value,
     ) -> Result<Result<OutboundRequest, String>, StorageError> {
-        let render = |text: &Option<String>| -> Result<Value, String> {
-            text.as_deref()
-                .map(|t| template::render(t, context).map(Value::from).map_err(|e| e.to_string()))
-                .transpose()
-                .map(|v| v.unwrap_or(Value::Null))
-        };
-        let customer = facts.customer;
-        let field = |name: &str| customer.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
-        let common = |kind: &str| {
-            json!({"kind": kind, "customer_id": run.customer_id, "run_id": run.id, "workflow_id": run.workflow_id,
-                   "event_id": run.event_id, "language": customer.get("language")})
-        };
-        let (kind, url, mut body, headers, secret) = match action {
-            Action::SendEmail {
-                template,
-                subject,
-                body,
-            } => {
-                let Some(to) = field("email") else {
-                    return Ok(Err(format!("customer {} has no email address", run.customer_id)));
-                };
-                let mut payload = common("email");
-                payload["to"] = json!(to);
-                payload["template"] = json!(template);
-                payload["subject"] = match render(subject) {
-                    Ok(v) => v,
-                    Err(e) => return Ok(Err(e)),
-                };
-                payload["body"] = match render(body) {
-                    Ok(v) => v,
-                    Err(e) => return Ok(Err(e)),
-                };
-                ("email", self.email_url.clone(), payload, BTreeMap::new(), None)
-            }
-            Action::SendSms { template, text } => {
-                let Some(to) = field("phone") else {
-                    return Ok(Err(format!("customer {} has no phone number", run.customer_id)));
-                };
-                let Some(provider) = sms_providers::Entity::find()
+        // The database lookups first (their failures are transient), then the rest, whose
+        // failures are permanent, with `?`.
+        let target = match action {
+            Action::SendSms { .. } => Target::Sms(
+                sms_providers::Entity::find()
                     .filter(sms_providers::Column::Active.eq(true))
                     .one(conn)
-                    .await?
-                else {
-                    return Ok(Err("no active sms provider".to_owned()));
-                };
-                let mut payload = common("sms");
-                payload["to"] = json!(to);
-                payload["provider"] = json!(provider.name);
-                payload["template"] = json!(template);
-                payload["text"] = match render(text) {
-                    Ok(v) => v,
-                    Err(e) => return Ok(Err(e)),
-                };
-                ("sms", provider.url, payload, BTreeMap::new(), None)
+                    .await?,
+            ),
+            Action::Webhook {
+                target: WebhookTarget::Endpoint(name),
+                ..
+            } => Target::Endpoint(
+                webhook_endpoints::Entity::find()
+                    .filter(webhook_endpoints::Column::Name.eq(name.as_str()))
+                    .one(conn)
+                    .await?,
+            ),
+            _ => Target::None,
+        };
+        Ok(self.build(run, action, facts, context, target))
+    }
+
+    fn build(
+        &self,
+        run: &run_rows::Model,
+        action: &Action,
+        facts: &Facts<'_>,
+        context: &Value,
+        target: Target,
+    ) -> Result<OutboundRequest, String> {
+        let render = |text: &Option<String>| -> Result<Value, String> {
+            match text {
+                Some(t) => template::render(t, context).map(Value::from).map_err(|e| e.to_string()),
+                None => Ok(Value::Null),
             }
-            Action::Webhook { target, body, headers } => {
-                let (url, secret) = match target {
-                    WebhookTarget::Url(url) => (url.clone(), None),
-                    WebhookTarget::Endpoint(name) => {
-                        match webhook_endpoints::Entity::find()
-                            .filter(webhook_endpoints::Column::Name.eq(name.as_str()))
-                            .one(conn)
-                            .await?
-                        {
-                            Some(endpoint) => (endpoint.url, endpoint.secret.filter(|s| !s.is_empty())),
-                            None => return Ok(Err(format!("no webhook endpoint named {name:?}"))),
-                        }
+        };
+        let customer = facts.customer;
+        let field = |name: &str, what: &str| {
+            customer
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| format!("customer {} has no {what}", run.customer_id))
+        };
+        let mut body = json!({"kind": action.kind().name(), "customer_id": run.customer_id, "run_id": run.id,
+            "workflow_id": run.workflow_id, "event_id": run.event_id, "language": customer.get("language")});
+        let mut headers = BTreeMap::new();
+        let mut secret = None;
+        let (kind, url) = match (action, target) {
+            (
+                Action::SendEmail {
+                    template,
+                    subject,
+                    body: text,
+                },
+                _,
+            ) => {
+                body["kind"] = json!("email");
+                body["to"] = json!(field("email", "email address")?);
+                body["template"] = json!(template);
+                body["subject"] = render(subject)?;
+                body["body"] = render(text)?;
+                ("email", self.email_url.clone())
+            }
+            (Action::SendSms { template, text }, Target::Sms(provider)) => {
+                let provider = provider.ok_or("no active sms provider")?;
+                body["kind"] = json!("sms");
+                body["to"] = json!(field("phone", "phone number")?);
+                body["provider"] = json!(provider.name);
+                body["template"] = json!(template);
+                body["text"] = render(text)?;
+                ("sms", provider.url)
+            }
+            (
+                Action::Webhook {
+                    target,
+                    body: given,
+                    headers: given_headers,
+                },
+                found,
+            ) => {
+                let url = match (target, found) {
+                    (WebhookTarget::Url(url), _) => url.clone(),
+                    (WebhookTarget::Endpoint(_), Target::Endpoint(Some(endpoint))) => {
+                        secret = endpoint.secret.filter(|s| !s.is_empty());
+                        endpoint.url
                     }
+                    (WebhookTarget::Endpoint(name), _) => return Err(format!("no webhook endpoint named {name:?}")),
                 };
-                let payload = match body {
-                    Some(body) => match render_json(body, context) {
-                        Ok(v) => v,
-                        Err(e) => return Ok(Err(e)),
-                    },
+                body = match given {
+                    Some(given) => render_json(given, context)?,
                     None => {
                         json!({"event": facts.event, "customer": customer, "workflow_id": run.workflow_id, "run_id": run.id})
                     }
                 };
-                let mut rendered = BTreeMap::new();
-                for (name, value) in headers {
-                    match template::render(value, context) {
-                        Ok(v) => rendered.insert(name.clone(), v),
-                        Err(e) => return Ok(Err(e.to_string())),
-                    };
+                for (name, value) in given_headers {
+                    headers.insert(
+                        name.clone(),
+                        template::render(value, context).map_err(|e| e.to_string())?,
+                    );
                 }
-                let secret = secret.or_else(|| Some(self.webhook_secret.clone()).filter(|s| !s.is_empty()));
-                ("webhook", url, payload, rendered, secret)
+                secret = secret.or_else(|| Some(self.webhook_secret.clone()).filter(|s| !s.is_empty()));
+                ("webhook", url)
             }
-            other => return Ok(Err(format!("{} is not an external action", other.kind().name()))),
+            (other, _) => return Err(format!("{} is not an external action", other.kind().name())),
         };
         if let Value::Object(map) = &mut body {
             map.retain(|_, v| !v.is_null());
         }
         let body = body.to_string();
-        let mut headers = headers;
         if let Some(secret) = secret {
             headers.insert(SIGNATURE_HEADER.to_owned(), sign(&secret, body.as_bytes()));
         }
-        Ok(Ok(OutboundRequest {
+        Ok(OutboundRequest {
             kind: kind.to_owned(),
             url,
             headers,
             body,
-        }))
+        })
     }
+}
+
+/// What an external step's target needed from the database.
+enum Target {
+    None,
+    /// The active SMS provider, if any.
+    Sms(Option<sms_providers::Model>),
+    /// A named webhook endpoint, if it exists.
+    Endpoint(Option<webhook_endpoints::Model>),
 }
 
 /// Renders every string of a JSON body as a template. Bounded by the JSON parser's
