@@ -1,6 +1,8 @@
 //! Plans per second as the workflow set grows: 1, 100, 1,000 and 10,000 workflows on one
-//! trigger, and 10,000 spread over the 11 known triggers (where an event only looks at its
-//! own trigger's share). Events and customers come from tests/fixtures/seed_events.json.
+//! trigger; 10,000 spread over the 11 known triggers (where an event only looks at its
+//! own trigger's share); and one workflow on the events' trigger beside 0 to 10,000 on
+//! other triggers, whose cost should stay flat. Events and customers come from
+//! tests/fixtures/seed_events.json.
 //!
 //! `cargo bench --bench matcher`
 
@@ -91,6 +93,28 @@ fn plans(c: &mut Criterion) {
             })
         },
     );
+    let others: Vec<&str> = TRIGGERS
+        .iter()
+        .map(|t| t.name)
+        .filter(|t| *t != "customer.deposited")
+        .collect();
+    for n in [0usize, 100, 1_000, 10_000] {
+        let set = build(
+            std::iter::once(generated(0, "customer.deposited")).chain((1..=n).map(|i| {
+                // Distinct thresholds: other triggers' rules are many and never shared.
+                let mut w = generated(i, others[i % others.len()]);
+                w["conditions"]["rules"][0]["value"] = json!(i);
+                w
+            })),
+        );
+        group.bench_with_input(BenchmarkId::new("one_beside_others", n), &set, |b, set| {
+            b.iter(|| {
+                for (event, customer) in &events {
+                    black_box(set.plan(Facts { event, customer }));
+                }
+            })
+        });
+    }
     let seed = build(fixture("seed_workflows.json").as_array().expect("seed").iter().cloned());
     group.bench_with_input(BenchmarkId::new("seed_workflows", 4), &seed, |b, set| {
         b.iter(|| {

@@ -42,21 +42,27 @@ pub struct BuildError {
     pub source: CompileError,
 }
 
-/// The active workflows, compiled and indexed by trigger, each trigger's list in execution
-/// order (priority, then id).
+/// The active workflows, compiled and indexed by trigger.
 #[derive(Debug, Default)]
 pub struct WorkflowSet {
-    by_trigger: HashMap<String, Box<[Arc<CompiledWorkflow>]>>,
-    fields: FieldTable,
+    by_trigger: HashMap<String, Trigger>,
     len: usize,
+}
+
+/// The workflows of one trigger, in execution order (priority, then id), with the fields
+/// and rules they share. Each trigger interns its own, so an event's evaluation costs what
+/// its own trigger's workflows need, however many listen to other triggers.
+#[derive(Debug, Default)]
+struct Trigger {
+    workflows: Box<[Arc<CompiledWorkflow>]>,
+    fields: FieldTable,
 }
 
 impl WorkflowSet {
     /// Compiles the active workflows among `workflows`. Inactive ones are left out; ones
     /// that fail to compile are left out and reported.
     pub fn build(workflows: impl IntoIterator<Item = Workflow>, limits: &Limits) -> (Self, Vec<BuildError>) {
-        let mut fields = FieldTable::default();
-        let mut by_trigger: HashMap<String, Vec<Arc<CompiledWorkflow>>> = HashMap::new();
+        let mut by_trigger: HashMap<String, (Vec<Arc<CompiledWorkflow>>, FieldTable)> = HashMap::new();
         let mut errors = Vec::new();
         let mut len = 0;
         for (i, workflow) in workflows.into_iter().enumerate() {
@@ -64,18 +70,16 @@ impl WorkflowSet {
             if !workflow.active {
                 continue;
             }
-            match compile(workflow.conditions.as_ref(), &mut fields, limits) {
+            let (list, fields) = by_trigger.entry(workflow.trigger_event.clone()).or_default();
+            match compile(workflow.conditions.as_ref(), fields, limits) {
                 Ok(condition) => {
                     len += 1;
-                    by_trigger
-                        .entry(workflow.trigger_event.clone())
-                        .or_default()
-                        .push(Arc::new(CompiledWorkflow {
-                            id,
-                            workflow,
-                            program: Program::compile(&condition),
-                            condition,
-                        }));
+                    list.push(Arc::new(CompiledWorkflow {
+                        id,
+                        workflow,
+                        program: Program::compile(&condition),
+                        condition,
+                    }));
                 }
                 Err(source) => errors.push(BuildError {
                     workflow_id: id,
@@ -85,19 +89,14 @@ impl WorkflowSet {
         }
         let by_trigger = by_trigger
             .into_iter()
-            .map(|(trigger, mut list)| {
+            .filter(|(_, (list, _))| !list.is_empty())
+            .map(|(trigger, (mut list, fields))| {
                 list.sort_by(|a, b| a.priority().cmp(&b.priority()).then_with(|| a.id.cmp(&b.id)));
-                (trigger, list.into_boxed_slice())
+                let workflows = list.into_boxed_slice();
+                (trigger, Trigger { workflows, fields })
             })
             .collect();
-        (
-            Self {
-                by_trigger,
-                fields,
-                len,
-            },
-            errors,
-        )
+        (Self { by_trigger, len }, errors)
     }
 
     /// Number of active workflows in the set.
@@ -109,9 +108,10 @@ impl WorkflowSet {
         self.len == 0
     }
 
-    /// Distinct rules across the set: what an event's evaluation costs at most.
+    /// Distinct rules per trigger, summed over the set: what the evaluation of an event
+    /// costs at most is its own trigger's share.
     pub fn distinct_rules(&self) -> usize {
-        self.fields.rules()
+        self.by_trigger.values().map(|t| t.fields.rules()).sum()
     }
 
     /// Whether any workflow listens to `trigger`: when none does, the event needs no
@@ -124,19 +124,23 @@ impl WorkflowSet {
     /// the event alone (rules on the customer count as "maybe"). When none could, the event
     /// needs no customer snapshot: the matcher acknowledges it without the database.
     pub fn may_match(&self, event: &crate::envelope::EventEnvelope) -> bool {
+        let Some(trigger) = self.by_trigger.get(&event.event_type) else {
+            return false;
+        };
         let nobody = serde_json::Map::new();
-        let mut fields = self.fields.resolver(Facts {
+        let mut fields = trigger.fields.resolver(Facts {
             event,
             customer: &nobody,
         });
-        self.workflows_for(&event.event_type)
+        trigger
+            .workflows
             .iter()
             .any(|w| crate::conditions::may_hold(&w.condition, &mut fields))
     }
 
     /// The workflows of `trigger`, in execution order.
     pub fn workflows_for(&self, trigger: &str) -> &[Arc<CompiledWorkflow>] {
-        self.by_trigger.get(trigger).map(|l| &**l).unwrap_or_default()
+        self.by_trigger.get(trigger).map(|t| &*t.workflows).unwrap_or_default()
     }
 
     /// The workflows that run for this event, in execution order: every matching workflow
@@ -144,10 +148,13 @@ impl WorkflowSet {
     /// priority than a matching `stop_after` workflow. Workflows of the stopping priority
     /// itself still run.
     pub fn plan(&self, facts: Facts<'_>) -> Vec<Arc<CompiledWorkflow>> {
-        let mut fields = self.fields.resolver(facts);
+        let Some(trigger) = self.by_trigger.get(&facts.event.event_type) else {
+            return Vec::new();
+        };
+        let mut fields = trigger.fields.resolver(facts);
         let mut runs = Vec::new();
         let mut stop_at: Option<i32> = None;
-        for w in self.workflows_for(&facts.event.event_type) {
+        for w in trigger.workflows.iter() {
             if stop_at.is_some_and(|p| w.priority() > p) {
                 break;
             }
@@ -165,10 +172,13 @@ impl WorkflowSet {
     /// workflow's stop_after skipped it, and the trace of every condition node. The plan is
     /// the one [`WorkflowSet::plan`] returns.
     pub fn explain(&self, facts: Facts<'_>) -> Explanation {
-        let mut fields = self.fields.resolver(facts);
         let mut explanation = Explanation::default();
+        let Some(trigger) = self.by_trigger.get(&facts.event.event_type) else {
+            return explanation;
+        };
+        let mut fields = trigger.fields.resolver(facts);
         let mut stopper: Option<&CompiledWorkflow> = None;
-        for w in self.workflows_for(&facts.event.event_type) {
+        for w in trigger.workflows.iter() {
             let trace = explain(&w.condition, &mut fields);
             let skipped_by = stopper.filter(|s| w.priority() > s.priority()).map(|s| s.id.clone());
             let matched = trace.result();
