@@ -347,7 +347,11 @@ async fn operational_endpoints() {
     engine.ready(READY).await;
     let (status, ready) = api.get("/readyz").await;
     assert_eq!(status, 200, "{ready}");
-    assert_eq!(ready, json!({"ready": true, "database": true, "consumer": true}));
+    assert_eq!(
+        ready,
+        json!({"ready": true, "database": true, "consumer": true, "partitions": [0, 1, 2, 3]}),
+        "a lone process consumes every partition"
+    );
 
     let (status, metrics) = api.get_text("/metrics").await;
     assert_eq!(status, 200);

@@ -10,13 +10,16 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready once migrations ran and the consumer owns partitions.
+/// Ready once migrations ran and the consumer owns partitions. The body names the
+/// partitions, so an operator sees how a cluster split them.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "migrated and consuming"),
-    (status = 503, description = "not ready yet: `{\"ready\", \"database\", \"consumer\"}`")))]
+    (status = 503, description = "not ready yet: `{\"ready\", \"database\", \"consumer\", \"partitions\"}`")))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let (database, consumer) = (state.readiness.is_migrated(), state.readiness.is_consuming());
-    let body = json!({"ready": database && consumer, "database": database, "consumer": consumer});
+    let partitions = state.readiness.partitions();
+    let (database, consumer) = (state.readiness.is_migrated(), !partitions.is_empty());
+    let body = json!({"ready": database && consumer, "database": database, "consumer": consumer,
+                      "partitions": partitions});
     if database && consumer {
         HttpResponse::Ok().json(body)
     } else {

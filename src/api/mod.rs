@@ -52,10 +52,12 @@ impl Readiness {
         self.migrated.load(Ordering::Acquire)
     }
 
-    pub fn is_consuming(&self) -> bool {
+    /// The partitions this process consumes now, ascending.
+    pub fn partitions(&self) -> Vec<i32> {
         self.owned
             .as_ref()
-            .is_some_and(|o| o.read().map(|p| !p.is_empty()).unwrap_or(false))
+            .and_then(|o| o.read().ok().map(|p| p.iter().copied().collect()))
+            .unwrap_or_default()
     }
 }
 
