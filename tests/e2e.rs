@@ -246,6 +246,74 @@ async fn validation_errors_name_the_bad_fields() {
     assert!(message.contains("4096"), "the message names the limit: {message}");
 }
 
+/// Hostile conditions through the API: a 10,000-deep tree, a tree past the depth limit, a
+/// regex past the length and the compiled-size limits, and a backtracking classic run
+/// against a long input. Each gets a clear error naming the bad field, or (the classic) a
+/// plain answer, and the engine keeps serving.
+#[actix_rt::test]
+async fn malicious_conditions_get_clear_errors_and_the_engine_keeps_running() {
+    let scratch = Scratch::new("malicious");
+    let broker = Broker::start();
+    let engine = engine(&scratch, &broker, "malicious", &[]).await;
+    let api = engine.api();
+    let note = json!([{"type": "add_note", "params": {"body": "x"}}]);
+    let rule = json!({"field": "event.amount", "operator": "gt", "value": 1});
+    let nested = |depth: usize| (0..depth).fold(rule.clone(), |inner, _| json!({"not": inner}));
+    let workflow = |conditions: Value| json!({"name": "hostile", "trigger_event": "customer.deposited", "conditions": conditions, "actions": note});
+
+    // 10,000 levels (20,000 of JSON): the parser refuses it before anything walks it.
+    let deep = format!(
+        r#"{{"name": "deep", "trigger_event": "customer.deposited", "actions": [], "conditions": {}{}{}}}"#,
+        r#"{"not": "#.repeat(10_000),
+        rule,
+        "}".repeat(10_000)
+    );
+    let (status, body) = api.send_raw(Method::POST, "/api/v1/workflows", deep).await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("recursion limit"), "{message}");
+
+    // 40 levels: valid JSON, past the condition depth limit (32): 422 at the first node
+    // too deep.
+    let (status, body) = api.post("/api/v1/workflows", &workflow(nested(40))).await;
+    assert_eq!(status, 422, "{body}");
+    let too_deep = format!("/conditions{}", "/not".repeat(32));
+    assert!(detail_paths(&body).contains(&too_deep), "no {too_deep} in {body:#}");
+
+    let regex = |pattern: String| workflow(json!({"field": "customer.email", "operator": "regex", "value": pattern}));
+    let (status, body) = api.post("/api/v1/workflows", &regex("a".repeat(2_000))).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        detail_paths(&body).contains(&"/conditions/value".to_owned()),
+        "{body:#}"
+    );
+    assert!(body.to_string().contains("longer than 1000"), "{body:#}");
+    let (status, body) = api
+        .post("/api/v1/workflows", &regex(r"(\w{100}){100}".to_owned()))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        detail_paths(&body).contains(&"/conditions/value".to_owned()),
+        "{body:#}"
+    );
+
+    // The classic catastrophic pattern is harmless here (the regex crate runs in linear
+    // time): the dry run answers, without a match, over 100,000 characters.
+    let request = json!({
+        "event": {"id": "dry-regex", "type": "customer.deposited", "customer_id": 1, "data": {}},
+        "customer": {"id": 1, "email": format!("{}!", "a".repeat(100_000))},
+        "workflows": [regex("^(a+)+$".to_owned())]
+    });
+    let (status, body) = api.post("/api/v1/dry-run", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["plan"], json!([]), "{body}");
+
+    let (status, _) = api.get("/healthz").await;
+    assert_eq!(status, 200, "still serving");
+    let (_, list) = api.get("/api/v1/workflows").await;
+    assert_eq!(list["workflows"], json!([]), "nothing hostile was stored");
+}
+
 // 3. ------------------------------------------------------------------------------------
 
 /// The dry run answers what would run, in order, with the trace of what each rule saw,

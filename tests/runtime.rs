@@ -474,14 +474,44 @@ async fn malformed_events_are_dead_lettered_and_the_rest_processed() {
         .await;
     engine.start().await;
     let missing_customer = json!({"id": "no-customer", "type": "test.note", "data": {"n": 99}}).to_string();
+    // Each is refused with its own reason; none stops the partition.
+    let bad: Vec<(Vec<u8>, &str)> = vec![
+        (b"{not json".to_vec(), "invalid json"),
+        (missing_customer.into_bytes(), "customer_id"),
+        (
+            br#"{"id": "wrong-type", "type": "test.note", "customer_id": "abc"}"#.to_vec(),
+            "customer_id",
+        ),
+        (
+            br#"{"id": "out-of-range", "type": "test.note", "customer_id": 1e30}"#.to_vec(),
+            "customer_id",
+        ),
+        (
+            format!(
+                r#"{{"id": "nested", "type": "test.note", "customer_id": 5001, "data": {{"n": {}1{}}}}}"#,
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            )
+            .into_bytes(),
+            "recursion limit",
+        ),
+    ];
+    // A big but valid event (about 800 KB of data) is processed like any other.
+    let filler = "x".repeat(800_000);
     // One key, so one partition, in this order.
     engine
         .publish(&envelope("good-1", "test.note", 5001, json!({"n": 1})))
         .await;
-    engine.publish_raw("5001", b"{not json").await;
-    engine.publish_raw("5001", missing_customer.as_bytes()).await;
+    for (payload, _) in &bad {
+        engine.publish_raw("5001", payload).await;
+    }
     engine
-        .publish(&envelope("good-2", "test.note", 5001, json!({"n": 2})))
+        .publish(&envelope(
+            "good-2",
+            "test.note",
+            5001,
+            json!({"n": 2, "filler": filler}),
+        ))
         .await;
 
     let db = engine.db().clone();
@@ -507,7 +537,7 @@ async fn malformed_events_are_dead_lettered_and_the_rest_processed() {
     }
     reader.assign(&assignment).unwrap();
     let mut dead = Vec::new();
-    while dead.len() < 2 {
+    while dead.len() < bad.len() {
         let message = tokio::time::timeout(PATIENCE, reader.recv())
             .await
             .expect("dead letters on the topic")
@@ -531,22 +561,22 @@ async fn malformed_events_are_dead_lettered_and_the_rest_processed() {
             headers,
         ));
     }
-    // Same key, so same dead-letter partition, in the order they were read.
-    assert_eq!(dead[0].0, b"{not json");
-    assert_eq!(dead[1].0, missing_customer.as_bytes());
-    for (_, key, headers) in &dead {
+    // Same key, so same dead-letter partition, in the order they were read: the original
+    // bytes, and the reason in a header.
+    for ((payload, reason), (dead_payload, key, headers)) in bad.iter().zip(&dead) {
+        assert!(dead_payload == payload, "{reason}: the original bytes");
         assert_eq!(key.as_deref(), Some("5001"));
         assert_eq!(headers.get("wfe-source-topic"), Some(&engine.settings.kafka.topic));
+        assert_eq!(
+            headers.get("wfe-source-partition"),
+            dead[0].2.get("wfe-source-partition")
+        );
+        let error = headers.get("wfe-error").cloned().unwrap_or_default();
+        assert!(error.contains(reason), "wanted {reason:?} in {error:?}");
     }
-    let error = |i: usize| dead[i].2.get("wfe-error").cloned().unwrap_or_default();
-    assert!(error(0).contains("invalid json"), "{:?}", dead[0].2);
-    assert!(error(1).contains("customer_id"), "{:?}", dead[1].2);
-    assert_eq!(
-        dead[0].2.get("wfe-source-partition"),
-        dead[1].2.get("wfe-source-partition")
-    );
     let offsets: Vec<i64> = dead.iter().map(|d| d.2["wfe-source-offset"].parse().unwrap()).collect();
-    assert_eq!(offsets[1], offsets[0] + 1, "consecutive in the source partition");
+    let consecutive: Vec<i64> = (offsets[0]..offsets[0] + bad.len() as i64).collect();
+    assert_eq!(offsets, consecutive, "consecutive in the source partition");
     let text = Metrics::global().render();
     assert!(
         !metric_lines(&text, "wfe_events_total", &["outcome=\"dead_lettered\""]).is_empty(),
