@@ -2,8 +2,9 @@
 //! chains run strictly one after another while different customers run in parallel.
 //!
 //! For an event it takes the customer snapshot (after that customer's earlier events were
-//! applied), plans against it, records the runs durably (which lets the partition store the
-//! event's offset), then runs each chain in priority order. A delay parks the rest of its
+//! applied), plans against it, records the runs durably together with the internal steps
+//! they begin with (which lets the partition store the event's offset), then runs the rest
+//! of each chain in priority order. A delay parks the rest of its
 //! chain in the database and frees the executor; the scheduler resumes it later through
 //! the same executor. Executors are created on demand by the matcher and stopped when idle,
 //! so memory follows active customers, not all customers.
@@ -228,10 +229,38 @@ async fn on_event(
             steps: w.workflow.actions.iter().map(Step::kind).collect(),
         })
         .collect();
-    let runs = retry("record_runs", || {
-        runs::record_runs(&deps.db, &event, partition, &planned, Utc::now())
-    })
-    .await;
+    let steps: Vec<&[Step]> = plan.iter().map(|w| w.workflow.actions.as_slice()).collect();
+    let context = crate::template::context(&Facts {
+        event: &event,
+        customer: &customer,
+    });
+    let started = crate::actions::record_and_apply(&deps.db, &event, partition, &planned, &steps, &context, Utc::now());
+    let runs = match started.await {
+        Ok(started) => started
+            .into_iter()
+            .map(|s| {
+                for (kind, took) in s.applied {
+                    metrics
+                        .action_seconds
+                        .with_label_values(&[kind.name()])
+                        .observe(took.as_secs_f64());
+                    metrics.actions.with_label_values(&[kind.name(), "done"]).inc();
+                }
+                if s.run.run.status == runs::status::DONE {
+                    run_done(&s.run, &event);
+                }
+                s.run
+            })
+            .collect(),
+        Err(e) => {
+            // Nothing of it was committed: the step-by-step path records the failure.
+            tracing::debug!(event_id = %event.id, customer_id, error = %e, "recording with the first steps failed, going step by step");
+            retry("record_runs", || {
+                runs::record_runs(&deps.db, &event, partition, &planned, Utc::now())
+            })
+            .await
+        }
+    };
     let _ = recorded.send(());
     metrics.events.with_label_values(&[&event.event_type, "matched"]).inc();
     tracing::info!(event_id = %event.id, customer_id, trigger = %event.event_type, runs = runs.len(), "event matched");
@@ -247,6 +276,13 @@ async fn on_event(
         };
         chain.run(customer.clone()).await;
     }
+}
+
+/// Counts and logs a run that ended well.
+fn run_done(run: &Run, event: &EventEnvelope) {
+    Metrics::global().runs.with_label_values(&["done"]).inc();
+    let run = &run.run;
+    tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, event_id = %event.id, "run done");
 }
 
 async fn resume(deps: &ExecutorDeps, customer_id: i64, run_id: i64) {
@@ -359,8 +395,7 @@ impl Chain<'_> {
             runs::finish_run(self.deps.db.connection(), run.id, None, Utc::now())
         })
         .await;
-        metrics.runs.with_label_values(&["done"]).inc();
-        tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, event_id = %self.event.id, "run done");
+        run_done(self.run, self.event);
     }
 
     /// Applies an internal step; retries database failures up to the configured attempts.

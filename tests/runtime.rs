@@ -465,6 +465,51 @@ async fn a_restart_in_the_middle_of_a_chain_completes_it_exactly_once() {
     engine.finish().await;
 }
 
+/// A run whose second internal step cannot apply: the first step's effect is kept once,
+/// the run fails at the second step with the reason, the third never runs, and the next
+/// workflow of the event still runs. (The first steps of an event commit together with
+/// its runs; a failure there must roll back and leave the step-by-step record.)
+#[actix_rt::test]
+async fn a_failing_internal_step_fails_its_run_and_keeps_what_came_before() {
+    let mut engine = Engine::new(|_| {}).await;
+    engine.add_customers([4101]).await;
+    engine
+        .add_workflow(json!({
+            "id": "breaks", "name": "Note, then a team that does not exist", "trigger_event": "test.breaks",
+            "actions": [
+                {"type": "add_note", "params": {"body": "before"}},
+                {"type": "assign_to_team", "params": {"team_id": 999}},
+                {"type": "add_note", "params": {"body": "never"}}
+            ],
+            "priority": 1
+        }))
+        .await;
+    engine
+        .add_workflow(note_workflow("after-it", "test.breaks", "next workflow", 2))
+        .await;
+    engine.start().await;
+    engine
+        .publish(&envelope("breaks-1", "test.breaks", 4101, json!({})))
+        .await;
+
+    let db = engine.db().clone();
+    let runs = eventually!("both runs ended", PATIENCE, {
+        let runs = runs_of_event(&db, "breaks-1").await;
+        (runs.len() == 2 && all_ended(&runs)).then_some(runs)
+    });
+    let broken = run_of(&runs, "breaks");
+    assert_eq!(broken.run.status, status::FAILED, "{broken:?}");
+    assert!(
+        broken.run.error.as_deref().is_some_and(|e| e.contains("no team 999")),
+        "{broken:?}"
+    );
+    let statuses: Vec<&str> = broken.steps.iter().map(|s| s.status.as_str()).collect();
+    assert_eq!(statuses, [step_status::DONE, step_status::FAILED, step_status::PENDING]);
+    assert_done(run_of(&runs, "after-it"));
+    assert_eq!(note_bodies(&db, 4101).await, ["before", "next workflow"]);
+    engine.finish().await;
+}
+
 #[actix_rt::test]
 async fn malformed_events_are_dead_lettered_and_the_rest_processed() {
     let mut engine = Engine::new(|_| {}).await;

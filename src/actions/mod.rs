@@ -12,9 +12,12 @@
 mod assign;
 mod counter;
 mod flags;
+mod fresh;
 mod note;
 mod status;
 mod task;
+
+pub use fresh::{record_and_apply, Started};
 
 use crate::catalogue::{Action, ActionKind};
 use crate::storage::entities::{customers, run_steps};

@@ -65,8 +65,23 @@ pub async fn record_runs(
     planned: &[PlannedRun],
     now: DateTime<Utc>,
 ) -> Result<Vec<Run>, StorageError> {
-    let envelope = serde_json::to_value(event).map_err(|source| StorageError::Encode { what: "event", source })?;
     let txn = db.begin().await?;
+    let recorded = record_runs_in(&txn, event, partition, planned, now).await?;
+    txn.commit().await?;
+    Ok(recorded.into_iter().map(|(run, _)| run).collect())
+}
+
+/// [`record_runs`] inside the caller's transaction. Each run comes with whether it was
+/// inserted now: a new run is returned as written, without reading it back, and no other
+/// transaction can see it before this one commits.
+pub async fn record_runs_in<C: ConnectionTrait>(
+    conn: &C,
+    event: &EventEnvelope,
+    partition: i32,
+    planned: &[PlannedRun],
+    now: DateTime<Utc>,
+) -> Result<Vec<(Run, bool)>, StorageError> {
+    let envelope = serde_json::to_value(event).map_err(|source| StorageError::Encode { what: "event", source })?;
     let mut recorded = Vec::with_capacity(planned.len());
     for plan in planned {
         let inserted = runs::Entity::insert(runs::ActiveModel {
@@ -89,44 +104,61 @@ pub async fn record_runs(
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(&txn)
-        .await?;
-        let run = runs::Entity::find()
-            .filter(runs::Column::EventId.eq(event.id.as_str()))
-            .filter(runs::Column::WorkflowId.eq(plan.workflow_id.as_str()))
-            .one(&txn)
-            .await?
-            .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("run of {}", plan.workflow_id)))?;
-        if inserted > 0 && !plan.steps.is_empty() {
-            let steps = plan.steps.iter().enumerate().map(|(i, kind)| run_steps::ActiveModel {
-                run_id: Set(run.id),
-                step_index: Set(i as i32),
-                action_type: Set(kind.name().to_owned()),
-                status: Set(step_status::PENDING.to_owned()),
-                attempts: Set(0),
+        .exec_with_returning(conn)
+        .await;
+        let run = match inserted {
+            Ok(run) => run,
+            // The conflict clause skipped the insert: the run exists. sea-orm 1.1 says so
+            // with RecordNotInserted where it inserts without RETURNING (SQLite) and with
+            // RecordNotFound where RETURNING gave no row (PostgreSQL).
+            Err(sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_)) => {
+                let run = runs::Entity::find()
+                    .filter(runs::Column::EventId.eq(event.id.as_str()))
+                    .filter(runs::Column::WorkflowId.eq(plan.workflow_id.as_str()))
+                    .one(conn)
+                    .await?
+                    .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("run of {}", plan.workflow_id)))?;
+                let steps = steps_of(conn, run.id).await?;
+                recorded.push((Run { run, steps }, false));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let steps: Vec<run_steps::Model> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| run_steps::Model {
+                run_id: run.id,
+                step_index: i as i32,
+                action_type: kind.name().to_owned(),
+                status: step_status::PENDING.to_owned(),
+                attempts: 0,
+                error: None,
+                result: None,
+                started_at: None,
+                finished_at: None,
+            })
+            .collect();
+        if !steps.is_empty() {
+            let rows = steps.iter().map(|step| run_steps::ActiveModel {
+                run_id: Set(step.run_id),
+                step_index: Set(step.step_index),
+                action_type: Set(step.action_type.clone()),
+                status: Set(step.status.clone()),
+                attempts: Set(step.attempts),
                 error: Set(None),
                 result: Set(None),
                 started_at: Set(None),
                 finished_at: Set(None),
             });
-            run_steps::Entity::insert_many(steps)
-                .on_conflict(
-                    OnConflict::columns([run_steps::Column::RunId, run_steps::Column::StepIndex])
-                        .do_nothing()
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
+            run_steps::Entity::insert_many(rows)
+                .exec_without_returning(conn)
                 .await?;
         }
-        recorded.push(run);
+        recorded.push((Run { run, steps }, true));
     }
-    let mut out = Vec::with_capacity(recorded.len());
-    for run in recorded {
-        let steps = steps_of(&txn, run.id).await?;
-        out.push(Run { run, steps });
-    }
-    txn.commit().await?;
-    Ok(out)
+    Ok(recorded)
 }
 
 /// One run with its steps.
@@ -217,6 +249,19 @@ pub async fn complete_step<C: ConnectionTrait>(
     result: &Value,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
+    mark_step_done(conn, run_id, step_index, result, now).await?;
+    advance(conn, run_id, step_index + 1, status::RUNNING, now).await
+}
+
+/// Marks a step done with what it did, leaving the run as it is: for a caller that applies
+/// several steps in one transaction and moves the run once, with [`advance`].
+pub async fn mark_step_done<C: ConnectionTrait>(
+    conn: &C,
+    run_id: i64,
+    step_index: i32,
+    result: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
     conn.execute(statement(
         conn,
         "UPDATE run_steps SET status = $1, attempts = attempts + 1, error = NULL, result = $2, \
@@ -231,7 +276,7 @@ pub async fn complete_step<C: ConnectionTrait>(
         ],
     ))
     .await?;
-    advance(conn, run_id, step_index + 1, status::RUNNING, now).await
+    Ok(())
 }
 
 /// Parks a run on its delay step: the step is `waiting`, the run `waiting` with its next
@@ -301,8 +346,9 @@ pub async fn finish_run<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Moves `next_step` forward to `next` (never back, so a late replay cannot rewind it).
-async fn advance<C: ConnectionTrait>(
+/// Moves `next_step` forward to `next` (never back, so a late replay cannot rewind it) and
+/// sets the run's status.
+pub async fn advance<C: ConnectionTrait>(
     conn: &C,
     run_id: i64,
     next: i32,
