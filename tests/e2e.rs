@@ -37,17 +37,9 @@ fn detail_paths(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Waits until `workflow_id` has `count` runs and every one ended, and returns them; a
-/// failed run fails the test at once, with its error.
+/// Waits until `workflow_id` has `count` runs, all done (a failed run fails the test).
 async fn finished_runs(api: &Api, workflow_id: &str, count: usize) -> Vec<Value> {
-    eventually(&format!("{count} finished run(s) of {workflow_id}"), SETTLE, || async {
-        let runs = api.runs_of(workflow_id).await;
-        if let Some(failed) = runs.iter().find(|r| r["status"] == "failed") {
-            panic!("a run failed: {failed:#}");
-        }
-        (runs.len() == count && runs.iter().all(|r| r["status"] == "done")).then_some(runs)
-    })
-    .await
+    process::finished_runs(api, workflow_id, count, SETTLE).await
 }
 
 // 1. ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ mod process;
 #[path = "common/proxy.rs"]
 mod proxy;
 
-use process::{eventually, Api, Broker, Engine, Listener, Received, Scratch, TOPIC};
+use process::{eventually, finished_runs, Api, Broker, Engine, Listener, Received, Scratch, TOPIC};
 use proxy::Proxy;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -163,18 +163,6 @@ async fn scheduled_in(db: &common::TestDb, partitions: &[i32]) -> i64 {
         .map_or(0, |c| c.n)
 }
 
-/// Waits until `workflow_id` has `count` runs, all done (a failed run fails the test).
-async fn all_done(api: &Api, workflow_id: &str, count: usize) -> Vec<Value> {
-    eventually(&format!("{count} done runs of {workflow_id}"), SETTLE, || async {
-        let runs = api.runs_of(workflow_id).await;
-        if let Some(failed) = runs.iter().find(|r| r["status"] == "failed") {
-            panic!("a run failed: {failed:#}");
-        }
-        (runs.len() == count && runs.iter().all(|r| r["status"] == "done")).then_some(runs)
-    })
-    .await
-}
-
 /// Every run's step `step` was delivered to the listener with the run's idempotency key.
 fn assert_every_run_delivered(runs: &[Value], received: &[Received], step: usize) {
     let keys: BTreeSet<&str> = received.iter().filter_map(|r| r.idempotency_key.as_deref()).collect();
@@ -228,7 +216,7 @@ async fn database_outage_pauses_consumption_and_resumes() {
         let at = broker.produce(&deposit(&id, 8001 + seq as i64 % 10, seq)).await;
         positions.insert(id, at);
     }
-    all_done(&api, "every-deposit", 20).await;
+    finished_runs(&api, "every-deposit", 20, SETTLE).await;
 
     proxy.cut();
     let mut during: BTreeMap<String, (i32, i64)> = BTreeMap::new();
@@ -265,7 +253,7 @@ async fn database_outage_pauses_consumption_and_resumes() {
     }
 
     proxy.restore();
-    let runs = all_done(&api, "every-deposit", 50).await;
+    let runs = finished_runs(&api, "every-deposit", 50, SETTLE).await;
 
     let mut per_note: BTreeMap<(i64, String), usize> = BTreeMap::new();
     for note in notes(&test).await {
@@ -388,8 +376,8 @@ async fn second_process_takes_over_partitions_and_delays() {
         (partitions(&b).await == (0..PARTITIONS).collect::<Vec<_>>()).then_some(())
     })
     .await;
-    let ordered = all_done(&b, "ordered", events).await;
-    let delayed = all_done(&b, "delayed", events).await;
+    let ordered = finished_runs(&b, "ordered", events, SETTLE).await;
+    let delayed = finished_runs(&b, "delayed", events, SETTLE).await;
     let received = listener.received();
     assert_every_run_delivered(&ordered, &received, 1);
     assert_every_run_delivered(&delayed, &received, 1);

@@ -42,6 +42,23 @@ where
     }
 }
 
+/// Waits until `workflow_id` has `count` runs, every one done, and returns them; a failed
+/// run fails the test at once, with its error.
+pub async fn finished_runs(api: &Api, workflow_id: &str, count: usize, timeout: Duration) -> Vec<Value> {
+    eventually(
+        &format!("{count} finished run(s) of {workflow_id}"),
+        timeout,
+        || async {
+            let runs = api.runs_of(workflow_id).await;
+            if let Some(failed) = runs.iter().find(|r| r["status"] == "failed") {
+                panic!("a run failed: {failed:#}");
+            }
+            (runs.len() == count && runs.iter().all(|r| r["status"] == "done")).then_some(runs)
+        },
+    )
+    .await
+}
+
 /// librdkafka's mock cluster with the engine's topics (4 partitions each), owned by the
 /// test so it survives the engine's restarts and crashes.
 pub struct Broker {
