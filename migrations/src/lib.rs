@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_crm;
 mod m20261125_000002_engine;
 mod m20261125_000003_inactivity;
+mod m20261125_000004_scheduler_indexes;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_crm::Migration),
             Box::new(m20261125_000002_engine::Migration),
             Box::new(m20261125_000003_inactivity::Migration),
+            Box::new(m20261125_000004_scheduler_indexes::Migration),
         ]
     }
 }
