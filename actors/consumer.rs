@@ -11,6 +11,7 @@
 //! and its original bytes; the partition keeps going.
 
 use super::metrics::{Mailbox, Metrics};
+use super::scheduler::Poll;
 use crate::envelope::EventEnvelope;
 use actix::prelude::*;
 use futures_util::stream::{FuturesOrdered, StreamExt};
@@ -196,6 +197,7 @@ pub struct KafkaSource {
     dead_letters: DeadLetters,
     in_flight: usize,
     owned: OwnedPartitions,
+    assigned: Recipient<Poll>,
     partitions: HashMap<i32, Addr<PartitionConsumer>>,
     rebalances: Option<mpsc::UnboundedReceiver<Rebalancing>>,
     driver: Option<Arbiter>,
@@ -211,6 +213,9 @@ pub struct SourceConfig {
     pub sink: Recipient<Route>,
     pub recovery: Recipient<RecoverPartition>,
     pub owned: OwnedPartitions,
+    /// Told when partitions are assigned, so their due delays are looked at now rather
+    /// than at the next poll (the scheduler).
+    pub assigned: Recipient<Poll>,
 }
 
 impl KafkaSource {
@@ -231,6 +236,7 @@ impl KafkaSource {
             dead_letters: config.dead_letters,
             in_flight: config.in_flight_per_partition.max(1),
             owned: config.owned,
+            assigned: config.assigned,
             partitions: HashMap::new(),
             rebalances: Some(rx),
             driver: None,
@@ -326,6 +332,7 @@ impl Handler<Rebalancing> for KafkaSource {
                         owned.insert(partition);
                     }
                 }
+                self.assigned.do_send(Poll);
                 let _ = ack.send(());
                 Box::pin(fut::ready(()))
             }

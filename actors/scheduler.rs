@@ -1,9 +1,10 @@
 //! The scheduler: resumes delayed chains when they are due, and emits the engine's own
 //! time-based events (task.overdue, customer.inactive_days).
 //!
-//! Like mini-redis's expiry task, it sleeps until the earliest due time it knows, and
-//! otherwise polls every `poll_interval` (30 s by default) for continuations recorded by
-//! other processes. It claims due rows only of the partitions this process owns, for a
+//! Like mini-redis's expiry task, it sleeps until the earliest due time it knows, looks
+//! again whenever the consumer is assigned partitions (their delays may be due already),
+//! and otherwise polls every `poll_interval` (30 s by default) for continuations recorded
+//! by other processes. It claims due rows only of the partitions this process owns, for a
 //! lease, so two processes never resume one chain and per-customer order holds across the
 //! cluster; a claim not resumed within the lease (its process died) is claimed again.
 //! Resumes go through the matcher to the customer's executor, behind that customer's

@@ -137,6 +137,7 @@ impl Topology {
             sink: matcher.clone().recipient(),
             recovery: matcher.clone().recipient(),
             owned: owned.clone(),
+            assigned: scheduler.clone().recipient(),
         })?
         .start();
         let mut arbiters = arbiters;

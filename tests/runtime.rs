@@ -409,8 +409,14 @@ async fn a_redelivered_event_changes_nothing() {
 
 #[actix_rt::test]
 async fn a_restart_in_the_middle_of_a_chain_completes_it_exactly_once() {
-    // Long enough that the chain is still parked when the first engine has stopped.
-    let mut engine = Engine::new(|s| s.scheduler.delay_override_secs = 3).await;
+    let mut engine = Engine::new(|s| {
+        // Long enough that the chain is still parked when the first engine has stopped.
+        s.scheduler.delay_override_secs = 3;
+        // No polling to fall back on: the restarted engine must look at its partitions'
+        // delays when it is assigned them.
+        s.scheduler.poll_interval_secs = 3600;
+    })
+    .await;
     engine.add_customers([4001]).await;
     engine
         .add_workflow(json!({
