@@ -60,6 +60,10 @@ use workflow_engine::storage::workflows::StoredWorkflow;
 use workflow_engine::storage::{scheduled, workflows, Database};
 use workflow_engine::validate::Validator;
 
+#[path = "common/database.rs"]
+mod database;
+use database::{drop_database, fresh_database};
+
 const TOPIC: &str = "bench.events";
 const DLQ: &str = "bench.dlq";
 /// Every partition of the topic is assigned to this process, so the scheduler owns all.
@@ -91,60 +95,6 @@ fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> 
     cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
     cluster.create_topic(DLQ, PARTITIONS, 1).expect("dlq");
     cluster
-}
-
-/// A fresh database (a new PostgreSQL database on `WFE_BENCH_DATABASE_URL`'s server, else
-/// a temporary SQLite file), migrated, with the pool size the service uses
-/// (`database.max_connections`). Returns what `drop_database` needs to remove it.
-async fn fresh_database(tag: &str, max_connections: u32) -> (Database, Scratch) {
-    match std::env::var("WFE_BENCH_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
-        Some(server) => {
-            let name = format!("wfe_bench_{tag}_{}", std::process::id());
-            let admin = Database::connect(&server)
-                .await
-                .expect("connect to the benchmark server");
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await;
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create database");
-            let mut url = url::Url::parse(&server).expect("database url");
-            url.set_path(&name);
-            let db = Database::connect_with_pool(url.as_str(), Some(max_connections))
-                .await
-                .expect("connect");
-            db.migrate().await.expect("migrate");
-            (db, Scratch::Postgres { admin, name })
-        }
-        None => {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let db = Database::connect_with_pool(
-                &format!("sqlite://{}/bench.db", dir.path().display()),
-                Some(max_connections),
-            )
-            .await
-            .expect("sqlite");
-            db.migrate().await.expect("migrate");
-            (db, Scratch::Sqlite { _dir: dir })
-        }
-    }
-}
-
-/// What to remove after a scenario: a million parked runs should not stay on the server.
-enum Scratch {
-    Sqlite { _dir: tempfile::TempDir },
-    Postgres { admin: Database, name: String },
-}
-
-async fn drop_database(db: Database, scratch: Scratch) {
-    let _ = db.close().await;
-    if let Scratch::Postgres { admin, name } = scratch {
-        let _ = admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await;
-    }
 }
 
 #[derive(Debug, FromQueryResult)]

@@ -29,8 +29,15 @@ use workflow_engine::storage::sql::statement;
 use workflow_engine::storage::{seed, workflows, Database};
 use workflow_engine::validate::Validator;
 
+#[path = "common/database.rs"]
+mod database;
+use database::{drop_database, fresh_database};
+
 const TOPIC: &str = "bench.events";
 const PARTITIONS: i32 = 4;
+/// The engine's events are produced in chunks of CHUNK, at most AHEAD ahead of it.
+const CHUNK: usize = 5_000;
+const AHEAD: u64 = 20_000;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -97,37 +104,6 @@ async fn count(db: &Database, sql: &str) -> i64 {
         .map_or(0, |c| c.n)
 }
 
-async fn fresh_database(tag: &str) -> (Database, Option<tempfile::TempDir>) {
-    match std::env::var("WFE_BENCH_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
-        Some(server) => {
-            let name = format!("wfe_bench_{tag}_{}", std::process::id());
-            let admin = Database::connect(&server)
-                .await
-                .expect("connect to the benchmark server");
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await;
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create database");
-            let mut url = url::Url::parse(&server).expect("database url");
-            url.set_path(&name);
-            let db = Database::connect(url.as_str()).await.expect("connect");
-            db.migrate().await.expect("migrate");
-            (db, None)
-        }
-        None => {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let db = Database::connect(&format!("sqlite://{}/bench.db", dir.path().display()))
-                .await
-                .expect("sqlite");
-            db.migrate().await.expect("migrate");
-            (db, Some(dir))
-        }
-    }
-}
-
 async fn insert_customers(db: &Database, customers: usize) {
     let conn = db.connection();
     for chunk in (1..=customers).collect::<Vec<_>>().chunks(500) {
@@ -146,8 +122,9 @@ async fn insert_customers(db: &Database, customers: usize) {
     }
 }
 
-/// Produces `events` deposits keyed over `customers`, each stamped with its send time.
-async fn produce(brokers: &str, topic: &str, events: usize, customers: usize, trigger: &str) {
+/// Produces deposits number `events` keyed over `customers`, each stamped with its send
+/// time.
+async fn produce(brokers: &str, topic: &str, events: std::ops::Range<usize>, customers: usize, trigger: &str) {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
@@ -155,7 +132,7 @@ async fn produce(brokers: &str, topic: &str, events: usize, customers: usize, tr
         .create()
         .expect("producer");
     let mut pending = Vec::with_capacity(10_000);
-    for i in 0..events {
+    for i in events {
         let customer = 1 + (i * 7919) % customers;
         let amount = [250, 800, 1500, 12000][i % 4];
         let event = json!({"id": format!("bench-{i}"), "type": trigger, "customer_id": customer,
@@ -199,10 +176,10 @@ async fn baseline(brokers: &str, events: usize, customers: usize, trigger: &str)
     consumer.subscribe(&[topic]).expect("subscribe");
     // Join the group first (as the engine does before its clock starts): a marker event
     // read back means the consumer is assigned and fetching.
-    produce(brokers, topic, 1, customers, "bench.warmup").await;
+    produce(brokers, topic, 0..1, customers, "bench.warmup").await;
     let _ = consumer.recv().await.expect("warm-up message");
     let start = Instant::now();
-    let producing = produce(brokers, topic, events, customers, trigger);
+    let producing = produce(brokers, topic, 0..events, customers, trigger);
     let reading = async {
         let mut seen = 0;
         while seen < events {
@@ -230,7 +207,9 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
         .expect("baseline topic");
     cluster.create_topic("bench.dlq", PARTITIONS, 1).expect("dlq");
     let brokers = cluster.bootstrap_servers();
-    let (db, _dir) = fresh_database(scenario.name).await;
+    let mut settings = Settings::defaults().expect("defaults");
+    // The pool the service runs with.
+    let (db, scratch) = fresh_database(scenario.name, settings.database.max_connections).await;
 
     let listener = HttpServer::new(|| App::new().default_service(web::to(|| async { HttpResponse::Ok().finish() })))
         .workers(1)
@@ -263,7 +242,6 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
 
     let base_time = baseline(&brokers, events, customers, scenario.trigger).await;
 
-    let mut settings = Settings::defaults().expect("defaults");
     settings.kafka.topic = TOPIC.into();
     settings.kafka.dead_letter_topic = "bench.dlq".into();
     settings.kafka.group_id = format!("engine-{}", scenario.name);
@@ -283,7 +261,21 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
     let start = Instant::now();
-    produce(&brokers, TOPIC, events, customers, scenario.trigger).await;
+    // librdkafka's mock broker trims a partition's log past 5 MiB, so the producer stays
+    // within AHEAD events of the engine: a slower engine must not lose unread events.
+    for from in (0..events).step_by(CHUNK) {
+        while (from as u64).saturating_sub(seen() - seen_before) > AHEAD {
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        produce(
+            &brokers,
+            TOPIC,
+            from..(from + CHUNK).min(events),
+            customers,
+            scenario.trigger,
+        )
+        .await;
+    }
     loop {
         actix_rt::time::sleep(Duration::from_millis(50)).await;
         let consumed = seen() - seen_before;
@@ -354,6 +346,7 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
         percentile(&latency, 0.99),
         db.backend(),
     );
+    drop_database(db, scratch).await;
     drop(cluster);
 }
 
