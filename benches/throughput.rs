@@ -35,9 +35,8 @@ use database::{drop_database, fresh_database};
 
 const TOPIC: &str = "bench.events";
 const PARTITIONS: i32 = 4;
-/// The engine's events are produced in chunks of CHUNK, at most AHEAD ahead of it.
-const CHUNK: usize = 5_000;
-const AHEAD: u64 = 20_000;
+/// How far the producer may run ahead of the reader, in events (about 1 MiB a partition).
+const AHEAD: usize = 20_000;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -122,9 +121,17 @@ async fn insert_customers(db: &Database, customers: usize) {
     }
 }
 
-/// Produces deposits number `events` keyed over `customers`, each stamped with its send
-/// time.
-async fn produce(brokers: &str, topic: &str, events: std::ops::Range<usize>, customers: usize, trigger: &str) {
+/// Produces `events` deposits keyed over `customers`, each stamped with its send time,
+/// staying within AHEAD events of `consumed()`: librdkafka's mock broker trims a
+/// partition's log past 5 MiB, so a reader further behind would lose unread events.
+async fn produce(
+    brokers: &str,
+    topic: &str,
+    events: usize,
+    customers: usize,
+    trigger: &str,
+    consumed: impl Fn() -> usize,
+) {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
@@ -132,7 +139,10 @@ async fn produce(brokers: &str, topic: &str, events: std::ops::Range<usize>, cus
         .create()
         .expect("producer");
     let mut pending = Vec::with_capacity(10_000);
-    for i in events {
+    for i in 0..events {
+        while i.saturating_sub(consumed()) > AHEAD {
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        }
         let customer = 1 + (i * 7919) % customers;
         let amount = [250, 800, 1500, 12000][i % 4];
         let event = json!({"id": format!("bench-{i}"), "type": trigger, "customer_id": customer,
@@ -176,16 +186,16 @@ async fn baseline(brokers: &str, events: usize, customers: usize, trigger: &str)
     consumer.subscribe(&[topic]).expect("subscribe");
     // Join the group first (as the engine does before its clock starts): a marker event
     // read back means the consumer is assigned and fetching.
-    produce(brokers, topic, 0..1, customers, "bench.warmup").await;
+    produce(brokers, topic, 1, customers, "bench.warmup", || 0).await;
     let _ = consumer.recv().await.expect("warm-up message");
     let start = Instant::now();
-    let producing = produce(brokers, topic, 0..events, customers, trigger);
+    let seen = std::cell::Cell::new(0);
+    let producing = produce(brokers, topic, events, customers, trigger, || seen.get());
     let reading = async {
-        let mut seen = 0;
-        while seen < events {
+        while seen.get() < events {
             let message = consumer.recv().await.expect("message");
             let _ = serde_json::from_slice::<Value>(rdkafka::Message::payload(&message).unwrap_or_default());
-            seen += 1;
+            seen.set(seen.get() + 1);
         }
     };
     futures_util::join!(producing, reading);
@@ -261,21 +271,10 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
     let start = Instant::now();
-    // librdkafka's mock broker trims a partition's log past 5 MiB, so the producer stays
-    // within AHEAD events of the engine: a slower engine must not lose unread events.
-    for from in (0..events).step_by(CHUNK) {
-        while (from as u64).saturating_sub(seen() - seen_before) > AHEAD {
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-        }
-        produce(
-            &brokers,
-            TOPIC,
-            from..(from + CHUNK).min(events),
-            customers,
-            scenario.trigger,
-        )
-        .await;
-    }
+    produce(&brokers, TOPIC, events, customers, scenario.trigger, || {
+        (seen() - seen_before) as usize
+    })
+    .await;
     loop {
         actix_rt::time::sleep(Duration::from_millis(50)).await;
         let consumed = seen() - seen_before;
