@@ -4,7 +4,8 @@
 # through `npm ci`), builds the engine binary if needed, then runs `node --test`.
 #   tests/browser/run.sh                 # from anywhere
 #   tests/browser/run.sh --screenshots   # also regenerate docs/screenshots/*.png
-# Env: WFE_BINARY (default target/debug/workflow-engine), CHROMIUM (default /usr/bin/chromium).
+# Env: WFE_BINARY (default the debug build under CARGO_TARGET_DIR or target/),
+# CHROMIUM (default /usr/bin/chromium).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -26,6 +27,9 @@ fi
 
 if [ -z "${WFE_BINARY:-}" ]; then
   (cd "$root" && cargo build --quiet --bin workflow-engine)
+  target="${CARGO_TARGET_DIR:-$root/target}"
+  case "$target" in /*) ;; *) target="$root/$target" ;; esac
+  export WFE_BINARY="$target/debug/workflow-engine"
 fi
 
 cd "$here"
