@@ -274,7 +274,7 @@ async fn on_event(
             event: &event,
             steps: &workflow.workflow.actions,
         };
-        chain.run(customer.clone()).await;
+        chain.run(&customer, &context).await;
     }
 }
 
@@ -310,13 +310,17 @@ async fn resume(deps: &ExecutorDeps, customer_id: i64, run_id: i64) {
     };
     retry("resume", || steps::resumed(&deps.db, run_id, Utc::now())).await;
     let customer = snapshot(&deps.db, customer_id).await;
+    let context = crate::template::context(&Facts {
+        event: &event,
+        customer: &customer,
+    });
     Chain {
         deps,
         run: &run,
         event: &event,
         steps: &steps,
     }
-    .run(customer)
+    .run(&customer, &context)
     .await;
 }
 
@@ -336,14 +340,15 @@ struct Chain<'a> {
 }
 
 impl Chain<'_> {
-    async fn run(&self, customer: Map<String, Value>) {
+    /// Runs the chain against `customer`; `context` is the template context of the event
+    /// and that customer, built once for all of an event's chains.
+    async fn run(&self, customer: &Map<String, Value>, context: &Value) {
         let metrics = Metrics::global();
         let run = &self.run.run;
         let facts = Facts {
             event: self.event,
-            customer: &customer,
+            customer,
         };
-        let context = crate::template::context(&facts);
         let start = usize::try_from(run.next_step).unwrap_or(0);
         for (i, step) in self.steps.iter().enumerate().skip(start) {
             let index = i32::try_from(i).unwrap_or(i32::MAX);
@@ -370,8 +375,8 @@ impl Chain<'_> {
                     tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, %due_at, "chain delayed");
                     return;
                 }
-                action if kind.is_external() => self.external(index, action, &facts, &context).await,
-                action => self.internal(index, action, &context).await,
+                action if kind.is_external() => self.external(index, action, &facts, context).await,
+                action => self.internal(index, action, context).await,
             };
             metrics
                 .action_seconds

@@ -233,15 +233,7 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
 
     insert_customers(&db, customers).await;
     if scenario.demo_data {
-        seed::load_demo(&db, &format!("{base}/slack")).await.expect("demo data");
-        let conn = db.connection();
-        conn.execute(statement(
-            conn,
-            "UPDATE sms_providers SET url = $1 WHERE active",
-            vec![format!("{base}/sms").into()],
-        ))
-        .await
-        .expect("sms url");
+        seed::load_demo_against(&db, &base).await.expect("demo data");
     }
     let schema = workflow_engine::schema::FieldSchema::default();
     let validator = Validator::new(&schema, Default::default());

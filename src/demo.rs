@@ -10,11 +10,10 @@ use crate::kafka;
 use crate::schema::FieldSchema;
 use crate::settings::Settings;
 use crate::storage::runs::{self, RunFilter};
-use crate::storage::{seed, sql::statement, workflows, Database};
+use crate::storage::{seed, workflows, Database};
 use crate::validate::Validator;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context as _;
-use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -111,17 +110,8 @@ async fn demo(mut settings: Settings) -> anyhow::Result<Option<crate::kafka::Emb
     settings.delivery.email_url = format!("{base}/email");
 
     let db = crate::service::database(&settings).await?;
-    seed::load_demo(&db, &format!("{base}/slack"))
-        .await
-        .context("loading demo data")?;
+    seed::load_demo_against(&db, &base).await.context("loading demo data")?;
     let conn = db.connection();
-    conn.execute(statement(
-        conn,
-        "UPDATE sms_providers SET url = $1 WHERE active",
-        vec![format!("{base}/sms").into()],
-    ))
-    .await
-    .context("pointing the sms provider at the demo listener")?;
     let schema = FieldSchema::default();
     let follow_up = Validator::new(&schema, settings.limits)
         .workflow(&delayed_follow_up())

@@ -130,6 +130,22 @@ pub struct SeedReport {
     pub workflows_created: usize,
 }
 
+/// [`load_demo`] with every integration pointed at one local stand-in at `base`: the
+/// webhook endpoint at `{base}/slack`, the active SMS provider at `{base}/sms` (the demo,
+/// benches and tests answer them themselves).
+pub async fn load_demo_against(db: &Database, base: &str) -> Result<SeedReport, StorageError> {
+    let report = load_demo(db, &format!("{base}/slack")).await?;
+    sms_providers::Entity::update_many()
+        .col_expr(
+            sms_providers::Column::Url,
+            sea_orm::sea_query::Expr::value(format!("{base}/sms")),
+        )
+        .filter(sms_providers::Column::Active.eq(true))
+        .exec(db.connection())
+        .await?;
+    Ok(report)
+}
+
 /// Loads the demo data; safe to call on every start.
 pub async fn load_demo(db: &Database, webhook_url: &str) -> Result<SeedReport, StorageError> {
     let now = Utc::now();

@@ -252,15 +252,9 @@ impl Engine {
     /// The demo data (teams, agents, statuses, customers 1..5, the seed workflows) with the
     /// webhook endpoint and the active SMS provider pointing at the listener.
     pub async fn seed_demo(&self) {
-        seed::load_demo(self.db(), &self.listener.url("/slack")).await.unwrap();
-        let conn = self.db().connection();
-        conn.execute(statement(
-            conn,
-            "UPDATE sms_providers SET url = $1 WHERE active",
-            vec![self.listener.url("/sms").into()],
-        ))
-        .await
-        .unwrap();
+        seed::load_demo_against(self.db(), &self.listener.url(""))
+            .await
+            .unwrap();
     }
 
     /// Validates `definition` against the database's schema and saves it; returns its id.
