@@ -28,6 +28,8 @@
 //! - [`api`]: the HTTP API; [`service`]: `serve` and `migrate`; [`demo`]: `demo`.
 //! - [`settings`], [`telemetry`], [`kafka`], [`outbound`]: configuration, logs, Kafka
 //!   clients and the embedded broker, outbound requests and their signature.
+//! - [`clock`], [`retry`]: time as a dependency, and the one retry policy (transient or
+//!   permanent, capped exponential backoff).
 //!
 //! The schema migrations live in the `migrations` crate.
 
@@ -37,6 +39,7 @@ pub mod actors;
 pub mod api;
 pub mod catalogue;
 pub mod check;
+pub mod clock;
 pub mod conditions;
 pub mod demo;
 pub mod duration;
@@ -45,6 +48,7 @@ pub mod kafka;
 pub mod outbound;
 pub mod plan;
 pub mod problem;
+pub mod retry;
 pub mod schema;
 pub mod service;
 pub mod settings;
