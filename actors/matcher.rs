@@ -1,48 +1,39 @@
 //! The matcher: holds the compiled workflow set and routes events to customers' executors.
 //!
 //! The set is immutable and swapped whole when any process changes a workflow (a version
-//! poll of the workflows change counter). An event no workflow listens to is acknowledged
-//! at once, with no database access. The rest go to the customer's executor, created on
-//! demand on one of the executor arbiters (chosen by customer id, so a customer always
-//! lands on the same thread) and forgotten when idle. Routing is in arrival order: when an
-//! executor's mailbox is full the matcher waits (backpressure reaches the partitions).
+//! poll of the workflows change counter), and only for a newer version: a slow load never
+//! puts an older set back. An event no workflow listens to is acknowledged at once, with
+//! no database access. The rest go to the customer's executor, created on demand (by the
+//! topology's factory, on the arbiter of the customer) and forgotten when idle. Routing is
+//! in arrival order: when an executor's mailbox is full the matcher waits (backpressure
+//! reaches the partitions).
 
-use super::consumer::{RecoverPartition, Route};
-use super::executor::{Execute, Executor, ExecutorDeps, Idle, Stop, Work};
-use super::metrics::{Mailbox, Metrics};
+use super::metrics::{event_label, Mailbox, Metrics};
+use super::protocol::{CurrentSet, Execute, Idle, RecoverPartition, Reload, Resume, Route, Stop};
 use crate::conditions::Limits;
 use crate::plan::WorkflowSet;
-use crate::storage::{statuses, steps, workflows, Database, StorageError};
-use crate::validate::Validator;
+use crate::retry::{self, Backoff, Retried};
+use crate::runner::{Why, Work};
+use crate::storage::{steps, workflows, Database};
 use actix::dev::SendError;
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Continue a recorded run (from the scheduler, or recovery).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Resume {
-    pub customer_id: i64,
-    pub run_id: i64,
-    pub due_at: Option<DateTime<Utc>>,
+/// How the matcher reaches one executor.
+#[derive(Clone)]
+pub struct ExecutorHandle {
+    pub execute: Recipient<Execute>,
+    pub stop: Recipient<Stop>,
 }
 
-/// Rebuild the set from the database now (after a change made through this process).
-#[derive(Debug, Message)]
-#[rtype(result = "Result<usize, String>")]
-pub struct Reload;
-
-/// The live set, for the dry run and admin views.
-#[derive(Debug, Message)]
-#[rtype(result = "Arc<WorkflowSet>")]
-pub struct CurrentSet;
+/// Starts the executor of a customer; `Recipient<Idle>` is the matcher's own address.
+pub type SpawnExecutor = Arc<dyn Fn(i64, Recipient<Idle>) -> ExecutorHandle + Send + Sync>;
 
 /// Executors alive and what was sent to each.
 struct Slot {
-    addr: Addr<Executor>,
+    handle: ExecutorHandle,
     sent: u64,
 }
 
@@ -53,21 +44,14 @@ pub struct Matcher {
     version: Option<i64>,
     poll: Duration,
     executors: HashMap<i64, Slot>,
-    arbiters: Arc<[ArbiterHandle]>,
-    deps: Arc<ExecutorDeps>,
-    executor_mailbox: usize,
+    spawn: SpawnExecutor,
+    /// The executors' mailbox meter: counted here when sent, there when done.
+    executor_mailbox: Mailbox,
     mailbox: Mailbox,
 }
 
 impl Matcher {
-    pub fn new(
-        db: Database,
-        limits: Limits,
-        poll: Duration,
-        arbiters: Arc<[ArbiterHandle]>,
-        deps: Arc<ExecutorDeps>,
-        executor_mailbox: usize,
-    ) -> Self {
+    pub fn new(db: Database, limits: Limits, poll: Duration, spawn: SpawnExecutor) -> Self {
         Self {
             db,
             limits,
@@ -75,21 +59,10 @@ impl Matcher {
             version: None,
             poll,
             executors: HashMap::new(),
-            arbiters,
-            deps,
-            executor_mailbox,
+            spawn,
+            executor_mailbox: Metrics::global().mailbox("executor"),
             mailbox: Metrics::global().mailbox("matcher"),
         }
-    }
-
-    fn spawn_executor(&self, customer_id: i64, router: Recipient<Idle>) -> Addr<Executor> {
-        let shard = customer_id.unsigned_abs() as usize % self.arbiters.len().max(1);
-        let deps = Arc::clone(&self.deps);
-        let capacity = self.executor_mailbox;
-        Executor::start_in_arbiter(&self.arbiters[shard], move |ctx| {
-            ctx.set_mailbox_capacity(capacity);
-            Executor::new(customer_id, deps, router)
-        })
     }
 
     /// Hands `work` to the customer's executor, in order. Returns a future when the
@@ -104,28 +77,29 @@ impl Matcher {
         let router = ctx.address().recipient();
         let mut message = Execute(work);
         for _ in 0..2 {
-            let slot = match self.executors.get_mut(&customer_id) {
-                Some(slot) => slot,
-                None => {
-                    let addr = self.spawn_executor(customer_id, router.clone());
-                    self.executors.entry(customer_id).or_insert(Slot { addr, sent: 0 })
-                }
-            };
-            match slot.addr.try_send(message) {
+            let slot = self.executors.entry(customer_id).or_insert_with(|| Slot {
+                handle: (self.spawn)(customer_id, router.clone()),
+                sent: 0,
+            });
+            match slot.handle.execute.try_send(message) {
                 Ok(()) => {
-                    self.deps.mailbox.sent();
+                    self.executor_mailbox.sent();
                     slot.sent += 1;
                     return None;
                 }
                 Err(SendError::Full(m)) => {
-                    self.deps.mailbox.sent();
+                    self.executor_mailbox.sent();
                     slot.sent += 1;
-                    let addr = slot.addr.clone();
-                    let mailbox = self.deps.mailbox.clone();
+                    let execute = slot.handle.execute.clone();
+                    let mailbox = self.executor_mailbox.clone();
                     let waited = Instant::now();
                     return Some(Box::pin(
                         async move {
-                            let _ = addr.send(m).await;
+                            if execute.send(m).await.is_err() {
+                                // The executor is gone; its work is dropped like any
+                                // work of a stopped process, and recovered by the owner.
+                                mailbox.handled();
+                            }
                             mailbox.waited(waited.elapsed());
                         }
                         .into_actor(self),
@@ -142,55 +116,49 @@ impl Matcher {
     }
 
     /// Loads the active workflows and builds a new set, if the change counter moved.
-    fn reload_if_changed(&mut self, ctx: &mut Context<Self>, force: bool) {
-        let db = self.db.clone();
-        let limits = self.limits;
-        let known = if force { None } else { self.version };
+    fn reload_if_changed(&mut self, ctx: &mut Context<Self>) {
+        let (db, limits, known) = (self.db.clone(), self.limits, self.version);
         ctx.spawn(
             async move {
                 let version = workflows::change_counter(db.connection()).await?;
                 if known == Some(version) {
                     return Ok(None);
                 }
-                let set = load_set(&db, limits).await?;
-                Ok::<_, StorageError>(Some((version, set)))
+                workflows::load_set(&db, limits).await.map(Some)
             }
             .into_actor(self)
             .map(|result, act, _ctx| match result {
-                Ok(Some((version, set))) => act.swap(version, set),
+                Ok(Some((version, set))) => {
+                    act.swap(version, set);
+                }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "workflow poll failed"),
             }),
         );
     }
 
-    fn swap(&mut self, version: i64, set: WorkflowSet) {
+    /// Puts `set` live unless a newer one already is.
+    fn swap(&mut self, version: i64, set: WorkflowSet) -> bool {
+        if self.version.is_some_and(|live| version < live) {
+            tracing::debug!(version, live = self.version, "older workflow set ignored");
+            return false;
+        }
         let metrics = Metrics::global();
         metrics.workflows_active.set(set.len() as i64);
         metrics.workflow_set_swaps.inc();
         tracing::info!(workflows = set.len(), version, "workflow set swapped");
         self.set = Arc::new(set);
         self.version = Some(version);
+        true
     }
-}
 
-/// Builds the set of active workflows as stored. A stored workflow that no longer
-/// validates or compiles is left out and logged; the others keep running.
-pub async fn load_set(db: &Database, limits: Limits) -> Result<WorkflowSet, StorageError> {
-    let schema = statuses::field_schema(db.connection()).await?;
-    let validator = Validator::new(&schema, limits);
-    let mut valid = Vec::new();
-    for stored in workflows::list_active(db.connection()).await? {
-        match validator.workflow(&stored.definition) {
-            Ok(v) => valid.push(v.workflow),
-            Err(e) => tracing::error!(workflow_id = %stored.id, error = %e, "stored workflow left out"),
-        }
+    fn acknowledge(route: Route, outcome: &str, listened: bool) {
+        Metrics::global()
+            .events
+            .with_label_values(&[event_label(&route.event.event_type, listened), outcome])
+            .inc();
+        let _ = route.recorded.send(());
     }
-    let (set, errors) = WorkflowSet::build(valid, &limits);
-    for e in errors {
-        tracing::error!(workflow_id = %e.workflow_id, error = %e, "stored workflow left out");
-    }
-    Ok(set)
 }
 
 impl Actor for Matcher {
@@ -201,30 +169,33 @@ impl Actor for Matcher {
         // No message is handled before the first set is loaded: an event routed against
         // the empty set would be acknowledged as "no workflow listens" and its offset
         // stored, losing it. Until the database answers, the partitions wait.
-        let db = self.db.clone();
-        let limits = self.limits;
+        let (db, limits) = (self.db.clone(), self.limits);
         ctx.wait(
             async move {
-                let mut wait = Duration::from_millis(100);
-                loop {
-                    let loaded = async {
-                        let version = workflows::change_counter(db.connection()).await?;
-                        Ok::<_, StorageError>((version, load_set(&db, limits).await?))
-                    };
-                    match loaded.await {
-                        Ok(loaded) => return loaded,
-                        Err(e) => {
-                            tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "loading the workflow set failed, retrying");
-                            actix_rt::time::sleep(wait).await;
-                            wait = (wait * 2).min(Duration::from_secs(5));
-                        }
+                let on_retry = |e: &crate::storage::StorageError, _: u32, wait: Duration| {
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "loading the workflow set failed, retrying");
+                };
+                let clock = crate::clock::SystemClock;
+                match retry::retry(&clock, Backoff::STORAGE, None, || false, on_retry, || {
+                    workflows::load_set(&db, limits)
+                })
+                .await
+                {
+                    Retried::Ok(loaded) => Some(loaded),
+                    Retried::Failed { error, .. } => {
+                        tracing::error!(error = %error, "the workflow set cannot be loaded");
+                        None
                     }
                 }
             }
             .into_actor(self)
-            .map(|(version, set), act, _ctx| act.swap(version, set)),
+            .map(|loaded, act, _ctx| {
+                if let Some((version, set)) = loaded {
+                    act.swap(version, set);
+                }
+            }),
         );
-        ctx.run_interval(self.poll, |act, ctx| act.reload_if_changed(ctx, false));
+        ctx.run_interval(self.poll, |act, ctx| act.reload_if_changed(ctx));
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -238,26 +209,18 @@ impl Handler<Route> for Matcher {
     fn handle(&mut self, route: Route, ctx: &mut Context<Self>) -> Self::Result {
         self.mailbox.handled();
         if !self.set.listens_to(&route.event.event_type) {
-            Metrics::global()
-                .events
-                .with_label_values(&[&route.event.event_type, "no_workflow"])
-                .inc();
-            let _ = route.recorded.send(());
+            Self::acknowledge(route, "no_workflow", false);
             return AtomicResponse::new(Box::pin(fut::ready(())));
         }
         if !self.set.may_match(&route.event) {
-            Metrics::global()
-                .events
-                .with_label_values(&[&route.event.event_type, "no_match"])
-                .inc();
-            let _ = route.recorded.send(());
+            Self::acknowledge(route, "no_match", true);
             return AtomicResponse::new(Box::pin(fut::ready(())));
         }
         let customer_id = route.event.customer_id;
         let work = Work::Event {
             event: route.event,
             set: Arc::clone(&self.set),
-            partition: route.partition,
+            fence: route.fence,
             recorded: route.recorded,
         };
         AtomicResponse::new(
@@ -273,7 +236,11 @@ impl Handler<Resume> for Matcher {
     fn handle(&mut self, msg: Resume, ctx: &mut Context<Self>) -> Self::Result {
         let work = Work::Resume {
             run_id: msg.run_id,
-            due_at: msg.due_at,
+            fence: msg.fence,
+            why: Why::Due {
+                due_at: msg.due_at,
+                ticket: msg.ticket,
+            },
         };
         AtomicResponse::new(
             self.dispatch(msg.customer_id, work, ctx)
@@ -287,28 +254,36 @@ impl Handler<RecoverPartition> for Matcher {
 
     fn handle(&mut self, msg: RecoverPartition, _ctx: &mut Context<Self>) -> Self::Result {
         let db = self.db.clone();
+        let fence = msg.fence;
         AtomicResponse::new(Box::pin(
-            async move { steps::unfinished(db.connection(), msg.partition).await }
+            async move { steps::unfinished(db.connection(), fence.partition).await }
                 .into_actor(self)
-                .then(|result, act, ctx| -> ResponseActFuture<Self, Result<usize, String>> {
-                    let runs = match result {
-                        Ok(runs) => runs,
-                        Err(e) => return Box::pin(fut::ready(Err(e.to_string()))),
-                    };
-                    let count = runs.len();
-                    let waits: Vec<_> = runs
-                        .into_iter()
-                        .filter_map(|(run_id, customer_id)| {
-                            act.dispatch(customer_id, Work::Resume { run_id, due_at: None }, ctx)
-                        })
-                        .collect();
-                    // Full mailboxes: wait for each, in order, before the partition starts.
-                    let mut chain: ResponseActFuture<Self, ()> = Box::pin(fut::ready(()));
-                    for wait in waits {
-                        chain = Box::pin(chain.then(|_, _, _| wait));
-                    }
-                    Box::pin(chain.map(move |_, _, _| Ok(count)))
-                }),
+                .then(
+                    move |result, act, ctx| -> ResponseActFuture<Self, Result<usize, String>> {
+                        let runs = match result {
+                            Ok(runs) => runs,
+                            Err(e) => return Box::pin(fut::ready(Err(e.to_string()))),
+                        };
+                        let count = runs.len();
+                        let waits: Vec<_> = runs
+                            .into_iter()
+                            .filter_map(|(run_id, customer_id)| {
+                                let work = Work::Resume {
+                                    run_id,
+                                    fence,
+                                    why: Why::Recover,
+                                };
+                                act.dispatch(customer_id, work, ctx)
+                            })
+                            .collect();
+                        // Full mailboxes: wait for each, in order, before the partition starts.
+                        let mut chain: ResponseActFuture<Self, ()> = Box::pin(fut::ready(()));
+                        for wait in waits {
+                            chain = Box::pin(chain.then(|_, _, _| wait));
+                        }
+                        Box::pin(chain.map(move |_, _, _| Ok(count)))
+                    },
+                ),
         ))
     }
 }
@@ -317,11 +292,13 @@ impl Handler<Idle> for Matcher {
     type Result = ();
 
     fn handle(&mut self, msg: Idle, _ctx: &mut Context<Self>) {
-        if let Some(slot) = self.executors.get(&msg.customer_id) {
-            if slot.sent == msg.processed {
-                if let Some(slot) = self.executors.remove(&msg.customer_id) {
-                    slot.addr.do_send(Stop);
-                }
+        if self
+            .executors
+            .get(&msg.customer_id)
+            .is_some_and(|s| s.sent == msg.processed)
+        {
+            if let Some(slot) = self.executors.remove(&msg.customer_id) {
+                let _ = slot.handle.stop.do_send(Stop);
             }
         }
     }
@@ -331,22 +308,18 @@ impl Handler<Reload> for Matcher {
     type Result = ResponseActFuture<Self, Result<usize, String>>;
 
     fn handle(&mut self, _msg: Reload, _ctx: &mut Context<Self>) -> Self::Result {
-        let db = self.db.clone();
-        let limits = self.limits;
+        let (db, limits) = (self.db.clone(), self.limits);
         Box::pin(
-            async move {
-                let version = workflows::change_counter(db.connection()).await?;
-                Ok::<_, StorageError>((version, load_set(&db, limits).await?))
-            }
-            .into_actor(self)
-            .map(|result, act, _ctx| match result {
-                Ok((version, set)) => {
-                    let n = set.len();
-                    act.swap(version, set);
-                    Ok(n)
-                }
-                Err(e) => Err(e.to_string()),
-            }),
+            async move { workflows::load_set(&db, limits).await }
+                .into_actor(self)
+                .map(|result, act, _ctx| match result {
+                    Ok((version, set)) => {
+                        let n = set.len();
+                        act.swap(version, set);
+                        Ok(n)
+                    }
+                    Err(e) => Err(e.to_string()),
+                }),
         )
     }
 }

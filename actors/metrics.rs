@@ -42,6 +42,22 @@ pub struct Metrics {
     /// Workflows in the live set, and set swaps.
     pub workflows_active: IntGauge,
     pub workflow_set_swaps: IntCounter,
+    /// Queued work dropped because its partition moved to another owner.
+    pub work_dropped: IntCounter,
+    /// Resumes that found their continuation no longer as claimed, and did nothing.
+    pub stale_resumes: IntCounter,
+    /// Partition readers restarted after they stopped while the partition was owned.
+    pub reader_restarts: IntCounter,
+}
+
+/// The `trigger` label of an event: its type when a workflow listens to it or it is one
+/// of the product's triggers, else `other`, so a producer cannot grow the label set.
+pub fn event_label(event_type: &str, listened: bool) -> &str {
+    if listened || crate::schema::TRIGGERS.iter().any(|t| t.name == event_type) {
+        event_type
+    } else {
+        "other"
+    }
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -91,7 +107,21 @@ impl Metrics {
         registry.register(Box::new(workflows_active.clone()))?;
         let workflow_set_swaps = IntCounter::with_opts(opts("workflow_set_swaps_total", "Workflow set rebuilds"))?;
         registry.register(Box::new(workflow_set_swaps.clone()))?;
+        let simple = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::with_opts(opts(name, help))?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let work_dropped = simple("work_dropped_total", "Queued work dropped: its partition moved away")?;
+        let stale_resumes = simple(
+            "stale_resumes_total",
+            "Resumes that found their claim gone and did nothing",
+        )?;
+        let reader_restarts = simple("partition_reader_restarts_total", "Partition readers restarted")?;
         Ok(Self {
+            work_dropped,
+            stale_resumes,
+            reader_restarts,
             mailbox_depth: gauge("mailbox_depth", "Messages waiting in actor mailboxes", &["actor"])?,
             mailbox_capacity: gauge("mailbox_capacity", "Mailbox capacity of one actor", &["actor"])?,
             mailbox_processed: counter("mailbox_processed_total", "Messages handled", &["actor"])?,
@@ -147,7 +177,8 @@ impl Metrics {
 }
 
 /// One actor kind's mailbox meter. Senders call [`Mailbox::sent`] and
-/// [`Mailbox::waited`]; the actor calls [`Mailbox::handled`] when it takes a message.
+/// [`Mailbox::waited`]; the actor calls [`Mailbox::handled`] when it has finished a
+/// message, so the depth counts work not done yet: queued or in progress.
 #[derive(Clone)]
 pub struct Mailbox {
     capacity: IntGauge,

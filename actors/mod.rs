@@ -1,25 +1,25 @@
-//! How the engine runs: one actor per file, each with its messages beside it, wired
-//! together in [`topology`].
+//! How the engine runs: one actor per file, the messages that cross actors in
+//! [`protocol`], wired together in [`topology`] (the only module that names concrete
+//! actors). What the actors do lives in plain modules ([`crate::runner`],
+//! [`crate::storage`], [`crate::retry`]) tested without actix.
 //!
-//! - [`consumer`]: the Kafka source and one partition consumer per assigned partition.
+//! - [`kafka_source`]: the group member; splits a queue per assigned partition and hands
+//!   partitions over on a rebalance.
+//! - [`partition_consumer`]: reads one partition, dead-letters what cannot be decoded.
 //! - [`matcher`]: the compiled workflow set; routes events to customers' executors.
-//! - [`executor`]: one per active customer; plans, records runs, runs chains in order.
+//! - [`executor`]: one per active customer; its mailbox is the customer's queue.
 //! - [`scheduler`]: resumes delayed chains when due; emits time-based events.
 //! - [`delivery`]: the pool that sends email, SMS and webhook requests.
 //! - [`outbox_relay`]: publishes the events the engine emits.
 //! - [`metrics`]: mailbox and engine metrics, exported for Prometheus.
 
-/// Stop an actor that has nothing to drain (the scheduler, the outbox relay): sent by the
-/// topology's shutdown.
-#[derive(Debug, actix::Message)]
-#[rtype(result = "()")]
-pub struct Halt;
-
-pub mod consumer;
 pub mod delivery;
 pub mod executor;
+pub mod kafka_source;
 pub mod matcher;
 pub mod metrics;
 pub mod outbox_relay;
+pub mod partition_consumer;
+pub mod protocol;
 pub mod scheduler;
 pub mod topology;

@@ -2,29 +2,49 @@
 //! set_status, compliance.freeze_requested, task.overdue, customer.inactive_days) from
 //! the outbox to the topic, so they are emitted once their cause is committed and never
 //! lost: a row is marked delivered only after the broker acknowledged it.
+//!
+//! Each process's relay claims (for a lease) the rows of the partitions it owns, and the
+//! rows of no partition, so N processes publish each event once, and one partition's
+//! events in order.
 
 use super::metrics::Metrics;
+use super::protocol::Halt;
+use crate::runner::Ownership;
 use crate::storage::{outbox, Database};
 use actix::prelude::*;
 use chrono::Utc;
 use rdkafka::producer::FutureProducer;
 use std::time::Duration;
 
+/// How long a relay's claim on emitted events lasts before another process may take them.
+const CLAIM_LEASE: Duration = Duration::from_secs(30);
+
 pub struct OutboxRelay {
     db: Database,
     producer: FutureProducer,
     topic: String,
     interval: Duration,
+    node_id: String,
+    ownership: Ownership,
     busy: bool,
 }
 
 impl OutboxRelay {
-    pub fn new(db: Database, producer: FutureProducer, topic: String, interval: Duration) -> Self {
+    pub fn new(
+        db: Database,
+        producer: FutureProducer,
+        topic: String,
+        interval: Duration,
+        node_id: String,
+        ownership: Ownership,
+    ) -> Self {
         Self {
             db,
             producer,
             topic,
             interval,
+            node_id,
+            ownership,
             busy: false,
         }
     }
@@ -35,9 +55,12 @@ impl OutboxRelay {
         }
         self.busy = true;
         let (db, producer, topic) = (self.db.clone(), self.producer.clone(), self.topic.clone());
+        let (node, partitions) = (self.node_id.clone(), self.ownership.partitions());
         ctx.spawn(
             async move {
-                let due = match outbox::due_events(db.connection(), Utc::now(), 500).await {
+                let lease = chrono::Duration::from_std(CLAIM_LEASE).unwrap_or_default();
+                let claimed = outbox::claim_events(db.connection(), &node, &partitions, Utc::now(), lease, 500);
+                let due = match claimed.await {
                     Ok(due) => due,
                     Err(e) => {
                         tracing::warn!(error = %e, "outbox scan failed");
@@ -74,10 +97,10 @@ impl OutboxRelay {
     }
 }
 
-impl Handler<super::Halt> for OutboxRelay {
+impl Handler<Halt> for OutboxRelay {
     type Result = ();
 
-    fn handle(&mut self, _msg: super::Halt, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _msg: Halt, ctx: &mut Context<Self>) {
         ctx.stop();
     }
 }

@@ -9,22 +9,26 @@
 //! cluster; a claim not resumed within the lease (its process died) is claimed again.
 //! Resumes go through the matcher to the customer's executor, behind that customer's
 //! earlier work.
+//!
+//! Claims are bounded by what is in flight: the scheduler hands out at most `batch`
+//! resumes not yet finished (each carries a [`Ticket`]), so under a backlog claims do not
+//! pile up in executors' queues until their lease runs out. A resume whose claim is gone
+//! anyway (re-claimed after the lease, or rescheduled) finds that out in its transaction
+//! and does nothing (`storage::steps::resumed`).
 
-use super::consumer::OwnedPartitions;
-use super::matcher::{Matcher, Resume};
 use super::metrics::Metrics;
-use super::Halt;
+use super::protocol::{Halt, Poll, Resume, Wake};
+use crate::runner::{Ownership, Ticket};
 use crate::storage::{emitters, scheduled, Database};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A continuation was scheduled for `due_at`: wake then if that is earlier than planned.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Wake {
-    pub due_at: DateTime<Utc>,
-}
+/// How soon the scheduler looks again when it claimed less than was due because too
+/// much was in flight.
+const IN_FLIGHT_RECHECK: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -38,9 +42,11 @@ pub struct SchedulerConfig {
 
 pub struct Scheduler {
     db: Database,
-    matcher: Addr<Matcher>,
-    owned: OwnedPartitions,
+    resumes: Recipient<Resume>,
+    ownership: Ownership,
     config: SchedulerConfig,
+    /// Resumes handed out and not finished.
+    in_flight: Arc<AtomicUsize>,
     /// The pending timer and the time it fires at.
     timer: Option<(SpawnHandle, DateTime<Utc>)>,
     ticking: bool,
@@ -50,12 +56,13 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(db: Database, matcher: Addr<Matcher>, owned: OwnedPartitions, config: SchedulerConfig) -> Self {
+    pub fn new(db: Database, resumes: Recipient<Resume>, ownership: Ownership, config: SchedulerConfig) -> Self {
         Self {
             db,
-            matcher,
-            owned,
+            resumes,
+            ownership,
             config,
+            in_flight: Arc::default(),
             timer: None,
             ticking: false,
             again: false,
@@ -85,20 +92,18 @@ impl Scheduler {
             return;
         }
         self.ticking = true;
-        let partitions: Vec<i32> = self
-            .owned
-            .read()
-            .map(|o| o.iter().copied().collect())
-            .unwrap_or_default();
+        let ownership = self.ownership.clone();
+        let partitions = ownership.partitions();
         let db = self.db.clone();
-        let matcher = self.matcher.clone();
+        let resumes = self.resumes.clone();
         let config = self.config.clone();
+        let in_flight = Arc::clone(&self.in_flight);
         let emit = self
             .last_emit
             .is_none_or(|t| Utc::now() - t >= chrono::Duration::from_std(config.poll).unwrap_or_default());
         ctx.spawn(
             async move {
-                let resumed = resume_due(&db, &matcher, &partitions, &config).await;
+                let resumed = resume_due(&db, &resumes, &ownership, &in_flight, &config).await;
                 if emit {
                     emit_time_events(&db, &config).await;
                 }
@@ -114,11 +119,13 @@ impl Scheduler {
                 if emitted {
                     act.last_emit = Some(Utc::now());
                 }
-                let poll = Utc::now() + chrono::Duration::from_std(act.config.poll).unwrap_or_default();
-                let at = if act.again || resumed == act.config.batch as usize {
-                    Utc::now()
-                } else {
-                    next.map_or(poll, |n| n.min(poll))
+                let now = Utc::now();
+                let poll = now + chrono::Duration::from_std(act.config.poll).unwrap_or_default();
+                let at = match resumed {
+                    _ if act.again => now,
+                    Claimed::Capped => now + chrono::Duration::from_std(IN_FLIGHT_RECHECK).unwrap_or_default(),
+                    Claimed::Some(n) if n as u64 >= act.config.batch => now,
+                    Claimed::Some(_) => next.map_or(poll, |n| n.min(poll)),
                 };
                 act.again = false;
                 act.tick_at(ctx, at);
@@ -127,30 +134,60 @@ impl Scheduler {
     }
 }
 
-/// Claims the due continuations of owned partitions and hands them to their executors.
-async fn resume_due(db: &Database, matcher: &Addr<Matcher>, partitions: &[i32], config: &SchedulerConfig) -> usize {
+/// What a tick claimed.
+enum Claimed {
+    /// This many (all that was due, unless it is a full batch).
+    Some(usize),
+    /// Less than may be due: too many resumes are in flight.
+    Capped,
+}
+
+/// Claims the due continuations of owned partitions, as many as may be in flight, and
+/// hands them to their executors, each with the fence its partition is owned under.
+async fn resume_due(
+    db: &Database,
+    resumes: &Recipient<Resume>,
+    ownership: &Ownership,
+    in_flight: &Arc<AtomicUsize>,
+    config: &SchedulerConfig,
+) -> Claimed {
+    let room = config.batch.saturating_sub(in_flight.load(Ordering::Acquire) as u64);
+    if room == 0 {
+        return Claimed::Capped;
+    }
+    let fences = ownership.fences();
+    let partitions: Vec<i32> = fences.iter().map(|f| f.partition).collect();
     let lease = chrono::Duration::from_std(config.lease).unwrap_or_default();
-    let claimed = match scheduled::claim_due(db, &config.node_id, partitions, Utc::now(), lease, config.batch).await {
+    let claimed = match scheduled::claim_due(db, &config.node_id, &partitions, Utc::now(), lease, room).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(error = %e, "claiming due continuations failed");
-            return 0;
+            return Claimed::Some(0);
         }
     };
     Metrics::global().scheduler_claimed.inc_by(claimed.len() as u64);
     let count = claimed.len();
     for row in claimed {
+        let Some(fence) = fences.iter().find(|f| f.partition == row.partition).copied() else {
+            continue;
+        };
         tracing::debug!(run_id = row.run_id, customer_id = row.customer_id, due_at = %row.due_at, "resuming delayed chain");
         let resume = Resume {
             customer_id: row.customer_id,
             run_id: row.run_id,
-            due_at: Some(row.due_at),
+            fence,
+            due_at: row.due_at,
+            ticket: Ticket::issue(in_flight),
         };
-        if matcher.send(resume).await.is_err() {
+        if resumes.send(resume).await.is_err() {
             break;
         }
     }
-    count
+    if (count as u64) < room || room == config.batch {
+        Claimed::Some(count)
+    } else {
+        Claimed::Capped
+    }
 }
 
 /// Queues task.overdue and customer.inactive_days events (published by the outbox relay).
@@ -204,11 +241,6 @@ impl Handler<Halt> for Scheduler {
         ctx.stop();
     }
 }
-
-/// Partitions changed hands: look for due work now.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Poll;
 
 impl Handler<Poll> for Scheduler {
     type Result = ();

@@ -1,25 +1,30 @@
 //! The wiring: which actor starts where, with which mailbox capacity, and how the whole
-//! stops. One place, so the shape of the runtime reads in one screen.
+//! stops. The only module that names concrete actors: the others hold `Recipient`s of the
+//! messages in [`protocol`](super::protocol).
 //!
 //! ```text
 //! KafkaSource ─ PartitionConsumer (per partition) ─Route→ Matcher ─Execute→ Executor (per customer,
 //!                    │ dead letters → DLQ topic          │ Resume ↑          on N arbiters)
 //!                    └ RecoverPartition ───────────────→ │        Scheduler ←Wake─┘ │ Deliver
 //!                                                                           DeliveryPool (awc)
-//! OutboxRelay: emitted events from the outbox → the events topic
+//! OutboxRelay: emitted events of owned partitions, from the outbox → the events topic
 //! ```
 
-use super::consumer::{DeadLetters, KafkaSource, OwnedPartitions, Shutdown, SourceConfig};
-use super::delivery::{DeliveryPolicy, DeliveryPool};
-use super::executor::ExecutorDeps;
-use super::matcher::Matcher;
+use super::delivery::{Deliver, DeliveryPolicy, DeliveryPool, DeliveryReport};
+use super::executor::Executor;
+use super::kafka_source::{KafkaSource, SourceConfig};
+use super::matcher::{ExecutorHandle, Matcher, SpawnExecutor};
 use super::metrics::Metrics;
 use super::outbox_relay::OutboxRelay;
+use super::partition_consumer::{DeadLetters, PartitionConsumer};
+use super::protocol::{Halt, Reload, Shutdown, Wake};
 use super::scheduler::{Scheduler, SchedulerConfig};
-use super::Halt;
+use crate::runner::{Outbound, Ownership, Runner, Wakeup};
 use crate::settings::Settings;
 use crate::storage::{steps, Database};
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use futures_util::future::LocalBoxFuture;
 use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,13 +42,26 @@ pub struct Topology {
     pub scheduler: Addr<Scheduler>,
     pub relay: Addr<OutboxRelay>,
     pub delivery: DeliveryPool,
-    pub owned: OwnedPartitions,
+    pub ownership: Ownership,
     pub producer: FutureProducer,
     arbiters: Vec<Arbiter>,
 }
 
-/// How long shutdown waits for executors to finish what they hold.
+/// How long shutdown waits, after the hand-over, for executors to finish what they hold.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+impl Outbound for DeliveryPool {
+    fn deliver(&self, request: Deliver) -> LocalBoxFuture<'static, DeliveryReport> {
+        let pool = self.clone();
+        Box::pin(async move { pool.deliver(request).await })
+    }
+}
+
+impl Wakeup for Recipient<Wake> {
+    fn wake(&self, due_at: DateTime<Utc>) {
+        self.do_send(Wake { due_at });
+    }
+}
 
 impl Topology {
     /// Starts every actor. Call inside a running actix system.
@@ -69,48 +87,65 @@ impl Topology {
                 allowlist: d.webhook_allowlist.clone(),
             },
         );
-        let owned = OwnedPartitions::default();
+        let ownership = Ownership::default();
+        let node_id = settings.node_id();
 
         // The scheduler and the executors know each other: create the scheduler's context
         // first so its address exists before the matcher and executors start.
         let scheduler_ctx = Context::<Scheduler>::new();
-        let executor_mailbox = Metrics::global().mailbox("executor");
-        executor_mailbox.set_capacity(settings.engine.executor_mailbox);
-        let deps = Arc::new(ExecutorDeps {
+        let runner = Arc::new(Runner {
             db: db.clone(),
-            delivery: delivery.clone(),
-            scheduler: scheduler_ctx.address().recipient(),
+            clock: crate::clock::system(),
+            outbound: Arc::new(delivery.clone()),
+            wakeup: Arc::new(scheduler_ctx.address().recipient::<Wake>()),
+            ownership: ownership.clone(),
             integrations: steps::Integrations {
                 email_url: d.email_url.clone(),
                 webhook_secret: d.webhook_secret.clone(),
             },
+            node_id: node_id.clone(),
             max_step_attempts: settings.engine.max_step_attempts.max(1),
-            idle: Duration::from_secs(settings.engine.executor_idle_secs.max(1)),
-            mailbox: executor_mailbox,
             delay_override: match settings.scheduler.delay_override_secs {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
             },
+        });
+        let executor_capacity = settings.engine.executor_mailbox.max(1);
+        let executor_mailbox = Metrics::global().mailbox("executor");
+        executor_mailbox.set_capacity(executor_capacity);
+        let idle = Duration::from_secs(settings.engine.executor_idle_secs.max(1));
+        let spawn: SpawnExecutor = Arc::new(move |customer_id, router| {
+            // A customer always lands on the same arbiter.
+            let shard = customer_id.unsigned_abs() as usize % handles.len().max(1);
+            let (runner, mailbox) = (Arc::clone(&runner), executor_mailbox.clone());
+            let addr = Executor::start_in_arbiter(&handles[shard], move |ctx| {
+                ctx.set_mailbox_capacity(executor_capacity);
+                Executor::new(customer_id, runner, router, mailbox, idle)
+            });
+            ExecutorHandle {
+                execute: addr.clone().recipient(),
+                stop: addr.recipient(),
+            }
         });
         let matcher_arbiter = Arbiter::new();
         let (limits, poll) = (
             settings.limits,
             Duration::from_millis(settings.engine.workflow_poll_ms.max(100)),
         );
-        let (matcher_capacity, executor_capacity) = (settings.engine.matcher_mailbox, settings.engine.executor_mailbox);
+        let matcher_capacity = settings.engine.matcher_mailbox;
         let matcher_db = db.clone();
         Metrics::global().mailbox("matcher").set_capacity(matcher_capacity);
         let matcher = Matcher::start_in_arbiter(&matcher_arbiter.handle(), move |ctx| {
             ctx.set_mailbox_capacity(matcher_capacity);
-            Matcher::new(matcher_db, limits, poll, handles, deps, executor_capacity)
+            Matcher::new(matcher_db, limits, poll, spawn)
         });
         let s = &settings.scheduler;
         let scheduler = scheduler_ctx.run(Scheduler::new(
             db.clone(),
-            matcher.clone(),
-            owned.clone(),
+            matcher.clone().recipient(),
+            ownership.clone(),
             SchedulerConfig {
-                node_id: settings.node_id(),
+                node_id: node_id.clone(),
                 poll: Duration::from_secs(s.poll_interval_secs.max(1)),
                 lease: Duration::from_secs(s.lease_secs.max(1)),
                 batch: s.claim_batch.max(1),
@@ -123,12 +158,16 @@ impl Topology {
             producer.clone(),
             settings.kafka.topic.clone(),
             Duration::from_millis(500),
+            node_id.clone(),
+            ownership.clone(),
         )
         .start();
         let source = KafkaSource::new(SourceConfig {
             brokers: brokers.to_owned(),
             group_id: settings.kafka.group_id.clone(),
             topic: settings.kafka.topic.clone(),
+            node_id,
+            db,
             in_flight_per_partition: settings.kafka.in_flight_per_partition,
             dead_letters: DeadLetters {
                 producer: producer.clone(),
@@ -136,8 +175,9 @@ impl Topology {
             },
             sink: matcher.clone().recipient(),
             recovery: matcher.clone().recipient(),
-            owned: owned.clone(),
+            ownership: ownership.clone(),
             assigned: scheduler.clone().recipient(),
+            spawn_reader: Arc::new(|spec| PartitionConsumer::new(spec).start().recipient()),
         })?
         .start();
         let mut arbiters = arbiters;
@@ -148,7 +188,7 @@ impl Topology {
             scheduler,
             relay,
             delivery,
-            owned,
+            ownership,
             producer,
             arbiters,
         })
@@ -156,12 +196,18 @@ impl Topology {
 
     /// Whether the consumer has joined the group and owns partitions.
     pub fn consuming(&self) -> bool {
-        self.owned.read().map(|o| !o.is_empty()).unwrap_or(false)
+        !self.ownership.partitions().is_empty()
     }
 
-    /// Graceful stop: stop consuming (draining and committing every partition), give
-    /// executors a moment to finish what they hold (what they do not finish is recorded and
-    /// resumed by the next owner of its partition), then stop the threads.
+    /// Where the API asks for the workflow set to be rebuilt after a change.
+    pub fn reload(&self) -> Recipient<Reload> {
+        self.matcher.clone().recipient()
+    }
+
+    /// Graceful stop: hand every partition over (stop reading, drop queued work, wait for
+    /// running steps, commit), stop the scheduler and the relay, give executors a moment
+    /// to empty their mailboxes, then stop the threads. What was not finished is recorded
+    /// and resumed by the next owner of its partition.
     pub async fn shutdown(self) {
         let _ = self.source.send(Shutdown).await;
         let _ = self.scheduler.send(Halt).await;

@@ -80,3 +80,10 @@ pub async fn publish(
             source,
         })
 }
+
+impl crate::retry::Classify for KafkaError {
+    /// A broker may come back: every Kafka failure is worth another try.
+    fn verdict(&self) -> crate::retry::Verdict {
+        crate::retry::Verdict::Transient
+    }
+}

@@ -24,6 +24,8 @@
 //! - [`actions`]: the ten internal actions, each applied in one transaction with its step.
 //!
 //! How it runs and how it is reached:
+//! - [`runner`]: what the executors do (plan, record, resume, run chains), fenced by
+//!   partition ownership; plain async code with an injected clock.
 //! - [`actors`] (the `actors/` folder): one actor per file, wired in `actors::topology`.
 //! - [`api`]: the HTTP API; [`service`]: `serve` and `migrate`; [`demo`]: `demo`.
 //! - [`settings`], [`telemetry`], [`kafka`], [`outbound`]: configuration, logs, Kafka
@@ -49,6 +51,7 @@ pub mod outbound;
 pub mod plan;
 pub mod problem;
 pub mod retry;
+pub mod runner;
 pub mod schema;
 pub mod service;
 pub mod settings;

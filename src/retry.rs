@@ -63,7 +63,10 @@ impl Backoff {
 pub enum Retried<T, E> {
     Ok(T),
     /// A permanent failure, or the last of `max_attempts` transient ones.
-    Failed { error: E, attempts: u32 },
+    Failed {
+        error: E,
+        attempts: u32,
+    },
 }
 
 /// Calls `f` until it succeeds, fails permanently, `max_attempts` are made (`None`: no
@@ -135,8 +138,14 @@ mod tests {
         assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(B.delay(u32::MAX), Duration::from_secs(1));
         assert_eq!(B.wait(1, Verdict::Permanent), None);
-        assert_eq!(B.wait(1, Verdict::After(Duration::from_millis(700))), Some(Duration::from_millis(700)));
-        assert_eq!(B.wait(1, Verdict::After(Duration::from_secs(3600))), Some(Duration::from_secs(1)));
+        assert_eq!(
+            B.wait(1, Verdict::After(Duration::from_millis(700))),
+            Some(Duration::from_millis(700))
+        );
+        assert_eq!(
+            B.wait(1, Verdict::After(Duration::from_secs(3600))),
+            Some(Duration::from_secs(1))
+        );
     }
 
     #[actix_rt::test]
@@ -154,7 +163,13 @@ mod tests {
             || {
                 calls += 1;
                 let ok = calls == 4;
-                async move { if ok { Ok(calls) } else { Err(E(Verdict::Transient)) } }
+                async move {
+                    if ok {
+                        Ok(calls)
+                    } else {
+                        Err(E(Verdict::Transient))
+                    }
+                }
             },
         )
         .await;
@@ -166,14 +181,53 @@ mod tests {
     #[actix_rt::test]
     async fn permanent_failures_stop_at_once_and_attempts_are_bounded() {
         let clock = clock();
-        let out: Retried<(), E> =
-            retry(&clock, B, None, || false, |_, _, _| {}, || async { Err(E(Verdict::Permanent)) }).await;
-        assert_eq!(out, Retried::Failed { error: E(Verdict::Permanent), attempts: 1 });
-        let out: Retried<(), E> =
-            retry(&clock, B, Some(3), || false, |_, _, _| {}, || async { Err(E(Verdict::Transient)) }).await;
-        assert_eq!(out, Retried::Failed { error: E(Verdict::Transient), attempts: 3 });
-        let out: Retried<(), E> =
-            retry(&clock, B, None, || true, |_, _, _| {}, || async { Err(E(Verdict::Transient)) }).await;
-        assert_eq!(out, Retried::Failed { error: E(Verdict::Transient), attempts: 1 });
+        let out: Retried<(), E> = retry(
+            &clock,
+            B,
+            None,
+            || false,
+            |_, _, _| {},
+            || async { Err(E(Verdict::Permanent)) },
+        )
+        .await;
+        assert_eq!(
+            out,
+            Retried::Failed {
+                error: E(Verdict::Permanent),
+                attempts: 1
+            }
+        );
+        let out: Retried<(), E> = retry(
+            &clock,
+            B,
+            Some(3),
+            || false,
+            |_, _, _| {},
+            || async { Err(E(Verdict::Transient)) },
+        )
+        .await;
+        assert_eq!(
+            out,
+            Retried::Failed {
+                error: E(Verdict::Transient),
+                attempts: 3
+            }
+        );
+        let out: Retried<(), E> = retry(
+            &clock,
+            B,
+            None,
+            || true,
+            |_, _, _| {},
+            || async { Err(E(Verdict::Transient)) },
+        )
+        .await;
+        assert_eq!(
+            out,
+            Retried::Failed {
+                error: E(Verdict::Transient),
+                attempts: 1
+            }
+        );
     }
 }

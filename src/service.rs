@@ -65,7 +65,7 @@ pub fn serve(settings: Settings) -> anyhow::Result<()> {
         let topology = Topology::start(&settings, db.clone(), &brokers).context("starting the engine")?;
         let readiness = Readiness {
             migrated: Default::default(),
-            owned: Some(topology.owned.clone()),
+            owned: Some(topology.ownership.clone()),
         };
         readiness.migrated.store(true, Ordering::Release);
         let state = AppState {
@@ -76,7 +76,7 @@ pub fn serve(settings: Settings) -> anyhow::Result<()> {
             brokers: brokers.clone(),
             embedded: broker.is_some(),
             node_id: settings.node_id(),
-            matcher: Some(topology.matcher.clone()),
+            matcher: Some(topology.reload()),
             readiness,
         };
         let (body_limit, token) = (settings.http.body_limit, settings.http.auth_token.clone());

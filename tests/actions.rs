@@ -39,8 +39,9 @@ async fn run_of(db: &Database, customer_id: i64, action: &Action) -> i64 {
         workflow_version: 1,
         steps: vec![action.kind()],
     }];
-    let recorded = runs::record_runs(db, &event, 0, &planned, t0()).await.unwrap();
-    recorded[0].run.id
+    let fence = common::fence(db, 0).await;
+    let recorded = runs::record_runs(db, fence, &event, &planned, t0()).await.unwrap();
+    recorded.runs[0].run.id
 }
 
 /// Runs `action` as step 0 of a fresh run for `customer_id`, with the customer's snapshot
@@ -64,6 +65,7 @@ async fn exec_step(db: &Database, run_id: i64, customer_id: i64, action: &Action
         customer: &customer,
     });
     let ctx = StepContext {
+        fence: common::fence(db, 0).await,
         run_id,
         step_index: 0,
         customer_id,

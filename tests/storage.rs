@@ -222,7 +222,10 @@ async fn runs_are_unique_per_event_and_workflow_and_resume() {
         },
     ];
     let e = event("evt-1", 7);
-    let first = runs::record_runs(db, &e, 2, &planned, t0()).await.unwrap();
+    let fence = common::fence(db, 2).await;
+    let first = runs::record_runs(db, fence, &e, &planned, t0()).await.unwrap();
+    assert!(!first.replayed);
+    let first = first.runs;
     assert_eq!(first.len(), 2);
     let a = &first[0];
     assert_eq!(
@@ -237,12 +240,24 @@ async fn runs_are_unique_per_event_and_workflow_and_resume() {
     let kinds: Vec<&str> = a.steps.iter().map(|s| s.action_type.as_str()).collect();
     assert_eq!(kinds, ["add_note", "delay", "send_email"]);
 
-    // Progress, then the event is redelivered: the same runs come back with their progress.
+    // Progress, then the event is redelivered and planned differently (the customer or the
+    // workflows changed): the recorded plan is replayed, the same runs come back with their
+    // progress, and nothing new is recorded.
     runs::complete_step(db, a.run.id, 0, &json!({"note_id": 1}), t0())
         .await
         .unwrap();
     runs::set_waiting(db, a.run.id, 1, t0()).await.unwrap();
-    let again = runs::record_runs(db, &e, 2, &planned, t0()).await.unwrap();
+    let replanned = [
+        planned[0].clone(),
+        PlannedRun {
+            workflow_id: "c".into(),
+            workflow_version: 1,
+            steps: vec![ActionKind::AddNote],
+        },
+    ];
+    let again = runs::record_runs(db, fence, &e, &replanned, t0()).await.unwrap();
+    assert!(again.replayed);
+    let again = again.runs;
     assert_eq!(
         again.iter().map(|r| r.run.id).collect::<Vec<_>>(),
         first.iter().map(|r| r.run.id).collect::<Vec<_>>()
@@ -263,7 +278,7 @@ async fn runs_are_unique_per_event_and_workflow_and_resume() {
     assert_eq!(done.steps[1].status, "done");
 
     // Another event for another customer, then the filters.
-    runs::record_runs(db, &event("evt-2", 8), 1, &planned[..1], t0())
+    runs::record_runs(db, common::fence(db, 1).await, &event("evt-2", 8), &planned[..1], t0())
         .await
         .unwrap();
     let by_customer = runs::list(
@@ -355,8 +370,12 @@ async fn scheduled_rows_are_claimed_once_per_lease_and_per_partition() {
     assert_eq!(scheduled::next_due(db, &[0], now).await.unwrap(), Some(now + lease));
 
     // node-a finishes run 1 and dies holding run 2: after the lease, run 2 is free again.
+    // Completing takes only what the node claimed and what is due: not another node's
+    // claim, not a row that is not due or not claimed.
     let txn = db.begin().await.unwrap();
-    scheduled::complete(&txn, 1).await.unwrap();
+    assert!(scheduled::complete(&txn, 1, "node-a", now).await.unwrap());
+    assert!(!scheduled::complete(&txn, 3, "node-a", now).await.unwrap());
+    assert!(!scheduled::complete(&txn, 4, "node-a", now).await.unwrap());
     txn.commit().await.unwrap();
     let later = now + Duration::seconds(61);
     let retaken = scheduled::claim_due(db, "node-b", &[0, 1], later, lease, 1)
@@ -372,6 +391,8 @@ async fn scheduled_rows_are_claimed_once_per_lease_and_per_partition() {
         .await
         .unwrap();
     assert_eq!(retaken.iter().map(|s| s.run_id).collect::<Vec<_>>(), [3]);
+    // node-a comes back with its stale claim of run 2: it completes nothing.
+    assert!(!scheduled::complete(db, 2, "node-a", later).await.unwrap());
     assert!(scheduled::claim_due(db, "node-b", &[], later, lease, 10)
         .await
         .unwrap()
@@ -397,6 +418,7 @@ async fn outbox_ignores_a_duplicate_key_and_tracks_delivery() {
         run_id: Some(1),
         step_index: Some(2),
         customer_id: 7,
+        partition: Some(0),
     };
     assert!(
         outbox::enqueue(db, OutboxKind::Email, origin, json!({"subject": "a"}), "run-1-2", now)

@@ -10,6 +10,7 @@ mod m20261125_000001_crm;
 mod m20261125_000002_engine;
 mod m20261125_000003_inactivity;
 mod m20261125_000004_scheduler_indexes;
+mod m20261201_000005_cluster;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_engine::Migration),
             Box::new(m20261125_000003_inactivity::Migration),
             Box::new(m20261125_000004_scheduler_indexes::Migration),
+            Box::new(m20261201_000005_cluster::Migration),
         ]
     }
 }

@@ -17,7 +17,8 @@
 use super::{apply, is_internal, ActionError, StepContext};
 use crate::catalogue::ActionKind;
 use crate::envelope::EventEnvelope;
-use crate::storage::runs::{self, status, step_status, PlannedRun, Run};
+use crate::storage::ownership::Fence;
+use crate::storage::runs::{self, status, step_status, PlannedRun, Recorded, Run};
 use crate::storage::Database;
 use crate::workflow::Step;
 use chrono::{DateTime, Utc};
@@ -32,23 +33,38 @@ pub struct Started {
     pub applied: Vec<(ActionKind, Duration)>,
 }
 
-/// Records the runs of `event` (see [`runs::record_runs`]) and applies the leading internal
-/// steps of the fresh ones, in one transaction. `steps[i]` are the steps of `planned[i]`;
+/// Records the plan and runs of `event` (see [`runs::record_runs`]) and applies the leading
+/// internal steps of the fresh ones, in one transaction fenced by `fence`. `steps[i]` are the steps of `planned[i]`;
 /// `context` is the template context of the event and the customer.
 pub async fn record_and_apply(
     db: &Database,
+    fence: Fence,
     event: &EventEnvelope,
-    partition: i32,
     planned: &[PlannedRun],
     steps: &[&[Step]],
     context: &Value,
     now: DateTime<Utc>,
-) -> Result<Vec<Started>, ActionError> {
-    let txn = db.begin().await?;
-    let recorded = runs::record_runs_in(&txn, event, partition, planned, now).await?;
-    let mut started = Vec::with_capacity(recorded.len());
+) -> Result<Recorded<Started>, ActionError> {
+    let txn = db.begin_fenced(fence).await?;
+    let recorded = runs::record_runs_in(&txn, event, fence.partition, planned, now).await?;
+    if recorded.replayed {
+        // A redelivery: nothing was written; the caller continues the recorded runs.
+        txn.rollback().await?;
+        return Ok(Recorded {
+            runs: recorded
+                .runs
+                .into_iter()
+                .map(|(run, _)| Started {
+                    run,
+                    applied: Vec::new(),
+                })
+                .collect(),
+            replayed: true,
+        });
+    }
+    let mut started = Vec::with_capacity(recorded.runs.len());
     let mut blocked = false;
-    for ((mut run, fresh), steps) in recorded.into_iter().zip(steps) {
+    for ((mut run, fresh), steps) in recorded.runs.into_iter().zip(steps) {
         let mut applied = Vec::new();
         if fresh && !blocked {
             for (i, step) in steps.iter().enumerate() {
@@ -58,6 +74,7 @@ pub async fn record_and_apply(
                 let index = i32::try_from(i).unwrap_or(i32::MAX);
                 let began = Instant::now();
                 let ctx = StepContext {
+                    fence,
                     run_id: run.run.id,
                     step_index: index,
                     customer_id: run.run.customer_id,
@@ -93,5 +110,8 @@ pub async fn record_and_apply(
         started.push(Started { run, applied });
     }
     txn.commit().await?;
-    Ok(started)
+    Ok(Recorded {
+        runs: started,
+        replayed: false,
+    })
 }

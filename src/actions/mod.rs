@@ -22,6 +22,7 @@ pub use fresh::{record_and_apply, Started};
 use crate::catalogue::{Action, ActionKind};
 use crate::storage::entities::{customers, run_steps};
 use crate::storage::outbox::{self, Origin, OutboxKind};
+use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, step_status};
 use crate::storage::sql::statement;
 use crate::storage::{customers::rfc3339, Database, StorageError};
@@ -33,6 +34,9 @@ use serde_json::{json, Value};
 /// What a step needs to know about its run.
 #[derive(Debug, Clone, Copy)]
 pub struct StepContext<'a> {
+    /// The partition's epoch the run is worked under: the step commits only while it is
+    /// current.
+    pub fence: Fence,
     pub run_id: i64,
     pub step_index: i32,
     pub customer_id: i64,
@@ -102,6 +106,21 @@ impl ActionError {
     pub fn is_transient(&self) -> bool {
         matches!(self, ActionError::Storage(StorageError::Db(_)))
     }
+
+    /// The run's partition changed hands: stop, record nothing.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, ActionError::Storage(e) if e.is_fenced())
+    }
+}
+
+impl crate::retry::Classify for ActionError {
+    fn verdict(&self) -> crate::retry::Verdict {
+        if self.is_transient() {
+            crate::retry::Verdict::Transient
+        } else {
+            crate::retry::Verdict::Permanent
+        }
+    }
 }
 
 impl From<DbErr> for ActionError {
@@ -126,7 +145,7 @@ pub async fn run_internal_step(
     if !is_internal(kind) {
         return Err(ActionError::NotInternal(kind.name()));
     }
-    let txn = db.begin().await?;
+    let txn = db.begin_fenced(ctx.fence).await?;
     // Claiming the step row first serialises concurrent attempts of the same step on
     // PostgreSQL (the row stays locked until commit; the loser then sees it done).
     let claimed = txn
@@ -225,6 +244,7 @@ async fn emit<C: ConnectionTrait>(
         run_id: Some(ctx.run_id),
         step_index: Some(ctx.step_index),
         customer_id: ctx.customer_id,
+        partition: Some(ctx.fence.partition),
     };
     outbox::enqueue(conn, OutboxKind::Event, origin, envelope, &id, ctx.now).await?;
     Ok(id)

@@ -14,11 +14,11 @@ mod workflows;
 
 pub use error::{ApiError, ErrorBody};
 
-use crate::actors::consumer::OwnedPartitions;
-use crate::actors::matcher::Matcher;
+use crate::actors::protocol::Reload;
 use crate::conditions::Limits;
+use crate::runner::Ownership;
 use crate::storage::Database;
-use actix::Addr;
+use actix::Recipient;
 use actix_web::web;
 use rdkafka::producer::FutureProducer;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +35,7 @@ pub struct AppState {
     pub embedded: bool,
     pub node_id: String,
     /// The running engine; `None` when only the API runs (tests of the API alone).
-    pub matcher: Option<Addr<Matcher>>,
+    pub matcher: Option<Recipient<Reload>>,
     pub readiness: Readiness,
 }
 
@@ -44,7 +44,7 @@ pub struct AppState {
 pub struct Readiness {
     pub migrated: Arc<AtomicBool>,
     /// The partitions the consumer owns; `None` when no consumer runs.
-    pub owned: Option<OwnedPartitions>,
+    pub owned: Option<Ownership>,
 }
 
 impl Readiness {
@@ -54,10 +54,7 @@ impl Readiness {
 
     /// The partitions this process consumes now, ascending.
     pub fn partitions(&self) -> Vec<i32> {
-        self.owned
-            .as_ref()
-            .and_then(|o| o.read().ok().map(|p| p.iter().copied().collect()))
-            .unwrap_or_default()
+        self.owned.as_ref().map(Ownership::partitions).unwrap_or_default()
     }
 }
 

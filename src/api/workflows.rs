@@ -1,11 +1,12 @@
 //! Workflow CRUD with versions, validation and the dry run.
 
 use super::{ApiError, AppState, ErrorBody};
-use crate::actors::matcher::{load_set, Reload};
+use crate::actors::protocol::Reload;
 use crate::conditions::Facts;
 use crate::envelope::{EnvelopeError, EventEnvelope};
 use crate::plan::WorkflowSet;
 use crate::problem::{Pointer, Problem, Severity};
+use crate::storage::workflows::load_set;
 use crate::storage::{customers, statuses, workflows, StorageError};
 use crate::validate::{Validated, Validator};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -237,7 +238,7 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
         }
     };
     let set = match body.remove("workflows") {
-        None | Some(Value::Null) => load_set(&state.db, state.limits).await?,
+        None | Some(Value::Null) => load_set(&state.db, state.limits).await?.1,
         Some(Value::Array(drafts)) => {
             let schema = statuses::field_schema(state.db.connection()).await?;
             let validator = Validator::new(&schema, state.limits);

@@ -40,6 +40,7 @@ pub async fn overdue_tasks(db: &Database, now: DateTime<Utc>, limit: u64) -> Res
             run_id: None,
             step_index: None,
             customer_id: task.customer_id,
+            partition: None,
         };
         outbox::enqueue(
             &txn,
@@ -108,6 +109,7 @@ pub async fn inactive_customers(
                 run_id: None,
                 step_index: None,
                 customer_id: customer.id,
+                partition: None,
             };
             let envelope = envelope(&id, "customer.inactive_days", customer.id, now, data);
             if outbox::enqueue(&txn, OutboxKind::Event, origin, envelope, &id, now).await? {

@@ -5,7 +5,7 @@
 //! ([`Database`] implements the trait) and inside a transaction: an action composes them
 //! into one transaction with its step's status.
 //!
-//! SQLite runs with a single pooled connection (sea-orm's default for it), so it has a
+//! SQLite runs with a single pooled connection, whatever `max_connections` says, so it has a
 //! single writer; PostgreSQL relies on row locks and atomic statements. Code holding a
 //! transaction must use that transaction for every query, never the pool, or it waits on
 //! itself under SQLite.
@@ -14,6 +14,8 @@ pub mod customers;
 pub mod emitters;
 pub mod entities;
 pub mod outbox;
+pub mod ownership;
+pub mod plans;
 pub mod runs;
 pub mod scheduled;
 pub mod seed;
@@ -56,6 +58,31 @@ pub enum StorageError {
     },
     #[error("invalid seed workflow {index}: {message}")]
     InvalidSeed { index: usize, message: String },
+    /// The work's partition changed hands: its epoch is not the current one.
+    #[error("partition {partition} is fenced: epoch {epoch} is not the current {current:?}")]
+    Fenced {
+        partition: i32,
+        epoch: i64,
+        current: Option<i64>,
+    },
+}
+
+impl StorageError {
+    /// Whether this process lost the partition the work belongs to.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StorageError::Fenced { .. })
+    }
+}
+
+impl crate::retry::Classify for StorageError {
+    /// Database errors are transient (the database may come back, a lock may clear);
+    /// everything else would fail again, and a fenced partition must not be retried.
+    fn verdict(&self) -> crate::retry::Verdict {
+        match self {
+            StorageError::Db(_) => crate::retry::Verdict::Transient,
+            _ => crate::retry::Verdict::Permanent,
+        }
+    }
 }
 
 /// The engine's database: a sea-orm connection pool and the backend it speaks to.
@@ -76,15 +103,22 @@ impl Database {
     }
 
     /// [`Database::connect`] with a pool of at most `max_connections` (the driver's
-    /// default when `None`).
+    /// default when `None`); SQLite always gets one connection.
     pub async fn connect_with_pool(url: &str, max_connections: Option<u32>) -> Result<Database, StorageError> {
         let url = if url.starts_with("sqlite:") {
             prepare_sqlite_url(url)?
         } else {
             url.to_owned()
         };
+        let sqlite = url.starts_with("sqlite:");
         let mut options = ConnectOptions::new(url);
-        if let Some(max) = max_connections {
+        if sqlite {
+            // One writer at a time is all SQLite has: with more connections, a transaction
+            // that read before it wrote fails at its first write whenever another
+            // connection committed in between (SQLITE_BUSY_SNAPSHOT, which no busy timeout
+            // waits out), and those failures reached API callers as 503s.
+            options.max_connections(1);
+        } else if let Some(max) = max_connections {
             options.max_connections(max.max(1));
         }
         options.sqlx_logging(false).map_sqlx_sqlite_opts(|o| {
@@ -129,6 +163,14 @@ impl Database {
     /// Starts a transaction.
     pub async fn begin(&self) -> Result<DatabaseTransaction, StorageError> {
         Ok(self.conn.begin().await?)
+    }
+
+    /// Starts a transaction for work of `fence`'s partition: it fails with
+    /// [`StorageError::Fenced`] when the partition changed hands (see [`ownership`]).
+    pub async fn begin_fenced(&self, fence: ownership::Fence) -> Result<DatabaseTransaction, StorageError> {
+        let txn = self.conn.begin().await?;
+        ownership::check(&txn, fence).await?;
+        Ok(txn)
     }
 
     /// Closes the pool, waiting for connections in use to come back.

@@ -9,7 +9,7 @@ use super::sql::statement;
 use super::StorageError;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::Value;
 
 /// A queued message.
@@ -60,6 +60,9 @@ pub struct Origin {
     pub run_id: Option<i64>,
     pub step_index: Option<i32>,
     pub customer_id: i64,
+    /// The partition of the run that queued it: its owner's relay publishes it. `None`
+    /// for messages any process may publish.
+    pub partition: Option<i32>,
 }
 
 /// Queues a message, due at once. Returns false, changing nothing, when a message with
@@ -85,6 +88,9 @@ pub async fn enqueue<C: ConnectionTrait>(
         last_error: Set(None),
         delivered_at: Set(None),
         created_at: Set(now),
+        partition: Set(origin.partition),
+        claimed_by: Set(None),
+        claimed_until: Set(None),
         ..Default::default()
     })
     .on_conflict(
@@ -113,20 +119,59 @@ pub async fn due<C: ConnectionTrait>(
         .await?)
 }
 
-/// Pending events the engine emits (kind `event`), oldest first, for the relay.
-pub async fn due_events<C: ConnectionTrait>(
+/// Claims up to `limit` pending events the engine emits (kind `event`), oldest first, for
+/// `node`'s relay, for `lease`: those of `partitions` (the ones `node` owns) and those
+/// of no partition, not under another live claim. So N processes publish each event once
+/// (a second time only if a claim runs out before its event is marked delivered), and a
+/// partition's events are published by one process, in order.
+pub async fn claim_events<C: ConnectionTrait>(
     conn: &C,
+    node: &str,
+    partitions: &[i32],
     now: DateTime<Utc>,
+    lease: chrono::Duration,
     limit: u64,
 ) -> Result<Vec<OutboxMessage>, StorageError> {
-    Ok(outbox::Entity::find()
-        .filter(outbox::Column::Kind.eq(OutboxKind::Event.as_str()))
-        .filter(outbox::Column::Status.eq(status::PENDING))
-        .filter(outbox::Column::NextAttemptAt.lte(now))
-        .order_by_asc(outbox::Column::Id)
-        .limit(limit)
-        .all(conn)
-        .await?)
+    // Partition numbers are integers, so listing them inline is safe (see scheduled.rs).
+    let owned = if partitions.is_empty() {
+        String::new()
+    } else {
+        let list = partitions.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+        format!(" OR partition IN ({list})")
+    };
+    let lock = match conn.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "FOR UPDATE SKIP LOCKED",
+        _ => "",
+    };
+    let sql = format!(
+        "UPDATE outbox SET claimed_by = $1, claimed_until = $2 \
+         WHERE id IN (SELECT id FROM outbox \
+           WHERE status = $3 AND kind = $4 AND next_attempt_at <= $5 AND (partition IS NULL{owned}) \
+           AND (claimed_until IS NULL OR claimed_until <= $5) \
+           ORDER BY id LIMIT $6 {lock}) \
+         RETURNING *"
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .query_all(statement(
+            conn,
+            &sql,
+            vec![
+                node.into(),
+                (now + lease).into(),
+                status::PENDING.into(),
+                OutboxKind::Event.as_str().into(),
+                now.into(),
+                limit.into(),
+            ],
+        ))
+        .await?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| OutboxMessage::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
+    claimed.sort_by_key(|m| m.id);
+    Ok(claimed)
 }
 
 /// The message with this idempotency key.

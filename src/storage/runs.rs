@@ -3,6 +3,8 @@
 //! its runs and resumes each at its first unfinished step instead of starting again.
 
 use super::entities::{run_steps, runs};
+use super::ownership::Fence;
+use super::plans;
 use super::sql::statement;
 use super::{Database, StorageError};
 use crate::catalogue::ActionKind;
@@ -54,33 +56,64 @@ pub struct RunFilter {
     pub limit: Option<u64>,
 }
 
-/// Records the runs of `event`, one per planned workflow, with their pending steps, in one
-/// transaction. Pairs (event id, workflow id) already recorded are left as they are, so
-/// the returned runs, in `planned` order, include earlier ones with their progress: a
-/// redelivered event resumes where it stopped.
-pub async fn record_runs(
-    db: &Database,
-    event: &EventEnvelope,
-    partition: i32,
-    planned: &[PlannedRun],
-    now: DateTime<Utc>,
-) -> Result<Vec<Run>, StorageError> {
-    let txn = db.begin().await?;
-    let recorded = record_runs_in(&txn, event, partition, planned, now).await?;
-    txn.commit().await?;
-    Ok(recorded.into_iter().map(|(run, _)| run).collect())
+/// An event's runs as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded<T> {
+    /// The runs in plan order: as written now, or as they stand on a replay.
+    pub runs: Vec<T>,
+    /// The event's plan had been recorded before (a redelivery): `runs` are the recorded
+    /// runs with their progress, and nothing was written.
+    pub replayed: bool,
 }
 
-/// [`record_runs`] inside the caller's transaction. Each run comes with whether it was
-/// inserted now: a new run is returned as written, without reading it back, and no other
-/// transaction can see it before this one commits.
+/// Records the plan of `event` and its runs, one per planned workflow, with their pending
+/// steps, in one transaction fenced by `fence`. When the event's plan was recorded before
+/// (a redelivered event), nothing is written and the recorded runs come back with their
+/// progress, whatever `planned` says now: a redelivered event resumes where it stopped and
+/// starts nothing new.
+pub async fn record_runs(
+    db: &Database,
+    fence: Fence,
+    event: &EventEnvelope,
+    planned: &[PlannedRun],
+    now: DateTime<Utc>,
+) -> Result<Recorded<Run>, StorageError> {
+    let txn = db.begin_fenced(fence).await?;
+    let recorded = record_runs_in(&txn, event, fence.partition, planned, now).await?;
+    txn.commit().await?;
+    Ok(Recorded {
+        runs: recorded.runs.into_iter().map(|(run, _)| run).collect(),
+        replayed: recorded.replayed,
+    })
+}
+
+/// [`record_runs`] inside the caller's (fenced) transaction. Each run comes with whether
+/// it was inserted now: a new run is returned as written, without reading it back, and no
+/// other transaction can see it before this one commits.
 pub async fn record_runs_in<C: ConnectionTrait>(
     conn: &C,
     event: &EventEnvelope,
     partition: i32,
     planned: &[PlannedRun],
     now: DateTime<Utc>,
-) -> Result<Vec<(Run, bool)>, StorageError> {
+) -> Result<Recorded<(Run, bool)>, StorageError> {
+    let workflow_ids: Vec<String> = planned.iter().map(|p| p.workflow_id.clone()).collect();
+    if !plans::record(conn, &event.id, partition, &workflow_ids, now).await? {
+        let recorded = plans::get(conn, &event.id).await?.unwrap_or_default();
+        let mut runs = Vec::with_capacity(recorded.len());
+        for workflow_id in recorded {
+            let found = runs::Entity::find()
+                .filter(runs::Column::EventId.eq(event.id.as_str()))
+                .filter(runs::Column::WorkflowId.eq(workflow_id.as_str()))
+                .one(conn)
+                .await?;
+            if let Some(run) = found {
+                let steps = steps_of(conn, run.id).await?;
+                runs.push((Run { run, steps }, false));
+            }
+        }
+        return Ok(Recorded { runs, replayed: true });
+    }
     let envelope = serde_json::to_value(event).map_err(|source| StorageError::Encode { what: "event", source })?;
     let mut recorded = Vec::with_capacity(planned.len());
     for plan in planned {
@@ -158,7 +191,10 @@ pub async fn record_runs_in<C: ConnectionTrait>(
         }
         recorded.push((Run { run, steps }, true));
     }
-    Ok(recorded)
+    Ok(Recorded {
+        runs: recorded,
+        replayed: false,
+    })
 }
 
 /// One run with its steps.
@@ -302,8 +338,25 @@ pub async fn set_waiting<C: ConnectionTrait>(
     advance(conn, run_id, step_index + 1, status::WAITING, now).await
 }
 
-/// Wakes a waiting run: its delay steps are done and the run is running again.
-pub async fn resume<C: ConnectionTrait>(conn: &C, run_id: i64, now: DateTime<Utc>) -> Result<(), StorageError> {
+/// Wakes a waiting run: its delay steps are done and the run is running again. Returns
+/// false, changing nothing, when the run is not waiting.
+pub async fn resume<C: ConnectionTrait>(conn: &C, run_id: i64, now: DateTime<Utc>) -> Result<bool, StorageError> {
+    let woken = conn
+        .execute(statement(
+            conn,
+            "UPDATE runs SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+            vec![
+                status::RUNNING.into(),
+                now.into(),
+                run_id.into(),
+                status::WAITING.into(),
+            ],
+        ))
+        .await?
+        .rows_affected();
+    if woken == 0 {
+        return Ok(false);
+    }
     conn.execute(statement(
         conn,
         "UPDATE run_steps SET status = $1, finished_at = $2 WHERE run_id = $3 AND status = $4",
@@ -315,13 +368,7 @@ pub async fn resume<C: ConnectionTrait>(conn: &C, run_id: i64, now: DateTime<Utc
         ],
     ))
     .await?;
-    conn.execute(statement(
-        conn,
-        "UPDATE runs SET status = $1, updated_at = $2 WHERE id = $3",
-        vec![status::RUNNING.into(), now.into(), run_id.into()],
-    ))
-    .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Ends a run: `done`, or `failed` with the error that stopped it.

@@ -136,8 +136,29 @@ pub async fn next_due<C: ConnectionTrait>(
     })
 }
 
-/// Removes the continuation of a resumed run; call it in the transaction that resumes it.
-pub async fn complete<C: ConnectionTrait>(conn: &C, run_id: i64) -> Result<(), StorageError> {
+/// Removes the continuation of `run_id` if `node` holds its claim and it is due at `now`;
+/// call it in the transaction that resumes the run. Returns false, removing nothing, when
+/// the continuation is not what was claimed: re-claimed by another process after the lease
+/// ran out, replaced by a later delay of the run, or not due yet.
+pub async fn complete<C: ConnectionTrait>(
+    conn: &C,
+    run_id: i64,
+    node: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    let deleted = conn
+        .execute(statement(
+            conn,
+            "DELETE FROM scheduled WHERE run_id = $1 AND claimed_by = $2 AND due_at <= $3",
+            vec![run_id.into(), node.into(), now.into()],
+        ))
+        .await?
+        .rows_affected();
+    Ok(deleted > 0)
+}
+
+/// Removes the continuation of `run_id` whatever its claim (a run cancelled or failed).
+pub async fn remove<C: ConnectionTrait>(conn: &C, run_id: i64) -> Result<(), StorageError> {
     scheduled::Entity::delete_many()
         .filter(scheduled::Column::RunId.eq(run_id))
         .exec(conn)

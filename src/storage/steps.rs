@@ -4,6 +4,7 @@
 
 use super::entities::{runs as run_rows, sms_providers, webhook_endpoints};
 use super::outbox::{self, Origin, OutboxKind};
+use super::ownership::Fence;
 use super::runs::{self, status, step_status, Run};
 use super::sql::statement;
 use super::{scheduled, workflows, Database, StorageError};
@@ -25,8 +26,10 @@ pub fn idempotency_key(run_id: i64, step_index: i32) -> String {
 }
 
 /// Parks the rest of a chain after the delay step at `step_index` until `due_at`.
+#[allow(clippy::too_many_arguments)]
 pub async fn delay(
     db: &Database,
+    fence: Fence,
     run_id: i64,
     step_index: i32,
     customer_id: i64,
@@ -34,36 +37,69 @@ pub async fn delay(
     due_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let txn = db.begin().await?;
+    let txn = db.begin_fenced(fence).await?;
     scheduled::schedule(&txn, run_id, customer_id, partition, due_at, now).await?;
     runs::set_waiting(&txn, run_id, step_index, now).await?;
     txn.commit().await?;
     Ok(())
 }
 
-/// Takes a resumed run off the schedule and marks it running again, together.
-pub async fn resumed(db: &Database, run_id: i64, now: DateTime<Utc>) -> Result<(), StorageError> {
-    let txn = db.begin().await?;
-    scheduled::complete(&txn, run_id).await?;
-    let run = run_rows::Entity::find_by_id(run_id).one(&txn).await?;
-    if run.is_some_and(|r| r.status == status::WAITING) {
-        runs::resume(&txn, run_id, now).await?;
+/// Takes a due continuation off the schedule and marks its run running again, together,
+/// if it is still what `node` claimed: the row is still claimed by `node` (not re-claimed
+/// by another process after the lease ran out, nor rescheduled by a later delay), it is
+/// due at `now`, and the run is waiting. Returns false, changing nothing, otherwise: the
+/// resume is stale and must not run the chain.
+pub async fn resumed(
+    db: &Database,
+    fence: Fence,
+    run_id: i64,
+    node: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    let txn = db.begin_fenced(fence).await?;
+    if !scheduled::complete(&txn, run_id, node, now).await? || !runs::resume(&txn, run_id, now).await? {
+        txn.rollback().await?;
+        return Ok(false);
     }
     txn.commit().await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Fails a step and its run with `error`.
 pub async fn fail(
     db: &Database,
+    fence: Fence,
     run_id: i64,
     step_index: i32,
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let txn = db.begin().await?;
+    let txn = db.begin_fenced(fence).await?;
     runs::mark_step_failed(&txn, run_id, step_index, error, now).await?;
     runs::finish_run(&txn, run_id, Some(error), now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Records a failed attempt of a step that will be tried again.
+pub async fn failed_attempt(
+    db: &Database,
+    fence: Fence,
+    run_id: i64,
+    step_index: i32,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let txn = db.begin_fenced(fence).await?;
+    runs::mark_step_failed(&txn, run_id, step_index, error, now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Ends a run whose steps are all done.
+pub async fn finish(db: &Database, fence: Fence, run_id: i64, now: DateTime<Utc>) -> Result<(), StorageError> {
+    let txn = db.begin_fenced(fence).await?;
+    runs::finish_run(&txn, run_id, None, now).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -296,8 +332,10 @@ pub struct Queued {
 
 /// Queues an external step's request in the outbox (or finds it, on a replay) and marks the
 /// step waiting for delivery, in one transaction.
+#[allow(clippy::too_many_arguments)]
 pub async fn begin_external(
     db: &Database,
+    fence: Fence,
     run: &run_rows::Model,
     step_index: i32,
     kind: crate::catalogue::ActionKind,
@@ -314,11 +352,12 @@ pub async fn begin_external(
         what: "request",
         source,
     })?;
-    let txn = db.begin().await?;
+    let txn = db.begin_fenced(fence).await?;
     let origin = Origin {
         run_id: Some(run.id),
         step_index: Some(step_index),
         customer_id: run.customer_id,
+        partition: Some(run.partition),
     };
     outbox::enqueue(&txn, kind, origin, payload, key, now).await?;
     let stored = outbox::by_key(&txn, key)
@@ -347,8 +386,10 @@ pub async fn begin_external(
 
 /// Records a delivery's outcome on the outbox row and the step (and fails the run, on
 /// failure), in one transaction.
+#[allow(clippy::too_many_arguments)]
 pub async fn finish_external(
     db: &Database,
+    fence: Fence,
     run_id: i64,
     step_index: i32,
     outbox_id: i64,
@@ -356,7 +397,7 @@ pub async fn finish_external(
     outcome: &Result<u16, String>,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let txn = db.begin().await?;
+    let txn = db.begin_fenced(fence).await?;
     let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
     match outcome {
         Ok(http_status) => {

@@ -239,3 +239,27 @@ mod tests {
         assert!(ids.iter().all(|id| id.len() == 15 && id.starts_with("wf_")));
     }
 }
+
+/// Builds the set of active workflows as stored, with the change counter it was read at.
+/// A stored workflow that no longer validates or compiles is left out and logged; the
+/// others keep running.
+pub async fn load_set(
+    db: &Database,
+    limits: crate::conditions::Limits,
+) -> Result<(i64, crate::plan::WorkflowSet), StorageError> {
+    let version = change_counter(db.connection()).await?;
+    let schema = super::statuses::field_schema(db.connection()).await?;
+    let validator = crate::validate::Validator::new(&schema, limits);
+    let mut valid = Vec::new();
+    for stored in list_active(db.connection()).await? {
+        match validator.workflow(&stored.definition) {
+            Ok(v) => valid.push(v.workflow),
+            Err(e) => tracing::error!(workflow_id = %stored.id, error = %e, "stored workflow left out"),
+        }
+    }
+    let (set, errors) = crate::plan::WorkflowSet::build(valid, &limits);
+    for e in errors {
+        tracing::error!(workflow_id = %e.workflow_id, error = %e, "stored workflow left out");
+    }
+    Ok((version, set))
+}

@@ -98,3 +98,14 @@ async fn postgres(server: &str) -> TestDb {
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
 }
+
+/// The current fence of `partition`, taking ownership for "test" when nobody owns it yet:
+/// what a step's transaction is checked against.
+pub async fn fence(db: &Database, partition: i32) -> workflow_engine::storage::ownership::Fence {
+    use workflow_engine::storage::ownership::{self, Fence};
+    let owners = ownership::owners(db).await.unwrap();
+    match owners.into_iter().find(|(p, ..)| *p == partition) {
+        Some((_, _, epoch)) => Fence { partition, epoch },
+        None => ownership::acquire(db, partition, "test", t0()).await.unwrap(),
+    }
+}

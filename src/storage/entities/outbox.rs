@@ -24,6 +24,12 @@ pub struct Model {
     pub last_error: Option<String>,
     pub delivered_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// The partition whose owner publishes it (an emitted event of a run); `None` for
+    /// what any process may publish (the scheduler's time-based events).
+    pub partition: Option<i32>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub claimed_by: Option<String>,
+    pub claimed_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

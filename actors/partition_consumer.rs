@@ -1,0 +1,342 @@
+//! Reads one partition: decodes each message, hands the event to the engine (or the
+//! dead-letter topic) and stores its offset once the engine recorded it, strictly in
+//! offset order, so a crash replays, never loses. An envelope that cannot be decoded goes
+//! to the dead-letter topic with the reason and its original bytes; the partition goes on.
+//!
+//! Before it reads, it asks the engine to resume the runs a previous owner left
+//! unfinished, so they keep their place before newer events. If it stops by itself (an
+//! event was not recorded) while its partition is still owned, it tells its source, which
+//! starts a new reader from the first offset not stored.
+
+use super::kafka_source::{EngineConsumer, EngineContext};
+use super::metrics::{Mailbox, Metrics};
+use super::protocol::{Drain, ReaderEnded, RecoverPartition, Route};
+use crate::clock::SystemClock;
+use crate::envelope::EventEnvelope;
+use crate::retry::{self, Backoff, Retried};
+use crate::storage::ownership::Fence;
+use actix::prelude::*;
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+/// Where undecodable events go, with the reason and their original bytes.
+#[derive(Clone)]
+pub struct DeadLetters {
+    pub producer: FutureProducer,
+    pub topic: String,
+}
+
+/// Waits between attempts at the broker (dead letters) and at recovery.
+const BROKER_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(10),
+};
+
+impl DeadLetters {
+    /// Publishes `message` to the dead-letter topic, retrying until it is acknowledged or
+    /// `stop` is raised: the offset must not pass an event that is neither processed nor
+    /// dead-lettered.
+    async fn publish(&self, message: &OwnedMessage, reason: &str, stop: &watch::Receiver<bool>) -> bool {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "wfe-error",
+                value: Some(reason),
+            })
+            .insert(Header {
+                key: "wfe-source-topic",
+                value: Some(message.topic()),
+            })
+            .insert(Header {
+                key: "wfe-source-partition",
+                value: Some(&message.partition().to_string()),
+            })
+            .insert(Header {
+                key: "wfe-source-offset",
+                value: Some(&message.offset().to_string()),
+            });
+        let key = message.key().map(String::from_utf8_lossy).unwrap_or_default();
+        let payload = message.payload().unwrap_or_default();
+        let (partition, offset) = (message.partition(), message.offset());
+        let on_retry = |e: &crate::kafka::KafkaError, _: u32, _: Duration| {
+            tracing::error!(error = %e, partition, offset, "dead-letter publish failed, retrying");
+        };
+        let published = retry::retry(
+            &SystemClock,
+            BROKER_BACKOFF,
+            None,
+            || *stop.borrow(),
+            on_retry,
+            || crate::kafka::publish(&self.producer, &self.topic, &key, payload, Some(headers.clone())),
+        );
+        matches!(published.await, Retried::Ok(_))
+    }
+}
+
+/// What a [`PartitionConsumer`] needs.
+pub struct ReaderSpec {
+    pub fence: Fence,
+    pub topic: String,
+    pub queue: StreamPartitionQueue<EngineContext>,
+    pub consumer: Arc<EngineConsumer>,
+    pub sink: Recipient<Route>,
+    pub recovery: Recipient<RecoverPartition>,
+    pub ended: Recipient<ReaderEnded>,
+    pub dead_letters: DeadLetters,
+    /// Events handed over and not yet recorded, at most.
+    pub window: usize,
+}
+
+/// Consumes one partition.
+pub struct PartitionConsumer {
+    spec: Option<ReaderSpec>,
+    stop: watch::Sender<bool>,
+    finished: watch::Sender<bool>,
+}
+
+impl PartitionConsumer {
+    pub fn new(spec: ReaderSpec) -> Self {
+        Self {
+            spec: Some(spec),
+            stop: watch::channel(false).0,
+            finished: watch::channel(false).0,
+        }
+    }
+}
+
+impl Actor for PartitionConsumer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        Metrics::global()
+            .actors
+            .with_label_values(&["partition_consumer"])
+            .inc();
+        let Some(spec) = self.spec.take() else { return };
+        let ended = spec.ended.clone();
+        let run = Consume {
+            fence: spec.fence,
+            topic: spec.topic,
+            consumer: spec.consumer,
+            sink: spec.sink,
+            recovery: spec.recovery,
+            dead_letters: spec.dead_letters,
+            window: spec.window.max(1),
+            stop: self.stop.subscribe(),
+            sink_mailbox: Metrics::global().mailbox("matcher"),
+        };
+        let finished = self.finished.clone();
+        let fence = run.fence;
+        let queue = spec.queue;
+        ctx.spawn(
+            async move {
+                let outcome = run.run(queue).await;
+                if let Ended::ByItself { resume_at } = outcome {
+                    ended.do_send(ReaderEnded { fence, resume_at });
+                }
+                let _ = finished.send(true);
+            }
+            .into_actor(self)
+            .map(|_, _, ctx| ctx.stop()),
+        );
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        Metrics::global()
+            .actors
+            .with_label_values(&["partition_consumer"])
+            .dec();
+    }
+}
+
+impl Handler<Drain> for PartitionConsumer {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: Drain, _ctx: &mut Context<Self>) -> Self::Result {
+        let _ = self.stop.send(true);
+        let mut finished = self.finished.subscribe();
+        Box::pin(async move {
+            let _ = finished.wait_for(|done| *done).await;
+        })
+    }
+}
+
+/// How a partition's read loop ended.
+enum Ended {
+    /// Asked to stop (drain, revoke, shutdown).
+    Drained,
+    /// An event was not recorded (or the engine is gone): read again from `resume_at`.
+    ByItself { resume_at: Option<i64> },
+}
+
+/// The partition's read loop, owning what it needs so it can run beside the actor.
+struct Consume {
+    fence: Fence,
+    topic: String,
+    consumer: Arc<EngineConsumer>,
+    sink: Recipient<Route>,
+    recovery: Recipient<RecoverPartition>,
+    dead_letters: DeadLetters,
+    window: usize,
+    stop: watch::Receiver<bool>,
+    sink_mailbox: Mailbox,
+}
+
+/// How long a draining partition waits for handed-over events to be recorded.
+const DRAIN_WAIT: Duration = Duration::from_secs(30);
+
+impl Consume {
+    async fn run(mut self, queue: StreamPartitionQueue<EngineContext>) -> Ended {
+        let partition = self.fence.partition;
+        // Unfinished runs of this partition go first, so per-customer order holds across
+        // restarts and handovers.
+        let stop = self.stop.clone();
+        let recovered = retry::retry(
+            &SystemClock,
+            BROKER_BACKOFF,
+            None,
+            || *stop.borrow(),
+            |e: &RecoveryError, _, _| tracing::error!(partition, error = %e.0, "recovery failed, retrying"),
+            || async {
+                match self.recovery.send(RecoverPartition { fence: self.fence }).await {
+                    Ok(Ok(n)) => Ok(n),
+                    Ok(Err(e)) => Err(RecoveryError(e)),
+                    Err(e) => Err(RecoveryError(e.to_string())),
+                }
+            },
+        );
+        match recovered.await {
+            Retried::Ok(0) => {}
+            Retried::Ok(resumed) => tracing::info!(partition, resumed, "resumed unfinished runs"),
+            Retried::Failed { .. } => return Ended::Drained,
+        }
+        let label = partition.to_string();
+        let mut pending = FuturesOrdered::new();
+        let mut ended = Ended::Drained;
+        loop {
+            let can_read = pending.len() < self.window;
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => break,
+                Some((offset, recorded)) = pending.next(), if !pending.is_empty() => {
+                    let recorded: Result<(), oneshot::error::RecvError> = recorded;
+                    if recorded.is_err() {
+                        tracing::warn!(partition, offset, "event not recorded; stopping before its offset");
+                        ended = Ended::ByItself { resume_at: Some(offset) };
+                        break;
+                    }
+                    self.store(offset, &label);
+                }
+                message = queue.recv(), if can_read => {
+                    let message = match message {
+                        Ok(m) => m.detach(),
+                        Err(e) => {
+                            tracing::warn!(partition, error = %e, "partition read failed");
+                            continue;
+                        }
+                    };
+                    let offset = message.offset();
+                    match self.hand_over(message).await {
+                        Some(entry) => pending.push_back(entry),
+                        None => {
+                            if !*self.stop.borrow() {
+                                ended = Ended::ByItself { resume_at: Some(offset) };
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        // Drain: wait for what was handed over, storing offsets in order.
+        if matches!(ended, Ended::Drained) {
+            let deadline = Instant::now() + DRAIN_WAIT;
+            while let Ok(Some((offset, recorded))) = tokio::time::timeout_at(deadline.into(), pending.next()).await {
+                if recorded.is_err() {
+                    break;
+                }
+                self.store(offset, &label);
+            }
+        }
+        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(partition, error = %e, "commit on drain");
+        }
+        Metrics::global().consumer_lag.with_label_values(&[&label]).set(0);
+        tracing::info!(partition, "partition reader stopped");
+        ended
+    }
+
+    fn store(&self, offset: i64, label: &str) {
+        match self.consumer.store_offset(&self.topic, self.fence.partition, offset) {
+            Ok(()) => Metrics::global()
+                .committed_offset
+                .with_label_values(&[label])
+                .set(offset + 1),
+            Err(e) => tracing::warn!(partition = self.fence.partition, offset, error = %e, "offset store failed"),
+        }
+    }
+
+    /// Decodes one message and hands it to the engine, or dead-letters it. Returns the
+    /// pending entry whose completion allows storing the offset; `None` when stopping.
+    async fn hand_over(
+        &mut self,
+        message: OwnedMessage,
+    ) -> Option<impl std::future::Future<Output = (i64, Result<(), oneshot::error::RecvError>)>> {
+        let offset = message.offset();
+        let decoded = match message.payload() {
+            None => Err("empty message".to_owned()),
+            Some(bytes) => EventEnvelope::decode(bytes).map_err(|e| e.to_string()),
+        };
+        let (tx, rx) = oneshot::channel();
+        match decoded {
+            Err(reason) => {
+                tracing::warn!(partition = self.fence.partition, offset, reason = %reason, "dead-lettering undecodable event");
+                Metrics::global()
+                    .events
+                    .with_label_values(&["unknown", "dead_lettered"])
+                    .inc();
+                if !self.dead_letters.publish(&message, &reason, &self.stop).await {
+                    return None;
+                }
+                let _ = tx.send(());
+            }
+            Ok(mut event) => {
+                if event.occurred_at.is_none() {
+                    event.occurred_at = message
+                        .timestamp()
+                        .to_millis()
+                        .and_then(chrono::DateTime::from_timestamp_millis);
+                }
+                let route = Route {
+                    event,
+                    fence: self.fence,
+                    offset,
+                    recorded: tx,
+                };
+                self.sink_mailbox.sent();
+                let waited = Instant::now();
+                if self.sink.send(route).await.is_err() {
+                    tracing::error!(partition = self.fence.partition, offset, "engine unavailable");
+                    return None;
+                }
+                self.sink_mailbox.waited(waited.elapsed());
+            }
+        }
+        Some(async move { (offset, rx.await) })
+    }
+}
+
+/// Why recovery could not be asked for.
+#[derive(Debug)]
+struct RecoveryError(String);
+
+impl crate::retry::Classify for RecoveryError {
+    fn verdict(&self) -> crate::retry::Verdict {
+        crate::retry::Verdict::Transient
+    }
+}

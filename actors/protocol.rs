@@ -1,0 +1,113 @@
+//! Every message that crosses actors. Actors hold `Recipient<M>` of these, never each
+//! other's types; only the topology names concrete actors.
+
+use crate::envelope::EventEnvelope;
+use crate::plan::WorkflowSet;
+use crate::runner::Work;
+use crate::storage::ownership::Fence;
+use actix::Message;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// An event handed to the engine by its partition's consumer. `recorded` is completed once
+/// the event's plan and runs are durably recorded (or it needs none); dropping it
+/// unanswered means "not recorded" and stops the partition before its offset is stored.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Route {
+    pub event: EventEnvelope,
+    /// The partition's epoch the event was read under.
+    pub fence: Fence,
+    pub offset: i64,
+    pub recorded: oneshot::Sender<()>,
+}
+
+/// Sent by a new owner before it reads a partition: resume the runs of this partition
+/// that a previous owner recorded but did not finish, so they keep their place before
+/// newer events. Answers how many were queued.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct RecoverPartition {
+    pub fence: Fence,
+}
+
+/// Continue a delayed run whose continuation the scheduler claimed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resume {
+    pub customer_id: i64,
+    pub run_id: i64,
+    pub fence: Fence,
+    pub due_at: DateTime<Utc>,
+    /// Counts the resume in flight until it is done or dropped.
+    pub ticket: crate::runner::Ticket,
+}
+
+/// Rebuild the set from the database now (after a change made through this process).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct Reload;
+
+/// The live set, for the dry run and admin views.
+#[derive(Debug, Message)]
+#[rtype(result = "Arc<WorkflowSet>")]
+pub struct CurrentSet;
+
+/// One piece of a customer's work, for the customer's executor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Execute(pub Work);
+
+/// Sent by the matcher once it has forgotten an executor: no more work will come.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+/// Told to the matcher after an executor was idle for a while, with how many pieces of
+/// work it finished, so the matcher can tell whether anything is still on its way.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Idle {
+    pub customer_id: i64,
+    pub processed: u64,
+}
+
+/// A continuation was scheduled for `due_at`: wake then if that is earlier than planned.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Wake {
+    pub due_at: DateTime<Utc>,
+}
+
+/// Partitions changed hands: look for due work now.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Poll;
+
+/// Stop an actor that has nothing to drain (the scheduler, the outbox relay).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Halt;
+
+/// Stop consuming: hand every partition over (drain, stop its work, commit), leave the
+/// group.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Stop reading a partition, wait for what was handed over, store and commit the last
+/// offset.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// A partition's reader ended by itself (not drained): its source restarts it if the
+/// partition is still owned under the same fence.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReaderEnded {
+    pub fence: Fence,
+    /// The offset to read from again: after the last one stored.
+    pub resume_at: Option<i64>,
+}

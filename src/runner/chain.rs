@@ -1,0 +1,245 @@
+//! One run's chain, from its next step: internal steps in their transactions, external
+//! ones through the outbox and the delivery pool, a delay parked in the database.
+//!
+//! Before each step the chain checks that its partition is still held under the fence it
+//! started with, and each step's transaction checks the same fence in the database: a
+//! chain of a partition that moved away stops between steps, and one caught inside a step
+//! commits nothing.
+
+use super::{run_done, Runner, Stopped};
+use crate::actors::delivery::Deliver;
+use crate::actors::metrics::Metrics;
+use crate::catalogue::Action;
+use crate::conditions::Facts;
+use crate::envelope::EventEnvelope;
+use crate::retry::{Backoff, Classify};
+use crate::storage::ownership::Fence;
+use crate::storage::runs::Run;
+use crate::storage::steps;
+use crate::workflow::Step;
+use serde_json::{Map, Value};
+use std::time::{Duration, Instant};
+
+/// Waits between attempts of an internal step that failed on the database.
+const STEP_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(200),
+    max: Duration::from_secs(10),
+};
+
+pub(super) struct Chain<'a> {
+    pub runner: &'a Runner,
+    pub fence: Fence,
+    pub run: &'a Run,
+    pub event: &'a EventEnvelope,
+    pub steps: &'a [Step],
+}
+
+/// Why a step did not complete.
+enum Failure {
+    /// The run failed; `recorded` when its failure is already recorded with the step.
+    Failed {
+        message: String,
+        recorded: bool,
+    },
+    Stopped(Stopped),
+}
+
+impl From<Stopped> for Failure {
+    fn from(s: Stopped) -> Self {
+        Failure::Stopped(s)
+    }
+}
+
+impl Chain<'_> {
+    /// Runs the chain against `customer`; `context` is the template context of the event
+    /// and that customer, built once for all of an event's chains.
+    pub async fn run(&self, customer: &Map<String, Value>, context: &Value) -> Result<(), Stopped> {
+        let runner = self.runner;
+        let metrics = Metrics::global();
+        let run = &self.run.run;
+        let facts = Facts {
+            event: self.event,
+            customer,
+        };
+        let start = usize::try_from(run.next_step).unwrap_or(0);
+        for (i, step) in self.steps.iter().enumerate().skip(start) {
+            if !runner.ownership.holds(self.fence) {
+                return Err(Stopped::Revoked);
+            }
+            let index = i32::try_from(i).unwrap_or(i32::MAX);
+            let kind = step.kind();
+            let started = Instant::now();
+            let outcome = match &step.action {
+                Action::Delay { duration } => {
+                    let wait = runner.delay_override.unwrap_or_else(|| duration.to_std());
+                    let due_at = runner.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                    runner
+                        .db("delay", self.fence, || {
+                            steps::delay(
+                                &runner.db,
+                                self.fence,
+                                run.id,
+                                index,
+                                run.customer_id,
+                                run.partition,
+                                due_at,
+                                runner.clock.now(),
+                            )
+                        })
+                        .await?;
+                    runner.wakeup.wake(due_at);
+                    metrics.actions.with_label_values(&[kind.name(), "delayed"]).inc();
+                    tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, %due_at, "chain delayed");
+                    return Ok(());
+                }
+                action if kind.is_external() => self.external(index, action, &facts, context).await,
+                action => self.internal(index, action, context).await,
+            };
+            metrics
+                .action_seconds
+                .with_label_values(&[kind.name()])
+                .observe(started.elapsed().as_secs_f64());
+            match outcome {
+                Ok(()) => metrics.actions.with_label_values(&[kind.name(), "done"]).inc(),
+                Err(Failure::Stopped(stopped)) => return Err(stopped),
+                Err(Failure::Failed { message, recorded }) => {
+                    metrics.actions.with_label_values(&[kind.name(), "failed"]).inc();
+                    if recorded {
+                        metrics.runs.with_label_values(&["failed"]).inc();
+                        tracing::warn!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, error = %message, "run failed");
+                        return Ok(());
+                    }
+                    return runner.fail_run(self.fence, self.run, index, &message).await;
+                }
+            }
+        }
+        runner
+            .db("finish_run", self.fence, || {
+                steps::finish(&runner.db, self.fence, run.id, runner.clock.now())
+            })
+            .await?;
+        run_done(self.run);
+        Ok(())
+    }
+
+    /// Applies an internal step; retries database failures up to the configured attempts.
+    async fn internal(&self, index: i32, action: &Action, context: &Value) -> Result<(), Failure> {
+        let runner = self.runner;
+        let run = &self.run.run;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let ctx = crate::actions::StepContext {
+                fence: self.fence,
+                run_id: run.id,
+                step_index: index,
+                customer_id: run.customer_id,
+                workflow_id: &run.workflow_id,
+                facts_context: context,
+                now: runner.clock.now(),
+            };
+            let error = match crate::actions::run_internal_step(&runner.db, &ctx, action).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_fenced() => return Err(Stopped::Revoked.into()),
+                Err(e) => e,
+            };
+            let wait = STEP_BACKOFF.wait(attempt, error.verdict());
+            match wait {
+                Some(wait) if attempt < runner.max_step_attempts => {
+                    Metrics::global()
+                        .actions
+                        .with_label_values(&[action.kind().name(), "retried"])
+                        .inc();
+                    let message = error.to_string();
+                    runner
+                        .db("mark_step_failed", self.fence, || {
+                            steps::failed_attempt(&runner.db, self.fence, run.id, index, &message, runner.clock.now())
+                        })
+                        .await?;
+                    runner.clock.sleep(wait).await;
+                    if !runner.ownership.holds(self.fence) {
+                        return Err(Stopped::Revoked.into());
+                    }
+                }
+                _ => {
+                    return Err(Failure::Failed {
+                        message: error.to_string(),
+                        recorded: false,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Sends an email, SMS or webhook through the durable outbox and waits for delivery.
+    async fn external(&self, index: i32, action: &Action, facts: &Facts<'_>, context: &Value) -> Result<(), Failure> {
+        let runner = self.runner;
+        let run = &self.run.run;
+        let request = runner
+            .db("prepare_request", self.fence, || {
+                runner
+                    .integrations
+                    .request(runner.db.connection(), run, action, facts, context)
+            })
+            .await?
+            .map_err(|message| Failure::Failed {
+                message,
+                recorded: false,
+            })?;
+        let key = steps::idempotency_key(run.id, index);
+        let queued = runner
+            .db("enqueue", self.fence, || {
+                steps::begin_external(
+                    &runner.db,
+                    self.fence,
+                    run,
+                    index,
+                    action.kind(),
+                    &request,
+                    &key,
+                    runner.clock.now(),
+                )
+            })
+            .await?;
+        // The last look before the request leaves: a partition that moved away is sent
+        // by its new owner, under the same key.
+        if !runner.ownership.holds(self.fence) {
+            return Err(Stopped::Revoked.into());
+        }
+        let report = runner
+            .outbound
+            .deliver(Deliver {
+                request: queued.request,
+                idempotency_key: key.clone(),
+                attempts_before: queued.attempts,
+            })
+            .await;
+        let outcome = report.outcome.map_err(|e| e.to_string());
+        runner
+            .db("finish_external", self.fence, || {
+                steps::finish_external(
+                    &runner.db,
+                    self.fence,
+                    run.id,
+                    index,
+                    queued.outbox_id,
+                    report.attempts,
+                    &outcome,
+                    runner.clock.now(),
+                )
+            })
+            .await?;
+        match &outcome {
+            Ok(status) => {
+                tracing::info!(run_id = run.id, step = index, kind = action.kind().name(), status, idempotency_key = %key, "delivered")
+            }
+            Err(e) => {
+                tracing::warn!(run_id = run.id, step = index, kind = action.kind().name(), error = %e, attempts = report.attempts, "delivery failed")
+            }
+        }
+        outcome.map(drop).map_err(|message| Failure::Failed {
+            message,
+            recorded: true,
+        })
+    }
+}
