@@ -12,10 +12,9 @@
 
 use crate::common::TestDb;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use chrono::Utc;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -69,6 +68,8 @@ pub struct Received {
     pub raw: String,
     pub body: Value,
     pub status: u16,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -76,6 +77,8 @@ struct Inbox {
     received: Mutex<Vec<Received>>,
     /// Path -> how many more requests to answer with 503.
     failures: Mutex<HashMap<String, u32>>,
+    /// How long each answer takes (a slow receiver).
+    delay: Mutex<Duration>,
 }
 
 /// A local HTTP server recording every POST; it can fail the first requests to a path.
@@ -86,6 +89,7 @@ pub struct Listener {
 }
 
 async fn receive(req: HttpRequest, body: web::Bytes, inbox: web::Data<Arc<Inbox>>) -> HttpResponse {
+    let at = std::time::Instant::now();
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let path = req.path().to_owned();
     let fail = {
@@ -106,7 +110,12 @@ async fn receive(req: HttpRequest, body: web::Bytes, inbox: web::Data<Arc<Inbox>
         raw: String::from_utf8_lossy(&body).into_owned(),
         path,
         status,
+        at,
     });
+    let delay = *inbox.delay.lock().unwrap();
+    if !delay.is_zero() {
+        actix_rt::time::sleep(delay).await;
+    }
     if fail {
         HttpResponse::ServiceUnavailable().finish()
     } else {
@@ -138,6 +147,11 @@ impl Listener {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Makes every answer take `delay`.
+    pub fn slow_down(&self, delay: Duration) {
+        *self.inbox.delay.lock().unwrap() = delay;
     }
 
     /// Answers the next `n` requests to `path` with 503.
@@ -271,33 +285,7 @@ impl Engine {
 
     /// Inserts plain customers (no agent, no statuses, no activity date).
     pub async fn add_customers(&self, ids: impl IntoIterator<Item = i64>) {
-        let now = Utc::now();
-        let rows: Vec<customers::ActiveModel> = ids
-            .into_iter()
-            .map(|id| customers::ActiveModel {
-                id: Set(id),
-                first_name: Set(format!("First{id}")),
-                last_name: Set(format!("Last{id}")),
-                email: Set(format!("customer{id}@example.com")),
-                phone: Set(format!("+1555{id:07}")),
-                country: Set("GB".into()),
-                language: Set("en".into()),
-                balance: Set(0.0),
-                registered_at: Set(None),
-                last_activity_at: Set(None),
-                agent_id: Set(None),
-                team_id: Set(None),
-                desk: Set("sales".into()),
-                active: Set(true),
-                frozen: Set(false),
-                custom_fields: Set(serde_json::json!({})),
-                updated_at: Set(now),
-            })
-            .collect();
-        customers::Entity::insert_many(rows)
-            .exec_without_returning(self.db())
-            .await
-            .unwrap();
+        crate::common::add_customers(self.db(), ids).await;
     }
 
     /// Starts the topology and waits until its consumer owns partitions.

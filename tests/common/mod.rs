@@ -109,3 +109,36 @@ pub async fn fence(db: &Database, partition: i32) -> workflow_engine::storage::o
         None => ownership::acquire(db, partition, "test", t0()).await.unwrap(),
     }
 }
+
+/// Inserts plain customers (no agent, no statuses, no activity date).
+pub async fn add_customers(db: &Database, ids: impl IntoIterator<Item = i64>) {
+    use sea_orm::{EntityTrait, Set};
+    use workflow_engine::storage::entities::customers;
+    let now = Utc::now();
+    let rows: Vec<customers::ActiveModel> = ids
+        .into_iter()
+        .map(|id| customers::ActiveModel {
+            id: Set(id),
+            first_name: Set(format!("First{id}")),
+            last_name: Set(format!("Last{id}")),
+            email: Set(format!("customer{id}@example.com")),
+            phone: Set(format!("+1555{id:07}")),
+            country: Set("GB".into()),
+            language: Set("en".into()),
+            balance: Set(0.0),
+            registered_at: Set(None),
+            last_activity_at: Set(None),
+            agent_id: Set(None),
+            team_id: Set(None),
+            desk: Set("sales".into()),
+            active: Set(true),
+            frozen: Set(false),
+            custom_fields: Set(serde_json::json!({})),
+            updated_at: Set(now),
+        })
+        .collect();
+    customers::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await
+        .unwrap();
+}

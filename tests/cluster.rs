@@ -1,0 +1,441 @@
+//! The runtime in a cluster: partitions that move while chains are in flight.
+//!
+//! - Runner-level (a database, a [`ManualClock`], a stand-in for deliveries, no Kafka):
+//!   a lease that runs out under a backlog of due resumes, a recovery that comes while
+//!   the run already waits on a delay, a redelivered event after the workflows changed,
+//!   two attempts at one step, a stale epoch.
+//! - Topology-level: two engines sharing one broker and one database, the second joining
+//!   mid-stream and the first leaving gracefully, with a slow receiver.
+
+mod common;
+#[path = "common/engine.rs"]
+#[macro_use]
+mod engine;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use common::{fresh, t0, TestDb};
+use engine::{note_bodies, runs_of_customer, runs_where, Engine};
+use futures_util::future::LocalBoxFuture;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use workflow_engine::actions::{run_internal_step, StepContext, StepOutcome};
+use workflow_engine::actors::delivery::{Deliver, DeliveryReport};
+use workflow_engine::actors::topology::Topology;
+use workflow_engine::catalogue::Action;
+use workflow_engine::clock::{Clock, ManualClock};
+use workflow_engine::conditions::Limits;
+use workflow_engine::envelope::EventEnvelope;
+use workflow_engine::plan::WorkflowSet;
+use workflow_engine::runner::{Outbound, Ownership, Runner, Ticket, Wakeup, Why, Work};
+use workflow_engine::storage::ownership::{self, Fence};
+use workflow_engine::storage::runs::{self, PlannedRun, RunFilter};
+use workflow_engine::storage::{scheduled, statuses, steps, workflows, Database};
+use workflow_engine::validate::Validator;
+
+// ---------------------------------------------------------------------------------------
+// Runner-level harness
+
+/// Accepts every request at once and remembers its idempotency key.
+#[derive(Default, Clone)]
+struct Sent(Arc<Mutex<Vec<String>>>);
+
+impl Outbound for Sent {
+    fn deliver(&self, request: Deliver) -> LocalBoxFuture<'static, DeliveryReport> {
+        self.0.lock().unwrap().push(request.idempotency_key);
+        Box::pin(std::future::ready(DeliveryReport {
+            attempts: request.attempts_before + 1,
+            outcome: Ok(200),
+        }))
+    }
+}
+
+struct NoWakeup;
+impl Wakeup for NoWakeup {
+    fn wake(&self, _due_at: DateTime<Utc>) {}
+}
+
+struct Node {
+    runner: Runner,
+    #[allow(dead_code)]
+    sent: Sent,
+}
+
+fn node(db: &Database, name: &str, clock: &ManualClock, ownership: &Ownership) -> Node {
+    let sent = Sent::default();
+    let runner = Runner {
+        db: db.clone(),
+        clock: Arc::new(clock.clone()),
+        outbound: Arc::new(sent.clone()),
+        wakeup: Arc::new(NoWakeup),
+        ownership: ownership.clone(),
+        integrations: steps::Integrations {
+            email_url: "http://email.invalid/send".into(),
+            webhook_secret: String::new(),
+        },
+        node_id: name.into(),
+        max_step_attempts: 3,
+        delay_override: None,
+    };
+    Node { runner, sent }
+}
+
+async fn add_workflow(db: &Database, definition: Value) -> String {
+    let schema = statuses::field_schema(db.connection()).await.unwrap();
+    let validated = Validator::new(&schema, Limits::default())
+        .workflow(&definition)
+        .unwrap_or_else(|e| panic!("invalid test workflow: {e}"));
+    workflows::create(db, &validated.workflow, "test").await.unwrap().id
+}
+
+async fn live_set(db: &Database) -> Arc<WorkflowSet> {
+    Arc::new(workflows::load_set(db, Limits::default()).await.unwrap().1)
+}
+
+fn event(id: &str, customer_id: i64, amount: i64) -> EventEnvelope {
+    EventEnvelope::from_value(
+        json!({"id": id, "type": "customer.deposited", "customer_id": customer_id,
+        "occurred_at": "2026-11-25T10:00:00Z", "data": {"amount": amount}}),
+    )
+    .unwrap()
+}
+
+/// Handles `event` as the executor would; returns whether it was acknowledged as recorded.
+async fn handle(runner: &Runner, set: &Arc<WorkflowSet>, fence: Fence, event: EventEnvelope) -> bool {
+    let (tx, rx) = oneshot::channel();
+    let customer_id = event.customer_id;
+    let work = Work::Event {
+        event,
+        set: Arc::clone(set),
+        fence,
+        recorded: tx,
+    };
+    runner.process(customer_id, work).await;
+    rx.await.is_ok()
+}
+
+fn resume(run_id: i64, fence: Fence, due_at: DateTime<Utc>, in_flight: &Arc<std::sync::atomic::AtomicUsize>) -> Work {
+    Work::Resume {
+        run_id,
+        fence,
+        why: Why::Due {
+            due_at,
+            ticket: Ticket::issue(in_flight),
+        },
+    }
+}
+
+/// A fresh database where "node-a" owns partition 0.
+async fn owned_by_a(t: &TestDb, ownership: &Ownership) -> Fence {
+    let fence = ownership::acquire(&t.db, 0, "node-a", t0()).await.unwrap();
+    ownership.grant(fence);
+    fence
+}
+
+// ---------------------------------------------------------------------------------------
+// Runner-level tests
+
+/// The issue's defect 1: resumes that are no longer what was claimed (a recovery of a run
+/// that went on to wait, a claim whose lease ran out while it queued behind a backlog and
+/// was claimed again, a claim another node took over) must not run the chain, which
+/// before skipped a pending delay or ran a continuation twice.
+#[actix_rt::test]
+async fn a_stale_resume_never_runs_a_continuation_early_or_twice() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = ManualClock::new(t0());
+    let ownership = Ownership::default();
+    let fence = owned_by_a(&t, &ownership).await;
+    let a = node(db, "node-a", &clock, &ownership);
+    let b = node(db, "node-b", &clock, &ownership);
+    common::add_customers(db, 1..=20).await;
+    add_workflow(
+        db,
+        json!({"name": "two waits", "trigger_event": "customer.deposited", "actions": [
+            {"type": "add_note", "params": {"body": "a"}},
+            {"type": "delay", "params": {"hours": 1}},
+            {"type": "add_note", "params": {"body": "b"}},
+            {"type": "delay", "params": {"hours": 1}},
+            {"type": "add_note", "params": {"body": "c"}}]}),
+    )
+    .await;
+    let set = live_set(db).await;
+    for c in 1..=20 {
+        assert!(handle(&a.runner, &set, fence, event(&format!("e{c}"), c, 10)).await);
+    }
+    let run_ids: BTreeMap<i64, i64> = runs_where(db, RunFilter::default())
+        .await
+        .iter()
+        .map(|r| (r.run.customer_id, r.run.id))
+        .collect();
+    assert_eq!(run_ids.len(), 20);
+
+    // A recovery that found customer 1's run running, handled after the run parked.
+    let work = Work::Resume {
+        run_id: run_ids[&1],
+        fence,
+        why: Why::Recover,
+    };
+    a.runner.process(1, work).await;
+    assert_eq!(note_bodies(db, 1).await, ["a"], "a stale recovery skipped the delay");
+
+    // Due: node-a claims every continuation; they queue behind a backlog past the lease,
+    // and node-a's scheduler claims them all again.
+    let lease = ChronoDuration::seconds(60);
+    let in_flight = Arc::default();
+    clock.advance(Duration::from_secs(3600));
+    let first = scheduled::claim_due(db, "node-a", &[0], clock.now(), lease, 100)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 20);
+    clock.advance(Duration::from_secs(61));
+    let again = scheduled::claim_due(db, "node-a", &[0], clock.now(), lease, 100)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 20);
+    for row in first.iter().chain(&again) {
+        a.runner
+            .process(row.customer_id, resume(row.run_id, fence, row.due_at, &in_flight))
+            .await;
+    }
+    for c in 1..=20 {
+        assert_eq!(
+            note_bodies(db, c).await,
+            ["a", "b"],
+            "customer {c}: the second claim ran past the second delay"
+        );
+    }
+    assert_eq!(in_flight.load(std::sync::atomic::Ordering::Acquire), 0);
+
+    // The second wait: node-a claims, its lease runs out, node-b claims. node-a's resume
+    // is stale and does nothing; node-b's runs the continuation, once.
+    clock.advance(Duration::from_secs(3600));
+    let by_a = scheduled::claim_due(db, "node-a", &[0], clock.now(), lease, 100)
+        .await
+        .unwrap();
+    assert_eq!(by_a.len(), 20);
+    clock.advance(Duration::from_secs(61));
+    let by_b = scheduled::claim_due(db, "node-b", &[0], clock.now(), lease, 100)
+        .await
+        .unwrap();
+    assert_eq!(by_b.len(), 20);
+    for row in &by_a {
+        a.runner
+            .process(row.customer_id, resume(row.run_id, fence, row.due_at, &in_flight))
+            .await;
+    }
+    for c in 1..=20 {
+        assert_eq!(
+            note_bodies(db, c).await,
+            ["a", "b"],
+            "customer {c}: node-a's expired claim ran the chain"
+        );
+    }
+    for row in &by_b {
+        b.runner
+            .process(row.customer_id, resume(row.run_id, fence, row.due_at, &in_flight))
+            .await;
+    }
+    for c in 1..=20 {
+        assert_eq!(note_bodies(db, c).await, ["a", "b", "c"]);
+        let runs = runs_of_customer(db, c).await;
+        assert_eq!(runs[0].run.status, "done");
+    }
+    assert!(scheduled::list(db, 100).await.unwrap().is_empty());
+    t.finish().await;
+}
+
+/// The issue's defect 3: a redelivered event replays its recorded plan, even an empty
+/// one, and is never planned again against workflows (or a customer) that changed since.
+#[actix_rt::test]
+async fn a_redelivered_event_after_the_workflows_changed_starts_nothing_new() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = ManualClock::new(t0());
+    let ownership = Ownership::default();
+    let fence = owned_by_a(&t, &ownership).await;
+    let a = node(db, "node-a", &clock, &ownership);
+    common::add_customers(db, [1]).await;
+    add_workflow(
+        db,
+        json!({"name": "big", "trigger_event": "customer.deposited",
+            "conditions": {"match": "all", "rules": [{"field": "event.amount", "operator": "gte", "value": 100}]},
+            "actions": [{"type": "add_note", "params": {"body": "big {{event.amount}}"}}]}),
+    )
+    .await;
+    let before = live_set(db).await;
+    assert!(handle(&a.runner, &before, fence, event("small", 1, 50)).await);
+    assert!(handle(&a.runner, &before, fence, event("large", 1, 500)).await);
+    assert_eq!(note_bodies(db, 1).await, ["big 500"]);
+
+    add_workflow(
+        db,
+        json!({"name": "any", "trigger_event": "customer.deposited",
+            "actions": [{"type": "add_note", "params": {"body": "any {{event.amount}}"}}]}),
+    )
+    .await;
+    let after = live_set(db).await;
+    assert!(handle(&a.runner, &after, fence, event("small", 1, 50)).await);
+    assert!(handle(&a.runner, &after, fence, event("large", 1, 500)).await);
+    assert_eq!(note_bodies(db, 1).await, ["big 500"], "a redelivery was planned again");
+    assert_eq!(runs_of_customer(db, 1).await.len(), 1);
+
+    // A new event is planned against the new set.
+    assert!(handle(&a.runner, &after, fence, event("later", 1, 500)).await);
+    assert_eq!(note_bodies(db, 1).await, ["big 500", "big 500", "any 500"]);
+    t.finish().await;
+}
+
+/// Two attempts at the same step (a replay racing the original, two processes) apply it
+/// once; an attempt under an epoch that is no longer current commits nothing.
+#[actix_rt::test]
+async fn two_attempts_at_one_step_apply_once_and_a_stale_epoch_commits_nothing() {
+    let t = fresh().await;
+    let db = &t.db;
+    common::add_customers(db, [1]).await;
+    let old = ownership::acquire(db, 0, "node-a", t0()).await.unwrap();
+    let planned = [PlannedRun {
+        workflow_id: "w".into(),
+        workflow_version: 1,
+        steps: vec![workflow_engine::catalogue::ActionKind::AddNote; 2],
+    }];
+    let recorded = runs::record_runs(db, old, &event("e1", 1, 10), &planned, t0())
+        .await
+        .unwrap();
+    let run_id = recorded.runs[0].run.id;
+    let note = Action::AddNote { body: "once".into() };
+    let context = json!({});
+    let ctx = |fence: Fence, step_index: i32| StepContext {
+        fence,
+        run_id,
+        step_index,
+        customer_id: 1,
+        workflow_id: "w",
+        facts_context: &context,
+        now: t0(),
+    };
+    let (one, two) = (ctx(old, 0), ctx(old, 0));
+    let (first, second) = futures_util::join!(run_internal_step(db, &one, &note), run_internal_step(db, &two, &note));
+    let mut outcomes = [first.unwrap(), second.unwrap()]
+        .map(|o| matches!(o, StepOutcome::AlreadyDone))
+        .to_vec();
+    outcomes.sort();
+    assert_eq!(outcomes, [false, true], "exactly one attempt applies the step");
+    assert_eq!(note_bodies(db, 1).await, ["once"]);
+
+    // The partition moves: the old owner's next step is fenced off, the new one's applies.
+    let new = ownership::acquire(db, 0, "node-b", t0()).await.unwrap();
+    assert_eq!(new.epoch, old.epoch + 1);
+    let stale = run_internal_step(db, &ctx(old, 1), &note).await.unwrap_err();
+    assert!(stale.is_fenced(), "{stale}");
+    assert_eq!(note_bodies(db, 1).await, ["once"]);
+    run_internal_step(db, &ctx(new, 1), &note).await.unwrap();
+    assert_eq!(note_bodies(db, 1).await, ["once", "once"]);
+    // Recording under the stale epoch fails too, writing nothing.
+    let e = runs::record_runs(db, old, &event("e2", 1, 10), &planned, t0())
+        .await
+        .unwrap_err();
+    assert!(e.is_fenced());
+    assert_eq!(runs_of_customer(db, 1).await.len(), 1);
+    t.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Two engines
+
+/// The issue's defect 2, black-box: `webhook -> delay -> webhook` chains over 40
+/// customers, a receiver that answers in 0.5 s, a second engine joining mid-stream and
+/// the first leaving gracefully. No key may be sent twice, no continuation before its
+/// delay, every chain once, each customer's first webhooks in event order.
+#[actix_rt::test]
+async fn a_graceful_hand_over_mid_stream_sends_nothing_twice_and_nothing_early() {
+    const DELAY: Duration = Duration::from_secs(2);
+    let mut a = Engine::new(|s| {
+        s.scheduler.delay_override_secs = DELAY.as_secs();
+        s.delivery.timeout_ms = 10_000;
+    })
+    .await;
+    a.listener.slow_down(Duration::from_millis(500));
+    a.add_customers(1..=40).await;
+    let (first, second) = (a.listener.url("/first"), a.listener.url("/second"));
+    a.add_workflow(
+        json!({"name": "chain", "trigger_event": "customer.deposited", "actions": [
+        {"type": "webhook", "params": {"url": first}},
+        {"type": "delay", "params": {"minutes": 10}},
+        {"type": "webhook", "params": {"url": second}}]}),
+    )
+    .await;
+    a.start().await;
+    let events: Vec<Value> = (0..240)
+        .map(|i| json!({"id": format!("ho-{i}"), "type": "customer.deposited", "customer_id": 1 + i % 40, "data": {"amount": i}}))
+        .collect();
+    a.publish_all(&events[..120]).await;
+
+    // A second process joins the group mid-stream.
+    let mut settings_b = a.settings.clone();
+    settings_b.engine.node_id = format!("{}-b", settings_b.engine.node_id);
+    let db_b = a.test.connect_again().await;
+    let b = Topology::start(&settings_b, db_b, &a.brokers).unwrap();
+    eventually!(
+        "the second engine to own partitions",
+        engine::PATIENCE,
+        b.consuming().then_some(())
+    );
+    a.publish_all(&events[120..]).await;
+    eventually!(
+        "continuations under way",
+        engine::PATIENCE,
+        (a.listener.received("/second").len() >= 20).then_some(())
+    );
+    // The first leaves gracefully while chains are in flight.
+    a.stop().await;
+    let db = a.db().clone();
+    eventually!("every chain to finish", Duration::from_secs(120), {
+        let runs = runs_where(&db, RunFilter::default()).await;
+        (runs.len() == 240 && runs.iter().all(|r| r.run.status == "done")).then_some(())
+    });
+    b.shutdown().await;
+
+    let mut sends: HashMap<String, usize> = HashMap::new();
+    for r in a.listener.all() {
+        *sends.entry(r.idempotency_key.clone().unwrap_or_default()).or_default() += 1;
+    }
+    let doubled: Vec<_> = sends.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "keys sent more than once: {doubled:?}");
+    assert_eq!(sends.len(), 480);
+
+    let at = |path: &str| -> HashMap<String, std::time::Instant> {
+        a.listener
+            .received(path)
+            .into_iter()
+            .map(|r| (r.body["event"]["id"].as_str().unwrap().to_owned(), r.at))
+            .collect()
+    };
+    let (firsts, seconds) = (at("/first"), at("/second"));
+    for (id, sent) in &seconds {
+        let waited = sent.duration_since(firsts[id]);
+        assert!(
+            waited >= DELAY,
+            "{id}: continuation {waited:?} after its first webhook, before the delay"
+        );
+    }
+    let mut order: BTreeMap<i64, Vec<(std::time::Instant, i64)>> = BTreeMap::new();
+    for r in a.listener.received("/first") {
+        let event = &r.body["event"];
+        let n: i64 = event["id"].as_str().unwrap()[3..].parse().unwrap();
+        order
+            .entry(event["customer_id"].as_i64().unwrap())
+            .or_default()
+            .push((r.at, n));
+    }
+    for (customer, mut sent) in order {
+        sent.sort();
+        let ids: Vec<i64> = sent.iter().map(|(_, n)| *n).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        assert_eq!(ids, sorted, "customer {customer}: first webhooks out of event order");
+    }
+    a.finish().await;
+}
