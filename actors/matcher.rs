@@ -298,7 +298,7 @@ impl Handler<Idle> for Matcher {
             .is_some_and(|s| s.sent == msg.processed)
         {
             if let Some(slot) = self.executors.remove(&msg.customer_id) {
-                let _ = slot.handle.stop.do_send(Stop);
+                slot.handle.stop.do_send(Stop);
             }
         }
     }

@@ -581,15 +581,14 @@ async fn only_internal_actions_run_here_and_only_on_recorded_steps() {
 /// Several processes sharing one PostgreSQL: 8 tasks with their own pools each assign 25
 /// times over one team of 4 agents; every agent gets exactly 50 turns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(wfe_postgres), ignore = "needs PostgreSQL in WFE_TEST_DATABASE_URL")]
 async fn concurrent_round_robin_is_exact_on_postgres() {
     let t = demo().await;
-    if !t.is_postgres() {
-        eprintln!(
-            "skipped: set {} to run the concurrency proof on PostgreSQL",
-            common::PG_ENV
-        );
-        return t.finish().await;
-    }
+    assert!(
+        t.is_postgres(),
+        "built for PostgreSQL but {} is not set",
+        common::PG_ENV
+    );
     // Team 3 plus sub-team 4 has agents 4, 5, 6; one more makes 4.
     agents::Entity::insert(agents::ActiveModel {
         id: sea_orm::Set(7),
@@ -650,15 +649,14 @@ async fn concurrent_round_robin_is_exact_on_postgres() {
 
 /// 200 concurrent increments from 8 pools add up to exactly 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(wfe_postgres), ignore = "needs PostgreSQL in WFE_TEST_DATABASE_URL")]
 async fn concurrent_counter_increments_are_exact_on_postgres() {
     let t = demo().await;
-    if !t.is_postgres() {
-        eprintln!(
-            "skipped: set {} to run the concurrency proof on PostgreSQL",
-            common::PG_ENV
-        );
-        return t.finish().await;
-    }
+    assert!(
+        t.is_postgres(),
+        "built for PostgreSQL but {} is not set",
+        common::PG_ENV
+    );
     let action = Action::IncrementManagerCounter {
         counter: "deposits".into(),
         by: 1,

@@ -95,7 +95,7 @@ async fn workflows_keep_every_version_and_bump_the_change_counter() {
     let mut changed = draft.clone();
     changed["name"] = json!("Greet warmly");
     changed["priority"] = json!(5);
-    let updated = workflows::update(db, &created.id, &workflow(changed), "bob")
+    let updated = workflows::update(db, &created.id, &workflow(changed), None, "bob")
         .await
         .unwrap();
     assert_eq!(
@@ -124,7 +124,7 @@ async fn workflows_keep_every_version_and_bump_the_change_counter() {
     workflows::delete(db, &created.id, "carol").await.unwrap();
     assert!(workflows::get(db, &created.id).await.unwrap().is_none());
     assert_eq!(workflows::list(db).await.unwrap().len(), 1);
-    let err = workflows::update(db, &created.id, &workflow(draft), "bob")
+    let err = workflows::update(db, &created.id, &workflow(draft), None, "bob")
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), format!("workflow {:?} not found", created.id));
@@ -147,6 +147,71 @@ async fn workflows_keep_every_version_and_bump_the_change_counter() {
     let again = workflow(stored.definition.clone());
     assert_eq!(again.id.as_deref(), Some("fixed-id"));
     assert_eq!(again.version, Some(1));
+    t.finish().await;
+}
+
+/// Two saves made from the same version: the first wins, the second is refused, even when
+/// the second starts after the first committed (the check is in the saving transaction).
+#[tokio::test]
+async fn two_saves_from_one_version_cannot_both_succeed() {
+    let t = fresh().await;
+    let db = &t.db;
+    let draft = json!({"name": "v", "trigger_event": "customer.ftd", "actions": [{"type": "add_note", "params": {"body": "x"}}]});
+    let created = workflows::create(db, &workflow(draft.clone()), "alice").await.unwrap();
+    let first = workflows::update(db, &created.id, &workflow(draft.clone()), Some(1), "bob")
+        .await
+        .unwrap();
+    assert_eq!(first.version, 2);
+    let second = workflows::update(db, &created.id, &workflow(draft), Some(1), "carol")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            second,
+            workflow_engine::storage::StorageError::VersionConflict {
+                current: 2,
+                expected: 1,
+                ..
+            }
+        ),
+        "{second}"
+    );
+    assert_eq!(workflows::versions(db, &created.id).await.unwrap().len(), 2);
+    t.finish().await;
+}
+
+/// Each process's outbox relay claims the emitted events of the partitions it owns (and
+/// those of no partition): two processes never take the same row under a live claim.
+#[tokio::test]
+async fn relays_claim_emitted_events_of_their_own_partitions() {
+    let t = fresh().await;
+    let db = &t.db;
+    let now = t0();
+    for (key, partition) in [("e0", Some(0)), ("e1", Some(1)), ("e2", Some(0)), ("time", None)] {
+        let origin = Origin {
+            run_id: None,
+            step_index: None,
+            customer_id: 7,
+            partition,
+        };
+        outbox::enqueue(db, OutboxKind::Event, origin, json!({"id": key}), key, now)
+            .await
+            .unwrap();
+    }
+    let lease = Duration::seconds(30);
+    let keys = |rows: Vec<outbox::OutboxMessage>| rows.into_iter().map(|m| m.idempotency_key).collect::<Vec<_>>();
+    let a = outbox::claim_events(db, "node-a", &[0], now, lease, 10).await.unwrap();
+    assert_eq!(keys(a), ["e0", "e2", "time"]);
+    let b = outbox::claim_events(db, "node-b", &[0, 1], now, lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(keys(b), ["e1"], "rows under node-a's claim are not taken");
+    // node-a dies: after its lease, the new owner of partition 0 takes its rows.
+    let later = now + lease + Duration::seconds(1);
+    let b = outbox::claim_events(db, "node-b", &[0, 1], later, lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(keys(b), ["e0", "e1", "e2", "time"]);
     t.finish().await;
 }
 

@@ -113,6 +113,7 @@ impl From<crate::storage::StorageError> for ApiError {
         match e {
             StorageError::WorkflowNotFound(id) => ApiError::not_found(format!("workflow {id:?} not found")),
             StorageError::WorkflowExists(id) => ApiError::conflict(format!("workflow {id:?} already exists")),
+            e @ StorageError::VersionConflict { .. } => ApiError::conflict(e.to_string()),
             other => {
                 tracing::error!(error = %other, "storage failure in a request");
                 ApiError::unavailable(format!("storage unavailable: {other}"))

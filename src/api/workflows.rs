@@ -117,9 +117,9 @@ pub async fn update(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let Some(current) = workflows::get(state.db.connection(), &id).await? else {
+    if workflows::get(state.db.connection(), &id).await?.is_none() {
         return Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str())));
-    };
+    }
     if let Some(given) = body.get("id").filter(|v| !v.is_null()) {
         if given.as_str() != Some(id.as_str()) {
             let mut e = ApiError::invalid(vec![Problem {
@@ -131,19 +131,12 @@ pub async fn update(
             return Err(e);
         }
     }
-    // Optimistic concurrency: a client that read version N may only replace version N.
-    if let Some(version) = body.get("version").and_then(Value::as_i64) {
-        if version != current.version {
-            return Err(ApiError::conflict(format!(
-                "workflow {:?} is at version {}, not {version}: reload it and apply your change again",
-                id.as_str(),
-                current.version
-            )));
-        }
-    }
+    // Optimistic concurrency, checked in the saving transaction: a client that read
+    // version N may only replace version N.
+    let expected = body.get("version").and_then(Value::as_i64);
     let mut validated = validate_body(&state, body).await?;
     validated.workflow.id = Some(id.to_string());
-    let stored = match workflows::update(&state.db, &id, &validated.workflow, &who(&req)).await {
+    let stored = match workflows::update(&state.db, &id, &validated.workflow, expected, &who(&req)).await {
         Err(StorageError::Db(e)) if e.to_string().to_lowercase().contains("unique") => {
             return Err(ApiError::conflict(format!(
                 "workflow {:?} changed concurrently: retry",

@@ -50,6 +50,8 @@ pub enum StorageError {
     WorkflowNotFound(String),
     #[error("workflow {0:?} already exists")]
     WorkflowExists(String),
+    #[error("workflow {id:?} is at version {current}, not {expected}: reload it and apply your change again")]
+    VersionConflict { id: String, current: i64, expected: i64 },
     #[error("cannot encode {what}: {source}")]
     Encode {
         what: &'static str,

@@ -70,16 +70,34 @@ pub async fn create(db: &Database, workflow: &Workflow, changed_by: &str) -> Res
     Ok(row)
 }
 
-/// Replaces a live workflow's definition, as a new version.
+/// Replaces a live workflow's definition, as a new version. With `expected`, only if the
+/// stored version is that one (optimistic concurrency: a client that read version N may
+/// only replace version N), checked on the row locked in the transaction, so two saves
+/// made from the same version cannot both succeed.
 pub async fn update(
     db: &Database,
     id: &str,
     workflow: &Workflow,
+    expected: Option<i64>,
     changed_by: &str,
 ) -> Result<StoredWorkflow, StorageError> {
     let now = Utc::now();
     let txn = db.begin().await?;
-    let current = live(&txn, id).await?;
+    let mut query = workflows::Entity::find_by_id(id.to_owned()).filter(workflows::Column::DeletedAt.is_null());
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        query = sea_orm::QuerySelect::lock_exclusive(query);
+    }
+    let current = query
+        .one(&txn)
+        .await?
+        .ok_or_else(|| StorageError::WorkflowNotFound(id.to_owned()))?;
+    if let Some(expected) = expected.filter(|v| *v != current.version) {
+        return Err(StorageError::VersionConflict {
+            id: id.to_owned(),
+            current: current.version,
+            expected,
+        });
+    }
     let version = current.version + 1;
     let definition = definition(workflow, id, version)?;
     let mut row: workflows::ActiveModel = current.into();
@@ -228,18 +246,6 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_ids_are_short_and_distinct() {
-        let ids: std::collections::HashSet<String> = (0..1000).map(|_| generate_id()).collect();
-        assert_eq!(ids.len(), 1000);
-        assert!(ids.iter().all(|id| id.len() == 15 && id.starts_with("wf_")));
-    }
-}
-
 /// Builds the set of active workflows as stored, with the change counter it was read at.
 /// A stored workflow that no longer validates or compiles is left out and logged; the
 /// others keep running.
@@ -262,4 +268,16 @@ pub async fn load_set(
         tracing::error!(workflow_id = %e.workflow_id, error = %e, "stored workflow left out");
     }
     Ok((version, set))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_short_and_distinct() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| generate_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|id| id.len() == 15 && id.starts_with("wf_")));
+    }
 }
