@@ -1,4 +1,9 @@
-//! An outbound HTTP request (email, SMS, webhook) as the outbox keeps it, and its signature.
+//! What leaves the engine over HTTP (email, SMS, webhooks): the request as the outbox keeps
+//! it, how it is built from a step, and its signature.
+
+mod build;
+
+pub use build::Integrations;
 
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
