@@ -4,7 +4,8 @@
 
 use crate::catalogue::{Action, WebhookTarget};
 use crate::conditions::Facts;
-use crate::outbound::{sign, OutboundRequest, SIGNATURE_HEADER};
+use crate::outbound::signing::Keyring;
+use crate::outbound::{is_reserved_header, OutboundRequest};
 use crate::storage::entities::{runs as run_rows, sms_providers, webhook_endpoints};
 use crate::storage::StorageError;
 use crate::template;
@@ -17,7 +18,8 @@ use std::collections::BTreeMap;
 pub struct Integrations {
     /// The integration service that sends email.
     pub email_url: String,
-    /// Signs webhooks without an endpoint secret of their own; empty = unsigned.
+    /// Signs webhooks without an endpoint secret of their own; empty = unsigned. Several
+    /// whitespace-separated secrets all sign (rotation); `whsec_<base64>` is decoded.
     pub webhook_secret: String,
 }
 
@@ -130,10 +132,9 @@ impl Integrations {
                     }
                 };
                 for (name, value) in given_headers {
-                    headers.insert(
-                        name.clone(),
-                        template::render(value, context).map_err(|e| e.to_string())?,
-                    );
+                    let value = template::render(value, context).map_err(|e| e.to_string())?;
+                    check_header(name, &value)?;
+                    headers.insert(name.clone(), value);
                 }
                 secret = secret.or_else(|| Some(self.webhook_secret.clone()).filter(|s| !s.is_empty()));
                 ("webhook", url)
@@ -144,16 +145,41 @@ impl Integrations {
             map.retain(|_, v| !v.is_null());
         }
         let body = body.to_string();
-        if let Some(secret) = secret {
-            headers.insert(SIGNATURE_HEADER.to_owned(), sign(&secret, body.as_bytes()));
-        }
+        // Signed when sent (fresh timestamp on every attempt); registering here makes the
+        // secrets findable by the sender, also for a replayed request built before.
+        let signing_key = secret.and_then(|s| Keyring::global().register(&s));
         Ok(OutboundRequest {
             kind: kind.to_owned(),
             url,
             headers,
             body,
+            signing_key,
         })
     }
+}
+
+/// A workflow header may not replace an engine header, and must be valid HTTP: either
+/// failure is permanent (the same template renders the same way on a retry).
+pub fn check_header(name: &str, value: &str) -> Result<(), String> {
+    if is_reserved_header(name) {
+        return Err(format!(
+            "header {name:?} is set by the engine and cannot be set by a workflow"
+        ));
+    }
+    check_header_value(name, value)
+}
+
+/// `name: value` is valid HTTP.
+pub fn check_header_value(name: &str, value: &str) -> Result<(), String> {
+    if awc::http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!("invalid header name {name:?}"));
+    }
+    if awc::http::header::HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "header {name:?} has an invalid value (control characters or non-ascii)"
+        ));
+    }
+    Ok(())
 }
 
 /// What an external step's target needed from the database.
