@@ -1,20 +1,30 @@
 //! The delivery actor pool: email, SMS and webhook requests over HTTP (awc).
 //!
-//! A request is built and signed when its step runs and kept in the durable outbox; this
-//! pool only sends it: with a per-request timeout, capped exponential backoff between
-//! attempts, a maximum of attempts, and the idempotency key (run id + step) on every
-//! attempt so the receiver can drop duplicates. Targets in private, loopback and link-local
-//! ranges are refused unless the allowlist names them. Each member runs many requests at
-//! once (bounded by a semaphore), so a slow endpoint holds one slot, never the pool.
+//! A request is built when its step runs and kept in the durable outbox; this pool sends
+//! it: with a per-request timeout, retries by [`crate::retry`] (capped exponential backoff;
+//! a 429 or 503 `Retry-After` is honoured, capped by the backoff maximum), a maximum of
+//! attempts, and the idempotency key (run id + step) on every attempt so the receiver can
+//! drop duplicates. Signed requests are signed here, per attempt (Standard Webhooks, see
+//! [`crate::outbound::signing`]), so the timestamp is fresh even on a replay. Connections
+//! go through the outbound guard's resolver ([`crate::outbound::guard`]): internal and
+//! special-purpose addresses are refused unless allowlisted, and a name is resolved once,
+//! so DNS rebinding cannot slip past the check. Each member runs many requests at once
+//! (bounded by a semaphore), so a slow endpoint holds one slot, never the pool.
 
 use super::metrics::{Mailbox, Metrics};
+use crate::clock::{Clock, SystemClock};
+use crate::outbound::guard::{self, Guard};
+use crate::outbound::is_reserved_header;
+use crate::outbound::signing::{Keyring, ID_HEADER, TIMESTAMP_HEADER};
+use crate::retry::{retry, Backoff, Classify, Retried, Verdict};
 use actix::prelude::*;
-use std::net::IpAddr;
+use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+pub use crate::outbound::guard::{check_target, is_internal};
 pub use crate::outbound::{sign, OutboundRequest, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 
 /// How requests are sent and retried.
@@ -23,41 +33,40 @@ pub struct DeliveryPolicy {
     pub timeout: Duration,
     pub max_attempts: u32,
     pub backoff_initial: Duration,
+    /// Also caps a server's `Retry-After`.
     pub backoff_max: Duration,
-    /// Hosts (names or IPs) allowed although private, loopback or link-local.
+    /// Hosts (names or IPs) allowed although internal (see [`is_internal`]).
     pub allowlist: Vec<String>,
-}
-
-impl DeliveryPolicy {
-    /// The wait before attempt `attempt + 1` (attempts count from 1): doubling from the
-    /// initial backoff, capped, with a deterministic ±20% spread per key so retries of many
-    /// failed requests do not arrive in lockstep.
-    pub fn backoff(&self, attempt: u32, key: &str) -> Duration {
-        let base = self
-            .backoff_initial
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let capped = base.min(self.backoff_max);
-        let spread = key.bytes().fold(u32::from(attempt as u8), |h, b| {
-            h.wrapping_mul(31).wrapping_add(u32::from(b))
-        }) % 41;
-        capped.mul_f64(0.8 + f64::from(spread) / 100.0)
-    }
 }
 
 /// Why a request was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
-    /// Will not be retried: a 4xx other than 408/429, a refused or malformed target.
+    /// Will not be retried: a 4xx other than 408/429, a refused or malformed target, an
+    /// invalid header.
     #[error("{0}")]
     Permanent(String),
     /// Retried until the attempts run out.
     #[error("{0}")]
     Transient(String),
+    /// Retried, not before the server's `Retry-After` (capped by the backoff maximum).
+    #[error("{0}")]
+    RetryAfter(String, Duration),
 }
 
 impl DeliveryError {
     pub fn is_permanent(&self) -> bool {
         matches!(self, DeliveryError::Permanent(_))
+    }
+}
+
+impl Classify for DeliveryError {
+    fn verdict(&self) -> Verdict {
+        match self {
+            DeliveryError::Permanent(_) => Verdict::Permanent,
+            DeliveryError::Transient(_) => Verdict::Transient,
+            DeliveryError::RetryAfter(_, after) => Verdict::After(*after),
+        }
     }
 }
 
@@ -79,67 +88,6 @@ pub struct Deliver {
     pub attempts_before: u32,
 }
 
-/// Checks that `url` may be requested: http(s), and not into a private, loopback or
-/// link-local range unless allowlisted. Names are resolved and every address checked.
-pub async fn check_target(url: &str, allowlist: &[String]) -> Result<(), DeliveryError> {
-    let parsed = url::Url::parse(url).map_err(|e| DeliveryError::Permanent(format!("invalid url {url:?}: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(DeliveryError::Permanent(format!(
-            "refused scheme {:?}",
-            parsed.scheme()
-        )));
-    }
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| DeliveryError::Permanent(format!("url {url:?} has no host")))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
-    if allowlist.iter().any(|a| a.eq_ignore_ascii_case(&host)) {
-        return Ok(());
-    }
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| DeliveryError::Transient(format!("cannot resolve {host}: {e}")))?
-            .map(|a| a.ip())
-            .collect(),
-    };
-    for ip in addresses {
-        if is_internal(ip) && !allowlist.iter().any(|a| a.parse::<IpAddr>().ok() == Some(ip)) {
-            return Err(DeliveryError::Permanent(format!(
-                "refused {host} ({ip}): private, loopback or link-local address not in the webhook allowlist"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Private, loopback, link-local, unspecified, shared (CGNAT) and unique-local addresses.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback() || v6.is_unspecified() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
-        }
-    }
-}
-
 /// One member of the pool: an awc client (not `Send`, so one per arbiter thread).
 pub struct Delivery {
     policy: Arc<DeliveryPolicy>,
@@ -152,12 +100,10 @@ impl Actor for Delivery {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Context<Self>) {
-        self.client = Some(
-            awc::Client::builder()
-                .timeout(self.policy.timeout)
-                .disable_redirects()
-                .finish(),
-        );
+        self.client = Some(guard::client(
+            self.policy.timeout,
+            Guard::new(self.policy.allowlist.clone(), guard::system_lookup()),
+        ));
         Metrics::global().actors.with_label_values(&["delivery"]).inc();
     }
 
@@ -171,61 +117,142 @@ impl Handler<Deliver> for Delivery {
 
     fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) -> Self::Result {
         self.mailbox.handled();
-        let client = self.client.clone().unwrap_or_default();
+        let client = self.client.clone().unwrap_or_else(|| {
+            guard::client(
+                self.policy.timeout,
+                Guard::new(self.policy.allowlist.clone(), guard::system_lookup()),
+            )
+        });
         let policy = Arc::clone(&self.policy);
         let slots = Arc::clone(&self.slots);
         Box::pin(async move {
             let _slot = slots.acquire_owned().await;
-            deliver(&client, &policy, msg).await
+            deliver(&client, &policy, &SystemClock, &msg).await
         })
     }
 }
 
-async fn deliver(client: &awc::Client, policy: &DeliveryPolicy, msg: Deliver) -> DeliveryReport {
+/// Sends `msg` through `client` until it is accepted, fails permanently or the attempts
+/// run out; waits on `clock` (a manual one in tests).
+pub async fn deliver(
+    client: &awc::Client,
+    policy: &DeliveryPolicy,
+    clock: &dyn Clock,
+    msg: &Deliver,
+) -> DeliveryReport {
     let metrics = Metrics::global();
     let kind = msg.request.kind.as_str();
-    let mut attempts = msg.attempts_before;
-    loop {
-        attempts += 1;
-        let outcome = attempt(client, policy, &msg).await;
-        let label = match &outcome {
-            Ok(_) => "ok",
-            Err(DeliveryError::Permanent(_)) => "failed",
-            Err(DeliveryError::Transient(_)) if attempts >= policy.max_attempts => "failed",
-            Err(DeliveryError::Transient(_)) => "retry",
-        };
-        metrics.delivery_attempts.with_label_values(&[kind, label]).inc();
-        match outcome {
-            Err(DeliveryError::Transient(e)) if attempts < policy.max_attempts => {
-                let wait = policy.backoff(attempts, &msg.idempotency_key);
-                tracing::warn!(idempotency_key = %msg.idempotency_key, kind, attempts, error = %e, retry_in_ms = wait.as_millis() as u64, "delivery failed, retrying");
-                actix_rt::time::sleep(wait).await;
+    let backoff = Backoff {
+        initial: policy.backoff_initial,
+        max: policy.backoff_max,
+    };
+    // A replay continues the count, but always makes at least one attempt.
+    let allowed = policy.max_attempts.saturating_sub(msg.attempts_before).max(1);
+    let mut made = 0u32;
+    let outcome = retry(
+        clock,
+        backoff,
+        Some(allowed),
+        || false,
+        |e: &DeliveryError, n, wait| {
+            metrics.delivery_attempts.with_label_values(&[kind, "retry"]).inc();
+            tracing::warn!(idempotency_key = %msg.idempotency_key, kind, attempts = msg.attempts_before + n, error = %e, retry_in_ms = wait.as_millis() as u64, "delivery failed, retrying");
+        },
+        || {
+            made += 1;
+            attempt(client, policy, clock, msg)
+        },
+    )
+    .await;
+    let attempts = msg.attempts_before + made;
+    match outcome {
+        Retried::Ok(status) => {
+            metrics.delivery_attempts.with_label_values(&[kind, "ok"]).inc();
+            DeliveryReport {
+                attempts,
+                outcome: Ok(status),
             }
-            outcome => return DeliveryReport { attempts, outcome },
+        }
+        Retried::Failed { error, .. } => {
+            metrics.delivery_attempts.with_label_values(&[kind, "failed"]).inc();
+            DeliveryReport {
+                attempts,
+                outcome: Err(error),
+            }
         }
     }
 }
 
-async fn attempt(client: &awc::Client, policy: &DeliveryPolicy, msg: &Deliver) -> Result<u16, DeliveryError> {
+/// One attempt: the target checked, the workflow's headers then the engine's (which win),
+/// signed now, sent, and the answer classified.
+async fn attempt(
+    client: &awc::Client,
+    policy: &DeliveryPolicy,
+    clock: &dyn Clock,
+    msg: &Deliver,
+) -> Result<u16, DeliveryError> {
     let request = &msg.request;
-    check_target(&request.url, &policy.allowlist).await?;
-    let mut builder = client
-        .post(&request.url)
-        .insert_header(("Content-Type", "application/json"))
-        .insert_header((IDEMPOTENCY_HEADER, msg.idempotency_key.as_str()));
+    check_target(&request.url, &policy.allowlist).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+    let key = msg.idempotency_key.as_str();
+    let mut builder = client.post(&request.url);
     for (name, value) in &request.headers {
+        // A request queued before signing moved here keeps its body-only signature.
+        let legacy_signature = request.signing_key.is_none() && name.eq_ignore_ascii_case("x-signature");
+        if is_reserved_header(name) && !legacy_signature {
+            continue;
+        }
+        crate::outbound::check_header_value(name, value).map_err(DeliveryError::Permanent)?;
         builder = builder.insert_header((name.as_str(), value.as_str()));
+    }
+    builder = builder
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header((IDEMPOTENCY_HEADER, key));
+    if let Some(id) = &request.signing_key {
+        let secrets = Keyring::global().get(id).ok_or_else(|| {
+            DeliveryError::Permanent("the signing secret of this request is no longer configured".to_owned())
+        })?;
+        let timestamp = clock.now().timestamp();
+        builder = builder
+            .insert_header((ID_HEADER, key))
+            .insert_header((TIMESTAMP_HEADER, timestamp.to_string()))
+            .insert_header((SIGNATURE_HEADER, secrets.sign(key, timestamp, request.body.as_bytes())));
     }
     let response = builder
         .send_body(request.body.clone())
         .await
-        .map_err(|e| DeliveryError::Transient(format!("request to {} failed: {e}", request.url)))?;
+        .map_err(|e| match guard::refusal(&e) {
+            Some(refused) if refused.is_permanent() => DeliveryError::Permanent(refused.to_string()),
+            _ => DeliveryError::Transient(format!("request to {} failed: {e}", request.url)),
+        })?;
     let status = response.status();
+    let answered = || format!("{} answered {status}", request.url);
     match status.as_u16() {
         200..=299 => Ok(status.as_u16()),
-        408 | 429 | 500..=599 => Err(DeliveryError::Transient(format!("{} answered {status}", request.url))),
-        _ => Err(DeliveryError::Permanent(format!("{} answered {status}", request.url))),
+        429 | 503 => {
+            let after = response
+                .headers()
+                .get("Retry-After")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| retry_after(v, clock.now()));
+            Err(match after {
+                Some(after) => DeliveryError::RetryAfter(answered(), after),
+                None => DeliveryError::Transient(answered()),
+            })
+        }
+        408 | 500..=599 => Err(DeliveryError::Transient(answered())),
+        _ => Err(DeliveryError::Permanent(answered())),
     }
+}
+
+/// A `Retry-After` value: delay-seconds or an HTTP date (a date in the past is 0). The cap
+/// is the backoff maximum, applied by [`Backoff::wait`].
+pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 /// Mailbox capacity of a pool member: requests wait here only while being handed to a
@@ -286,73 +313,276 @@ impl DeliveryPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::outbound::guard::Lookup;
+    use crate::outbound::signing;
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    use chrono::TimeZone;
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+    use std::rc::Rc;
+    use std::sync::Mutex;
 
-    #[test]
-    fn internal_ranges_are_recognised() {
-        for ip in [
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "127.0.0.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+    /// What the test server got, and what it answers next (then 200).
+    #[derive(Default)]
+    struct Script {
+        answers: Mutex<Vec<(u16, Option<String>)>>,
+        got: Mutex<Vec<(BTreeMap<String, String>, String)>>,
+    }
+
+    async fn receive(req: HttpRequest, body: web::Bytes, script: web::Data<Arc<Script>>) -> HttpResponse {
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        script
+            .got
+            .lock()
+            .unwrap()
+            .push((headers, String::from_utf8_lossy(&body).into_owned()));
+        let next = {
+            let mut answers = script.answers.lock().unwrap();
+            (!answers.is_empty()).then(|| answers.remove(0))
+        };
+        match next {
+            Some((status, retry_after)) => {
+                let mut r = HttpResponse::build(awc::http::StatusCode::from_u16(status).unwrap());
+                if let Some(v) = retry_after {
+                    r.insert_header(("Retry-After", v));
+                }
+                r.finish()
+            }
+            None => HttpResponse::Ok().finish(),
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "100.128.0.1"] {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+    }
+
+    fn serve(answers: Vec<(u16, Option<String>)>) -> (Arc<Script>, u16, actix_web::dev::ServerHandle) {
+        let script = Arc::new(Script {
+            answers: Mutex::new(answers),
+            ..Default::default()
+        });
+        let data = web::Data::new(Arc::clone(&script));
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(receive)))
+            .workers(1)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .unwrap();
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        (script, port, handle)
+    }
+
+    fn policy(allowlist: &[&str]) -> DeliveryPolicy {
+        DeliveryPolicy {
+            timeout: Duration::from_secs(10),
+            max_attempts: 5,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(60),
+            allowlist: allowlist.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn lookup_to(answer: &'static str) -> Lookup {
+        Rc::new(move |_host, port| Box::pin(async move { Ok(vec![SocketAddr::new(answer.parse().unwrap(), port)]) }))
+    }
+
+    fn client(policy: &DeliveryPolicy) -> awc::Client {
+        guard::client(
+            policy.timeout,
+            Guard::new(policy.allowlist.clone(), guard::system_lookup()),
+        )
+    }
+
+    fn msg(url: String, headers: &[(&str, &str)], signing_key: Option<String>) -> Deliver {
+        Deliver {
+            request: OutboundRequest {
+                kind: "webhook".into(),
+                url,
+                headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                body: r#"{"n":1}"#.into(),
+                signing_key,
+            },
+            idempotency_key: "run-1-step-0".into(),
+            attempts_before: 0,
+        }
+    }
+
+    fn clock() -> ManualClock {
+        ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap())
+    }
+
+    #[actix_rt::test]
+    async fn retry_after_is_honoured_and_capped() {
+        let clock = clock();
+        let start = clock.now();
+        let date = (start + chrono::Duration::seconds(20))
+            .to_rfc2822()
+            .replace("+0000", "GMT");
+        let (script, port, server) = serve(vec![
+            (429, Some("7".into())),
+            (503, Some(date)),
+            (503, Some("86400".into())),
+        ]);
+        let policy = policy(&["127.0.0.1"]);
+        let report = deliver(
+            &client(&policy),
+            &policy,
+            &clock,
+            &msg(format!("http://127.0.0.1:{port}/h"), &[], None),
+        )
+        .await;
+        assert_eq!(
+            report,
+            DeliveryReport {
+                attempts: 4,
+                outcome: Ok(200)
+            }
+        );
+        // 7 s, then until the date (start + 20 s), then a day capped to the backoff
+        // maximum (60 s).
+        assert_eq!((clock.now() - start).num_seconds(), 20 + 60);
+        assert_eq!(script.got.lock().unwrap().len(), 4);
+        server.stop(false).await;
+    }
+
+    #[actix_rt::test]
+    async fn client_errors_are_permanent_except_408_and_429() {
+        for (status, attempts, permanent) in [
+            (400, 1, true),
+            (401, 1, true),
+            (404, 1, true),
+            (410, 1, true),
+            (408, 2, false),
+            (429, 2, false),
+            (500, 2, false),
+        ] {
+            let (_script, port, server) = serve(vec![(status, None); 5]);
+            let policy = DeliveryPolicy {
+                max_attempts: 2,
+                ..policy(&["127.0.0.1"])
+            };
+            let report = deliver(
+                &client(&policy),
+                &policy,
+                &clock(),
+                &msg(format!("http://127.0.0.1:{port}/h"), &[], None),
+            )
+            .await;
+            assert_eq!(report.attempts, attempts, "{status}");
+            assert_eq!(report.outcome.unwrap_err().is_permanent(), permanent, "{status}");
+            server.stop(false).await;
         }
     }
 
     #[actix_rt::test]
-    async fn targets_are_checked_against_the_allowlist() {
-        assert!(check_target("http://127.0.0.1:9/x", &[])
-            .await
-            .unwrap_err()
-            .is_permanent());
-        assert!(check_target("http://localhost:9/x", &[])
-            .await
-            .unwrap_err()
-            .is_permanent());
-        assert!(check_target("http://[::1]:9/x", &[]).await.unwrap_err().is_permanent());
-        assert!(check_target("http://169.254.169.254/latest/meta-data", &[])
-            .await
-            .is_err());
-        assert!(check_target("ftp://example.com/x", &[]).await.is_err());
-        assert!(check_target("http://127.0.0.1:9/x", &["127.0.0.1".into()])
-            .await
-            .is_ok());
-        assert!(check_target("http://localhost:9/x", &["localhost".into()])
-            .await
-            .is_ok());
-        assert!(check_target("http://93.184.215.14/x", &[]).await.is_ok());
+    async fn engine_headers_win_and_requests_are_signed_when_sent() {
+        let (script, port, server) = serve(vec![]);
+        let policy = policy(&["127.0.0.1"]);
+        let key = Keyring::global().register("whsec_c2VjcmV0LW9uZQ== second-secret");
+        let evil = [
+            ("idempotency-key", "evil"),
+            ("Webhook-Signature", "v1,evil"),
+            ("webhook-id", "evil"),
+            ("webhook-timestamp", "1"),
+            ("CONTENT-TYPE", "text/plain"),
+            ("x-signature", "evil"),
+            ("x-tenant", "acme"),
+        ];
+        let clock = clock();
+        let report = deliver(
+            &client(&policy),
+            &policy,
+            &clock,
+            &msg(format!("http://127.0.0.1:{port}/h"), &evil, key),
+        )
+        .await;
+        assert_eq!(report.outcome, Ok(200));
+        let (headers, body) = script.got.lock().unwrap()[0].clone();
+        assert_eq!(headers["idempotency-key"], "run-1-step-0");
+        assert_eq!(headers["webhook-id"], "run-1-step-0");
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["x-tenant"], "acme");
+        assert!(!headers.contains_key("x-signature"));
+        let timestamp: i64 = headers["webhook-timestamp"].parse().unwrap();
+        assert_eq!(timestamp, clock.now().timestamp());
+        let signature = &headers["webhook-signature"];
+        assert!(signing::verify(
+            "whsec_c2VjcmV0LW9uZQ==",
+            "run-1-step-0",
+            timestamp,
+            body.as_bytes(),
+            signature
+        ));
+        assert!(signing::verify(
+            "second-secret",
+            "run-1-step-0",
+            timestamp,
+            body.as_bytes(),
+            signature
+        ));
+        assert!(!signature.contains("evil"));
+        server.stop(false).await;
+    }
+
+    #[actix_rt::test]
+    async fn an_invalid_header_fails_at_once() {
+        let (script, port, server) = serve(vec![]);
+        let policy = policy(&["127.0.0.1"]);
+        for headers in [[("x-bad", "a\nb")], [("bad header", "x")]] {
+            let report = deliver(
+                &client(&policy),
+                &policy,
+                &clock(),
+                &msg(format!("http://127.0.0.1:{port}/h"), &headers, None),
+            )
+            .await;
+            assert_eq!(report.attempts, 1);
+            assert!(report.outcome.unwrap_err().is_permanent());
+        }
+        assert!(script.got.lock().unwrap().is_empty());
+        server.stop(false).await;
+    }
+
+    /// DNS rebinding: whatever a name resolves to at connect time is checked, and the
+    /// connection goes to exactly the checked address.
+    #[actix_rt::test]
+    async fn a_name_that_resolves_inside_is_refused_at_connect_time() {
+        let (script, port, server) = serve(vec![]);
+        let url = format!("http://rebind.example:{port}/h");
+        let policy_open = policy(&[]);
+        let refused = guard::client(policy_open.timeout, Guard::new(vec![], lookup_to("127.0.0.1")));
+        let report = deliver(&refused, &policy_open, &clock(), &msg(url.clone(), &[], None)).await;
+        assert_eq!(report.attempts, 1);
+        let error = report.outcome.unwrap_err();
+        assert!(
+            error.is_permanent() && error.to_string().contains("127.0.0.1"),
+            "{error}"
+        );
+        assert!(script.got.lock().unwrap().is_empty());
+        // Allowlisted, the same name reaches the address the guard resolved (the name does
+        // not exist in real DNS).
+        let allowed = guard::client(
+            policy_open.timeout,
+            Guard::new(vec!["rebind.example".into()], lookup_to("127.0.0.1")),
+        );
+        let report = deliver(&allowed, &policy(&["rebind.example"]), &clock(), &msg(url, &[], None)).await;
+        assert_eq!(report.outcome, Ok(200));
+        assert_eq!(script.got.lock().unwrap().len(), 1);
+        server.stop(false).await;
     }
 
     #[test]
-    fn backoff_doubles_and_caps() {
-        let policy = DeliveryPolicy {
-            timeout: Duration::from_secs(1),
-            max_attempts: 10,
-            backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(2),
-            allowlist: vec![],
-        };
-        let within = |d: Duration, ms: u64| {
-            let (lo, hi) = (
-                Duration::from_millis(ms * 8 / 10),
-                Duration::from_millis(ms * 12 / 10 + 1),
-            );
-            d >= lo && d <= hi
-        };
-        assert!(within(policy.backoff(1, "k"), 100));
-        assert!(within(policy.backoff(2, "k"), 200));
-        assert!(within(policy.backoff(3, "k"), 400));
-        assert!(within(policy.backoff(9, "k"), 2000));
-        assert!(within(policy.backoff(40, "k"), 2000));
+    fn retry_after_values() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Wed, 25 Nov 2026 10:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(retry_after("Wed, 25 Nov 2026 09:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(retry_after("soon", now), None);
     }
 }

@@ -79,10 +79,10 @@ pub fn serve(settings: Settings) -> anyhow::Result<()> {
             matcher: Some(topology.reload()),
             readiness,
         };
-        let (body_limit, token) = (settings.http.body_limit, settings.http.auth_token.clone());
+        let (body_limit, auth) = (settings.http.body_limit, settings.api_auth()?);
         let server = HttpServer::new(move || {
-            let (state, token) = (state.clone(), Some(token.clone()));
-            App::new().configure(move |cfg| api::configure(cfg, state, body_limit, token))
+            let (state, auth) = (state.clone(), auth.clone());
+            App::new().configure(move |cfg| api::configure(cfg, state, body_limit, auth))
         })
         .workers(2)
         .disable_signals()

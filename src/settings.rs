@@ -20,6 +20,8 @@ pub struct Settings {
     pub limits: Limits,
     pub scheduler: Scheduler,
     pub delivery: Delivery,
+    #[serde(default)]
+    pub auth: Auth,
     pub log: Log,
     pub demo: Demo,
 }
@@ -84,6 +86,26 @@ pub struct Delivery {
     pub email_url: String,
     pub webhook_secret: String,
     pub webhook_allowlist: Vec<String>,
+}
+
+/// Scoped API tokens (docs/security.md). `http.auth_token` is one more token, with every
+/// scope.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Auth {
+    /// `{name, token | token_sha256, scopes}`; the name is recorded as the author of
+    /// workflow versions.
+    #[serde(default)]
+    pub tokens: Vec<crate::api::TokenConfig>,
+    /// GET /metrics needs a token with the `read` scope too.
+    #[serde(default)]
+    pub protect_metrics: bool,
+}
+
+impl Settings {
+    /// The API's auth from `http.auth_token` and `auth`.
+    pub fn api_auth(&self) -> Result<crate::api::Auth, crate::api::AuthConfigError> {
+        crate::api::Auth::new(&self.http.auth_token, &self.auth.tokens, self.auth.protect_metrics)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

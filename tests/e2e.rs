@@ -496,6 +496,137 @@ async fn bearer_token_guards_the_api() {
     );
 }
 
+/// Scoped tokens (docs/security.md): 401 without a known token, 403 without the route's
+/// scope, the token's name as the author whatever X-Changed-By says, /metrics behind a
+/// token when configured; health stays open. Also the API's input bounds.
+#[actix_rt::test]
+async fn scoped_tokens_and_input_bounds() {
+    let scratch = Scratch::new("scopes");
+    let broker = Broker::start();
+    let digest = "a8e5edb5e1b94bb5d9f0bd1d76ea1fc0dbb9a22a2cbe5f2a0d10e2b3a5e5cbd7"; // not any token below
+    let config = scratch.path().join("auth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[auth]
+protect_metrics = true
+[[auth.tokens]]
+name = "reader"
+token = "t-read"
+scopes = ["read"]
+[[auth.tokens]]
+name = "author"
+token = "t-write"
+scopes = ["read", "write"]
+[[auth.tokens]]
+name = "producer"
+token = "t-events"
+scopes = ["events"]
+[[auth.tokens]]
+name = "ops"
+token = "t-admin"
+scopes = ["admin"]
+[[auth.tokens]]
+name = "hashed"
+token_sha256 = "{digest}"
+scopes = ["read"]
+"#
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let engine = engine(&scratch, &broker, "scopes", &[("WFE_CONFIG", config.as_str())]).await;
+    let open = engine.api();
+    let (reader, author, producer, ops) = (
+        open.with_token(Some("t-read")),
+        open.with_token(Some("t-write")),
+        open.with_token(Some("t-events")),
+        open.with_token(Some("t-admin")),
+    );
+    let draft = json!({"name": "scoped", "trigger_event": "customer.deposited",
+                       "actions": [{"type": "add_note", "params": {"body": "hi"}}]});
+    let envelope = json!({"id": "scoped-1", "type": "customer.deposited", "customer_id": 1});
+
+    for api in [&open, &open.with_token(Some("unknown")), &open.with_token(Some(digest))] {
+        let (status, body) = api.get("/api/v1/workflows").await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{body}"
+        );
+    }
+    let (status, _) = open.get_text("/metrics").await;
+    assert_eq!(status, 401, "metrics are protected");
+    let (status, _) = open.get("/healthz").await;
+    assert_eq!(status, 200, "health stays open");
+
+    let (status, body) = reader.get("/api/v1/workflows").await;
+    assert_eq!(status, 200, "{body}");
+    for (path, body) in [
+        ("/api/v1/workflows", &draft),
+        ("/api/v1/events", &envelope),
+        ("/api/v1/runs/1/retry", &json!({})),
+    ] {
+        let (status, answer) = reader.post(path, body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{path}: {answer}"
+        );
+    }
+    let (status, body) = reader.post("/api/v1/workflows/validate", &draft).await;
+    assert_eq!(status, 200, "validation is a read: {body}");
+    let (status, body) = producer.get("/api/v1/workflows").await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = producer.post("/api/v1/events", &envelope).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = reader.get_text("/metrics").await;
+    assert_eq!(status, 200);
+
+    // The author is the token's name; X-Changed-By cannot claim another.
+    let response = awc::Client::default()
+        .post(format!("{}/api/v1/workflows", engine.base))
+        .insert_header(("Authorization", "Bearer t-write"))
+        .insert_header(("X-Changed-By", "mallory"))
+        .send_json(&draft)
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let (_, list) = author.get("/api/v1/workflows").await;
+    let id = list["workflows"][0]["id"].as_str().unwrap().to_owned();
+    let (status, versions) = ops.get(&format!("/api/v1/workflows/{id}/versions")).await;
+    assert_eq!(status, 200, "admin implies read: {versions}");
+    assert_eq!(versions["versions"][0]["changed_by"], "author", "{versions}");
+
+    // A statically too big template is a 422 naming the param.
+    let mut bomb = draft.clone();
+    bomb["actions"][0]["params"]["body"] = json!(r#"{% for i in range(1000) %}{{ "x" * 100000000 }}{% endfor %}"#);
+    let (status, body) = author.post("/api/v1/workflows", &bomb).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(detail_paths(&body), ["/actions/0/params/body"], "{body}");
+
+    // Input bounds: a capped limit, a long query, too many headers.
+    let (status, body) = reader.get("/api/v1/runs?limit=1000000").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = reader
+        .get(&format!("/api/v1/runs?workflow_id={}", "w".repeat(5000)))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (414, Some("query_too_long")),
+        "{body}"
+    );
+    let mut request = awc::Client::default()
+        .get(format!("{}/api/v1/workflows", engine.base))
+        .insert_header(("Authorization", "Bearer t-read"));
+    for i in 0..80 {
+        request = request.insert_header((format!("x-filler-{i}"), "x"));
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 431);
+}
+
 // 6. ------------------------------------------------------------------------------------
 
 /// webhook → delay → webhook to the test's listener, for an event produced to the topic.

@@ -1,34 +1,244 @@
-//! Optional bearer-token auth on /api/*: when a token is configured, requests without
-//! `Authorization: Bearer <token>` get 401.
+//! Scoped bearer tokens on /api/* (and optionally /metrics).
+//!
+//! `auth.tokens` lists `{name, token | token_sha256, scopes}`; `http.auth_token` is one
+//! more token, named "admin", with every scope. Only SHA-256 digests are kept in memory and
+//! a presented token is hashed and compared against each in constant time, so neither a
+//! configuration dump nor response timing gives a token away. With no token configured,
+//! auth is off (the default for a local checkout; docs/security.md says when that is
+//! acceptable).
+//!
+//! Every route maps to a scope ([`required_scope`]): reads (GET, and POSTs that change
+//! nothing: validate, dry run, backtest) need `read`; changes to workflows and CRM data
+//! `write`; POST /api/v1/events `events`; runs retry/cancel `admin`. `admin` implies every
+//! scope. A missing or unknown token gets 401, a known one without the scope 403, both in
+//! the API's error shape. The token's name is the caller ([`Caller`]), recorded as the
+//! author of workflow versions.
 
 use super::ApiError;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, Error};
+use actix_web::{web, Error, HttpMessage};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
-/// The configured token; `None` = no auth.
-pub struct AuthToken(pub Option<String>);
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+    Events,
+    Admin,
+}
 
-pub async fn require_token(
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Events => "events",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// One configured token (`auth.tokens[]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenConfig {
+    pub name: String,
+    /// The token itself; prefer `token_sha256` in files others can read.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    pub scopes: Vec<Scope>,
+}
+
+/// A token as kept: its digest, name and scopes.
+#[derive(Clone)]
+struct Token {
+    digest: [u8; 32],
+    name: String,
+    scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("auth token {0:?} needs exactly one of token and token_sha256")]
+    OneOf(String),
+    #[error("auth token {0:?}: token_sha256 must be 64 hex digits")]
+    BadDigest(String),
+    #[error("auth token {0:?} has no scopes")]
+    NoScopes(String),
+}
+
+/// The API's auth configuration.
+#[derive(Clone, Default)]
+pub struct Auth {
+    tokens: Vec<Token>,
+    /// /metrics needs a token with `read` too.
+    pub protect_metrics: bool,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("tokens", &self.tokens.iter().map(|t| &t.name).collect::<Vec<_>>())
+            .field("protect_metrics", &self.protect_metrics)
+            .finish()
+    }
+}
+
+/// The single legacy token: every scope.
+impl From<Option<String>> for Auth {
+    fn from(token: Option<String>) -> Self {
+        let mut auth = Auth::default();
+        if let Some(token) = token.filter(|t| !t.is_empty()) {
+            auth.tokens.push(Token {
+                digest: digest(&token),
+                name: "admin".to_owned(),
+                scopes: vec![Scope::Admin],
+            });
+        }
+        auth
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Auth {
+    /// From `http.auth_token`, `auth.tokens` and `auth.protect_metrics`.
+    pub fn new(auth_token: &str, tokens: &[TokenConfig], protect_metrics: bool) -> Result<Self, AuthConfigError> {
+        let mut auth = Auth::from(Some(auth_token.to_owned()));
+        auth.protect_metrics = protect_metrics;
+        for t in tokens {
+            let digest = match (&t.token, &t.token_sha256) {
+                (Some(token), None) if !token.is_empty() => digest(token),
+                (None, Some(hex)) => parse_hex(hex).ok_or_else(|| AuthConfigError::BadDigest(t.name.clone()))?,
+                _ => return Err(AuthConfigError::OneOf(t.name.clone())),
+            };
+            if t.scopes.is_empty() {
+                return Err(AuthConfigError::NoScopes(t.name.clone()));
+            }
+            auth.tokens.push(Token {
+                digest,
+                name: t.name.clone(),
+                scopes: t.scopes.clone(),
+            });
+        }
+        Ok(auth)
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// The token presented as `Authorization: Bearer <token>`, if it is known. Every
+    /// configured digest is compared, in constant time, whatever matches.
+    fn identify(&self, presented: &str) -> Option<&Token> {
+        let given = digest(presented);
+        let mut found = None;
+        for token in &self.tokens {
+            if constant_time_eq(&token.digest, &given) && found.is_none() {
+                found = Some(token);
+            }
+        }
+        found
+    }
+}
+
+fn parse_hex(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Who made a request: the token's name, or `None` with auth off. Handlers read it from
+/// the request's extensions.
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
+
+/// The scope a request needs.
+pub fn required_scope(method: &Method, path: &str) -> Scope {
+    let path = path.trim_end_matches('/');
+    if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
+        return Scope::Read;
+    }
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    if method == Method::POST && path == "/api/v1/events" {
+        Scope::Events
+    } else if under("/api/v1/runs") {
+        Scope::Admin
+    } else if method == Method::POST
+        && ["/api/v1/workflows/validate", "/api/v1/dry-run", "/api/v1/backtest"].contains(&path)
+    {
+        Scope::Read
+    } else {
+        Scope::Write
+    }
+}
+
+fn check(auth: &Auth, req: &ServiceRequest, scope: Scope) -> Result<Option<Caller>, ApiError> {
+    if !auth.is_enabled() {
+        return Ok(None);
+    }
+    let presented = req
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = presented.and_then(|p| auth.identify(p)) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or unknown bearer token",
+        ));
+    };
+    if !token.scopes.iter().any(|s| *s == scope || *s == Scope::Admin) {
+        tracing::warn!(token = %token.name, scope = scope.name(), path = req.path(), "request refused: missing scope");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("token {:?} lacks the {} scope", token.name, scope.name()),
+        ));
+    }
+    Ok(Some(Caller(token.name.clone())))
+}
+
+/// Middleware of /api/v1: the route's scope, the caller in the request's extensions.
+pub async fn require_scope(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let expected = req.app_data::<web::Data<AuthToken>>().and_then(|t| t.0.clone());
-    if let Some(expected) = expected {
-        let given = req
-            .headers()
-            .get("Authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong bearer token",
-            )
-            .into());
+    if let Some(auth) = req.app_data::<web::Data<Auth>>() {
+        let scope = required_scope(req.method(), req.path());
+        if let Some(caller) = check(auth, &req, scope)? {
+            req.extensions_mut().insert(caller);
+        }
+    }
+    next.call(req).await
+}
+
+/// Middleware of /metrics: a `read` token when `auth.protect_metrics` is on.
+pub async fn require_metrics_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if let Some(auth) = req.app_data::<web::Data<Auth>>() {
+        if auth.protect_metrics {
+            check(auth, &req, Scope::Read)?;
         }
     }
     next.call(req).await
@@ -37,4 +247,71 @@ pub async fn require_token(
 /// Compares without stopping at the first difference, so timing does not leak the token.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_a_scope() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert_eq!(required_scope(&get, "/api/v1/workflows"), Scope::Read);
+        assert_eq!(required_scope(&get, "/api/v1/runs"), Scope::Read);
+        assert_eq!(required_scope(&post, "/api/v1/workflows"), Scope::Write);
+        assert_eq!(required_scope(&Method::PUT, "/api/v1/workflows/x"), Scope::Write);
+        assert_eq!(required_scope(&Method::DELETE, "/api/v1/customers/1"), Scope::Write);
+        assert_eq!(required_scope(&post, "/api/v1/customers/import"), Scope::Write);
+        assert_eq!(required_scope(&post, "/api/v1/workflows/validate"), Scope::Read);
+        assert_eq!(required_scope(&post, "/api/v1/dry-run"), Scope::Read);
+        assert_eq!(required_scope(&post, "/api/v1/events"), Scope::Events);
+        assert_eq!(required_scope(&post, "/api/v1/runs/7/retry"), Scope::Admin);
+        assert_eq!(required_scope(&post, "/api/v1/runs/cancel"), Scope::Admin);
+    }
+
+    #[test]
+    fn tokens_are_kept_hashed_and_checked() {
+        let hex: String = digest("s3cret").iter().map(|b| format!("{b:02x}")).collect();
+        let auth = Auth::new(
+            "legacy",
+            &[
+                TokenConfig {
+                    name: "ci".into(),
+                    token: None,
+                    token_sha256: Some(hex),
+                    scopes: vec![Scope::Write],
+                },
+                TokenConfig {
+                    name: "bad".into(),
+                    token: Some("x".into()),
+                    token_sha256: None,
+                    scopes: vec![Scope::Read],
+                },
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(auth.identify("s3cret").map(|t| t.name.as_str()), Some("ci"));
+        assert_eq!(auth.identify("legacy").map(|t| t.name.as_str()), Some("admin"));
+        assert!(auth.identify("nope").is_none());
+        assert!(!format!("{auth:?}").contains("legacy"));
+        let both = TokenConfig {
+            name: "b".into(),
+            token: Some("x".into()),
+            token_sha256: Some("00".into()),
+            scopes: vec![Scope::Read],
+        };
+        assert!(matches!(Auth::new("", &[both], false), Err(AuthConfigError::OneOf(_))));
+        let short = TokenConfig {
+            name: "s".into(),
+            token: None,
+            token_sha256: Some("abc".into()),
+            scopes: vec![Scope::Read],
+        };
+        assert!(matches!(
+            Auth::new("", &[short], false),
+            Err(AuthConfigError::BadDigest(_))
+        ));
+    }
 }

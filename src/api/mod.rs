@@ -2,7 +2,7 @@
 //! run, events, runs and scheduled continuations. Handlers parse and answer; what they do
 //! lives in the storage and language modules.
 
-mod auth;
+pub mod auth;
 mod error;
 mod events;
 mod health;
@@ -12,6 +12,7 @@ mod schema;
 mod ui;
 mod workflows;
 
+pub use auth::{Auth, AuthConfigError, Caller, Scope, TokenConfig};
 pub use error::{ApiError, ErrorBody};
 
 use crate::actors::protocol::Reload;
@@ -23,6 +24,56 @@ use actix_web::web;
 use rdkafka::producer::FutureProducer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// Most items a list endpoint returns, whatever `limit` asks for.
+pub const MAX_LIST_LIMIT: u64 = 1000;
+/// Longest query string accepted, in bytes (the filters are short).
+pub const MAX_QUERY_LEN: usize = 2048;
+/// Most request headers, and their total size in bytes. actix-http's own limits are
+/// larger (96 headers, a 128 KiB head); these are the API's.
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// `?limit=` of a list endpoint: absent = `default`, otherwise 1..=[`MAX_LIST_LIMIT`].
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// At most this many (at most 1000).
+    pub limit: Option<u64>,
+}
+
+impl ListQuery {
+    pub fn limit(&self, default: u64) -> usize {
+        self.limit.unwrap_or(default).clamp(1, MAX_LIST_LIMIT) as usize
+    }
+}
+
+/// Refuses oversized queries (414) and header sets (431) before a handler sees them.
+async fn bound_input(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::http::StatusCode;
+    if req.query_string().len() > MAX_QUERY_LEN {
+        return Err(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "query_too_long",
+            format!("the query string is longer than {MAX_QUERY_LEN} bytes"),
+        )
+        .into());
+    }
+    let headers = req.headers();
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes in all"),
+        )
+        .into());
+    }
+    next.call(req).await
+}
 
 /// What handlers share.
 #[derive(Clone)]
@@ -58,8 +109,10 @@ impl Readiness {
     }
 }
 
-/// The whole API under one scope; `body_limit` bounds JSON bodies.
-pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usize, auth_token: Option<String>) {
+/// The whole API under one scope; `body_limit` bounds JSON bodies; `auth` is the tokens
+/// (an `Option<String>` is the single all-scope token, as before).
+pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usize, auth: impl Into<Auth>) {
+    let auth: Auth = auth.into();
     let json = web::JsonConfig::default().limit(body_limit).error_handler(|err, _req| {
         use actix_web::error::JsonPayloadError;
         let message = err.to_string();
@@ -74,7 +127,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
         }
     });
     cfg.app_data(web::Data::new(state))
-        .app_data(web::Data::new(auth::AuthToken(auth_token.filter(|t| !t.is_empty()))))
+        .app_data(web::Data::new(auth))
         .app_data(json)
         .app_data(web::PayloadConfig::new(body_limit))
         .app_data(web::QueryConfig::default().error_handler(|err, _req| ApiError::bad_request(err.to_string()).into()))
@@ -82,10 +135,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
         .configure(ui::routes) // the builder page: GET / and GET /ui/{file}
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
+        .service(
+            web::resource("/metrics")
+                .wrap(actix_web::middleware::from_fn(auth::require_metrics_token))
+                .route(web::get().to(health::metrics)),
+        )
         .service(
             web::scope("/api/v1")
-                .wrap(actix_web::middleware::from_fn(auth::require_token))
+                .wrap(actix_web::middleware::from_fn(auth::require_scope))
+                // Outermost: sizes are checked before anything else reads the request.
+                .wrap(actix_web::middleware::from_fn(bound_input))
                 .route("/info", web::get().to(health::info))
                 .route("/openapi.json", web::get().to(openapi::openapi))
                 .route("/schema", web::get().to(schema::schema))

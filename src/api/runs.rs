@@ -57,16 +57,20 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<RunsQuery>) -> R
         customer_id: q.customer_id,
         workflow_id: q.workflow_id,
         status: q.status,
-        limit: Some(q.limit.unwrap_or(100).clamp(1, 1000)),
+        limit: Some(q.limit.unwrap_or(100).clamp(1, super::MAX_LIST_LIMIT)),
     };
     let found = runs::list(state.db.connection(), &filter).await?;
     Ok(HttpResponse::Ok().json(json!({ "runs": found.iter().map(run_json).collect::<Vec<_>>() })))
 }
 
-#[utoipa::path(get, path = "/api/v1/scheduled", tag = "runs", responses(
+#[utoipa::path(get, path = "/api/v1/scheduled", tag = "runs", params(super::ListQuery), responses(
     (status = 200, description = "`{\"scheduled\": [...]}`: delayed chains with their due time and claim")))]
-pub async fn scheduled(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let rows = scheduled::list(state.db.connection(), 1000).await?;
+pub async fn scheduled(
+    state: web::Data<AppState>,
+    query: web::Query<super::ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit(super::MAX_LIST_LIMIT) as u64;
+    let rows = scheduled::list(state.db.connection(), limit).await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|s| {

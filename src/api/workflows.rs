@@ -16,7 +16,14 @@ use serde_json::{json, Map, Value};
 /// client can PUT what it GOT.
 const READ_ONLY: [&str; 2] = ["created_at", "updated_at"];
 
+/// The author recorded on a version: the token's name when auth is on (a header cannot
+/// claim another identity), else `X-Changed-By` (a label: without auth anyone may write
+/// anything), else "api".
 fn who(req: &HttpRequest) -> String {
+    use actix_web::HttpMessage;
+    if let Some(caller) = req.extensions().get::<super::Caller>() {
+        return caller.0.clone();
+    }
     req.headers()
         .get("X-Changed-By")
         .and_then(|v| v.to_str().ok())
@@ -57,10 +64,14 @@ async fn reload(state: &AppState) {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", responses((status = 200, description = "`{\"workflows\": [...]}`")))]
-pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", params(super::ListQuery), responses((status = 200, description = "`{\"workflows\": [...]}`")))]
+pub async fn list(state: web::Data<AppState>, query: web::Query<super::ListQuery>) -> Result<HttpResponse, ApiError> {
     let rows = workflows::list(state.db.connection()).await?;
-    let items: Vec<Value> = rows.iter().map(stored_json).collect();
+    let items: Vec<Value> = rows
+        .iter()
+        .take(query.limit(super::MAX_LIST_LIMIT))
+        .map(stored_json)
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "workflows": items })))
 }
 
@@ -75,13 +86,20 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<Ht
 
 #[utoipa::path(get, path = "/api/v1/workflows/{id}/versions", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
     responses((status = 200, description = "`{\"versions\": [{\"version\", \"change\", \"changed_by\", \"changed_at\", \"definition\"}]}`"), (status = 404, body = ErrorBody)))]
-pub async fn versions(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn versions(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<super::ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let rows = workflows::versions(state.db.connection(), &id).await?;
+    let skip = rows.len().saturating_sub(query.limit(super::MAX_LIST_LIMIT));
     if rows.is_empty() {
         return Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str())));
     }
+    // The newest `limit` versions, in order.
     let items: Vec<Value> = rows
         .iter()
+        .skip(skip)
         .map(|v| {
             json!({"version": v.version, "change": v.change, "changed_by": v.changed_by,
                    "changed_at": customers::rfc3339(v.changed_at), "definition": v.definition})

@@ -2,23 +2,24 @@
 //! deliveries through the outbox, resuming, failing, and finding unfinished runs. Each is
 //! one transaction, so a crash leaves a run in a state recovery understands.
 
-use super::entities::{runs as run_rows, sms_providers, webhook_endpoints};
+use super::entities::runs as run_rows;
 use super::outbox::{self, Origin, OutboxKind};
 use super::ownership::Fence;
 use super::runs::{self, status, step_status, Run};
 use super::sql::statement;
 use super::{scheduled, workflows, Database, StorageError};
-use crate::catalogue::{Action, WebhookTarget};
-use crate::conditions::{Facts, Limits};
-use crate::outbound::{sign, OutboundRequest, SIGNATURE_HEADER};
+use crate::conditions::Limits;
+use crate::outbound::OutboundRequest;
 use crate::schema::FieldSchema;
-use crate::template;
 use crate::validate::Validator;
 use crate::workflow::Step;
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
-use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use serde_json::json;
+
+/// Building outbound requests lives in [`crate::outbound`]; re-exported so the executor
+/// keeps calling `steps::Integrations`.
+pub use crate::outbound::Integrations;
 
 /// The idempotency key of a run's step: the same on every attempt and every replay.
 pub fn idempotency_key(run_id: i64, step_index: i32) -> String {
@@ -145,179 +146,6 @@ pub async fn workflow_steps<C: ConnectionTrait>(
         .workflow(&version.definition)
         .map(|v| v.workflow.actions)
         .map_err(|e| e.to_string()))
-}
-
-/// Where email, SMS and webhook requests go.
-#[derive(Debug, Clone)]
-pub struct Integrations {
-    /// The integration service that sends email.
-    pub email_url: String,
-    /// Signs webhooks without an endpoint secret of their own; empty = unsigned.
-    pub webhook_secret: String,
-}
-
-impl Integrations {
-    /// Builds the request of an external step: templates rendered, target resolved, body
-    /// signed. `Ok(Err(_))` for a step that cannot be sent (no email address, no active SMS
-    /// provider, unknown endpoint, a template that fails): a permanent failure.
-    pub async fn request<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        run: &run_rows::Model,
-        action: &Action,
-        facts: &Facts<'_>,
-        context: &Value,
-    ) -> Result<Result<OutboundRequest, String>, StorageError> {
-        // The database lookups first (their failures are transient), then the rest, whose
-        // failures are permanent, with `?`.
-        let target = match action {
-            Action::SendSms { .. } => Target::Sms(
-                sms_providers::Entity::find()
-                    .filter(sms_providers::Column::Active.eq(true))
-                    .one(conn)
-                    .await?,
-            ),
-            Action::Webhook {
-                target: WebhookTarget::Endpoint(name),
-                ..
-            } => Target::Endpoint(
-                webhook_endpoints::Entity::find()
-                    .filter(webhook_endpoints::Column::Name.eq(name.as_str()))
-                    .one(conn)
-                    .await?,
-            ),
-            _ => Target::None,
-        };
-        Ok(self.build(run, action, facts, context, target))
-    }
-
-    fn build(
-        &self,
-        run: &run_rows::Model,
-        action: &Action,
-        facts: &Facts<'_>,
-        context: &Value,
-        target: Target,
-    ) -> Result<OutboundRequest, String> {
-        let render = |text: &Option<String>| -> Result<Value, String> {
-            match text {
-                Some(t) => template::render(t, context).map(Value::from).map_err(|e| e.to_string()),
-                None => Ok(Value::Null),
-            }
-        };
-        let customer = facts.customer;
-        let field = |name: &str, what: &str| {
-            customer
-                .get(name)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| format!("customer {} has no {what}", run.customer_id))
-        };
-        let mut body = json!({"kind": action.kind().name(), "customer_id": run.customer_id, "run_id": run.id,
-            "workflow_id": run.workflow_id, "event_id": run.event_id, "language": customer.get("language")});
-        let mut headers = BTreeMap::new();
-        let mut secret = None;
-        let (kind, url) = match (action, target) {
-            (
-                Action::SendEmail {
-                    template,
-                    subject,
-                    body: text,
-                },
-                _,
-            ) => {
-                body["kind"] = json!("email");
-                body["to"] = json!(field("email", "email address")?);
-                body["template"] = json!(template);
-                body["subject"] = render(subject)?;
-                body["body"] = render(text)?;
-                ("email", self.email_url.clone())
-            }
-            (Action::SendSms { template, text }, Target::Sms(provider)) => {
-                let provider = provider.ok_or("no active sms provider")?;
-                body["kind"] = json!("sms");
-                body["to"] = json!(field("phone", "phone number")?);
-                body["provider"] = json!(provider.name);
-                body["template"] = json!(template);
-                body["text"] = render(text)?;
-                ("sms", provider.url)
-            }
-            (
-                Action::Webhook {
-                    target,
-                    body: given,
-                    headers: given_headers,
-                },
-                found,
-            ) => {
-                let url = match (target, found) {
-                    (WebhookTarget::Url(url), _) => url.clone(),
-                    (WebhookTarget::Endpoint(_), Target::Endpoint(Some(endpoint))) => {
-                        secret = endpoint.secret.filter(|s| !s.is_empty());
-                        endpoint.url
-                    }
-                    (WebhookTarget::Endpoint(name), _) => return Err(format!("no webhook endpoint named {name:?}")),
-                };
-                body = match given {
-                    Some(given) => render_json(given, context)?,
-                    None => {
-                        json!({"event": facts.event, "customer": customer, "workflow_id": run.workflow_id, "run_id": run.id})
-                    }
-                };
-                for (name, value) in given_headers {
-                    headers.insert(
-                        name.clone(),
-                        template::render(value, context).map_err(|e| e.to_string())?,
-                    );
-                }
-                secret = secret.or_else(|| Some(self.webhook_secret.clone()).filter(|s| !s.is_empty()));
-                ("webhook", url)
-            }
-            (other, _) => return Err(format!("{} is not an external action", other.kind().name())),
-        };
-        if let Value::Object(map) = &mut body {
-            map.retain(|_, v| !v.is_null());
-        }
-        let body = body.to_string();
-        if let Some(secret) = secret {
-            headers.insert(SIGNATURE_HEADER.to_owned(), sign(&secret, body.as_bytes()));
-        }
-        Ok(OutboundRequest {
-            kind: kind.to_owned(),
-            url,
-            headers,
-            body,
-        })
-    }
-}
-
-/// What an external step's target needed from the database.
-enum Target {
-    None,
-    /// The active SMS provider, if any.
-    Sms(Option<sms_providers::Model>),
-    /// A named webhook endpoint, if it exists.
-    Endpoint(Option<webhook_endpoints::Model>),
-}
-
-/// Renders every string of a JSON body as a template. Bounded by the JSON parser's
-/// nesting limit, as the body came through it.
-fn render_json(value: &Value, context: &Value) -> Result<Value, String> {
-    Ok(match value {
-        Value::String(s) => Value::String(template::render(s, context).map_err(|e| e.to_string())?),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|i| render_json(i, context))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), render_json(v, context)?)))
-                .collect::<Result<Map<_, _>, String>>()?,
-        ),
-        other => other.clone(),
-    })
 }
 
 /// An external step queued in the outbox.

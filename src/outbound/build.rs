@@ -1,0 +1,212 @@
+//! Building an external step's request (email, SMS, webhook): templates rendered, target
+//! looked up, headers checked. Moved out of storage so everything about what leaves the
+//! engine (building, guarding, signing, sending) sits in one module.
+
+use crate::catalogue::{Action, WebhookTarget};
+use crate::conditions::Facts;
+use crate::outbound::signing::Keyring;
+use crate::outbound::{is_reserved_header, OutboundRequest};
+use crate::storage::entities::{runs as run_rows, sms_providers, webhook_endpoints};
+use crate::storage::StorageError;
+use crate::template;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// Where email, SMS and webhook requests go.
+#[derive(Debug, Clone)]
+pub struct Integrations {
+    /// The integration service that sends email.
+    pub email_url: String,
+    /// Signs webhooks without an endpoint secret of their own; empty = unsigned. Several
+    /// whitespace-separated secrets all sign (rotation); `whsec_<base64>` is decoded.
+    pub webhook_secret: String,
+}
+
+impl Integrations {
+    /// Builds the request of an external step: templates rendered, target resolved, body
+    /// signed. `Ok(Err(_))` for a step that cannot be sent (no email address, no active SMS
+    /// provider, unknown endpoint, a template that fails): a permanent failure.
+    pub async fn request<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        run: &run_rows::Model,
+        action: &Action,
+        facts: &Facts<'_>,
+        context: &Value,
+    ) -> Result<Result<OutboundRequest, String>, StorageError> {
+        // The database lookups first (their failures are transient), then the rest, whose
+        // failures are permanent, with `?`.
+        let target = match action {
+            Action::SendSms { .. } => Target::Sms(
+                sms_providers::Entity::find()
+                    .filter(sms_providers::Column::Active.eq(true))
+                    .one(conn)
+                    .await?,
+            ),
+            Action::Webhook {
+                target: WebhookTarget::Endpoint(name),
+                ..
+            } => Target::Endpoint(
+                webhook_endpoints::Entity::find()
+                    .filter(webhook_endpoints::Column::Name.eq(name.as_str()))
+                    .one(conn)
+                    .await?,
+            ),
+            _ => Target::None,
+        };
+        Ok(self.build(run, action, facts, context, target))
+    }
+
+    fn build(
+        &self,
+        run: &run_rows::Model,
+        action: &Action,
+        facts: &Facts<'_>,
+        context: &Value,
+        target: Target,
+    ) -> Result<OutboundRequest, String> {
+        let render = |text: &Option<String>| -> Result<Value, String> {
+            match text {
+                Some(t) => template::render(t, context).map(Value::from).map_err(|e| e.to_string()),
+                None => Ok(Value::Null),
+            }
+        };
+        let customer = facts.customer;
+        let field = |name: &str, what: &str| {
+            customer
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| format!("customer {} has no {what}", run.customer_id))
+        };
+        let mut body = json!({"kind": action.kind().name(), "customer_id": run.customer_id, "run_id": run.id,
+            "workflow_id": run.workflow_id, "event_id": run.event_id, "language": customer.get("language")});
+        let mut headers = BTreeMap::new();
+        let mut secret = None;
+        let (kind, url) = match (action, target) {
+            (
+                Action::SendEmail {
+                    template,
+                    subject,
+                    body: text,
+                },
+                _,
+            ) => {
+                body["kind"] = json!("email");
+                body["to"] = json!(field("email", "email address")?);
+                body["template"] = json!(template);
+                body["subject"] = render(subject)?;
+                body["body"] = render(text)?;
+                ("email", self.email_url.clone())
+            }
+            (Action::SendSms { template, text }, Target::Sms(provider)) => {
+                let provider = provider.ok_or("no active sms provider")?;
+                body["kind"] = json!("sms");
+                body["to"] = json!(field("phone", "phone number")?);
+                body["provider"] = json!(provider.name);
+                body["template"] = json!(template);
+                body["text"] = render(text)?;
+                ("sms", provider.url)
+            }
+            (
+                Action::Webhook {
+                    target,
+                    body: given,
+                    headers: given_headers,
+                },
+                found,
+            ) => {
+                let url = match (target, found) {
+                    (WebhookTarget::Url(url), _) => url.clone(),
+                    (WebhookTarget::Endpoint(_), Target::Endpoint(Some(endpoint))) => {
+                        secret = endpoint.secret.filter(|s| !s.is_empty());
+                        endpoint.url
+                    }
+                    (WebhookTarget::Endpoint(name), _) => return Err(format!("no webhook endpoint named {name:?}")),
+                };
+                body = match given {
+                    Some(given) => render_json(given, context)?,
+                    None => {
+                        json!({"event": facts.event, "customer": customer, "workflow_id": run.workflow_id, "run_id": run.id})
+                    }
+                };
+                for (name, value) in given_headers {
+                    let value = template::render(value, context).map_err(|e| e.to_string())?;
+                    check_header(name, &value)?;
+                    headers.insert(name.clone(), value);
+                }
+                secret = secret.or_else(|| Some(self.webhook_secret.clone()).filter(|s| !s.is_empty()));
+                ("webhook", url)
+            }
+            (other, _) => return Err(format!("{} is not an external action", other.kind().name())),
+        };
+        if let Value::Object(map) = &mut body {
+            map.retain(|_, v| !v.is_null());
+        }
+        let body = body.to_string();
+        // Signed when sent (fresh timestamp on every attempt); registering here makes the
+        // secrets findable by the sender, also for a replayed request built before.
+        let signing_key = secret.and_then(|s| Keyring::global().register(&s));
+        Ok(OutboundRequest {
+            kind: kind.to_owned(),
+            url,
+            headers,
+            body,
+            signing_key,
+        })
+    }
+}
+
+/// A workflow header may not replace an engine header, and must be valid HTTP: either
+/// failure is permanent (the same template renders the same way on a retry).
+pub fn check_header(name: &str, value: &str) -> Result<(), String> {
+    if is_reserved_header(name) {
+        return Err(format!(
+            "header {name:?} is set by the engine and cannot be set by a workflow"
+        ));
+    }
+    check_header_value(name, value)
+}
+
+/// `name: value` is valid HTTP.
+pub fn check_header_value(name: &str, value: &str) -> Result<(), String> {
+    if awc::http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!("invalid header name {name:?}"));
+    }
+    if awc::http::header::HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "header {name:?} has an invalid value (control characters or non-ascii)"
+        ));
+    }
+    Ok(())
+}
+
+/// What an external step's target needed from the database.
+enum Target {
+    None,
+    /// The active SMS provider, if any.
+    Sms(Option<sms_providers::Model>),
+    /// A named webhook endpoint, if it exists.
+    Endpoint(Option<webhook_endpoints::Model>),
+}
+
+/// Renders every string of a JSON body as a template. Bounded by the JSON parser's
+/// nesting limit, as the body came through it.
+fn render_json(value: &Value, context: &Value) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(s) => Value::String(template::render(s, context).map_err(|e| e.to_string())?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| render_json(i, context))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_json(v, context)?)))
+                .collect::<Result<Map<_, _>, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}

@@ -1,0 +1,194 @@
+//! Webhook signatures per the Standard Webhooks spec (<https://www.standardwebhooks.com>):
+//! `webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature: v1,<base64 of
+//! HMAC-SHA256 over "id.timestamp.body">`. Covering the id and the timestamp, not only the
+//! body, lets a receiver drop replays (same id) and stale captures (old timestamp).
+//!
+//! Secrets are configured as text: `whsec_<base64>` (the spec's form) is base64-decoded,
+//! anything else is used as its raw bytes. Several secrets separated by whitespace are all
+//! used during a rotation: the signature header carries one `v1,...` entry per secret, and
+//! a receiver that knows either secret accepts the request.
+//!
+//! Requests are signed when they are sent, not when they are queued, so a retry or a replay
+//! after a restart carries a fresh timestamp. The outbox row therefore keeps only a
+//! reference to the secrets ([`Keyring::register`]'s key id), never a secret.
+
+use base64::Engine as _;
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// Header carrying the message id (the idempotency key).
+pub const ID_HEADER: &str = "webhook-id";
+/// Header carrying the Unix time of the attempt, in seconds.
+pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+/// Header carrying the space-separated `v1,<base64>` signatures.
+pub const SIGNATURE_HEADER: &str = "webhook-signature";
+
+/// The signing keys of one endpoint (or the default), decoded.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secrets(Vec<Vec<u8>>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} keys)", self.0.len())
+    }
+}
+
+impl Secrets {
+    /// Parses whitespace-separated secrets; `None` when there is none (unsigned).
+    pub fn parse(config: &str) -> Option<Secrets> {
+        let keys: Vec<Vec<u8>> = config
+            .split_whitespace()
+            .map(|s| match s.strip_prefix("whsec_") {
+                Some(b64) => base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap_or_else(|_| s.as_bytes().to_vec()),
+                None => s.as_bytes().to_vec(),
+            })
+            .collect();
+        (!keys.is_empty()).then_some(Secrets(keys))
+    }
+
+    /// The `webhook-signature` value: one `v1,<base64>` per secret, space-separated.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        self.0
+            .iter()
+            .map(|key| format!("v1,{}", signature(key, id, timestamp, body)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Base64 of HMAC-SHA256(key, "id.timestamp.body").
+fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac =
+        hmac::Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!("hmac accepts keys of any length"));
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// What a receiver does: true when any `v1,` entry of `header` matches any of `secrets`
+/// (configured text, as above). The timestamp's age is the receiver's own check.
+pub fn verify(secrets: &str, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
+    let Some(secrets) = Secrets::parse(secrets) else {
+        return false;
+    };
+    header
+        .split_whitespace()
+        .filter_map(|e| e.strip_prefix("v1,"))
+        .any(|given| {
+            secrets
+                .0
+                .iter()
+                .any(|key| constant_time_eq(signature(key, id, timestamp, body).as_bytes(), given.as_bytes()))
+        })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Secrets by key id, so the sender finds the secrets a queued request refers to. The id
+/// is a hash of the configured text: the same secrets always get the same id (in every
+/// process), different secrets never share one, and the id reveals nothing usable.
+///
+/// Process-wide because the request builder ([`Integrations`](super::Integrations)) and
+/// the delivery pool are created apart; the builder registers what it signs with on every
+/// build, including a replay's rebuild, so the keyring holds the secrets of every request
+/// this process sends. Bounded: a full keyring is cleared (secrets are re-registered by
+/// the next build).
+pub struct Keyring {
+    keys: RwLock<HashMap<String, Arc<Secrets>>>,
+}
+
+/// Most key ids held; far above any real number of endpoints.
+const KEYRING_CAPACITY: usize = 10_000;
+
+impl Keyring {
+    pub fn global() -> &'static Keyring {
+        static KEYRING: OnceLock<Keyring> = OnceLock::new();
+        KEYRING.get_or_init(|| Keyring {
+            keys: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Registers configured secrets and returns their key id; `None` for no secret.
+    pub fn register(&self, config: &str) -> Option<String> {
+        let secrets = Secrets::parse(config)?;
+        let digest = Sha256::digest(format!("workflow-engine keyring\n{config}").as_bytes());
+        let id: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= KEYRING_CAPACITY && !keys.contains_key(&id) {
+            keys.clear();
+        }
+        keys.entry(id.clone()).or_insert_with(|| Arc::new(secrets));
+        Some(id)
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Secrets>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_per_the_standard_webhooks_spec() {
+        // The spec's reference vector (standard-webhooks test suite).
+        let secrets = Secrets::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(
+            secrets.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        assert!(verify(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            body,
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        ));
+        // Another id, timestamp or body does not verify: a captured request cannot be
+        // replayed under a new id or time.
+        assert!(!verify(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_other",
+            1614265330,
+            body,
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        ));
+        assert!(!verify(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265331,
+            body,
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        ));
+    }
+
+    #[test]
+    fn every_secret_of_a_rotation_signs() {
+        let header = Secrets::parse("old-secret  new-secret").unwrap().sign("id", 1, b"{}");
+        assert_eq!(header.split(' ').count(), 2);
+        assert!(verify("old-secret", "id", 1, b"{}", &header));
+        assert!(verify("new-secret", "id", 1, b"{}", &header));
+        assert!(!verify("other", "id", 1, b"{}", &header));
+        assert!(Secrets::parse("  ").is_none());
+    }
+
+    #[test]
+    fn the_keyring_finds_secrets_by_an_id_that_is_not_the_secret() {
+        let id = Keyring::global().register("whsec_c2VjcmV0").unwrap();
+        assert!(!id.contains("c2VjcmV0"));
+        assert_eq!(Keyring::global().register("whsec_c2VjcmV0"), Some(id.clone()));
+        assert_eq!(*Keyring::global().get(&id).unwrap(), Secrets::parse("secret").unwrap());
+        assert_eq!(Keyring::global().register(""), None);
+    }
+}
