@@ -20,7 +20,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use workflow_engine::actors::metrics::Metrics;
-use workflow_engine::outbound::sign;
+use workflow_engine::outbound::signing::verify;
 use workflow_engine::storage::entities::{outbox, runs as run_rows};
 use workflow_engine::storage::runs::{status, step_status, Run, RunFilter};
 use workflow_engine::storage::steps::idempotency_key;
@@ -707,7 +707,16 @@ async fn a_failing_webhook_is_retried_and_delivered_once_without_holding_up_othe
     for request in &requests {
         assert_eq!(request.idempotency_key.as_deref(), Some(key.as_str()));
         assert_eq!(request.body, json!({"customer": "6001", "n": "7"}));
-        assert_eq!(request.signature, Some(sign(SECRET, request.raw.as_bytes())));
+        // Standard Webhooks: the signature covers the id (the idempotency key), the
+        // timestamp and the body.
+        assert_eq!(request.webhook_id.as_deref(), Some(key.as_str()));
+        let (id, at, signature) = (
+            request.webhook_id.as_deref().unwrap(),
+            request.webhook_timestamp.unwrap(),
+            request.signature.as_deref().unwrap(),
+        );
+        assert!(verify(SECRET, id, at, request.raw.as_bytes(), signature), "{request:?}");
+        assert!(!verify("another secret", id, at, request.raw.as_bytes(), signature));
     }
     let queued = outbox::Entity::find()
         .filter(outbox::Column::IdempotencyKey.eq(key.as_str()))

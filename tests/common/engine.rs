@@ -23,6 +23,7 @@ use std::time::Duration;
 use workflow_engine::actors::topology::Topology;
 use workflow_engine::conditions::Limits;
 use workflow_engine::kafka;
+use workflow_engine::outbound::signing::{ID_HEADER, TIMESTAMP_HEADER};
 use workflow_engine::outbound::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 use workflow_engine::settings::Settings;
 use workflow_engine::storage::entities::{customers, notes, tasks};
@@ -64,6 +65,9 @@ pub struct Received {
     pub path: String,
     pub idempotency_key: Option<String>,
     pub signature: Option<String>,
+    /// Standard Webhooks' `webhook-id` and `webhook-timestamp`, which the signature covers.
+    pub webhook_id: Option<String>,
+    pub webhook_timestamp: Option<i64>,
     /// The body as sent (signatures are over these bytes).
     pub raw: String,
     pub body: Value,
@@ -106,6 +110,8 @@ async fn receive(req: HttpRequest, body: web::Bytes, inbox: web::Data<Arc<Inbox>
     inbox.received.lock().unwrap().push(Received {
         idempotency_key: header(IDEMPOTENCY_HEADER),
         signature: header(SIGNATURE_HEADER),
+        webhook_id: header(ID_HEADER),
+        webhook_timestamp: header(TIMESTAMP_HEADER).and_then(|t| t.parse().ok()),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         raw: String::from_utf8_lossy(&body).into_owned(),
         path,
