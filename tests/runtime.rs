@@ -407,6 +407,71 @@ async fn a_redelivered_event_changes_nothing() {
     engine.finish().await;
 }
 
+/// A redelivery is not planned again: after a workflow that also matches the event was
+/// added, the same event starts nothing new (its recorded plan is replayed).
+#[actix_rt::test]
+async fn a_redelivered_event_after_a_workflow_changed_starts_nothing_new() {
+    let mut engine = Engine::new(|_| {}).await;
+    engine.add_customers([3101]).await;
+    engine
+        .add_workflow(
+            json!({"id": "big", "name": "Big", "trigger_event": "customer.deposited",
+            "conditions": {"match": "all", "rules": [{"field": "event.amount", "operator": "gte", "value": 100}]},
+            "actions": [{"type": "add_note", "params": {"body": "big {{event.amount}}"}}]}),
+        )
+        .await;
+    engine
+        .add_workflow(note_workflow("sentinel", "test.sentinel", "sentinel {{event.n}}", 1))
+        .await;
+    engine.start().await;
+    let db = engine.db().clone();
+    let first = envelope("redo-1", "customer.deposited", 3101, json!({"amount": 500}));
+    engine.publish(&first).await;
+    eventually!("the first run", PATIENCE, {
+        let runs = runs_of_event(&db, "redo-1").await;
+        (runs.len() == 1 && all_ended(&runs)).then_some(())
+    });
+
+    // A workflow every deposit matches; a small deposit shows when the engine has it.
+    engine
+        .add_workflow(
+            json!({"id": "any", "name": "Any", "trigger_event": "customer.deposited",
+            "actions": [{"type": "add_note", "params": {"body": "any {{event.amount}}"}}], "priority": 200}),
+        )
+        .await;
+    let mut n = 0;
+    eventually!("the new workflow to be live", PATIENCE, {
+        n += 1;
+        let id = format!("probe-{n}");
+        engine
+            .publish(&envelope(&id, "customer.deposited", 3101, json!({"amount": n})))
+            .await;
+        actix_rt::time::sleep(std::time::Duration::from_millis(200)).await;
+        let runs = runs_of_event(&db, &id).await;
+        (!runs.is_empty()).then_some(())
+    });
+
+    // The first event again, then a sentinel of the same customer: once it ran, the
+    // redelivery was handled.
+    engine.publish(&first).await;
+    engine
+        .publish(&envelope("redo-sentinel", "test.sentinel", 3101, json!({"n": 1})))
+        .await;
+    eventually!("the sentinel", PATIENCE, {
+        let runs = runs_of_event(&db, "redo-sentinel").await;
+        (runs.len() == 1 && all_ended(&runs)).then_some(())
+    });
+    let runs = runs_of_event(&db, "redo-1").await;
+    assert_eq!(
+        runs.iter().map(|r| r.run.workflow_id.as_str()).collect::<Vec<_>>(),
+        ["big"],
+        "the redelivery was planned again"
+    );
+    let notes = note_bodies(&db, 3101).await;
+    assert_eq!(notes.iter().filter(|n| n.ends_with(" 500")).count(), 1, "{notes:?}");
+    engine.finish().await;
+}
+
 #[actix_rt::test]
 async fn a_restart_in_the_middle_of_a_chain_completes_it_exactly_once() {
     let mut engine = Engine::new(|s| {
