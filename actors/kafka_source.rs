@@ -299,7 +299,7 @@ impl Actor for KafkaSource {
 impl Handler<Rebalancing> for KafkaSource {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, step: Rebalancing, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, step: Rebalancing, ctx: &mut Context<Self>) -> Self::Result {
         match step {
             Rebalancing::Assigned(partitions, ack) => {
                 // Taking ownership waits on the database (and, on PostgreSQL, on the last
@@ -323,7 +323,7 @@ impl Handler<Rebalancing> for KafkaSource {
                         )
                         .await
                     };
-                    _ctx.spawn(acquire.into_actor(self).map(move |acquired, act, ctx| {
+                    ctx.spawn(acquire.into_actor(self).map(move |acquired, act, ctx| {
                         if act.assigning.get(&partition) != Some(&generation) {
                             return; // revoked meanwhile
                         }

@@ -120,12 +120,12 @@ impl Runner {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StorageError>>,
     {
-        let held = || !self.ownership.holds(fence);
+        let lost = || !self.ownership.holds(fence);
         let on_retry = |e: &StorageError, _attempt: u32, wait: Duration| {
             Metrics::global().db_retries.with_label_values(&[operation]).inc();
             tracing::warn!(operation, error = %e, retry_in_ms = wait.as_millis() as u64, "database operation failed, retrying");
         };
-        match retry::retry(&*self.clock, Backoff::STORAGE, None, held, on_retry, f).await {
+        match retry::retry(&*self.clock, Backoff::STORAGE, None, lost, on_retry, f).await {
             Retried::Ok(v) => Ok(v),
             Retried::Failed { error, .. } if error.is_fenced() || !self.ownership.holds(fence) => Err(Stopped::Revoked),
             Retried::Failed { error, .. } => Err(Stopped::Storage(error)),

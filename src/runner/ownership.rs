@@ -73,15 +73,6 @@ impl Ownership {
             .is_ok_and(|p| p.get(&fence.partition).is_some_and(|o| o.epoch == fence.epoch))
     }
 
-    /// The current fence of `partition`, if owned.
-    pub fn fence(&self, partition: i32) -> Option<Fence> {
-        let p = self.partitions.read().ok()?;
-        p.get(&partition).map(|o| Fence {
-            partition,
-            epoch: o.epoch,
-        })
-    }
-
     /// The owned partitions with their fences, ascending.
     pub fn fences(&self) -> Vec<Fence> {
         self.partitions

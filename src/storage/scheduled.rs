@@ -157,15 +157,6 @@ pub async fn complete<C: ConnectionTrait>(
     Ok(deleted > 0)
 }
 
-/// Removes the continuation of `run_id` whatever its claim (a run cancelled or failed).
-pub async fn remove<C: ConnectionTrait>(conn: &C, run_id: i64) -> Result<(), StorageError> {
-    scheduled::Entity::delete_many()
-        .filter(scheduled::Column::RunId.eq(run_id))
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
 /// Scheduled continuations, earliest first.
 pub async fn list<C: ConnectionTrait>(conn: &C, limit: u64) -> Result<Vec<Scheduled>, StorageError> {
     Ok(scheduled::Entity::find()
