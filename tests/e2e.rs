@@ -627,6 +627,58 @@ scopes = ["read"]
     assert_eq!(response.status().as_u16(), 431);
 }
 
+/// A template that passes validation but renders past the output cap at run time fails
+/// its step with the reason; the engine keeps running other workflows.
+#[actix_rt::test]
+async fn a_template_too_big_at_run_time_fails_its_step_and_the_engine_goes_on() {
+    let scratch = Scratch::new("bomb");
+    let broker = Broker::start();
+    let listener = Listener::start().await;
+    let engine = engine(&scratch, &broker, "bomb", &[]).await;
+    let api = engine.api();
+    let hook = |name: &str, trigger: &str, path: &str, text: &str| {
+        json!({"name": name, "trigger_event": trigger,
+               "actions": [{"type": "webhook", "params": {"url": format!("{}{path}", listener.base),
+                                                           "body": {"text": text}}}]})
+    };
+    let big = hook(
+        "big",
+        "customer.deposited",
+        "/big",
+        "{% for i in range(5000) %}{{ event.text }}{% endfor %}",
+    );
+    let (status, created) = api.post("/api/v1/workflows", &big).await;
+    assert_eq!(status, 201, "{created}");
+    let big_id = created["id"].as_str().unwrap().to_owned();
+    engine.ready(READY).await;
+    let envelope = json!({"id": "bomb-1", "type": "customer.deposited", "customer_id": 31337,
+                          "data": {"text": "z".repeat(100)}});
+    let (status, body) = api.post("/api/v1/events", &envelope).await;
+    assert_eq!(status, 202, "{body}");
+    let failed = eventually("the oversized run to fail", SETTLE, || async {
+        let runs = api.runs_of(&big_id).await;
+        runs.into_iter().find(|r| r["status"] == "failed")
+    })
+    .await;
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains("longer than"), "{failed:#}");
+
+    // The engine is still there and runs the next workflow.
+    let small = hook("small", "customer.traded", "/small", "{{ event.text }}");
+    let (status, created) = api.post("/api/v1/workflows", &small).await;
+    assert_eq!(status, 201, "{created}");
+    let small_id = created["id"].as_str().unwrap().to_owned();
+    let (status, _) = api
+        .post(
+            "/api/v1/events",
+            &json!({"id": "bomb-2", "type": "customer.traded", "customer_id": 31338, "data": {"text": "ok"}}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    finished_runs(&api, &small_id, 1).await;
+    assert!(listener.received().iter().all(|r| r.path != "/big"));
+}
+
 // 6. ------------------------------------------------------------------------------------
 
 /// webhook → delay → webhook to the test's listener, for an event produced to the topic.
