@@ -481,7 +481,7 @@ mod tests {
     async fn engine_headers_win_and_requests_are_signed_when_sent() {
         let (script, port, server) = serve(vec![]);
         let policy = policy(&["127.0.0.1"]);
-        let key = Keyring::global().register("whsec_c2VjcmV0LW9uZQ== second-secret");
+        let key = Keyring::global().register("endpoint:delivery-test", "whsec_c2VjcmV0LW9uZQ== second-secret");
         let evil = [
             ("idempotency-key", "evil"),
             ("Webhook-Signature", "v1,evil"),
