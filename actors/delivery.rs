@@ -127,8 +127,36 @@ impl Handler<Deliver> for Delivery {
         let slots = Arc::clone(&self.slots);
         Box::pin(async move {
             let _slot = slots.acquire_owned().await;
-            deliver(&client, &policy, &SystemClock, &msg).await
+            deliver(&client, &policy, &Jittered::for_key(&msg.idempotency_key), &msg).await
         })
+    }
+}
+
+/// The system clock, with every wait stretched by a deterministic 0-20% per idempotency
+/// key, so many requests that failed together (an endpoint's outage) do not retry in
+/// lockstep. Only stretched, never shortened, so a server's `Retry-After` still holds.
+pub struct Jittered {
+    stretch: f64,
+}
+
+impl Jittered {
+    pub fn for_key(key: &str) -> Self {
+        let hash = key
+            .bytes()
+            .fold(17u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        Self {
+            stretch: 1.0 + f64::from(hash % 21) / 100.0,
+        }
+    }
+}
+
+impl Clock for Jittered {
+    fn now(&self) -> DateTime<Utc> {
+        SystemClock.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> crate::clock::Sleep {
+        SystemClock.sleep(duration.mul_f64(self.stretch))
     }
 }
 
@@ -481,7 +509,7 @@ mod tests {
     async fn engine_headers_win_and_requests_are_signed_when_sent() {
         let (script, port, server) = serve(vec![]);
         let policy = policy(&["127.0.0.1"]);
-        let key = Keyring::global().register("whsec_c2VjcmV0LW9uZQ== second-secret");
+        let key = Keyring::global().register("endpoint:delivery-test", "whsec_c2VjcmV0LW9uZQ== second-secret");
         let evil = [
             ("idempotency-key", "evil"),
             ("Webhook-Signature", "v1,evil"),
@@ -572,6 +600,16 @@ mod tests {
         assert_eq!(report.outcome, Ok(200));
         assert_eq!(script.got.lock().unwrap().len(), 1);
         server.stop(false).await;
+    }
+
+    #[test]
+    fn jitter_only_stretches_and_differs_by_key() {
+        let stretches: Vec<f64> = (0..50)
+            .map(|i| Jittered::for_key(&format!("run-{i}-step-0")).stretch)
+            .collect();
+        assert!(stretches.iter().all(|s| (1.0..=1.2).contains(s)), "{stretches:?}");
+        assert!(stretches.iter().any(|s| *s != stretches[0]), "keys spread out");
+        assert_eq!(Jittered::for_key("k").stretch, Jittered::for_key("k").stretch);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use workflow_engine::outbound::signing::verify;
 
 /// Bounds waits for the engine to be ready and for runs to finish. Generous: the machine
 /// is shared, and a consumer that replaces a killed one waits out the old session (10 s).
@@ -625,6 +626,186 @@ scopes = ["read"]
     }
     let response = request.send().await.unwrap();
     assert_eq!(response.status().as_u16(), 431);
+}
+
+/// A template that passes validation but renders past the output cap at run time fails
+/// its step with the reason; the engine keeps running other workflows.
+#[actix_rt::test]
+async fn a_template_too_big_at_run_time_fails_its_step_and_the_engine_goes_on() {
+    let scratch = Scratch::new("bomb");
+    let broker = Broker::start();
+    let listener = Listener::start().await;
+    let engine = engine(&scratch, &broker, "bomb", &[]).await;
+    let api = engine.api();
+    let hook = |name: &str, trigger: &str, path: &str, text: &str| {
+        json!({"name": name, "trigger_event": trigger,
+               "actions": [{"type": "webhook", "params": {"url": format!("{}{path}", listener.base),
+                                                           "body": {"text": text}}}]})
+    };
+    let big = hook(
+        "big",
+        "customer.deposited",
+        "/big",
+        "{% for i in range(5000) %}{{ event.text }}{% endfor %}",
+    );
+    let (status, created) = api.post("/api/v1/workflows", &big).await;
+    assert_eq!(status, 201, "{created}");
+    let big_id = created["id"].as_str().unwrap().to_owned();
+    engine.ready(READY).await;
+    let envelope = json!({"id": "bomb-1", "type": "customer.deposited", "customer_id": 31337,
+                          "data": {"text": "z".repeat(100)}});
+    let (status, body) = api.post("/api/v1/events", &envelope).await;
+    assert_eq!(status, 202, "{body}");
+    let failed = eventually("the oversized run to fail", SETTLE, || async {
+        let runs = api.runs_of(&big_id).await;
+        runs.into_iter().find(|r| r["status"] == "failed")
+    })
+    .await;
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains("longer than"), "{failed:#}");
+
+    // The engine is still there and runs the next workflow.
+    let small = hook("small", "customer.traded", "/small", "{{ event.text }}");
+    let (status, created) = api.post("/api/v1/workflows", &small).await;
+    assert_eq!(status, 201, "{created}");
+    let small_id = created["id"].as_str().unwrap().to_owned();
+    let (status, _) = api
+        .post(
+            "/api/v1/events",
+            &json!({"id": "bomb-2", "type": "customer.traded", "customer_id": 31338, "data": {"text": "ok"}}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    finished_runs(&api, &small_id, 1).await;
+    assert!(listener.received().iter().all(|r| r.path != "/big"));
+}
+
+/// Every header and the raw body of each request a local server got.
+type Captured = std::sync::Arc<std::sync::Mutex<Vec<(BTreeMap<String, String>, String)>>>;
+
+/// A webhook target that keeps all headers and the exact body bytes (signatures cover them).
+fn capturing_listener() -> (String, Captured, actix_web::dev::ServerHandle) {
+    let captured: Captured = Default::default();
+    let inbox = captured.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let inbox = inbox.clone();
+        actix_web::App::new().default_service(actix_web::web::to(
+            move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
+                let inbox = inbox.clone();
+                async move {
+                    let headers = req
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+                        .collect();
+                    inbox
+                        .lock()
+                        .unwrap()
+                        .push((headers, String::from_utf8_lossy(&body).into_owned()));
+                    actix_web::HttpResponse::Ok().finish()
+                }
+            },
+        ))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    (base, captured, handle)
+}
+
+/// Webhooks arrive signed per Standard Webhooks, by every configured secret (rotation),
+/// with the engine's idempotency key as webhook-id; a workflow header cannot replace an
+/// engine header (the step fails and nothing is sent).
+#[actix_rt::test]
+async fn webhooks_are_signed_per_standard_webhooks_and_engine_headers_win() {
+    let scratch = Scratch::new("signed");
+    let broker = Broker::start();
+    let (base, captured, server) = capturing_listener();
+    let secrets = "whsec_bmV3LXNlY3JldC1rZXk= old-raw-secret";
+    let engine = engine(
+        &scratch,
+        &broker,
+        "signed",
+        &[("WFE__DELIVERY__WEBHOOK_SECRET", secrets)],
+    )
+    .await;
+    let api = engine.api();
+    let hook = |trigger: &str, path: &str, headers: Value| {
+        json!({"name": path, "trigger_event": trigger,
+               "actions": [{"type": "webhook", "params": {"url": format!("{base}{path}"), "headers": headers,
+                                                           "body": {"customer": "{{ event.who }}"}}}]})
+    };
+    let (status, good) = api
+        .post(
+            "/api/v1/workflows",
+            &hook(
+                "customer.deposited",
+                "/good",
+                json!({"X-Tenant": "acme-{{ event.who }}"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{good}");
+    let (status, evil) = api
+        .post(
+            "/api/v1/workflows",
+            &hook("customer.traded", "/evil", json!({"Idempotency-Key": "mine"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{evil}");
+    engine.ready(READY).await;
+    for (id, kind) in [("signed-1", "customer.deposited"), ("signed-2", "customer.traded")] {
+        let envelope = json!({"id": id, "type": kind, "customer_id": 777, "data": {"who": "ana"}});
+        let (status, body) = api.post("/api/v1/events", &envelope).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let runs = finished_runs(&api, good["id"].as_str().unwrap(), 1).await;
+    let failed = eventually("the header override to fail its step", SETTLE, || async {
+        let runs = api.runs_of(evil["id"].as_str().unwrap()).await;
+        runs.into_iter().find(|r| r["status"] == "failed")
+    })
+    .await;
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("set by the engine"),
+        "{failed:#}"
+    );
+
+    let got = captured.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "only the good webhook was sent: {got:?}");
+    let (headers, body) = &got[0];
+    assert_eq!(body, r#"{"customer":"ana"}"#);
+    assert_eq!(headers["x-tenant"], "acme-ana");
+    assert_eq!(headers["content-type"], "application/json");
+    let key = format!("run-{}-step-0", runs[0]["id"]);
+    assert_eq!(headers["idempotency-key"], key);
+    assert_eq!(headers["webhook-id"], key);
+    let timestamp: i64 = headers["webhook-timestamp"].parse().expect("a unix timestamp");
+    let signature = &headers["webhook-signature"];
+    assert_eq!(signature.split(' ').count(), 2, "one signature per secret: {signature}");
+    for secret in ["whsec_bmV3LXNlY3JldC1rZXk=", "old-raw-secret"] {
+        assert!(
+            verify(secret, &key, timestamp, body.as_bytes(), signature),
+            "{secret} verifies {signature}"
+        );
+    }
+    assert!(!verify(
+        "whsec_bmV3LXNlY3JldC1rZXk=",
+        &key,
+        timestamp + 1,
+        body.as_bytes(),
+        signature
+    ));
+    assert!(!headers.contains_key("x-signature"));
+    server.stop(false).await;
 }
 
 // 6. ------------------------------------------------------------------------------------

@@ -120,7 +120,10 @@ impl Integrations {
                 let url = match (target, found) {
                     (WebhookTarget::Url(url), _) => url.clone(),
                     (WebhookTarget::Endpoint(_), Target::Endpoint(Some(endpoint))) => {
-                        secret = endpoint.secret.filter(|s| !s.is_empty());
+                        secret = endpoint
+                            .secret
+                            .filter(|s| !s.is_empty())
+                            .map(|s| (format!("endpoint:{}", endpoint.name), s));
                         endpoint.url
                     }
                     (WebhookTarget::Endpoint(name), _) => return Err(format!("no webhook endpoint named {name:?}")),
@@ -136,7 +139,9 @@ impl Integrations {
                     check_header(name, &value)?;
                     headers.insert(name.clone(), value);
                 }
-                secret = secret.or_else(|| Some(self.webhook_secret.clone()).filter(|s| !s.is_empty()));
+                secret = secret.or_else(|| {
+                    Some(("default".to_owned(), self.webhook_secret.clone())).filter(|(_, s)| !s.is_empty())
+                });
                 ("webhook", url)
             }
             (other, _) => return Err(format!("{} is not an external action", other.kind().name())),
@@ -147,7 +152,7 @@ impl Integrations {
         let body = body.to_string();
         // Signed when sent (fresh timestamp on every attempt); registering here makes the
         // secrets findable by the sender, also for a replayed request built before.
-        let signing_key = secret.and_then(|s| Keyring::global().register(&s));
+        let signing_key = secret.and_then(|(source, s)| Keyring::global().register(&source, &s));
         Ok(OutboundRequest {
             kind: kind.to_owned(),
             url,

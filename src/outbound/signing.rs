@@ -93,9 +93,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Secrets by key id, so the sender finds the secrets a queued request refers to. The id
-/// is a hash of the configured text: the same secrets always get the same id (in every
-/// process), different secrets never share one, and the id reveals nothing usable.
+/// Secrets by key id, so the sender finds the secrets a queued request refers to.
+///
+/// A key id is `<hash>:<source>`: the hash of the configured secret text (the same secrets
+/// always get the same hash, different ones never share it, and it reveals nothing usable)
+/// and where the secrets came from (`default` or `endpoint:<name>`). The sender looks up the
+/// hash first, so a request is signed with the secrets it was queued under; when those are
+/// gone (the secret was rotated and the process restarted), the source's current secrets
+/// sign it, as a rebuilt request would be.
 ///
 /// Process-wide because the request builder ([`Integrations`](super::Integrations)) and
 /// the delivery pool are created apart; the builder registers what it signs with on every
@@ -106,7 +111,7 @@ pub struct Keyring {
     keys: RwLock<HashMap<String, Arc<Secrets>>>,
 }
 
-/// Most key ids held; far above any real number of endpoints.
+/// Most entries held; far above any real number of endpoints.
 const KEYRING_CAPACITY: usize = 10_000;
 
 impl Keyring {
@@ -117,21 +122,28 @@ impl Keyring {
         })
     }
 
-    /// Registers configured secrets and returns their key id; `None` for no secret.
-    pub fn register(&self, config: &str) -> Option<String> {
-        let secrets = Secrets::parse(config)?;
+    /// Registers the secrets configured for `source` and returns their key id; `None` for
+    /// no secret.
+    pub fn register(&self, source: &str, config: &str) -> Option<String> {
+        let secrets = Arc::new(Secrets::parse(config)?);
         let digest = Sha256::digest(format!("workflow-engine keyring\n{config}").as_bytes());
-        let id: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let hash: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        if keys.len() >= KEYRING_CAPACITY && !keys.contains_key(&id) {
+        if keys.len() + 2 > KEYRING_CAPACITY {
             keys.clear();
         }
-        keys.entry(id.clone()).or_insert_with(|| Arc::new(secrets));
-        Some(id)
+        keys.insert(hash.clone(), Arc::clone(&secrets));
+        keys.insert(format!("source:{source}"), secrets);
+        Some(format!("{hash}:{source}"))
     }
 
+    /// The secrets of key id `id` (see the type's doc), if this process knows them.
     pub fn get(&self, id: &str) -> Option<Arc<Secrets>> {
-        self.keys.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let (hash, source) = id.split_once(':').unwrap_or((id, ""));
+        keys.get(hash)
+            .or_else(|| keys.get(&format!("source:{source}")).filter(|_| !source.is_empty()))
+            .cloned()
     }
 }
 
@@ -185,10 +197,15 @@ mod tests {
 
     #[test]
     fn the_keyring_finds_secrets_by_an_id_that_is_not_the_secret() {
-        let id = Keyring::global().register("whsec_c2VjcmV0").unwrap();
-        assert!(!id.contains("c2VjcmV0"));
-        assert_eq!(Keyring::global().register("whsec_c2VjcmV0"), Some(id.clone()));
-        assert_eq!(*Keyring::global().get(&id).unwrap(), Secrets::parse("secret").unwrap());
-        assert_eq!(Keyring::global().register(""), None);
+        let keyring = Keyring::global();
+        let id = keyring.register("endpoint:test-a", "whsec_c2VjcmV0").unwrap();
+        assert!(!id.contains("c2VjcmV0") && !id.contains("secret"), "{id}");
+        assert_eq!(keyring.register("endpoint:test-a", "whsec_c2VjcmV0"), Some(id.clone()));
+        assert_eq!(*keyring.get(&id).unwrap(), Secrets::parse("secret").unwrap());
+        assert_eq!(keyring.register("endpoint:test-a", ""), None);
+        // Rotated and restarted: the hash is unknown, the source's current secrets sign.
+        let stale = format!("000000000000000000000000:{}", "endpoint:test-a");
+        assert_eq!(*keyring.get(&stale).unwrap(), Secrets::parse("secret").unwrap());
+        assert!(keyring.get("000000000000000000000000:endpoint:unknown").is_none());
     }
 }
