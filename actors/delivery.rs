@@ -37,6 +37,8 @@ pub struct DeliveryPolicy {
     pub backoff_max: Duration,
     /// Hosts (names or IPs) allowed although internal (see [`is_internal`]).
     pub allowlist: Vec<String>,
+    /// The secrets queued requests refer to (shared with the request builder).
+    pub keyring: Arc<Keyring>,
 }
 
 /// Why a request was not delivered.
@@ -236,7 +238,7 @@ async fn attempt(
         .insert_header(("Content-Type", "application/json"))
         .insert_header((IDEMPOTENCY_HEADER, key));
     if let Some(id) = &request.signing_key {
-        let secrets = Keyring::global().get(id).ok_or_else(|| {
+        let secrets = policy.keyring.get(id).ok_or_else(|| {
             DeliveryError::Permanent("the signing secret of this request is no longer configured".to_owned())
         })?;
         let timestamp = clock.now().timestamp();
@@ -410,6 +412,7 @@ mod tests {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(60),
             allowlist: allowlist.iter().map(|s| s.to_string()).collect(),
+            keyring: Arc::default(),
         }
     }
 
@@ -509,7 +512,9 @@ mod tests {
     async fn engine_headers_win_and_requests_are_signed_when_sent() {
         let (script, port, server) = serve(vec![]);
         let policy = policy(&["127.0.0.1"]);
-        let key = Keyring::global().register("endpoint:delivery-test", "whsec_c2VjcmV0LW9uZQ== second-secret");
+        let key = policy
+            .keyring
+            .register("endpoint:delivery-test", "whsec_c2VjcmV0LW9uZQ== second-secret");
         let evil = [
             ("idempotency-key", "evil"),
             ("Webhook-Signature", "v1,evil"),

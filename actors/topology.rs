@@ -76,6 +76,7 @@ impl Topology {
         let handles: Arc<[ArbiterHandle]> = arbiters.iter().map(Arbiter::handle).collect();
         let producer = crate::kafka::producer(brokers)?;
         let d = &settings.delivery;
+        let keyring = Arc::new(crate::outbound::signing::Keyring::default());
         let delivery = DeliveryPool::start(
             shards.min(4),
             d.concurrency,
@@ -85,6 +86,7 @@ impl Topology {
                 backoff_initial: Duration::from_millis(d.backoff_initial_ms),
                 backoff_max: Duration::from_millis(d.backoff_max_ms),
                 allowlist: d.webhook_allowlist.clone(),
+                keyring: Arc::clone(&keyring),
             },
         );
         let ownership = Ownership::default();
@@ -102,6 +104,7 @@ impl Topology {
             integrations: steps::Integrations {
                 email_url: d.email_url.clone(),
                 webhook_secret: d.webhook_secret.clone(),
+                keyring,
             },
             node_id: node_id.clone(),
             max_step_attempts: settings.engine.max_step_attempts.max(1),

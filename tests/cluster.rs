@@ -74,6 +74,7 @@ fn node(db: &Database, name: &str, clock: &ManualClock, ownership: &Ownership) -
         integrations: steps::Integrations {
             email_url: "http://email.invalid/send".into(),
             webhook_secret: String::new(),
+            keyring: Arc::default(),
         },
         node_id: name.into(),
         max_step_attempts: 3,

@@ -21,6 +21,8 @@ pub struct Integrations {
     /// Signs webhooks without an endpoint secret of their own; empty = unsigned. Several
     /// whitespace-separated secrets all sign (rotation); `whsec_<base64>` is decoded.
     pub webhook_secret: String,
+    /// Where the secrets a request is signed with are registered for the delivery pool.
+    pub keyring: std::sync::Arc<Keyring>,
 }
 
 impl Integrations {
@@ -152,7 +154,7 @@ impl Integrations {
         let body = body.to_string();
         // Signed when sent (fresh timestamp on every attempt); registering here makes the
         // secrets findable by the sender, also for a replayed request built before.
-        let signing_key = secret.and_then(|(source, s)| Keyring::global().register(&source, &s));
+        let signing_key = secret.and_then(|(source, s)| self.keyring.register(&source, &s));
         Ok(OutboundRequest {
             kind: kind.to_owned(),
             url,

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 /// Header carrying the message id (the idempotency key).
 pub const ID_HEADER: &str = "webhook-id";
@@ -102,26 +102,28 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// gone (the secret was rotated and the process restarted), the source's current secrets
 /// sign it, as a rebuilt request would be.
 ///
-/// Process-wide because the request builder ([`Integrations`](super::Integrations)) and
-/// the delivery pool are created apart; the builder registers what it signs with on every
-/// build, including a replay's rebuild, so the keyring holds the secrets of every request
-/// this process sends. Bounded: a full keyring is cleared (secrets are re-registered by
-/// the next build).
+/// Shared by the request builder ([`Integrations`](super::Integrations)) and the delivery
+/// pool (the topology gives both the same one): the builder registers what it signs with
+/// on every build, including a replay's rebuild, so the keyring holds the secrets of every
+/// request this process sends. Bounded: a full keyring is cleared (secrets are
+/// re-registered by the next build).
+#[derive(Default)]
 pub struct Keyring {
     keys: RwLock<HashMap<String, Arc<Secrets>>>,
+}
+
+/// Shows how many keys are held, never the secrets.
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.keys.read().map_or(0, |k| k.len());
+        f.debug_struct("Keyring").field("keys", &held).finish()
+    }
 }
 
 /// Most entries held; far above any real number of endpoints.
 const KEYRING_CAPACITY: usize = 10_000;
 
 impl Keyring {
-    pub fn global() -> &'static Keyring {
-        static KEYRING: OnceLock<Keyring> = OnceLock::new();
-        KEYRING.get_or_init(|| Keyring {
-            keys: RwLock::new(HashMap::new()),
-        })
-    }
-
     /// Registers the secrets configured for `source` and returns their key id; `None` for
     /// no secret.
     pub fn register(&self, source: &str, config: &str) -> Option<String> {
@@ -197,7 +199,7 @@ mod tests {
 
     #[test]
     fn the_keyring_finds_secrets_by_an_id_that_is_not_the_secret() {
-        let keyring = Keyring::global();
+        let keyring = Keyring::default();
         let id = keyring.register("endpoint:test-a", "whsec_c2VjcmV0").unwrap();
         assert!(!id.contains("c2VjcmV0") && !id.contains("secret"), "{id}");
         assert_eq!(keyring.register("endpoint:test-a", "whsec_c2VjcmV0"), Some(id.clone()));
