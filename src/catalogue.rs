@@ -574,6 +574,11 @@ fn check_param(param_type: ParamType, value: &Value, at: &Pointer, problems: &mu
                     let at = at.key(name);
                     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
                         problems.error(&at, "invalid header name: use letters, digits, '-' and '_'");
+                    } else if crate::outbound::is_reserved_header(name) {
+                        // Refused at save time too, not only when the step runs: the engine
+                        // sets these (idempotency, signature, framing) and never lets a
+                        // workflow replace them.
+                        problems.error(&at, format!("header {name:?} is set by the engine and cannot be given"));
                     } else if let Some(text) = v.as_str() {
                         if let Err(e) = template::check(text) {
                             problems.error(&at, e.to_string());

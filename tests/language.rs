@@ -352,7 +352,9 @@ fn every_error_of_a_definition_is_reported_with_its_path() {
             {"type": "teleport", "params": {}},
             {"type": "create_task", "params": {"title": "t", "due_in": {"weeks": 1}, "colour": 1}},
             {"type": "set_status", "params": {"type": "sales", "status_id": 3, "status": "vip"}},
-            {"type": "webhook", "params": {"url": "ftp://x"}}
+            {"type": "webhook", "params": {"url": "ftp://x"}},
+            {"type": "webhook", "params": {"url": "https://hooks.example.com/x",
+                "headers": {"X-Tenant": "acme", "idempotency-key": "mine", "Webhook-Signature": "v1,forged"}}}
         ],
         "priority": "high"
     }));
@@ -377,6 +379,8 @@ fn every_error_of_a_definition_is_reported_with_its_path() {
             "/actions/2/params/due_in",
             "/actions/3/params",
             "/actions/4/params/url",
+            "/actions/5/params/headers/Webhook-Signature",
+            "/actions/5/params/headers/idempotency-key",
             "/priority",
         ],
         "{got:#?}"
@@ -400,6 +404,10 @@ fn every_error_of_a_definition_is_reported_with_its_path() {
     assert!(message("/actions/1/type").starts_with("unknown action type \"teleport\": expected one of assign_to_team"));
     assert!(message("/actions/3/params").contains("takes only one of"));
     assert!(message("/actions/4/params/url").contains("http or https"));
+    assert_eq!(
+        message("/actions/5/params/headers/idempotency-key"),
+        "header \"idempotency-key\" is set by the engine and cannot be given"
+    );
 }
 
 #[test]
