@@ -72,23 +72,7 @@ impl Classify for DeliveryError {
     }
 }
 
-/// What became of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryReport {
-    pub attempts: u32,
-    /// The HTTP status of the accepted attempt, or the last error.
-    pub outcome: Result<u16, DeliveryError>,
-}
-
-/// Send `request` until it is accepted or the attempts (counted from `attempts_before`) run
-/// out.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "DeliveryReport")]
-pub struct Deliver {
-    pub request: OutboundRequest,
-    pub idempotency_key: String,
-    pub attempts_before: u32,
-}
+pub use super::protocol::{Deliver, DeliveryReport};
 
 /// One member of the pool: an awc client (not `Send`, so one per arbiter thread).
 pub struct Delivery {

@@ -85,6 +85,24 @@ pub struct Wake {
 #[rtype(result = "()")]
 pub struct Poll;
 
+/// Send `request` until it is accepted or the attempts (counted from `attempts_before`)
+/// run out: a chain's external step, to the delivery pool.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "DeliveryReport")]
+pub struct Deliver {
+    pub request: crate::outbound::OutboundRequest,
+    pub idempotency_key: String,
+    pub attempts_before: u32,
+}
+
+/// What became of a [`Deliver`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub attempts: u32,
+    /// The HTTP status of the accepted attempt, or the last error.
+    pub outcome: Result<u16, super::delivery::DeliveryError>,
+}
+
 /// Stop an actor that has nothing to drain (the scheduler, the outbox relay).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

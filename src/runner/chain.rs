@@ -7,8 +7,8 @@
 //! commits nothing.
 
 use super::{run_done, Runner, Stopped};
-use crate::actors::delivery::Deliver;
 use crate::actors::metrics::Metrics;
+use crate::actors::protocol::Deliver;
 use crate::catalogue::Action;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;

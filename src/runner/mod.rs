@@ -19,8 +19,8 @@ pub mod work;
 pub use ownership::{Ownership, WorkGuard};
 pub use work::{Ticket, Why, Work};
 
-use crate::actors::delivery::{Deliver, DeliveryReport};
 use crate::actors::metrics::{event_label, Metrics};
+use crate::actors::protocol::{Deliver, DeliveryReport};
 use crate::clock::SharedClock;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
