@@ -261,7 +261,7 @@ async fn a_redelivered_event_after_the_workflows_changed_starts_nothing_new() {
     common::add_customers(db, [1]).await;
     add_workflow(
         db,
-        json!({"name": "big", "trigger_event": "customer.deposited",
+        json!({"name": "big", "trigger_event": "customer.deposited", "priority": 100,
             "conditions": {"match": "all", "rules": [{"field": "event.amount", "operator": "gte", "value": 100}]},
             "actions": [{"type": "add_note", "params": {"body": "big {{event.amount}}"}}]}),
     )
@@ -273,7 +273,7 @@ async fn a_redelivered_event_after_the_workflows_changed_starts_nothing_new() {
 
     add_workflow(
         db,
-        json!({"name": "any", "trigger_event": "customer.deposited",
+        json!({"name": "any", "trigger_event": "customer.deposited", "priority": 200,
             "actions": [{"type": "add_note", "params": {"body": "any {{event.amount}}"}}]}),
     )
     .await;
