@@ -128,6 +128,30 @@ fn resume(run_id: i64, fence: Fence, due_at: DateTime<Utc>, in_flight: &Arc<std:
     }
 }
 
+/// What `node`'s scheduler claims of partition 0 at `now`, for a 60 s lease: every one of
+/// the 20 due continuations.
+async fn claim(db: &Database, node: &str, now: DateTime<Utc>) -> Vec<scheduled::Scheduled> {
+    let rows = scheduled::claim_due(db, node, &[0], now, ChronoDuration::seconds(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 20, "{node} claims every due continuation");
+    rows
+}
+
+/// `node` resumes what it claimed, one after another.
+async fn resume_all(
+    node: &Node,
+    rows: Vec<scheduled::Scheduled>,
+    fence: Fence,
+    in_flight: &Arc<std::sync::atomic::AtomicUsize>,
+) {
+    for row in rows {
+        node.runner
+            .process(row.customer_id, resume(row.run_id, fence, row.due_at, in_flight))
+            .await;
+    }
+}
+
 /// A fresh database where "node-a" owns partition 0.
 async fn owned_by_a(t: &TestDb, ownership: &Ownership) -> Fence {
     let fence = ownership::acquire(&t.db, 0, "node-a", t0()).await.unwrap();
@@ -182,25 +206,16 @@ async fn a_stale_resume_never_runs_a_continuation_early_or_twice() {
     a.runner.process(1, work).await;
     assert_eq!(note_bodies(db, 1).await, ["a"], "a stale recovery skipped the delay");
 
+    let in_flight = Arc::default();
+
     // Due: node-a claims every continuation; they queue behind a backlog past the lease,
     // and node-a's scheduler claims them all again.
-    let lease = ChronoDuration::seconds(60);
-    let in_flight = Arc::default();
     clock.advance(Duration::from_secs(3600));
-    let first = scheduled::claim_due(db, "node-a", &[0], clock.now(), lease, 100)
-        .await
-        .unwrap();
-    assert_eq!(first.len(), 20);
+    let first = claim(db, "node-a", clock.now()).await;
     clock.advance(Duration::from_secs(61));
-    let again = scheduled::claim_due(db, "node-a", &[0], clock.now(), lease, 100)
-        .await
-        .unwrap();
-    assert_eq!(again.len(), 20);
-    for row in first.iter().chain(&again) {
-        a.runner
-            .process(row.customer_id, resume(row.run_id, fence, row.due_at, &in_flight))
-            .await;
-    }
+    let again = claim(db, "node-a", clock.now()).await;
+    resume_all(&a, first, fence, &in_flight).await;
+    resume_all(&a, again, fence, &in_flight).await;
     for c in 1..=20 {
         assert_eq!(
             note_bodies(db, c).await,
@@ -213,20 +228,10 @@ async fn a_stale_resume_never_runs_a_continuation_early_or_twice() {
     // The second wait: node-a claims, its lease runs out, node-b claims. node-a's resume
     // is stale and does nothing; node-b's runs the continuation, once.
     clock.advance(Duration::from_secs(3600));
-    let by_a = scheduled::claim_due(db, "node-a", &[0], clock.now(), lease, 100)
-        .await
-        .unwrap();
-    assert_eq!(by_a.len(), 20);
+    let by_a = claim(db, "node-a", clock.now()).await;
     clock.advance(Duration::from_secs(61));
-    let by_b = scheduled::claim_due(db, "node-b", &[0], clock.now(), lease, 100)
-        .await
-        .unwrap();
-    assert_eq!(by_b.len(), 20);
-    for row in &by_a {
-        a.runner
-            .process(row.customer_id, resume(row.run_id, fence, row.due_at, &in_flight))
-            .await;
-    }
+    let by_b = claim(db, "node-b", clock.now()).await;
+    resume_all(&a, by_a, fence, &in_flight).await;
     for c in 1..=20 {
         assert_eq!(
             note_bodies(db, c).await,
@@ -234,11 +239,7 @@ async fn a_stale_resume_never_runs_a_continuation_early_or_twice() {
             "customer {c}: node-a's expired claim ran the chain"
         );
     }
-    for row in &by_b {
-        b.runner
-            .process(row.customer_id, resume(row.run_id, fence, row.due_at, &in_flight))
-            .await;
-    }
+    resume_all(&b, by_b, fence, &in_flight).await;
     for c in 1..=20 {
         assert_eq!(note_bodies(db, c).await, ["a", "b", "c"]);
         let runs = runs_of_customer(db, c).await;
