@@ -846,3 +846,42 @@ async fn priority_orders_matching_workflows_and_stop_after_skips_the_rest() {
     assert_eq!(note_bodies(&db, 7001).await, ["p10", "p20-stop", "p10", "p30", "p40"]);
     engine.finish().await;
 }
+
+/// Issue 14: `"on_error": "continue"` records a failed delivery and goes on; the default
+/// still fails the run.
+#[actix_rt::test]
+async fn on_error_continue_goes_past_a_failed_delivery() {
+    let mut engine = Engine::new(|s| {
+        s.delivery.backoff_initial_ms = 50;
+        s.delivery.backoff_max_ms = 100;
+        s.delivery.max_attempts = 2;
+    })
+    .await;
+    engine.add_customers([7201]).await;
+    let slack = engine.listener.url("/slack");
+    engine
+        .add_workflow(json!({
+            "id": "handover", "name": "Tell Slack, then hand over", "trigger_event": "test.handover",
+            "actions": [
+                {"type": "webhook", "params": {"url": slack}, "on_error": "continue"},
+                {"type": "add_note", "params": {"body": "handed over"}}
+            ]
+        }))
+        .await;
+    engine.listener.fail_first("/slack", 1000);
+    engine.start().await;
+    engine
+        .publish(&envelope("handover-1", "test.handover", 7201, json!({})))
+        .await;
+    let db = engine.db().clone();
+    let run = eventually!("the run to end", PATIENCE, {
+        let runs = runs_of_event(&db, "handover-1").await;
+        (!runs.is_empty() && all_ended(&runs)).then(|| runs[0].clone())
+    });
+    assert_eq!(run.run.status, status::DONE, "{run:?}");
+    let statuses: Vec<&str> = run.steps.iter().map(|s| s.status.as_str()).collect();
+    assert_eq!(statuses, [step_status::FAILED, step_status::DONE]);
+    assert!(run.steps[0].error.is_some(), "{run:?}");
+    assert_eq!(note_bodies(&db, 7201).await, ["handed over"]);
+    engine.finish().await;
+}
