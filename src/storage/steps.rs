@@ -187,10 +187,24 @@ pub async fn begin_external(
         customer_id: run.customer_id,
         partition: Some(run.partition),
     };
-    outbox::enqueue(&txn, kind, origin, payload, key, now).await?;
-    let stored = outbox::by_key(&txn, key)
+    let fresh = outbox::enqueue(&txn, kind, origin, payload.clone(), key, now).await?;
+    let mut stored = outbox::by_key(&txn, key)
         .await?
         .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("outbox {key}")))?;
+    if !fresh && stored.status == outbox::status::FAILED {
+        // The step is run again after its delivery gave up: an operator retried the run
+        // (storage::recovery). Send the request as built now, since the endpoint or
+        // provider may have been fixed, under the same key, counting on from the
+        // attempts already made.
+        outbox::requeue(&txn, stored.id, &payload, now).await?;
+        tracing::info!(
+            run_id = run.id,
+            step = step_index,
+            idempotency_key = key,
+            "failed delivery queued again"
+        );
+        stored.payload = payload;
+    }
     txn.execute(statement(
         &txn,
         "UPDATE run_steps SET status = $1, started_at = COALESCE(started_at, $2) \
