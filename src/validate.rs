@@ -10,7 +10,7 @@ use crate::conditions::compile::{Bound, Limits, Test};
 use crate::conditions::{ConditionNode, FieldPath, Group, Match, Not, Operator, Rule};
 use crate::problem::{json_type_name, Pointer, Problem, Problems};
 use crate::schema::{FieldSchema, FieldSpec, FieldType, Lookup};
-use crate::workflow::{Step, Workflow, DEFAULT_PRIORITY};
+use crate::workflow::{OnError, Step, Workflow, DEFAULT_PRIORITY};
 use serde_json::{Map, Value};
 
 const MAX_NAME_LEN: usize = 200;
@@ -394,7 +394,18 @@ fn step(value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Step> {
         );
         return None;
     };
-    unknown_keys(object, &["type", "params"], at, problems);
+    unknown_keys(object, &["type", "params", "on_error"], at, problems);
+    let on_error = match object.get("on_error") {
+        None | Some(Value::Null) => Some(OnError::default()),
+        Some(v) => named(
+            v,
+            &at.key("on_error"),
+            problems,
+            "on_error",
+            OnError::from_name,
+            OnError::ALL.map(OnError::name),
+        ),
+    };
     let kind = required(object, "type", at, problems, |v, at, p| {
         named(
             v,
@@ -418,7 +429,11 @@ fn step(value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Step> {
         }
     };
     let action = Action::decode(kind?, &params, &params_at, problems)?;
-    Some(Step { action, params })
+    Some(Step {
+        action,
+        params,
+        on_error: on_error?,
+    })
 }
 
 /// Checks a compiled rule's constants against the field's declared type, and status names

@@ -36,11 +36,38 @@ pub struct Workflow {
     pub version: Option<i64>,
 }
 
-/// One action step: the typed action and the params as written.
+/// One action step: the typed action, the params as written, and what a failure does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub action: Action,
     pub params: Map<String, Value>,
+    pub on_error: OnError,
+}
+
+/// What a step's failure does to its run (`"on_error"` beside `type` and `params`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// The run fails at this step (the default): what comes after depends on it.
+    #[default]
+    Fail,
+    /// The step is recorded as failed and the chain goes on: for a step the rest does not
+    /// depend on, e.g. a Slack notice that must not hold up a hand-over.
+    Continue,
+}
+
+impl OnError {
+    pub const ALL: [OnError; 2] = [OnError::Fail, OnError::Continue];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OnError::Fail => "fail",
+            OnError::Continue => "continue",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.name() == name)
+    }
 }
 
 impl Step {
@@ -51,9 +78,14 @@ impl Step {
 
 impl Serialize for Step {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Step", 2)?;
+        let continues = self.on_error == OnError::Continue;
+        let mut s = serializer.serialize_struct("Step", if continues { 3 } else { 2 })?;
         s.serialize_field("type", self.kind().name())?;
         s.serialize_field("params", &self.params)?;
+        // Written only when not the default, so stored definitions keep their shape.
+        if continues {
+            s.serialize_field("on_error", self.on_error.name())?;
+        }
         s.end()
     }
 }

@@ -1077,3 +1077,235 @@ async fn command_line() {
     assert_eq!(code, 0, "demo: {out}");
     assert!(out.contains("High-value deposit alert"), "{out}");
 }
+
+// 7. ------------------------------------------------------------------------------------
+
+/// A webhook target that answers 500 until it is fixed, and records each request's path
+/// and idempotency key with the status it answered.
+type Switched = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>, u16)>>>;
+
+fn switchable_listener() -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Switched,
+    actix_web::dev::ServerHandle,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let broken = std::sync::Arc::new(AtomicBool::new(true));
+    let seen: Switched = Default::default();
+    let (is_broken, inbox) = (broken.clone(), seen.clone());
+    let server = actix_web::HttpServer::new(move || {
+        let (is_broken, inbox) = (is_broken.clone(), inbox.clone());
+        actix_web::App::new().default_service(actix_web::web::to(move |req: actix_web::HttpRequest| {
+            let (is_broken, inbox) = (is_broken.clone(), inbox.clone());
+            async move {
+                let key = req
+                    .headers()
+                    .get("Idempotency-Key")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let status = if is_broken.load(Ordering::SeqCst) { 500 } else { 200 };
+                inbox.lock().unwrap().push((req.path().to_owned(), key, status));
+                actix_web::HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    (base, broken, seen, handle)
+}
+
+/// Issue 14, through the API alone: a run that failed on a webhook answering 500 is
+/// retried after the receiver is fixed; it goes on from the failed step (the step before
+/// it is not repeated), the delivery keeps its idempotency key, and the run is done. The
+/// runs list pages by cursor; retrying a done run is a conflict; an unknown run is 404.
+#[actix_rt::test]
+async fn a_failed_run_is_retried_through_the_api_once_its_webhook_is_fixed() {
+    let scratch = Scratch::new("retry");
+    let broker = Broker::start();
+    let listener = Listener::start().await;
+    let (flaky, broken, seen, server) = switchable_listener();
+    let engine = engine(&scratch, &broker, "retry", &[("WFE__DELIVERY__MAX_ATTEMPTS", "2")]).await;
+    let api = engine.api();
+    let (status, body) = api.get("/api/v1/runs/999999").await;
+    assert_eq!(status, 404, "{body}");
+    let workflow = json!({
+        "id": "flaky-desk", "name": "Ping, tell the flaky desk, ping", "trigger_event": "customer.deposited",
+        "actions": [
+            {"type": "webhook", "params": {"url": format!("{}/first", listener.base)}},
+            {"type": "webhook", "params": {"url": format!("{flaky}/desk")}},
+            {"type": "webhook", "params": {"url": format!("{}/last", listener.base)}}
+        ]
+    });
+    let (status, body) = api.post("/api/v1/workflows", &workflow).await;
+    assert_eq!(status, 201, "{body}");
+    engine.ready(READY).await;
+    for n in 0..3 {
+        broker
+            .produce(
+                &json!({"id": format!("retry-{n}"), "type": "customer.deposited", "customer_id": 800 + n,
+                             "data": {"amount": 5}}),
+            )
+            .await;
+    }
+    let failed = eventually("three failed runs", SETTLE, || async {
+        let runs = api.runs_of("flaky-desk").await;
+        (runs.len() == 3 && runs.iter().all(|r| r["status"] == "failed")).then_some(runs)
+    })
+    .await;
+    let id = failed[0]["id"].as_i64().expect("a run id");
+    let (status, one) = api.get(&format!("/api/v1/runs/{id}")).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["event"]["type"], "customer.deposited", "{one:#}");
+    assert_eq!(one["next_step"], 1, "{one:#}");
+    let steps: Vec<&str> = one["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["done", "failed", "pending"], "{one:#}");
+
+    // Pages of one, by cursor: the three runs, newest first, then no cursor.
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let query = cursor.as_ref().map_or(String::new(), |c| format!("&cursor={c}"));
+        let (status, page) = api
+            .get(&format!("/api/v1/runs?workflow_id=flaky-desk&limit=1{query}"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        paged.extend(
+            page["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(paged.len() <= 4, "paging does not end: {paged:?}");
+    }
+    let newest_first: Vec<i64> = failed.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(&paged[..3], newest_first.as_slice());
+
+    // Fixed: retry one by id, then the rest in bulk by filter.
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (status, retried) = api.post(&format!("/api/v1/runs/{id}/retry"), &json!({})).await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(retried["status"], "waiting", "{retried:#}");
+    let (status, bulk) = api
+        .post(
+            "/api/v1/runs/retry",
+            &json!({"workflow_id": "flaky-desk", "status": "failed"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{bulk}");
+    assert_eq!(bulk["affected"], 2, "{bulk}");
+    let done = finished_runs(&api, "flaky-desk", 3).await;
+    for run in &done {
+        let key = format!("run-{}-step-1", run["id"]);
+        let desk: Vec<_> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, k, _)| k.as_deref() == Some(key.as_str()))
+            .cloned()
+            .collect();
+        let statuses: Vec<u16> = desk.iter().map(|(_, _, s)| *s).collect();
+        assert_eq!(
+            statuses,
+            [500, 500, 200],
+            "the same key before and after the retry: {desk:?}"
+        );
+        assert_eq!(run["steps"][1]["attempts"], 3, "{run:#}");
+    }
+    let paths: Vec<String> = listener.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths.iter().filter(|p| *p == "/first").count(),
+        3,
+        "no step before the failure repeated: {paths:?}"
+    );
+    assert_eq!(paths.iter().filter(|p| *p == "/last").count(), 3, "{paths:?}");
+    let (status, again) = api.post(&format!("/api/v1/runs/{id}/retry"), &json!({})).await;
+    assert_eq!(status, 409, "a done run is not retried: {again}");
+    let (status, bad) = api.post("/api/v1/runs/retry", &json!({"status": "broken"})).await;
+    assert_eq!(status, 400, "{bad}");
+    drop(server.stop(false));
+}
+
+/// Issue 14: a waiting run cancelled through the API loses its delay and never resumes,
+/// while a delay parked after it (same length) comes due and runs.
+#[actix_rt::test]
+async fn a_cancelled_waiting_run_never_resumes() {
+    let scratch = Scratch::new("cancel");
+    let broker = Broker::start();
+    let listener = Listener::start().await;
+    let engine = engine(
+        &scratch,
+        &broker,
+        "cancel",
+        &[("WFE__SCHEDULER__DELAY_OVERRIDE_SECS", "3")],
+    )
+    .await;
+    let api = engine.api();
+    for (id, trigger, path) in [
+        ("to-cancel", "customer.deposited", "/cancelled"),
+        ("marker", "customer.withdrew", "/marker"),
+    ] {
+        let workflow = json!({"id": id, "name": id, "trigger_event": trigger, "actions": [
+            {"type": "delay", "params": {"minutes": 10}},
+            {"type": "webhook", "params": {"url": format!("{}{path}", listener.base)}}]});
+        let (status, body) = api.post("/api/v1/workflows", &workflow).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    engine.ready(READY).await;
+    broker
+        .produce(&json!({"id": "c-1", "type": "customer.deposited", "customer_id": 901, "data": {"amount": 5}}))
+        .await;
+    let waiting = eventually("the run to wait", SETTLE, || async {
+        let runs = api.runs_of("to-cancel").await;
+        (runs.len() == 1 && runs[0]["status"] == "waiting").then(|| runs[0].clone())
+    })
+    .await;
+    let id = waiting["id"].as_i64().unwrap();
+    let (status, cancelled) = api.post(&format!("/api/v1/runs/{id}/cancel"), &json!({})).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled:#}");
+    let (_, scheduled) = api.get("/api/v1/scheduled").await;
+    assert_eq!(scheduled["scheduled"], json!([]), "{scheduled}");
+
+    // A delay parked after the cancel, of the same length, runs to its end: the scheduler
+    // has been past the cancelled run's due time.
+    broker
+        .produce(&json!({"id": "m-1", "type": "customer.withdrew", "customer_id": 902, "data": {"amount": 5}}))
+        .await;
+    finished_runs(&api, "marker", 1).await;
+    let (status, after) = api.get(&format!("/api/v1/runs/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(after["status"], "cancelled", "{after:#}");
+    assert!(
+        listener.received().iter().all(|r| r.path != "/cancelled"),
+        "the cancelled run resumed"
+    );
+    let (status, again) = api.post(&format!("/api/v1/runs/{id}/cancel"), &json!({})).await;
+    assert_eq!(status, 409, "{again}");
+    let (status, cancelled) = api.get("/api/v1/runs?status=cancelled").await;
+    assert_eq!(status, 200);
+    assert_eq!(cancelled["runs"].as_array().unwrap().len(), 1, "{cancelled}");
+    let (status, none) = api.post("/api/v1/runs/cancel", &json!({"workflow_id": "marker"})).await;
+    assert_eq!(
+        (status, &none["affected"]),
+        (200, &json!(0)),
+        "a done run is not cancelled: {none}"
+    );
+}

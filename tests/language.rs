@@ -658,3 +658,27 @@ fn events_no_workflow_can_match_are_known_without_the_customer() {
         }
     }
 }
+
+/// Issue 14: `on_error` beside type and params, "fail" by default, written back only when
+/// it is "continue"; anything else is an error at its pointer.
+#[test]
+fn on_error_is_fail_or_continue_and_round_trips() {
+    use workflow_engine::workflow::OnError;
+    let definition = json!({"name": "x", "trigger_event": "customer.deposited", "actions": [
+        {"type": "add_note", "params": {"body": "a"}},
+        {"type": "add_note", "params": {"body": "b"}, "on_error": "continue"},
+        {"type": "add_note", "params": {"body": "c"}, "on_error": "fail"}]});
+    let w = workflow(definition);
+    let on_error: Vec<OnError> = w.actions.iter().map(|s| s.on_error).collect();
+    assert_eq!(on_error, [OnError::Fail, OnError::Continue, OnError::Fail]);
+    let written = serde_json::to_value(&w).unwrap();
+    assert_eq!(written["actions"][0].get("on_error"), None);
+    assert_eq!(written["actions"][1]["on_error"], "continue");
+    assert_eq!(workflow(written.clone()), w, "round trip");
+
+    let bad = errors(json!({"name": "x", "trigger_event": "customer.deposited", "actions": [
+        {"type": "add_note", "params": {"body": "a"}, "on_error": "retry"}]}));
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0].0, "/actions/0/on_error");
+    assert!(bad[0].1.contains("fail, continue"), "{bad:?}");
+}

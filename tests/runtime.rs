@@ -846,3 +846,103 @@ async fn priority_orders_matching_workflows_and_stop_after_skips_the_rest() {
     assert_eq!(note_bodies(&db, 7001).await, ["p10", "p20-stop", "p10", "p30", "p40"]);
     engine.finish().await;
 }
+
+/// Issue 14: a run that failed on its webhook, retried once the receiver is fixed, goes on
+/// from the failed step through the owner's scheduler: the note before it is not written
+/// again, the delivery is made under the same idempotency key, and the chain finishes.
+#[actix_rt::test]
+async fn a_retried_run_goes_on_from_its_failed_step_without_repeating_what_was_done() {
+    use workflow_engine::storage::recovery;
+    let mut engine = Engine::new(|s| {
+        s.delivery.backoff_initial_ms = 50;
+        s.delivery.backoff_max_ms = 100;
+        s.delivery.max_attempts = 2;
+    })
+    .await;
+    engine.add_customers([7101]).await;
+    let hook = engine.listener.url("/flaky");
+    engine
+        .add_workflow(json!({
+            "id": "flaky", "name": "Note, webhook, note", "trigger_event": "test.flaky",
+            "actions": [
+                {"type": "add_note", "params": {"body": "before"}},
+                {"type": "webhook", "params": {"url": hook}},
+                {"type": "add_note", "params": {"body": "after"}}
+            ]
+        }))
+        .await;
+    // Down for both attempts of the first run.
+    engine.listener.fail_first("/flaky", 2);
+    engine.start().await;
+    engine
+        .publish(&envelope("flaky-1", "test.flaky", 7101, json!({})))
+        .await;
+    let db = engine.db().clone();
+    let failed = eventually!("the run to fail", PATIENCE, {
+        let runs = runs_of_event(&db, "flaky-1").await;
+        (!runs.is_empty() && all_ended(&runs)).then(|| runs[0].clone())
+    });
+    assert_eq!(failed.run.status, status::FAILED, "{failed:?}");
+    let statuses: Vec<&str> = failed.steps.iter().map(|s| s.status.as_str()).collect();
+    assert_eq!(statuses, [step_status::DONE, step_status::FAILED, step_status::PENDING]);
+    assert_eq!(note_bodies(&db, 7101).await, ["before"]);
+
+    // The receiver is back (fail_first is used up); the operator retries.
+    recovery::retry(&db, failed.run.id, Utc::now()).await.unwrap();
+    let run = eventually!("the retried run to finish", PATIENCE, {
+        let runs = runs_of_event(&db, "flaky-1").await;
+        runs.first().filter(|r| r.run.status == status::DONE).cloned()
+    });
+    assert_done(&run);
+    assert_eq!(note_bodies(&db, 7101).await, ["before", "after"], "no step ran twice");
+    let requests = engine.listener.received("/flaky");
+    assert_eq!(requests.iter().map(|r| r.status).collect::<Vec<_>>(), [503, 503, 200]);
+    let key = idempotency_key(run.run.id, 1);
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.idempotency_key.as_deref() == Some(key.as_str())),
+        "{requests:?}"
+    );
+    assert_eq!(run.steps[1].attempts, 3, "attempts count on across the retry");
+    engine.finish().await;
+}
+
+/// Issue 14: `"on_error": "continue"` records a failed delivery and goes on; the default
+/// still fails the run.
+#[actix_rt::test]
+async fn on_error_continue_goes_past_a_failed_delivery() {
+    let mut engine = Engine::new(|s| {
+        s.delivery.backoff_initial_ms = 50;
+        s.delivery.backoff_max_ms = 100;
+        s.delivery.max_attempts = 2;
+    })
+    .await;
+    engine.add_customers([7201]).await;
+    let slack = engine.listener.url("/slack");
+    engine
+        .add_workflow(json!({
+            "id": "handover", "name": "Tell Slack, then hand over", "trigger_event": "test.handover",
+            "actions": [
+                {"type": "webhook", "params": {"url": slack}, "on_error": "continue"},
+                {"type": "add_note", "params": {"body": "handed over"}}
+            ]
+        }))
+        .await;
+    engine.listener.fail_first("/slack", 1000);
+    engine.start().await;
+    engine
+        .publish(&envelope("handover-1", "test.handover", 7201, json!({})))
+        .await;
+    let db = engine.db().clone();
+    let run = eventually!("the run to end", PATIENCE, {
+        let runs = runs_of_event(&db, "handover-1").await;
+        (!runs.is_empty() && all_ended(&runs)).then(|| runs[0].clone())
+    });
+    assert_eq!(run.run.status, status::DONE, "{run:?}");
+    let statuses: Vec<&str> = run.steps.iter().map(|s| s.status.as_str()).collect();
+    assert_eq!(statuses, [step_status::FAILED, step_status::DONE]);
+    assert!(run.steps[0].error.is_some(), "{run:?}");
+    assert_eq!(note_bodies(&db, 7201).await, ["handed over"]);
+    engine.finish().await;
+}

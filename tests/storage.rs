@@ -593,3 +593,232 @@ async fn the_demo_seed_loads_twice_without_duplicating() {
     let _ = db.execute_unprepared("SELECT 1").await.unwrap();
     t.finish().await;
 }
+
+/// Records one run of `workflow_id` for `event_id` with `steps`, on partition 0.
+async fn one_run(db: &Database, event_id: &str, workflow_id: &str, steps: Vec<ActionKind>) -> runs::Run {
+    let fence = common::fence(db, 0).await;
+    let planned = [PlannedRun {
+        workflow_id: workflow_id.into(),
+        workflow_version: 1,
+        steps,
+    }];
+    runs::record_runs(db, fence, &event(event_id, 7), &planned, t0())
+        .await
+        .unwrap()
+        .runs
+        .remove(0)
+}
+
+#[tokio::test]
+async fn a_retried_run_waits_from_its_failed_step_with_a_continuation_due_now() {
+    use workflow_engine::storage::recovery::{self, RecoveryError};
+    use workflow_engine::storage::steps;
+    let t = fresh().await;
+    let db = &t.db;
+    let fence = common::fence(db, 0).await;
+    let run = one_run(
+        db,
+        "evt-r",
+        "w",
+        vec![ActionKind::AddNote, ActionKind::Webhook, ActionKind::AddNote],
+    )
+    .await;
+    let id = run.run.id;
+    runs::complete_step(db, id, 0, &json!({"note_id": 1}), t0())
+        .await
+        .unwrap();
+    // Only a failed run can be retried.
+    assert!(matches!(
+        recovery::retry(db, id, t0()).await,
+        Err(RecoveryError::WrongStatus { .. })
+    ));
+    steps::fail(db, fence, id, 1, "http 500", t0()).await.unwrap();
+
+    let later = t0() + Duration::minutes(5);
+    recovery::retry(db, id, later).await.unwrap();
+    let retried = runs::get(db, id).await.unwrap().unwrap();
+    assert_eq!((retried.run.status.as_str(), retried.run.next_step), ("waiting", 1));
+    assert_eq!(retried.run.error, None);
+    let statuses: Vec<&str> = retried.steps.iter().map(|s| s.status.as_str()).collect();
+    assert_eq!(statuses, ["done", "pending", "pending"], "the done step stays done");
+    assert_eq!(retried.steps[1].attempts, 1, "the failed attempt stays counted");
+    let due = scheduled::list(db, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].run_id, due[0].due_at, due[0].partition), (id, later, 0));
+    // The owner's resume path takes it: claimed, due, the run waiting.
+    let claimed = scheduled::claim_due(db, "node", &[0], later, Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(steps::resumed(db, fence, id, "node", later).await.unwrap());
+    let resumed = runs::get(db, id).await.unwrap().unwrap();
+    assert_eq!((resumed.run.status.as_str(), resumed.run.next_step), ("running", 1));
+    // A second retry of a run no longer failed is refused; an unknown run is not found.
+    assert!(matches!(
+        recovery::retry(db, id, later).await,
+        Err(RecoveryError::WrongStatus { .. })
+    ));
+    assert!(matches!(
+        recovery::retry(db, id + 1000, later).await,
+        Err(RecoveryError::NotFound(_))
+    ));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_run_loses_its_continuation_and_never_resumes() {
+    use workflow_engine::storage::recovery::{self, RecoveryError};
+    use workflow_engine::storage::steps;
+    let t = fresh().await;
+    let db = &t.db;
+    let fence = common::fence(db, 0).await;
+    let run = one_run(db, "evt-c", "w", vec![ActionKind::Delay, ActionKind::AddNote]).await;
+    let id = run.run.id;
+    // A running run cannot be cancelled (its owner is working on it).
+    runs::advance(db, id, 0, runs::status::RUNNING, t0()).await.unwrap();
+    assert!(matches!(
+        recovery::cancel(db, id, "test", t0()).await,
+        Err(RecoveryError::WrongStatus { .. })
+    ));
+    steps::delay(db, fence, id, 0, 7, 0, t0(), t0()).await.unwrap();
+    // The owner claimed the continuation just before the cancel.
+    let claimed = scheduled::claim_due(db, "node", &[0], t0(), Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    recovery::cancel(db, id, "cancelled by test", t0()).await.unwrap();
+    let cancelled = runs::get(db, id).await.unwrap().unwrap();
+    assert_eq!(cancelled.run.status, "cancelled");
+    assert_eq!(cancelled.run.error.as_deref(), Some("cancelled by test"));
+    assert!(scheduled::list(db, 10).await.unwrap().is_empty());
+    // The claimed resume finds nothing to resume, and nothing wakes a cancelled run.
+    assert!(!steps::resumed(db, fence, id, "node", t0()).await.unwrap());
+    assert!(!runs::resume(db, id, t0()).await.unwrap());
+    assert!(steps::unfinished(db, 0).await.unwrap().is_empty());
+    assert_eq!(runs::get(db, id).await.unwrap().unwrap().run.status, "cancelled");
+    // Over is over: neither a retry nor a second cancel applies.
+    assert!(recovery::retry(db, id, t0()).await.is_err());
+    assert!(recovery::cancel(db, id, "again", t0()).await.is_err());
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn bulk_recovery_is_bounded_and_runs_page_by_cursor_and_time() {
+    use workflow_engine::storage::recovery;
+    use workflow_engine::storage::steps;
+    let t = fresh().await;
+    let db = &t.db;
+    let fence = common::fence(db, 0).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let fence = common::fence(db, 0).await;
+        let planned = [PlannedRun {
+            workflow_id: if n < 4 { "a".into() } else { "b".into() },
+            workflow_version: 1,
+            steps: vec![ActionKind::AddNote],
+        }];
+        let at = t0() + Duration::minutes(n);
+        let run = runs::record_runs(db, fence, &event(&format!("evt-{n}"), 7), &planned, at)
+            .await
+            .unwrap()
+            .runs
+            .remove(0);
+        steps::fail(db, fence, run.run.id, 0, "boom", at).await.unwrap();
+        ids.push(run.run.id);
+    }
+    // Pages of two, newest first, by cursor; and a time window.
+    let page = |before_id: Option<i64>| RunFilter {
+        before_id,
+        limit: Some(2),
+        ..Default::default()
+    };
+    let first = runs::list(db, &page(None)).await.unwrap();
+    let second = runs::list(db, &page(Some(first[1].run.id))).await.unwrap();
+    let third = runs::list(db, &page(Some(second[1].run.id))).await.unwrap();
+    let seen: Vec<i64> = first.iter().chain(&second).chain(&third).map(|r| r.run.id).collect();
+    assert_eq!(seen, ids.iter().rev().copied().collect::<Vec<_>>());
+    let window = RunFilter {
+        since: Some(t0() + Duration::minutes(1)),
+        until: Some(t0() + Duration::minutes(3)),
+        ..Default::default()
+    };
+    let inside: Vec<i64> = runs::list(db, &window)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.run.id)
+        .collect();
+    assert_eq!(inside, [ids[2], ids[1]]);
+
+    // Bulk retry of workflow a, at most 3 at a time: the 3 newest, then the last one.
+    let of_a = RunFilter {
+        workflow_id: Some("a".into()),
+        ..Default::default()
+    };
+    assert_eq!(recovery::retry_matching(db, &of_a, 3, t0()).await.unwrap(), 3);
+    assert_eq!(recovery::retry_matching(db, &of_a, 3, t0()).await.unwrap(), 1);
+    assert_eq!(recovery::retry_matching(db, &of_a, 3, t0()).await.unwrap(), 0);
+    assert_eq!(scheduled::list(db, 10).await.unwrap().len(), 4);
+    // Bulk cancel takes waiting and failed runs alike, and drops their continuations.
+    let everything = RunFilter::default();
+    assert_eq!(
+        recovery::cancel_matching(db, &everything, "spring cleaning", 1000, t0())
+            .await
+            .unwrap(),
+        5
+    );
+    assert!(scheduled::list(db, 10).await.unwrap().is_empty());
+    let _ = fence;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_queued_again_with_its_key_and_the_request_as_built_now() {
+    use workflow_engine::outbound::OutboundRequest;
+    use workflow_engine::storage::steps;
+    let t = fresh().await;
+    let db = &t.db;
+    let fence = common::fence(db, 0).await;
+    let run = one_run(db, "evt-o", "w", vec![ActionKind::Webhook]).await;
+    let key = steps::idempotency_key(run.run.id, 0);
+    let request = |url: &str| -> OutboundRequest {
+        serde_json::from_value(json!({"kind": "webhook", "url": url, "headers": {}, "body": "{}"})).expect("a request")
+    };
+    let queued = steps::begin_external(
+        db,
+        fence,
+        &run.run,
+        0,
+        ActionKind::Webhook,
+        &request("http://old/x"),
+        &key,
+        t0(),
+    )
+    .await
+    .unwrap();
+    let failed: Result<u16, String> = Err("http 500".into());
+    steps::finish_external(db, fence, run.run.id, 0, queued.outbox_id, 3, &failed, false, t0())
+        .await
+        .unwrap();
+    assert_eq!(runs::get(db, run.run.id).await.unwrap().unwrap().run.status, "failed");
+
+    let again = steps::begin_external(
+        db,
+        fence,
+        &run.run,
+        0,
+        ActionKind::Webhook,
+        &request("http://fixed/x"),
+        &key,
+        t0(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.outbox_id, queued.outbox_id, "the same message, the same key");
+    assert_eq!(again.attempts, 3, "attempts count on");
+    assert_eq!(again.request, request("http://fixed/x"));
+    let stored = outbox::by_key(db, &key).await.unwrap().unwrap();
+    assert_eq!(stored.status, "pending");
+    t.finish().await;
+}

@@ -158,6 +158,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
                 .route("/dry-run", web::post().to(workflows::dry_run))
                 .route("/events", web::post().to(events::publish))
                 .route("/runs", web::get().to(runs::list))
+                .route("/runs/retry", web::post().to(runs::retry_many))
+                .route("/runs/cancel", web::post().to(runs::cancel_many))
+                .route("/runs/{id}", web::get().to(runs::get))
+                .route("/runs/{id}/retry", web::post().to(runs::retry))
+                .route("/runs/{id}/cancel", web::post().to(runs::cancel))
                 .route("/scheduled", web::get().to(runs::scheduled)),
         );
 }

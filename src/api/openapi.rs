@@ -27,16 +27,21 @@ use utoipa::OpenApi;
         workflows::dry_run,
         events::publish,
         runs::list,
+        runs::get,
+        runs::retry,
+        runs::cancel,
+        runs::retry_many,
+        runs::cancel_many,
         runs::scheduled,
         openapi
     ),
-    components(schemas(super::ErrorBody, super::error::ErrorDoc, crate::problem::Problem, crate::problem::Severity)),
+    components(schemas(runs::BulkFilter, super::ErrorBody, super::error::ErrorDoc, crate::problem::Problem, crate::problem::Severity)),
     tags(
         (name = "operations", description = "health, readiness, metrics, info"),
         (name = "schema", description = "what workflows can use"),
         (name = "workflows", description = "workflows, validation, dry run"),
         (name = "events", description = "publishing events"),
-        (name = "runs", description = "what ran and what waits")
+        (name = "runs", description = "what ran and what waits; retry and cancel")
     )
 )]
 pub struct ApiDoc;
@@ -70,6 +75,11 @@ mod tests {
             ("/api/v1/dry-run", "post"),
             ("/api/v1/events", "post"),
             ("/api/v1/runs", "get"),
+            ("/api/v1/runs/{id}", "get"),
+            ("/api/v1/runs/{id}/retry", "post"),
+            ("/api/v1/runs/{id}/cancel", "post"),
+            ("/api/v1/runs/retry", "post"),
+            ("/api/v1/runs/cancel", "post"),
             ("/api/v1/scheduled", "get"),
             ("/api/v1/openapi.json", "get"),
         ] {
@@ -85,6 +95,17 @@ mod tests {
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["customer_id", "workflow_id", "status", "limit"]);
+        assert_eq!(
+            names,
+            [
+                "customer_id",
+                "workflow_id",
+                "status",
+                "since",
+                "until",
+                "limit",
+                "cursor"
+            ]
+        );
     }
 }

@@ -1,10 +1,13 @@
-//! GET /api/v1/runs and /api/v1/scheduled: what ran, what failed and why, what waits.
+//! GET /api/v1/runs and /api/v1/scheduled: what ran, what failed and why, what waits;
+//! and run recovery: retry a failed run, cancel a waiting or failed one, one or in bulk.
 
 use super::{ApiError, AppState, ErrorBody};
 use crate::storage::customers::rfc3339;
-use crate::storage::runs::{self, Run, RunFilter};
+use crate::storage::recovery::{self, RecoveryError};
+use crate::storage::runs::{self, status, Run, RunFilter};
 use crate::storage::scheduled;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -17,14 +20,73 @@ pub struct RunsQuery {
     customer_id: Option<i64>,
     /// Only this workflow's runs.
     workflow_id: Option<String>,
-    /// pending, running, waiting, done or failed.
+    /// pending, running, waiting, done, failed or cancelled.
     status: Option<String>,
+    /// Only runs created at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Only runs created before this time (RFC 3339).
+    until: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
-const STATUSES: [&str; 5] = ["pending", "running", "waiting", "done", "failed"];
+/// The filter body of POST /api/v1/runs/retry and /api/v1/runs/cancel; every key optional.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkFilter {
+    /// Only this workflow's runs.
+    workflow_id: Option<String>,
+    /// Only runs in this status (retry acts on failed runs, cancel on waiting and failed).
+    status: Option<String>,
+    /// Only runs created at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Only runs created before this time (RFC 3339).
+    until: Option<String>,
+}
 
+/// A bad value in a query or body: 400 naming where.
+fn bad(path: &str, message: String) -> ApiError {
+    let mut e = ApiError::bad_request(message);
+    e.path = Some(path.to_owned());
+    e
+}
+
+fn check_status(status: Option<&str>, path: &str) -> Result<(), ApiError> {
+    match status {
+        Some(s) if !status::ALL.contains(&s) => Err(bad(
+            path,
+            format!("unknown status {s:?}: expected one of {}", status::ALL.join(", ")),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn time(value: Option<&str>, path: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| bad(path, format!("expected an RFC 3339 time, got {v:?}: {e}")))
+        })
+        .transpose()
+}
+
+impl BulkFilter {
+    fn filter(&self) -> Result<RunFilter, ApiError> {
+        check_status(self.status.as_deref(), "/status")?;
+        Ok(RunFilter {
+            workflow_id: self.workflow_id.clone(),
+            status: self.status.clone(),
+            since: time(self.since.as_deref(), "/since")?,
+            until: time(self.until.as_deref(), "/until")?,
+            ..Default::default()
+        })
+    }
+}
+
+/// A run as listed: its record and its steps (`GET /api/v1/runs/{id}` adds the event).
 pub fn run_json(run: &Run) -> Value {
     let r = &run.run;
     json!({
@@ -39,28 +101,117 @@ pub fn run_json(run: &Run) -> Value {
 }
 
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery), responses(
-    (status = 200, description = "`{\"runs\": [...]}`, each with its steps, attempts and errors"),
-    (status = 400, description = "a bad filter", body = ErrorBody)))]
+    (status = 200, description = "`{\"runs\": [...], \"next_cursor\"}`, newest first, each with its steps, attempts and errors; `next_cursor` is null on the last page"),
+    (status = 400, description = "a bad filter or cursor", body = ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<RunsQuery>) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    if let Some(status) = &q.status {
-        if !STATUSES.contains(&status.as_str()) {
-            let mut e = ApiError::bad_request(format!(
-                "unknown status {status:?}: expected one of {}",
-                STATUSES.join(", ")
-            ));
-            e.path = Some("status".into());
-            return Err(e);
-        }
-    }
+    check_status(q.status.as_deref(), "status")?;
+    let before_id = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| bad("cursor", format!("not a cursor of this list: {c:?}")))
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(100).clamp(1, super::MAX_LIST_LIMIT);
     let filter = RunFilter {
         customer_id: q.customer_id,
         workflow_id: q.workflow_id,
         status: q.status,
-        limit: Some(q.limit.unwrap_or(100).clamp(1, super::MAX_LIST_LIMIT)),
+        since: time(q.since.as_deref(), "since")?,
+        until: time(q.until.as_deref(), "until")?,
+        before_id,
+        limit: Some(limit),
     };
     let found = runs::list(state.db.connection(), &filter).await?;
-    Ok(HttpResponse::Ok().json(json!({ "runs": found.iter().map(run_json).collect::<Vec<_>>() })))
+    // A full page may have a next one; the cursor is the last id (runs go newest first).
+    let next_cursor = (found.len() as u64 == limit)
+        .then(|| found.last().map(|r| r.run.id.to_string()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(json!({
+        "runs": found.iter().map(run_json).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    })))
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path, description = "run id")), responses(
+    (status = 200, description = "the run with its `event` (the envelope it started from) and its `steps`"),
+    (status = 404, description = "no such run", body = ErrorBody)))]
+pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let run = runs::get(state.db.connection(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
+    let mut body = run_json(&run);
+    body["event"] = run.run.event.clone();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+impl From<RecoveryError> for ApiError {
+    fn from(e: RecoveryError) -> Self {
+        match e {
+            e @ RecoveryError::NotFound(_) => ApiError::not_found(e.to_string()),
+            e @ RecoveryError::WrongStatus { .. } => ApiError::conflict(e.to_string()),
+            RecoveryError::Storage(e) => e.into(),
+        }
+    }
+}
+
+/// The run as it stands after a retry or cancel.
+async fn current(state: &AppState, id: i64) -> Result<HttpResponse, ApiError> {
+    let run = runs::get(state.db.connection(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
+    Ok(HttpResponse::Ok().json(run_json(&run)))
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/retry", tag = "runs", params(("id" = i64, Path, description = "run id")), responses(
+    (status = 200, description = "the run, now `waiting` with `next_step` at its failed step: the partition's owner resumes it within `scheduler.poll_interval_secs`; steps already done are not repeated and a retried delivery keeps its idempotency key"),
+    (status = 404, description = "no such run", body = ErrorBody),
+    (status = 409, description = "the run is not failed", body = ErrorBody)))]
+pub async fn retry(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    recovery::retry(&state.db, id, Utc::now()).await?;
+    current(&state, id).await
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = i64, Path, description = "run id")), responses(
+    (status = 200, description = "the run, now `cancelled`; a waiting run's delay is dropped and it never resumes"),
+    (status = 404, description = "no such run", body = ErrorBody),
+    (status = 409, description = "the run is neither waiting nor failed", body = ErrorBody)))]
+pub async fn cancel(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let reason = format!("cancelled by {}", super::workflows::who(&req));
+    recovery::cancel(&state.db, id, &reason, Utc::now()).await?;
+    current(&state, id).await
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/retry", tag = "runs", request_body = BulkFilter, responses(
+    (status = 200, description = "`{\"affected\": n}`: failed runs queued for retry, newest first, at most 1000 a call (call again for more)"),
+    (status = 400, description = "a bad filter", body = ErrorBody)))]
+pub async fn retry_many(state: web::Data<AppState>, body: web::Json<BulkFilter>) -> Result<HttpResponse, ApiError> {
+    let filter = body.into_inner().filter()?;
+    let affected = recovery::retry_matching(&state.db, &filter, recovery::MAX_BULK, Utc::now()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "affected": affected })))
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/cancel", tag = "runs", request_body = BulkFilter, responses(
+    (status = 200, description = "`{\"affected\": n}`: waiting and failed runs cancelled, newest first, at most 1000 a call (call again for more)"),
+    (status = 400, description = "a bad filter", body = ErrorBody)))]
+pub async fn cancel_many(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<BulkFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = body.into_inner().filter()?;
+    let reason = format!("cancelled by {}", super::workflows::who(&req));
+    let affected = recovery::cancel_matching(&state.db, &filter, &reason, recovery::MAX_BULK, Utc::now()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "affected": affected })))
 }
 
 #[utoipa::path(get, path = "/api/v1/scheduled", tag = "runs", params(super::ListQuery), responses(

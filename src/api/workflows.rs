@@ -19,7 +19,7 @@ const READ_ONLY: [&str; 2] = ["created_at", "updated_at"];
 /// The author recorded on a version: the token's name when auth is on (a header cannot
 /// claim another identity), else `X-Changed-By` (a label: without auth anyone may write
 /// anything), else "api".
-fn who(req: &HttpRequest) -> String {
+pub(super) fn who(req: &HttpRequest) -> String {
     use actix_web::HttpMessage;
     if let Some(caller) = req.extensions().get::<super::Caller>() {
         return caller.0.clone();

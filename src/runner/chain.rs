@@ -16,7 +16,7 @@ use crate::retry::{Backoff, Classify};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::Run;
 use crate::storage::steps;
-use crate::workflow::Step;
+use crate::workflow::{OnError, Step};
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
 
@@ -92,7 +92,7 @@ impl Chain<'_> {
                     tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, %due_at, "chain delayed");
                     return Ok(());
                 }
-                action if kind.is_external() => self.external(index, action, &facts, context).await,
+                _ if kind.is_external() => self.external(index, step, &facts, context).await,
                 action => self.internal(index, action, context).await,
             };
             metrics
@@ -104,6 +104,25 @@ impl Chain<'_> {
                 Err(Failure::Stopped(stopped)) => return Err(stopped),
                 Err(Failure::Failed { message, recorded }) => {
                     metrics.actions.with_label_values(&[kind.name(), "failed"]).inc();
+                    if step.on_error == OnError::Continue {
+                        // A delivery's failure was recorded with the run moved past it.
+                        if !recorded {
+                            runner
+                                .db("fail_and_go_on", self.fence, || {
+                                    steps::fail_and_go_on(
+                                        &runner.db,
+                                        self.fence,
+                                        run.id,
+                                        index,
+                                        &message,
+                                        runner.clock.now(),
+                                    )
+                                })
+                                .await?;
+                        }
+                        tracing::warn!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, error = %message, "step failed; the chain goes on (on_error: continue)");
+                        continue;
+                    }
                     if recorded {
                         metrics.runs.with_label_values(&["failed"]).inc();
                         tracing::warn!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, error = %message, "run failed");
@@ -172,7 +191,8 @@ impl Chain<'_> {
     }
 
     /// Sends an email, SMS or webhook through the durable outbox and waits for delivery.
-    async fn external(&self, index: i32, action: &Action, facts: &Facts<'_>, context: &Value) -> Result<(), Failure> {
+    async fn external(&self, index: i32, step: &Step, facts: &Facts<'_>, context: &Value) -> Result<(), Failure> {
+        let action = &step.action;
         let runner = self.runner;
         let run = &self.run.run;
         let request = runner
@@ -225,6 +245,7 @@ impl Chain<'_> {
                     queued.outbox_id,
                     report.attempts,
                     &outcome,
+                    step.on_error == OnError::Continue,
                     runner.clock.now(),
                 )
             })

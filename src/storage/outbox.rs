@@ -209,6 +209,24 @@ pub async fn mark_retry<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Queues a message that had failed again, due at once, with `payload` (the request as
+/// built now) and its key and attempt count kept: a retried step's delivery.
+pub async fn requeue<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "UPDATE outbox SET status = $1, payload = $2, next_attempt_at = $3, claimed_by = NULL, claimed_until = NULL \
+         WHERE id = $4",
+        vec![status::PENDING.into(), payload.clone().into(), now.into(), id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Gives up on a message after its last attempt.
 pub async fn mark_failed<C: ConnectionTrait>(conn: &C, id: i64, error: &str) -> Result<(), StorageError> {
     conn.execute(statement(

@@ -21,6 +21,10 @@ pub mod status {
     pub const WAITING: &str = "waiting";
     pub const DONE: &str = "done";
     pub const FAILED: &str = "failed";
+    /// Stopped by an operator (`POST /api/v1/runs/{id}/cancel`): never resumed.
+    pub const CANCELLED: &str = "cancelled";
+    /// Every run status, for filters.
+    pub const ALL: [&str; 6] = [PENDING, RUNNING, WAITING, DONE, FAILED, CANCELLED];
 }
 
 /// Step statuses, as stored.
@@ -52,8 +56,41 @@ pub struct RunFilter {
     pub customer_id: Option<i64>,
     pub workflow_id: Option<String>,
     pub status: Option<String>,
+    /// Only runs created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only runs created before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only runs with an id below this one: the cursor of the next page (runs are listed
+    /// newest first, by id, so a page boundary never moves when new runs arrive).
+    pub before_id: Option<i64>,
     /// At most this many, newest first; 100 when `None`.
     pub limit: Option<u64>,
+}
+
+impl RunFilter {
+    /// The query of the runs this filter selects (no order, no limit).
+    fn select(&self) -> sea_orm::Select<runs::Entity> {
+        let mut query = runs::Entity::find();
+        if let Some(customer_id) = self.customer_id {
+            query = query.filter(runs::Column::CustomerId.eq(customer_id));
+        }
+        if let Some(workflow_id) = &self.workflow_id {
+            query = query.filter(runs::Column::WorkflowId.eq(workflow_id.as_str()));
+        }
+        if let Some(status) = &self.status {
+            query = query.filter(runs::Column::Status.eq(status.as_str()));
+        }
+        if let Some(since) = self.since {
+            query = query.filter(runs::Column::CreatedAt.gte(since));
+        }
+        if let Some(until) = self.until {
+            query = query.filter(runs::Column::CreatedAt.lt(until));
+        }
+        if let Some(before) = self.before_id {
+            query = query.filter(runs::Column::Id.lt(before));
+        }
+        query
+    }
 }
 
 /// An event's runs as recorded.
@@ -208,17 +245,8 @@ pub async fn get<C: ConnectionTrait>(conn: &C, run_id: i64) -> Result<Option<Run
 
 /// Runs matching `filter`, newest first, with their steps.
 pub async fn list<C: ConnectionTrait>(conn: &C, filter: &RunFilter) -> Result<Vec<Run>, StorageError> {
-    let mut query = runs::Entity::find();
-    if let Some(customer_id) = filter.customer_id {
-        query = query.filter(runs::Column::CustomerId.eq(customer_id));
-    }
-    if let Some(workflow_id) = &filter.workflow_id {
-        query = query.filter(runs::Column::WorkflowId.eq(workflow_id.as_str()));
-    }
-    if let Some(status) = &filter.status {
-        query = query.filter(runs::Column::Status.eq(status.as_str()));
-    }
-    let rows = query
+    let rows = filter
+        .select()
         .order_by_desc(runs::Column::Id)
         .limit(filter.limit.unwrap_or(100))
         .all(conn)
@@ -241,6 +269,26 @@ pub async fn list<C: ConnectionTrait>(conn: &C, filter: &RunFilter) -> Result<Ve
             steps = rest;
             Run { run, steps: mine }
         })
+        .collect())
+}
+
+/// The ids of runs matching `filter` whose status is one of `statuses`, newest first, at
+/// most `limit`: what a bulk retry or cancel acts on.
+pub async fn ids_matching<C: ConnectionTrait>(
+    conn: &C,
+    filter: &RunFilter,
+    statuses: &[&str],
+    limit: u64,
+) -> Result<Vec<i64>, StorageError> {
+    Ok(filter
+        .select()
+        .filter(runs::Column::Status.is_in(statuses.iter().copied()))
+        .order_by_desc(runs::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
         .collect())
 }
 

@@ -187,10 +187,24 @@ pub async fn begin_external(
         customer_id: run.customer_id,
         partition: Some(run.partition),
     };
-    outbox::enqueue(&txn, kind, origin, payload, key, now).await?;
-    let stored = outbox::by_key(&txn, key)
+    let fresh = outbox::enqueue(&txn, kind, origin, payload.clone(), key, now).await?;
+    let mut stored = outbox::by_key(&txn, key)
         .await?
         .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("outbox {key}")))?;
+    if !fresh && stored.status == outbox::status::FAILED {
+        // The step is run again after its delivery gave up: an operator retried the run
+        // (storage::recovery). Send the request as built now, since the endpoint or
+        // provider may have been fixed, under the same key, counting on from the
+        // attempts already made.
+        outbox::requeue(&txn, stored.id, &payload, now).await?;
+        tracing::info!(
+            run_id = run.id,
+            step = step_index,
+            idempotency_key = key,
+            "failed delivery queued again"
+        );
+        stored.payload = payload;
+    }
     txn.execute(statement(
         &txn,
         "UPDATE run_steps SET status = $1, started_at = COALESCE(started_at, $2) \
@@ -212,8 +226,9 @@ pub async fn begin_external(
     })
 }
 
-/// Records a delivery's outcome on the outbox row and the step (and fails the run, on
-/// failure), in one transaction.
+/// Records a delivery's outcome on the outbox row and the step, in one transaction. On
+/// failure the run fails too, unless `go_on` (the step's `"on_error": "continue"`): then
+/// the run moves past the failed step and stays running.
 #[allow(clippy::too_many_arguments)]
 pub async fn finish_external(
     db: &Database,
@@ -223,6 +238,7 @@ pub async fn finish_external(
     outbox_id: i64,
     attempts: u32,
     outcome: &Result<u16, String>,
+    go_on: bool,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
     let txn = db.begin_fenced(fence).await?;
@@ -268,9 +284,31 @@ pub async fn finish_external(
                 vec![attempts.into(), run_id.into(), step_index.into()],
             ))
             .await?;
-            runs::finish_run(&txn, run_id, Some(error), now).await?;
+            if go_on {
+                runs::advance(&txn, run_id, step_index + 1, status::RUNNING, now).await?;
+            } else {
+                runs::finish_run(&txn, run_id, Some(error), now).await?;
+            }
         }
     }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Records a step that failed with `"on_error": "continue"`: the step is `failed` with its
+/// error (what it would have done was rolled back) and the run moves past it, still
+/// running, in one transaction.
+pub async fn fail_and_go_on(
+    db: &Database,
+    fence: Fence,
+    run_id: i64,
+    step_index: i32,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let txn = db.begin_fenced(fence).await?;
+    runs::mark_step_failed(&txn, run_id, step_index, error, now).await?;
+    runs::advance(&txn, run_id, step_index + 1, status::RUNNING, now).await?;
     txn.commit().await?;
     Ok(())
 }
