@@ -319,7 +319,7 @@ impl Handler<Rebalancing> for KafkaSource {
                             None,
                             || false,
                             on_retry,
-                            || ownership::acquire(db.connection(), partition, &node, chrono::Utc::now()),
+                            || ownership::acquire(&db, partition, &node, chrono::Utc::now()),
                         )
                         .await
                     };

@@ -8,15 +8,22 @@
 //! commits anything, so a stale owner's work fails with [`StorageError::Fenced`] and
 //! leaves no trace.
 //!
-//! On PostgreSQL the check reads the row `FOR SHARE`: steps of one partition check at
-//! once without waiting on each other, and [`acquire`]'s update waits until the steps
-//! already past the check have committed, so no step of the old epoch commits after the
-//! new owner starts. SQLite has a single writer, which gives the same order.
+//! On PostgreSQL the check takes the partition's advisory lock shared for the transaction
+//! (`pg_advisory_xact_lock_shared`) before it reads the epoch, and [`acquire`] takes it
+//! exclusive: steps of one partition check at once without waiting on each other, and the
+//! new owner's epoch bump waits until the steps already past the check have committed, so
+//! no step of the old epoch commits after the new owner starts. An advisory lock lives in
+//! the server's lock table; a row lock (`FOR SHARE`) did the same but wrote the row (a
+//! multixact) on every step. SQLite has a single writer, which gives the same order.
 
 use super::sql::statement;
-use super::StorageError;
+use super::{Database, StorageError};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend};
+
+/// The first key of the partitions' advisory locks (the second is the partition): "wfe\0"
+/// as an integer, so they stay apart from other users' advisory locks.
+const LOCK_SPACE: i32 = 0x7766_6500;
 
 /// The epoch a piece of work was started under, for its partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,15 +34,12 @@ pub struct Fence {
 
 /// Takes ownership of `partition` for `node`: the epoch moves on by one, fencing out
 /// whoever held it. Returns the new fence.
-pub async fn acquire<C: ConnectionTrait>(
-    conn: &C,
-    partition: i32,
-    node: &str,
-    now: DateTime<Utc>,
-) -> Result<Fence, StorageError> {
-    let row = conn
+pub async fn acquire(db: &Database, partition: i32, node: &str, now: DateTime<Utc>) -> Result<Fence, StorageError> {
+    let txn = db.begin().await?;
+    lock(&txn, partition, "pg_advisory_xact_lock").await?;
+    let row = txn
         .query_one(statement(
-            conn,
+            &txn,
             "INSERT INTO partition_owners (partition, owner, epoch, updated_at) VALUES ($1, $2, 1, $3) \
              ON CONFLICT (partition) DO UPDATE SET epoch = partition_owners.epoch + 1, \
              owner = excluded.owner, updated_at = excluded.updated_at \
@@ -44,23 +48,19 @@ pub async fn acquire<C: ConnectionTrait>(
         ))
         .await?
         .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("owner of partition {partition}")))?;
-    Ok(Fence {
-        partition,
-        epoch: row.try_get("", "epoch")?,
-    })
+    let epoch = row.try_get("", "epoch")?;
+    txn.commit().await?;
+    Ok(Fence { partition, epoch })
 }
 
 /// Fails with [`StorageError::Fenced`] unless `fence` is the partition's current epoch.
 /// Call it first in a transaction that records work of the partition.
 pub async fn check<C: ConnectionTrait>(conn: &C, fence: Fence) -> Result<(), StorageError> {
-    let lock = match conn.get_database_backend() {
-        DbBackend::Postgres => " FOR SHARE",
-        _ => "",
-    };
+    lock(conn, fence.partition, "pg_advisory_xact_lock_shared").await?;
     let current: Option<i64> = conn
         .query_one(statement(
             conn,
-            &format!("SELECT epoch FROM partition_owners WHERE partition = $1{lock}"),
+            "SELECT epoch FROM partition_owners WHERE partition = $1",
             vec![fence.partition.into()],
         ))
         .await?
@@ -75,6 +75,20 @@ pub async fn check<C: ConnectionTrait>(conn: &C, fence: Fence) -> Result<(), Sto
             current,
         })
     }
+}
+
+/// Takes the partition's advisory lock with `function` until the transaction ends, on
+/// PostgreSQL; nothing on SQLite (one writer).
+async fn lock<C: ConnectionTrait>(conn: &C, partition: i32, function: &str) -> Result<(), StorageError> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute(statement(
+            conn,
+            &format!("SELECT {function}($1, $2)"),
+            vec![LOCK_SPACE.into(), partition.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// The current owner and epoch of each partition, for admin views and tests.
