@@ -410,7 +410,8 @@ async fn operational_endpoints() {
     assert_eq!(status, 200, "{ready}");
     assert_eq!(
         ready,
-        json!({"ready": true, "database": true, "consumer": true, "partitions": [0, 1, 2, 3]}),
+        json!({"ready": true, "migrated": true, "database": true, "broker": true, "consumer": true,
+               "partitions": [0, 1, 2, 3]}),
         "a lone process consumes every partition"
     );
 

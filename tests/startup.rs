@@ -215,3 +215,32 @@ async fn three_processes_migrate_one_fresh_postgres_database_at_once() {
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await;
 }
+
+/// A process that owns no partition (here the second of two on a one-partition topic) is
+/// still ready: its API serves, and a 503 would only drop it from the load balancer. The
+/// body shows that it consumes nothing.
+#[actix_rt::test]
+async fn a_process_owning_no_partition_is_ready_and_says_so() {
+    use rdkafka::mocking::MockCluster;
+    let cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext> =
+        MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("one", 1, 1).expect("topic");
+    cluster.create_topic("one.dlq", 1, 1).expect("dead-letter topic");
+    let scratch = Scratch::new("idle");
+    let mut env = process::base_env(scratch.path(), &cluster.bootstrap_servers());
+    env.push(("WFE__KAFKA__TOPIC".into(), "one".into()));
+    env.push(("WFE__KAFKA__DEAD_LETTER_TOPIC".into(), "one.dlq".into()));
+    let first = Engine::start(scratch.path(), "owner", &env).await;
+    first.ready(Duration::from_secs(45)).await;
+    let second = Engine::start(scratch.path(), "idle", &env).await;
+    let (first_api, second_api) = (first.api(), second.api());
+    let idle = process::eventually("one process owning the partition, the other none", Duration::from_secs(60), || async {
+        let (a, a_body) = first_api.get("/readyz").await;
+        let (b, b_body) = second_api.get("/readyz").await;
+        let owners = [&a_body, &b_body].iter().filter(|body| body["consumer"] == true).count();
+        (a == 200 && b == 200 && owners == 1).then(|| if a_body["consumer"] == true { b_body } else { a_body })
+    })
+    .await;
+    assert_eq!(idle["ready"], true, "{idle}");
+    assert_eq!(idle["partitions"], serde_json::json!([]), "{idle}");
+}

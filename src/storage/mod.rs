@@ -193,6 +193,12 @@ impl Database {
             .collect())
     }
 
+    /// A short query, for readiness: whether the database answers now.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.conn.execute_unprepared("SELECT 1").await?;
+        Ok(())
+    }
+
     /// "sqlite" or "postgres", for `/api/v1/info` and logs.
     pub fn backend(&self) -> &'static str {
         match self.conn.get_database_backend() {

@@ -197,12 +197,13 @@ impl Engine {
         Api::new(&self.base, None)
     }
 
-    /// Waits for /readyz to answer 200 (migrated, consumer owns partitions).
+    /// Waits for /readyz to answer 200 (migrated, database and broker reachable) with the
+    /// consumer owning partitions.
     pub async fn ready(&self, timeout: Duration) {
         let api = self.api();
         eventually(&format!("engine {} ready", self.name), timeout, || async {
-            let (status, _) = api.get("/readyz").await;
-            (status == 200).then_some(())
+            let (status, body) = api.get("/readyz").await;
+            (status == 200 && body["consumer"] == true).then_some(())
         })
         .await;
     }
