@@ -122,6 +122,8 @@ pub fn serve(settings: Settings, migrate: bool) -> anyhow::Result<()> {
         let db = connect(&settings, migrate).await?;
         let (broker, brokers) = broker(&settings)?;
         probe_brokers(&settings, &brokers).await?;
+        crate::telemetry::register_process_metrics(&crate::actors::metrics::Metrics::global().registry)
+            .context("registering the process metrics")?;
         let topology = Topology::start(&settings, db.clone(), &brokers).context("starting the engine")?;
         let readiness = Readiness {
             migrated: Default::default(),

@@ -234,12 +234,19 @@ async fn a_process_owning_no_partition_is_ready_and_says_so() {
     first.ready(Duration::from_secs(45)).await;
     let second = Engine::start(scratch.path(), "idle", &env).await;
     let (first_api, second_api) = (first.api(), second.api());
-    let idle = process::eventually("one process owning the partition, the other none", Duration::from_secs(60), || async {
-        let (a, a_body) = first_api.get("/readyz").await;
-        let (b, b_body) = second_api.get("/readyz").await;
-        let owners = [&a_body, &b_body].iter().filter(|body| body["consumer"] == true).count();
-        (a == 200 && b == 200 && owners == 1).then(|| if a_body["consumer"] == true { b_body } else { a_body })
-    })
+    let idle = process::eventually(
+        "one process owning the partition, the other none",
+        Duration::from_secs(60),
+        || async {
+            let (a, a_body) = first_api.get("/readyz").await;
+            let (b, b_body) = second_api.get("/readyz").await;
+            let owners = [&a_body, &b_body]
+                .iter()
+                .filter(|body| body["consumer"] == true)
+                .count();
+            (a == 200 && b == 200 && owners == 1).then(|| if a_body["consumer"] == true { b_body } else { a_body })
+        },
+    )
     .await;
     assert_eq!(idle["ready"], true, "{idle}");
     assert_eq!(idle["partitions"], serde_json::json!([]), "{idle}");
