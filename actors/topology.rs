@@ -165,6 +165,7 @@ impl Topology {
             ownership.clone(),
         )
         .start();
+        crate::retention::spawn(db.clone(), settings.retention.clone());
         let source = KafkaSource::new(SourceConfig {
             brokers: brokers.to_owned(),
             group_id: settings.kafka.group_id.clone(),

@@ -47,6 +47,7 @@ pub struct Settings {
     pub auth: Auth,
     pub log: Log,
     pub demo: Demo,
+    pub retention: Retention,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -225,6 +226,25 @@ impl Settings {
     pub fn api_auth(&self) -> Result<crate::api::Auth, crate::api::AuthConfigError> {
         crate::api::Auth::new(&self.http.auth_token, &self.auth.tokens, self.auth.protect_metrics)
     }
+}
+
+/// How long finished history is kept ([`crate::retention`]); 0 days = forever.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Ended runs (done, failed, cancelled) and their steps, by last update.
+    pub runs_days: u32,
+    /// Event plans whose runs are gone, by when recorded. Keep them at least as long as
+    /// the topic keeps events: a redelivered event without its plan is planned again.
+    pub plans_days: u32,
+    /// Delivered or failed outbox messages, by when queued.
+    pub outbox_days: u32,
+    /// Rows deleted per statement.
+    pub batch_size: u64,
+    /// Pause between two statements, so pruning leaves the database to the hot path.
+    pub pause_ms: u64,
+    /// Time between rounds.
+    pub interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

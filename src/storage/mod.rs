@@ -16,6 +16,7 @@ pub mod entities;
 pub mod outbox;
 pub mod ownership;
 pub mod plans;
+pub mod retention;
 pub mod runs;
 pub mod scheduled;
 pub mod seed;
