@@ -115,19 +115,27 @@ pub type EngineConsumer = StreamConsumer<EngineContext>;
 
 /// Client settings of the engine's consumer: offsets stored by hand after processing,
 /// committed in the background and on hand-over; the cooperative-sticky assignor.
-pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
-    let mut config = crate::kafka::base_config(brokers);
-    config
-        .set("group.id", group_id)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        .set("statistics.interval.ms", "5000");
-    config
+///
+/// `kafka.properties` lies between the engine's tunable defaults and the settings the
+/// engine's guarantees rest on, which win (see [`crate::kafka::layered`]).
+pub fn consumer_config(brokers: &str, group_id: &str, kafka: &crate::settings::Kafka) -> ClientConfig {
+    crate::kafka::layered(
+        brokers,
+        &[
+            ("auto.commit.interval.ms", "1000"),
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+            ("statistics.interval.ms", "5000"),
+        ],
+        &kafka.properties,
+        &[
+            ("group.id", group_id),
+            ("enable.auto.commit", "true"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", kafka.offset_reset().as_str()),
+            ("partition.assignment.strategy", "cooperative-sticky"),
+        ],
+    )
 }
 
 /// Starts a partition's reader; answers to [`Drain`].
@@ -137,6 +145,8 @@ pub type SpawnReader = Arc<dyn Fn(ReaderSpec) -> Recipient<Drain> + Send + Sync>
 pub struct SourceConfig {
     pub brokers: String,
     pub group_id: String,
+    /// The `kafka` settings: the operator's librdkafka properties and the reset policy.
+    pub kafka: crate::settings::Kafka,
     pub topic: String,
     pub node_id: String,
     pub db: Database,
@@ -173,7 +183,7 @@ impl KafkaSource {
             rebalances: tx,
         };
         let consumer: EngineConsumer =
-            consumer_config(&config.brokers, &config.group_id).create_with_context(context)?;
+            consumer_config(&config.brokers, &config.group_id, &config.kafka).create_with_context(context)?;
         consumer.subscribe(&[&config.topic])?;
         Ok(Self {
             consumer: Arc::new(consumer),

@@ -74,7 +74,7 @@ impl Topology {
         };
         let arbiters: Vec<Arbiter> = (0..shards.max(1)).map(|_| Arbiter::new()).collect();
         let handles: Arc<[ArbiterHandle]> = arbiters.iter().map(Arbiter::handle).collect();
-        let producer = crate::kafka::producer(brokers)?;
+        let producer = crate::kafka::producer_with(brokers, &settings.kafka.properties)?;
         let d = &settings.delivery;
         let keyring = Arc::new(crate::outbound::signing::Keyring::default());
         let delivery = DeliveryPool::start(
@@ -165,9 +165,11 @@ impl Topology {
             ownership.clone(),
         )
         .start();
+        crate::retention::spawn(db.clone(), settings.retention.clone());
         let source = KafkaSource::new(SourceConfig {
             brokers: brokers.to_owned(),
             group_id: settings.kafka.group_id.clone(),
+            kafka: settings.kafka.clone(),
             topic: settings.kafka.topic.clone(),
             node_id,
             db,

@@ -82,6 +82,8 @@ fn settings(group: &str) -> Settings {
     settings.kafka.topic = TOPIC.into();
     settings.kafka.dead_letter_topic = DLQ.into();
     settings.kafka.group_id = group.into();
+    // Events are produced before the engine joins the group.
+    settings.kafka.auto_offset_reset = workflow_engine::settings::OffsetReset::Earliest;
     settings.log.level = "warn".into();
     settings
 }

@@ -247,6 +247,8 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
     settings.kafka.topic = TOPIC.into();
     settings.kafka.dead_letter_topic = "bench.dlq".into();
     settings.kafka.group_id = format!("engine-{}", scenario.name);
+    // The events are on the topic before the engine joins the group.
+    settings.kafka.auto_offset_reset = workflow_engine::settings::OffsetReset::Earliest;
     settings.delivery.email_url = format!("{base}/email");
     settings.delivery.webhook_allowlist = vec!["127.0.0.1".into()];
     settings.log.level = "warn".into();

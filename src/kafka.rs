@@ -1,10 +1,18 @@
 //! Kafka plumbing shared by the runtime, the HTTP API and the tools: client configuration,
-//! the embedded broker, and a producer.
+//! the embedded broker, a producer, and the start-up check that the brokers answer.
+//!
+//! Every client the engine makes is configured in three layers, later wins: the engine's
+//! defaults (timeouts an operator may tune), the operator's `kafka.properties` (TLS, SASL
+//! and anything else librdkafka knows), then the few settings the engine's guarantees
+//! rest on ([`RESERVED`]), which `kafka.properties` may not name.
 
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +24,56 @@ pub enum KafkaError {
         topic: String,
         source: rdkafka::error::KafkaError,
     },
+    /// librdkafka refused a property (unknown name or bad value). The value is left out:
+    /// it may be a password.
+    #[error("kafka.properties.{name}: librdkafka refused it: {reason}")]
+    Property { name: String, reason: String },
+    /// A property the engine sets itself, for a guarantee it gives.
+    #[error("kafka.properties.{name}: set by the engine ({why}); remove it")]
+    Reserved { name: String, why: &'static str },
+    /// The brokers did not answer a metadata request in time, or refused the client.
+    #[error("kafka brokers {brokers} unreachable within {timeout:?}")]
+    Unreachable {
+        brokers: String,
+        timeout: Duration,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("kafka topic {topic} does not exist on {brokers} ({reason}); create it first (docs/deployment.md)")]
+    MissingTopic {
+        topic: String,
+        brokers: String,
+        reason: String,
+    },
+}
+
+/// librdkafka properties from `kafka.properties`, by name.
+pub type Properties = BTreeMap<String, String>;
+
+/// Properties the engine sets on its clients and `kafka.properties` may not replace, with
+/// why: at-least-once consumption rests on manual offset stores committed by the
+/// client, the cooperative assignor keeps rebalances incremental, and the producer must
+/// be idempotent and wait for every in-sync replica.
+pub const RESERVED: &[(&str, &str)] = &[
+    ("bootstrap.servers", "use kafka.brokers"),
+    ("metadata.broker.list", "use kafka.brokers"),
+    ("group.id", "use kafka.group_id"),
+    ("auto.offset.reset", "use kafka.auto_offset_reset"),
+    (
+        "enable.auto.offset.store",
+        "offsets are stored only once an event's runs are recorded",
+    ),
+    ("enable.auto.commit", "stored offsets are committed by the client"),
+    (
+        "partition.assignment.strategy",
+        "cooperative-sticky keeps a rebalance to the partitions that move",
+    ),
+    ("acks", "every record waits for all in-sync replicas"),
+    ("enable.idempotence", "retries must not duplicate records"),
+];
+
+/// Why `name` may not be given in `kafka.properties`, if it may not.
+pub fn reserved_property(name: &str) -> Option<&'static str> {
+    RESERVED.iter().find(|(n, _)| *n == name).map(|(_, why)| *why)
 }
 
 /// The in-process broker of the embedded default: librdkafka's mock cluster, with the
@@ -48,15 +106,121 @@ pub fn base_config(brokers: &str) -> ClientConfig {
     config
 }
 
-/// A producer that waits for the broker's acknowledgement of every record, so the engine
-/// marks what it published (dead letters, emitted events) only once it is durable.
+/// A client configuration in the three layers: `defaults` (the engine's, tunable), then
+/// `properties` (the operator's), then `enforced` (the engine's, winning).
+pub fn layered(
+    brokers: &str,
+    defaults: &[(&str, &str)],
+    properties: &Properties,
+    enforced: &[(&str, &str)],
+) -> ClientConfig {
+    let mut config = base_config(brokers);
+    for (name, value) in defaults {
+        config.set(*name, *value);
+    }
+    for (name, value) in properties {
+        config.set(name, value);
+    }
+    config.set("bootstrap.servers", brokers);
+    for (name, value) in enforced {
+        config.set(*name, *value);
+    }
+    config
+}
+
+/// The producer's configuration: it waits for the broker's acknowledgement of every
+/// record, so the engine marks what it published (dead letters, emitted events) only
+/// once it is durable.
+pub fn producer_config(brokers: &str, properties: &Properties) -> ClientConfig {
+    layered(
+        brokers,
+        &[("message.timeout.ms", "30000"), ("linger.ms", "5")],
+        properties,
+        &[("acks", "all"), ("enable.idempotence", "true")],
+    )
+}
+
+/// A producer with the engine's settings and no extra properties (the embedded broker,
+/// tests, tools).
 pub fn producer(brokers: &str) -> Result<FutureProducer, KafkaError> {
-    Ok(base_config(brokers)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("message.timeout.ms", "30000")
-        .set("linger.ms", "5")
-        .create()?)
+    producer_with(brokers, &Properties::new())
+}
+
+/// A producer with `kafka.properties` applied.
+pub fn producer_with(brokers: &str, properties: &Properties) -> Result<FutureProducer, KafkaError> {
+    Ok(producer_config(brokers, properties).create()?)
+}
+
+/// Checks `kafka.properties` against the engine's reserved names and against librdkafka
+/// itself, for each client the engine makes (`configs`), so a typo fails start-up with
+/// the property's name instead of at the first connection.
+pub fn check_properties(properties: &Properties, configs: &[ClientConfig]) -> Result<(), KafkaError> {
+    if let Some((name, why)) = properties
+        .keys()
+        .find_map(|name| reserved_property(name).map(|why| (name, why)))
+    {
+        return Err(KafkaError::Reserved {
+            name: name.clone(),
+            why,
+        });
+    }
+    for config in configs {
+        if let Err(e) = config.create_native_config() {
+            return Err(match e {
+                rdkafka::error::KafkaError::ClientConfig(_, reason, name, value) => refused(name, reason, &value),
+                other => KafkaError::Client(other),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// librdkafka's reason quotes the value; it may be a password, so it is left out.
+fn refused(name: String, reason: String, value: &str) -> KafkaError {
+    let reason = if value.is_empty() {
+        reason
+    } else {
+        reason.replace(value, "<redacted>")
+    };
+    KafkaError::Property { name, reason }
+}
+
+/// Start-up check: a client with the engine's properties fetches the metadata of
+/// `topics` within `timeout`. Fails naming the brokers when they do not answer (or the
+/// TLS/SASL handshake fails) and naming a topic that does not exist. Blocking: call it
+/// off the async threads.
+pub fn probe(brokers: &str, properties: &Properties, topics: &[&str], timeout: Duration) -> Result<(), KafkaError> {
+    let unreachable = |source| KafkaError::Unreachable {
+        brokers: brokers.to_owned(),
+        timeout,
+        source,
+    };
+    let client: BaseConsumer = layered(brokers, &[], properties, &[]).create().map_err(|e| match e {
+        rdkafka::error::KafkaError::ClientConfig(_, reason, name, value) => refused(name, reason, &value),
+        other => KafkaError::Client(other),
+    })?;
+    for topic in topics {
+        let metadata = client.fetch_metadata(Some(topic), timeout).map_err(unreachable)?;
+        let found = metadata.topics().iter().find(|t| t.name() == *topic);
+        let missing = match found.map(|t| t.error().map(RDKafkaErrorCode::from)) {
+            None => Some("not in the metadata".to_owned()),
+            Some(Some(code @ RDKafkaErrorCode::UnknownTopicOrPartition)) => Some(code.to_string()),
+            // Anything else (a leader election in progress) is the broker's business.
+            Some(Some(code)) => {
+                tracing::warn!(topic, error = %code, "kafka topic metadata has an error");
+                None
+            }
+            Some(None) => None,
+        };
+        if let Some(reason) = missing {
+            return Err(KafkaError::MissingTopic {
+                topic: (*topic).to_owned(),
+                brokers: brokers.to_owned(),
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Publishes one record and waits for the broker's acknowledgement.
@@ -85,5 +249,110 @@ impl crate::retry::Classify for KafkaError {
     /// A broker may come back: every Kafka failure is worth another try.
     fn verdict(&self) -> crate::retry::Verdict {
         crate::retry::Verdict::Transient
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::kafka_source::consumer_config;
+    use crate::settings::Settings;
+
+    fn properties(pairs: &[(&str, &str)]) -> Properties {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// The engine's clients for `kafka` pointed at a made-up broker: nothing connects.
+    fn clients(kafka: &crate::settings::Kafka) -> Vec<ClientConfig> {
+        vec![
+            consumer_config("kafka-1:9092", &kafka.group_id, kafka),
+            producer_config("kafka-1:9092", &kafka.properties),
+        ]
+    }
+
+    #[test]
+    fn a_property_librdkafka_does_not_know_is_refused_with_its_name() {
+        let mut kafka = Settings::defaults().unwrap().kafka;
+        kafka.properties = properties(&[("socket.keepalive.enabel", "true")]);
+        let err = check_properties(&kafka.properties, &clients(&kafka)).unwrap_err();
+        assert!(
+            matches!(&err, KafkaError::Property { name, .. } if name == "socket.keepalive.enabel"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("kafka.properties.socket.keepalive.enabel"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_without_echoing_it() {
+        let mut kafka = Settings::defaults().unwrap().kafka;
+        kafka.properties = properties(&[("security.protocol", "s3cr3t-not-a-protocol")]);
+        let err = check_properties(&kafka.properties, &clients(&kafka))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka.properties.security.protocol"), "{err}");
+        assert!(!err.contains("s3cr3t"), "the value may be a secret: {err}");
+    }
+
+    #[test]
+    fn a_property_the_engine_sets_is_refused() {
+        let mut kafka = Settings::defaults().unwrap().kafka;
+        kafka.properties = properties(&[("enable.auto.offset.store", "true")]);
+        let err = check_properties(&kafka.properties, &clients(&kafka)).unwrap_err();
+        assert!(
+            matches!(&err, KafkaError::Reserved { name, .. } if name == "enable.auto.offset.store"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tls_and_sasl_properties_are_accepted() {
+        // Needs rdkafka's `ssl` feature: without it librdkafka refuses SASL_SSL and SCRAM.
+        let mut kafka = Settings::defaults().unwrap().kafka;
+        kafka.properties = properties(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "engine"),
+            ("sasl.password", "secret"),
+            ("ssl.endpoint.identification.algorithm", "https"),
+        ]);
+        check_properties(&kafka.properties, &clients(&kafka)).unwrap();
+        for mechanism in ["PLAIN", "SCRAM-SHA-256"] {
+            kafka.properties.insert("sasl.mechanisms".into(), mechanism.into());
+            check_properties(&kafka.properties, &clients(&kafka)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_good_property_reaches_every_client_and_the_engine_keeps_its_own() {
+        let mut kafka = Settings::defaults().unwrap().kafka;
+        kafka.brokers = "kafka-1:9092".into();
+        kafka.group_id = "crm-engine".into();
+        kafka.properties = properties(&[
+            ("socket.keepalive.enable", "true"),
+            ("session.timeout.ms", "45000"),
+            ("linger.ms", "20"),
+            // Reserved, so check_properties refuses it; the layering must win anyway.
+            ("enable.auto.offset.store", "true"),
+            ("acks", "1"),
+        ]);
+        let consumer = consumer_config(&kafka.brokers, &kafka.group_id, &kafka)
+            .create_native_config()
+            .unwrap();
+        assert_eq!(consumer.get("socket.keepalive.enable").unwrap(), "true");
+        assert_eq!(consumer.get("session.timeout.ms").unwrap(), "45000");
+        assert_eq!(consumer.get("enable.auto.offset.store").unwrap(), "false");
+        assert_eq!(consumer.get("group.id").unwrap(), "crm-engine");
+        // librdkafka's own name for "latest".
+        assert_eq!(consumer.get("auto.offset.reset").unwrap(), "largest");
+        let producer = producer_config(&kafka.brokers, &kafka.properties)
+            .create_native_config()
+            .unwrap();
+        assert_eq!(producer.get("socket.keepalive.enable").unwrap(), "true");
+        assert_eq!(producer.get("linger.ms").unwrap(), "20");
+        assert_eq!(producer.get("acks").unwrap(), "-1", "acks=all");
+        assert_eq!(producer.get("enable.idempotence").unwrap(), "true");
     }
 }

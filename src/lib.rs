@@ -50,6 +50,7 @@ pub mod kafka;
 pub mod outbound;
 pub mod plan;
 pub mod problem;
+pub mod retention;
 pub mod retry;
 pub mod runner;
 pub mod schema;

@@ -26,7 +26,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the engine: consume events, run workflows, serve the HTTP API (the default).
-    Serve,
+    Serve {
+        /// Do not apply migrations at start-up (as `database.migrate = false`): refuse to
+        /// start on a database that is behind instead. For teams that migrate separately.
+        #[arg(long)]
+        no_migrate: bool,
+    },
     /// Apply the database migrations and exit.
     Migrate,
     /// Run the seed's three use cases end to end on the embedded defaults and print what
@@ -42,7 +47,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Serve);
+    let command = cli.command.unwrap_or(Command::Serve { no_migrate: false });
     if let Command::Check { file } = &command {
         return check(file);
     }
@@ -51,7 +56,10 @@ fn main() -> ExitCode {
         .and_then(|settings| {
             workflow_engine::telemetry::init(&settings.log);
             match command {
-                Command::Serve => workflow_engine::service::serve(settings),
+                Command::Serve { no_migrate } => {
+                    let migrate = settings.database.migrate && !no_migrate;
+                    workflow_engine::service::serve(settings, migrate)
+                }
                 Command::Migrate => workflow_engine::service::migrate(settings),
                 Command::Demo => workflow_engine::demo::run(settings),
                 Command::Check { .. } => Ok(()),

@@ -12,11 +12,63 @@ use std::sync::atomic::Ordering;
 
 /// Connects and migrates.
 pub async fn database(settings: &Settings) -> anyhow::Result<Database> {
+    connect(settings, true).await
+}
+
+/// Connects; then migrates when `migrate`, or else refuses a database that is behind, so
+/// an engine never runs against a schema older than its code.
+pub async fn connect(settings: &Settings, migrate: bool) -> anyhow::Result<Database> {
+    let url = redact(&settings.database.url);
     let db = Database::connect_with_pool(&settings.database.url, Some(settings.database.max_connections))
         .await
-        .with_context(|| format!("connecting to {}", redact(&settings.database.url)))?;
-    db.migrate().await.context("migrating the database")?;
+        .with_context(|| format!("connecting to the database {url}"))?;
+    if migrate {
+        db.migrate()
+            .await
+            .with_context(|| format!("migrating the database {url}"))?;
+    } else {
+        let pending = db
+            .pending_migrations()
+            .await
+            .with_context(|| format!("reading the migrations applied to {url}; run `workflow-engine migrate` first"))?;
+        if !pending.is_empty() {
+            anyhow::bail!(
+                "the database {url} lacks {} migration(s) ({}): run `workflow-engine migrate`, or serve without --no-migrate",
+                pending.len(),
+                pending.join(", ")
+            );
+        }
+    }
     Ok(db)
+}
+
+/// The configuration of every Kafka client the engine makes, for checking
+/// `kafka.properties` before anything connects.
+fn kafka_clients(settings: &Settings, brokers: &str) -> Vec<rdkafka::ClientConfig> {
+    let kafka = &settings.kafka;
+    vec![
+        crate::actors::kafka_source::consumer_config(brokers, &kafka.group_id, kafka),
+        crate::kafka::producer_config(brokers, &kafka.properties),
+    ]
+}
+
+/// Fails unless the brokers answer with the engine's client properties within
+/// `kafka.connect_timeout_ms` and both topics exist.
+async fn probe_brokers(settings: &Settings, brokers: &str) -> anyhow::Result<()> {
+    let kafka = settings.kafka.clone();
+    let brokers = brokers.to_owned();
+    let timeout = std::time::Duration::from_millis(kafka.connect_timeout_ms.max(1));
+    tokio::task::spawn_blocking(move || {
+        crate::kafka::probe(
+            &brokers,
+            &kafka.properties,
+            &[&kafka.topic, &kafka.dead_letter_topic],
+            timeout,
+        )
+    })
+    .await
+    .context("the kafka start-up check stopped")??;
+    Ok(())
 }
 
 /// The database URL without its password, for logs and errors.
@@ -57,11 +109,21 @@ pub fn broker(settings: &Settings) -> anyhow::Result<(Option<EmbeddedBroker>, St
     Ok((Some(broker), servers))
 }
 
-pub fn serve(settings: Settings) -> anyhow::Result<()> {
+/// Runs the engine until SIGINT or SIGTERM. `migrate` applies pending migrations first
+/// (`database.migrate`, turned off by `serve --no-migrate`).
+pub fn serve(settings: Settings, migrate: bool) -> anyhow::Result<()> {
     let runner = actix_rt::System::new();
     let broker = runner.block_on(async move {
-        let db = database(&settings).await?;
+        // The librdkafka properties first: a typo there is the cheapest thing to report.
+        crate::kafka::check_properties(
+            &settings.kafka.properties,
+            &kafka_clients(&settings, &settings.kafka.brokers),
+        )?;
+        let db = connect(&settings, migrate).await?;
         let (broker, brokers) = broker(&settings)?;
+        probe_brokers(&settings, &brokers).await?;
+        crate::telemetry::register_process_metrics(&crate::actors::metrics::Metrics::global().registry)
+            .context("registering the process metrics")?;
         let topology = Topology::start(&settings, db.clone(), &brokers).context("starting the engine")?;
         let readiness = Readiness {
             migrated: Default::default(),

@@ -1,17 +1,40 @@
-//! Configuration: config/default.toml, then config/local.toml, then WFE__SECTION__KEY
-//! environment variables. config/default.toml documents every key.
+//! Configuration: config/default.toml, then config/local.toml, then the file named by
+//! `WFE_CONFIG`, then WFE__SECTION__KEY environment variables. config/default.toml
+//! documents every key.
+//!
+//! Nothing is guessed: an unknown key in a file or an unknown `WFE__…` variable fails
+//! start-up naming it, because a misspelt `WFE__KAFKA__BROKERS` or `WFE__DATABASE__URL`
+//! would otherwise leave the embedded broker or SQLite in place without a word.
 
 use crate::conditions::Limits;
 use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+
+/// The prefix of environment overrides: `WFE__SECTION__KEY`.
+pub const ENV_PREFIX: &str = "WFE__";
+
+/// Environment overrides of `kafka.properties`: `WFE__KAFKA__PROPERTIES__<name>`, where
+/// the name is a librdkafka property with `.` or `__` between its words.
+const ENV_PROPERTIES: &str = "WFE__KAFKA__PROPERTIES__";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("invalid configuration: {0}")]
     Config(#[from] config::ConfigError),
+    /// A `WFE__…` variable that names no setting: most likely a typo, which would
+    /// otherwise be ignored.
+    #[error("unknown setting {variable} (the key {key}); the settings are listed in config/default.toml")]
+    UnknownEnv { variable: String, key: String },
+    /// Looks like an override but lacks the double underscore after `WFE`.
+    #[error("{variable}: environment overrides are spelt WFE__SECTION__KEY, with two underscores after WFE")]
+    MisspeltEnv { variable: String },
+    #[error("{variable}: a librdkafka property needs a name after WFE__KAFKA__PROPERTIES__")]
+    EmptyProperty { variable: String },
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub http: Http,
     pub database: Database,
@@ -24,9 +47,11 @@ pub struct Settings {
     pub auth: Auth,
     pub log: Log,
     pub demo: Demo,
+    pub retention: Retention,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Http {
     pub bind: String,
     pub body_limit: usize,
@@ -34,12 +59,18 @@ pub struct Http {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Database {
     pub url: String,
     pub max_connections: u32,
+    /// Whether `serve` applies pending migrations at start-up. Teams that migrate in a
+    /// separate step (`workflow-engine migrate`, with a more privileged role) turn it off;
+    /// `serve` then refuses to start on a database that is behind.
+    pub migrate: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Kafka {
     pub brokers: String,
     pub topic: String,
@@ -47,15 +78,101 @@ pub struct Kafka {
     pub group_id: String,
     pub embedded_partitions: i32,
     pub in_flight_per_partition: usize,
+    /// Where the consumer group starts on a partition it has no committed offset for.
+    pub auto_offset_reset: OffsetReset,
+    /// How long start-up waits for the brokers to answer a metadata request before
+    /// calling them unreachable.
+    pub connect_timeout_ms: u64,
+    /// librdkafka properties given to every Kafka client of the engine, as written (TLS,
+    /// SASL, timeouts…). The few the engine must set itself are refused (see
+    /// [`crate::kafka::reserved_property`]).
+    #[serde(default, deserialize_with = "flat_properties")]
+    pub properties: BTreeMap<String, String>,
 }
 
 impl Kafka {
     pub fn is_embedded(&self) -> bool {
         self.brokers.trim() == "embedded"
     }
+
+    /// The reset policy the consumer gets. The embedded broker is born empty with the
+    /// process, so it has no history to replay: it always starts at the earliest offset,
+    /// which also keeps events published before the group's first assignment.
+    pub fn offset_reset(&self) -> OffsetReset {
+        if self.is_embedded() {
+            OffsetReset::Earliest
+        } else {
+            self.auto_offset_reset
+        }
+    }
+}
+
+/// librdkafka's `auto.offset.reset`, limited to the two values that make sense here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetReset {
+    /// Replay the partition from its oldest retained event.
+    Earliest,
+    /// Start at the end: only events published from now on.
+    Latest,
+}
+
+impl OffsetReset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OffsetReset::Earliest => "earliest",
+            OffsetReset::Latest => "latest",
+        }
+    }
+}
+
+/// A property value as a file or the environment gives it: text, a number or a flag, or
+/// a table when a dotted name was split into sections (`sasl.username` written
+/// unquoted in TOML).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PropertyValue {
+    Text(String),
+    Flag(bool),
+    Integer(i64),
+    Float(f64),
+    Table(BTreeMap<String, PropertyValue>),
+}
+
+/// `kafka.properties` as librdkafka wants it: dotted names to text.
+fn flat_properties<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+    fn flatten(prefix: &str, table: BTreeMap<String, PropertyValue>, out: &mut BTreeMap<String, String>) {
+        for (key, value) in table {
+            let name = if prefix.is_empty() {
+                key
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                PropertyValue::Text(text) => {
+                    out.insert(name, text);
+                }
+                PropertyValue::Flag(flag) => {
+                    out.insert(name, flag.to_string());
+                }
+                PropertyValue::Integer(n) => {
+                    out.insert(name, n.to_string());
+                }
+                PropertyValue::Float(x) => {
+                    out.insert(name, x.to_string());
+                }
+                PropertyValue::Table(inner) => flatten(&name, inner, out),
+            }
+        }
+    }
+    let table = BTreeMap::<String, PropertyValue>::deserialize(deserializer)?;
+    let mut out = BTreeMap::new();
+    flatten("", table, &mut out);
+    Ok(out)
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Engine {
     pub node_id: String,
     pub arbiters: usize,
@@ -67,6 +184,7 @@ pub struct Engine {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Scheduler {
     pub poll_interval_secs: u64,
     pub claim_batch: u64,
@@ -77,6 +195,7 @@ pub struct Scheduler {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Delivery {
     pub concurrency: usize,
     pub timeout_ms: u64,
@@ -91,6 +210,7 @@ pub struct Delivery {
 /// Scoped API tokens (docs/security.md). `http.auth_token` is one more token, with every
 /// scope.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Auth {
     /// `{name, token | token_sha256, scopes}`; the name is recorded as the author of
     /// workflow versions.
@@ -108,13 +228,34 @@ impl Settings {
     }
 }
 
+/// How long finished history is kept ([`crate::retention`]); 0 days = forever.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Ended runs (done, failed, cancelled) and their steps, by last update.
+    pub runs_days: u32,
+    /// Event plans whose runs are gone, by when recorded. Keep them at least as long as
+    /// the topic keeps events: a redelivered event without its plan is planned again.
+    pub plans_days: u32,
+    /// Delivered or failed outbox messages, by when queued.
+    pub outbox_days: u32,
+    /// Rows deleted per statement.
+    pub batch_size: u64,
+    /// Pause between two statements, so pruning leaves the database to the hot path.
+    pub pause_ms: u64,
+    /// Time between rounds.
+    pub interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Log {
     pub format: String,
     pub level: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Demo {
     pub delay_seconds: u64,
 }
@@ -122,13 +263,76 @@ pub struct Demo {
 /// The defaults, compiled in so the binary runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// Whether `name` starts with `prefix`, ignoring ASCII case as the config crate does;
+/// the rest of the name when it does.
+fn strip_prefix_ci<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &name[prefix.len()..])
+}
+
+/// Every key config/default.toml defines, dotted (`kafka.brokers`): what a `WFE__…`
+/// variable may name. `kafka.properties` is open-ended and checked by librdkafka instead.
+fn known_keys() -> Result<BTreeSet<String>, SettingsError> {
+    fn walk(prefix: &str, table: config::Map<String, config::Value>, out: &mut BTreeSet<String>) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() {
+                key
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value.clone().into_table() {
+                Ok(inner) if path != "kafka.properties" => walk(&path, inner, out),
+                _ => {
+                    out.insert(path);
+                }
+            }
+        }
+    }
+    use config::Source as _;
+    let defaults = config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml).collect()?;
+    let mut keys = BTreeSet::new();
+    walk("", defaults, &mut keys);
+    Ok(keys)
+}
+
 impl Settings {
-    /// Loads the layers. `dir` holds the optional local.toml (usually `config/`).
+    /// Loads the layers from the process's environment. `dir` holds the optional
+    /// local.toml (usually `config/`).
     pub fn load(dir: &Path) -> Result<Self, SettingsError> {
+        Self::load_from(dir, std::env::vars())
+    }
+
+    /// Loads the layers with `env` as the environment: what [`Settings::load`] does, and
+    /// what tests call without touching the process's variables.
+    pub fn load_from(dir: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
+        let known = known_keys()?;
+        let mut overrides = config::Map::new();
+        let mut properties = BTreeMap::new();
+        let mut extra = None;
+        for (variable, value) in env {
+            if variable == "WFE_CONFIG" {
+                extra = Some(value);
+            } else if let Some(name) = strip_prefix_ci(&variable, ENV_PROPERTIES) {
+                if name.is_empty() {
+                    return Err(SettingsError::EmptyProperty { variable });
+                }
+                // Kept apart from the config crate, which would read "0012" as the
+                // number 12 and split dotted names into sections.
+                properties.insert(name.to_ascii_lowercase().replace("__", "."), value);
+            } else if let Some(rest) = strip_prefix_ci(&variable, ENV_PREFIX) {
+                let key = rest.to_ascii_lowercase().replace("__", ".");
+                if !known.contains(&key) {
+                    return Err(SettingsError::UnknownEnv { variable, key });
+                }
+                overrides.insert(variable, value);
+            } else if strip_prefix_ci(&variable, "WFE_").is_some() && variable.contains("__") {
+                return Err(SettingsError::MisspeltEnv { variable });
+            }
+        }
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml))
             .add_source(config::File::from(dir.join("local.toml")).required(false));
-        if let Ok(extra) = std::env::var("WFE_CONFIG") {
+        if let Some(extra) = extra {
             builder = builder.add_source(config::File::with_name(&extra));
         }
         let built = builder
@@ -139,10 +343,13 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("scheduler.inactive_days")
                     .with_list_parse_key("delivery.webhook_allowlist")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .source(Some(overrides)),
             )
             .build()?;
-        Ok(built.try_deserialize()?)
+        let mut settings: Settings = built.try_deserialize()?;
+        settings.kafka.properties.extend(properties);
+        Ok(settings)
     }
 
     /// The defaults alone, for tests and tools.
@@ -172,6 +379,15 @@ impl Settings {
 mod tests {
     use super::*;
 
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        Settings::load_from(dir.path(), env(pairs))
+    }
+
     #[test]
     fn defaults_parse_and_match_the_documented_values() {
         let s = Settings::defaults().unwrap();
@@ -180,5 +396,99 @@ mod tests {
         assert_eq!(s.scheduler.poll_interval_secs, 30);
         assert_eq!(s.scheduler.inactive_days, [7, 14, 30]);
         assert_eq!(s.limits, Limits::default());
+        assert_eq!(s.kafka.auto_offset_reset, OffsetReset::Latest);
+        assert!(s.kafka.properties.is_empty());
+        assert!(s.database.migrate);
+    }
+
+    #[test]
+    fn environment_overrides_known_keys() {
+        let s = load(&[
+            ("WFE__KAFKA__BROKERS", "kafka-1:9092"),
+            ("WFE__KAFKA__AUTO_OFFSET_RESET", "earliest"),
+            ("WFE__SCHEDULER__INACTIVE_DAYS", "3,9"),
+            ("WFE_TEST_DATABASE_URL", "postgres://elsewhere"),
+            ("PATH", "/usr/bin"),
+        ])
+        .unwrap();
+        assert_eq!(s.kafka.brokers, "kafka-1:9092");
+        assert_eq!(s.kafka.offset_reset(), OffsetReset::Earliest);
+        assert_eq!(s.scheduler.inactive_days, [3, 9]);
+    }
+
+    #[test]
+    fn a_misspelt_variable_fails_naming_it() {
+        let err = load(&[("WFE__KAFKA__BROKER", "kafka-1:9092")]).unwrap_err().to_string();
+        assert!(
+            err.contains("WFE__KAFKA__BROKER") && err.contains("kafka.broker"),
+            "{err}"
+        );
+        let err = load(&[("WFE__DATABSE__URL", "postgres://db/wfe")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("WFE__DATABSE__URL"), "{err}");
+        let err = load(&[("WFE_KAFKA__BROKERS", "kafka-1:9092")]).unwrap_err().to_string();
+        assert!(
+            err.contains("WFE_KAFKA__BROKERS") && err.contains("two underscores"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_file_fails_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("local.toml"), "[kafka]\nbrokerz = \"kafka-1:9092\"\n").unwrap();
+        let err = Settings::load_from(dir.path(), Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("brokerz"), "{err}");
+        std::fs::write(dir.path().join("local.toml"), "[retension]\nruns_days = 3\n").unwrap();
+        let err = Settings::load_from(dir.path(), Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("retension"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_offset_reset_is_refused() {
+        let err = load(&[("WFE__KAFKA__AUTO_OFFSET_RESET", "smallest")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smallest"), "{err}");
+    }
+
+    #[test]
+    fn properties_come_from_files_and_the_environment_as_text() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("local.toml"),
+            "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\nsasl.mechanisms = \"SCRAM-SHA-512\"\n\"socket.keepalive.enable\" = true\n\"message.max.bytes\" = 2000000\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            dir.path(),
+            env(&[
+                ("WFE__KAFKA__PROPERTIES__SASL.PASSWORD", "0012"),
+                ("WFE__KAFKA__PROPERTIES__SASL__USERNAME", "Engine"),
+                ("WFE__KAFKA__PROPERTIES__SECURITY.PROTOCOL", "SSL"),
+            ]),
+        )
+        .unwrap();
+        let expected: BTreeMap<String, String> = [
+            ("message.max.bytes", "2000000"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.password", "0012"),
+            ("sasl.username", "Engine"),
+            ("security.protocol", "SSL"),
+            ("socket.keepalive.enable", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(s.kafka.properties, expected);
+    }
+
+    #[test]
+    fn the_embedded_broker_starts_at_the_earliest_offset() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.kafka.offset_reset(), OffsetReset::Earliest);
+        let s = load(&[("WFE__KAFKA__BROKERS", "kafka-1:9092")]).unwrap();
+        assert_eq!(s.kafka.offset_reset(), OffsetReset::Latest);
     }
 }

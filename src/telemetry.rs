@@ -23,3 +23,25 @@ pub fn init(log: &Log) {
     // A second init (tests, the demo inside serve) keeps the first subscriber.
     drop(result);
 }
+
+/// Registers, once per process, the metrics that describe the process rather than the
+/// engine's work: `wfe_build_info{version}` (always 1: a dashboard shows which version
+/// runs where, and a rolling deploy shows both), and on Linux the standard `process_*`
+/// collectors (CPU seconds, resident and virtual memory, open and maximum file
+/// descriptors, threads, start time).
+pub fn register_process_metrics(registry: &prometheus::Registry) -> Result<(), prometheus::Error> {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if DONE.get().is_some() {
+        return Ok(());
+    }
+    let build = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new("build_info", "The running build: always 1, labelled by version").namespace("wfe"),
+        &["version"],
+    )?;
+    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    registry.register(Box::new(build))?;
+    #[cfg(target_os = "linux")]
+    registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+    let _ = DONE.set(());
+    Ok(())
+}

@@ -393,7 +393,9 @@ async fn a_graceful_hand_over_mid_stream_sends_nothing_twice_and_nothing_early()
     );
     // The first leaves gracefully while chains are in flight.
     a.stop().await;
-    let db = a.db().clone();
+    // A pool of its own: the engine's pool holds connections opened on a's executor
+    // threads, which died with a's arbiters.
+    let db = a.test.connect_again().await;
     eventually!("every chain to finish", Duration::from_secs(120), {
         let runs = runs_where(&db, RunFilter::default()).await;
         (runs.len() == 240 && runs.iter().all(|r| r.run.status == "done")).then_some(())

@@ -410,13 +410,23 @@ async fn operational_endpoints() {
     assert_eq!(status, 200, "{ready}");
     assert_eq!(
         ready,
-        json!({"ready": true, "database": true, "consumer": true, "partitions": [0, 1, 2, 3]}),
+        json!({"ready": true, "migrated": true, "database": true, "broker": true, "consumer": true,
+               "partitions": [0, 1, 2, 3]}),
         "a lone process consumes every partition"
     );
 
     let (status, metrics) = api.get_text("/metrics").await;
     assert_eq!(status, 200);
     assert!(metrics.contains("wfe_mailbox_capacity"), "{metrics}");
+    let version = format!("wfe_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    assert!(metrics.contains(&version), "{metrics}");
+    for process_metric in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        assert!(metrics.contains(process_metric), "{process_metric} missing: {metrics}");
+    }
 
     let (status, info) = api.get("/api/v1/info").await;
     assert_eq!(status, 200, "{info}");

@@ -44,8 +44,10 @@ impl Scope {
     }
 }
 
-/// One configured token (`auth.tokens[]`).
+/// One configured token (`auth.tokens[]`). Unknown keys are refused: a misspelt
+/// `token_sha256` would otherwise leave a token that matches nothing.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     pub name: String,
     /// The token itself; prefer `token_sha256` in files others can read.

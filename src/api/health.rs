@@ -3,28 +3,48 @@
 use super::AppState;
 use crate::actors::metrics::Metrics;
 use actix_web::{web, HttpResponse};
+use rdkafka::producer::Producer as _;
 use serde_json::json;
+use std::time::Duration;
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is up")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready once migrations ran and the consumer owns partitions. The body names the
-/// partitions, so an operator sees how a cluster split them.
+/// How long each readiness check (a database query, a broker metadata request) may take
+/// before it counts as down: a probe must answer within the load balancer's timeout.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Ready when this process can serve: migrations ran, the database answers a short
+/// query and the brokers answer a metadata request. The partitions it consumes are
+/// shown but do not decide: a process owning none (more processes than partitions, or
+/// mid-rebalance) still serves the API, and a 503 would only drop it from the load
+/// balancer.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "migrated and consuming"),
-    (status = 503, description = "not ready yet: `{\"ready\", \"database\", \"consumer\", \"partitions\"}`")))]
+    (status = 200, description = "can serve: `{\"ready\", \"migrated\", \"database\", \"broker\", \"consumer\", \"partitions\"}`"),
+    (status = 503, description = "cannot serve: the same body, naming what is down")))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let partitions = state.readiness.partitions();
-    let (database, consumer) = (state.readiness.is_migrated(), !partitions.is_empty());
-    let body = json!({"ready": database && consumer, "database": database, "consumer": consumer,
-                      "partitions": partitions});
-    if database && consumer {
+    let migrated = state.readiness.is_migrated();
+    let database = matches!(tokio::time::timeout(PROBE_TIMEOUT, state.db.ping()).await, Ok(Ok(())));
+    let broker = broker_answers(&state).await;
+    let ready = migrated && database && broker;
+    let body = json!({"ready": ready, "migrated": migrated, "database": database, "broker": broker,
+                      "consumer": !partitions.is_empty(), "partitions": partitions});
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// Whether the brokers answer a metadata request for the events topic, asked through
+/// the API's producer (its connections are already open) on a blocking thread.
+async fn broker_answers(state: &AppState) -> bool {
+    let (producer, topic) = (state.producer.clone(), state.topic.clone());
+    let answered = web::block(move || producer.client().fetch_metadata(Some(&topic), PROBE_TIMEOUT).is_ok()).await;
+    answered.unwrap_or(false)
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]

@@ -90,7 +90,8 @@ pub struct AppState {
     pub readiness: Readiness,
 }
 
-/// What /readyz reports: ready once migrations ran and the consumer joined the group.
+/// What /readyz reports besides its live checks: whether migrations ran, and the
+/// partitions the consumer owns.
 #[derive(Clone, Default)]
 pub struct Readiness {
     pub migrated: Arc<AtomicBool>,

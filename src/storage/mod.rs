@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod ownership;
 pub mod plans;
 pub mod recovery;
+pub mod retention;
 pub mod runs;
 pub mod scheduled;
 pub mod seed;
@@ -32,6 +33,10 @@ use sea_orm::{
 };
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The PostgreSQL advisory lock key migrations run under: a constant no other tool is
+/// likely to use (the ASCII bytes of "wfe-migr").
+pub const MIGRATION_LOCK: i64 = 0x7766_652d_6d69_6772;
 
 /// How long a SQLite connection waits for a lock held by another process before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,9 +148,56 @@ impl Database {
     }
 
     /// Applies every pending migration; a no-op on an up-to-date database.
+    ///
+    /// On PostgreSQL the migrations run inside one transaction that first takes an
+    /// advisory lock ([`MIGRATION_LOCK`]): processes starting together on a fresh database
+    /// take turns instead of racing to create the same tables, and each one after the
+    /// first finds nothing left to do. The transaction holds a single connection, so this
+    /// works with any pool size, and the lock goes with the transaction even if the
+    /// process dies midway.
     pub async fn migrate(&self) -> Result<(), StorageError> {
         use migrations::MigratorTrait;
-        migrations::Migrator::up(&self.conn, None).await?;
+        if self.conn.get_database_backend() != DbBackend::Postgres {
+            migrations::Migrator::up(&self.conn, None).await?;
+            return Ok(());
+        }
+        let txn = self.conn.begin().await?;
+        txn.execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [MIGRATION_LOCK.into()],
+        ))
+        .await?;
+        migrations::Migrator::up(&txn, None).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The migrations this database has not had yet, by name, without changing anything
+    /// (for `serve` when it does not migrate).
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StorageError> {
+        use migrations::MigratorTrait;
+        // A database never migrated has no seaql_migrations table: the error says so.
+        let applied: std::collections::HashSet<String> = self
+            .conn
+            .query_all(Statement::from_string(
+                self.conn.get_database_backend(),
+                "SELECT version FROM seaql_migrations",
+            ))
+            .await?
+            .iter()
+            .filter_map(|row| row.try_get::<String>("", "version").ok())
+            .collect();
+        Ok(migrations::Migrator::migrations()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .filter(|name| !applied.contains(name))
+            .collect())
+    }
+
+    /// A short query, for readiness: whether the database answers now.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.conn.execute_unprepared("SELECT 1").await?;
         Ok(())
     }
 

@@ -25,7 +25,7 @@ use workflow_engine::conditions::Limits;
 use workflow_engine::kafka;
 use workflow_engine::outbound::signing::{ID_HEADER, TIMESTAMP_HEADER};
 use workflow_engine::outbound::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
-use workflow_engine::settings::Settings;
+use workflow_engine::settings::{OffsetReset, Settings};
 use workflow_engine::storage::entities::{customers, notes, tasks};
 use workflow_engine::storage::runs::{self, Run, RunFilter};
 use workflow_engine::storage::sql::statement;
@@ -223,6 +223,8 @@ impl Engine {
         settings.kafka.dead_letter_topic = format!("wfe-test-{tag}.dlq");
         settings.kafka.group_id = format!("wfe-test-group-{tag}");
         settings.engine.node_id = format!("test-node-{tag}");
+        // Tests publish before the consumer has joined: start at the beginning.
+        settings.kafka.auto_offset_reset = OffsetReset::Earliest;
         settings.engine.arbiters = 2;
         settings.engine.workflow_poll_ms = 200;
         settings.scheduler.delay_override_secs = 1;

@@ -136,6 +136,8 @@ pub fn base_env(dir: &Path, brokers: &str) -> Vec<(String, String)> {
         ("WFE__DATABASE__URL", format!("sqlite://{}/e2e.db", dir.display())),
         ("WFE__HTTP__BIND", "127.0.0.1:0".to_owned()),
         ("WFE__KAFKA__BROKERS", brokers.to_owned()),
+        // Tests publish before the consumer has joined: start at the beginning.
+        ("WFE__KAFKA__AUTO_OFFSET_RESET", "earliest".to_owned()),
         ("WFE__SCHEDULER__POLL_INTERVAL_SECS", "1".to_owned()),
         ("WFE__ENGINE__WORKFLOW_POLL_MS", "200".to_owned()),
         ("WFE__DELIVERY__WEBHOOK_ALLOWLIST", "127.0.0.1".to_owned()),
@@ -195,12 +197,13 @@ impl Engine {
         Api::new(&self.base, None)
     }
 
-    /// Waits for /readyz to answer 200 (migrated, consumer owns partitions).
+    /// Waits for /readyz to answer 200 (migrated, database and broker reachable) with the
+    /// consumer owning partitions.
     pub async fn ready(&self, timeout: Duration) {
         let api = self.api();
         eventually(&format!("engine {} ready", self.name), timeout, || async {
-            let (status, _) = api.get("/readyz").await;
-            (status == 200).then_some(())
+            let (status, body) = api.get("/readyz").await;
+            (status == 200 && body["consumer"] == true).then_some(())
         })
         .await;
     }

@@ -1,0 +1,87 @@
+//! Retention: a background task that prunes old ended runs, event plans and outbox
+//! messages in small batches ([`crate::storage::retention`] says what may go).
+//!
+//! It never competes with the hot path for long: each statement deletes at most
+//! `retention.batch_size` rows, the task pauses `retention.pause_ms` between statements,
+//! and a failure (the database away) is logged and tried again at the next round. Every
+//! process runs it; on PostgreSQL they skip each other's locked rows.
+
+use crate::clock::SharedClock;
+use crate::settings::Retention;
+use crate::storage::{retention, Database, StorageError};
+use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::time::Duration;
+
+/// What one round deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub runs: u64,
+    pub plans: u64,
+    pub outbox: u64,
+}
+
+/// The cutoff for an age of `days` (0 = keep forever: no cutoff).
+fn cutoff(now: DateTime<Utc>, days: u32) -> Option<DateTime<Utc>> {
+    (days > 0).then(|| now - chrono::Duration::days(i64::from(days)))
+}
+
+/// Deletes in batches until a batch comes back short, pausing between statements.
+async fn drain<F, Fut>(clock: &SharedClock, policy: &Retention, mut batch: F) -> Result<u64, StorageError>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<u64, StorageError>>,
+{
+    let size = policy.batch_size.max(1);
+    let mut total = 0;
+    loop {
+        let deleted = batch(size).await?;
+        total += deleted;
+        if deleted < size {
+            return Ok(total);
+        }
+        clock.sleep(Duration::from_millis(policy.pause_ms)).await;
+    }
+}
+
+/// One round: runs (with their steps) first, so the plans they kept become prunable in
+/// the same round, then plans, then the outbox. Ages are measured from `clock`'s now.
+pub async fn prune_once(db: &Database, clock: &SharedClock, policy: &Retention) -> Result<Pruned, StorageError> {
+    let now = clock.now();
+    let mut pruned = Pruned::default();
+    if let Some(before) = cutoff(now, policy.runs_days) {
+        pruned.runs = drain(clock, policy, |n| retention::prune_runs(db, before, n)).await?;
+    }
+    if let Some(before) = cutoff(now, policy.plans_days) {
+        pruned.plans = drain(clock, policy, |n| retention::prune_plans(db, before, n)).await?;
+    }
+    if let Some(before) = cutoff(now, policy.outbox_days) {
+        pruned.outbox = drain(clock, policy, |n| retention::prune_outbox(db, before, n)).await?;
+    }
+    Ok(pruned)
+}
+
+/// Starts the pruning loop on the current runtime, unless every age is 0 (keep forever).
+/// It runs a round at once and then every `retention.interval_secs`, until the runtime
+/// stops.
+pub fn spawn(db: Database, policy: Retention) {
+    if policy.runs_days == 0 && policy.plans_days == 0 && policy.outbox_days == 0 {
+        return;
+    }
+    let clock = crate::clock::system();
+    let interval = Duration::from_secs(policy.interval_secs.max(1));
+    actix_rt::spawn(async move {
+        loop {
+            match prune_once(&db, &clock, &policy).await {
+                Ok(p) => tracing::info!(
+                    runs = p.runs,
+                    plans = p.plans,
+                    outbox = p.outbox,
+                    "retention round done"
+                ),
+                Err(error) => tracing::warn!(%error, "retention round failed; trying again next round"),
+            }
+            clock.sleep(interval).await;
+        }
+    });
+}

@@ -1,0 +1,253 @@
+//! Start-up of the built binary against what production gets wrong: a misspelt setting,
+//! a librdkafka property it refuses, an unreachable broker or database, a database that
+//! is behind when the engine may not migrate it, and several processes migrating one
+//! fresh PostgreSQL database at once. Each failure must stop the process with a message
+//! naming the culprit, never fall back to the embedded defaults.
+
+#[path = "common/process.rs"]
+mod process;
+
+use process::{command, Broker, Engine, Scratch};
+use std::fs::File;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Bounds a start-up that is expected to fail; it only stops a hang.
+const EXIT: Duration = Duration::from_secs(60);
+
+/// Runs `workflow-engine <args>` with `env` and returns its exit success and stderr;
+/// fails the test if it is still running after [`EXIT`].
+fn run(dir: &Path, name: &str, args: &[&str], env: &[(String, String)]) -> (bool, String) {
+    let stderr = dir.join(format!("{name}.stderr"));
+    let mut child = command(dir)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&stderr).expect("stderr file"))
+        .spawn()
+        .expect("starting workflow-engine");
+    let deadline = Instant::now() + EXIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "workflow-engine {name} still running after {EXIT:?}:\n{}",
+                process::tail(&stderr, 20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status.success(), std::fs::read_to_string(&stderr).unwrap_or_default())
+}
+
+/// `serve` with the test defaults plus `extra`, expected to fail: its stderr.
+fn serve_fails(scratch: &Scratch, brokers: &str, name: &str, extra: &[(&str, &str)]) -> String {
+    let mut env = process::base_env(scratch.path(), brokers);
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let (ok, stderr) = run(scratch.path(), name, &["serve"], &env);
+    assert!(!ok, "{name}: serve started although it should not:\n{stderr}");
+    stderr
+}
+
+#[test]
+fn a_misspelt_setting_fails_start_up_naming_it() {
+    let scratch = Scratch::new("typo");
+    let broker = Broker::start();
+    let brokers = broker.bootstrap_servers();
+    let stderr = serve_fails(&scratch, &brokers, "env", &[("WFE__KAFKA__BROKER", "kafka-1:9092")]);
+    assert!(stderr.contains("WFE__KAFKA__BROKER"), "{stderr}");
+    let stderr = serve_fails(
+        &scratch,
+        &brokers,
+        "prefix",
+        &[("WFE_DATABASE__URL", "postgres://db/wfe")],
+    );
+    assert!(stderr.contains("WFE_DATABASE__URL"), "{stderr}");
+
+    std::fs::create_dir_all(scratch.path().join("config")).expect("config dir");
+    std::fs::write(
+        scratch.path().join("config/local.toml"),
+        "[database]\nurll = \"postgres://db/wfe\"\n",
+    )
+    .expect("local.toml");
+    let stderr = serve_fails(&scratch, &brokers, "file", &[]);
+    assert!(stderr.contains("urll"), "{stderr}");
+}
+
+#[test]
+fn a_property_librdkafka_refuses_fails_start_up_naming_it() {
+    let scratch = Scratch::new("property");
+    let broker = Broker::start();
+    let stderr = serve_fails(
+        &scratch,
+        &broker.bootstrap_servers(),
+        "property",
+        &[("WFE__KAFKA__PROPERTIES__SOCKET.KEEPALIVE.ENABEL", "true")],
+    );
+    assert!(stderr.contains("socket.keepalive.enabel"), "{stderr}");
+    let stderr = serve_fails(
+        &scratch,
+        &broker.bootstrap_servers(),
+        "reserved",
+        &[("WFE__KAFKA__PROPERTIES__GROUP__ID", "other")],
+    );
+    assert!(stderr.contains("kafka.properties.group.id"), "{stderr}");
+}
+
+#[actix_rt::test]
+async fn a_good_property_is_given_to_the_clients_and_the_engine_serves() {
+    let scratch = Scratch::new("good-property");
+    let broker = Broker::start();
+    let mut env = process::base_env(scratch.path(), &broker.bootstrap_servers());
+    env.push((
+        "WFE__KAFKA__PROPERTIES__SOCKET__KEEPALIVE__ENABLE".into(),
+        "true".into(),
+    ));
+    let engine = Engine::start(scratch.path(), "good-property", &env).await;
+    engine.ready(Duration::from_secs(45)).await;
+}
+
+#[test]
+fn an_unreachable_broker_fails_start_up_naming_it() {
+    let scratch = Scratch::new("no-broker");
+    // Nothing listens on port 1.
+    let stderr = serve_fails(
+        &scratch,
+        "127.0.0.1:1",
+        "no-broker",
+        &[("WFE__KAFKA__CONNECT_TIMEOUT_MS", "2000")],
+    );
+    assert!(
+        stderr.contains("127.0.0.1:1") && stderr.contains("unreachable"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_topic_fails_start_up_naming_it() {
+    let scratch = Scratch::new("no-topic");
+    let broker = Broker::start();
+    let stderr = serve_fails(
+        &scratch,
+        &broker.bootstrap_servers(),
+        "no-topic",
+        &[("WFE__KAFKA__TOPIC", "crm.evnets")],
+    );
+    assert!(stderr.contains("crm.evnets"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_database_fails_start_up_naming_it() {
+    let scratch = Scratch::new("no-db");
+    let broker = Broker::start();
+    let stderr = serve_fails(
+        &scratch,
+        &broker.bootstrap_servers(),
+        "no-db",
+        &[("WFE__DATABASE__URL", "postgres://wfe:pw@127.0.0.1:1/wfe")],
+    );
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains(":pw@"), "the password is redacted: {stderr}");
+}
+
+#[actix_rt::test]
+async fn serve_without_migrations_refuses_a_database_that_is_behind() {
+    let scratch = Scratch::new("no-migrate");
+    let broker = Broker::start();
+    let env = process::base_env(scratch.path(), &broker.bootstrap_servers());
+    let (ok, stderr) = run(scratch.path(), "behind", &["serve", "--no-migrate"], &env);
+    assert!(!ok, "served an unmigrated database:\n{stderr}");
+    assert!(stderr.contains("workflow-engine migrate"), "{stderr}");
+
+    let (ok, stderr) = run(scratch.path(), "migrate", &["migrate"], &env);
+    assert!(ok, "migrate failed:\n{stderr}");
+    let mut env = env;
+    env.push(("WFE__DATABASE__MIGRATE".into(), "false".into()));
+    let engine = Engine::start(scratch.path(), "migrated", &env).await;
+    engine.ready(Duration::from_secs(45)).await;
+}
+
+/// Three processes start at once on one fresh PostgreSQL database: the advisory lock makes
+/// them migrate in turn, so all three come up.
+#[cfg_attr(not(wfe_postgres), ignore = "needs WFE_TEST_DATABASE_URL (PostgreSQL)")]
+#[actix_rt::test]
+async fn three_processes_migrate_one_fresh_postgres_database_at_once() {
+    use sea_orm::ConnectionTrait;
+    let server = std::env::var("WFE_TEST_DATABASE_URL").expect("WFE_TEST_DATABASE_URL");
+    let name = format!("wfe_test_startup_{}", std::process::id());
+    let admin = workflow_engine::storage::Database::connect(&server)
+        .await
+        .expect("server");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .expect("drop");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create");
+    let mut url = url::Url::parse(&server).expect("url");
+    url.set_path(&format!("/{name}"));
+    if !url.query_pairs().any(|(k, _)| k == "sslmode") {
+        url.query_pairs_mut().append_pair("sslmode", "disable");
+    }
+
+    let scratch = Scratch::new("three");
+    let broker = Broker::start();
+    let mut env = process::base_env(scratch.path(), &broker.bootstrap_servers());
+    env.push(("WFE__DATABASE__URL".into(), url.to_string()));
+    let (a, b, c) = futures_util::join!(
+        Engine::start(scratch.path(), "first", &env),
+        Engine::start(scratch.path(), "second", &env),
+        Engine::start(scratch.path(), "third", &env),
+    );
+    for engine in [&a, &b, &c] {
+        let (status, body) = engine.api().get("/api/v1/info").await;
+        assert_eq!(status, 200, "{}: {body}", engine.name);
+    }
+    drop((a, b, c));
+    let _ = admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
+}
+
+/// A process that owns no partition (here the second of two on a one-partition topic) is
+/// still ready: its API serves, and a 503 would only drop it from the load balancer. The
+/// body shows that it consumes nothing.
+#[actix_rt::test]
+async fn a_process_owning_no_partition_is_ready_and_says_so() {
+    use rdkafka::mocking::MockCluster;
+    let cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext> =
+        MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("one", 1, 1).expect("topic");
+    cluster.create_topic("one.dlq", 1, 1).expect("dead-letter topic");
+    let scratch = Scratch::new("idle");
+    let mut env = process::base_env(scratch.path(), &cluster.bootstrap_servers());
+    env.push(("WFE__KAFKA__TOPIC".into(), "one".into()));
+    env.push(("WFE__KAFKA__DEAD_LETTER_TOPIC".into(), "one.dlq".into()));
+    let first = Engine::start(scratch.path(), "owner", &env).await;
+    first.ready(Duration::from_secs(45)).await;
+    let second = Engine::start(scratch.path(), "idle", &env).await;
+    let (first_api, second_api) = (first.api(), second.api());
+    let idle = process::eventually(
+        "one process owning the partition, the other none",
+        Duration::from_secs(60),
+        || async {
+            let (a, a_body) = first_api.get("/readyz").await;
+            let (b, b_body) = second_api.get("/readyz").await;
+            let owners = [&a_body, &b_body]
+                .iter()
+                .filter(|body| body["consumer"] == true)
+                .count();
+            (a == 200 && b == 200 && owners == 1).then(|| if a_body["consumer"] == true { b_body } else { a_body })
+        },
+    )
+    .await;
+    assert_eq!(idle["ready"], true, "{idle}");
+    assert_eq!(idle["partitions"], serde_json::json!([]), "{idle}");
+}
