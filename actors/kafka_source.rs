@@ -383,16 +383,15 @@ impl Handler<ReaderEnded> for KafkaSource {
                 "restarting a stopped partition reader"
             );
             Metrics::global().reader_restarts.inc();
-            if let Some(offset) = msg.resume_at {
-                let seek = act.consumer.seek(
-                    &act.config.topic,
-                    fence.partition,
-                    Offset::Offset(offset),
-                    Duration::from_secs(5),
-                );
-                if let Err(e) = seek {
-                    tracing::warn!(partition = fence.partition, offset, error = %e, "seek before restart failed");
-                }
+            let offset = msg.resume_at;
+            let seek = act.consumer.seek(
+                &act.config.topic,
+                fence.partition,
+                Offset::Offset(offset),
+                Duration::from_secs(5),
+            );
+            if let Err(e) = seek {
+                tracing::warn!(partition = fence.partition, offset, error = %e, "seek before restart failed");
             }
             act.start_reader(fence, ctx);
         });

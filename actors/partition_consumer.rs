@@ -171,7 +171,7 @@ enum Ended {
     /// Asked to stop (drain, revoke, shutdown).
     Drained,
     /// An event was not recorded (or the engine is gone): read again from `resume_at`.
-    ByItself { resume_at: Option<i64> },
+    ByItself { resume_at: i64 },
 }
 
 /// The partition's read loop, owning what it needs so it can run beside the actor.
@@ -227,7 +227,7 @@ impl Consume {
                     let recorded: Result<(), oneshot::error::RecvError> = recorded;
                     if recorded.is_err() {
                         tracing::warn!(partition, offset, "event not recorded; stopping before its offset");
-                        ended = Ended::ByItself { resume_at: Some(offset) };
+                        ended = Ended::ByItself { resume_at: offset };
                         break;
                     }
                     self.store(offset, &label);
@@ -245,7 +245,7 @@ impl Consume {
                         Some(entry) => pending.push_back(entry),
                         None => {
                             if !*self.stop.borrow() {
-                                ended = Ended::ByItself { resume_at: Some(offset) };
+                                ended = Ended::ByItself { resume_at: offset };
                             }
                             break;
                         }

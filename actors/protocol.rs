@@ -127,5 +127,5 @@ pub struct Drain;
 pub struct ReaderEnded {
     pub fence: Fence,
     /// The offset to read from again: after the last one stored.
-    pub resume_at: Option<i64>,
+    pub resume_at: i64,
 }
