@@ -160,6 +160,9 @@ const CUSTOMER_FIELDS: &[Static] = &[
     ("customer.desk", "Desk", FieldType::String),
     ("customer.active", "Active", FieldType::Boolean),
     ("customer.frozen", "Frozen by compliance", FieldType::Boolean),
+    ("customer.timezone", "Time zone (IANA name)", FieldType::String),
+    ("customer.email_opt_out", "Opted out of email", FieldType::Boolean),
+    ("customer.sms_opt_out", "Opted out of SMS", FieldType::Boolean),
 ];
 
 const MONEY_FIELDS: &[Static] = &[

@@ -43,6 +43,11 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
     other.migrate().await.unwrap();
     other.close().await.unwrap();
     assert_eq!(workflows::list(&t.db).await.unwrap().len(), 0);
+    // A fresh database has the status types of shared/design.md, each without statuses.
+    let types = statuses::status_types(&t.db).await.unwrap();
+    let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["sales", "kyc", "retention"]);
+    assert!(types.iter().all(|t| t.statuses.is_empty()));
     assert_eq!(t.db.backend(), if t.is_postgres() { "postgres" } else { "sqlite" });
     t.finish().await;
 }
@@ -248,6 +253,14 @@ async fn snapshots_flatten_custom_fields_and_name_every_status_type() {
     assert_eq!(
         (snap["desk"].clone(), snap["active"].clone(), snap["frozen"].clone()),
         (json!("sales"), json!(true), json!(false))
+    );
+    assert_eq!(
+        (
+            snap["timezone"].clone(),
+            snap["email_opt_out"].clone(),
+            snap["sms_opt_out"].clone()
+        ),
+        (json!("UTC"), json!(false), json!(false))
     );
     assert_eq!(snap["sales_status"], "interested");
     assert_eq!(snap["kyc_status"], "approved");

@@ -51,6 +51,9 @@ pub async fn snapshot<C: ConnectionTrait>(
         ("active", Value::from(c.active)),
         ("frozen", Value::from(c.frozen)),
         ("updated_at", Value::from(rfc3339(c.updated_at))),
+        ("timezone", Value::from(c.timezone)),
+        ("email_opt_out", Value::from(c.email_opt_out)),
+        ("sms_opt_out", Value::from(c.sms_opt_out)),
     ];
     for (key, value) in builtins {
         map.insert(key.to_owned(), value);

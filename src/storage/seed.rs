@@ -241,6 +241,8 @@ pub async fn load_demo(db: &Database, webhook_url: &str) -> Result<SeedReport, S
             frozen: Set(false),
             custom_fields: Set((c.custom)()),
             updated_at: Set(now),
+            // time zone UTC, no opt-outs: the columns' defaults
+            ..Default::default()
         })
         .on_conflict(OnConflict::column(customers::Column::Id).do_nothing().to_owned())
         .exec_without_returning(&txn)

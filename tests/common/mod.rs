@@ -135,6 +135,8 @@ pub async fn add_customers(db: &Database, ids: impl IntoIterator<Item = i64>) {
             frozen: Set(false),
             custom_fields: Set(serde_json::json!({})),
             updated_at: Set(now),
+            // time zone UTC, no opt-outs: the columns' defaults
+            ..Default::default()
         })
         .collect();
     customers::Entity::insert_many(rows)

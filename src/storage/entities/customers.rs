@@ -31,6 +31,11 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub custom_fields: Json,
     pub updated_at: DateTimeUtc,
+    /// IANA time zone name; send windows are kept in it.
+    #[sea_orm(column_type = "Text")]
+    pub timezone: String,
+    pub email_opt_out: bool,
+    pub sms_opt_out: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
