@@ -6,6 +6,7 @@
 //! [`EnvelopeError`]'s message and moves on.
 
 use crate::problem::{json_type_name, Pointer, Problem, Problems};
+use crate::trace::TraceParent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -30,6 +31,10 @@ pub struct EventEnvelope {
     pub occurred_at: Option<DateTime<Utc>>,
     /// The payload conditions read as `event.*`, `transaction.*`, `order.*`, ...
     pub data: Map<String, Value>,
+    /// The W3C trace context of the message that carried the event (its `traceparent`
+    /// header), not part of the JSON: the runs keep it in a column of their own.
+    #[serde(skip)]
+    pub trace: Option<TraceParent>,
 }
 
 /// Why bytes could not be turned into an [`EventEnvelope`].
@@ -111,6 +116,7 @@ impl EventEnvelope {
                 customer_id,
                 occurred_at,
                 data,
+                trace: None,
             }),
             _ => Err(problems.into_vec()),
         }

@@ -167,6 +167,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
             error: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            traceparent: Set(event.trace.map(|t| t.to_string())),
             ..Default::default()
         })
         .on_conflict(
