@@ -223,8 +223,21 @@ fn too_large(message: String) -> ApiError {
     request_body(content = String, content_type = "application/x-ndjson", description = "one customer object a line, each with its `id`; at most 10000 lines and 16 MiB"),
     responses((status = 200, description = "`{\"upserted\": n, \"errors\": [{\"line\", \"message\"}]}`: the good lines are loaded, each bad one is reported by its number (from 1)"),
         (status = 413, description = "more than 10000 lines or 16 MiB; nothing was loaded", body = ErrorBody)))]
-pub async fn import(state: web::Data<AppState>, mut payload: web::Payload) -> Result<HttpResponse, ApiError> {
-    let mut body = web::BytesMut::new();
+pub async fn import(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    // An announced length over the cap is refused before a byte of the body is read.
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_IMPORT_BYTES) {
+        return Err(too_large(format!("an import is at most {MAX_IMPORT_BYTES} bytes: split it")));
+    }
+    let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
         if body.len() + chunk.len() > MAX_IMPORT_BYTES {
