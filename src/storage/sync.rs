@@ -39,7 +39,11 @@ pub fn applies_to(event_type: &str) -> bool {
 }
 
 /// Applies what `event` says about its customer, in the caller's transaction.
-pub async fn apply<C: ConnectionTrait>(conn: &C, event: &EventEnvelope, now: DateTime<Utc>) -> Result<(), StorageError> {
+pub async fn apply<C: ConnectionTrait>(
+    conn: &C,
+    event: &EventEnvelope,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
     if !applies_to(&event.event_type) {
         return Ok(());
     }
