@@ -758,3 +758,48 @@ async fn events_create_customers_and_the_engine_emits_overdue_and_inactivity() {
     let (_, runs) = api.get("/api/v1/runs?workflow_id=inactive").await;
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
 }
+
+/// README's "A five-minute tour", as written there: a workflow, a dry run, the customer
+/// through the API, an event through the API, and its run done.
+#[actix_rt::test]
+async fn the_readme_tour_ends_in_a_done_run() {
+    let scratch = Scratch::new("crm-tour");
+    let broker = Broker::start();
+    let engine = engine(&scratch, &broker, "crm-tour", &[]).await;
+    let api = engine.api();
+    let (status, workflow) = api
+        .post(
+            "/api/v1/workflows",
+            &json!({
+            "name": "Big deposit alert", "trigger_event": "customer.deposited",
+            "conditions": {"match": "all", "rules": [{"field": "event.amount", "operator": "gte", "value": 1000}]},
+            "actions": [{"type": "add_note", "params": {"body": "Deposit of {{event.amount}} {{event.currency}}"}}],
+            "priority": 10}),
+        )
+        .await;
+    assert_eq!(status, 201, "{workflow}");
+    let (status, dry) = api
+        .post("/api/v1/dry-run", &json!({
+            "event": {"id": "t1", "type": "customer.deposited", "customer_id": 1, "data": {"amount": 1500, "currency": "USD"}},
+            "customer": {"id": 1, "country": "BR"}}))
+        .await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(
+        dry["plan"][0]["previews"][0]["rendered"]["body"], "Deposit of 1500 USD",
+        "{dry:#}"
+    );
+    let (status, customer) = api
+        .put(
+            "/api/v1/customers/1",
+            &json!({"first_name": "Ana", "country": "BR", "timezone": "America/Sao_Paulo"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{customer}");
+    engine.ready(READY).await;
+    let (status, published) = api
+        .post("/api/v1/events", &json!({"id": "t2", "type": "customer.deposited", "customer_id": 1, "data": {"amount": 1500, "currency": "USD"}}))
+        .await;
+    assert_eq!(status, 202, "{published}");
+    let runs = process::finished_runs(&api, workflow["id"].as_str().unwrap(), 1, SETTLE).await;
+    assert_eq!(runs[0]["customer_id"], 1, "{runs:#?}");
+}
