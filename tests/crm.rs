@@ -650,9 +650,7 @@ async fn seed_use_cases_from_an_empty_database_through_the_api() {
     process::finished_runs(&api, "seed-onboarding", 2, SETTLE).await;
     process::finished_runs(&api, "seed-example", 1, SETTLE).await;
 
-    let db = Database::connect(&format!("sqlite://{}/e2e.db", scratch.path().display()))
-        .await
-        .unwrap();
+    let db = Database::connect(&store.url).await.unwrap();
     let before = counts(&db).await;
     let id = endpoint["id"].as_i64().unwrap();
     created(
