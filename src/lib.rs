@@ -14,6 +14,8 @@
 //! - [`schema`]: the fields each trigger offers, with types, labels and status options.
 //! - [`catalogue`], [`duration`], [`template`]: the 14 actions with their param schemas.
 //! - [`plan`]: the compiled workflow set, indexed by trigger, and the plan of an event.
+//! - [`guards`]: per-customer limits, send windows, consent, exit on event and cascade
+//!   depth: the decisions a real run and the dry run share.
 //! - [`check`]: `workflow-engine check FILE.json`.
 //!
 //! Where it keeps its state (the only modules that touch the database):
@@ -46,6 +48,7 @@ pub mod conditions;
 pub mod demo;
 pub mod duration;
 pub mod envelope;
+pub mod guards;
 pub mod kafka;
 pub mod outbound;
 pub mod plan;

@@ -181,6 +181,13 @@ pub struct Engine {
     pub executor_mailbox: usize,
     pub workflow_poll_ms: u64,
     pub max_step_attempts: u32,
+    /// Emitted events deeper than this start no runs (guards::cascade).
+    #[serde(default = "default_max_cascade_depth")]
+    pub max_cascade_depth: u32,
+}
+
+fn default_max_cascade_depth() -> u32 {
+    crate::guards::cascade::DEFAULT_MAX_DEPTH
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,7 +7,7 @@ use crate::envelope::{EnvelopeError, EventEnvelope};
 use crate::plan::WorkflowSet;
 use crate::problem::{Pointer, Problem, Severity};
 use crate::storage::workflows::load_set;
-use crate::storage::{customers, statuses, workflows, StorageError};
+use crate::storage::{customers, entries, statuses, workflows, StorageError};
 use crate::validate::{Validated, Validator};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
@@ -280,10 +280,24 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
             }]))
         }
     };
-    let explanation = set.explain(Facts {
+    let mut explanation = set.explain(Facts {
         event: &event,
         customer: &customer,
     });
+    // The customer's entries into the limited workflows of the plan, read as a real run's
+    // conditional insert would find them.
+    let mut last_entered = std::collections::HashMap::new();
+    for w in set.workflows_for(&event.event_type) {
+        if w.workflow.limits.is_some() && explanation.plan.iter().any(|p| p.workflow_id == w.id) {
+            if let Some(at) = entries::last_entered(state.db.connection(), &w.id, event.customer_id).await? {
+                last_entered.insert(w.id.clone(), at);
+            }
+        }
+    }
+    // A real run decides when it handles the event, moments after it occurred; the dry run
+    // decides at the event's `occurred_at`, or now without one.
+    let at = event.occurred_at.unwrap_or_else(chrono::Utc::now);
+    set.apply_guards(&mut explanation, &event.event_type, &customer, at, &last_entered);
     let mut out = serde_json::to_value(&explanation).map_err(|e| ApiError::internal(e.to_string()))?;
     out["customer"] = Value::Object(customer);
     Ok(HttpResponse::Ok().json(out))

@@ -126,6 +126,7 @@ mod tests {
                     customer_id: 1,
                     occurred_at: None,
                     data,
+                    cause: None,
                 };
                 let customer = Map::new();
                 let facts = Facts {

@@ -11,6 +11,7 @@
 //! itself under SQLite.
 
 pub mod customers;
+pub mod entries;
 pub mod emitters;
 pub mod entities;
 pub mod outbox;
