@@ -12,7 +12,7 @@ mod common;
 mod engine;
 
 use actix_web::{test as web_test, App};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use common::{fresh, t0, TestDb};
 use engine::{note_bodies, runs_of_customer, tasks_of};
 use futures_util::future::LocalBoxFuture;
@@ -366,6 +366,19 @@ async fn a_deposit_during_the_wait_cancels_the_churn_rescue() {
     n.clock.advance(Duration::from_secs(24 * 3600));
     // A deposit of nothing does not meet the exit condition.
     n.handle(&set, event("zero", "customer.deposited", 1, json!({"amount": 0}))).await;
+    let waiting = runs_of_customer(db, 1).await[0].run.clone();
+    assert_eq!(waiting.status, status::WAITING);
+    // The dry run of the deposit names the run it would cancel, and cancels nothing.
+    let app = web_test::init_service(App::new().configure(|cfg| {
+        workflow_engine::api::configure(cfg, api_state(db), 1 << 20, None::<String>)
+    }))
+    .await;
+    let request = web_test::TestRequest::post()
+        .uri("/api/v1/dry-run")
+        .set_json(json!({"event": {"id": "dry", "type": "customer.deposited", "customer_id": 1, "data": {"amount": 500}}}))
+        .to_request();
+    let body: Value = web_test::call_and_read_body_json(&app, request).await;
+    assert_eq!(body["exits"], json!([{"workflow_id": "churn-rescue", "cancels": [waiting.id]}]), "{body:#}");
     assert_eq!(runs_of_customer(db, 1).await[0].run.status, status::WAITING);
     n.handle(&set, event("dep-1", "customer.deposited", 1, json!({"amount": 500}))).await;
 
@@ -534,6 +547,79 @@ async fn the_dry_run_reports_limits_consent_and_windows_as_a_run_decides_them() 
     n.handle(&set, event("real-2", "customer.deposited", 1, json!({}))).await;
     let welcomes = runs_of_customer(db, 1).await.into_iter().filter(|r| r.run.workflow_id == "welcome").count();
     assert_eq!(welcomes, 1);
-    let _ = Utc.timestamp_opt(0, 0);
     t.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation
+
+fn problems(definition: Value) -> Vec<String> {
+    let schema = workflow_engine::schema::FieldSchema::default();
+    match Validator::new(&schema, Limits::default()).workflow(&definition) {
+        Ok(v) => v.warnings.iter().map(|p| p.to_string()).collect(),
+        Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+/// Every guard key is checked with the JSON pointer of the bad value, exit conditions
+/// against their own trigger's fields, and the number of exit rules is capped.
+#[test]
+fn guard_keys_are_validated_with_their_paths() {
+    let base = || {
+        json!({"name": "w", "trigger_event": "customer.inactive_days",
+               "actions": [{"type": "send_email", "params": {"subject": "hi"}}]})
+    };
+    let with = |key: &str, value: Value| {
+        let mut d = base();
+        d[key] = value;
+        problems(d)
+    };
+    assert!(problems(base()).is_empty());
+    let ok = with(
+        "exit_when",
+        json!([{"trigger_event": "customer.deposited",
+                "conditions": {"match": "all", "rules": [{"field": "event.amount", "operator": "gt", "value": 0}]}}]),
+    );
+    assert!(ok.is_empty(), "{ok:?}");
+    // event.amount is a number on customer.deposited: the exit rule is typed by its own trigger.
+    let typed = with(
+        "exit_when",
+        json!([{"trigger_event": "customer.deposited",
+                "conditions": {"match": "all", "rules": [{"field": "event.amount", "operator": "gt", "value": "x"}]}}]),
+    );
+    assert!(typed[0].starts_with("/exit_when/0/conditions/rules/0/value:"), "{typed:?}");
+    let bad_trigger = with("exit_when", json!([{"trigger_event": "no spaces"}]));
+    assert!(bad_trigger[0].starts_with("/exit_when/0/trigger_event:"), "{bad_trigger:?}");
+    let unknown = with("exit_when", json!([{"trigger_event": "a.b", "when": 1}]));
+    assert!(unknown[0].starts_with("/exit_when/0/when: unknown key"), "{unknown:?}");
+    let many = with("exit_when", Value::from(vec![json!({"trigger_event": "a.b"}); 11]));
+    assert!(many[0].starts_with("/exit_when: has 11 exit rules, more than the maximum of 10"), "{many:?}");
+    let limit = with("limits", json!({"cooldown": {"hours": 0}}));
+    assert!(limit[0].starts_with("/limits/cooldown:"), "{limit:?}");
+    let window = with("send_window", json!({"from": "25:00", "to": "20:00"}));
+    assert!(window[0].starts_with("/send_window/from:"), "{window:?}");
+    let mut tx = base();
+    tx["actions"] = json!([{"type": "add_note", "params": {"body": "x"}, "transactional": true}]);
+    let tx = problems(tx);
+    assert!(tx[0].starts_with("/actions/0/transactional: only send_email and send_sms"), "{tx:?}");
+    let mut tx = base();
+    tx["actions"][0]["transactional"] = json!("yes");
+    assert!(problems(tx)[0].starts_with("/actions/0/transactional: expected true or false"));
+}
+
+/// A definition with every guard key reads back in the shape it was written in.
+#[test]
+fn guard_keys_read_back_as_written() {
+    let definition = json!({"name": "w", "trigger_event": "customer.inactive_days",
+        "limits": {"cooldown": {"days": 7}},
+        "send_window": {"from": "09:00", "to": "20:00", "days": ["mon", "fri"]},
+        "exit_when": [{"trigger_event": "customer.deposited"}],
+        "actions": [{"type": "send_email", "params": {"subject": "hi"}, "transactional": true}]});
+    let schema = workflow_engine::schema::FieldSchema::default();
+    let workflow = Validator::new(&schema, Limits::default()).workflow(&definition).unwrap().workflow;
+    let back = serde_json::to_value(&workflow).unwrap();
+    for key in ["limits", "send_window", "exit_when"] {
+        assert_eq!(back[key], definition[key], "{key}");
+    }
+    assert_eq!(back["actions"][0]["transactional"], true);
 }

@@ -7,7 +7,7 @@ use crate::envelope::{EnvelopeError, EventEnvelope};
 use crate::plan::WorkflowSet;
 use crate::problem::{Pointer, Problem, Severity};
 use crate::storage::workflows::load_set;
-use crate::storage::{customers, entries, statuses, workflows, StorageError};
+use crate::storage::{customers, entries, recovery, runs, statuses, workflows, StorageError};
 use crate::validate::{Validated, Validator};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
@@ -197,7 +197,7 @@ pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Res
 /// those without an id are named draft-0, draft-1, ... in the order given.
 #[utoipa::path(post, path = "/api/v1/dry-run", tag = "workflows",
     request_body(content = Object, description = "`{\"event\": envelope, \"customer\"?: object, \"workflows\"?: [definitions]}`"),
-    responses((status = 200, description = "`{\"plan\": [{..., \"previews\": [{\"skipped\"?, \"waits_until\"?}]}], \"evaluated\": [{..., \"limited_by\"}], \"customer\"}`"), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "`{\"plan\": [{..., \"previews\": [{\"skipped\"?, \"waits_until\"?}]}], \"evaluated\": [{..., \"limited_by\"}], \"exits\": [{\"workflow_id\", \"cancels\"}], \"customer\"}`"), (status = 422, body = ErrorBody)))]
 pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let mut body = match body.into_inner() {
         Value::Object(map) => map,
@@ -298,7 +298,27 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
     // decides at the event's `occurred_at`, or now without one.
     let at = event.occurred_at.unwrap_or_else(chrono::Utc::now);
     set.apply_guards(&mut explanation, &event.event_type, &customer, at, &last_entered);
+    // The waiting runs this event would cancel through the workflows' exit_when rules.
+    let mut exits = Vec::new();
+    for workflow_id in set.exits(Facts {
+        event: &event,
+        customer: &customer,
+    }) {
+        let waiting = runs::ids_matching(
+            state.db.connection(),
+            &runs::RunFilter {
+                customer_id: Some(event.customer_id),
+                workflow_id: Some(workflow_id.to_owned()),
+                ..Default::default()
+            },
+            &[runs::status::WAITING],
+            recovery::MAX_BULK,
+        )
+        .await?;
+        exits.push(json!({"workflow_id": workflow_id, "cancels": waiting}));
+    }
     let mut out = serde_json::to_value(&explanation).map_err(|e| ApiError::internal(e.to_string()))?;
+    out["exits"] = Value::from(exits);
     out["customer"] = Value::Object(customer);
     Ok(HttpResponse::Ok().json(out))
 }
