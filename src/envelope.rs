@@ -153,7 +153,10 @@ fn cause(value: Value, path: &Pointer, problems: &mut Problems) -> Option<Cause>
     let Value::Object(mut object) = value else {
         problems.error(
             path,
-            format!("expected {{\"event_id\", \"workflow_id\", \"depth\"}}, got {}", json_type_name(&value)),
+            format!(
+                "expected {{\"event_id\", \"workflow_id\", \"depth\"}}, got {}",
+                json_type_name(&value)
+            ),
         );
         return None;
     };
@@ -258,7 +261,10 @@ mod tests {
         )
         .unwrap();
         let cause = e.cause.clone().unwrap();
-        assert_eq!((cause.event_id.as_str(), cause.workflow_id.as_str(), cause.depth), ("e1", "wf-a", 2));
+        assert_eq!(
+            (cause.event_id.as_str(), cause.workflow_id.as_str(), cause.depth),
+            ("e1", "wf-a", 2)
+        );
         assert_eq!(serde_json::to_value(&e).unwrap()["cause"]["depth"], 2);
         let old = EventEnvelope::decode(br#"{"id": "a", "type": "x.y", "customer_id": 7}"#).unwrap();
         assert!(old.cause.is_none());

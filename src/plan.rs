@@ -7,8 +7,8 @@
 use crate::catalogue::Action;
 use crate::conditions::{compile, explain, CompileError, Facts, FieldTable, Limits, Node, Program, Trace};
 use crate::workflow::Workflow;
-use serde::Serialize;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 

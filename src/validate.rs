@@ -8,11 +8,11 @@
 use crate::catalogue::{Action, ActionKind};
 use crate::conditions::compile::{Bound, Limits, Test};
 use crate::conditions::{ConditionNode, FieldPath, Group, Match, Not, Operator, Rule};
-use crate::problem::{json_type_name, Pointer, Problem, Problems};
-use crate::schema::{FieldSchema, FieldSpec, FieldType, Lookup};
 use crate::guards::exit::{ExitRule, MAX_EXIT_RULES};
 use crate::guards::limits::EntryLimit;
 use crate::guards::window::SendWindow;
+use crate::problem::{json_type_name, Pointer, Problem, Problems};
+use crate::schema::{FieldSchema, FieldSpec, FieldType, Lookup};
 use crate::workflow::{OnError, Step, Workflow, DEFAULT_PRIORITY};
 use serde_json::{Map, Value};
 
@@ -179,7 +179,9 @@ impl<'s> Validator<'s> {
         });
         let limits = optional(object, "limits", root, problems, EntryLimit::from_value);
         let send_window = optional(object, "send_window", root, problems, SendWindow::from_value);
-        let exit_when = optional(object, "exit_when", root, problems, |v, at, p| self.exit_rules(v, at, p));
+        let exit_when = optional(object, "exit_when", root, problems, |v, at, p| {
+            self.exit_rules(v, at, p)
+        });
         Some(Workflow {
             id,
             name: name?,
@@ -201,13 +203,19 @@ impl<'s> Validator<'s> {
     /// fields, as a workflow's are against its trigger's.
     fn exit_rules(&self, value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Vec<ExitRule>> {
         let Some(items) = value.as_array() else {
-            problems.error(at, format!("expected a list of exit rules, got {}", json_type_name(value)));
+            problems.error(
+                at,
+                format!("expected a list of exit rules, got {}", json_type_name(value)),
+            );
             return None;
         };
         if items.len() > MAX_EXIT_RULES {
             problems.error(
                 at,
-                format!("has {} exit rules, more than the maximum of {MAX_EXIT_RULES}", items.len()),
+                format!(
+                    "has {} exit rules, more than the maximum of {MAX_EXIT_RULES}",
+                    items.len()
+                ),
             );
             return None;
         }
@@ -227,7 +235,7 @@ impl<'s> Validator<'s> {
                     return None;
                 };
                 unknown_keys(object, &["trigger_event", "conditions"], &at, problems);
-                let trigger = required(object, "trigger_event", &at, problems, |v, at, p| event_type(v, at, p))?;
+                let trigger = required(object, "trigger_event", &at, problems, event_type)?;
                 let conditions = match object.get("conditions") {
                     None | Some(Value::Null) => None,
                     Some(Value::Object(o)) if o.is_empty() => None,

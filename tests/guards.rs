@@ -242,7 +242,11 @@ async fn a_cooldown_lets_the_customer_in_again_after_its_period() {
     assert_eq!(note_bodies(db, 1).await, ["nudge", "nudge"], "after the cooldown");
     n.clock.advance(Duration::from_secs(60));
     n.handle(&set, event("d4", "customer.deposited", 1, json!({}))).await;
-    assert_eq!(note_bodies(db, 1).await.len(), 2, "the cooldown counts from the last entry");
+    assert_eq!(
+        note_bodies(db, 1).await.len(),
+        2,
+        "the cooldown counts from the last entry"
+    );
     assert_eq!(runs_of_customer(db, 1).await.len(), 2, "held-back runs are not created");
     t.finish().await;
 }
@@ -278,10 +282,18 @@ async fn an_email_outside_the_window_waits_for_it_across_a_dst_change() {
     assert_eq!(run.run.status, status::WAITING);
     assert_eq!(run.run.next_step, 1, "the run waits at its email step");
     let reason = run.run.reason.clone().unwrap_or_default();
-    assert!(reason.contains("send window") && reason.contains("2026-03-29T07:00:00"), "{reason}");
+    assert!(
+        reason.contains("send window") && reason.contains("2026-03-29T07:00:00"),
+        "{reason}"
+    );
     assert_eq!(run.steps[1].status, step_status::WAITING);
     assert_eq!(run.steps[1].result.as_ref().unwrap()["waiting_for"], "send_window");
-    let due: Vec<DateTime<Utc>> = scheduled::list(db, 10).await.unwrap().iter().map(|s| s.due_at).collect();
+    let due: Vec<DateTime<Utc>> = scheduled::list(db, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.due_at)
+        .collect();
     assert_eq!(due, [utc("2026-03-29T07:00:00Z")], "parked until 09:00 CEST");
     assert_eq!(n.sent.count(), 0);
     assert_eq!(note_bodies(db, 1).await, ["deposit seen"]);
@@ -294,7 +306,11 @@ async fn an_email_outside_the_window_waits_for_it_across_a_dst_change() {
     let run = &runs_of_customer(db, 1).await[0];
     assert_eq!(run.run.status, status::DONE, "{:?}", run.run);
     assert_eq!(run.run.reason, None);
-    assert!(run.steps.iter().all(|s| s.status == step_status::DONE), "{:?}", run.steps);
+    assert!(
+        run.steps.iter().all(|s| s.status == step_status::DONE),
+        "{:?}",
+        run.steps
+    );
     assert_eq!(note_bodies(db, 1).await, ["deposit seen", "mailed"]);
     t.finish().await;
 }
@@ -321,7 +337,11 @@ async fn opted_out_customers_get_only_transactional_messages() {
     .await;
     let set = live_set(db).await;
     n.handle(&set, event("d1", "customer.deposited", 1, json!({}))).await;
-    assert_eq!(n.sent.count(), 1, "only the transactional email to the opted-out customer");
+    assert_eq!(
+        n.sent.count(),
+        1,
+        "only the transactional email to the opted-out customer"
+    );
     let run = &runs_of_customer(db, 1).await[0];
     assert_eq!(run.run.status, status::DONE);
     assert_eq!(run.steps[0].status, step_status::SKIPPED);
@@ -361,37 +381,59 @@ async fn a_deposit_during_the_wait_cancels_the_churn_rescue() {
     assert!(set.listens_to("customer.deposited"), "exit triggers reach the runner");
 
     for c in [1, 2] {
-        n.handle(&set, event(&format!("idle-{c}"), "customer.inactive_days", c, json!({"days": 30}))).await;
+        n.handle(
+            &set,
+            event(&format!("idle-{c}"), "customer.inactive_days", c, json!({"days": 30})),
+        )
+        .await;
     }
     n.clock.advance(Duration::from_secs(24 * 3600));
     // A deposit of nothing does not meet the exit condition.
-    n.handle(&set, event("zero", "customer.deposited", 1, json!({"amount": 0}))).await;
+    n.handle(&set, event("zero", "customer.deposited", 1, json!({"amount": 0})))
+        .await;
     let waiting = runs_of_customer(db, 1).await[0].run.clone();
     assert_eq!(waiting.status, status::WAITING);
     // The dry run of the deposit names the run it would cancel, and cancels nothing.
-    let app = web_test::init_service(App::new().configure(|cfg| {
-        workflow_engine::api::configure(cfg, api_state(db), 1 << 20, None::<String>)
-    }))
+    let app = web_test::init_service(
+        App::new().configure(|cfg| workflow_engine::api::configure(cfg, api_state(db), 1 << 20, None::<String>)),
+    )
     .await;
     let request = web_test::TestRequest::post()
         .uri("/api/v1/dry-run")
-        .set_json(json!({"event": {"id": "dry", "type": "customer.deposited", "customer_id": 1, "data": {"amount": 500}}}))
+        .set_json(
+            json!({"event": {"id": "dry", "type": "customer.deposited", "customer_id": 1, "data": {"amount": 500}}}),
+        )
         .to_request();
     let body: Value = web_test::call_and_read_body_json(&app, request).await;
-    assert_eq!(body["exits"], json!([{"workflow_id": "churn-rescue", "cancels": [waiting.id]}]), "{body:#}");
+    assert_eq!(
+        body["exits"],
+        json!([{"workflow_id": "churn-rescue", "cancels": [waiting.id]}]),
+        "{body:#}"
+    );
     assert_eq!(runs_of_customer(db, 1).await[0].run.status, status::WAITING);
-    n.handle(&set, event("dep-1", "customer.deposited", 1, json!({"amount": 500}))).await;
+    n.handle(&set, event("dep-1", "customer.deposited", 1, json!({"amount": 500})))
+        .await;
 
     let run = &runs_of_customer(db, 1).await[0];
     assert_eq!(run.run.status, status::CANCELLED);
     let reason = run.run.error.clone().unwrap_or_default();
-    assert!(reason.contains("customer.deposited") && reason.contains("dep-1"), "{reason}");
-    assert_eq!(runs_of_customer(db, 2).await[0].run.status, status::WAITING, "others wait on");
+    assert!(
+        reason.contains("customer.deposited") && reason.contains("dep-1"),
+        "{reason}"
+    );
+    assert_eq!(
+        runs_of_customer(db, 2).await[0].run.status,
+        status::WAITING,
+        "others wait on"
+    );
 
     n.clock.advance(Duration::from_secs(2 * 24 * 3600));
     assert_eq!(n.resume_due().await, 1, "only customer 2's continuation is left");
     assert!(tasks_of(db, 1).await.is_empty(), "the cancelled rescue made a task");
-    assert!(note_bodies(db, 1).await.is_empty(), "the cancelled rescue wrote its note");
+    assert!(
+        note_bodies(db, 1).await.is_empty(),
+        "the cancelled rescue wrote its note"
+    );
     assert_eq!(tasks_of(db, 2).await.len(), 1);
     assert_eq!(note_bodies(db, 2).await, ["rescue call planned"]);
     assert_eq!(runs_of_customer(db, 2).await[0].run.status, status::DONE);
@@ -430,7 +472,8 @@ async fn workflows_that_trigger_each_other_stop_at_the_maximum_depth() {
     let set = live_set(db).await;
     let stopped_before = Metrics::global().cascades_stopped.get();
 
-    n.handle(&set, event("outside", "customer.deposited", 1, json!({}))).await;
+    n.handle(&set, event("outside", "customer.deposited", 1, json!({})))
+        .await;
     // Feed every event the engine emits back in, as the relay and the consumer would,
     // until none is left; a runaway loop would never end, so stop at 50.
     let mut handled = 0;
@@ -455,14 +498,22 @@ async fn workflows_that_trigger_each_other_stop_at_the_maximum_depth() {
         }
         handled = emitted.len();
     }
-    assert_eq!(depths, [1, 2, 3, 4, 5, 6], "one emitted event per generation, up to one past the maximum");
+    assert_eq!(
+        depths,
+        [1, 2, 3, 4, 5, 6],
+        "one emitted event per generation, up to one past the maximum"
+    );
     let runs = runs_of_customer(db, 1).await;
     assert_eq!(runs.len(), 6, "the outside event's run and one per depth 1..=5");
     assert_eq!(Metrics::global().cascades_stopped.get() - stopped_before, 1);
     // The run of the depth-5 event emitted the depth-6 one: it says so.
     let noted: Vec<&str> = runs.iter().filter_map(|r| r.run.reason.as_deref()).collect();
     assert_eq!(noted.len(), 1, "{noted:?}");
-    assert!(noted[0].contains("cascade stopped") && noted[0].contains("depth 6"), "{}", noted[0]);
+    assert!(
+        noted[0].contains("cascade stopped") && noted[0].contains("depth 6"),
+        "{}",
+        noted[0]
+    );
     t.finish().await;
 }
 
@@ -510,31 +561,50 @@ async fn the_dry_run_reports_limits_consent_and_windows_as_a_run_decides_them() 
                            {"type": "send_email", "params": {"subject": "Still there?"}}]}),
     )
     .await;
-    let app = web_test::init_service(App::new().configure(|cfg| {
-        workflow_engine::api::configure(cfg, api_state(db), 1 << 20, None::<String>)
-    }))
+    let app = web_test::init_service(
+        App::new().configure(|cfg| workflow_engine::api::configure(cfg, api_state(db), 1 << 20, None::<String>)),
+    )
     .await;
     let dry = |id: &str| {
         web_test::TestRequest::post()
             .uri("/api/v1/dry-run")
-            .set_json(json!({"event": {"id": id, "type": "customer.deposited", "customer_id": 1,
-                                       "occurred_at": "2026-03-28T10:00:00Z", "data": {}}}))
+            .set_json(
+                json!({"event": {"id": id, "type": "customer.deposited", "customer_id": 1,
+                                       "occurred_at": "2026-03-28T10:00:00Z", "data": {}}}),
+            )
             .to_request()
     };
     let body: Value = web_test::call_and_read_body_json(&app, dry("dry-1")).await;
-    let plan: Vec<&str> = body["plan"].as_array().unwrap().iter().map(|p| p["workflow_id"].as_str().unwrap()).collect();
+    let plan: Vec<&str> = body["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["workflow_id"].as_str().unwrap())
+        .collect();
     assert_eq!(plan, ["follow-up", "welcome"], "{body:#}");
     let follow = &body["plan"][0];
     assert_eq!(follow["previews"][0]["skipped"], "sms_opt_out", "{follow:#}");
     // 10:00 UTC + 11 h = 21:00 UTC = 22:00 CET: the email waits for 09:00 CEST on the 29th.
-    assert_eq!(follow["previews"][2]["waits_until"], "2026-03-29T07:00:00Z", "{follow:#}");
-    assert!(body["evaluated"].as_array().unwrap().iter().all(|e| e["limited_by"].is_null()));
+    assert_eq!(
+        follow["previews"][2]["waits_until"], "2026-03-29T07:00:00Z",
+        "{follow:#}"
+    );
+    assert!(body["evaluated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["limited_by"].is_null()));
 
     // A real run enters the customer; the dry run then says the limit holds them back.
     let set = live_set(db).await;
     n.handle(&set, event("real", "customer.deposited", 1, json!({}))).await;
     let body: Value = web_test::call_and_read_body_json(&app, dry("dry-2")).await;
-    let plan: Vec<&str> = body["plan"].as_array().unwrap().iter().map(|p| p["workflow_id"].as_str().unwrap()).collect();
+    let plan: Vec<&str> = body["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["workflow_id"].as_str().unwrap())
+        .collect();
     assert_eq!(plan, ["follow-up"], "{body:#}");
     let welcome = body["evaluated"]
         .as_array()
@@ -544,8 +614,13 @@ async fn the_dry_run_reports_limits_consent_and_windows_as_a_run_decides_them() 
         .unwrap();
     assert_eq!(welcome["limited_by"], "once_per_customer", "{body:#}");
     // And a real run agrees: no second run of it.
-    n.handle(&set, event("real-2", "customer.deposited", 1, json!({}))).await;
-    let welcomes = runs_of_customer(db, 1).await.into_iter().filter(|r| r.run.workflow_id == "welcome").count();
+    n.handle(&set, event("real-2", "customer.deposited", 1, json!({})))
+        .await;
+    let welcomes = runs_of_customer(db, 1)
+        .await
+        .into_iter()
+        .filter(|r| r.run.workflow_id == "welcome")
+        .count();
     assert_eq!(welcomes, 1);
     t.finish().await;
 }
@@ -587,13 +662,22 @@ fn guard_keys_are_validated_with_their_paths() {
         json!([{"trigger_event": "customer.deposited",
                 "conditions": {"match": "all", "rules": [{"field": "event.amount", "operator": "gt", "value": "x"}]}}]),
     );
-    assert!(typed[0].starts_with("/exit_when/0/conditions/rules/0/value:"), "{typed:?}");
+    assert!(
+        typed[0].starts_with("/exit_when/0/conditions/rules/0/value:"),
+        "{typed:?}"
+    );
     let bad_trigger = with("exit_when", json!([{"trigger_event": "no spaces"}]));
-    assert!(bad_trigger[0].starts_with("/exit_when/0/trigger_event:"), "{bad_trigger:?}");
+    assert!(
+        bad_trigger[0].starts_with("/exit_when/0/trigger_event:"),
+        "{bad_trigger:?}"
+    );
     let unknown = with("exit_when", json!([{"trigger_event": "a.b", "when": 1}]));
     assert!(unknown[0].starts_with("/exit_when/0/when: unknown key"), "{unknown:?}");
     let many = with("exit_when", Value::from(vec![json!({"trigger_event": "a.b"}); 11]));
-    assert!(many[0].starts_with("/exit_when: has 11 exit rules, more than the maximum of 10"), "{many:?}");
+    assert!(
+        many[0].starts_with("/exit_when: has 11 exit rules, more than the maximum of 10"),
+        "{many:?}"
+    );
     let limit = with("limits", json!({"cooldown": {"hours": 0}}));
     assert!(limit[0].starts_with("/limits/cooldown:"), "{limit:?}");
     let window = with("send_window", json!({"from": "25:00", "to": "20:00"}));
@@ -601,7 +685,10 @@ fn guard_keys_are_validated_with_their_paths() {
     let mut tx = base();
     tx["actions"] = json!([{"type": "add_note", "params": {"body": "x"}, "transactional": true}]);
     let tx = problems(tx);
-    assert!(tx[0].starts_with("/actions/0/transactional: only send_email and send_sms"), "{tx:?}");
+    assert!(
+        tx[0].starts_with("/actions/0/transactional: only send_email and send_sms"),
+        "{tx:?}"
+    );
     let mut tx = base();
     tx["actions"][0]["transactional"] = json!("yes");
     assert!(problems(tx)[0].starts_with("/actions/0/transactional: expected true or false"));
@@ -616,7 +703,10 @@ fn guard_keys_read_back_as_written() {
         "exit_when": [{"trigger_event": "customer.deposited"}],
         "actions": [{"type": "send_email", "params": {"subject": "hi"}, "transactional": true}]});
     let schema = workflow_engine::schema::FieldSchema::default();
-    let workflow = Validator::new(&schema, Limits::default()).workflow(&definition).unwrap().workflow;
+    let workflow = Validator::new(&schema, Limits::default())
+        .workflow(&definition)
+        .unwrap()
+        .workflow;
     let back = serde_json::to_value(&workflow).unwrap();
     for key in ["limits", "send_window", "exit_when"] {
         assert_eq!(back[key], definition[key], "{key}");

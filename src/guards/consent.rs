@@ -32,7 +32,10 @@ mod tests {
         assert_eq!(skip_reason(ActionKind::SendSms, false, &out), None);
         assert_eq!(skip_reason(ActionKind::SendEmail, true, &out), None);
         assert_eq!(skip_reason(ActionKind::Webhook, false, &out), None);
-        assert_eq!(skip_reason(ActionKind::SendSms, false, &c(json!({"sms_opt_out": true}))), Some("sms_opt_out"));
+        assert_eq!(
+            skip_reason(ActionKind::SendSms, false, &c(json!({"sms_opt_out": true}))),
+            Some("sms_opt_out")
+        );
         assert_eq!(skip_reason(ActionKind::SendEmail, false, &Map::new()), None);
     }
 }

@@ -143,13 +143,17 @@ mod tests {
         assert!(parse(json!({"cooldown": {"days": 0}})).unwrap_err()[0].starts_with("/limits/cooldown:"));
         assert!(parse(json!({"cooldown": {"weeks": 1}})).unwrap_err()[0].starts_with("/limits/cooldown/weeks:"));
         assert!(parse(json!({"per_day": 1})).unwrap_err()[0].starts_with("/limits/per_day: unknown key"));
-        assert!(parse(json!({"once_per_customer": true, "cooldown": {"days": 1}})).unwrap_err()[0].contains("not both"));
+        assert!(
+            parse(json!({"once_per_customer": true, "cooldown": {"days": 1}})).unwrap_err()[0].contains("not both")
+        );
         assert!(parse(json!([])).unwrap_err()[0].starts_with("/limits: expected"));
     }
 
     #[test]
     fn holds_back_as_the_database_does() {
-        let now = DateTime::parse_from_rfc3339("2026-12-02T12:00:00Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-12-02T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let hour = chrono::Duration::hours(1);
         assert!(!EntryLimit::OncePerCustomer.held_back(None, now));
         assert!(EntryLimit::OncePerCustomer.held_back(Some(now - hour * 10_000), now));

@@ -49,7 +49,10 @@ impl SendWindow {
         let days = match object.get("days") {
             None | Some(Value::Null) => Some(Vec::new()),
             Some(Value::Array(items)) if items.is_empty() => {
-                problems.error(&at.key("days"), "name at least one day, or leave days out for every day");
+                problems.error(
+                    &at.key("days"),
+                    "name at least one day, or leave days out for every day",
+                );
                 None
             }
             Some(Value::Array(items)) if items.len() > DAYS.len() => {
@@ -136,9 +139,7 @@ fn opening(date: NaiveDate, time: NaiveTime, tz: Tz) -> DateTime<Utc> {
             LocalResult::None => {
                 local += Duration::minutes(15);
                 // Back to the quarter hour, so 02:30 in a 02:00-03:00 gap gives 03:00.
-                local = local
-                    .with_minute(local.minute() / 15 * 15)
-                    .unwrap_or(local);
+                local = local.with_minute(local.minute() / 15 * 15).unwrap_or(local);
             }
         }
     }
@@ -166,7 +167,10 @@ fn clock_time(object: &Map<String, Value>, key: &str, at: &Pointer, problems: &m
         None | Some(Value::Null) => problems.error(&at, "is required"),
         Some(Value::String(s)) if s.len() == 5 => match NaiveTime::parse_from_str(s, "%H:%M") {
             Ok(t) => return Some(t),
-            Err(_) => problems.error(&at, format!("expected a time of day HH:MM from 00:00 to 23:59, got {s:?}")),
+            Err(_) => problems.error(
+                &at,
+                format!("expected a time of day HH:MM from 00:00 to 23:59, got {s:?}"),
+            ),
         },
         Some(other) => problems.error(&at, format!("expected a time of day HH:MM, got {other}")),
     }
@@ -222,12 +226,18 @@ mod tests {
         assert!(window(json!({"from": "09:00", "to": "24:00"})).unwrap_err()[0].starts_with("/send_window/to:"));
         assert!(window(json!({"from": "09:00"})).unwrap_err()[0].starts_with("/send_window/to: is required"));
         assert!(window(json!({"from": "09:00", "to": "09:00"})).unwrap_err()[0].starts_with("/send_window/to:"));
-        assert!(window(json!({"from": "09:00", "to": "20:00", "days": ["monday"]})).unwrap_err()[0]
-            .starts_with("/send_window/days/0:"));
-        assert!(window(json!({"from": "09:00", "to": "20:00", "days": ["mon", "mon"]})).unwrap_err()[0]
-            .starts_with("/send_window/days/1:"));
-        assert!(window(json!({"from": "09:00", "to": "20:00", "days": []})).unwrap_err()[0]
-            .starts_with("/send_window/days:"));
+        assert!(
+            window(json!({"from": "09:00", "to": "20:00", "days": ["monday"]})).unwrap_err()[0]
+                .starts_with("/send_window/days/0:")
+        );
+        assert!(
+            window(json!({"from": "09:00", "to": "20:00", "days": ["mon", "mon"]})).unwrap_err()[0]
+                .starts_with("/send_window/days/1:")
+        );
+        assert!(
+            window(json!({"from": "09:00", "to": "20:00", "days": []})).unwrap_err()[0]
+                .starts_with("/send_window/days:")
+        );
         assert!(window(json!({"from": "09:00", "to": "20:00", "at": 1})).unwrap_err()[0]
             .starts_with("/send_window/at: unknown key"));
     }
@@ -237,11 +247,20 @@ mod tests {
         let w = window(json!({"from": "09:00", "to": "20:00"})).unwrap();
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
         // 03:00 in Berlin (02:00 UTC in winter): wait until 09:00 Berlin = 08:00 UTC.
-        assert_eq!(w.next_open(utc("2026-01-15T02:00:00Z"), berlin), utc("2026-01-15T08:00:00Z"));
+        assert_eq!(
+            w.next_open(utc("2026-01-15T02:00:00Z"), berlin),
+            utc("2026-01-15T08:00:00Z")
+        );
         // Open now: no wait.
-        assert_eq!(w.next_open(utc("2026-01-15T10:00:00Z"), berlin), utc("2026-01-15T10:00:00Z"));
+        assert_eq!(
+            w.next_open(utc("2026-01-15T10:00:00Z"), berlin),
+            utc("2026-01-15T10:00:00Z")
+        );
         // 20:30 Berlin: the next morning.
-        assert_eq!(w.next_open(utc("2026-01-15T19:30:00Z"), berlin), utc("2026-01-16T08:00:00Z"));
+        assert_eq!(
+            w.next_open(utc("2026-01-15T19:30:00Z"), berlin),
+            utc("2026-01-16T08:00:00Z")
+        );
     }
 
     #[test]
@@ -249,26 +268,45 @@ mod tests {
         let w = window(json!({"from": "09:00", "to": "20:00"})).unwrap();
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
         // Clocks go forward on 2026-03-29: 09:00 is 07:00 UTC that day, 08:00 UTC the day before.
-        assert_eq!(w.next_open(utc("2026-03-28T20:00:00Z"), berlin), utc("2026-03-29T07:00:00Z"));
-        assert_eq!(w.next_open(utc("2026-03-27T20:00:00Z"), berlin), utc("2026-03-28T08:00:00Z"));
+        assert_eq!(
+            w.next_open(utc("2026-03-28T20:00:00Z"), berlin),
+            utc("2026-03-29T07:00:00Z")
+        );
+        assert_eq!(
+            w.next_open(utc("2026-03-27T20:00:00Z"), berlin),
+            utc("2026-03-28T08:00:00Z")
+        );
         // A window opening inside the gap (02:30 does not exist that night) opens at 03:00.
         let night = window(json!({"from": "02:30", "to": "05:00"})).unwrap();
-        assert_eq!(night.next_open(utc("2026-03-28T23:00:00Z"), berlin), utc("2026-03-29T01:00:00Z"));
+        assert_eq!(
+            night.next_open(utc("2026-03-28T23:00:00Z"), berlin),
+            utc("2026-03-29T01:00:00Z")
+        );
         // Clocks go back on 2026-10-25: 02:30 happens twice; the window opens at the first.
         let early = window(json!({"from": "02:30", "to": "05:00"})).unwrap();
-        assert_eq!(early.next_open(utc("2026-10-24T22:00:00Z"), berlin), utc("2026-10-25T00:30:00Z"));
+        assert_eq!(
+            early.next_open(utc("2026-10-24T22:00:00Z"), berlin),
+            utc("2026-10-25T00:30:00Z")
+        );
     }
 
     #[test]
     fn keeps_to_its_days_and_over_midnight() {
-        let weekdays = window(json!({"from": "09:00", "to": "17:00", "days": ["mon", "tue", "wed", "thu", "fri"]})).unwrap();
+        let weekdays =
+            window(json!({"from": "09:00", "to": "17:00", "days": ["mon", "tue", "wed", "thu", "fri"]})).unwrap();
         // Saturday 2026-01-17 noon UTC: wait for Monday 09:00.
-        assert_eq!(weekdays.next_open(utc("2026-01-17T12:00:00Z"), Tz::UTC), utc("2026-01-19T09:00:00Z"));
+        assert_eq!(
+            weekdays.next_open(utc("2026-01-17T12:00:00Z"), Tz::UTC),
+            utc("2026-01-19T09:00:00Z")
+        );
         let night = window(json!({"from": "22:00", "to": "06:00", "days": ["fri"]})).unwrap();
         // Friday 2026-01-16 23:00 and Saturday 05:00 are open; Saturday 07:00 waits a week.
         assert!(night.is_open(utc("2026-01-16T23:00:00Z"), Tz::UTC));
         assert!(night.is_open(utc("2026-01-17T05:00:00Z"), Tz::UTC));
-        assert_eq!(night.next_open(utc("2026-01-17T07:00:00Z"), Tz::UTC), utc("2026-01-23T22:00:00Z"));
+        assert_eq!(
+            night.next_open(utc("2026-01-17T07:00:00Z"), Tz::UTC),
+            utc("2026-01-23T22:00:00Z")
+        );
     }
 
     #[test]

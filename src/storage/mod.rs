@@ -11,9 +11,9 @@
 //! itself under SQLite.
 
 pub mod customers;
-pub mod entries;
 pub mod emitters;
 pub mod entities;
+pub mod entries;
 pub mod outbox;
 pub mod ownership;
 pub mod plans;

@@ -4,8 +4,8 @@
 
 use super::entities::{run_steps, runs};
 use super::ownership::Fence;
-use super::{entries, plans};
 use super::sql::statement;
+use super::{entries, plans};
 use super::{Database, StorageError};
 use crate::catalogue::ActionKind;
 use crate::envelope::EventEnvelope;
