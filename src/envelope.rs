@@ -8,6 +8,7 @@
 pub use crate::guards::cascade::Cause;
 use crate::guards::cascade::MAX_DEPTH_VALUE;
 use crate::problem::{json_type_name, Pointer, Problem, Problems};
+use crate::trace::TraceParent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -36,6 +37,10 @@ pub struct EventEnvelope {
     /// is. `None` for events from outside the engine (depth 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<Cause>,
+    /// The W3C trace context of the message that carried the event (its `traceparent`
+    /// header), not part of the JSON: the runs keep it in a column of their own.
+    #[serde(skip)]
+    pub trace: Option<TraceParent>,
 }
 
 /// Why bytes could not be turned into an [`EventEnvelope`].
@@ -123,6 +128,7 @@ impl EventEnvelope {
                 occurred_at,
                 data,
                 cause,
+                trace: None,
             }),
             _ => Err(problems.into_vec()),
         }

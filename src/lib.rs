@@ -34,6 +34,7 @@
 //!   clients and the embedded broker, outbound requests and their signature.
 //! - [`clock`], [`retry`]: time as a dependency, and the one retry policy (transient or
 //!   permanent, capped exponential backoff).
+//! - [`trace`]: the W3C `traceparent` an event brings, passed on to what it causes.
 //!
 //! The schema migrations live in the `migrations` crate.
 
@@ -62,5 +63,6 @@ pub mod settings;
 pub mod storage;
 pub mod telemetry;
 pub mod template;
+pub mod trace;
 pub mod validate;
 pub mod workflow;

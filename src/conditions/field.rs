@@ -279,6 +279,7 @@ mod tests {
             occurred_at: None,
             data: data.as_object().cloned().unwrap(),
             cause: None,
+            trace: None,
         }
     }
 

@@ -127,6 +127,7 @@ mod tests {
                     occurred_at: None,
                     data,
                     cause: None,
+                    trace: None,
                 };
                 let customer = Map::new();
                 let facts = Facts {

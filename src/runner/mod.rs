@@ -40,6 +40,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 /// Sends an external step's request (the delivery pool, or a test's stand-in).
 pub trait Outbound: Send + Sync {
@@ -97,7 +98,16 @@ impl Runner {
                 set,
                 fence,
                 recorded,
-            } => self.on_event(customer_id, event, &set, fence, recorded).await,
+            } => {
+                // Every log line of the event's work names it, and its trace when it has one.
+                let span = tracing::info_span!("event", event_id = %event.id, trace_id = tracing::field::Empty);
+                if let Some(trace) = event.trace {
+                    span.record("trace_id", trace.trace_id());
+                }
+                self.on_event(customer_id, event, &set, fence, recorded)
+                    .instrument(span)
+                    .await
+            }
             Work::Resume { run_id, fence, why } => self.resume(customer_id, run_id, fence, why).await,
         };
         match outcome {
@@ -306,7 +316,10 @@ impl Runner {
     /// Runs a recorded run on from its next step, with the workflow version it started with.
     async fn continue_recorded(&self, customer_id: i64, run: Run, fence: Fence) -> Result<(), Stopped> {
         let event = match serde_json::from_value::<Value>(run.run.event.clone()).map(EventEnvelope::from_value) {
-            Ok(Ok(event)) => event,
+            Ok(Ok(event)) => EventEnvelope {
+                trace: run.run.traceparent.as_deref().and_then(|t| t.parse().ok()),
+                ..event
+            },
             _ => {
                 return self
                     .fail_run(fence, &run, run.run.next_step, "stored event cannot be decoded")
@@ -327,6 +340,10 @@ impl Runner {
             event: &event,
             customer: &customer,
         });
+        let span = tracing::info_span!("run", run_id = run.run.id, trace_id = tracing::field::Empty);
+        if let Some(trace) = event.trace {
+            span.record("trace_id", trace.trace_id());
+        }
         Chain {
             runner: self,
             fence,
@@ -336,6 +353,7 @@ impl Runner {
             window: workflow.send_window.as_ref(),
         }
         .run(&customer, &context)
+        .instrument(span)
         .await
     }
 

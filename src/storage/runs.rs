@@ -201,6 +201,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
             reason: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            traceparent: Set(event.trace.map(|t| t.to_string())),
             ..Default::default()
         })
         .on_conflict(

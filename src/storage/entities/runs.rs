@@ -29,6 +29,10 @@ pub struct Model {
     pub reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The `traceparent` the event arrived with, passed on by the run's webhooks and
+    /// emitted events.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
