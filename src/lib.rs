@@ -21,8 +21,8 @@
 //! Where it keeps its state (the only modules that touch the database):
 //! - [`storage`]: the sea-orm connection (SQLite or PostgreSQL), one entity per table and
 //!   one repository per concept: workflows with their versions, statuses, customer
-//!   snapshots, runs, step transitions, scheduled continuations, the outbox, emitted
-//!   time-based events, demo seed data.
+//!   snapshots, runs, step transitions, scheduled continuations, workflow entries (the
+//!   per-customer limits), the outbox, emitted time-based events, demo seed data.
 //! - [`actions`]: the ten internal actions, each applied in one transaction with its step.
 //!
 //! How it runs and how it is reached:
