@@ -48,6 +48,16 @@ pub struct Metrics {
     pub stale_resumes: IntCounter,
     /// Partition readers restarted after they stopped while the partition was owned.
     pub reader_restarts: IntCounter,
+    /// Events deeper than `engine.max_cascade_depth` that started no runs.
+    pub cascades_stopped: IntCounter,
+    /// Runs not created because the workflow's limit held the customer back, by limit.
+    pub runs_held_back: IntCounterVec,
+    /// Waiting runs cancelled by an `exit_when` event.
+    pub runs_exited: IntCounter,
+    /// Email and SMS steps skipped for an opt-out, by opt-out field.
+    pub steps_skipped: IntCounterVec,
+    /// Email and SMS steps parked until their send window opened.
+    pub send_window_waits: IntCounter,
 }
 
 /// The `trigger` label of an event: its type when a workflow listens to it or it is one
@@ -118,7 +128,29 @@ impl Metrics {
             "Resumes that found their claim gone and did nothing",
         )?;
         let reader_restarts = simple("partition_reader_restarts_total", "Partition readers restarted")?;
+        let cascades_stopped = simple(
+            "cascades_stopped_total",
+            "Emitted events past engine.max_cascade_depth that started no runs",
+        )?;
+        let runs_exited = simple("runs_exited_total", "Waiting runs cancelled by an exit_when event")?;
+        let send_window_waits = simple(
+            "send_window_waits_total",
+            "Email and SMS steps parked until their send window opened",
+        )?;
         Ok(Self {
+            cascades_stopped,
+            runs_exited,
+            send_window_waits,
+            runs_held_back: counter(
+                "runs_held_back_total",
+                "Runs not created: the workflow's limit held the customer back",
+                &["limit"],
+            )?,
+            steps_skipped: counter(
+                "steps_skipped_total",
+                "Email and SMS steps skipped for the customer's opt-out",
+                &["reason"],
+            )?,
             work_dropped,
             stale_resumes,
             reader_restarts,

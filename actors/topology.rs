@@ -108,6 +108,7 @@ impl Topology {
             },
             node_id: node_id.clone(),
             max_step_attempts: settings.engine.max_step_attempts.max(1),
+            max_cascade_depth: settings.engine.max_cascade_depth,
             delay_override: match settings.scheduler.delay_override_secs {
                 0 => None,
                 s => Some(Duration::from_secs(s)),

@@ -14,13 +14,15 @@
 //! - [`schema`]: the fields each trigger offers, with types, labels and status options.
 //! - [`catalogue`], [`duration`], [`template`]: the 14 actions with their param schemas.
 //! - [`plan`]: the compiled workflow set, indexed by trigger, and the plan of an event.
+//! - [`guards`]: per-customer limits, send windows, consent, exit on event and cascade
+//!   depth: the decisions a real run and the dry run share.
 //! - [`check`]: `workflow-engine check FILE.json`.
 //!
 //! Where it keeps its state (the only modules that touch the database):
 //! - [`storage`]: the sea-orm connection (SQLite or PostgreSQL), one entity per table and
 //!   one repository per concept: workflows with their versions, statuses, customer
-//!   snapshots, runs, step transitions, scheduled continuations, the outbox, emitted
-//!   time-based events, demo seed data.
+//!   snapshots, runs, step transitions, scheduled continuations, workflow entries (the
+//!   per-customer limits), the outbox, emitted time-based events, demo seed data.
 //! - [`actions`]: the ten internal actions, each applied in one transaction with its step.
 //!
 //! How it runs and how it is reached:
@@ -47,6 +49,7 @@ pub mod conditions;
 pub mod demo;
 pub mod duration;
 pub mod envelope;
+pub mod guards;
 pub mod kafka;
 pub mod outbound;
 pub mod plan;

@@ -184,6 +184,13 @@ pub struct Engine {
     /// Events create (`customer.registered`) and touch (`last_activity_at`) their
     /// customers; off when the CRM writes every customer itself.
     pub sync_customers: bool,
+    /// Emitted events deeper than this start no runs (guards::cascade).
+    #[serde(default = "default_max_cascade_depth")]
+    pub max_cascade_depth: u32,
+}
+
+fn default_max_cascade_depth() -> u32 {
+    crate::guards::cascade::DEFAULT_MAX_DEPTH
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,6 +8,7 @@ import { h, announce, clearErrors, showErrors, labelled, badge } from './dom.js'
 import { conditionsEditor, normalizeRoot, cleanConditions } from './conditions.js';
 import { actionsEditor, buildActions } from './actions.js';
 import { testPanel } from './testpanel.js';
+import { guardState, guardsEditor } from './guards.js';
 
 const OTHER = '__other__';
 
@@ -61,6 +62,9 @@ export async function renderEditor(view, id, params) {
 
   const cond = conditionsEditor({ root: () => wf.conditions, fields, schema: s });
   const acts = actionsEditor({ actions: () => wf.actions, schema: s });
+  const guards = guardsEditor({ g: guardState(source), actions: () => wf.actions, triggers: s.triggers });
+  acts.el.addEventListener('change', () => guards.refresh());
+  acts.el.addEventListener('click', () => queueMicrotask(() => guards.refresh()));
 
   function buildDraft() {
     const { actions, problems } = buildActions(wf.actions);
@@ -76,6 +80,7 @@ export async function renderEditor(view, id, params) {
     const p = String(wf.priority).trim();
     if (p !== '') draft.priority = /^-?\d+$/.test(p) ? Number(p) : p;
     if (state.id) { draft.id = state.id; draft.version = state.version; }
+    guards.apply(draft, problems);
     return { draft, problems };
   }
 
@@ -100,6 +105,7 @@ export async function renderEditor(view, id, params) {
     h('section', { class: 'panel', 'aria-labelledby': 'actions-title' },
       h('h3', { id: 'actions-title' }, 'Actions, in order'),
       acts.el),
+    guards.el,
     summary,
     h('div', { class: 'buttons sticky' }, saveBtn, checkBtn, h('a', { class: 'button', href: '#/workflows' }, 'Back to the list')));
 

@@ -13,6 +13,7 @@ mod m20261125_000004_scheduler_indexes;
 mod m20261201_000005_cluster;
 mod m20261202_000006_customer_contact;
 mod m20261202_000010_traceparent;
+mod m20261202_000011_guard_rails;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_cluster::Migration),
             Box::new(m20261202_000006_customer_contact::Migration),
             Box::new(m20261202_000010_traceparent::Migration),
+            Box::new(m20261202_000011_guard_rails::Migration),
         ]
     }
 }

@@ -70,6 +70,11 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/examples.js"),
     ),
+    (
+        "guards.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/guards.js"),
+    ),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../ui/favicon.svg")),
 ];
 

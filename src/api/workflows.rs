@@ -7,7 +7,7 @@ use crate::envelope::{EnvelopeError, EventEnvelope};
 use crate::plan::WorkflowSet;
 use crate::problem::{Pointer, Problem, Severity};
 use crate::storage::workflows::load_set;
-use crate::storage::{customers, statuses, workflows, StorageError};
+use crate::storage::{customers, entries, recovery, runs, statuses, workflows, StorageError};
 use crate::validate::{Validated, Validator};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
@@ -201,7 +201,7 @@ pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Res
 /// those without an id are named draft-0, draft-1, ... in the order given.
 #[utoipa::path(post, path = "/api/v1/dry-run", tag = "workflows",
     request_body(content = Object, description = "`{\"event\": envelope, \"customer\"?: object, \"workflows\"?: [definitions]}`"),
-    responses((status = 200, description = "`{\"plan\", \"evaluated\", \"customer\"}`"), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "`{\"plan\": [{..., \"previews\": [{\"skipped\"?, \"waits_until\"?}]}], \"evaluated\": [{..., \"limited_by\"}], \"exits\": [{\"workflow_id\", \"cancels\"}], \"customer\"}`"), (status = 422, body = ErrorBody)))]
 pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let mut body = match body.into_inner() {
         Value::Object(map) => map,
@@ -284,29 +284,66 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
             }]))
         }
     };
+    let mut explanation = set.explain(Facts {
+        event: &event,
+        customer: &customer,
+    });
+    // The customer's entries into the limited workflows of the plan, read as a real run's
+    // conditional insert would find them.
+    let mut last_entered = std::collections::HashMap::new();
+    for w in set.workflows_for(&event.event_type) {
+        if w.workflow.limits.is_some() && explanation.plan.iter().any(|p| p.workflow_id == w.id) {
+            if let Some(at) = entries::last_entered(state.db.connection(), &w.id, event.customer_id).await? {
+                last_entered.insert(w.id.clone(), at);
+            }
+        }
+    }
+    // A real run decides when it handles the event, moments after it occurred; the dry run
+    // decides at the event's `occurred_at`, or now without one.
+    let at = event.occurred_at.unwrap_or_else(chrono::Utc::now);
+    set.apply_guards(&mut explanation, &event.event_type, &customer, at, &last_entered);
+    // The waiting runs this event would cancel through the workflows' exit_when rules.
+    let mut exits = Vec::new();
+    for workflow_id in set.exits(Facts {
+        event: &event,
+        customer: &customer,
+    }) {
+        let waiting = runs::ids_matching(
+            state.db.connection(),
+            &runs::RunFilter {
+                customer_id: Some(event.customer_id),
+                workflow_id: Some(workflow_id.to_owned()),
+                ..Default::default()
+            },
+            &[runs::status::WAITING],
+            recovery::MAX_BULK,
+        )
+        .await?;
+        exits.push(json!({"workflow_id": workflow_id, "cancels": waiting}));
+    }
+    // Each planned workflow's actions as they would run: templates rendered, the agent a
+    // round-robin step would pick (its cursor untouched), or why the step would fail, beside
+    // what the guard rails decided for the step.
     let facts = Facts {
         event: &event,
         customer: &customer,
     };
-    let explanation = set.explain(facts);
-    let mut out = serde_json::to_value(&explanation).map_err(|e| ApiError::internal(e.to_string()))?;
-    // Each planned workflow's actions as they would run: templates rendered, the agent a
-    // round-robin step would pick (its cursor untouched), or why the step would fail.
     let context = crate::template::context(&facts);
     let planned = set.plan(facts);
-    if let Some(entries) = out["plan"].as_array_mut() {
-        for entry in entries {
-            let Some(compiled) = planned.iter().find(|w| entry["workflow_id"] == w.id.as_str()) else {
-                continue;
-            };
-            let mut previews = Vec::with_capacity(compiled.workflow.actions.len());
-            for step in &compiled.workflow.actions {
-                previews
-                    .push(crate::actions::preview::preview(state.db.connection(), step, &customer, &context).await?);
+    for entry in &mut explanation.plan {
+        let Some(compiled) = planned.iter().find(|w| w.id == entry.workflow_id) else {
+            continue;
+        };
+        for (slot, step) in entry.previews.iter_mut().zip(&compiled.workflow.actions) {
+            if let Value::Object(preview) =
+                crate::actions::preview::preview(state.db.connection(), step, &customer, &context).await?
+            {
+                slot.extend(preview);
             }
-            entry["previews"] = Value::Array(previews);
         }
     }
+    let mut out = serde_json::to_value(&explanation).map_err(|e| ApiError::internal(e.to_string()))?;
+    out["exits"] = Value::from(exits);
     out["customer"] = Value::Object(customer);
     Ok(HttpResponse::Ok().json(out))
 }

@@ -24,12 +24,13 @@ use crate::actors::protocol::{Deliver, DeliveryReport};
 use crate::clock::SharedClock;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
+use crate::guards::cascade;
 use crate::plan::WorkflowSet;
 use crate::retry::{self, Backoff, Retried};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, status, PlannedRun, Run};
 use crate::storage::steps::{self, Integrations};
-use crate::storage::{customers, Database, StorageError};
+use crate::storage::{customers, recovery, Database, StorageError};
 use crate::workflow::Step;
 use chain::Chain;
 use chrono::{DateTime, Utc};
@@ -74,6 +75,8 @@ pub struct Runner {
     pub delay_override: Option<Duration>,
     /// `engine.sync_customers`: events create and touch their customers ([`sync`](crate::storage::sync)).
     pub sync_customers: bool,
+    /// Events the engine emitted deeper than this start no runs (`engine.max_cascade_depth`).
+    pub max_cascade_depth: u32,
 }
 
 impl Runner {
@@ -185,21 +188,34 @@ impl Runner {
         recorded: oneshot::Sender<()>,
     ) -> Result<(), Stopped> {
         let metrics = Metrics::global();
+        let depth = cascade::depth(event.cause.as_ref());
+        if cascade::stopped(depth, self.max_cascade_depth) {
+            self.stop_cascade(&event, depth, fence).await?;
+            let _ = recorded.send(());
+            return Ok(());
+        }
         let customer = if self.sync_customers {
             self.synced_snapshot(customer_id, &event, fence).await?
         } else {
             self.snapshot(customer_id, fence).await?
         };
-        let plan = set.plan(Facts {
+        let facts = Facts {
             event: &event,
             customer: &customer,
-        });
+        };
+        if set.has_exits(&event.event_type) {
+            for workflow_id in set.exits(facts) {
+                self.exit(&event, workflow_id, fence).await?;
+            }
+        }
+        let plan = set.plan(facts);
         let planned: Vec<PlannedRun> = plan
             .iter()
             .map(|w| PlannedRun {
                 workflow_id: w.id.clone(),
                 workflow_version: w.workflow.version.unwrap_or(1),
                 steps: w.workflow.actions.iter().map(Step::kind).collect(),
+                limit: w.workflow.limits,
             })
             .collect();
         let steps: Vec<&[Step]> = plan.iter().map(|w| w.workflow.actions.as_slice()).collect();
@@ -209,9 +225,10 @@ impl Runner {
         });
         let now = self.clock.now();
         let started = crate::actions::record_and_apply(&self.db, fence, &event, &planned, &steps, &context, now);
-        let (runs, replayed) = match started.await {
+        let (runs, replayed, held_back) = match started.await {
             Ok(started) => {
                 let replayed = started.replayed;
+                let held_back = started.held_back;
                 let runs: Vec<Run> = started
                     .runs
                     .into_iter()
@@ -229,7 +246,7 @@ impl Runner {
                         s.run
                     })
                     .collect();
-                (runs, replayed)
+                (runs, replayed, held_back)
             }
             Err(e) if e.is_fenced() => return Err(Stopped::Revoked),
             Err(e) => {
@@ -240,10 +257,13 @@ impl Runner {
                         runs::record_runs(&self.db, fence, &event, &planned, self.clock.now())
                     })
                     .await?;
-                (recorded.runs, recorded.replayed)
+                (recorded.runs, recorded.replayed, recorded.held_back)
             }
         };
         let _ = recorded.send(());
+        for held in &held_back {
+            metrics.runs_held_back.with_label_values(&[held.limited_by]).inc();
+        }
         let label = event_label(&event.event_type, true);
         if replayed {
             // A redelivery: its recorded runs go on where they stopped; nothing is planned.
@@ -262,16 +282,21 @@ impl Runner {
         }
         metrics.events.with_label_values(&[label, "matched"]).inc();
         tracing::info!(event_id = %event.id, customer_id, trigger = %event.event_type, runs = runs.len(), "event matched");
-        for (workflow, run) in plan.iter().zip(runs) {
+        for run in runs {
             if !is_unfinished(&run) {
                 continue;
             }
+            // Runs held back by a limit are missing, so runs find their workflow by id.
+            let Some(workflow) = plan.iter().find(|w| w.id == run.run.workflow_id) else {
+                continue;
+            };
             let chain = Chain {
                 runner: self,
                 fence,
                 run: &run,
                 event: &event,
                 steps: &workflow.workflow.actions,
+                window: workflow.workflow.send_window.as_ref(),
             };
             chain.run(&customer, &context).await?;
         }
@@ -330,13 +355,13 @@ impl Runner {
                     .await
             }
         };
-        let steps = match self
+        let workflow = match self
             .db("load_version", fence, || {
-                steps::workflow_steps(self.db.connection(), &run)
+                steps::workflow_version(self.db.connection(), &run)
             })
             .await?
         {
-            Ok(steps) => steps,
+            Ok(workflow) => workflow,
             Err(e) => return self.fail_run(fence, &run, run.run.next_step, &e).await,
         };
         let customer = self.snapshot(customer_id, fence).await?;
@@ -353,11 +378,66 @@ impl Runner {
             fence,
             run: &run,
             event: &event,
-            steps: &steps,
+            steps: &workflow.actions,
+            window: workflow.send_window.as_ref(),
         }
         .run(&customer, &context)
         .instrument(span)
         .await
+    }
+
+    /// An emitted event past the cascade limit: no runs, counted, logged, and noted on the
+    /// run that emitted it (`reason`), where an operator looking at that run sees it.
+    async fn stop_cascade(&self, event: &EventEnvelope, depth: u32, fence: Fence) -> Result<(), Stopped> {
+        Metrics::global().cascades_stopped.inc();
+        let Some(cause) = &event.cause else {
+            return Ok(());
+        };
+        tracing::warn!(
+            event_id = %event.id,
+            trigger = %event.event_type,
+            customer_id = event.customer_id,
+            depth,
+            max_depth = self.max_cascade_depth,
+            cause_event_id = %cause.event_id,
+            workflow_id = %cause.workflow_id,
+            "cascade stopped: the event is past the maximum depth and starts no runs"
+        );
+        let reason = format!(
+            "cascade stopped: the {} event {} it emitted is at depth {depth}, past the maximum of {}, and started no runs",
+            event.event_type, event.id, self.max_cascade_depth
+        );
+        self.db("note_cascade", fence, || async {
+            let txn = self.db.begin_fenced(fence).await?;
+            runs::note_reason(&txn, &cause.event_id, &cause.workflow_id, &reason).await?;
+            txn.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Cancels `workflow_id`'s waiting runs of the event's customer (its `exit_when` rule
+    /// matched the event).
+    async fn exit(&self, event: &EventEnvelope, workflow_id: &str, fence: Fence) -> Result<(), Stopped> {
+        let reason = crate::guards::exit::reason(&event.event_type, &event.id);
+        let cancelled = self
+            .db("exit_waiting", fence, || {
+                recovery::exit_waiting(
+                    &self.db,
+                    fence,
+                    workflow_id,
+                    event.customer_id,
+                    &reason,
+                    self.clock.now(),
+                )
+            })
+            .await?;
+        for run_id in &cancelled {
+            Metrics::global().runs_exited.inc();
+            Metrics::global().runs.with_label_values(&["cancelled"]).inc();
+            tracing::info!(run_id, workflow_id, customer_id = event.customer_id, event_id = %event.id, "waiting run cancelled by exit_when");
+        }
+        Ok(())
     }
 
     async fn fail_run(&self, fence: Fence, run: &Run, step: i32, error: &str) -> Result<(), Stopped> {

@@ -16,6 +16,7 @@ pub mod customers;
 pub mod emitters;
 pub mod endpoints;
 pub mod entities;
+pub mod entries;
 pub mod outbox;
 pub mod ownership;
 pub mod plans;

@@ -214,6 +214,38 @@ test('enable/disable, version history and delete with confirmation', async () =>
   assert.equal((await stored())['High-value deposit alert'], undefined);
 });
 
+test('guard rails are set through the page: limit, send window, exit event, transactional', async () => {
+  await page.goto(`${engine.base}/#/new`);
+  await page.fill('#wf-name', 'Guarded welcome');
+  await page.selectOption('#wf-trigger', 'customer.deposited');
+  await page.selectOption('#add-action-type', 'send_email');
+  await page.click('#add-action');
+  await page.fill('#a-0-p-subject', 'Your receipt');
+  await page.selectOption('#wf-limit', 'cooldown');
+  await page.fill('#wf-cooldown-value', '7');
+  await page.selectOption('#wf-cooldown-unit', 'days');
+  await page.check('#wf-window');
+  await page.fill('#wf-window-from', '09:00');
+  await page.fill('#wf-window-to', '20:00');
+  await page.getByLabel('Mon', { exact: true }).check();
+  await page.getByLabel('Fri', { exact: true }).check();
+  await page.getByLabel(/Step 1 \(send_email\) is transactional/).check();
+  await page.click('#wf-add-exit');
+  await page.getByLabel('Exit event 1').fill('customer.withdrawal_requested');
+  await page.click('#wf-save');
+  await page.locator('#wf-summary', { hasText: 'Saved “Guarded welcome”, version 1.' }).waitFor();
+  const got = (await stored())['Guarded welcome'];
+  assert.deepEqual(got.limits, { cooldown: { days: 7 } });
+  assert.deepEqual(got.send_window, { from: '09:00', to: '20:00', days: ['mon', 'fri'] });
+  assert.deepEqual(got.exit_when, [{ trigger_event: 'customer.withdrawal_requested' }]);
+  assert.equal(got.actions[0].transactional, true);
+  // reopened, the panel shows what was stored
+  await openEditorOf('Guarded welcome');
+  assert.equal(await page.inputValue('#wf-limit'), 'cooldown');
+  assert.equal(await page.isChecked('#wf-window'), true);
+  assert.equal(await page.getByLabel('Exit event 1').inputValue(), 'customer.withdrawal_requested');
+});
+
 test('the editor works from the keyboard', async () => {
   await page.goto(`${engine.base}/#/new`);
   await page.locator('#wf-name').waitFor();
