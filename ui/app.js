@@ -26,7 +26,7 @@ async function route() {
   try {
     if (name === 'new') { nav = 'editor'; cleanup = await renderEditor(view, null, params); }
     else if (name === 'edit' && id) { nav = 'editor-existing'; cleanup = await renderEditor(view, id, params); }
-    else if (name === 'history' && id) { nav = 'workflows'; cleanup = await renderHistory(view, id); }
+    else if (name === 'history' && id) { nav = 'workflows'; cleanup = await renderHistory(view, id, params); }
     else if (name === 'runs') { cleanup = await renderRuns(view, params); }
     else { nav = 'workflows'; cleanup = await renderList(view); }
   } catch (e) {

@@ -108,6 +108,7 @@ export async function renderEditor(view, id, params) {
     draft: buildDraft,
     workflowId: () => state.id,
     form,
+    testRun: params?.get('test_run') || null, // "test with this run's event" on the runs page
   });
 
   form.addEventListener('submit', (e) => { e.preventDefault(); save(); });

@@ -8,7 +8,8 @@ import { h, announce, clearErrors, showErrors } from './dom.js';
 import { exampleEvent, EXAMPLE_CUSTOMER } from './examples.js';
 
 /**
- * ctx: { trigger(), draft() → {draft, problems} | null, workflowId(), form, schema }
+ * ctx: { trigger(), draft() → {draft, problems} | null, workflowId(), form, schema,
+ *        testRun: a run id whose event (and stored customer) to load and dry-run, or null }
  */
 export function testPanel(ctx) {
   const eventText = h('textarea', { id: 't-event', rows: 12, class: 'code', spellcheck: 'false', 'aria-describedby': 't-event-hint' });
@@ -61,6 +62,26 @@ export function testPanel(ctx) {
     result);
   prefill();
   syncMode();
+  if (ctx.testRun) loadRun(ctx.testRun);
+
+  /** The event a run started from, against its customer as stored now, dry-run at once. */
+  async function loadRun(runId) {
+    try {
+      const run = await get(`/api/v1/runs/${encodeURIComponent(runId)}`);
+      eventText.value = JSON.stringify(run.event, null, 2);
+      lastExample = '';
+      customerId.value = String(run.customer_id);
+      modeStored.checked = true;
+      syncMode();
+      result.replaceChildren();
+      el.querySelector('h3').after(h('p', { class: 'notice', id: 't-from-run' }, `The event of run ${run.id} (${run.status}, ${run.trigger}), against customer ${run.customer_id} as stored now.`));
+      announce(`Loaded the event of run ${run.id}.`);
+      await dryRun();
+      el.scrollIntoView({ block: 'start' });
+    } catch (e) {
+      result.replaceChildren(h('p', { class: 'error-text', role: 'alert' }, `Could not load run ${runId}: ${e.message}`));
+    }
+  }
 
   function readEvent() {
     try {

@@ -66,6 +66,11 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../ui/runs.js"),
     ),
     (
+        "diff.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/diff.js"),
+    ),
+    (
         "examples.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/examples.js"),
