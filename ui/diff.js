@@ -79,10 +79,20 @@ const short = (v) => {
   return s.length > 80 ? s.slice(0, 77) + '…' : s;
 };
 
+/** Keys every stored version differs in by construction; the headings name the versions. */
+const META = ['version', 'created_at', 'updated_at'];
+
+function definitionOf(v) {
+  if (!v || typeof v !== 'object') return v ?? null;
+  const out = { ...v };
+  for (const k of META) delete out[k];
+  return canonical(out);
+}
+
 /** The rendered comparison of two definitions, `from` (older) and `to`. */
 export function renderDiff(from, to, fromLabel, toLabel) {
-  const a = canonical(from ?? null);
-  const b = canonical(to ?? null);
+  const a = definitionOf(from);
+  const b = definitionOf(to);
   const list = changes(a, b);
   const summary = list.length
     ? h('ul', { class: 'diff-changes' }, list.map((c) => h('li', { class: `diff-${c.kind}` },

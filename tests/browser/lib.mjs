@@ -202,3 +202,10 @@ export async function setRule(page, rule, path) {
     void i;
   }
 }
+
+/** The form controls of the page (outside dialogs) that have no accessible name. */
+export async function unnamedControls(page) {
+  return page.evaluate(() => [...document.querySelectorAll('input, select, textarea, button')]
+    .filter((el) => !el.closest('dialog') && !(el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || (el.tagName === 'BUTTON' && el.textContent.trim())))
+    .map((el) => el.id || el.outerHTML.slice(0, 80)));
+}
