@@ -112,6 +112,7 @@ impl Topology {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
             },
+            sync_customers: settings.engine.sync_customers,
         });
         let executor_capacity = settings.engine.executor_mailbox.max(1);
         let executor_mailbox = Metrics::global().mailbox("executor");

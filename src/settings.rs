@@ -181,6 +181,9 @@ pub struct Engine {
     pub executor_mailbox: usize,
     pub workflow_poll_ms: u64,
     pub max_step_attempts: u32,
+    /// Events create (`customer.registered`) and touch (`last_activity_at`) their
+    /// customers; off when the CRM writes every customer itself.
+    pub sync_customers: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -79,6 +79,7 @@ fn node(db: &Database, name: &str, clock: &ManualClock, ownership: &Ownership) -
         node_id: name.into(),
         max_step_attempts: 3,
         delay_override: None,
+        sync_customers: true,
     };
     Node { runner, sent }
 }

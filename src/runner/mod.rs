@@ -71,6 +71,8 @@ pub struct Runner {
     pub max_step_attempts: u32,
     /// Replaces every delay's duration (demos).
     pub delay_override: Option<Duration>,
+    /// `engine.sync_customers`: events create and touch their customers ([`sync`](crate::storage::sync)).
+    pub sync_customers: bool,
 }
 
 impl Runner {
@@ -141,6 +143,29 @@ impl Runner {
             .unwrap_or_else(|| Map::from_iter([("id".to_owned(), Value::from(customer_id))])))
     }
 
+    /// Applies what the event says about its customer (the one call of
+    /// [`sync::apply`](crate::storage::sync::apply)) and reads the snapshot the event is
+    /// planned against, in one fenced transaction: the plan sees the customer the event
+    /// just created or touched. Idempotent, so a redelivery repeats it harmlessly.
+    async fn synced_snapshot(
+        &self,
+        customer_id: i64,
+        event: &EventEnvelope,
+        fence: Fence,
+    ) -> Result<Map<String, Value>, Stopped> {
+        let now = self.clock.now();
+        let snapshot = self
+            .db("sync", fence, || async {
+                let txn = self.db.begin_fenced(fence).await?;
+                crate::storage::sync::apply(&txn, event, now).await?;
+                let snapshot = customers::snapshot(&txn, customer_id).await?;
+                txn.commit().await?;
+                Ok(snapshot)
+            })
+            .await?;
+        Ok(snapshot.unwrap_or_else(|| Map::from_iter([("id".to_owned(), Value::from(customer_id))])))
+    }
+
     async fn on_event(
         &self,
         customer_id: i64,
@@ -150,7 +175,11 @@ impl Runner {
         recorded: oneshot::Sender<()>,
     ) -> Result<(), Stopped> {
         let metrics = Metrics::global();
-        let customer = self.snapshot(customer_id, fence).await?;
+        let customer = if self.sync_customers {
+            self.synced_snapshot(customer_id, &event, fence).await?
+        } else {
+            self.snapshot(customer_id, fence).await?
+        };
         let plan = set.plan(Facts {
             event: &event,
             customer: &customer,

@@ -10,8 +10,11 @@
 //! transaction must use that transaction for every query, never the pool, or it waits on
 //! itself under SQLite.
 
+pub mod agents;
+pub mod crm;
 pub mod customers;
 pub mod emitters;
+pub mod endpoints;
 pub mod entities;
 pub mod outbox;
 pub mod ownership;
@@ -21,9 +24,12 @@ pub mod retention;
 pub mod runs;
 pub mod scheduled;
 pub mod seed;
+pub mod sms_providers;
 pub mod sql;
 pub mod statuses;
 pub mod steps;
+pub mod sync;
+pub mod teams;
 pub mod workflows;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};

@@ -226,6 +226,20 @@ async fn record_version<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Moves the change counter without a workflow change: status types, statuses and custom
+/// fields decide which stored workflows validate, so every node reloads its set when they
+/// change, as it does after a save.
+pub async fn touch<C: ConnectionTrait>(conn: &C) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "INSERT INTO change_counters (name, value) VALUES ($1, 1) \
+         ON CONFLICT (name) DO UPDATE SET value = change_counters.value + 1",
+        vec![COUNTER.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// A short id unlikely to collide across processes: a per-process start drawn from the
 /// time and the process id, plus a counter, mixed so consecutive ids look unrelated.
 fn generate_id() -> String {
