@@ -8,11 +8,13 @@ import { h, announce, clearErrors, showErrors, labelled, badge } from './dom.js'
 import { conditionsEditor, normalizeRoot, cleanConditions } from './conditions.js';
 import { actionsEditor, buildActions } from './actions.js';
 import { testPanel } from './testpanel.js';
+import { loadCrm, withCrmOptions } from './pickers.js';
 
 const OTHER = '__other__';
 
 export async function renderEditor(view, id, params) {
-  const s = await schema(true); // fresh: statuses may have been created since
+  // fresh: statuses, teams, agents and endpoints may have been created since
+  const [s, crm] = await Promise.all([schema(true), loadCrm()]);
   let stored = null;
   if (id) stored = await get(`/api/v1/workflows/${encodeURIComponent(id)}`);
   let source = stored;
@@ -34,7 +36,7 @@ export async function renderEditor(view, id, params) {
   };
   const state = { id: stored?.id ?? null, version: stored?.version ?? null };
 
-  const fields = () => (s.triggers.find((t) => t.name === wf.trigger_event) || s.other_trigger).fields;
+  const fields = () => withCrmOptions((s.triggers.find((t) => t.name === wf.trigger_event) || s.other_trigger).fields, crm);
 
   // --- basics ----------------------------------------------------------------------------
   const name = h('input', { id: 'wf-name', type: 'text', value: wf.name, required: true, maxlength: '200', oninput: (e) => { wf.name = e.target.value; } });
@@ -60,7 +62,7 @@ export async function renderEditor(view, id, params) {
   const active = h('input', { id: 'wf-active', type: 'checkbox', checked: wf.active, onchange: (e) => { wf.active = e.target.checked; } });
 
   const cond = conditionsEditor({ root: () => wf.conditions, fields, schema: s });
-  const acts = actionsEditor({ actions: () => wf.actions, schema: s });
+  const acts = actionsEditor({ actions: () => wf.actions, schema: s, crm });
 
   function buildDraft() {
     const { actions, problems } = buildActions(wf.actions);

@@ -150,10 +150,27 @@ export async function buildWorkflow(page, wf) {
         await page.fill(`#a-${i}-p-${name}`, JSON.stringify(value, null, 2));
       } else if (typeof value === 'boolean') {
         await page.selectOption(`#a-${i}-p-${name}`, String(value));
+      } else if (await page.locator(`#a-${i}-p-${name}`).evaluate((el) => el.tagName) === 'SELECT') {
+        await pick(page, `#a-${i}-p-${name}`, value);
       } else {
         await page.fill(`#a-${i}-p-${name}`, String(value));
       }
     }
+  }
+}
+
+/**
+ * Chooses `value` in a picker by name (ui/pickers.js): the option showing it (its label is
+ * the value, or ends with "(value)"), else "Another value" and types it.
+ */
+export async function pick(page, sel, value) {
+  const label = await page.locator(`${sel} option`).evaluateAll((opts, v) =>
+    opts.find((o) => o.value !== '__other__' && (o.textContent === v || o.textContent.endsWith(`(${v})`)))?.textContent, String(value));
+  if (label) {
+    await page.selectOption(sel, { label });
+  } else {
+    await page.selectOption(sel, '__other__');
+    await page.fill(`${sel}-other`, String(value));
   }
 }
 
