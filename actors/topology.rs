@@ -138,10 +138,11 @@ impl Topology {
         );
         let matcher_capacity = settings.engine.matcher_mailbox;
         let matcher_db = db.clone();
+        let sync_customers = settings.engine.sync_customers;
         Metrics::global().mailbox("matcher").set_capacity(matcher_capacity);
         let matcher = Matcher::start_in_arbiter(&matcher_arbiter.handle(), move |ctx| {
             ctx.set_mailbox_capacity(matcher_capacity);
-            Matcher::new(matcher_db, limits, poll, spawn)
+            Matcher::new(matcher_db, limits, poll, spawn).with_customer_sync(sync_customers)
         });
         let s = &settings.scheduler;
         let scheduler = scheduler_ctx.run(Scheduler::new(

@@ -14,6 +14,7 @@ mod counter;
 mod flags;
 mod fresh;
 mod note;
+pub mod preview;
 mod status;
 mod task;
 

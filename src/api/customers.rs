@@ -3,8 +3,8 @@
 use super::input::{Reader, MAX_NAME_LEN, MAX_TEXT_LEN};
 use super::{ApiError, AppState, ErrorBody};
 use crate::problem::{Pointer, Problem, Severity};
-use crate::storage::customers::{self, rfc3339, CustomerInput};
 use crate::storage::crm::CrmError;
+use crate::storage::customers::{self, rfc3339, CustomerInput};
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -96,7 +96,10 @@ pub fn parse(value: &Value, at: Pointer) -> Result<CustomerInput, Vec<Problem>> 
             let at = r.pointer("custom");
             r.error(
                 &at,
-                format!("expected an object of custom fields, got {}", crate::problem::json_type_name(other)),
+                format!(
+                    "expected an object of custom fields, got {}",
+                    crate::problem::json_type_name(other)
+                ),
             );
         }
     }
@@ -175,7 +178,11 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpR
 #[utoipa::path(put, path = "/api/v1/customers/{id}", tag = "crm", params(("id" = i64, Path, description = "the CRM's customer id")),
     request_body(content = Object, description = "built-in fields (first_name, last_name, email, phone, country, language, balance, registered_at, last_activity_at, agent_id, team_id, desk, active, frozen, timezone (IANA), email_opt_out, sms_opt_out), `custom` (replaces the custom fields), `statuses` (type name to status name); keys left out keep their stored value"),
     responses((status = 201, description = "created"), (status = 200, description = "updated"), (status = 422, description = "a bad field, an unknown time zone, status type or status", body = ErrorBody)))]
-pub async fn put(state: web::Data<AppState>, id: web::Path<i64>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn put(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let body = body.into_inner();
     let input = parse(&body, Pointer::root()).map_err(ApiError::invalid)?;
@@ -216,19 +223,40 @@ pub async fn delete(state: web::Data<AppState>, id: web::Path<i64>) -> Result<Ht
 }
 
 fn too_large(message: String) -> ApiError {
-    ApiError::new(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    ApiError::new(
+        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        message,
+    )
 }
 
 #[utoipa::path(post, path = "/api/v1/customers/import", tag = "crm",
     request_body(content = String, content_type = "application/x-ndjson", description = "one customer object a line, each with its `id`; at most 10000 lines and 16 MiB"),
     responses((status = 200, description = "`{\"upserted\": n, \"errors\": [{\"line\", \"message\"}]}`: the good lines are loaded, each bad one is reported by its number (from 1)"),
         (status = 413, description = "more than 10000 lines or 16 MiB; nothing was loaded", body = ErrorBody)))]
-pub async fn import(state: web::Data<AppState>, mut payload: web::Payload) -> Result<HttpResponse, ApiError> {
-    let mut body = web::BytesMut::new();
+pub async fn import(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    // An announced length over the cap is refused before a byte of the body is read.
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_IMPORT_BYTES) {
+        return Err(too_large(format!(
+            "an import is at most {MAX_IMPORT_BYTES} bytes: split it"
+        )));
+    }
+    let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
         if body.len() + chunk.len() > MAX_IMPORT_BYTES {
-            return Err(too_large(format!("an import is at most {MAX_IMPORT_BYTES} bytes: split it")));
+            return Err(too_large(format!(
+                "an import is at most {MAX_IMPORT_BYTES} bytes: split it"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
@@ -240,7 +268,9 @@ pub async fn import(state: web::Data<AppState>, mut payload: web::Payload) -> Re
         .filter(|(_, l)| !l.is_empty())
         .collect();
     if lines.len() > MAX_IMPORT_LINES {
-        return Err(too_large(format!("an import is at most {MAX_IMPORT_LINES} lines: split it")));
+        return Err(too_large(format!(
+            "an import is at most {MAX_IMPORT_LINES} lines: split it"
+        )));
     }
     let now = Utc::now();
     let mut errors = Vec::new();

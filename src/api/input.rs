@@ -80,7 +80,10 @@ impl<'a> Reader<'a> {
         for key in object.keys() {
             if !known.contains(&key.as_str()) {
                 let at = reader.at.key(key);
-                reader.error(&at, format!("unknown key {key:?}: expected one of {}", known.join(", ")));
+                reader.error(
+                    &at,
+                    format!("unknown key {key:?}: expected one of {}", known.join(", ")),
+                );
             }
         }
         Ok(reader)

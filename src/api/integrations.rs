@@ -20,7 +20,8 @@ fn provider_json(p: &provider_rows::Model) -> Value {
 }
 
 fn endpoint_input(state: &AppState, body: &Value) -> Result<EndpointInput, ApiError> {
-    let mut r = Reader::new(body, Pointer::root(), &["id", "name", "url", "secret", "has_secret"]).map_err(ApiError::invalid)?;
+    let mut r = Reader::new(body, Pointer::root(), &["id", "name", "url", "secret", "has_secret"])
+        .map_err(ApiError::invalid)?;
     let name = r.string("name", true, MAX_NAME_LEN);
     let url = r.string("url", true, MAX_TEXT_LEN);
     if let Some(url) = &url {
@@ -29,7 +30,9 @@ fn endpoint_input(state: &AppState, body: &Value) -> Result<EndpointInput, ApiEr
     let secret = match r.raw("secret") {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(_) => r.string("secret", false, MAX_TEXT_LEN).map(|s| Some(s).filter(|s| !s.is_empty())),
+        Some(_) => r
+            .string("secret", false, MAX_TEXT_LEN)
+            .map(|s| Some(s).filter(|s| !s.is_empty())),
     };
     let problems = r.problems;
     match (name, url) {
@@ -55,11 +58,15 @@ fn provider_input(state: &AppState, body: &Value) -> Result<ProviderInput, ApiEr
 
 #[utoipa::path(get, path = "/api/v1/webhook-endpoints", tag = "crm", params(PageQuery), responses(
     (status = 200, description = "`{\"webhook_endpoints\": [{\"id\", \"name\", \"url\", \"has_secret\"}], \"next_cursor\"}` by id")))]
-pub async fn list_endpoints(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_endpoints(
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     let page = query.page()?;
     let rows = endpoints::list(state.db.connection(), page).await?;
     let next = page.next_cursor(rows.iter().map(|e| e.id).collect::<Vec<_>>().into_iter());
-    Ok(HttpResponse::Ok().json(json!({"webhook_endpoints": rows.iter().map(endpoint_json).collect::<Vec<_>>(), "next_cursor": next})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"webhook_endpoints": rows.iter().map(endpoint_json).collect::<Vec<_>>(), "next_cursor": next})))
 }
 
 #[utoipa::path(get, path = "/api/v1/webhook-endpoints/{id}", tag = "crm", params(("id" = i64, Path, description = "endpoint id")),
@@ -85,7 +92,11 @@ pub async fn create_endpoint(state: web::Data<AppState>, body: web::Json<Value>)
 #[utoipa::path(put, path = "/api/v1/webhook-endpoints/{id}", tag = "crm", params(("id" = i64, Path, description = "endpoint id")),
     request_body(content = Object, description = "`{\"name\", \"url\", \"secret\"?}`: without `secret` the stored one is kept, `null` removes it"),
     responses((status = 200, description = "updated"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn put_endpoint(state: web::Data<AppState>, id: web::Path<i64>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn put_endpoint(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let input = endpoint_input(&state, &body)?;
     let endpoint = endpoints::update(&state.db, id.into_inner(), input).await?;
     tracing::info!(endpoint_id = endpoint.id, name = %endpoint.name, "webhook endpoint updated");
@@ -101,11 +112,15 @@ pub async fn delete_endpoint(state: web::Data<AppState>, id: web::Path<i64>) -> 
 
 #[utoipa::path(get, path = "/api/v1/sms-providers", tag = "crm", params(PageQuery), responses(
     (status = 200, description = "`{\"sms_providers\": [{\"id\", \"name\", \"url\", \"active\"}], \"next_cursor\"}` by id")))]
-pub async fn list_providers(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_providers(
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     let page = query.page()?;
     let rows = sms_providers::list(state.db.connection(), page).await?;
     let next = page.next_cursor(rows.iter().map(|p| p.id).collect::<Vec<_>>().into_iter());
-    Ok(HttpResponse::Ok().json(json!({"sms_providers": rows.iter().map(provider_json).collect::<Vec<_>>(), "next_cursor": next})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"sms_providers": rows.iter().map(provider_json).collect::<Vec<_>>(), "next_cursor": next})))
 }
 
 #[utoipa::path(get, path = "/api/v1/sms-providers/{id}", tag = "crm", params(("id" = i64, Path, description = "provider id")),
@@ -124,17 +139,29 @@ pub async fn get_provider(state: web::Data<AppState>, id: web::Path<i64>) -> Res
 pub async fn create_provider(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let input = provider_input(&state, &body)?;
     let provider = sms_providers::create(&state.db, input).await?;
-    tracing::info!(provider_id = provider.id, active = provider.active, "SMS provider created");
+    tracing::info!(
+        provider_id = provider.id,
+        active = provider.active,
+        "SMS provider created"
+    );
     Ok(HttpResponse::Created().json(provider_json(&provider)))
 }
 
 #[utoipa::path(put, path = "/api/v1/sms-providers/{id}", tag = "crm", params(("id" = i64, Path, description = "provider id")),
     request_body(content = Object, description = "`{\"name\", \"url\", \"active\"? = false}`"),
     responses((status = 200, description = "updated"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn put_provider(state: web::Data<AppState>, id: web::Path<i64>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn put_provider(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let input = provider_input(&state, &body)?;
     let provider = sms_providers::update(&state.db, id.into_inner(), input).await?;
-    tracing::info!(provider_id = provider.id, active = provider.active, "SMS provider updated");
+    tracing::info!(
+        provider_id = provider.id,
+        active = provider.active,
+        "SMS provider updated"
+    );
     Ok(HttpResponse::Ok().json(provider_json(&provider)))
 }
 

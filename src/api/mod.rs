@@ -191,7 +191,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
                 .route("/webhook-endpoints", web::post().to(integrations::create_endpoint))
                 .route("/webhook-endpoints/{id}", web::get().to(integrations::get_endpoint))
                 .route("/webhook-endpoints/{id}", web::put().to(integrations::put_endpoint))
-                .route("/webhook-endpoints/{id}", web::delete().to(integrations::delete_endpoint))
+                .route(
+                    "/webhook-endpoints/{id}",
+                    web::delete().to(integrations::delete_endpoint),
+                )
                 .route("/sms-providers", web::get().to(integrations::list_providers))
                 .route("/sms-providers", web::post().to(integrations::create_provider))
                 .route("/sms-providers/{id}", web::get().to(integrations::get_provider))

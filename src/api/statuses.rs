@@ -24,7 +24,10 @@ fn name_of(body: &Value, type_name: bool) -> Result<String, ApiError> {
     if let Some(n) = &name {
         if type_name && !is_type_name(n) {
             let at = r.pointer("name");
-            r.error(&at, "a status type name is lowercase letters, digits and _, starting with a letter");
+            r.error(
+                &at,
+                "a status type name is lowercase letters, digits and _, starting with a letter",
+            );
         }
     }
     let problems = r.problems;
@@ -64,7 +67,10 @@ pub async fn list_statuses(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page()?;
     let Some(status_type) = statuses::type_by_name(state.db.connection(), &name).await? else {
-        return Err(ApiError::not_found(format!("status type {:?} not found", name.as_str())));
+        return Err(ApiError::not_found(format!(
+            "status type {:?} not found",
+            name.as_str()
+        )));
     };
     let rows = statuses::list_statuses(state.db.connection(), status_type.id, page).await?;
     let next = page.next_cursor(rows.iter().map(|s| s.id).collect::<Vec<_>>().into_iter());

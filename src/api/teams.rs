@@ -34,7 +34,9 @@ fn team_input(body: &Value, url_id: Option<i64>) -> Result<(Option<i64>, teams::
     let id = body_id(&mut r, url_id);
     let name = r.string("name", true, MAX_NAME_LEN);
     let parent_id = r.id("parent_id").flatten();
-    let desk = r.string("desk", false, MAX_NAME_LEN).unwrap_or_else(|| "sales".to_owned());
+    let desk = r
+        .string("desk", false, MAX_NAME_LEN)
+        .unwrap_or_else(|| "sales".to_owned());
     let problems = r.problems;
     match name {
         Some(name) if problems.is_empty() => Ok((id, teams::TeamInput { name, parent_id, desk })),
@@ -113,7 +115,11 @@ pub async fn create_team(state: web::Data<AppState>, body: web::Json<Value>) -> 
     request_body(content = Object, description = "`{\"name\", \"parent_id\"?, \"desk\"? = \"sales\"}`"),
     responses((status = 201, description = "created"), (status = 200, description = "replaced"),
         (status = 422, description = "a bad field, an unknown parent or a cycle", body = ErrorBody)))]
-pub async fn put_team(state: web::Data<AppState>, id: web::Path<i64>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn put_team(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let (_, input) = team_input(&body, Some(id))?;
     let (team, created) = teams::put(&state.db, id, input).await?;
@@ -167,7 +173,11 @@ pub async fn create_agent(state: web::Data<AppState>, body: web::Json<Value>) ->
     request_body(content = Object, description = "`{\"name\", \"email\"?, \"team_id\", \"manager_id\"?, \"active\"? = true}`"),
     responses((status = 201, description = "created"), (status = 200, description = "replaced"),
         (status = 422, description = "a bad field, an unknown team or manager", body = ErrorBody)))]
-pub async fn put_agent(state: web::Data<AppState>, id: web::Path<i64>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn put_agent(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let (_, input) = agent_input(&body, Some(id))?;
     let (agent, created) = agents::put(&state.db, id, input).await?;

@@ -50,9 +50,13 @@ async fn validate_body(state: &AppState, mut body: Value) -> Result<Validated, A
         }
     }
     let schema = statuses::field_schema(state.db.connection()).await?;
-    Validator::new(&schema, state.limits)
+    let mut validated = Validator::new(&schema, state.limits)
         .workflow(&body)
-        .map_err(|invalid| ApiError::invalid(invalid.problems))
+        .map_err(|invalid| ApiError::invalid(invalid.problems))?;
+    // Teams, agents, statuses, endpoints and the SMS provider the actions name.
+    let targets = crate::storage::targets::check(state.db.connection(), &validated.workflow).await?;
+    validated.warnings.extend(targets);
+    Ok(validated)
 }
 
 /// Tells this process's matcher at once; other processes notice through their poll.
@@ -280,11 +284,29 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
             }]))
         }
     };
-    let explanation = set.explain(Facts {
+    let facts = Facts {
         event: &event,
         customer: &customer,
-    });
+    };
+    let explanation = set.explain(facts);
     let mut out = serde_json::to_value(&explanation).map_err(|e| ApiError::internal(e.to_string()))?;
+    // Each planned workflow's actions as they would run: templates rendered, the agent a
+    // round-robin step would pick (its cursor untouched), or why the step would fail.
+    let context = crate::template::context(&facts);
+    let planned = set.plan(facts);
+    if let Some(entries) = out["plan"].as_array_mut() {
+        for entry in entries {
+            let Some(compiled) = planned.iter().find(|w| entry["workflow_id"] == w.id.as_str()) else {
+                continue;
+            };
+            let mut previews = Vec::with_capacity(compiled.workflow.actions.len());
+            for step in &compiled.workflow.actions {
+                previews
+                    .push(crate::actions::preview::preview(state.db.connection(), step, &customer, &context).await?);
+            }
+            entry["previews"] = Value::Array(previews);
+        }
+    }
     out["customer"] = Value::Object(customer);
     Ok(HttpResponse::Ok().json(out))
 }

@@ -5,8 +5,8 @@ use super::crm::{CrmError, Page};
 use super::entities::{agents, teams};
 use super::Database;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
 };
 
 /// An agent as written through the API.
@@ -20,7 +20,9 @@ pub struct AgentInput {
 }
 
 pub async fn list<C: ConnectionTrait>(conn: &C, page: Page) -> Result<Vec<agents::Model>, CrmError> {
-    let mut query = agents::Entity::find().order_by_asc(agents::Column::Id).limit(page.limit);
+    let mut query = agents::Entity::find()
+        .order_by_asc(agents::Column::Id)
+        .limit(page.limit);
     if let Some(after) = page.after {
         query = query.filter(agents::Column::Id.gt(after));
     }

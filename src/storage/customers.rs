@@ -281,7 +281,10 @@ pub async fn upsert<C: ConnectionTrait>(
                 customer_statuses::Column::CustomerId,
                 customer_statuses::Column::StatusTypeId,
             ])
-            .update_columns([customer_statuses::Column::StatusId, customer_statuses::Column::UpdatedAt])
+            .update_columns([
+                customer_statuses::Column::StatusId,
+                customer_statuses::Column::UpdatedAt,
+            ])
             .to_owned(),
         )
         .exec_without_returning(conn)

@@ -73,7 +73,9 @@ pub async fn update(db: &Database, id: i64, input: EndpointInput) -> Result<webh
 }
 
 pub async fn delete(db: &Database, id: i64) -> Result<(), CrmError> {
-    let done = webhook_endpoints::Entity::delete_by_id(id).exec(db.connection()).await?;
+    let done = webhook_endpoints::Entity::delete_by_id(id)
+        .exec(db.connection())
+        .await?;
     if done.rows_affected == 0 {
         return Err(CrmError::NotFound(format!("webhook endpoint {id} not found")));
     }

@@ -29,6 +29,7 @@ pub mod sql;
 pub mod statuses;
 pub mod steps;
 pub mod sync;
+pub mod targets;
 pub mod teams;
 pub mod workflows;
 

@@ -135,7 +135,10 @@ pub const MAX_TYPE_NAME_LEN: usize = 64;
 pub const MAX_STATUS_NAME_LEN: usize = 200;
 
 /// A status type row, if `name` exists.
-pub async fn type_by_name<C: ConnectionTrait>(conn: &C, name: &str) -> Result<Option<status_types::Model>, StorageError> {
+pub async fn type_by_name<C: ConnectionTrait>(
+    conn: &C,
+    name: &str,
+) -> Result<Option<status_types::Model>, StorageError> {
     Ok(status_types::Entity::find()
         .filter(status_types::Column::Name.eq(name))
         .one(conn)
@@ -180,7 +183,9 @@ pub async fn create_type(db: &super::Database, name: &str) -> Result<status_type
     use sea_orm::TransactionTrait;
     let txn = db.connection().begin().await?;
     if type_by_name(&txn, name).await?.is_some() {
-        return Err(super::crm::CrmError::Conflict(format!("status type {name:?} already exists")));
+        return Err(super::crm::CrmError::Conflict(format!(
+            "status type {name:?} already exists"
+        )));
     }
     ensure_status_type(&txn, name).await?;
     super::workflows::touch(&txn).await?;

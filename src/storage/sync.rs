@@ -32,9 +32,19 @@ pub const ENGINE_EMITTED: [&str; 3] = ["task.overdue", "customer.inactive_days",
 /// Longest text taken from a payload into a customer column.
 const MAX_TEXT: usize = 1000;
 
+/// Whether events of this type say anything about their customer (all but the engine's
+/// own): the matcher routes them to the customer's executor even when no workflow listens.
+pub fn applies_to(event_type: &str) -> bool {
+    !ENGINE_EMITTED.contains(&event_type)
+}
+
 /// Applies what `event` says about its customer, in the caller's transaction.
-pub async fn apply<C: ConnectionTrait>(conn: &C, event: &EventEnvelope, now: DateTime<Utc>) -> Result<(), StorageError> {
-    if ENGINE_EMITTED.contains(&event.event_type.as_str()) {
+pub async fn apply<C: ConnectionTrait>(
+    conn: &C,
+    event: &EventEnvelope,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    if !applies_to(&event.event_type) {
         return Ok(());
     }
     let at = event.occurred_at.unwrap_or(now).min(now);

@@ -5,8 +5,8 @@ use super::crm::{CrmError, Page};
 use super::entities::{agents, teams};
 use super::Database;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
 };
 
 /// Deepest team hierarchy accepted: bounds the cycle check, and round-robin's walk.
@@ -41,7 +41,10 @@ async fn check_parent<C: ConnectionTrait>(conn: &C, id: i64, parent_id: Option<i
         if current == id {
             return Err(CrmError::invalid(
                 "/parent_id",
-                format!("team {id} cannot be under {}: that team is {id} itself or below it", parent_id.unwrap_or(id)),
+                format!(
+                    "team {id} cannot be under {}: that team is {id} itself or below it",
+                    parent_id.unwrap_or(id)
+                ),
             ));
         }
         match get(conn, current).await? {
@@ -67,7 +70,9 @@ pub async fn create(db: &Database, id: Option<i64>, input: TeamInput) -> Result<
     let id = match id {
         Some(id) => {
             if get(&txn, id).await?.is_some() {
-                return Err(CrmError::Conflict(format!("team {id} already exists: PUT /api/v1/teams/{id} changes it")));
+                return Err(CrmError::Conflict(format!(
+                    "team {id} already exists: PUT /api/v1/teams/{id} changes it"
+                )));
             }
             id
         }
