@@ -24,7 +24,15 @@ try {
     const r = await api(engine.base, 'POST', '/api/v1/workflows', wf);
     ids[wf.name] = r.body.id;
   }
-  await api(engine.base, 'PUT', `/api/v1/workflows/${ids['New depositor onboarding']}`, { ...SEED_WORKFLOWS[1], priority: 20, version: 1 });
+  // version 2 of the onboarding: another priority, a reworded subject, one more step
+  const onboarding = SEED_WORKFLOWS[1];
+  await api(engine.base, 'PUT', `/api/v1/workflows/${ids['New depositor onboarding']}`, {
+    ...onboarding, priority: 15, version: 1,
+    actions: [
+      ...onboarding.actions.map((a) => (a.type === 'send_email' ? { ...a, params: { ...a.params, subject: 'Bem-vindo à corretora, {{customer.first_name}}!' } } : a)),
+      { type: 'add_note', params: { body: 'Onboarding started' } },
+    ],
+  });
   // the CRM the pickers offer
   const sales = (await api(engine.base, 'POST', '/api/v1/teams', { name: 'Sales BR', desk: 'sales' })).body;
   const retention = (await api(engine.base, 'POST', '/api/v1/teams', { name: 'Retention EU', desk: 'retention' })).body;
@@ -34,7 +42,7 @@ try {
   await api(engine.base, 'POST', '/api/v1/webhook-endpoints', { name: 'ops_alerts', url: 'https://ops.example.com/hooks/deposits' });
   await api(engine.base, 'POST', '/api/v1/sms-providers', { name: 'twilio', url: 'https://sms.twilio.example/send', active: true });
   await api(engine.base, 'POST', '/api/v1/sms-providers', { name: 'vonage', url: 'https://sms.vonage.example/send', active: false });
-  await api(engine.base, 'PUT', '/api/v1/customers/2', { first_name: 'Bruno', last_name: 'Souza', email: 'bruno@example.com', country: 'BR', statuses: { retention: 'churning' } });
+  await api(engine.base, 'PUT', '/api/v1/customers/2', { first_name: 'Bruno', last_name: 'Souza', email: 'bruno@example.com', country: 'BR', team_id: sales.id, statuses: { retention: 'churning' } });
   const picked = (await api(engine.base, 'POST', '/api/v1/workflows', {
     name: 'Hand big BR deposits to retention', trigger_event: 'customer.deposited', priority: 30,
     conditions: { match: 'all', rules: [{ field: 'customer.team_id', operator: 'eq', value: sales.id }, { field: 'event.amount', operator: 'gte', value: 5000 }] },
@@ -92,7 +100,7 @@ try {
   await page.locator('#cond-title').evaluate((el) => el.scrollIntoView());
   await shot('04-validation-errors.png');
 
-  await page.goto(`${engine.base}/#/runs?customer_id=1042`);
+  await page.goto(`${engine.base}/#/runs`);
   await page.locator('li.run.run-failed summary').first().click();
   await shot('05-runs.png');
 
@@ -112,7 +120,8 @@ try {
   await page.click('#t-dry-run');
   await page.locator('#t-result .dry-run-result').waitFor();
   await page.locator('#actions-title').evaluate((el) => el.scrollIntoView());
-  await page.locator('#t-result h4').first().evaluate((el) => el.scrollIntoView());
+  // the plan at the top of the test panel (which scrolls on its own)
+  await page.locator('aside').evaluate((el) => { el.scrollTop = el.querySelector('#t-result h4').offsetTop - 8; });
   await shot('08-pickers-and-previews.png');
 
   await page.goto(`${engine.base}/#/endpoints`);
