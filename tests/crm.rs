@@ -7,6 +7,8 @@
 //! As in tests/e2e.rs: the binary is a child process on a temporary SQLite file, pointed at
 //! a mock Kafka cluster held by the test; waits poll with deadlines and assert no timing.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "common/process.rs"]
 mod process;
 
@@ -22,10 +24,42 @@ use workflow_engine::storage::Database;
 const READY: Duration = Duration::from_secs(45);
 const SETTLE: Duration = Duration::from_secs(60);
 
-async fn engine(scratch: &Scratch, broker: &Broker, name: &str, extra: &[(&str, &str)]) -> Engine {
+/// The engine's database: a SQLite file in the scratch directory, or, when
+/// WFE_TEST_DATABASE_URL is set, a fresh PostgreSQL database (dropped by `finish`).
+struct TestStore {
+    url: String,
+    pg: Option<common::TestDb>,
+}
+
+impl TestStore {
+    async fn new(scratch: &Scratch) -> Self {
+        if std::env::var(common::PG_ENV).is_ok_and(|u| !u.is_empty()) {
+            let pg = common::fresh().await;
+            TestStore {
+                url: pg.url.clone(),
+                pg: Some(pg),
+            }
+        } else {
+            TestStore {
+                url: format!("sqlite://{}/e2e.db", scratch.path().display()),
+                pg: None,
+            }
+        }
+    }
+
+    async fn finish(self) {
+        if let Some(pg) = self.pg {
+            pg.finish().await;
+        }
+    }
+}
+
+async fn engine(scratch: &Scratch, broker: &Broker, name: &str, extra: &[(&str, &str)]) -> (Engine, TestStore) {
+    let store = TestStore::new(scratch).await;
     let mut env = process::base_env(scratch.path(), &broker.bootstrap_servers());
+    env.push(("WFE__DATABASE__URL".to_owned(), store.url.clone()));
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    Engine::start(scratch.path(), name, &env).await
+    (Engine::start(scratch.path(), name, &env).await, store)
 }
 
 /// The `details[*].path` of a 422.
@@ -69,7 +103,7 @@ async fn all_pages(api: &Api, path: &str, key: &str, limit: usize) -> Vec<i64> {
 async fn crm_data_through_the_api() {
     let scratch = Scratch::new("crm-api");
     let broker = Broker::start();
-    let engine = engine(&scratch, &broker, "crm-api", &[]).await;
+    let (engine, store) = engine(&scratch, &broker, "crm-api", &[]).await;
     let api = engine.api();
 
     // A fresh database has the three status types and no statuses.
@@ -413,6 +447,8 @@ async fn crm_data_through_the_api() {
     let (status, saved) = api.post("/api/v1/workflows", &targets(3, 3, "approved", "slack")).await;
     assert_eq!(status, 201, "{saved}");
     assert_eq!(saved["warnings"], json!([]), "{saved}");
+    drop(engine);
+    store.finish().await;
 }
 
 /// Announces a 17 MiB import and sends its first bytes only: the engine answers from the
@@ -468,7 +504,7 @@ async fn seed_use_cases_from_an_empty_database_through_the_api() {
     let broker = Broker::start();
     let listener = Listener::start().await;
     let email = format!("{}/email", listener.base);
-    let engine = engine(
+    let (engine, store) = engine(
         &scratch,
         &broker,
         "crm-seed",
@@ -614,9 +650,7 @@ async fn seed_use_cases_from_an_empty_database_through_the_api() {
     process::finished_runs(&api, "seed-onboarding", 2, SETTLE).await;
     process::finished_runs(&api, "seed-example", 1, SETTLE).await;
 
-    let db = Database::connect(&format!("sqlite://{}/e2e.db", scratch.path().display()))
-        .await
-        .unwrap();
+    let db = Database::connect(&store.url).await.unwrap();
     let before = counts(&db).await;
     let id = endpoint["id"].as_i64().unwrap();
     created(
@@ -666,6 +700,8 @@ async fn seed_use_cases_from_an_empty_database_through_the_api() {
         "the onboarding email: {received:#?}"
     );
     db.close().await.unwrap();
+    drop(engine);
+    store.finish().await;
 }
 
 fn at(days_ago: i64) -> String {
@@ -682,7 +718,7 @@ fn at(days_ago: i64) -> String {
 async fn events_create_customers_and_the_engine_emits_overdue_and_inactivity() {
     let scratch = Scratch::new("crm-sync");
     let broker = Broker::start();
-    let engine = engine(&scratch, &broker, "crm-sync", &[]).await;
+    let (engine, store) = engine(&scratch, &broker, "crm-sync", &[]).await;
     let api = engine.api();
     for (id, trigger, conditions, action) in [
         (
@@ -757,6 +793,8 @@ async fn events_create_customers_and_the_engine_emits_overdue_and_inactivity() {
     // Every threshold fired once for this period, so nothing more comes for 7002.
     let (_, runs) = api.get("/api/v1/runs?workflow_id=inactive").await;
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+    drop(engine);
+    store.finish().await;
 }
 
 /// README's "A five-minute tour", as written there: a workflow, a dry run, the customer
@@ -765,7 +803,7 @@ async fn events_create_customers_and_the_engine_emits_overdue_and_inactivity() {
 async fn the_readme_tour_ends_in_a_done_run() {
     let scratch = Scratch::new("crm-tour");
     let broker = Broker::start();
-    let engine = engine(&scratch, &broker, "crm-tour", &[]).await;
+    let (engine, store) = engine(&scratch, &broker, "crm-tour", &[]).await;
     let api = engine.api();
     let (status, workflow) = api
         .post(
@@ -802,4 +840,6 @@ async fn the_readme_tour_ends_in_a_done_run() {
     assert_eq!(status, 202, "{published}");
     let runs = process::finished_runs(&api, workflow["id"].as_str().unwrap(), 1, SETTLE).await;
     assert_eq!(runs[0]["customer_id"], 1, "{runs:#?}");
+    drop(engine);
+    store.finish().await;
 }

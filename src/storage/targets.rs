@@ -26,12 +26,13 @@ pub async fn check<C: ConnectionTrait>(conn: &C, workflow: &Workflow) -> Result<
         let params = Pointer::root().key("actions").index(i).key("params");
         match &step.action {
             Action::AssignToTeam { team_id } | Action::HandoverToRetention { team_id: Some(team_id) } => {
-                if teams::Entity::find_by_id(*team_id).one(conn).await?.is_none() {
+                let found = teams::Entity::find_by_id(*team_id).one(conn).await?;
+                found.is_none().then(|| {
                     warnings.push(warning(
                         params.key("team_id"),
                         format!("unknown team {team_id} (it may be created later)"),
-                    ));
-                }
+                    ))
+                });
             }
             Action::AssignToAgent { agent_id } => match agents::Entity::find_by_id(*agent_id).one(conn).await? {
                 None => warnings.push(warning(
