@@ -1,6 +1,8 @@
-// The test panel of the editor: an event (prefilled per trigger) and a customer (stored,
-// by id, or a typed snapshot) → POST /api/v1/dry-run with the draft, shown as the plan in
-// order, what stop_after skipped, and each workflow's trace with the value every rule saw.
+// The test panel of the editor: an event (prefilled per trigger, or a run's event) and a
+// customer (stored, by id, or a typed snapshot) → POST /api/v1/dry-run with the draft,
+// shown as the plan in order with every action's templates rendered and the agent a
+// round-robin would pick, what stop_after skipped, and each workflow's trace with the
+// value every rule saw.
 // "Send event" publishes the same event for real (POST /api/v1/events).
 
 import { get, post } from './api.js';
@@ -8,7 +10,8 @@ import { h, announce, clearErrors, showErrors } from './dom.js';
 import { exampleEvent, EXAMPLE_CUSTOMER } from './examples.js';
 
 /**
- * ctx: { trigger(), draft() → {draft, problems} | null, workflowId(), form, schema }
+ * ctx: { trigger(), draft() → {draft, problems} | null, workflowId(), form, schema,
+ *        testRun: a run id whose event (and stored customer) to load and dry-run, or null }
  */
 export function testPanel(ctx) {
   const eventText = h('textarea', { id: 't-event', rows: 12, class: 'code', spellcheck: 'false', 'aria-describedby': 't-event-hint' });
@@ -61,6 +64,26 @@ export function testPanel(ctx) {
     result);
   prefill();
   syncMode();
+  if (ctx.testRun) loadRun(ctx.testRun);
+
+  /** The event a run started from, against its customer as stored now, dry-run at once. */
+  async function loadRun(runId) {
+    try {
+      const run = await get(`/api/v1/runs/${encodeURIComponent(runId)}`);
+      eventText.value = JSON.stringify(run.event, null, 2);
+      lastExample = '';
+      customerId.value = String(run.customer_id);
+      modeStored.checked = true;
+      syncMode();
+      result.replaceChildren();
+      el.querySelector('h3').after(h('p', { class: 'notice', id: 't-from-run' }, `The event of run ${run.id} (${run.status}, ${run.trigger}), against customer ${run.customer_id} as stored now.`));
+      announce(`Loaded the event of run ${run.id}.`);
+      await dryRun();
+      el.scrollIntoView({ block: 'start' });
+    } catch (e) {
+      result.replaceChildren(h('p', { class: 'error-text', role: 'alert' }, `Could not load run ${runId}: ${e.message}`));
+    }
+  }
 
   function readEvent() {
     try {
@@ -142,7 +165,8 @@ export function testPanel(ctx) {
     const plan = out.plan.length
       ? h('ol', { class: 'plan' }, out.plan.map((p) => h('li', {},
         h('strong', {}, p.name), ` (priority ${p.priority}${p.workflow_id.startsWith('draft-') || p.workflow_id === draft.id ? ', this draft' : ''})`,
-        h('ol', { class: 'plan-actions' }, p.actions.map((a) => h('li', {}, h('code', {}, a.type), ' ', h('span', { class: 'muted small' }, summarize(a.params))))))))
+        h('ol', { class: 'plan-actions' }, p.actions.map((a, k) => h('li', {}, h('code', {}, a.type), ' ', h('span', { class: 'muted small' }, summarize(a.params)),
+          preview(p.previews?.[k])))))))
       : h('p', {}, 'Nothing would run.');
     const skipped = out.evaluated.filter((e) => e.skipped_by);
     result.replaceChildren(h('div', { class: 'dry-run-result' },
@@ -188,6 +212,23 @@ export function testPanel(ctx) {
       if (!eventText.value.trim() || eventText.value === lastExample) prefill();
     },
   };
+}
+
+/**
+ * What one planned action would do, as the dry run renders it: each template param with
+ * the event and customer filled in, the agent a round-robin would pick (the cursor does
+ * not move), or why it would fail (an unknown endpoint, team, status...).
+ */
+function preview(pv) {
+  if (!pv) return null;
+  const rendered = Object.entries(pv.rendered || {});
+  return h('div', { class: 'preview' },
+    pv.agent ? h('p', { class: 'agent' }, 'Would go to agent ', h('strong', {}, pv.agent.name), ` (id ${pv.agent.id})`) : null,
+    rendered.length ? h('dl', { class: 'rendered' }, rendered.map(([param, text]) => [
+      h('dt', {}, param),
+      h('dd', {}, typeof text === 'string' ? text : JSON.stringify(text)),
+    ])) : null,
+    pv.error ? h('p', { class: 'error-text preview-error' }, `Would fail: ${pv.error}`) : null);
 }
 
 function summarize(params) {
