@@ -15,6 +15,7 @@
 //! - [`catalogue`], [`duration`], [`template`]: the 14 actions with their param schemas.
 //! - [`plan`]: the compiled workflow set, indexed by trigger, and the plan of an event.
 //! - [`check`]: `workflow-engine check FILE.json`.
+//! - [`analysis`]: save-time warnings: cycles of cascading events, contradicting workflows.
 //!
 //! Where it keeps its state (the only modules that touch the database):
 //! - [`storage`]: the sea-orm connection (SQLite or PostgreSQL), one entity per table and
@@ -38,6 +39,7 @@
 pub mod actions;
 #[path = "../actors/mod.rs"]
 pub mod actors;
+pub mod analysis;
 pub mod api;
 pub mod catalogue;
 pub mod check;
