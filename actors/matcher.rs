@@ -9,7 +9,7 @@
 //! reaches the partitions).
 
 use super::metrics::{event_label, Mailbox, Metrics};
-use super::protocol::{CurrentSet, Execute, Idle, RecoverPartition, Reload, Resume, Route, Stop};
+use super::protocol::{ArchiveEvent, CurrentSet, Execute, Idle, RecoverPartition, Reload, Resume, Route, Stop};
 use crate::conditions::Limits;
 use crate::plan::WorkflowSet;
 use crate::retry::{self, Backoff, Retried};
@@ -48,6 +48,8 @@ pub struct Matcher {
     /// The executors' mailbox meter: counted here when sent, there when done.
     executor_mailbox: Mailbox,
     mailbox: Mailbox,
+    /// Where every routed event is offered for the backtest archive, if it is kept.
+    archive: Option<Recipient<ArchiveEvent>>,
 }
 
 impl Matcher {
@@ -62,7 +64,14 @@ impl Matcher {
             spawn,
             executor_mailbox: Metrics::global().mailbox("executor"),
             mailbox: Metrics::global().mailbox("matcher"),
+            archive: None,
         }
+    }
+
+    /// Offers every routed event to `archiver` (dropped when its mailbox is full).
+    pub fn with_archive(mut self, archiver: Recipient<ArchiveEvent>) -> Self {
+        self.archive = Some(archiver);
+        self
     }
 
     /// Hands `work` to the customer's executor, in order. Returns a future when the
@@ -208,6 +217,9 @@ impl Handler<Route> for Matcher {
 
     fn handle(&mut self, route: Route, ctx: &mut Context<Self>) -> Self::Result {
         self.mailbox.handled();
+        if let Some(archiver) = &self.archive {
+            ArchiveEvent::offer(archiver, &route.event);
+        }
         if !self.set.listens_to(&route.event.event_type) {
             Self::acknowledge(route, "no_workflow", false);
             return AtomicResponse::new(Box::pin(fut::ready(())));

@@ -16,6 +16,7 @@
 //! - [`plan`]: the compiled workflow set, indexed by trigger, and the plan of an event.
 //! - [`check`]: `workflow-engine check FILE.json`.
 //! - [`analysis`]: save-time warnings: cycles of cascading events, contradicting workflows.
+//! - [`backtest`]: workflows judged against archived events, with no side effects.
 //!
 //! Where it keeps its state (the only modules that touch the database):
 //! - [`storage`]: the sea-orm connection (SQLite or PostgreSQL), one entity per table and
@@ -41,6 +42,7 @@ pub mod actions;
 pub mod actors;
 pub mod analysis;
 pub mod api;
+pub mod backtest;
 pub mod catalogue;
 pub mod check;
 pub mod clock;

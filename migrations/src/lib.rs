@@ -12,6 +12,7 @@ mod m20261125_000003_inactivity;
 mod m20261125_000004_scheduler_indexes;
 mod m20261201_000005_cluster;
 mod m20261202_000006_customer_contact;
+mod m20261202_000008_archive;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_scheduler_indexes::Migration),
             Box::new(m20261201_000005_cluster::Migration),
             Box::new(m20261202_000006_customer_contact::Migration),
+            Box::new(m20261202_000008_archive::Migration),
         ]
     }
 }

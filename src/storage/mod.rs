@@ -10,6 +10,7 @@
 //! transaction must use that transaction for every query, never the pool, or it waits on
 //! itself under SQLite.
 
+pub mod archive;
 pub mod customers;
 pub mod emitters;
 pub mod entities;
