@@ -397,3 +397,35 @@ async fn backtest_input_is_bounded_and_each_problem_has_its_pointer() {
     assert!(body["error"]["message"].as_str().unwrap_or_default().contains("at most 50") || body.to_string().contains("at most 50"), "{body}");
     test.finish().await;
 }
+
+#[actix_rt::test]
+async fn the_running_engine_archives_every_consumed_event_and_the_backtest_reads_them() {
+    let mut engine = engine::Engine::new(|s| {
+        s.archive.flush_ms = 50;
+    })
+    .await;
+    engine.add_customers([7]).await;
+    engine
+        .add_workflow(json!({"name": "notes deposits", "trigger_event": "customer.deposited",
+            "actions": [{"type": "add_note", "params": {"body": "deposit"}}]}))
+        .await;
+    engine.start().await;
+    engine
+        .publish_all(&[
+            json!({"id": "e2e-dep", "type": "customer.deposited", "customer_id": 7, "data": {"amount": 2500}}),
+            // No workflow listens to this one: archived all the same, for tomorrow's drafts.
+            json!({"id": "e2e-login", "type": "customer.logged_in", "customer_id": 7, "data": {}}),
+        ])
+        .await;
+    let db = engine.db().clone();
+    eventually!("both events archived", engine::PATIENCE, {
+        (archived(&db).await == 2).then_some(())
+    });
+    let draft = json!({"name": "logins", "trigger_event": "customer.logged_in",
+        "actions": [{"type": "add_note", "params": {"body": "hi"}}]});
+    let (status, body) = call(&db, "POST", "/api/v1/backtest", Some(json!({"workflows": [draft]}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"], 1, "{body}");
+    assert_eq!(body["workflows"][0]["sample"][0]["event_id"], "e2e-login", "{body}");
+    engine.finish().await;
+}

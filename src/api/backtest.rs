@@ -3,20 +3,14 @@
 
 use super::{ApiError, AppState, ErrorBody};
 use crate::backtest::{Backtest, DEFAULT_EVENTS, MAX_EVENTS, MAX_WORKFLOWS};
-use crate::envelope::EventEnvelope;
 use crate::problem::{json_type_name, Pointer, Problem, Problems, Severity};
-use crate::storage::archive::{self, PageQuery};
-use crate::storage::{customers, statuses, workflows};
+use crate::storage::archive;
+use crate::storage::{statuses, workflows};
 use crate::validate::Validator;
 use crate::workflow::Workflow;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
-use std::collections::BTreeSet;
-
-/// Archived events read per statement: enough to amortise the round trip, few enough
-/// that a page and its customers stay small in memory.
-const PAGE: u64 = 2_000;
+use serde_json::{json, Value};
 
 /// What the request asks for, validated.
 struct Request {
@@ -197,51 +191,13 @@ async fn run(state: &AppState, request: Request) -> Result<crate::backtest::Repo
             }])
         })?;
     let triggers = backtest.triggers();
-    let conn = state.db.connection();
-    let mut remaining = request.limit;
-    let mut before = None;
-    while remaining > 0 {
-        let asked = remaining.min(PAGE);
-        let rows = archive::page(
-            conn,
-            &PageQuery {
-                triggers: &triggers,
-                since: request.since,
-                before,
-                limit: asked,
-            },
-        )
-        .await?;
-        let Some(last) = rows.last() else { break };
-        before = Some(last.seq);
-        let ids: Vec<i64> = rows.iter().map(|r| r.customer_id).collect::<BTreeSet<_>>().into_iter().collect();
-        let snapshots = customers::snapshots(conn, &ids).await?;
-        for row in &rows {
-            let event = EventEnvelope {
-                id: row.event_id.clone(),
-                event_type: row.event_type.clone(),
-                customer_id: row.customer_id,
-                occurred_at: Some(row.occurred_at),
-                data: match &row.payload {
-                    Value::Object(map) => map.clone(),
-                    _ => Map::new(),
-                },
-            };
-            // A customer deleted since is judged as the dry run judges an unknown one.
-            let unknown;
-            let customer = match snapshots.get(&row.customer_id) {
-                Some(c) => c,
-                None => {
-                    unknown = Map::from_iter([("id".to_owned(), json!(row.customer_id))]);
-                    &unknown
-                }
-            };
-            backtest.observe(&event, customer);
-        }
-        remaining = remaining.saturating_sub(rows.len() as u64);
-        if (rows.len() as u64) < asked {
-            break;
-        }
-    }
+    archive::replay(
+        state.db.connection(),
+        &triggers,
+        request.since,
+        request.limit,
+        |event, customer| backtest.observe(event, customer),
+    )
+    .await?;
     Ok(backtest.finish())
 }

@@ -6,6 +6,8 @@ use super::entities::event_archive;
 use super::StorageError;
 use crate::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
@@ -79,4 +81,72 @@ pub async fn page<C: ConnectionTrait>(conn: &C, query: &PageQuery<'_>) -> Result
 pub async fn count<C: ConnectionTrait>(conn: &C) -> Result<u64, StorageError> {
     use sea_orm::PaginatorTrait;
     Ok(event_archive::Entity::find().count(conn).await?)
+}
+
+/// Archived events read per statement: enough to amortise the round trip, few enough
+/// that a page and its customers stay small in memory.
+pub const PAGE: u64 = 2_000;
+
+/// Hands the newest `limit` archived events of `triggers` (since `since`), newest first,
+/// to `visit` with the customer as stored now, reading a page at a time and loading each
+/// page's customers in one batch. A customer that no longer exists is `{"id"}` only, as
+/// the dry run has it. Returns how many events were visited.
+pub async fn replay<C: ConnectionTrait>(
+    conn: &C,
+    triggers: &[String],
+    since: Option<DateTime<Utc>>,
+    limit: u64,
+    mut visit: impl FnMut(&EventEnvelope, &Map<String, Value>),
+) -> Result<u64, StorageError> {
+    let mut remaining = limit;
+    let mut before = None;
+    let mut visited = 0;
+    while remaining > 0 {
+        let asked = remaining.min(PAGE);
+        let rows = page(
+            conn,
+            &PageQuery {
+                triggers,
+                since,
+                before,
+                limit: asked,
+            },
+        )
+        .await?;
+        let Some(last) = rows.last() else { break };
+        before = Some(last.seq);
+        let ids: Vec<i64> = rows
+            .iter()
+            .map(|r| r.customer_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let snapshots = super::customers::snapshots(conn, &ids).await?;
+        let got = rows.len() as u64;
+        for row in rows {
+            let event = EventEnvelope {
+                id: row.event_id,
+                event_type: row.event_type,
+                customer_id: row.customer_id,
+                occurred_at: Some(row.occurred_at),
+                data: match row.payload {
+                    Value::Object(map) => map,
+                    _ => Map::new(),
+                },
+            };
+            match snapshots.get(&row.customer_id) {
+                Some(customer) => visit(&event, customer),
+                None => visit(
+                    &event,
+                    &Map::from_iter([("id".to_owned(), Value::from(row.customer_id))]),
+                ),
+            }
+        }
+        visited += got;
+        remaining = remaining.saturating_sub(got);
+        if got < asked {
+            break;
+        }
+    }
+    Ok(visited)
 }
