@@ -65,7 +65,9 @@ async fn fill(db: &Database, customers: u64, archived: u64) {
             .expect("envelope")
         })
         .collect();
-    archive::insert(db.connection(), &events, chrono::Utc::now()).await.expect("archive");
+    archive::insert(db.connection(), &events, chrono::Utc::now())
+        .await
+        .expect("archive");
 }
 
 fn bench(c: &mut Criterion) {
@@ -77,26 +79,33 @@ fn bench(c: &mut Criterion) {
         fill(&db, customers, archived).await;
         (db, scratch)
     });
-    let current = workflow(json!({"id": "current", "name": "big deposits", "trigger_event": "customer.deposited",
+    let current = workflow(
+        json!({"id": "current", "name": "big deposits", "trigger_event": "customer.deposited",
         "conditions": {"field": "event.amount", "operator": "gte", "value": 3000},
-        "actions": [{"type": "add_note", "params": {"body": "big"}}]}));
-    let draft = workflow(json!({"id": "draft-0", "name": "big LatAm deposits", "trigger_event": "customer.deposited",
+        "actions": [{"type": "add_note", "params": {"body": "big"}}]}),
+    );
+    let draft = workflow(
+        json!({"id": "draft-0", "name": "big LatAm deposits", "trigger_event": "customer.deposited",
         "conditions": {"match": "all", "rules": [
             {"field": "event.amount", "operator": "gte", "value": 1000},
             {"field": "transaction.type", "operator": "eq", "value": "deposit"},
             {"field": "customer.country", "operator": "in", "value": ["BR", "AR", "MX"]}]},
-        "actions": [{"type": "add_note", "params": {"body": "big latam"}}]}));
+        "actions": [{"type": "add_note", "params": {"body": "big latam"}}]}),
+    );
     let mut group = c.benchmark_group("backtest");
     group.sample_size(10);
     group.throughput(Throughput::Elements(archived));
     group.bench_function(format!("{archived}_events_{customers}_customers_2_workflows"), |b| {
         b.iter(|| {
             runtime.block_on(async {
-                let mut backtest = Backtest::new(vec![current.clone(), draft.clone()], &Limits::default()).expect("compile");
+                let mut backtest =
+                    Backtest::new(vec![current.clone(), draft.clone()], &Limits::default()).expect("compile");
                 let triggers = backtest.triggers();
-                let read = archive::replay(db.connection(), &triggers, None, archived, |e, c| backtest.observe(e, c))
-                    .await
-                    .expect("replay");
+                let read = archive::replay(db.connection(), &triggers, None, archived, |e, c| {
+                    backtest.observe(e, c)
+                })
+                .await
+                .expect("replay");
                 assert_eq!(read, archived);
                 let report = backtest.finish();
                 assert!(report.workflows.iter().all(|w| w.matched > 0));

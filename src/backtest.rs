@@ -94,11 +94,7 @@ impl Backtest {
 
     /// The triggers whose events the backtest needs, without repeats.
     pub fn triggers(&self) -> Vec<String> {
-        let mut triggers: Vec<String> = self
-            .judged
-            .iter()
-            .map(|j| j.trigger.clone())
-            .collect();
+        let mut triggers: Vec<String> = self.judged.iter().map(|j| j.trigger.clone()).collect();
         triggers.sort();
         triggers.dedup();
         triggers
@@ -158,14 +154,20 @@ mod tests {
 
     #[test]
     fn each_workflow_is_judged_alone_on_its_own_trigger() {
-        let big = workflow(json!({"id": "big", "name": "big", "trigger_event": "customer.deposited", "stop_after": true,
+        let big = workflow(
+            json!({"id": "big", "name": "big", "trigger_event": "customer.deposited", "stop_after": true,
             "priority": 1, "conditions": {"field": "event.amount", "operator": "gte", "value": 1000},
-            "actions": [{"type": "add_note", "params": {"body": "big"}}]}));
-        let br = workflow(json!({"id": "draft-0", "name": "br", "trigger_event": "customer.deposited",
+            "actions": [{"type": "add_note", "params": {"body": "big"}}]}),
+        );
+        let br = workflow(
+            json!({"id": "draft-0", "name": "br", "trigger_event": "customer.deposited",
             "conditions": {"field": "customer.country", "operator": "eq", "value": "BR"},
-            "actions": [{"type": "add_note", "params": {"body": "br"}}]}));
-        let reg = workflow(json!({"id": "reg", "name": "reg", "trigger_event": "customer.registered",
-            "actions": [{"type": "add_note", "params": {"body": "hi"}}]}));
+            "actions": [{"type": "add_note", "params": {"body": "br"}}]}),
+        );
+        let reg = workflow(
+            json!({"id": "reg", "name": "reg", "trigger_event": "customer.registered",
+            "actions": [{"type": "add_note", "params": {"body": "hi"}}]}),
+        );
         let mut bt = Backtest::new(vec![big, br, reg], &Limits::default()).unwrap();
         assert_eq!(bt.triggers(), ["customer.deposited", "customer.registered"]);
         let brazil = json!({"id": 1, "country": "BR"}).as_object().cloned().unwrap();
@@ -179,7 +181,10 @@ mod tests {
         assert_eq!(by_id("big").matched, 5);
         assert_eq!(by_id("big").sample.len(), SAMPLE_SIZE);
         assert_eq!(by_id("big").sample[0].event_id, "e2");
-        assert_eq!(by_id("big").sample[0].actions, [json!({"type": "add_note", "params": {"body": "big"}})]);
+        assert_eq!(
+            by_id("big").sample[0].actions,
+            [json!({"type": "add_note", "params": {"body": "big"}})]
+        );
         // Not hidden by big's stop_after: judged alone.
         assert_eq!(by_id("draft-0").matched, 7);
         assert_eq!((by_id("reg").matched, by_id("reg").considered), (0, 0));

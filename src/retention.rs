@@ -73,9 +73,15 @@ pub async fn prune_archive(
         return Ok(0);
     }
     let before = clock.now() - chrono::Duration::days(i64::from(archive.days()));
-    let old = drain(clock, policy, |n| retention::prune_archive_older(db.connection(), before, n)).await?;
+    let old = drain(clock, policy, |n| {
+        retention::prune_archive_older(db.connection(), before, n)
+    })
+    .await?;
     let keep = archive.max_events();
-    let beyond = drain(clock, policy, |n| retention::prune_archive_beyond(db.connection(), keep, n)).await?;
+    let beyond = drain(clock, policy, |n| {
+        retention::prune_archive_beyond(db.connection(), keep, n)
+    })
+    .await?;
     Ok(old + beyond)
 }
 

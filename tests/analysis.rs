@@ -68,7 +68,12 @@ fn messages(body: &Value, containing: &str) -> Vec<(String, String)> {
         .into_iter()
         .flatten()
         .filter(|w| w["message"].as_str().is_some_and(|m| m.contains(containing)))
-        .map(|w| (w["path"].as_str().unwrap_or_default().to_owned(), w["message"].as_str().unwrap_or_default().to_owned()))
+        .map(|w| {
+            (
+                w["path"].as_str().unwrap_or_default().to_owned(),
+                w["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -130,22 +135,48 @@ async fn contradicting_workflows_warn_when_they_can_match_the_same_events_only()
     let test = common::fresh().await;
     let db = &test.db;
     let big = json!({"field": "event.amount", "operator": "gte", "value": 1000});
-    let (status, vip) = call(db, "POST", "/api/v1/workflows", Some(deposit_workflow("VIP", big, "vip"))).await;
+    let (status, vip) = call(
+        db,
+        "POST",
+        "/api/v1/workflows",
+        Some(deposit_workflow("VIP", big, "vip")),
+    )
+    .await;
     assert_eq!(status, 201, "{vip}");
     let vip_id = vip["id"].as_str().unwrap().to_owned();
 
     // Brazilian depositors may deposit 1000 or more: the trees overlap.
     let brazil = json!({"field": "customer.country", "operator": "eq", "value": "BR"});
-    let (_, latam) = call(db, "POST", "/api/v1/workflows", Some(deposit_workflow("LatAm", brazil, "latam"))).await;
+    let (_, latam) = call(
+        db,
+        "POST",
+        "/api/v1/workflows",
+        Some(deposit_workflow("LatAm", brazil, "latam")),
+    )
+    .await;
     let conflicts = messages(&latam, "contradicts");
     assert_eq!(conflicts.len(), 1, "{latam}");
     assert_eq!(conflicts[0].0, "/actions/1");
-    assert!(conflicts[0].1.contains(&format!("\"VIP\" ({vip_id})")), "{}", conflicts[0].1);
-    assert!(conflicts[0].1.contains("\"latam\"") && conflicts[0].1.contains("\"vip\""), "{}", conflicts[0].1);
+    assert!(
+        conflicts[0].1.contains(&format!("\"VIP\" ({vip_id})")),
+        "{}",
+        conflicts[0].1
+    );
+    assert!(
+        conflicts[0].1.contains("\"latam\"") && conflicts[0].1.contains("\"vip\""),
+        "{}",
+        conflicts[0].1
+    );
 
     // Small deposits can never be 1000 or more: provably disjoint, no warning against VIP.
     let small = json!({"match": "all", "rules": [{"field": "event.amount", "operator": "lt", "value": 100}]});
-    let (_, micro) = call(db, "POST", "/api/v1/workflows", Some(deposit_workflow("Micro", small, "micro"))).await;
+    let (_, micro) = call(
+        db,
+        "POST",
+        "/api/v1/workflows",
+        Some(deposit_workflow("Micro", small, "micro")),
+    )
+    .await;
     let against_vip: Vec<_> = messages(&micro, "contradicts")
         .into_iter()
         .filter(|(_, m)| m.contains(&vip_id))
@@ -163,7 +194,13 @@ fn event(id: &str, event_type: &str, customer_id: i64, occurred_at: DateTime<Utc
 }
 
 fn deposit(i: usize, customer_id: i64, amount: i64) -> EventEnvelope {
-    event(&format!("dep-{i}"), "customer.deposited", customer_id, t0(), json!({"amount": amount}))
+    event(
+        &format!("dep-{i}"),
+        "customer.deposited",
+        customer_id,
+        t0(),
+        json!({"amount": amount}),
+    )
 }
 
 async fn archived(db: &Database) -> u64 {
@@ -215,7 +252,9 @@ async fn the_archiver_writes_in_batches_skips_redeliveries_and_sheds_load_when_f
         Archiver::new(db.clone(), 100, std::time::Duration::from_secs(3600))
     });
     let to: Recipient<ArchiveEvent> = small.clone().recipient();
-    let taken = (10..20).filter(|i| ArchiveEvent::offer(&to, &deposit(*i, 3, 5))).count();
+    let taken = (10..20)
+        .filter(|i| ArchiveEvent::offer(&to, &deposit(*i, 3, 5)))
+        .count();
     assert!(taken < 10, "a full mailbox must refuse: {taken} of 10 taken");
     assert_eq!(dropped() - before, (10 - taken) as u64);
     small.send(Halt).await.unwrap();
@@ -230,7 +269,9 @@ async fn retention_bounds_the_archive_by_age_and_by_count() {
     let old: Vec<EventEnvelope> = (0..5).map(|i| deposit(i, 1, 1)).collect();
     let recent: Vec<EventEnvelope> = (5..12).map(|i| deposit(i, 1, 1)).collect();
     archive::insert(db.connection(), &old, t0()).await.unwrap();
-    archive::insert(db.connection(), &recent, t0() + Duration::days(29)).await.unwrap();
+    archive::insert(db.connection(), &recent, t0() + Duration::days(29))
+        .await
+        .unwrap();
     let clock: SharedClock = Arc::new(ManualClock::new(t0() + Duration::days(31)));
     let policy = Retention {
         runs_days: 0,
@@ -249,11 +290,15 @@ async fn retention_bounds_the_archive_by_age_and_by_count() {
         flush_ms: 1000,
     };
     // Age: the five archived 31 days ago go, in batches of two.
-    let pruned = workflow_engine::retention::prune_archive(db, &clock, &policy, &bounds).await.unwrap();
+    let pruned = workflow_engine::retention::prune_archive(db, &clock, &policy, &bounds)
+        .await
+        .unwrap();
     assert_eq!((pruned, archived(db).await), (5, 7));
     // Count: the oldest beyond the newest 3 go.
     bounds.max_events = 3;
-    let pruned = workflow_engine::retention::prune_archive(db, &clock, &policy, &bounds).await.unwrap();
+    let pruned = workflow_engine::retention::prune_archive(db, &clock, &policy, &bounds)
+        .await
+        .unwrap();
     assert_eq!(pruned, 4);
     let page = archive::page(
         db.connection(),
@@ -329,7 +374,15 @@ async fn backtest_judges_drafts_and_saved_workflows_on_archived_events_with_no_s
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["events"], 40, "{body}");
-    let by_id = |id: &str| body["workflows"].as_array().unwrap().iter().find(|w| w["workflow_id"] == id).cloned().unwrap();
+    let by_id = |id: &str| {
+        body["workflows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["workflow_id"] == id)
+            .cloned()
+            .unwrap()
+    };
     // Amounts 3000..4000: 11 events.
     assert_eq!(by_id(&saved_id)["matched"], 11, "{body}");
     assert_eq!(by_id(&saved_id)["limited"], 0);
@@ -340,20 +393,41 @@ async fn backtest_judges_drafts_and_saved_workflows_on_archived_events_with_no_s
     assert_eq!(sample.len(), 5, "the sample is capped");
     assert_eq!(sample[0]["event_id"], "dep-37", "newest first: {body}");
     assert_eq!(sample[0]["customer_id"], 2);
-    assert_eq!(sample[0]["actions"], json!([{"type": "add_note", "params": {"body": "big BR"}}]));
+    assert_eq!(
+        sample[0]["actions"],
+        json!([{"type": "add_note", "params": {"body": "big BR"}}])
+    );
 
     // Customers as stored now: customer 3 moves to Brazil.
     set_country(db, 3, "BR").await;
-    let (_, now) = call(db, "POST", "/api/v1/backtest", Some(json!({"workflows": [draft.clone()]}))).await;
+    let (_, now) = call(
+        db,
+        "POST",
+        "/api/v1/backtest",
+        Some(json!({"workflows": [draft.clone()]})),
+    )
+    .await;
     // ... adding i % 4 == 2: 10, 14, ..., 38.
     assert_eq!(now["workflows"][0]["matched"], 23, "{now}");
 
     // `since` and `limit` bound what is read; pages are 2,000 events, so a limit of 7
     // reads the newest 7 only.
     let since = (t0() + Duration::days(30)).to_rfc3339();
-    let (_, recent) = call(db, "POST", "/api/v1/backtest", Some(json!({"workflows": [draft.clone()], "since": since}))).await;
+    let (_, recent) = call(
+        db,
+        "POST",
+        "/api/v1/backtest",
+        Some(json!({"workflows": [draft.clone()], "since": since})),
+    )
+    .await;
     assert_eq!(recent["events"], 10, "{recent}");
-    let (_, few) = call(db, "POST", "/api/v1/backtest", Some(json!({"workflows": [draft], "limit": 7}))).await;
+    let (_, few) = call(
+        db,
+        "POST",
+        "/api/v1/backtest",
+        Some(json!({"workflows": [draft], "limit": 7})),
+    )
+    .await;
     assert_eq!(few["events"], 7, "{few}");
 
     // No side effects: no runs, no notes.
@@ -372,8 +446,10 @@ async fn backtest_input_is_bounded_and_each_problem_has_its_pointer() {
         db,
         "POST",
         "/api/v1/backtest",
-        Some(json!({"workflows": [{"name": "x", "trigger_event": "customer.deposited", "actions": []}],
-            "workflow_ids": ["nope", 3], "since": "yesterday", "limit": 100_001, "extra": 1})),
+        Some(
+            json!({"workflows": [{"name": "x", "trigger_event": "customer.deposited", "actions": []}],
+            "workflow_ids": ["nope", 3], "since": "yesterday", "limit": 100_001, "extra": 1}),
+        ),
     )
     .await;
     assert_eq!(status, 422, "{body}");
@@ -394,7 +470,14 @@ async fn backtest_input_is_bounded_and_each_problem_has_its_pointer() {
         .collect();
     let (status, body) = call(db, "POST", "/api/v1/backtest", Some(json!({"workflows": many}))).await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("at most 50") || body.to_string().contains("at most 50"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at most 50")
+            || body.to_string().contains("at most 50"),
+        "{body}"
+    );
     test.finish().await;
 }
 

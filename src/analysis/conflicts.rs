@@ -76,7 +76,11 @@ fn contradiction(a: &Decision<'_>, b: &Decision<'_>) -> Option<(String, String)>
         (Decision::Owner(x), Decision::Owner(y)) if x != y => {
             // A hand-over without a team goes to some retention team: it contradicts a
             // team or agent elsewhere, but not a hand-over to a named retention team.
-            if matches!((x, y), (Owner::RetentionDesk(None), Owner::RetentionDesk(_)) | (Owner::RetentionDesk(_), Owner::RetentionDesk(None))) {
+            if matches!(
+                (x, y),
+                (Owner::RetentionDesk(None), Owner::RetentionDesk(_))
+                    | (Owner::RetentionDesk(_), Owner::RetentionDesk(None))
+            ) {
                 return None;
             }
             Some((x.describe(), y.describe()))

@@ -89,7 +89,10 @@ impl Requirements {
     /// Facts known of an event: `field` equals `value`.
     pub fn equal(mut self, field: &str, value: Value) -> Self {
         if is_scalar(&value) {
-            self.fields.entry(field.to_owned()).or_default().push(Need::OneOf(vec![value]));
+            self.fields
+                .entry(field.to_owned())
+                .or_default()
+                .push(Need::OneOf(vec![value]));
         }
         self
     }
@@ -106,7 +109,9 @@ impl Requirements {
 
     /// Whether the tree alone can never hold (e.g. `eq 1` and `eq 2` under one `all`).
     pub fn impossible(&self) -> bool {
-        self.fields.values().any(|needs| !satisfiable(&needs.iter().collect::<Vec<_>>()))
+        self.fields
+            .values()
+            .any(|needs| !satisfiable(&needs.iter().collect::<Vec<_>>()))
     }
 }
 
@@ -125,15 +130,24 @@ fn need(operator: Operator, value: Option<&Value>) -> Option<Need> {
         Operator::Eq => is_scalar(value).then(|| Need::OneOf(vec![value.clone()])),
         Operator::In => {
             let items = value.as_array()?;
-            items
-                .iter()
-                .all(is_scalar)
-                .then(|| Need::OneOf(items.clone()))
+            items.iter().all(is_scalar).then(|| Need::OneOf(items.clone()))
         }
-        Operator::Gt => Some(Need::Range(Range { lo: Some(bound(false)?), hi: None })),
-        Operator::Gte => Some(Need::Range(Range { lo: Some(bound(true)?), hi: None })),
-        Operator::Lt => Some(Need::Range(Range { lo: None, hi: Some(bound(false)?) })),
-        Operator::Lte => Some(Need::Range(Range { lo: None, hi: Some(bound(true)?) })),
+        Operator::Gt => Some(Need::Range(Range {
+            lo: Some(bound(false)?),
+            hi: None,
+        })),
+        Operator::Gte => Some(Need::Range(Range {
+            lo: Some(bound(true)?),
+            hi: None,
+        })),
+        Operator::Lt => Some(Need::Range(Range {
+            lo: None,
+            hi: Some(bound(false)?),
+        })),
+        Operator::Lte => Some(Need::Range(Range {
+            lo: None,
+            hi: Some(bound(true)?),
+        })),
         Operator::Between => {
             let [lo, hi] = value.as_array()?.as_slice() else {
                 return None;
@@ -165,7 +179,12 @@ fn can_equal_both(a: &Value, b: &Value) -> bool {
 fn can_be_in(constant: &Value, range: &Range) -> bool {
     match constant {
         Value::Number(_) => number(constant).is_some_and(|x| range.contains(x)),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).is_some_and(|x| range.contains(x)),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .is_some_and(|x| range.contains(x)),
         _ => false,
     }
 }
@@ -208,7 +227,9 @@ mod tests {
 
     fn disjoint(a: Value, b: Value) -> bool {
         let (a, b) = (tree(a), tree(b));
-        Requirements::of(Some(&a)).disjoint_from(&Requirements::of(Some(&b))).is_some()
+        Requirements::of(Some(&a))
+            .disjoint_from(&Requirements::of(Some(&b)))
+            .is_some()
     }
 
     fn rule(field: &str, op: &str, value: Value) -> Value {
@@ -217,24 +238,60 @@ mod tests {
 
     #[test]
     fn equality_and_membership_on_one_field() {
-        assert!(disjoint(rule("event.currency", "eq", json!("USD")), rule("event.currency", "eq", json!("EUR"))));
-        assert!(!disjoint(rule("event.currency", "eq", json!("USD")), rule("event.currency", "in", json!(["EUR", "USD"]))));
-        assert!(disjoint(rule("event.currency", "in", json!(["GBP"])), rule("event.currency", "in", json!(["EUR", "USD"]))));
+        assert!(disjoint(
+            rule("event.currency", "eq", json!("USD")),
+            rule("event.currency", "eq", json!("EUR"))
+        ));
+        assert!(!disjoint(
+            rule("event.currency", "eq", json!("USD")),
+            rule("event.currency", "in", json!(["EUR", "USD"]))
+        ));
+        assert!(disjoint(
+            rule("event.currency", "in", json!(["GBP"])),
+            rule("event.currency", "in", json!(["EUR", "USD"]))
+        ));
         // Different fields prove nothing.
-        assert!(!disjoint(rule("event.currency", "eq", json!("USD")), rule("customer.country", "eq", json!("BR"))));
+        assert!(!disjoint(
+            rule("event.currency", "eq", json!("USD")),
+            rule("customer.country", "eq", json!("BR"))
+        ));
         // "5" and 5 can be the same value.
-        assert!(!disjoint(rule("event.x", "eq", json!("5")), rule("event.x", "eq", json!(5))));
-        assert!(disjoint(rule("event.x", "eq", json!(true)), rule("event.x", "eq", json!("true"))));
+        assert!(!disjoint(
+            rule("event.x", "eq", json!("5")),
+            rule("event.x", "eq", json!(5))
+        ));
+        assert!(disjoint(
+            rule("event.x", "eq", json!(true)),
+            rule("event.x", "eq", json!("true"))
+        ));
     }
 
     #[test]
     fn ranges_meet_or_not() {
-        assert!(disjoint(rule("event.amount", "gte", json!(1000)), rule("event.amount", "lt", json!(500))));
-        assert!(disjoint(rule("event.amount", "gte", json!(1000)), rule("event.amount", "lt", json!(1000))));
-        assert!(!disjoint(rule("event.amount", "gte", json!(1000)), rule("event.amount", "lte", json!(1000))));
-        assert!(disjoint(rule("event.amount", "between", json!([0, 99])), rule("event.amount", "gt", json!(99))));
-        assert!(disjoint(rule("event.amount", "eq", json!(50)), rule("event.amount", "gt", json!(100))));
-        assert!(!disjoint(rule("event.amount", "in", json!([50, 150])), rule("event.amount", "gt", json!(100))));
+        assert!(disjoint(
+            rule("event.amount", "gte", json!(1000)),
+            rule("event.amount", "lt", json!(500))
+        ));
+        assert!(disjoint(
+            rule("event.amount", "gte", json!(1000)),
+            rule("event.amount", "lt", json!(1000))
+        ));
+        assert!(!disjoint(
+            rule("event.amount", "gte", json!(1000)),
+            rule("event.amount", "lte", json!(1000))
+        ));
+        assert!(disjoint(
+            rule("event.amount", "between", json!([0, 99])),
+            rule("event.amount", "gt", json!(99))
+        ));
+        assert!(disjoint(
+            rule("event.amount", "eq", json!(50)),
+            rule("event.amount", "gt", json!(100))
+        ));
+        assert!(!disjoint(
+            rule("event.amount", "in", json!([50, 150])),
+            rule("event.amount", "gt", json!(100))
+        ));
     }
 
     #[test]

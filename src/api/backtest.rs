@@ -55,12 +55,9 @@ async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
                         chosen.push(w);
                     }
                     // The validator's own problems, with paths into this body.
-                    Err(invalid) => draft_errors.extend(
-                        invalid
-                            .problems
-                            .into_iter()
-                            .filter(|p| p.severity == Severity::Error),
-                    ),
+                    Err(invalid) => {
+                        draft_errors.extend(invalid.problems.into_iter().filter(|p| p.severity == Severity::Error))
+                    }
                 }
             }
         }
@@ -133,15 +130,17 @@ async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
                 Some(w) => chosen.push(w.clone()),
                 None => match workflows::get(state.db.connection(), &id).await? {
                     // An inactive workflow can be backtested too: before it is switched on.
-                    Some(row) => match Validator::new(&statuses::field_schema(state.db.connection()).await?, state.limits)
-                        .workflow(&row.definition)
-                    {
-                        Ok(v) => chosen.push(v.workflow),
-                        Err(_) => missing.error(
-                            &root.key("workflow_ids").index(i),
-                            format!("workflow {id:?} no longer validates; fix it first"),
-                        ),
-                    },
+                    Some(row) => {
+                        match Validator::new(&statuses::field_schema(state.db.connection()).await?, state.limits)
+                            .workflow(&row.definition)
+                        {
+                            Ok(v) => chosen.push(v.workflow),
+                            Err(_) => missing.error(
+                                &root.key("workflow_ids").index(i),
+                                format!("workflow {id:?} no longer validates; fix it first"),
+                            ),
+                        }
+                    }
                     None => missing.error(&root.key("workflow_ids").index(i), format!("workflow {id:?} not found")),
                 },
             }
@@ -153,7 +152,11 @@ async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
         chosen = stored;
     }
     if chosen.len() > MAX_WORKFLOWS {
-        let what = if by_id { "asked for" } else { "active: name some with workflow_ids" };
+        let what = if by_id {
+            "asked for"
+        } else {
+            "active: name some with workflow_ids"
+        };
         return Err(ApiError::invalid(vec![Problem {
             path: String::new(),
             message: format!(
@@ -182,14 +185,13 @@ pub async fn backtest(state: web::Data<AppState>, body: web::Json<Value>) -> Res
 }
 
 async fn run(state: &AppState, request: Request) -> Result<crate::backtest::Report, ApiError> {
-    let mut backtest = Backtest::new(request.workflows, &state.limits)
-        .map_err(|e| {
-            ApiError::invalid(vec![Problem {
-                path: String::new(),
-                message: e.to_string(),
-                severity: Severity::Error,
-            }])
-        })?;
+    let mut backtest = Backtest::new(request.workflows, &state.limits).map_err(|e| {
+        ApiError::invalid(vec![Problem {
+            path: String::new(),
+            message: e.to_string(),
+            severity: Severity::Error,
+        }])
+    })?;
     let triggers = backtest.triggers();
     archive::replay(
         state.db.connection(),

@@ -210,7 +210,7 @@ pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Res
     let mut validated = validate_body(&state, body.into_inner()).await?;
     // A definition without an id is judged as a new workflow: it conflicts with every
     // active one, including any it may be a copy of.
-    let id = validated.workflow.id.clone().unwrap_or_else(|| "(new)".to_owned());
+    let id = validated.workflow.id.clone().unwrap_or_else(|| "new".to_owned());
     let extra = analysis_warnings(&state, &validated.workflow, &id).await;
     validated.warnings.extend(extra);
     Ok(HttpResponse::Ok().json(json!({"valid": true, "warnings": validated.warnings, "workflow": validated.workflow})))

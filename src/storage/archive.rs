@@ -6,10 +6,10 @@ use super::entities::event_archive;
 use super::StorageError;
 use crate::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
-use std::collections::BTreeSet;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 
 /// One archived event, as the backtest reads it.
 pub type ArchivedEvent = event_archive::Model;
