@@ -44,6 +44,11 @@ async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
     let mut draft_errors: Vec<Problem> = Vec::new();
     match body.get("workflows") {
         None | Some(Value::Null) => {}
+        // Counted before anything is validated: validation costs time per draft.
+        Some(Value::Array(drafts)) if drafts.len() > MAX_WORKFLOWS => problems.error(
+            &root.key("workflows"),
+            format!("has {} workflows; one backtest judges at most {MAX_WORKFLOWS}", drafts.len()),
+        ),
         Some(Value::Array(drafts)) => {
             let schema = statuses::field_schema(state.db.connection()).await?;
             let validator = Validator::new(&schema, state.limits);
@@ -69,6 +74,10 @@ async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
     let mut ids = Vec::new();
     match body.get("workflow_ids") {
         None | Some(Value::Null) => {}
+        Some(Value::Array(items)) if items.len() > MAX_WORKFLOWS => problems.error(
+            &root.key("workflow_ids"),
+            format!("has {} ids; one backtest judges at most {MAX_WORKFLOWS}", items.len()),
+        ),
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 match item.as_str() {
