@@ -47,7 +47,10 @@ async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
         // Counted before anything is validated: validation costs time per draft.
         Some(Value::Array(drafts)) if drafts.len() > MAX_WORKFLOWS => problems.error(
             &root.key("workflows"),
-            format!("has {} workflows; one backtest judges at most {MAX_WORKFLOWS}", drafts.len()),
+            format!(
+                "has {} workflows; one backtest judges at most {MAX_WORKFLOWS}",
+                drafts.len()
+            ),
         ),
         Some(Value::Array(drafts)) => {
             let schema = statuses::field_schema(state.db.connection()).await?;
