@@ -9,7 +9,7 @@
 //! reaches the partitions).
 
 use super::metrics::{event_label, Mailbox, Metrics};
-use super::protocol::{CurrentSet, Execute, Idle, RecoverPartition, Reload, Resume, Route, Stop};
+use super::protocol::{ArchiveEvent, CurrentSet, Execute, Idle, RecoverPartition, Reload, Resume, Route, Stop};
 use crate::conditions::Limits;
 use crate::plan::WorkflowSet;
 use crate::retry::{self, Backoff, Retried};
@@ -51,6 +51,8 @@ pub struct Matcher {
     /// `engine.sync_customers`: every customer event goes to its executor, even one no
     /// workflow listens to, since it still moves the customer's `last_activity_at`.
     sync_customers: bool,
+    /// Where every routed event is offered for the backtest archive, if it is kept.
+    archive: Option<Recipient<ArchiveEvent>>,
 }
 
 impl Matcher {
@@ -66,6 +68,7 @@ impl Matcher {
             executor_mailbox: Metrics::global().mailbox("executor"),
             mailbox: Metrics::global().mailbox("matcher"),
             sync_customers: false,
+            archive: None,
         }
     }
 
@@ -73,6 +76,12 @@ impl Matcher {
     /// ([`sync`](crate::storage::sync)); the engine's own events still take the fast path.
     pub fn with_customer_sync(mut self, on: bool) -> Self {
         self.sync_customers = on;
+        self
+    }
+
+    /// Offers every routed event to `archiver` (dropped when its mailbox is full).
+    pub fn with_archive(mut self, archiver: Recipient<ArchiveEvent>) -> Self {
+        self.archive = Some(archiver);
         self
     }
 
@@ -219,6 +228,9 @@ impl Handler<Route> for Matcher {
 
     fn handle(&mut self, route: Route, ctx: &mut Context<Self>) -> Self::Result {
         self.mailbox.handled();
+        if let Some(archiver) = &self.archive {
+            ArchiveEvent::offer(archiver, &route.event);
+        }
         // A synced event goes to its executor whatever the set says: it is planned there
         // (possibly to nothing) after the customer sync.
         let synced = self.sync_customers && crate::storage::sync::applies_to(&route.event.event_type);

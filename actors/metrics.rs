@@ -58,6 +58,8 @@ pub struct Metrics {
     pub steps_skipped: IntCounterVec,
     /// Email and SMS steps parked until their send window opened.
     pub send_window_waits: IntCounter,
+    /// Events offered to the archive, by outcome (archived, duplicate, dropped, failed).
+    pub archive_events: IntCounterVec,
 }
 
 /// The `trigger` label of an event: its type when a workflow listens to it or it is one
@@ -179,6 +181,11 @@ impl Metrics {
             db_retries: counter("db_retries_total", "Database operations retried", &["operation"])?,
             workflows_active,
             workflow_set_swaps,
+            archive_events: counter(
+                "archive_events_total",
+                "Events offered to the backtest archive, by outcome",
+                &["outcome"],
+            )?,
             registry,
         })
     }

@@ -17,6 +17,8 @@
 //! - [`guards`]: per-customer limits, send windows, consent, exit on event and cascade
 //!   depth: the decisions a real run and the dry run share.
 //! - [`check`]: `workflow-engine check FILE.json`.
+//! - [`analysis`]: save-time warnings: cycles of cascading events, contradicting workflows.
+//! - [`backtest`]: workflows judged against archived events, with no side effects.
 //!
 //! Where it keeps its state (the only modules that touch the database):
 //! - [`storage`]: the sea-orm connection (SQLite or PostgreSQL), one entity per table and
@@ -41,7 +43,9 @@
 pub mod actions;
 #[path = "../actors/mod.rs"]
 pub mod actors;
+pub mod analysis;
 pub mod api;
+pub mod backtest;
 pub mod catalogue;
 pub mod check;
 pub mod clock;

@@ -590,11 +590,16 @@ async fn seed_use_cases_from_an_empty_database_through_the_api() {
         definition["id"] = json!(id);
         let (status, saved) = api.post("/api/v1/workflows", &definition).await;
         assert_eq!(status, 201, "{saved}");
-        assert_eq!(
-            saved["warnings"],
-            json!([]),
-            "every status the seed names exists: {saved}"
-        );
+        // Every target the seed names exists; the only warnings left are the save-time
+        // analysis's (the onboarding and high-value workflows can both match a deposit and
+        // assign it differently, which the seed intends: the later one wins).
+        let unexpected: Vec<&Value> = saved["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|w| !w["message"].as_str().unwrap_or("").starts_with("contradicts workflow"))
+            .collect();
+        assert!(unexpected.is_empty(), "every target the seed names exists: {saved}");
     }
 
     // The dry run renders each action and names the round-robin pick, moving nothing.

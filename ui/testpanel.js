@@ -3,7 +3,9 @@
 // shown as the plan in order with every action's templates rendered and the agent a
 // round-robin would pick, what stop_after skipped, and each workflow's trace with the
 // value every rule saw.
-// "Send event" publishes the same event for real (POST /api/v1/events).
+// "Send event" publishes the same event for real (POST /api/v1/events). "Backtest" judges
+// the draft, and the saved version beside it, against the archived events of the last N
+// days (POST /api/v1/backtest).
 
 import { get, post } from './api.js';
 import { h, announce, clearErrors, showErrors } from './dom.js';
@@ -47,6 +49,9 @@ export function testPanel(ctx) {
   const dryBtn = h('button', { type: 'button', class: 'primary', id: 't-dry-run', onclick: () => dryRun() }, 'Dry run');
   const sendBtn = h('button', { type: 'button', id: 't-send', onclick: () => send() }, 'Send event');
   const resetBtn = h('button', { type: 'button', id: 't-reset', onclick: () => { prefill(); eventText.focus(); } }, 'New example event');
+  const days = h('input', { id: 't-bt-days', type: 'number', min: '1', max: '365', step: '1', value: '7', inputmode: 'numeric' });
+  const btBtn = h('button', { type: 'button', id: 't-backtest', onclick: () => backtest() }, 'Backtest');
+  const btResult = h('div', { class: 'test-result', id: 't-bt-result', 'aria-live': 'polite' });
 
   const el = h('section', { class: 'panel test-panel', 'aria-labelledby': 't-title' },
     h('h3', { id: 't-title' }, 'Test'),
@@ -61,7 +66,12 @@ export function testPanel(ctx) {
     h('div', { class: 'checkbox' }, others, h('label', { for: others.id }, 'Also evaluate the other active workflows of this trigger (priorities, stop_after)')),
     h('div', { class: 'buttons' }, dryBtn, sendBtn, resetBtn),
     h('div', { class: 'field-errors', 'data-path': '' }),
-    result);
+    result,
+    h('h4', {}, 'Backtest'),
+    h('p', { class: 'hint' }, 'How this draft would have judged the events the engine received (up to 100,000, newest first), each customer as stored now. Nothing runs.'),
+    h('div', { class: 'field' }, h('label', { for: days.id }, 'Days back'), days),
+    h('div', { class: 'buttons' }, btBtn),
+    btResult);
   prefill();
   syncMode();
   if (ctx.testRun) loadRun(ctx.testRun);
@@ -135,6 +145,50 @@ export function testPanel(ctx) {
       showErrors(el, e.details.filter((d) => !d.path?.startsWith('/workflows/0')), { fallback: el.querySelector('.field-errors') });
     } finally {
       dryBtn.disabled = false;
+    }
+  }
+
+  async function backtest() {
+    clearErrors(ctx.form);
+    const built = ctx.draft();
+    if (built.problems.length) {
+      showErrors(ctx.form, built.problems);
+      announce('Fix the marked fields of the workflow first.', 'error');
+      return;
+    }
+    const n = Math.min(365, Math.max(1, Math.floor(Number(days.value) || 7)));
+    const since = new Date(Date.now() - n * 86400000).toISOString();
+    const { id, ...draft } = built.draft;
+    const savedId = ctx.workflowId();
+    btBtn.disabled = true;
+    btResult.replaceChildren(h('p', { class: 'muted' }, 'Backtesting…'));
+    try {
+      // One call each, so each count has its own trigger's events as denominator (the
+      // draft may have changed the trigger).
+      const [mine, saved] = await Promise.all([
+        post('/api/v1/backtest', { workflows: [draft], since, limit: 100000 }),
+        savedId ? post('/api/v1/backtest', { workflow_ids: [savedId], since, limit: 100000 }) : null,
+      ]);
+      const d = mine.workflows[0];
+      const noun = `${draft.trigger_event} event${mine.events === 1 ? '' : 's'}`;
+      const period = `in the last ${n} day${n === 1 ? '' : 's'}`;
+      const lines = [h('p', { id: 't-bt-summary' },
+        `This draft would have matched ${d.matched.toLocaleString('en')} of ${mine.events.toLocaleString('en')} ${noun} ${period}`,
+        saved ? `; the current version matched ${saved.workflows[0].matched.toLocaleString('en')} of ${saved.events.toLocaleString('en')}.` : '.')];
+      if (d.limited) lines.push(h('p', {}, `${d.limited} of the matches would be held back by its limits.`));
+      if (d.sample.length) {
+        lines.push(h('details', {}, h('summary', {}, `Latest ${d.sample.length} matches`),
+          h('ul', { class: 'bt-sample' }, d.sample.map((m) => h('li', {},
+            h('code', {}, m.event_id), ` customer ${m.customer_id}: `,
+            h('span', { class: 'muted small' }, m.actions.map((a) => a.type).join(', ')))))));
+      }
+      btResult.replaceChildren(h('div', { class: 'backtest-result', role: 'status' }, lines));
+      announce('Backtest done.');
+    } catch (e) {
+      btResult.replaceChildren(h('p', { class: 'error-text', role: 'alert' }, `Backtest refused: ${e.message}`));
+      showErrors(ctx.form, e.details, { prefix: '/workflows/0' });
+    } finally {
+      btBtn.disabled = false;
     }
   }
 

@@ -1,8 +1,9 @@
 //! The HTTP API (actix-web): health, metrics, info, schema, workflows, validation, dry
-//! run, events, runs and scheduled continuations. Handlers parse and answer; what they do
+//! run, backtest, events, runs and scheduled continuations. Handlers parse and answer; what they do
 //! lives in the storage and language modules.
 
 pub mod auth;
+mod backtest;
 mod customers;
 mod error;
 mod events;
@@ -165,6 +166,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
                 .route("/workflows/{id}", web::delete().to(workflows::delete))
                 .route("/workflows/{id}/versions", web::get().to(workflows::versions))
                 .route("/dry-run", web::post().to(workflows::dry_run))
+                .route("/backtest", web::post().to(backtest::backtest))
                 .route("/events", web::post().to(events::publish))
                 .route("/runs", web::get().to(runs::list))
                 .route("/runs/retry", web::post().to(runs::retry_many))

@@ -59,6 +59,22 @@ async fn validate_body(state: &AppState, mut body: Value) -> Result<Validated, A
     Ok(validated)
 }
 
+/// The save-time analysis (cycles, conflicts) of `workflow`, stored or to be stored as
+/// `id`, against the active workflows: warnings only, so a failure to load them is
+/// logged and costs the warnings, never the save.
+async fn analysis_warnings(state: &AppState, workflow: &crate::workflow::Workflow, id: &str) -> Vec<Problem> {
+    if !workflow.active {
+        return Vec::new();
+    }
+    match workflows::active(&state.db, state.limits).await {
+        Ok(others) => crate::analysis::analyze(workflow, id, &others),
+        Err(e) => {
+            tracing::warn!(workflow_id = %id, error = %e, "cycle and conflict analysis skipped");
+            Vec::new()
+        }
+    }
+}
+
 /// Tells this process's matcher at once; other processes notice through their poll.
 async fn reload(state: &AppState) {
     if let Some(matcher) = &state.matcher {
@@ -124,8 +140,10 @@ pub async fn create(
     let stored = workflows::create(&state.db, &validated.workflow, &who(&req)).await?;
     tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow created");
     reload(&state).await;
+    let mut warnings = validated.warnings;
+    warnings.extend(analysis_warnings(&state, &validated.workflow, &stored.id).await);
     let mut out = stored_json(&stored);
-    out["warnings"] = json!(validated.warnings);
+    out["warnings"] = json!(warnings);
     Ok(HttpResponse::Created().json(out))
 }
 
@@ -169,8 +187,10 @@ pub async fn update(
     };
     tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow updated");
     reload(&state).await;
+    let mut warnings = validated.warnings;
+    warnings.extend(analysis_warnings(&state, &validated.workflow, &stored.id).await);
     let mut out = stored_json(&stored);
-    out["warnings"] = json!(validated.warnings);
+    out["warnings"] = json!(warnings);
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -191,7 +211,12 @@ pub async fn delete(
     request_body(content = Object, description = "a workflow definition"),
     responses((status = 200, description = "`{\"valid\": true, \"warnings\", \"workflow\"}`"), (status = 422, body = ErrorBody)))]
 pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let validated = validate_body(&state, body.into_inner()).await?;
+    let mut validated = validate_body(&state, body.into_inner()).await?;
+    // A definition without an id is judged as a new workflow: it conflicts with every
+    // active one, including any it may be a copy of.
+    let id = validated.workflow.id.clone().unwrap_or_else(|| "new".to_owned());
+    let extra = analysis_warnings(&state, &validated.workflow, &id).await;
+    validated.warnings.extend(extra);
     Ok(HttpResponse::Ok().json(json!({"valid": true, "warnings": validated.warnings, "workflow": validated.workflow})))
 }
 

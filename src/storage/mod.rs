@@ -11,6 +11,7 @@
 //! itself under SQLite.
 
 pub mod agents;
+pub mod archive;
 pub mod crm;
 pub mod customers;
 pub mod emitters;
