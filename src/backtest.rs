@@ -7,10 +7,13 @@
 
 use crate::conditions::{Facts, Limits};
 use crate::envelope::EventEnvelope;
+use crate::guards::limits::EntryLimit;
 use crate::plan::{BuildError, WorkflowSet};
 use crate::workflow::Workflow;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// Most workflows one backtest judges.
 pub const MAX_WORKFLOWS: usize = 50;
@@ -30,6 +33,11 @@ pub struct Backtest {
 struct Judged {
     trigger: String,
     set: WorkflowSet,
+    /// The workflow's entry limit, replayed over the matches in [`Backtest::finish`].
+    limit: Option<EntryLimit>,
+    /// When each customer's matches occurred, for the limit (only kept when there is one;
+    /// bounded by [`MAX_EVENTS`]).
+    matches: HashMap<i64, Vec<DateTime<Utc>>>,
     report: WorkflowReport,
 }
 
@@ -48,8 +56,9 @@ pub struct WorkflowReport {
     #[serde(skip)]
     pub considered: u64,
     pub matched: u64,
-    /// Matches a `limits` rule (once per customer, cooldown) would hold back. This
-    /// version of the engine has no limits, so it is 0.
+    /// Matches a `limits` rule (once per customer, cooldown) would hold back, replayed
+    /// in time order from the first match read: a customer who entered before the events
+    /// read is not known to have entered. Included in `matched`.
     pub limited: u64,
     pub sample: Vec<Sample>,
 }
@@ -72,6 +81,7 @@ impl Backtest {
             workflow.active = true;
             let workflow_id = workflow.id.clone().unwrap_or_else(|| "draft-0".to_owned());
             let trigger = workflow.trigger_event.clone();
+            let limit = workflow.limits;
             let (set, mut errors) = WorkflowSet::build([workflow], limits);
             if let Some(mut error) = errors.pop() {
                 error.workflow_id = workflow_id;
@@ -80,6 +90,8 @@ impl Backtest {
             judged.push(Judged {
                 trigger,
                 set,
+                limit,
+                matches: HashMap::new(),
                 report: WorkflowReport {
                     workflow_id,
                     considered: 0,
@@ -114,6 +126,10 @@ impl Backtest {
                 continue;
             };
             j.report.matched += 1;
+            if j.limit.is_some() {
+                let at = event.occurred_at.unwrap_or(DateTime::<Utc>::MIN_UTC);
+                j.matches.entry(event.customer_id).or_default().push(at);
+            }
             if j.report.sample.len() < SAMPLE_SIZE {
                 j.report.sample.push(Sample {
                     event_id: event.id.clone(),
@@ -130,9 +146,29 @@ impl Backtest {
     }
 
     pub fn finish(self) -> Report {
+        let workflows = self
+            .judged
+            .into_iter()
+            .map(|mut j| {
+                if let Some(limit) = j.limit {
+                    for times in j.matches.values_mut() {
+                        times.sort_unstable();
+                        let mut entered = None;
+                        for &at in times.iter() {
+                            if limit.held_back(entered, at) {
+                                j.report.limited += 1;
+                            } else {
+                                entered = Some(at);
+                            }
+                        }
+                    }
+                }
+                j.report
+            })
+            .collect();
         Report {
             events: self.events,
-            workflows: self.judged.into_iter().map(|j| j.report).collect(),
+            workflows,
         }
     }
 }
@@ -188,5 +224,34 @@ mod tests {
         // Not hidden by big's stop_after: judged alone.
         assert_eq!(by_id("draft-0").matched, 7);
         assert_eq!((by_id("reg").matched, by_id("reg").considered), (0, 0));
+    }
+
+    #[test]
+    fn limits_hold_back_later_matches_of_a_customer_in_time_order() {
+        let once = workflow(
+            json!({"id": "once", "name": "once", "trigger_event": "customer.deposited",
+            "limits": {"once_per_customer": true},
+            "actions": [{"type": "add_note", "params": {"body": "hi"}}]}),
+        );
+        let cool = workflow(
+            json!({"id": "cool", "name": "cool", "trigger_event": "customer.deposited",
+            "limits": {"cooldown": {"days": 1}},
+            "actions": [{"type": "add_note", "params": {"body": "hi"}}]}),
+        );
+        let mut bt = Backtest::new(vec![once, cool], &Limits::default()).unwrap();
+        let customer = json!({"id": 1}).as_object().cloned().unwrap();
+        // Newest first, as the archive is read: hours 50, 30, 10, 0 for customer 1, and one
+        // deposit of customer 2.
+        for (id, customer_id, hour) in [("d", 1, 50), ("c", 1, 30), ("b", 1, 10), ("a", 1, 0), ("x", 2, 5)] {
+            let mut event = deposit(id, customer_id, 10);
+            event.occurred_at = Some(DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::hours(hour));
+            bt.observe(&event, &customer);
+        }
+        let report = bt.finish();
+        let by_id = |id: &str| report.workflows.iter().find(|w| w.workflow_id == id).unwrap().clone();
+        assert_eq!((by_id("once").matched, by_id("once").limited), (5, 3));
+        // Enters at 0; 10 is within a day of it (held); 30 enters again; 50 is within a day
+        // of 30 (held). Customer 2 enters once.
+        assert_eq!((by_id("cool").matched, by_id("cool").limited), (5, 2));
     }
 }
