@@ -2,6 +2,7 @@
 //! the evaluator. Pure: no I/O, no actors.
 
 pub mod ast;
+pub mod check;
 pub mod compile;
 pub mod eval;
 pub mod field;
