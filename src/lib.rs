@@ -10,7 +10,8 @@
 //! - [`envelope`]: the event envelope on the topic.
 //! - [`workflow`], [`validate`], [`problem`]: the workflow definition, its validation with
 //!   JSON-pointer paths, and the problems it reports.
-//! - [`conditions`]: the condition tree, its 16 operators, the compiler and the evaluator.
+//! - [`conditions`]: the condition tree, its 16 operators, the compiler, the evaluator and
+//!   the fast form plans run (specialised checks, one-step-per-rule programs).
 //! - [`schema`]: the fields each trigger offers, with types, labels and status options.
 //! - [`catalogue`], [`duration`], [`template`]: the 14 actions with their param schemas.
 //! - [`plan`]: the compiled workflow set, indexed by trigger, and the plan of an event.

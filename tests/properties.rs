@@ -203,3 +203,329 @@ fn very_deep_conditions_are_refused_not_overflowed() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The matcher's fast paths (issue 12) against a straightforward reference evaluation.
+//
+// Plans decide rules through specialised checks (short strings packed into integers, `in`
+// as a scan of those, ordering on a float field as an f64 compare) and run each condition as
+// a flat program. The reference below reads the semantics off the condition as written
+// (docs/workflow-language.md, src/conditions/eval.rs) and walks it recursively on the raw
+// JSON: every plan, explanation and pre-filter must agree with it.
+
+/// Values a field may hold: the shapes the fast paths specialise on and their edges (the
+/// 15/16-byte boundary of packed strings, numeric strings, integers past 2^53, fractions).
+fn scalar_value() -> BoxedStrategy<Value> {
+    prop_oneof![
+        4 => prop::sample::select(edge_values()),
+        1 => any::<i32>().prop_map(Value::from),
+        1 => (-2000.0f64..2000.0).prop_map(Value::from),
+        1 => "[a-zA-Z0-9 ]{0,18}".prop_map(Value::from),
+    ]
+    .boxed()
+}
+
+fn edge_values() -> Vec<Value> {
+    vec![
+        json!(""),
+        json!("BR"),
+        json!("br"),
+        json!("AR"),
+        json!("vip"),
+        json!("approved"),
+        json!("x"),
+        json!("x\u{0}"),
+        json!("\u{e9}t\u{e9}"),
+        json!("fifteen bytes.."),
+        json!("sixteen bytes..."),
+        json!("1000"),
+        json!(" 1000.5 "),
+        json!("2024-05-01T12:00:00Z"),
+        json!("2024-05-01T14:00:00+02:00"),
+        json!(0),
+        json!(1000),
+        json!(1000.0),
+        json!(1000.5),
+        json!(-3),
+        json!(9_007_199_254_740_992i64),
+        json!(9_007_199_254_740_993i64),
+        json!(9_007_199_254_740_992.0),
+        json!(i64::MIN),
+        json!(u64::MAX),
+        json!(true),
+        json!(false),
+    ]
+}
+
+/// A field's value or its absence (`None`).
+fn field_value() -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        1 => Just(None),
+        1 => Just(Some(Value::Null)),
+        6 => scalar_value().prop_map(Some),
+        2 => prop::collection::vec(scalar_value(), 0..4).prop_map(|v| Some(Value::Array(v))),
+        1 => Just(Some(json!({"a": 1}))),
+    ]
+}
+
+/// A constant of eq, neq, contains, in: a number, string or boolean.
+fn constant() -> BoxedStrategy<Value> {
+    scalar_value()
+        .prop_filter("a scalar constant", |v| !v.is_null())
+        .boxed()
+}
+
+/// A bound of an ordering test: a number or an RFC 3339 timestamp.
+fn bound() -> BoxedStrategy<Value> {
+    prop_oneof![
+        scalar_value().prop_filter("a number", Value::is_number),
+        prop::sample::select(vec![
+            json!("2024-05-01T12:00:00Z"),
+            json!("2024-05-01T11:59:59Z"),
+            json!("2030-01-01T00:00:00+05:00"),
+        ]),
+    ]
+    .boxed()
+}
+
+/// A valid rule on one of three fields, with a value of the shape its operator takes.
+fn matcher_rule() -> impl Strategy<Value = Value> {
+    let field = prop::sample::select(vec!["event.a", "event.b", "customer.c"]);
+    let value = prop_oneof![
+        (
+            prop::sample::select(vec!["eq", "neq", "contains", "not_contains"]),
+            constant()
+        )
+            .prop_map(|(op, v)| (op, Some(v))),
+        (prop::sample::select(vec!["gt", "gte", "lt", "lte"]), bound()).prop_map(|(op, v)| (op, Some(v))),
+        (bound(), bound()).prop_filter_map("bounds of one kind", |(a, b)| {
+            let key = |v: &Value| {
+                v.as_f64()
+                    .map(|f| (0, f, String::new()))
+                    .unwrap_or((1, 0.0, v.to_string()))
+            };
+            let (ka, kb) = (key(&a), key(&b));
+            (ka.0 == kb.0).then(|| {
+                let ordered = if ka.1 < kb.1 || ka.0 == 1 && ka.2 <= kb.2 {
+                    [a, b]
+                } else {
+                    [b, a]
+                };
+                ("between", Some(json!(ordered)))
+            })
+        }),
+        (
+            prop::sample::select(vec!["in", "not_in"]),
+            prop::collection::vec(constant(), 1..6)
+        )
+            .prop_map(|(op, v)| (op, Some(Value::Array(v)))),
+        (
+            prop::sample::select(vec!["starts_with", "ends_with"]),
+            prop::sample::select(vec!["", "B", "R", "vip", "bytes...", "00"])
+        )
+            .prop_map(|(op, v)| (op, Some(json!(v)))),
+        prop::sample::select(vec!["^B", "R$", "^[a-z]+$", "[0-9]", "^$", "\u{e9}"])
+            .prop_map(|p| ("regex", Some(json!(p)))),
+        prop::sample::select(vec!["is_empty", "is_not_empty"]).prop_map(|op| (op, None)),
+    ];
+    (field, value).prop_map(|(field, (op, value))| match value {
+        Some(value) => json!({"field": field, "operator": op, "value": value}),
+        None => json!({"field": field, "operator": op}),
+    })
+}
+
+fn matcher_condition() -> impl Strategy<Value = Value> {
+    matcher_rule().prop_recursive(4, 48, 5, |inner| {
+        prop_oneof![
+            (
+                prop::sample::select(vec!["all", "any"]),
+                prop::collection::vec(inner.clone(), 0..5)
+            )
+                .prop_map(|(m, rules)| json!({"match": m, "rules": rules})),
+            inner.prop_map(|n| json!({"not": n})),
+        ]
+    })
+}
+
+/// The reference: the condition as written, walked recursively on the raw values.
+fn reference(node: &Value, event: &Map<String, Value>, customer: &Map<String, Value>) -> bool {
+    if let Some(group) = node.get("rules").and_then(Value::as_array) {
+        // An empty group, `all` or `any`, holds (docs/workflow-language.md).
+        let mut results = group.iter().map(|n| reference(n, event, customer));
+        return match node["match"].as_str() {
+            Some("all") => results.all(|r| r),
+            _ => group.is_empty() || results.any(|r| r),
+        };
+    }
+    if let Some(inner) = node.get("not") {
+        return !reference(inner, event, customer);
+    }
+    let field = node["field"].as_str().unwrap_or_default();
+    let seen = match field.split_once('.') {
+        Some(("event", key)) => event.get(key),
+        Some(("customer", key)) => customer.get(key),
+        _ => None,
+    };
+    let op = node["operator"].as_str().unwrap_or_default();
+    let c = node.get("value").unwrap_or(&Value::Null);
+    let v = match seen {
+        None | Some(Value::Null) => return op == "is_empty",
+        Some(v) => v,
+    };
+    let geq =
+        |o: Option<std::cmp::Ordering>| matches!(o, Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal));
+    let leq = |o: Option<std::cmp::Ordering>| matches!(o, Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal));
+    match op {
+        "is_empty" => v == &json!("") || v == &json!([]),
+        "is_not_empty" => !(v == &json!("") || v == &json!([])),
+        "eq" => equal(v, c),
+        "neq" => !equal(v, c),
+        "gt" => order(v, c) == Some(std::cmp::Ordering::Greater),
+        "gte" => geq(order(v, c)),
+        "lt" => order(v, c) == Some(std::cmp::Ordering::Less),
+        "lte" => leq(order(v, c)),
+        "between" => geq(order(v, &c[0])) && leq(order(v, &c[1])),
+        "in" => c.as_array().into_iter().flatten().any(|c| equal(v, c)),
+        "not_in" => !c.as_array().into_iter().flatten().any(|c| equal(v, c)),
+        "contains" => contains(v, c),
+        "not_contains" => !contains(v, c),
+        "starts_with" => v
+            .as_str()
+            .is_some_and(|s| s.starts_with(c.as_str().unwrap_or_default())),
+        "ends_with" => v.as_str().is_some_and(|s| s.ends_with(c.as_str().unwrap_or_default())),
+        "regex" => v
+            .as_str()
+            .is_some_and(|s| regex::Regex::new(c.as_str().unwrap_or_default()).is_ok_and(|re| re.is_match(s))),
+        other => panic!("the strategy made no {other} rule"),
+    }
+}
+
+/// Numbers as numbers (integers exactly), a numeric string as its number.
+fn number_order(v: &Value, c: &Value) -> Option<std::cmp::Ordering> {
+    match v {
+        Value::Number(n) => match (n.as_i64(), c.as_i64()) {
+            (Some(a), Some(b)) => Some(a.cmp(&b)),
+            _ => n.as_f64()?.partial_cmp(&c.as_f64()?),
+        },
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())?
+            .partial_cmp(&c.as_f64()?),
+        _ => None,
+    }
+}
+
+/// Against a number bound as a number, against a timestamp bound as an instant.
+fn order(v: &Value, bound: &Value) -> Option<std::cmp::Ordering> {
+    match bound {
+        Value::String(t) => {
+            let instant = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+            Some(instant(v.as_str()?)?.cmp(&instant(t)?))
+        }
+        _ => number_order(v, bound),
+    }
+}
+
+fn equal(v: &Value, c: &Value) -> bool {
+    match c {
+        Value::Number(_) => number_order(v, c) == Some(std::cmp::Ordering::Equal),
+        _ => v == c,
+    }
+}
+
+fn contains(v: &Value, c: &Value) -> bool {
+    match (v, c) {
+        (Value::String(s), Value::String(c)) => s.contains(c.as_str()),
+        (Value::Array(items), c) => items.iter().any(|i| equal(i, c)),
+        _ => false,
+    }
+}
+
+type FieldValues = (Option<Value>, Option<Value>, Option<Value>);
+
+/// Builds one set of the workflows with these conditions and checks, for every event (the
+/// fields `event.a`, `event.b`, `customer.c`), that a workflow is in the plan, that its
+/// explanation says it matched, and that the pre-filter lets the event through exactly when
+/// the reference holds.
+fn agrees_with_reference(
+    conditions: &[Value],
+    facts: impl IntoIterator<Item = FieldValues>,
+) -> Result<(), TestCaseError> {
+    let schema = FieldSchema::default();
+    let limits = Limits::default();
+    let validator = Validator::new(&schema, limits);
+    let workflows: Vec<_> = conditions
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let definition = json!({"id": format!("w{i}"), "name": "p", "trigger_event": "t.x", "conditions": c,
+                                    "actions": [{"type": "add_note", "params": {"body": "x"}}]});
+            validator
+                .workflow(&definition)
+                .map(|v| v.workflow)
+                .map_err(|e| format!("{c}: {e:?}"))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(TestCaseError::fail)?;
+    let (set, errors) = WorkflowSet::build(workflows, &limits);
+    prop_assert!(errors.is_empty());
+    for (a, b, c) in facts {
+        let object = |fields: Vec<(&str, Option<Value>)>| -> Map<String, Value> {
+            fields
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+                .collect()
+        };
+        let data = object(vec![("a", a), ("b", b)]);
+        let customer = object(vec![("c", c)]);
+        let event = EventEnvelope::from_value(json!({"id": "e", "type": "t.x", "customer_id": 1, "data": data}))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let facts = workflow_engine::conditions::Facts {
+            event: &event,
+            customer: &customer,
+        };
+        let mut planned: Vec<String> = set.plan(facts).iter().map(|w| w.id.clone()).collect();
+        planned.sort();
+        let expected: Vec<String> = conditions
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| reference(c, &data, &customer))
+            .map(|(i, _)| format!("w{i}"))
+            .collect();
+        prop_assert_eq!(&planned, &expected, "data {:?} customer {:?}", data, customer);
+        for e in &set.explain(facts).evaluated {
+            prop_assert_eq!(e.matched, expected.contains(&e.workflow_id), "{}", e.workflow_id);
+        }
+        if !expected.is_empty() {
+            prop_assert!(set.may_match(&event));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// One rule, alone and negated, on `event.a`, `event.b` or `customer.c` holding each of the
+    /// edge values, the same in a one-element list, missing, null, and one arbitrary value.
+    #[test]
+    fn rules_agree_with_a_reference_evaluation(rule in matcher_rule(), extra in field_value()) {
+        let mut values: Vec<Option<Value>> = edge_values().into_iter().map(Some).collect();
+        values.extend(edge_values().into_iter().map(|v| Some(json!([v]))));
+        values.extend([None, Some(Value::Null), Some(json!([])), extra]);
+        let conditions = [rule.clone(), json!({"not": rule})];
+        agrees_with_reference(&conditions, values.into_iter().map(|v| (v.clone(), v.clone(), v)))?;
+    }
+
+    /// Several workflows over the same three fields (so rules are interned and decided once
+    /// per event across them), each against several events.
+    #[test]
+    fn plans_agree_with_a_reference_evaluation(
+        conditions in prop::collection::vec(matcher_condition(), 1..5),
+        facts in prop::collection::vec((field_value(), field_value(), field_value()), 1..6),
+    ) {
+        agrees_with_reference(&conditions, facts)?;
+    }
+}

@@ -211,7 +211,7 @@ fn compare(value: &Value, bound: &Bound) -> Option<Ordering> {
 /// Compares a field value with a number constant; `None` when the value is not a number
 /// (nor a string holding a finite one).
 #[inline]
-fn cmp_num(value: &Value, constant: &Num) -> Option<Ordering> {
+pub(super) fn cmp_num(value: &Value, constant: &Num) -> Option<Ordering> {
     match value {
         Value::Number(n) => {
             if let (Some(a), Some(b)) = (n.as_i64(), constant.int) {

@@ -8,8 +8,8 @@
 //! the cost of an event follows the distinct rules of its trigger, not the workflow count,
 //! and a regex shared by many workflows is compiled and held once.
 
+use super::check::{Check, Seen};
 use super::compile::Test;
-use super::eval::test;
 use super::operator::Operator;
 use crate::envelope::EventEnvelope;
 use serde_json::{Map, Value};
@@ -141,7 +141,7 @@ pub type RuleId = u32;
 pub struct FieldTable {
     paths: Vec<FieldPath>,
     slots: HashMap<FieldPath, Slot>,
-    rules: Vec<(Slot, Test)>,
+    rules: Vec<(Slot, Check)>,
     rule_ids: HashMap<(Slot, Operator, String), RuleId>,
 }
 
@@ -170,7 +170,7 @@ impl FieldTable {
             return Ok(id);
         }
         let id = RuleId::try_from(self.rules.len()).unwrap_or(RuleId::MAX);
-        self.rules.push((slot, compile()?));
+        self.rules.push((slot, Check::new(compile()?)));
         self.rule_ids.insert(key, id);
         Ok(id)
     }
@@ -203,7 +203,7 @@ impl FieldTable {
 #[derive(Clone, Copy)]
 enum Cached<'a> {
     Unresolved,
-    Resolved(Option<&'a Value>),
+    Resolved(Seen<'a>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -222,17 +222,24 @@ pub struct Resolver<'t, 'a> {
 }
 
 impl<'a> Resolver<'_, 'a> {
+    /// The field's value; `None` when it is missing.
     #[inline]
     pub fn get(&mut self, slot: Slot) -> Option<&'a Value> {
+        self.seen(slot).value
+    }
+
+    /// The field as the checks see it, resolved on first use.
+    #[inline]
+    fn seen(&mut self, slot: Slot) -> Seen<'a> {
         let i = slot as usize;
         match self.cache.get(i) {
-            Some(Cached::Resolved(v)) => *v,
+            Some(Cached::Resolved(seen)) => *seen,
             Some(Cached::Unresolved) => {
-                let v = self.table.paths[i].resolve(&self.facts);
-                self.cache[i] = Cached::Resolved(v);
-                v
+                let seen = Seen::new(self.table.paths[i].resolve(&self.facts));
+                self.cache[i] = Cached::Resolved(seen);
+                seen
             }
-            None => None,
+            None => Seen::new(None),
         }
     }
 
@@ -257,7 +264,7 @@ impl<'a> Resolver<'_, 'a> {
             Some(Decided::False) => false,
             Some(Decided::Unknown) => {
                 let (slot, check) = &self.table.rules[i];
-                let result = test(check, self.get(*slot));
+                let result = check.holds(&self.seen(*slot));
                 self.decided[i] = if result { Decided::True } else { Decided::False };
                 result
             }

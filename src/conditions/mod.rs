@@ -1,7 +1,9 @@
 //! Conditions: the source tree ([`ast`]), its operators, field references, the compiler and
-//! the evaluator. Pure: no I/O, no actors.
+//! the evaluator, and the form plans run: each rule's test specialised ([`check`]) and each
+//! condition flattened into a program ([`program`]). Pure: no I/O, no actors.
 
 pub mod ast;
+pub mod check;
 pub mod compile;
 pub mod eval;
 pub mod field;

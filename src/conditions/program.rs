@@ -1,87 +1,121 @@
-//! A compiled condition flattened into a short-circuit program: a loop over a slice of ops
-//! with one boolean accumulator, instead of a recursive walk over boxed nodes. Profiling
-//! (docs/peers.md) put most of a rule's cost in that walk: a call and a pointer chase per
-//! node. The tree stays for traces; plans run the program.
+//! A compiled condition flattened into a short-circuit program: a loop over the rules it
+//! reaches, instead of a recursive walk over boxed nodes. Profiling (docs/peers.md) put
+//! most of a rule's cost in that walk: a call and a pointer chase per node.
+//!
+//! Each step is one rule with where to go when it holds and when it does not: the next
+//! rule, or the result. `all`, `any` and `not` leave no step of their own (a `not` swaps
+//! its operand's two exits), so a rule reached costs one memo lookup or one decision and
+//! one data-dependent branch, as in hand-written `&&` / `||` code. The tree stays for
+//! traces; plans run the program.
 
 use super::compile::Node;
 use super::field::{Resolver, RuleId};
 
-/// One step; jumps leave the accumulator as the value of the group they leave.
+/// Where a step goes when the condition's value is decided.
+const TRUE: u32 = u32::MAX;
+const FALSE: u32 = u32::MAX - 1;
+
+/// One rule and the step to take after it: an index into the program, or [`TRUE`] /
+/// [`FALSE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// acc = the rule's result
-    Rule(RuleId),
-    /// acc = constant
-    Const(bool),
-    /// acc = !acc
-    Not,
-    /// if !acc, go to the target (the end of an `all` group)
-    JumpIfFalse(u32),
-    /// if acc, go to the target (the end of an `any` group)
-    JumpIfTrue(u32),
+struct Step {
+    rule: RuleId,
+    on_true: u32,
+    on_false: u32,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Program {
-    ops: Box<[Op]>,
+    /// In document order: the first rule evaluated is the first step.
+    steps: Box<[Step]>,
+    /// The first step, or the result when the condition has no rule (`TRUE` for none).
+    entry: u32,
+}
+
+impl Default for Program {
+    fn default() -> Self {
+        Self {
+            steps: Box::default(),
+            entry: TRUE,
+        }
+    }
 }
 
 impl Program {
     /// Flattens `node`. Its depth is bounded by the compiler's limit, so the recursion is.
     pub fn compile(node: &Node) -> Self {
-        let mut ops = Vec::new();
-        emit(node, &mut ops);
-        Self { ops: ops.into() }
+        let mut steps = Vec::new();
+        let entry = emit(node, TRUE, FALSE, &mut steps);
+        // Emitted last rule first; reversed, the steps read in document order and the
+        // entry, the last one emitted, becomes step 0.
+        let last = steps.len().saturating_sub(1);
+        let flip = |at: u32| if at >= FALSE { at } else { index(last - at as usize) };
+        steps.reverse();
+        for step in &mut steps {
+            step.on_true = flip(step.on_true);
+            step.on_false = flip(step.on_false);
+        }
+        Self {
+            steps: steps.into(),
+            entry: flip(entry),
+        }
     }
 
     /// The condition's value for this evaluation; the same as [`super::evaluate`].
     #[inline]
     pub fn run(&self, fields: &mut Resolver<'_, '_>) -> bool {
-        let ops = &*self.ops;
-        let mut acc = true;
-        let mut pc = 0;
-        while let Some(op) = ops.get(pc) {
-            pc += 1;
-            match *op {
-                Op::Rule(id) => acc = fields.rule(id),
-                Op::Const(value) => acc = value,
-                Op::Not => acc = !acc,
-                Op::JumpIfFalse(target) if !acc => pc = target as usize,
-                Op::JumpIfTrue(target) if acc => pc = target as usize,
-                Op::JumpIfFalse(_) | Op::JumpIfTrue(_) => {}
-            }
+        let mut at = self.entry;
+        while let Some(step) = self.steps.get(at as usize) {
+            at = if fields.rule(step.rule) {
+                step.on_true
+            } else {
+                step.on_false
+            };
         }
-        acc
+        at == TRUE
+    }
+
+    /// Number of rules in the program (a rule used twice counts twice).
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
     }
 }
 
-fn emit(node: &Node, ops: &mut Vec<Op>) {
+/// A step's index. A workflow holds at most `Limits::max_rules` rules and a definition
+/// with four billion would not fit in memory as JSON, so this never saturates; if it ever
+/// did, the step would read as "false", not as another step.
+fn index(i: usize) -> u32 {
+    u32::try_from(i).ok().filter(|&i| i < FALSE).unwrap_or(FALSE)
+}
+
+/// Emits the steps of `node` given where its true and false exits go, and returns its
+/// entry: the step of its first rule, or the exit it takes without reading any rule.
+/// Children are emitted last first, because each one's exits are the entry of the next.
+fn emit(node: &Node, on_true: u32, on_false: u32, steps: &mut Vec<Step>) -> u32 {
     match node {
-        Node::True => ops.push(Op::Const(true)),
-        Node::Rule(rule) => ops.push(Op::Rule(rule.id)),
-        Node::Not(inner) => {
-            emit(inner, ops);
-            ops.push(Op::Not);
+        Node::True => on_true,
+        Node::Rule(rule) => {
+            steps.push(Step {
+                rule: rule.id,
+                on_true,
+                on_false,
+            });
+            index(steps.len() - 1)
         }
-        Node::All(children) | Node::Any(children) => {
-            let all = matches!(node, Node::All(_));
-            let Some((last, rest)) = children.split_last() else {
-                // An empty group is true (an empty `any` compiles to Node::True already).
-                ops.push(Op::Const(true));
-                return;
-            };
-            let mut jumps = Vec::with_capacity(rest.len());
-            for child in rest {
-                emit(child, ops);
-                jumps.push(ops.len());
-                ops.push(if all { Op::JumpIfFalse(0) } else { Op::JumpIfTrue(0) });
-            }
-            emit(last, ops);
-            let end = u32::try_from(ops.len()).unwrap_or(u32::MAX);
-            for at in jumps {
-                ops[at] = if all { Op::JumpIfFalse(end) } else { Op::JumpIfTrue(end) };
-            }
-        }
+        Node::Not(inner) => emit(inner, on_false, on_true, steps),
+        // An empty `all` is true and an empty `any` false, as `evaluate` has it.
+        Node::All(children) => children
+            .iter()
+            .rev()
+            .fold(on_true, |next, child| emit(child, next, on_false, steps)),
+        Node::Any(children) => children
+            .iter()
+            .rev()
+            .fold(on_false, |next, child| emit(child, on_true, next, steps)),
     }
 }
 

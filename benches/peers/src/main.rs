@@ -4,8 +4,9 @@
 //!
 //! `cd benches/peers && cargo run --release` (see docs/peers.md). Options:
 //!   --events N        events to generate (default 100000)
-//!   --only a,b        run only these engines: floor, typed-tree, workflow-engine, we-plan,
-//!                     zen-expression, zen-engine, datalogic (handy under `perf record`)
+//!   --only a,b        run only these engines: floor, typed-tree, workflow-engine, we-tree,
+//!                     we-plan, zen-expression, zen-engine, datalogic (handy under `perf record`)
+//!                     (built with `--no-default-features`, the zen engines are left out)
 //!   --zen-events N    events given to zen-expression and zen-engine (default 2000: they
 //!                     recompile a regex on every matches() call, ~60 us per rule; their
 //!                     count is checked against the reference over those first N events)
@@ -106,12 +107,14 @@ fn we_json(c: &Cond) -> Value {
     }
 }
 
+#[cfg_attr(not(feature = "zen"), allow(dead_code))]
 fn zen_str(s: &str) -> String {
     // No rule string holds a quote or a backslash (see rules.rs), so plain quoting is exact.
     format!("\"{s}\"")
 }
 
 /// zen-expression standard expression.
+#[cfg_attr(not(feature = "zen"), allow(dead_code))]
 fn zen_src(c: &Cond) -> String {
     match c {
         Cond::Atom(a) => match a {
@@ -330,6 +333,7 @@ fn main() {
     let reference: u64 = per_rule_ref.iter().sum();
     let zen_n = args.zen_events.min(events.len());
     let zen_reference: u64 = events[..zen_n].iter().map(|e| floor::count_all(e, &re)).sum();
+    #[cfg_attr(not(feature = "zen"), allow(unused_variables))]
     let zen_evals = n_rules * zen_n as u64;
     // The typed interpreter must agree rule by rule with the generated code.
     for (i, r) in rules.iter().enumerate() {
@@ -384,9 +388,10 @@ fn main() {
     }
 
     // ----- workflow-engine ------------------------------------------------------------
-    use workflow_engine::conditions::{compile, evaluate, Facts, FieldTable, Limits};
+    use workflow_engine::conditions::{compile, evaluate, Facts, FieldTable, Limits, Program};
     use workflow_engine::envelope::EventEnvelope;
-    let we_wanted = run("workflow-engine") || run("we-plan") || (args.breakdown && args.only.is_none());
+    let we_wanted =
+        run("workflow-engine") || run("we-tree") || run("we-plan") || (args.breakdown && args.only.is_none());
     let we = we_wanted.then(|| {
         let schema = workflow_engine::schema::FieldSchema::default();
         let limits = Limits::default();
@@ -412,6 +417,7 @@ fn main() {
             .iter()
             .map(|w| compile(w.conditions.as_ref(), &mut table, &limits).expect("compiles"))
             .collect();
+        let programs: Vec<Program> = nodes.iter().map(Program::compile).collect();
         let compile_ms = ms(t);
         let t = Instant::now();
         let (set, errors) = workflow_engine::plan::WorkflowSet::build(workflows, &limits);
@@ -440,11 +446,31 @@ fn main() {
             })
             .collect();
         let convert_ms = ms(t);
-        (table, nodes, set, inputs, compile_ms, set_ms, convert_ms)
+        (table, nodes, programs, set, inputs, compile_ms, set_ms, convert_ms)
     });
 
-    if let Some((table, nodes, set, inputs, compile_ms, set_ms, convert_ms)) = &we {
+    if let Some((table, nodes, programs, set, inputs, compile_ms, set_ms, convert_ms)) = &we {
         if run("workflow-engine") {
+            let t = Instant::now();
+            let mut count = 0u64;
+            for (event, customer) in inputs {
+                let mut fields = table.resolver(Facts { event, customer });
+                for p in programs {
+                    count += p.run(&mut fields) as u64;
+                }
+            }
+            rows.push(Row {
+                name: "workflow-engine",
+                how: "compile() once into one FieldTable, Program per rule (what plan() runs); a Resolver per event",
+                compile_ms: *compile_ms,
+                convert_ms: *convert_ms,
+                eval_s: t.elapsed().as_secs_f64(),
+                matches: count,
+                evals,
+                expected: reference,
+            });
+        }
+        if run("we-tree") {
             let t = Instant::now();
             let mut count = 0u64;
             for (event, customer) in inputs {
@@ -454,8 +480,8 @@ fn main() {
                 }
             }
             rows.push(Row {
-                name: "workflow-engine",
-                how: "compile() once into one FieldTable; evaluate() with a Resolver per event",
+                name: "workflow-engine tree",
+                how: "the same, the tree walked by evaluate() (traces and the pre-filter walk it)",
                 compile_ms: *compile_ms,
                 convert_ms: *convert_ms,
                 eval_s: t.elapsed().as_secs_f64(),
@@ -484,6 +510,7 @@ fn main() {
     }
 
     // ----- zen-expression -------------------------------------------------------------
+    #[cfg(feature = "zen")]
     let zen_inputs = (run("zen-expression") || run("zen-engine")).then(|| {
         let t = Instant::now();
         let vars: Vec<zen_expression::Variable> =
@@ -491,6 +518,7 @@ fn main() {
         (vars, ms(t))
     });
 
+    #[cfg(feature = "zen")]
     if run("zen-expression") {
         let (vars, convert_ms) = zen_inputs.as_ref().unwrap();
         let t = Instant::now();
@@ -525,6 +553,7 @@ fn main() {
     }
 
     // ----- zen-engine -------------------------------------------------------------------
+    #[cfg(feature = "zen")]
     if run("zen-engine") {
         let (vars, convert_ms) = zen_inputs.as_ref().unwrap();
         let t = Instant::now();
@@ -677,7 +706,7 @@ fn main() {
     }
 
     if args.breakdown && args.only.is_none() {
-        if let Some((table, _, _, inputs, ..)) = &we {
+        if let Some((table, _, _, _, inputs, ..)) = &we {
             breakdown(&rules, &events, &re, table, inputs, we_ns.unwrap_or(f64::NAN), floor_ns.unwrap_or(f64::NAN));
         }
     }
