@@ -112,6 +112,7 @@ impl Topology {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
             },
+            batches: crate::runner::batch::Batches::new(settings.engine.batch_max),
         });
         let executor_capacity = settings.engine.executor_mailbox.max(1);
         let executor_mailbox = Metrics::global().mailbox("executor");

@@ -79,6 +79,7 @@ fn node(db: &Database, name: &str, clock: &ManualClock, ownership: &Ownership) -
         node_id: name.into(),
         max_step_attempts: 3,
         delay_override: None,
+        batches: Default::default(),
     };
     Node { runner, sent }
 }

@@ -17,7 +17,7 @@ mod note;
 mod status;
 mod task;
 
-pub use fresh::{record_and_apply, Started};
+pub use fresh::{apply_leading, record_and_apply, record_and_apply_in, Started};
 
 use crate::catalogue::{Action, ActionKind};
 use crate::storage::entities::{customers, run_steps};
