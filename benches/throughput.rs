@@ -287,7 +287,12 @@ async fn wait_done(db: &Database, seen: &impl Fn() -> u64, before: u64, events: 
         actix_rt::time::sleep(Duration::from_millis(50)).await;
         let consumed = seen() - before;
         if consumed as usize >= events
-            && count(db, "SELECT COUNT(*) AS n FROM runs WHERE status IN ('pending', 'running')").await == 0
+            && count(
+                db,
+                "SELECT COUNT(*) AS n FROM runs WHERE status IN ('pending', 'running')",
+            )
+            .await
+                == 0
         {
             break;
         }

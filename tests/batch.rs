@@ -83,8 +83,10 @@ async fn live_set(db: &Database) -> Arc<WorkflowSet> {
 }
 
 fn event(id: &str, customer_id: i64) -> EventEnvelope {
-    EventEnvelope::from_value(json!({"id": id, "type": "customer.deposited", "customer_id": customer_id,
-        "occurred_at": "2026-11-25T10:00:00Z", "data": {"amount": 10}}))
+    EventEnvelope::from_value(
+        json!({"id": id, "type": "customer.deposited", "customer_id": customer_id,
+        "occurred_at": "2026-11-25T10:00:00Z", "data": {"amount": 10}}),
+    )
     .unwrap()
 }
 
@@ -233,9 +235,16 @@ async fn due_resumes_commit_in_one_batch_and_a_stale_one_changes_nothing() {
         runner.process(c, work).await;
     }
     clock.advance(Duration::from_secs(3601));
-    let claimed = scheduled::claim_due(db, "node-a", &[0], clock_now(&clock), chrono::Duration::seconds(60), 100)
-        .await
-        .unwrap();
+    let claimed = scheduled::claim_due(
+        db,
+        "node-a",
+        &[0],
+        clock_now(&clock),
+        chrono::Duration::seconds(60),
+        100,
+    )
+    .await
+    .unwrap();
     assert_eq!(claimed.len(), 40);
     // Customer 40's claim is taken over by another node before it resumes: stale.
     let stolen = claimed.iter().find(|r| r.customer_id == 40).unwrap().run_id;
@@ -272,7 +281,11 @@ async fn due_resumes_commit_in_one_batch_and_a_stale_one_changes_nothing() {
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].run.status, status::DONE);
         let notes = note_bodies(db, c).await;
-        assert_eq!(notes, ["a".to_owned(), format!("b {c}"), "c".to_owned()], "customer {c}");
+        assert_eq!(
+            notes,
+            ["a".to_owned(), format!("b {c}"), "c".to_owned()],
+            "customer {c}"
+        );
     }
     let waiting = runs_of_customer(db, 40).await;
     assert_eq!(waiting[0].run.status, status::WAITING);
@@ -297,7 +310,9 @@ fn clock_now(clock: &ManualClock) -> DateTime<Utc> {
 async fn batch_snapshots_equal_one_by_one_snapshots() {
     let t = fresh().await;
     let db = &t.db;
-    workflow_engine::storage::seed::load_demo(db, "http://127.0.0.1:9/hook").await.unwrap();
+    workflow_engine::storage::seed::load_demo(db, "http://127.0.0.1:9/hook")
+        .await
+        .unwrap();
     let ids: Vec<i64> = vec![1, 2, 3, 4, 5, 999_999];
     let batch = customers::snapshots(db.connection(), &ids).await.unwrap();
     for id in ids {
@@ -320,7 +335,9 @@ async fn a_poisoned_customer_among_500_events_holds_up_only_itself() {
     poisoned_workflows(engine.db(), POISONED).await;
     let events: Vec<Value> = customers
         .iter()
-        .map(|&c| json!({"id": format!("e{c}"), "type": "customer.deposited", "customer_id": c, "data": {"amount": 10}}))
+        .map(
+            |&c| json!({"id": format!("e{c}"), "type": "customer.deposited", "customer_id": c, "data": {"amount": 10}}),
+        )
         .collect();
     // Published before the engine starts: every partition's events are ready together.
     engine.publish_all(&events).await;

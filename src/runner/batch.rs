@@ -19,7 +19,7 @@
 //! retries as it always did; every other unit is committed once. A fenced batch (the
 //! partition moved away) records nothing, as before.
 
-use super::{Runner, Stopped};
+use super::Runner;
 use crate::actions::{self, ActionError, Started};
 use crate::catalogue::ActionKind;
 use crate::conditions::Facts;
@@ -109,7 +109,11 @@ pub enum Job {
     },
     /// Take run `run_id`'s due continuation off the schedule (as claimed by this node),
     /// mark it running and apply its internal steps after the delay.
-    Resume { fence: Fence, run_id: i64, customer_id: i64 },
+    Resume {
+        fence: Fence,
+        run_id: i64,
+        customer_id: i64,
+    },
 }
 
 impl Job {
@@ -529,13 +533,4 @@ pub(super) fn planned_runs(plan: &[Arc<CompiledWorkflow>]) -> Vec<PlannedRun> {
             steps: w.workflow.actions.iter().map(Step::kind).collect(),
         })
         .collect()
-}
-
-impl From<Failed> for Option<Stopped> {
-    fn from(f: Failed) -> Self {
-        match f {
-            Failed::Fenced => Some(Stopped::Revoked),
-            Failed::Alone(_) => None,
-        }
-    }
 }

@@ -164,7 +164,9 @@ impl Runner {
                 let (runs, replayed) = started_runs(done.recorded);
                 (done.customer, done.context, done.plan, runs, replayed)
             }
-            Ok(batch::Done::Resume(_)) | Err(batch::Failed::Alone(_)) => self.record_alone(customer_id, &event, set, fence).await?,
+            Ok(batch::Done::Resume(_)) | Err(batch::Failed::Alone(_)) => {
+                self.record_alone(customer_id, &event, set, fence).await?
+            }
             Err(batch::Failed::Fenced) => return Err(Stopped::Revoked),
         };
         let _ = recorded.send(());
@@ -247,7 +249,10 @@ impl Runner {
 
     async fn resume(&self, customer_id: i64, run_id: i64, fence: Fence, why: Why) -> Result<(), Stopped> {
         let due_at = match why {
-            Why::Due { due_at, ticket: _ticket } => {
+            Why::Due {
+                due_at,
+                ticket: _ticket,
+            } => {
                 let job = batch::Job::Resume {
                     fence,
                     run_id,
@@ -277,7 +282,9 @@ impl Runner {
                     .db("resume", fence, || steps::resumed(&self.db, fence, run_id, node, now))
                     .await?
                 {
-                    return self.after_resume(customer_id, fence, due_at, batch::ResumeDone::Stale).await;
+                    return self
+                        .after_resume(customer_id, fence, due_at, batch::ResumeDone::Stale)
+                        .await;
                 }
                 observe_lateness(now, due_at);
                 // The run is running again from its next step, as just committed.

@@ -6,8 +6,8 @@ use super::sql::statement;
 use super::StorageError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryResult};
-use std::collections::HashMap;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// The customer row, if any.
 pub async fn get<C: ConnectionTrait>(conn: &C, customer_id: i64) -> Result<Option<customers::Model>, StorageError> {
