@@ -371,7 +371,7 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
     let engine_time = start.elapsed();
     let runs = count(&db, "SELECT COUNT(*) AS n FROM runs").await;
     let failed = count(&db, "SELECT COUNT(*) AS n FROM runs WHERE status = 'failed'").await;
-    let latency = latency(&db, "bench-").await;
+    let latencies = latency(&db, "bench-").await;
     let rate = |d: Duration| events as f64 / d.as_secs_f64().max(1e-9);
     // Paced: the same engine, fed at a fixed share of the maximum it just reached.
     let share = std::env::var("WFE_BENCH_PACED")
@@ -411,8 +411,8 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
         rate(base_time),
         rate(engine_time),
         rate(engine_time) / rate(base_time),
-        percentile(&latency, 0.5),
-        percentile(&latency, 0.99),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
         db.backend(),
     );
     if let Some((offered, paced_events, latency)) = paced {

@@ -16,8 +16,10 @@
 //! A unit that fails fails its whole transaction. The batch is then split in two and each
 //! half committed on its own, down to one unit: the failing customer's unit alone ends in
 //! failure and its executor takes the step-by-step path, which records the failure and
-//! retries as it always did; every other unit is committed once. A fenced batch (the
-//! partition moved away) records nothing, as before.
+//! retries as it always did; every other unit is committed once. A transaction that
+//! cannot even begin (the database is down) is not split: every unit goes one at a time,
+//! each retrying with backoff as before. A fenced batch (the partition moved away)
+//! records nothing, as before.
 
 use super::Runner;
 use crate::actions::{self, ActionError, Started};
@@ -46,12 +48,15 @@ pub const BATCH_DEFAULT: usize = 500;
 /// How many workflow versions' steps are kept decoded for resumes.
 const STEPS_CACHED: usize = 1024;
 
+/// Decoded steps by (workflow id, version).
+type StepsCache = HashMap<(String, i64), Arc<Vec<Step>>>;
+
 /// The lanes of the partitions this process works for, and what they share.
 pub struct Batches {
     max: usize,
     lanes: Mutex<HashMap<i32, Lane>>,
     /// Steps of workflow versions, decoded once: a version never changes once saved.
-    steps: Mutex<HashMap<(String, i64), Arc<Vec<Step>>>>,
+    steps: Mutex<StepsCache>,
 }
 
 impl Default for Batches {
@@ -155,7 +160,7 @@ pub enum ResumeDone {
     /// Running again; the steps after the delay not applied yet are the chain's. `ready`
     /// is `None` when the run's event or workflow version cannot be used: the chain's
     /// usual path fails the run with the reason.
-    Resumed { run: Run, ready: Option<Ready> },
+    Resumed { run: Box<Run>, ready: Option<Box<Ready>> },
 }
 
 /// A resumed run prepared for its chain.
@@ -188,13 +193,17 @@ enum UnitError {
     /// not commit (the one-at-a-time resume rolls it back and calls it stale).
     #[error("run {0} is not waiting")]
     NotWaiting(i64),
+    /// The transaction could not even begin (the database is unreachable): no unit is at
+    /// fault, so splitting would only multiply the failures.
+    #[error(transparent)]
+    Begin(StorageError),
 }
 
 impl UnitError {
     fn is_fenced(&self) -> bool {
         match self {
             UnitError::Action(e) => e.is_fenced(),
-            UnitError::Storage(e) => e.is_fenced(),
+            UnitError::Storage(e) | UnitError::Begin(e) => e.is_fenced(),
             UnitError::NotWaiting(_) => false,
         }
     }
@@ -319,6 +328,13 @@ impl Runner {
                         *slot = Some(Err(Failed::Fenced));
                     }
                 }
+                Err(e @ UnitError::Begin(_)) => {
+                    // Every unit goes one at a time, each retrying with backoff.
+                    tracing::warn!(error = %e, units = to - from, "batch could not begin; units go one at a time");
+                    for slot in &mut outcomes[from..to] {
+                        *slot = Some(Err(Failed::Alone(e.to_string())));
+                    }
+                }
                 Err(e) if to - from == 1 => {
                     tracing::debug!(error = %e, customer_id = prepared[from].customer_id(), "unit failed alone");
                     outcomes[from] = Some(Err(Failed::Alone(e.to_string())));
@@ -340,7 +356,13 @@ impl Runner {
 
     /// One transaction over `units`, each by its per-unit function.
     async fn attempt(&self, fence: Fence, units: &[Prepared], now: DateTime<Utc>) -> Result<Vec<Done>, UnitError> {
-        let txn = self.db.begin_fenced(fence).await?;
+        let txn = self.db.begin_fenced(fence).await.map_err(|e| {
+            if e.is_fenced() {
+                UnitError::Storage(e)
+            } else {
+                UnitError::Begin(e)
+            }
+        })?;
         let mut done = Vec::with_capacity(units.len());
         for unit in units {
             done.push(match unit {
@@ -396,10 +418,18 @@ impl Runner {
         };
         let event = match serde_json::from_value::<Value>(run.run.event.clone()).map(EventEnvelope::from_value) {
             Ok(Ok(event)) => event,
-            _ => return Ok(ResumeDone::Resumed { run, ready: None }),
+            _ => {
+                return Ok(ResumeDone::Resumed {
+                    run: Box::new(run),
+                    ready: None,
+                })
+            }
         };
         let Some(steps) = self.steps_of(txn, &run).await? else {
-            return Ok(ResumeDone::Resumed { run, ready: None });
+            return Ok(ResumeDone::Resumed {
+                run: Box::new(run),
+                ready: None,
+            });
         };
         let context = crate::template::context(&Facts {
             event: &event,
@@ -407,14 +437,14 @@ impl Runner {
         });
         let (applied, _ended) = actions::apply_leading(txn, fence, &mut run, &steps, &context, now).await?;
         Ok(ResumeDone::Resumed {
-            run,
-            ready: Some(Ready {
+            run: Box::new(run),
+            ready: Some(Box::new(Ready {
                 event,
                 steps,
                 customer: customer.clone(),
                 context,
                 applied,
-            }),
+            })),
         })
     }
 

@@ -315,7 +315,7 @@ impl Runner {
                 Metrics::global().stale_resumes.inc();
                 return Ok(());
             }
-            batch::ResumeDone::Resumed { run, ready } => (run, ready),
+            batch::ResumeDone::Resumed { run, ready } => (*run, ready),
         };
         observe_lateness(self.clock.now(), due_at);
         let Some(ready) = ready else {
