@@ -212,7 +212,10 @@ async fn attempt(
     for (name, value) in &request.headers {
         // A request queued before signing moved here keeps its body-only signature.
         let legacy_signature = request.signing_key.is_none() && name.eq_ignore_ascii_case("x-signature");
-        if is_reserved_header(name) && !legacy_signature {
+        // The trace context is reserved so that only the engine sets it, when it builds
+        // the request (see `outbound::build`).
+        let trace = name.eq_ignore_ascii_case(crate::trace::HEADER);
+        if is_reserved_header(name) && !legacy_signature && !trace {
             continue;
         }
         crate::outbound::check_header_value(name, value).map_err(DeliveryError::Permanent)?;

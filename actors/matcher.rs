@@ -3,13 +3,13 @@
 //! The set is immutable and swapped whole when any process changes a workflow (a version
 //! poll of the workflows change counter), and only for a newer version: a slow load never
 //! puts an older set back. An event no workflow listens to is acknowledged at once, with
-//! no database access. The rest go to the customer's executor, created on demand (by the
+//! no database access, unless `engine.sync_customers` needs it to reach its customer. The rest go to the customer's executor, created on demand (by the
 //! topology's factory, on the arbiter of the customer) and forgotten when idle. Routing is
 //! in arrival order: when an executor's mailbox is full the matcher waits (backpressure
 //! reaches the partitions).
 
 use super::metrics::{event_label, Mailbox, Metrics};
-use super::protocol::{CurrentSet, Execute, Idle, RecoverPartition, Reload, Resume, Route, Stop};
+use super::protocol::{ArchiveEvent, CurrentSet, Execute, Idle, RecoverPartition, Reload, Resume, Route, Stop};
 use crate::conditions::Limits;
 use crate::plan::WorkflowSet;
 use crate::retry::{self, Backoff, Retried};
@@ -48,6 +48,11 @@ pub struct Matcher {
     /// The executors' mailbox meter: counted here when sent, there when done.
     executor_mailbox: Mailbox,
     mailbox: Mailbox,
+    /// `engine.sync_customers`: every customer event goes to its executor, even one no
+    /// workflow listens to, since it still moves the customer's `last_activity_at`.
+    sync_customers: bool,
+    /// Where every routed event is offered for the backtest archive, if it is kept.
+    archive: Option<Recipient<ArchiveEvent>>,
 }
 
 impl Matcher {
@@ -62,7 +67,22 @@ impl Matcher {
             spawn,
             executor_mailbox: Metrics::global().mailbox("executor"),
             mailbox: Metrics::global().mailbox("matcher"),
+            sync_customers: false,
+            archive: None,
         }
+    }
+
+    /// Routes every customer event to its executor for the customer sync
+    /// ([`sync`](crate::storage::sync)); the engine's own events still take the fast path.
+    pub fn with_customer_sync(mut self, on: bool) -> Self {
+        self.sync_customers = on;
+        self
+    }
+
+    /// Offers every routed event to `archiver` (dropped when its mailbox is full).
+    pub fn with_archive(mut self, archiver: Recipient<ArchiveEvent>) -> Self {
+        self.archive = Some(archiver);
+        self
     }
 
     /// Hands `work` to the customer's executor, in order. Returns a future when the
@@ -208,11 +228,17 @@ impl Handler<Route> for Matcher {
 
     fn handle(&mut self, route: Route, ctx: &mut Context<Self>) -> Self::Result {
         self.mailbox.handled();
-        if !self.set.listens_to(&route.event.event_type) {
+        if let Some(archiver) = &self.archive {
+            ArchiveEvent::offer(archiver, &route.event);
+        }
+        // A synced event goes to its executor whatever the set says: it is planned there
+        // (possibly to nothing) after the customer sync.
+        let synced = self.sync_customers && crate::storage::sync::applies_to(&route.event.event_type);
+        if !synced && !self.set.listens_to(&route.event.event_type) {
             Self::acknowledge(route, "no_workflow", false);
             return AtomicResponse::new(Box::pin(fut::ready(())));
         }
-        if !self.set.may_match(&route.event) {
+        if !synced && !self.set.may_match(&route.event) {
             Self::acknowledge(route, "no_match", true);
             return AtomicResponse::new(Box::pin(fut::ready(())));
         }

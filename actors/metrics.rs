@@ -52,6 +52,18 @@ pub struct Metrics {
     pub batch_units: Histogram,
     /// Batches that failed and were split to isolate the failing unit.
     pub batch_splits: IntCounter,
+    /// Events deeper than `engine.max_cascade_depth` that started no runs.
+    pub cascades_stopped: IntCounter,
+    /// Runs not created because the workflow's limit held the customer back, by limit.
+    pub runs_held_back: IntCounterVec,
+    /// Waiting runs cancelled by an `exit_when` event.
+    pub runs_exited: IntCounter,
+    /// Email and SMS steps skipped for an opt-out, by opt-out field.
+    pub steps_skipped: IntCounterVec,
+    /// Email and SMS steps parked until their send window opened.
+    pub send_window_waits: IntCounter,
+    /// Events offered to the archive, by outcome (archived, duplicate, dropped, failed).
+    pub archive_events: IntCounterVec,
 }
 
 /// The `trigger` label of an event: its type when a workflow listens to it or it is one
@@ -132,7 +144,29 @@ impl Metrics {
                 .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0]),
         )?;
         registry.register(Box::new(batch_units.clone()))?;
+        let cascades_stopped = simple(
+            "cascades_stopped_total",
+            "Emitted events past engine.max_cascade_depth that started no runs",
+        )?;
+        let runs_exited = simple("runs_exited_total", "Waiting runs cancelled by an exit_when event")?;
+        let send_window_waits = simple(
+            "send_window_waits_total",
+            "Email and SMS steps parked until their send window opened",
+        )?;
         Ok(Self {
+            cascades_stopped,
+            runs_exited,
+            send_window_waits,
+            runs_held_back: counter(
+                "runs_held_back_total",
+                "Runs not created: the workflow's limit held the customer back",
+                &["limit"],
+            )?,
+            steps_skipped: counter(
+                "steps_skipped_total",
+                "Email and SMS steps skipped for the customer's opt-out",
+                &["reason"],
+            )?,
             work_dropped,
             stale_resumes,
             reader_restarts,
@@ -163,6 +197,11 @@ impl Metrics {
             db_retries: counter("db_retries_total", "Database operations retried", &["operation"])?,
             workflows_active,
             workflow_set_swaps,
+            archive_events: counter(
+                "archive_events_total",
+                "Events offered to the backtest archive, by outcome",
+                &["outcome"],
+            )?,
             registry,
         })
     }

@@ -11,8 +11,10 @@
 //! - [`scheduler`]: resumes delayed chains when due; emits time-based events.
 //! - [`delivery`]: the pool that sends email, SMS and webhook requests.
 //! - [`outbox_relay`]: publishes the events the engine emits.
+//! - [`archiver`]: writes consumed events to the backtest archive, in batches.
 //! - [`metrics`]: mailbox and engine metrics, exported for Prometheus.
 
+pub mod archiver;
 pub mod delivery;
 pub mod executor;
 pub mod kafka_source;

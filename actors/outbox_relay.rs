@@ -13,6 +13,7 @@ use crate::runner::Ownership;
 use crate::storage::{outbox, Database};
 use actix::prelude::*;
 use chrono::Utc;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
 use std::time::Duration;
 
@@ -67,10 +68,22 @@ impl OutboxRelay {
                         return;
                     }
                 };
+                // Without its trace an event is still published: tracing is never a reason to wait.
+                let traces = outbox::run_traces(db.connection(), &due).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "reading the trace contexts of emitted events failed");
+                    Default::default()
+                });
                 for message in due {
                     let key = message.customer_id.to_string();
                     let payload = message.payload.to_string();
-                    match crate::kafka::publish(&producer, &topic, &key, payload.as_bytes(), None).await {
+                    let headers = message.run_id.and_then(|run| traces.get(&run)).map(|trace| {
+                        let hop = trace.child(&message.idempotency_key).to_string();
+                        OwnedHeaders::new().insert(Header {
+                            key: crate::trace::HEADER,
+                            value: Some(&hop),
+                        })
+                    });
+                    match crate::kafka::publish(&producer, &topic, &key, payload.as_bytes(), headers).await {
                         Ok(_) => {
                             Metrics::global()
                                 .delivery_attempts

@@ -15,11 +15,12 @@ use crate::clock::SystemClock;
 use crate::envelope::EventEnvelope;
 use crate::retry::{self, Backoff, Retried};
 use crate::storage::ownership::Fence;
+use crate::trace::TraceParent;
 use actix::prelude::*;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -306,6 +307,12 @@ impl Consume {
                 let _ = tx.send(());
             }
             Ok(mut event) => {
+                event.trace = message.headers().and_then(|headers| {
+                    headers
+                        .iter()
+                        .find(|h| h.key.eq_ignore_ascii_case(crate::trace::HEADER))
+                        .and_then(|h| TraceParent::from_header(h.value))
+                });
                 if event.occurred_at.is_none() {
                     event.occurred_at = message
                         .timestamp()

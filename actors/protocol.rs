@@ -129,3 +129,28 @@ pub struct ReaderEnded {
     /// The offset to read from again: after the last one stored.
     pub resume_at: i64,
 }
+
+/// A consumed event for the archive (the backtest reads it). Offered with
+/// [`ArchiveEvent::offer`], never awaited: the archive must not slow consumption.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ArchiveEvent(pub EventEnvelope);
+
+impl ArchiveEvent {
+    /// Hands `event` to the archiver if its mailbox has room; otherwise drops it and
+    /// counts the drop (deliberate load shedding: the archive is best effort, the hot
+    /// path is not). Returns whether it was taken.
+    pub fn offer(archiver: &actix::Recipient<ArchiveEvent>, event: &EventEnvelope) -> bool {
+        let metrics = super::metrics::Metrics::global();
+        match archiver.try_send(ArchiveEvent(event.clone())) {
+            Ok(()) => {
+                metrics.mailbox("archiver").sent();
+                true
+            }
+            Err(_) => {
+                metrics.archive_events.with_label_values(&["dropped"]).inc();
+                false
+            }
+        }
+    }
+}

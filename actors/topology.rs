@@ -8,8 +8,10 @@
 //!                    └ RecoverPartition ───────────────→ │        Scheduler ←Wake─┘ │ Deliver
 //!                                                                           DeliveryPool (awc)
 //! OutboxRelay: emitted events of owned partitions, from the outbox → the events topic
+//! Archiver: every routed event, offered by the Matcher (try_send) → the event archive
 //! ```
 
+use super::archiver::Archiver;
 use super::delivery::{Deliver, DeliveryPolicy, DeliveryPool, DeliveryReport};
 use super::executor::Executor;
 use super::kafka_source::{KafkaSource, SourceConfig};
@@ -41,6 +43,8 @@ pub struct Topology {
     pub source: Addr<KafkaSource>,
     pub scheduler: Addr<Scheduler>,
     pub relay: Addr<OutboxRelay>,
+    /// The backtest archive's writer, unless `archive.enabled` is off.
+    pub archiver: Option<Addr<Archiver>>,
     pub delivery: DeliveryPool,
     pub ownership: Ownership,
     pub producer: FutureProducer,
@@ -108,11 +112,13 @@ impl Topology {
             },
             node_id: node_id.clone(),
             max_step_attempts: settings.engine.max_step_attempts.max(1),
+            max_cascade_depth: settings.engine.max_cascade_depth,
             delay_override: match settings.scheduler.delay_override_secs {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
             },
             batches: crate::runner::batch::Batches::new(settings.engine.batch_max),
+            sync_customers: settings.engine.sync_customers,
         });
         let executor_capacity = settings.engine.executor_mailbox.max(1);
         let executor_mailbox = Metrics::global().mailbox("executor");
@@ -138,10 +144,26 @@ impl Topology {
         );
         let matcher_capacity = settings.engine.matcher_mailbox;
         let matcher_db = db.clone();
+        let sync_customers = settings.engine.sync_customers;
         Metrics::global().mailbox("matcher").set_capacity(matcher_capacity);
+        let a = &settings.archive;
+        let archiver = a.enabled.then(|| {
+            let (archive_db, batch, flush) = (db.clone(), a.batch_size(), Duration::from_millis(a.flush_ms.max(1)));
+            let capacity = a.mailbox.max(1);
+            Metrics::global().mailbox("archiver").set_capacity(capacity);
+            Archiver::create(move |ctx| {
+                ctx.set_mailbox_capacity(capacity);
+                Archiver::new(archive_db, batch, flush)
+            })
+        });
+        let archive_to = archiver.as_ref().map(|a| a.clone().recipient());
         let matcher = Matcher::start_in_arbiter(&matcher_arbiter.handle(), move |ctx| {
             ctx.set_mailbox_capacity(matcher_capacity);
-            Matcher::new(matcher_db, limits, poll, spawn)
+            let matcher = Matcher::new(matcher_db, limits, poll, spawn).with_customer_sync(sync_customers);
+            match archive_to {
+                Some(archiver) => matcher.with_archive(archiver),
+                None => matcher,
+            }
         });
         let s = &settings.scheduler;
         let scheduler = scheduler_ctx.run(Scheduler::new(
@@ -166,7 +188,7 @@ impl Topology {
             ownership.clone(),
         )
         .start();
-        crate::retention::spawn(db.clone(), settings.retention.clone());
+        crate::retention::spawn(db.clone(), settings.retention.clone(), settings.archive.clone());
         let source = KafkaSource::new(SourceConfig {
             brokers: brokers.to_owned(),
             group_id: settings.kafka.group_id.clone(),
@@ -193,6 +215,7 @@ impl Topology {
             source,
             scheduler,
             relay,
+            archiver,
             delivery,
             ownership,
             producer,
@@ -218,6 +241,9 @@ impl Topology {
         let _ = self.source.send(Shutdown).await;
         let _ = self.scheduler.send(Halt).await;
         let _ = self.relay.send(Halt).await;
+        if let Some(archiver) = &self.archiver {
+            let _ = archiver.send(Halt).await;
+        }
         let metrics = Metrics::global();
         let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
         while std::time::Instant::now() < deadline && metrics.mailbox("executor").depth() > 0 {

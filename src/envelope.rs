@@ -5,7 +5,10 @@
 //! cannot be decoded is not an engine failure: the consumer dead-letters it with
 //! [`EnvelopeError`]'s message and moves on.
 
+pub use crate::guards::cascade::Cause;
+use crate::guards::cascade::MAX_DEPTH_VALUE;
 use crate::problem::{json_type_name, Pointer, Problem, Problems};
+use crate::trace::TraceParent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -30,6 +33,14 @@ pub struct EventEnvelope {
     pub occurred_at: Option<DateTime<Utc>>,
     /// The payload conditions read as `event.*`, `transaction.*`, `order.*`, ...
     pub data: Map<String, Value>,
+    /// Set on events the engine emits: the run that emitted it and how deep the cascade
+    /// is. `None` for events from outside the engine (depth 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    /// The W3C trace context of the message that carried the event (its `traceparent`
+    /// header), not part of the JSON: the runs keep it in a column of their own.
+    #[serde(skip)]
+    pub trace: Option<TraceParent>,
 }
 
 /// Why bytes could not be turned into an [`EventEnvelope`].
@@ -55,6 +66,7 @@ struct Raw {
     customer_id: Option<Value>,
     occurred_at: Option<Value>,
     data: Option<Value>,
+    cause: Option<Value>,
 }
 
 impl EventEnvelope {
@@ -104,6 +116,10 @@ impl EventEnvelope {
                 Map::new()
             }
         };
+        let cause = match raw.cause {
+            None | Some(Value::Null) => None,
+            Some(value) => cause(value, &root.key("cause"), &mut problems),
+        };
         match (id, event_type, customer_id) {
             (Some(id), Some(event_type), Some(customer_id)) if !problems.has_errors() => Ok(Self {
                 id,
@@ -111,6 +127,8 @@ impl EventEnvelope {
                 customer_id,
                 occurred_at,
                 data,
+                cause,
+                trace: None,
             }),
             _ => Err(problems.into_vec()),
         }
@@ -133,6 +151,51 @@ fn required_text(value: Option<Value>, path: &Pointer, problems: &mut Problems) 
         Some(other) => problems.error(path, format!("expected a string, got {}", json_type_name(&other))),
     }
     None
+}
+
+/// `{"event_id", "workflow_id", "depth"}`, each checked so a forged or broken cause is
+/// reported at its key rather than trusted.
+fn cause(value: Value, path: &Pointer, problems: &mut Problems) -> Option<Cause> {
+    let Value::Object(mut object) = value else {
+        problems.error(
+            path,
+            format!(
+                "expected {{\"event_id\", \"workflow_id\", \"depth\"}}, got {}",
+                json_type_name(&value)
+            ),
+        );
+        return None;
+    };
+    let event_id = required_text(object.remove("event_id"), &path.key("event_id"), problems);
+    let workflow_id = required_text(object.remove("workflow_id"), &path.key("workflow_id"), problems);
+    let depth = match object.remove("depth") {
+        Some(Value::Number(n)) => match n.as_u64().and_then(|d| u32::try_from(d).ok()) {
+            Some(d) if (1..=MAX_DEPTH_VALUE).contains(&d) => Some(d),
+            _ => {
+                problems.error(
+                    &path.key("depth"),
+                    format!("expected a whole number from 1 to {MAX_DEPTH_VALUE}, got {n}"),
+                );
+                None
+            }
+        },
+        None | Some(Value::Null) => {
+            problems.error(&path.key("depth"), "is required");
+            None
+        }
+        Some(other) => {
+            problems.error(
+                &path.key("depth"),
+                format!("expected a whole number, got {}", json_type_name(&other)),
+            );
+            None
+        }
+    };
+    Some(Cause {
+        event_id: event_id?,
+        workflow_id: workflow_id?,
+        depth: depth?,
+    })
 }
 
 /// Customer ids are positive integers; producers that write them as strings (`"1042"`,
@@ -194,6 +257,38 @@ mod tests {
         };
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, ["/id", "/type", "/customer_id", "/occurred_at", "/data"]);
+    }
+
+    #[test]
+    fn carries_its_cause_and_old_envelopes_stay_valid() {
+        let e = EventEnvelope::decode(
+            br#"{"id": "run-1-0-status", "type": "customer.status_changed", "customer_id": 7,
+                "cause": {"event_id": "e1", "workflow_id": "wf-a", "depth": 2}}"#,
+        )
+        .unwrap();
+        let cause = e.cause.clone().unwrap();
+        assert_eq!(
+            (cause.event_id.as_str(), cause.workflow_id.as_str(), cause.depth),
+            ("e1", "wf-a", 2)
+        );
+        assert_eq!(serde_json::to_value(&e).unwrap()["cause"]["depth"], 2);
+        let old = EventEnvelope::decode(br#"{"id": "a", "type": "x.y", "customer_id": 7}"#).unwrap();
+        assert!(old.cause.is_none());
+        assert!(serde_json::to_value(&old).unwrap().get("cause").is_none());
+    }
+
+    #[test]
+    fn reports_a_broken_cause_at_its_key() {
+        let err = EventEnvelope::decode(
+            br#"{"id": "a", "type": "x.y", "customer_id": 7, "cause": {"event_id": "", "depth": -1}}"#,
+        )
+        .unwrap_err();
+        let EnvelopeError::Invalid(problems) = err else {
+            panic!("expected invalid, got {err}")
+        };
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["/cause/event_id", "/cause/workflow_id", "/cause/depth"]);
+        assert!(EventEnvelope::decode(br#"{"id": "a", "type": "x.y", "customer_id": 7, "cause": 3}"#).is_err());
     }
 
     #[test]

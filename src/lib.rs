@@ -14,13 +14,17 @@
 //! - [`schema`]: the fields each trigger offers, with types, labels and status options.
 //! - [`catalogue`], [`duration`], [`template`]: the 14 actions with their param schemas.
 //! - [`plan`]: the compiled workflow set, indexed by trigger, and the plan of an event.
+//! - [`guards`]: per-customer limits, send windows, consent, exit on event and cascade
+//!   depth: the decisions a real run and the dry run share.
 //! - [`check`]: `workflow-engine check FILE.json`.
+//! - [`analysis`]: save-time warnings: cycles of cascading events, contradicting workflows.
+//! - [`backtest`]: workflows judged against archived events, with no side effects.
 //!
 //! Where it keeps its state (the only modules that touch the database):
 //! - [`storage`]: the sea-orm connection (SQLite or PostgreSQL), one entity per table and
 //!   one repository per concept: workflows with their versions, statuses, customer
-//!   snapshots, runs, step transitions, scheduled continuations, the outbox, emitted
-//!   time-based events, demo seed data.
+//!   snapshots, runs, step transitions, scheduled continuations, workflow entries (the
+//!   per-customer limits), the outbox, emitted time-based events, demo seed data.
 //! - [`actions`]: the ten internal actions, each applied in one transaction with its step.
 //!
 //! How it runs and how it is reached:
@@ -32,13 +36,16 @@
 //!   clients and the embedded broker, outbound requests and their signature.
 //! - [`clock`], [`retry`]: time as a dependency, and the one retry policy (transient or
 //!   permanent, capped exponential backoff).
+//! - [`trace`]: the W3C `traceparent` an event brings, passed on to what it causes.
 //!
 //! The schema migrations live in the `migrations` crate.
 
 pub mod actions;
 #[path = "../actors/mod.rs"]
 pub mod actors;
+pub mod analysis;
 pub mod api;
+pub mod backtest;
 pub mod catalogue;
 pub mod check;
 pub mod clock;
@@ -46,6 +53,7 @@ pub mod conditions;
 pub mod demo;
 pub mod duration;
 pub mod envelope;
+pub mod guards;
 pub mod kafka;
 pub mod outbound;
 pub mod plan;
@@ -59,5 +67,6 @@ pub mod settings;
 pub mod storage;
 pub mod telemetry;
 pub mod template;
+pub mod trace;
 pub mod validate;
 pub mod workflow;

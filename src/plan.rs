@@ -7,6 +7,7 @@
 use crate::catalogue::Action;
 use crate::conditions::{compile, explain, CompileError, Facts, FieldTable, Limits, Node, Program, Trace};
 use crate::workflow::Workflow;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,7 +47,25 @@ pub struct BuildError {
 #[derive(Debug, Default)]
 pub struct WorkflowSet {
     by_trigger: HashMap<String, Trigger>,
+    /// The `exit_when` rules, indexed by their own trigger like the workflows, so an event
+    /// checks only the exit rules of its type.
+    exits_by_trigger: HashMap<String, Exits>,
     len: usize,
+}
+
+/// The exit rules of one trigger, with the fields they share.
+#[derive(Debug, Default)]
+struct Exits {
+    rules: Vec<ExitCheck>,
+    fields: FieldTable,
+}
+
+/// One compiled exit rule and the workflow whose waiting runs it cancels.
+#[derive(Debug)]
+struct ExitCheck {
+    workflow_id: String,
+    condition: Node,
+    program: Program,
 }
 
 /// The workflows of one trigger, in execution order (priority, then id), with the fields
@@ -63,12 +82,27 @@ impl WorkflowSet {
     /// that fail to compile are left out and reported.
     pub fn build(workflows: impl IntoIterator<Item = Workflow>, limits: &Limits) -> (Self, Vec<BuildError>) {
         let mut by_trigger: HashMap<String, (Vec<Arc<CompiledWorkflow>>, FieldTable)> = HashMap::new();
+        let mut exits_by_trigger: HashMap<String, Exits> = HashMap::new();
         let mut errors = Vec::new();
         let mut len = 0;
         for (i, workflow) in workflows.into_iter().enumerate() {
             let id = workflow.id.clone().unwrap_or_else(|| format!("draft-{i}"));
             if !workflow.active {
                 continue;
+            }
+            for rule in &workflow.exit_when {
+                let exits = exits_by_trigger.entry(rule.trigger_event.clone()).or_default();
+                match compile(rule.conditions.as_ref(), &mut exits.fields, limits) {
+                    Ok(condition) => exits.rules.push(ExitCheck {
+                        workflow_id: id.clone(),
+                        program: Program::compile(&condition),
+                        condition,
+                    }),
+                    Err(source) => errors.push(BuildError {
+                        workflow_id: id.clone(),
+                        source,
+                    }),
+                }
             }
             let (list, fields) = by_trigger.entry(workflow.trigger_event.clone()).or_default();
             match compile(workflow.conditions.as_ref(), fields, limits) {
@@ -96,7 +130,15 @@ impl WorkflowSet {
                 (trigger, Trigger { workflows, fields })
             })
             .collect();
-        (Self { by_trigger, len }, errors)
+        exits_by_trigger.retain(|_, exits| !exits.rules.is_empty());
+        (
+            Self {
+                by_trigger,
+                exits_by_trigger,
+                len,
+            },
+            errors,
+        )
     }
 
     /// Number of active workflows in the set.
@@ -117,17 +159,51 @@ impl WorkflowSet {
     /// Whether any workflow listens to `trigger`: when none does, the event needs no
     /// customer snapshot and no database access at all.
     pub fn listens_to(&self, trigger: &str) -> bool {
-        self.by_trigger.contains_key(trigger)
+        self.by_trigger.contains_key(trigger) || self.exits_by_trigger.contains_key(trigger)
+    }
+
+    /// Whether any workflow has an exit rule on `trigger`.
+    pub fn has_exits(&self, trigger: &str) -> bool {
+        self.exits_by_trigger.contains_key(trigger)
+    }
+
+    /// The workflows whose waiting runs of the event's customer this event cancels: those
+    /// with an `exit_when` rule of the event's type whose conditions hold. Each id once.
+    pub fn exits(&self, facts: Facts<'_>) -> Vec<&str> {
+        let Some(exits) = self.exits_by_trigger.get(&facts.event.event_type) else {
+            return Vec::new();
+        };
+        let mut fields = exits.fields.resolver(facts);
+        let mut ids: Vec<&str> = Vec::new();
+        for rule in &exits.rules {
+            if !ids.contains(&rule.workflow_id.as_str()) && rule.program.run(&mut fields) {
+                ids.push(&rule.workflow_id);
+            }
+        }
+        ids
     }
 
     /// Whether any workflow of the event's trigger could match it, judging by the rules on
     /// the event alone (rules on the customer count as "maybe"). When none could, the event
     /// needs no customer snapshot: the matcher acknowledges it without the database.
     pub fn may_match(&self, event: &crate::envelope::EventEnvelope) -> bool {
+        let nobody = serde_json::Map::new();
+        if let Some(exits) = self.exits_by_trigger.get(&event.event_type) {
+            let mut fields = exits.fields.resolver(Facts {
+                event,
+                customer: &nobody,
+            });
+            if exits
+                .rules
+                .iter()
+                .any(|r| crate::conditions::may_hold(&r.condition, &mut fields))
+            {
+                return true;
+            }
+        }
         let Some(trigger) = self.by_trigger.get(&event.event_type) else {
             return false;
         };
-        let nobody = serde_json::Map::new();
         let mut fields = trigger.fields.resolver(Facts {
             event,
             customer: &nobody,
@@ -197,6 +273,7 @@ impl WorkflowSet {
                         .iter()
                         .map(|s| serde_json::to_value(s).unwrap_or_default())
                         .collect(),
+                    previews: vec![serde_json::Map::new(); w.workflow.actions.len()],
                 });
             }
             explanation.evaluated.push(Evaluation {
@@ -205,10 +282,48 @@ impl WorkflowSet {
                 priority: w.priority(),
                 matched,
                 skipped_by,
+                limited_by: None,
                 trace,
             });
         }
         explanation
+    }
+}
+
+impl WorkflowSet {
+    /// Applies the guard rails to a dry run's explanation as a real run decides them at
+    /// `now`: a planned workflow whose limit holds the customer back (judged by
+    /// `last_entered`, the customer's last entry per workflow id) leaves the plan and is
+    /// `limited_by` in `evaluated`; each remaining action gets its preview (consent skips
+    /// and send-window waits, with delays moving the time on as a run would).
+    pub fn apply_guards(
+        &self,
+        explanation: &mut Explanation,
+        trigger: &str,
+        customer: &serde_json::Map<String, serde_json::Value>,
+        now: DateTime<Utc>,
+        last_entered: &HashMap<String, DateTime<Utc>>,
+    ) {
+        let workflows = self.workflows_for(trigger);
+        let find = |id: &str| workflows.iter().find(|w| w.id == id);
+        explanation.plan.retain_mut(|planned| {
+            let Some(w) = find(&planned.workflow_id) else {
+                return true;
+            };
+            if let Some(limit) = w.workflow.limits {
+                if limit.held_back(last_entered.get(&w.id).copied(), now) {
+                    if let Some(e) = explanation.evaluated.iter_mut().find(|e| e.workflow_id == w.id) {
+                        e.limited_by = Some(limit.name());
+                    }
+                    return false;
+                }
+            }
+            let previews = crate::guards::preview(&w.workflow, customer, now);
+            for (slot, preview) in planned.previews.iter_mut().zip(previews) {
+                slot.extend(preview);
+            }
+            true
+        });
     }
 }
 
@@ -230,6 +345,10 @@ pub struct PlannedRun {
     pub version: Option<i64>,
     /// The steps as written (`{"type", "params"}`).
     pub actions: Vec<serde_json::Value>,
+    /// What each action would do for this customer, one object per action: `"skipped":
+    /// "<opt-out>"` for a message the customer opted out of, `"waits_until": "<rfc3339>"`
+    /// for one that waits for its send window.
+    pub previews: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -241,5 +360,8 @@ pub struct Evaluation {
     pub matched: bool,
     /// The stop_after workflow that kept this one from running.
     pub skipped_by: Option<String>,
+    /// The limit (`once_per_customer`, `cooldown`) that keeps this customer from entering:
+    /// a real run would not be created.
+    pub limited_by: Option<&'static str>,
     pub trace: Trace,
 }

@@ -1,5 +1,5 @@
-//! Retention: a background task that prunes old ended runs, event plans and outbox
-//! messages in small batches ([`crate::storage::retention`] says what may go).
+//! Retention: a background task that prunes old ended runs, event plans, outbox
+//! messages and archived events in small batches ([`crate::storage::retention`] says what may go).
 //!
 //! It never competes with the hot path for long: each statement deletes at most
 //! `retention.batch_size` rows, the task pauses `retention.pause_ms` between statements,
@@ -7,7 +7,7 @@
 //! process runs it; on PostgreSQL they skip each other's locked rows.
 
 use crate::clock::SharedClock;
-use crate::settings::Retention;
+use crate::settings::{Archive, Retention};
 use crate::storage::{retention, Database, StorageError};
 use chrono::{DateTime, Utc};
 use std::future::Future;
@@ -61,11 +61,35 @@ pub async fn prune_once(db: &Database, clock: &SharedClock, policy: &Retention) 
     Ok(pruned)
 }
 
-/// Starts the pruning loop on the current runtime, unless every age is 0 (keep forever).
-/// It runs a round at once and then every `retention.interval_secs`, until the runtime
-/// stops.
-pub fn spawn(db: Database, policy: Retention) {
-    if policy.runs_days == 0 && policy.plans_days == 0 && policy.outbox_days == 0 {
+/// Bounds the event archive: events archived more than `archive.days` ago go, then the
+/// oldest beyond `archive.max_events`, in batches like the rest. Returns how many went.
+pub async fn prune_archive(
+    db: &Database,
+    clock: &SharedClock,
+    policy: &Retention,
+    archive: &Archive,
+) -> Result<u64, StorageError> {
+    if !archive.enabled {
+        return Ok(0);
+    }
+    let before = clock.now() - chrono::Duration::days(i64::from(archive.days()));
+    let old = drain(clock, policy, |n| {
+        retention::prune_archive_older(db.connection(), before, n)
+    })
+    .await?;
+    let keep = archive.max_events();
+    let beyond = drain(clock, policy, |n| {
+        retention::prune_archive_beyond(db.connection(), keep, n)
+    })
+    .await?;
+    Ok(old + beyond)
+}
+
+/// Starts the pruning loop on the current runtime, unless every age is 0 (keep forever)
+/// and there is no archive to bound. It runs a round at once and then every
+/// `retention.interval_secs`, until the runtime stops.
+pub fn spawn(db: Database, policy: Retention, archive: Archive) {
+    if policy.runs_days == 0 && policy.plans_days == 0 && policy.outbox_days == 0 && !archive.enabled {
         return;
     }
     let clock = crate::clock::system();
@@ -80,6 +104,10 @@ pub fn spawn(db: Database, policy: Retention) {
                     "retention round done"
                 ),
                 Err(error) => tracing::warn!(%error, "retention round failed; trying again next round"),
+            }
+            match prune_archive(&db, &clock, &policy, &archive).await {
+                Ok(events) => tracing::info!(events, "archive pruned"),
+                Err(error) => tracing::warn!(%error, "archive pruning failed; trying again next round"),
             }
             clock.sleep(interval).await;
         }

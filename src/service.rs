@@ -140,6 +140,7 @@ pub fn serve(settings: Settings, migrate: bool) -> anyhow::Result<()> {
             node_id: settings.node_id(),
             matcher: Some(topology.reload()),
             readiness,
+            webhook_allowlist: settings.delivery.webhook_allowlist.clone(),
         };
         let (body_limit, auth) = (settings.http.body_limit, settings.api_auth()?);
         let server = HttpServer::new(move || {

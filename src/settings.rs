@@ -48,6 +48,7 @@ pub struct Settings {
     pub log: Log,
     pub demo: Demo,
     pub retention: Retention,
+    pub archive: Archive,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +185,16 @@ pub struct Engine {
     /// Units (events, resumes) of a partition committed in one transaction, at most;
     /// clamped to 1..=1000 (`runner::batch::BATCH_CEILING`).
     pub batch_max: usize,
+    /// Events create (`customer.registered`) and touch (`last_activity_at`) their
+    /// customers; off when the CRM writes every customer itself.
+    pub sync_customers: bool,
+    /// Emitted events deeper than this start no runs (guards::cascade).
+    #[serde(default = "default_max_cascade_depth")]
+    pub max_cascade_depth: u32,
+}
+
+fn default_max_cascade_depth() -> u32 {
+    crate::guards::cascade::DEFAULT_MAX_DEPTH
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -248,6 +259,40 @@ pub struct Retention {
     pub pause_ms: u64,
     /// Time between rounds.
     pub interval_secs: u64,
+}
+
+/// The event archive the backtest reads ([`crate::storage::archive`]): consumed events,
+/// written off the hot path by the archiver actor, bounded by age and by count.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Archive {
+    /// Keep an archive at all.
+    pub enabled: bool,
+    /// Events archived longer ago than this go (at least 1).
+    pub days: u32,
+    /// At most this many events are kept, the oldest going first (at least 1).
+    pub max_events: u64,
+    /// The archiver's mailbox: events arriving while it is full are dropped and counted
+    /// (`wfe_archive_events_total{outcome="dropped"}`), never waited for.
+    pub mailbox: usize,
+    /// Rows per insert (1 to 1000).
+    pub batch_size: usize,
+    /// Longest time a partial batch waits before it is written.
+    pub flush_ms: u64,
+}
+
+impl Archive {
+    pub fn days(&self) -> u32 {
+        self.days.max(1)
+    }
+
+    pub fn max_events(&self) -> u64 {
+        self.max_events.max(1)
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size.clamp(1, crate::storage::archive::MAX_INSERT_ROWS)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -402,6 +447,8 @@ mod tests {
         assert_eq!(s.kafka.auto_offset_reset, OffsetReset::Latest);
         assert!(s.kafka.properties.is_empty());
         assert!(s.database.migrate);
+        assert!(s.archive.enabled);
+        assert_eq!((s.archive.days(), s.archive.max_events()), (30, 1_000_000));
     }
 
     #[test]

@@ -8,6 +8,9 @@
 use crate::catalogue::{Action, ActionKind};
 use crate::conditions::compile::{Bound, Limits, Test};
 use crate::conditions::{ConditionNode, FieldPath, Group, Match, Not, Operator, Rule};
+use crate::guards::exit::{ExitRule, MAX_EXIT_RULES};
+use crate::guards::limits::EntryLimit;
+use crate::guards::window::SendWindow;
 use crate::problem::{json_type_name, Pointer, Problem, Problems};
 use crate::schema::{FieldSchema, FieldSpec, FieldType, Lookup};
 use crate::workflow::{OnError, Step, Workflow, DEFAULT_PRIORITY};
@@ -97,7 +100,7 @@ impl<'s> Validator<'s> {
             );
             return None;
         };
-        const KEYS: [&str; 10] = [
+        const KEYS: [&str; 13] = [
             "id",
             "name",
             "description",
@@ -108,6 +111,9 @@ impl<'s> Validator<'s> {
             "stop_after",
             "active",
             "version",
+            "limits",
+            "send_window",
+            "exit_when",
         ];
         unknown_keys(object, &KEYS, root, problems);
 
@@ -132,17 +138,7 @@ impl<'s> Validator<'s> {
                 format!("is longer than {MAX_DESCRIPTION_LEN} characters"),
             );
         }
-        let trigger = required(object, "trigger_event", root, problems, |v, at, p| {
-            let t = text(v, at, p, MAX_NAME_LEN)?;
-            if !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-                p.error(
-                    at,
-                    "an event type holds only letters, digits, '-', '_' and '.', e.g. customer.deposited",
-                );
-                return None;
-            }
-            Some(t)
-        });
+        let trigger = required(object, "trigger_event", root, problems, event_type);
         let conditions = match object.get("conditions") {
             None | Some(Value::Null) => None,
             Some(Value::Object(o)) if o.is_empty() => None,
@@ -181,6 +177,11 @@ impl<'s> Validator<'s> {
                 None
             })
         });
+        let limits = optional(object, "limits", root, problems, EntryLimit::from_value);
+        let send_window = optional(object, "send_window", root, problems, SendWindow::from_value);
+        let exit_when = optional(object, "exit_when", root, problems, |v, at, p| {
+            self.exit_rules(v, at, p)
+        });
         Some(Workflow {
             id,
             name: name?,
@@ -191,8 +192,73 @@ impl<'s> Validator<'s> {
             priority: priority.unwrap_or(DEFAULT_PRIORITY),
             stop_after: stop_after.unwrap_or(false),
             active: active.unwrap_or(true),
+            limits,
+            send_window,
+            exit_when: exit_when.unwrap_or_default(),
             version,
         })
+    }
+
+    /// Decodes `exit_when`: each rule's conditions are checked against its own trigger's
+    /// fields, as a workflow's are against its trigger's.
+    fn exit_rules(&self, value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Vec<ExitRule>> {
+        let Some(items) = value.as_array() else {
+            problems.error(
+                at,
+                format!("expected a list of exit rules, got {}", json_type_name(value)),
+            );
+            return None;
+        };
+        if items.len() > MAX_EXIT_RULES {
+            problems.error(
+                at,
+                format!(
+                    "has {} exit rules, more than the maximum of {MAX_EXIT_RULES}",
+                    items.len()
+                ),
+            );
+            return None;
+        }
+        let rules: Vec<Option<ExitRule>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let at = at.index(i);
+                let Some(object) = item.as_object() else {
+                    problems.error(
+                        &at,
+                        format!(
+                            "expected {{\"trigger_event\", \"conditions\"?}}, got {}",
+                            json_type_name(item)
+                        ),
+                    );
+                    return None;
+                };
+                unknown_keys(object, &["trigger_event", "conditions"], &at, problems);
+                let trigger = required(object, "trigger_event", &at, problems, event_type)?;
+                let conditions = match object.get("conditions") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Object(o)) if o.is_empty() => None,
+                    Some(node) => {
+                        let mut rules = 0;
+                        let at = at.key("conditions");
+                        let node = self.node(node, &at, 1, &trigger, &mut rules, problems)?;
+                        if rules > self.limits.max_rules {
+                            problems.error(
+                                &at,
+                                format!("has {rules} rules, more than the maximum of {}", self.limits.max_rules),
+                            );
+                        }
+                        Some(node)
+                    }
+                };
+                Some(ExitRule {
+                    trigger_event: trigger,
+                    conditions,
+                })
+            })
+            .collect();
+        rules.into_iter().collect()
     }
 
     fn steps(&self, value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Vec<Step>> {
@@ -394,7 +460,7 @@ fn step(value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Step> {
         );
         return None;
     };
-    unknown_keys(object, &["type", "params", "on_error"], at, problems);
+    unknown_keys(object, &["type", "params", "on_error", "transactional"], at, problems);
     let on_error = match object.get("on_error") {
         None | Some(Value::Null) => Some(OnError::default()),
         Some(v) => named(
@@ -428,11 +494,23 @@ fn step(value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Step> {
             return None;
         }
     };
-    let action = Action::decode(kind?, &params, &params_at, problems)?;
+    let transactional = match object.get("transactional") {
+        None | Some(Value::Null) => Some(false),
+        Some(v) => boolean(v, &at.key("transactional"), problems),
+    };
+    let kind = kind?;
+    if transactional == Some(true) && !matches!(kind, ActionKind::SendEmail | ActionKind::SendSms) {
+        problems.error(
+            &at.key("transactional"),
+            "only send_email and send_sms steps can be transactional",
+        );
+    }
+    let action = Action::decode(kind, &params, &params_at, problems)?;
     Some(Step {
         action,
         params,
         on_error: on_error?,
+        transactional: transactional?,
     })
 }
 
@@ -571,6 +649,18 @@ fn text(value: &Value, at: &Pointer, problems: &mut Problems, max: usize) -> Opt
         None => problems.error(at, format!("expected a string, got {}", json_type_name(value))),
     }
     None
+}
+
+fn event_type(value: &Value, at: &Pointer, problems: &mut Problems) -> Option<String> {
+    let t = text(value, at, problems, MAX_NAME_LEN)?;
+    if !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        problems.error(
+            at,
+            "an event type holds only letters, digits, '-', '_' and '.', e.g. customer.deposited",
+        );
+        return None;
+    }
+    Some(t)
 }
 
 fn boolean(value: &Value, at: &Pointer, problems: &mut Problems) -> Option<bool> {

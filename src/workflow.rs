@@ -6,6 +6,9 @@
 
 use crate::catalogue::{Action, ActionKind};
 use crate::conditions::ConditionNode;
+use crate::guards::exit::ExitRule;
+use crate::guards::limits::EntryLimit;
+use crate::guards::window::SendWindow;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -31,6 +34,15 @@ pub struct Workflow {
     /// When this workflow matches, lower-priority workflows are skipped.
     pub stop_after: bool,
     pub active: bool,
+    /// How often a customer may enter: once ever or once per period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<EntryLimit>,
+    /// When email and SMS steps may go out, in the customer's local time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_window: Option<SendWindow>,
+    /// Events that cancel this workflow's waiting runs of their customer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exit_when: Vec<ExitRule>,
     /// Assigned by storage on every save.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
@@ -42,6 +54,9 @@ pub struct Step {
     pub action: Action,
     pub params: Map<String, Value>,
     pub on_error: OnError,
+    /// Sent whatever the customer's opt-out (`"transactional": true`, email and SMS only):
+    /// statements and security notices, not marketing.
+    pub transactional: bool,
 }
 
 /// What a step's failure does to its run (`"on_error"` beside `type` and `params`).
@@ -79,12 +94,16 @@ impl Step {
 impl Serialize for Step {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let continues = self.on_error == OnError::Continue;
-        let mut s = serializer.serialize_struct("Step", if continues { 3 } else { 2 })?;
+        let fields = 2 + usize::from(continues) + usize::from(self.transactional);
+        let mut s = serializer.serialize_struct("Step", fields)?;
         s.serialize_field("type", self.kind().name())?;
         s.serialize_field("params", &self.params)?;
         // Written only when not the default, so stored definitions keep their shape.
         if continues {
             s.serialize_field("on_error", self.on_error.name())?;
+        }
+        if self.transactional {
+            s.serialize_field("transactional", &true)?;
         }
         s.end()
     }

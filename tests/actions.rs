@@ -38,6 +38,7 @@ async fn run_of(db: &Database, customer_id: i64, action: &Action) -> i64 {
         workflow_id: "wf-test".into(),
         workflow_version: 1,
         steps: vec![action.kind()],
+        limit: None,
     }];
     let fence = common::fence(db, 0).await;
     let recorded = runs::record_runs(db, fence, &event, &planned, t0()).await.unwrap();

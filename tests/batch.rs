@@ -67,6 +67,9 @@ fn runner(db: &Database, clock: &ManualClock, ownership: &Ownership) -> Runner {
         max_step_attempts: 3,
         delay_override: None,
         batches: Batches::new(BATCH_CEILING),
+        // The tests add their customers; events need not create them.
+        sync_customers: false,
+        max_cascade_depth: 5,
     }
 }
 

@@ -78,8 +78,10 @@ fn node(db: &Database, name: &str, clock: &ManualClock, ownership: &Ownership) -
         },
         node_id: name.into(),
         max_step_attempts: 3,
+        max_cascade_depth: 5,
         delay_override: None,
         batches: Default::default(),
+        sync_customers: true,
     };
     Node { runner, sent }
 }
@@ -303,6 +305,7 @@ async fn two_attempts_at_one_step_apply_once_and_a_stale_epoch_commits_nothing()
         workflow_id: "w".into(),
         workflow_version: 1,
         steps: vec![workflow_engine::catalogue::ActionKind::AddNote; 2],
+        limit: None,
     }];
     let recorded = runs::record_runs(db, old, &event("e1", 1, 10), &planned, t0())
         .await

@@ -946,3 +946,69 @@ async fn on_error_continue_goes_past_a_failed_delivery() {
     assert_eq!(note_bodies(&db, 7201).await, ["handed over"]);
     engine.finish().await;
 }
+
+/// A traced producer's `traceparent` goes on with the work its event causes: to the
+/// webhooks of the event's run and, through the status change that run emits, to the
+/// webhooks of the run that event starts. An untraced event's requests carry none.
+#[actix_rt::test]
+async fn a_traceparent_reaches_webhooks_and_the_events_a_run_emits() {
+    use workflow_engine::storage::statuses;
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let given = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
+    let mut engine = Engine::new(|_| {}).await;
+    engine.add_customers([6101, 6102]).await;
+    let sales = statuses::ensure_status_type(engine.db(), "sales").await.unwrap();
+    statuses::ensure_status(engine.db(), sales, "contacted").await.unwrap();
+    let (first, second) = (engine.listener.url("/first"), engine.listener.url("/second"));
+    engine
+        .add_workflow(json!({
+            "id": "first", "name": "First hop", "trigger_event": "test.traced",
+            "actions": [
+                {"type": "webhook", "params": {"url": first, "body": {"customer": "{{customer.id}}"}}},
+                {"type": "set_status", "params": {"type": "sales", "status": "contacted"}}
+            ]
+        }))
+        .await;
+    engine
+        .add_workflow(json!({
+            "id": "second", "name": "Second hop", "trigger_event": "customer.status_changed",
+            "actions": [{"type": "webhook", "params": {"url": second, "body": {"customer": "{{customer.id}}"}}}]
+        }))
+        .await;
+    engine.start().await;
+
+    engine
+        .publish_traced(&envelope("traced-1", "test.traced", 6101, json!({})), &given)
+        .await;
+    engine
+        .publish(&envelope("untraced-1", "test.traced", 6102, json!({})))
+        .await;
+    let listener = &engine.listener;
+    let requests = eventually!("both hops of both customers", PATIENCE, {
+        let all = [listener.received("/first"), listener.received("/second")].concat();
+        (all.len() == 4).then_some(all)
+    });
+    let of = |customer: &str| -> Vec<Option<String>> {
+        requests
+            .iter()
+            .filter(|r| r.body["customer"] == customer)
+            .map(|r| r.traceparent.clone())
+            .collect()
+    };
+    let traced = of("6101");
+    assert_eq!(traced.len(), 2, "{requests:?}");
+    let mut parents = Vec::new();
+    for traceparent in &traced {
+        let traceparent = traceparent
+            .as_deref()
+            .unwrap_or_else(|| panic!("a traced event's webhook carries traceparent: {requests:?}"));
+        let fields: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(fields.len(), 4, "{traceparent}");
+        assert_eq!((fields[0], fields[1], fields[3]), ("00", TRACE_ID, "01"));
+        assert_ne!(fields[2], "00f067aa0ba902b7", "each hop has a parent id of its own");
+        parents.push(fields[2].to_owned());
+    }
+    assert_ne!(parents[0], parents[1]);
+    assert_eq!(of("6102"), [None, None]);
+    engine.finish().await;
+}

@@ -292,11 +292,13 @@ async fn runs_are_unique_per_event_and_workflow_and_resume() {
             workflow_id: "a".into(),
             workflow_version: 3,
             steps: vec![ActionKind::AddNote, ActionKind::Delay, ActionKind::SendEmail],
+            limit: None,
         },
         PlannedRun {
             workflow_id: "b".into(),
             workflow_version: 1,
             steps: vec![ActionKind::SetStatus],
+            limit: None,
         },
     ];
     let e = event("evt-1", 7);
@@ -331,6 +333,7 @@ async fn runs_are_unique_per_event_and_workflow_and_resume() {
             workflow_id: "c".into(),
             workflow_version: 1,
             steps: vec![ActionKind::AddNote],
+            limit: None,
         },
     ];
     let again = runs::record_runs(db, fence, &e, &replanned, t0()).await.unwrap();
@@ -614,6 +617,7 @@ async fn one_run(db: &Database, event_id: &str, workflow_id: &str, steps: Vec<Ac
         workflow_id: workflow_id.into(),
         workflow_version: 1,
         steps,
+        limit: None,
     }];
     runs::record_runs(db, fence, &event(event_id, 7), &planned, t0())
         .await
@@ -730,6 +734,7 @@ async fn bulk_recovery_is_bounded_and_runs_page_by_cursor_and_time() {
             workflow_id: if n < 4 { "a".into() } else { "b".into() },
             workflow_version: 1,
             steps: vec![ActionKind::AddNote],
+            limit: None,
         }];
         let at = t0() + Duration::minutes(n);
         let run = runs::record_runs(db, fence, &event(&format!("evt-{n}"), 7), &planned, at)

@@ -4,6 +4,7 @@
 // turns the form state into what the API takes.
 
 import { h } from './dom.js';
+import { actionOptions, pickerControl } from './pickers.js';
 
 const UNITS = ['minutes', 'hours', 'days'];
 const NUMBER_RE = /^\s*-?\d+(\.\d+)?\s*$/;
@@ -20,7 +21,7 @@ function durationOf(v) {
 }
 
 export function actionsEditor(ctx) {
-  // ctx: { actions: () => [...], schema }
+  // ctx: { actions: () => [...], schema, crm: the records pickers offer (pickers.js) or null }
   const el = h('div', { class: 'actions-editor' });
   const catalogue = ctx.schema.actions;
   const byType = Object.fromEntries(catalogue.map((a) => [a.type, a]));
@@ -125,6 +126,17 @@ export function actionsEditor(ctx) {
     const wrap = (control) => h('div', { class: 'field', 'data-path': path },
       h('label', { for: id }, label), control, hint ? h('span', { class: 'hint', id: `${id}-hint` }, hint) : null);
     const described = hint ? `${id}-hint` : null;
+    // A team, agent, status, endpoint or provider: picked by name from the CRM's records.
+    const options = actionOptions(ctx.crm, action.type, p.name, action.params);
+    if (options?.length) {
+      return wrap(pickerControl({
+        id, options, value: v, label, describedBy: described, numeric: p.type === 'id' || p.type === 'integer',
+        set: (x) => {
+          setParam(action, p.name, x);
+          if (action.type === 'set_status' && p.name === 'type') render(id); // its statuses follow
+        },
+      }));
+    }
     switch (p.type) {
       case 'duration':
         return durationControls(i, p.name, () => v, (x) => setParam(action, p.name, x), label, p.description, path);

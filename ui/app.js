@@ -1,11 +1,13 @@
-// The builder page: a hash router over four views (workflow list, version history,
-// editor with its test panel, runs). Everything it shows comes from /api/v1.
+// The builder page: a hash router over its views (workflow list, version history and
+// comparison, editor with its test panel, runs, webhook endpoints, SMS providers).
+// Everything it shows comes from /api/v1.
 
 import { get } from './api.js';
 import { h, announce } from './dom.js';
 import { renderList, renderHistory } from './list.js';
 import { renderEditor } from './editor.js';
 import { renderRuns } from './runs.js';
+import { renderEndpoints, renderProviders } from './crm.js';
 
 const view = document.getElementById('view');
 let cleanup = null;
@@ -26,8 +28,10 @@ async function route() {
   try {
     if (name === 'new') { nav = 'editor'; cleanup = await renderEditor(view, null, params); }
     else if (name === 'edit' && id) { nav = 'editor-existing'; cleanup = await renderEditor(view, id, params); }
-    else if (name === 'history' && id) { nav = 'workflows'; cleanup = await renderHistory(view, id); }
+    else if (name === 'history' && id) { nav = 'workflows'; cleanup = await renderHistory(view, id, params); }
     else if (name === 'runs') { cleanup = await renderRuns(view, params); }
+    else if (name === 'endpoints') { cleanup = await renderEndpoints(view); }
+    else if (name === 'sms-providers') { cleanup = await renderProviders(view); }
     else { nav = 'workflows'; cleanup = await renderList(view); }
   } catch (e) {
     view.replaceChildren(h('div', { class: 'panel error-panel', role: 'alert' },

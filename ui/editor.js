@@ -8,11 +8,14 @@ import { h, announce, clearErrors, showErrors, labelled, badge } from './dom.js'
 import { conditionsEditor, normalizeRoot, cleanConditions } from './conditions.js';
 import { actionsEditor, buildActions } from './actions.js';
 import { testPanel } from './testpanel.js';
+import { guardState, guardsEditor } from './guards.js';
+import { loadCrm, withCrmOptions } from './pickers.js';
 
 const OTHER = '__other__';
 
 export async function renderEditor(view, id, params) {
-  const s = await schema(true); // fresh: statuses may have been created since
+  // fresh: statuses, teams, agents and endpoints may have been created since
+  const [s, crm] = await Promise.all([schema(true), loadCrm()]);
   let stored = null;
   if (id) stored = await get(`/api/v1/workflows/${encodeURIComponent(id)}`);
   let source = stored;
@@ -34,7 +37,7 @@ export async function renderEditor(view, id, params) {
   };
   const state = { id: stored?.id ?? null, version: stored?.version ?? null };
 
-  const fields = () => (s.triggers.find((t) => t.name === wf.trigger_event) || s.other_trigger).fields;
+  const fields = () => withCrmOptions((s.triggers.find((t) => t.name === wf.trigger_event) || s.other_trigger).fields, crm);
 
   // --- basics ----------------------------------------------------------------------------
   const name = h('input', { id: 'wf-name', type: 'text', value: wf.name, required: true, maxlength: '200', oninput: (e) => { wf.name = e.target.value; } });
@@ -60,7 +63,10 @@ export async function renderEditor(view, id, params) {
   const active = h('input', { id: 'wf-active', type: 'checkbox', checked: wf.active, onchange: (e) => { wf.active = e.target.checked; } });
 
   const cond = conditionsEditor({ root: () => wf.conditions, fields, schema: s });
-  const acts = actionsEditor({ actions: () => wf.actions, schema: s });
+  const acts = actionsEditor({ actions: () => wf.actions, schema: s, crm });
+  const guards = guardsEditor({ g: guardState(source), actions: () => wf.actions, triggers: s.triggers });
+  acts.el.addEventListener('change', () => guards.refresh());
+  acts.el.addEventListener('click', () => queueMicrotask(() => guards.refresh()));
 
   function buildDraft() {
     const { actions, problems } = buildActions(wf.actions);
@@ -76,6 +82,7 @@ export async function renderEditor(view, id, params) {
     const p = String(wf.priority).trim();
     if (p !== '') draft.priority = /^-?\d+$/.test(p) ? Number(p) : p;
     if (state.id) { draft.id = state.id; draft.version = state.version; }
+    guards.apply(draft, problems);
     return { draft, problems };
   }
 
@@ -100,6 +107,7 @@ export async function renderEditor(view, id, params) {
     h('section', { class: 'panel', 'aria-labelledby': 'actions-title' },
       h('h3', { id: 'actions-title' }, 'Actions, in order'),
       acts.el),
+    guards.el,
     summary,
     h('div', { class: 'buttons sticky' }, saveBtn, checkBtn, h('a', { class: 'button', href: '#/workflows' }, 'Back to the list')));
 
@@ -108,6 +116,7 @@ export async function renderEditor(view, id, params) {
     draft: buildDraft,
     workflowId: () => state.id,
     form,
+    testRun: params?.get('test_run') || null, // "test with this run's event" on the runs page
   });
 
   form.addEventListener('submit', (e) => { e.preventDefault(); save(); });

@@ -1,7 +1,9 @@
-// The workflow list (with enable/disable, delete, last run) and one workflow's history.
+// The workflow list (with enable/disable, delete, last run) and one workflow's history,
+// with any two of its versions compared.
 
 import { get, put, del, schema } from './api.js';
 import { h, announce, confirmDialog, fmtTime, relTime, badge } from './dom.js';
+import { renderDiff } from './diff.js';
 
 function triggerLabel(s, name) {
   const t = s.triggers.find((t) => t.name === name);
@@ -85,25 +87,59 @@ export async function renderList(view) {
   }
 }
 
-export async function renderHistory(view, id) {
+export async function renderHistory(view, id, params) {
   const [current, { versions }] = await Promise.all([
     get(`/api/v1/workflows/${encodeURIComponent(id)}`).catch(() => null),
     get(`/api/v1/workflows/${encodeURIComponent(id)}/versions`),
   ]);
   versions.sort((a, b) => b.version - a.version);
   const name = current?.name || versions[0]?.definition?.name || id;
+  const byVersion = new Map(versions.map((v) => [String(v.version), v]));
+
+  // Compare two versions: by default the newest against the one before it.
+  const option = (v, selected) => h('option', { value: String(v.version), selected: String(v.version) === selected },
+    `Version ${v.version} (${v.change}, ${fmtTime(v.changed_at)})`);
+  const wantFrom = params?.get('from') || String(versions[1]?.version ?? '');
+  const wantTo = params?.get('to') || String(versions[0]?.version ?? '');
+  const fromSel = h('select', { id: 'h-from' }, versions.map((v) => option(v, wantFrom)));
+  const toSel = h('select', { id: 'h-to' }, versions.map((v) => option(v, wantTo)));
+  const out = h('div', { id: 'h-diff', 'aria-live': 'polite' });
+  const compare = (from, to) => {
+    fromSel.value = String(from);
+    toSel.value = String(to);
+    const a = byVersion.get(fromSel.value);
+    const b = byVersion.get(toSel.value);
+    if (!a || !b) return;
+    out.replaceChildren(renderDiff(a.definition, b.definition, `Version ${a.version}`, `Version ${b.version}`));
+    history.replaceState(null, '', `#/history/${encodeURIComponent(id)}?from=${a.version}&to=${b.version}`);
+  };
+  const compareForm = versions.length > 1
+    ? h('form', { class: 'filters compare', 'aria-label': 'Compare two versions', onsubmit: (e) => { e.preventDefault(); compare(fromSel.value, toSel.value); out.querySelector('h3')?.focus?.(); } },
+      h('div', { class: 'field' }, h('label', { for: fromSel.id }, 'Compare'), fromSel),
+      h('div', { class: 'field' }, h('label', { for: toSel.id }, 'with'), toSel),
+      h('button', { type: 'submit', class: 'primary', id: 'h-compare' }, 'Show the differences'))
+    : null;
+
   view.replaceChildren(
     h('div', { class: 'view-head' },
       h('h2', {}, `History: ${name}`),
       current ? h('a', { class: 'button', href: `#/edit/${encodeURIComponent(id)}` }, 'Edit current version') : badge('deleted', 'failed'),
       h('a', { class: 'button', href: '#/workflows' }, 'Back to the list')),
+    compareForm,
+    out,
     h('ol', { class: 'history', reversed: true },
-      versions.map((v) => h('li', {},
+      versions.map((v, i) => h('li', {},
         h('details', {},
           h('summary', {}, h('strong', {}, `Version ${v.version}`), ' ', badge(v.change, v.change === 'deleted' ? 'failed' : 'info'),
             ` by ${v.changed_by}, ${fmtTime(v.changed_at)}`),
           h('pre', { class: 'json', tabindex: '0', 'aria-label': `Definition of version ${v.version}` }, JSON.stringify(v.definition, null, 2)),
-          current && v.version !== current.version && v.definition
-            ? h('a', { class: 'button', href: `#/edit/${encodeURIComponent(id)}?from_version=${v.version}` }, `Open version ${v.version} in the editor (saving makes it current)`)
-            : null)))));
+          h('div', { class: 'buttons' },
+            versions[i + 1] ? h('button', {
+              type: 'button', 'aria-label': `Compare version ${v.version} with version ${versions[i + 1].version}`,
+              onclick: () => { compare(versions[i + 1].version, v.version); out.scrollIntoView({ block: 'start' }); },
+            }, `Differences from version ${versions[i + 1].version}`) : null,
+            current && v.version !== current.version && v.definition
+              ? h('a', { class: 'button', href: `#/edit/${encodeURIComponent(id)}?from_version=${v.version}` }, `Open version ${v.version} in the editor (saving makes it current)`)
+              : null))))));
+  if (params?.get('from') && params?.get('to')) compare(params.get('from'), params.get('to'));
 }

@@ -1,14 +1,19 @@
-// The test panel of the editor: an event (prefilled per trigger) and a customer (stored,
-// by id, or a typed snapshot) → POST /api/v1/dry-run with the draft, shown as the plan in
-// order, what stop_after skipped, and each workflow's trace with the value every rule saw.
-// "Send event" publishes the same event for real (POST /api/v1/events).
+// The test panel of the editor: an event (prefilled per trigger, or a run's event) and a
+// customer (stored, by id, or a typed snapshot) → POST /api/v1/dry-run with the draft,
+// shown as the plan in order with every action's templates rendered and the agent a
+// round-robin would pick, what stop_after skipped, and each workflow's trace with the
+// value every rule saw.
+// "Send event" publishes the same event for real (POST /api/v1/events). "Backtest" judges
+// the draft, and the saved version beside it, against the archived events of the last N
+// days (POST /api/v1/backtest).
 
 import { get, post } from './api.js';
 import { h, announce, clearErrors, showErrors } from './dom.js';
 import { exampleEvent, EXAMPLE_CUSTOMER } from './examples.js';
 
 /**
- * ctx: { trigger(), draft() → {draft, problems} | null, workflowId(), form, schema }
+ * ctx: { trigger(), draft() → {draft, problems} | null, workflowId(), form, schema,
+ *        testRun: a run id whose event (and stored customer) to load and dry-run, or null }
  */
 export function testPanel(ctx) {
   const eventText = h('textarea', { id: 't-event', rows: 12, class: 'code', spellcheck: 'false', 'aria-describedby': 't-event-hint' });
@@ -44,6 +49,9 @@ export function testPanel(ctx) {
   const dryBtn = h('button', { type: 'button', class: 'primary', id: 't-dry-run', onclick: () => dryRun() }, 'Dry run');
   const sendBtn = h('button', { type: 'button', id: 't-send', onclick: () => send() }, 'Send event');
   const resetBtn = h('button', { type: 'button', id: 't-reset', onclick: () => { prefill(); eventText.focus(); } }, 'New example event');
+  const days = h('input', { id: 't-bt-days', type: 'number', min: '1', max: '365', step: '1', value: '7', inputmode: 'numeric' });
+  const btBtn = h('button', { type: 'button', id: 't-backtest', onclick: () => backtest() }, 'Backtest');
+  const btResult = h('div', { class: 'test-result', id: 't-bt-result', 'aria-live': 'polite' });
 
   const el = h('section', { class: 'panel test-panel', 'aria-labelledby': 't-title' },
     h('h3', { id: 't-title' }, 'Test'),
@@ -58,9 +66,34 @@ export function testPanel(ctx) {
     h('div', { class: 'checkbox' }, others, h('label', { for: others.id }, 'Also evaluate the other active workflows of this trigger (priorities, stop_after)')),
     h('div', { class: 'buttons' }, dryBtn, sendBtn, resetBtn),
     h('div', { class: 'field-errors', 'data-path': '' }),
-    result);
+    result,
+    h('h4', {}, 'Backtest'),
+    h('p', { class: 'hint' }, 'How this draft would have judged the events the engine received (up to 100,000, newest first), each customer as stored now. Nothing runs.'),
+    h('div', { class: 'field' }, h('label', { for: days.id }, 'Days back'), days),
+    h('div', { class: 'buttons' }, btBtn),
+    btResult);
   prefill();
   syncMode();
+  if (ctx.testRun) loadRun(ctx.testRun);
+
+  /** The event a run started from, against its customer as stored now, dry-run at once. */
+  async function loadRun(runId) {
+    try {
+      const run = await get(`/api/v1/runs/${encodeURIComponent(runId)}`);
+      eventText.value = JSON.stringify(run.event, null, 2);
+      lastExample = '';
+      customerId.value = String(run.customer_id);
+      modeStored.checked = true;
+      syncMode();
+      result.replaceChildren();
+      el.querySelector('h3').after(h('p', { class: 'notice', id: 't-from-run' }, `The event of run ${run.id} (${run.status}, ${run.trigger}), against customer ${run.customer_id} as stored now.`));
+      announce(`Loaded the event of run ${run.id}.`);
+      await dryRun();
+      el.scrollIntoView({ block: 'start' });
+    } catch (e) {
+      result.replaceChildren(h('p', { class: 'error-text', role: 'alert' }, `Could not load run ${runId}: ${e.message}`));
+    }
+  }
 
   function readEvent() {
     try {
@@ -115,6 +148,50 @@ export function testPanel(ctx) {
     }
   }
 
+  async function backtest() {
+    clearErrors(ctx.form);
+    const built = ctx.draft();
+    if (built.problems.length) {
+      showErrors(ctx.form, built.problems);
+      announce('Fix the marked fields of the workflow first.', 'error');
+      return;
+    }
+    const n = Math.min(365, Math.max(1, Math.floor(Number(days.value) || 7)));
+    const since = new Date(Date.now() - n * 86400000).toISOString();
+    const { id, ...draft } = built.draft;
+    const savedId = ctx.workflowId();
+    btBtn.disabled = true;
+    btResult.replaceChildren(h('p', { class: 'muted' }, 'Backtesting…'));
+    try {
+      // One call each, so each count has its own trigger's events as denominator (the
+      // draft may have changed the trigger).
+      const [mine, saved] = await Promise.all([
+        post('/api/v1/backtest', { workflows: [draft], since, limit: 100000 }),
+        savedId ? post('/api/v1/backtest', { workflow_ids: [savedId], since, limit: 100000 }) : null,
+      ]);
+      const d = mine.workflows[0];
+      const noun = `${draft.trigger_event} event${mine.events === 1 ? '' : 's'}`;
+      const period = `in the last ${n} day${n === 1 ? '' : 's'}`;
+      const lines = [h('p', { id: 't-bt-summary' },
+        `This draft would have matched ${d.matched.toLocaleString('en')} of ${mine.events.toLocaleString('en')} ${noun} ${period}`,
+        saved ? `; the current version matched ${saved.workflows[0].matched.toLocaleString('en')} of ${saved.events.toLocaleString('en')}.` : '.')];
+      if (d.limited) lines.push(h('p', {}, `${d.limited} of the matches would be held back by its limits.`));
+      if (d.sample.length) {
+        lines.push(h('details', {}, h('summary', {}, `Latest ${d.sample.length} matches`),
+          h('ul', { class: 'bt-sample' }, d.sample.map((m) => h('li', {},
+            h('code', {}, m.event_id), ` customer ${m.customer_id}: `,
+            h('span', { class: 'muted small' }, m.actions.map((a) => a.type).join(', ')))))));
+      }
+      btResult.replaceChildren(h('div', { class: 'backtest-result', role: 'status' }, lines));
+      announce('Backtest done.');
+    } catch (e) {
+      btResult.replaceChildren(h('p', { class: 'error-text', role: 'alert' }, `Backtest refused: ${e.message}`));
+      showErrors(ctx.form, e.details, { prefix: '/workflows/0' });
+    } finally {
+      btBtn.disabled = false;
+    }
+  }
+
   async function send() {
     clearErrors(el);
     const event = readEvent();
@@ -142,7 +219,8 @@ export function testPanel(ctx) {
     const plan = out.plan.length
       ? h('ol', { class: 'plan' }, out.plan.map((p) => h('li', {},
         h('strong', {}, p.name), ` (priority ${p.priority}${p.workflow_id.startsWith('draft-') || p.workflow_id === draft.id ? ', this draft' : ''})`,
-        h('ol', { class: 'plan-actions' }, p.actions.map((a) => h('li', {}, h('code', {}, a.type), ' ', h('span', { class: 'muted small' }, summarize(a.params))))))))
+        h('ol', { class: 'plan-actions' }, p.actions.map((a, k) => h('li', {}, h('code', {}, a.type), ' ', h('span', { class: 'muted small' }, summarize(a.params)),
+          preview(p.previews?.[k])))))))
       : h('p', {}, 'Nothing would run.');
     const skipped = out.evaluated.filter((e) => e.skipped_by);
     result.replaceChildren(h('div', { class: 'dry-run-result' },
@@ -188,6 +266,23 @@ export function testPanel(ctx) {
       if (!eventText.value.trim() || eventText.value === lastExample) prefill();
     },
   };
+}
+
+/**
+ * What one planned action would do, as the dry run renders it: each template param with
+ * the event and customer filled in, the agent a round-robin would pick (the cursor does
+ * not move), or why it would fail (an unknown endpoint, team, status...).
+ */
+function preview(pv) {
+  if (!pv) return null;
+  const rendered = Object.entries(pv.rendered || {});
+  return h('div', { class: 'preview' },
+    pv.agent ? h('p', { class: 'agent' }, 'Would go to agent ', h('strong', {}, pv.agent.name), ` (id ${pv.agent.id})`) : null,
+    rendered.length ? h('dl', { class: 'rendered' }, rendered.map(([param, text]) => [
+      h('dt', {}, param),
+      h('dd', {}, typeof text === 'string' ? text : JSON.stringify(text)),
+    ])) : null,
+    pv.error ? h('p', { class: 'error-text preview-error' }, `Would fail: ${pv.error}`) : null);
 }
 
 function summarize(params) {

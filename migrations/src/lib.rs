@@ -12,6 +12,9 @@ mod m20261125_000003_inactivity;
 mod m20261125_000004_scheduler_indexes;
 mod m20261201_000005_cluster;
 mod m20261202_000006_customer_contact;
+mod m20261202_000008_archive;
+mod m20261202_000010_traceparent;
+mod m20261202_000011_guard_rails;
 
 pub struct Migrator;
 
@@ -25,6 +28,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_scheduler_indexes::Migration),
             Box::new(m20261201_000005_cluster::Migration),
             Box::new(m20261202_000006_customer_contact::Migration),
+            Box::new(m20261202_000008_archive::Migration),
+            Box::new(m20261202_000010_traceparent::Migration),
+            Box::new(m20261202_000011_guard_rails::Migration),
         ]
     }
 }

@@ -157,6 +157,57 @@ async fn next_agent(
     Ok(agent.clone())
 }
 
+/// The agent the next round-robin turn of `team_id` would pick (the retention desk's
+/// first team when `retention` and no team is given), read without taking the turn: for
+/// the dry run. `Err` says why the action would fail.
+pub(super) async fn peek<C: ConnectionTrait>(
+    conn: &C,
+    team_id: Option<i64>,
+    not: Option<i64>,
+    retention: bool,
+) -> Result<Result<Option<agents::Model>, String>, crate::storage::StorageError> {
+    let teams: HashMap<i64, teams::Model> = teams::Entity::find()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+    let team_id = match team_id {
+        Some(id) => match teams.get(&id) {
+            None => return Ok(Err(format!("no team {id}"))),
+            Some(team) if retention && team.desk != RETENTION => {
+                return Ok(Err(format!("team {id} is not on the retention desk")))
+            }
+            Some(_) => id,
+        },
+        None => match teams
+            .values()
+            .filter(|t| t.parent_id.is_none() && t.desk == RETENTION)
+            .map(|t| t.id)
+            .min()
+        {
+            Some(id) => id,
+            None => return Ok(Err("no retention team".to_owned())),
+        },
+    };
+    let pool = agents::Entity::find()
+        .filter(agents::Column::TeamId.is_in(subtree(&teams, team_id)))
+        .filter(agents::Column::Active.eq(true))
+        .order_by_asc(agents::Column::Id)
+        .all(conn)
+        .await?;
+    if pool.is_empty() {
+        return Ok(Err(format!("no active agent in team {team_id} or below")));
+    }
+    let n = pool.len() as i64;
+    let cursor = teams.get(&team_id).map_or(0, |t| t.rr_cursor);
+    let mut agent = &pool[pick(cursor + 1, n)];
+    if pool.len() > 1 && Some(agent.id) == not {
+        agent = &pool[pick(cursor + 2, n)];
+    }
+    Ok(Ok(Some(agent.clone())))
+}
+
 /// The index of turn `cursor` (1-based, as the cursor reads after its increment).
 fn pick(cursor: i64, n: i64) -> usize {
     (cursor - 1).rem_euclid(n) as usize

@@ -82,11 +82,18 @@ pub async fn record_and_apply_in(
                 })
                 .collect(),
             replayed: true,
+            held_back: Vec::new(),
         });
     }
     let mut started = Vec::with_capacity(recorded.runs.len());
     let mut blocked = false;
-    for ((mut run, fresh), steps) in recorded.runs.into_iter().zip(steps) {
+    for (mut run, fresh) in recorded.runs {
+        // A run held back by its limit has no record, so runs and plans are matched by id.
+        let steps = planned
+            .iter()
+            .position(|p| p.workflow_id == run.run.workflow_id)
+            .and_then(|i| steps.get(i).copied())
+            .unwrap_or_default();
         let mut applied = Vec::new();
         if fresh && !blocked {
             let ended;
@@ -100,6 +107,7 @@ pub async fn record_and_apply_in(
     Ok(Recorded {
         runs: started,
         replayed: false,
+        held_back: recorded.held_back,
     })
 }
 

@@ -14,13 +14,15 @@ mod counter;
 mod flags;
 mod fresh;
 mod note;
+pub mod preview;
 mod status;
 mod task;
 
 pub use fresh::{apply_leading, record_and_apply, record_and_apply_in, Started};
 
 use crate::catalogue::{Action, ActionKind};
-use crate::storage::entities::{customers, run_steps};
+use crate::guards::cascade::{Cause, MAX_DEPTH_VALUE};
+use crate::storage::entities::{customers, run_steps, runs as run_rows};
 use crate::storage::outbox::{self, Origin, OutboxKind};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, step_status};
@@ -233,12 +235,14 @@ async fn emit<C: ConnectionTrait>(
     data: Value,
 ) -> Result<String, ActionError> {
     let id = format!("run-{}-{}-{suffix}", ctx.run_id, ctx.step_index);
+    let cause = cause(conn, ctx).await?;
     let envelope = json!({
         "id": id,
         "type": event_type,
         "customer_id": ctx.customer_id,
         "occurred_at": rfc3339(ctx.now),
         "data": data,
+        "cause": cause,
     });
     let origin = Origin {
         run_id: Some(ctx.run_id),
@@ -248,6 +252,30 @@ async fn emit<C: ConnectionTrait>(
     };
     outbox::enqueue(conn, OutboxKind::Event, origin, envelope, &id, ctx.now).await?;
     Ok(id)
+}
+
+/// The cause an emitted event carries: the run's event and workflow, one level deeper
+/// than the run's event (guards::cascade).
+async fn cause<C: ConnectionTrait>(conn: &C, ctx: &StepContext<'_>) -> Result<Cause, ActionError> {
+    let run = run_rows::Entity::find_by_id(ctx.run_id)
+        .one(conn)
+        .await?
+        .ok_or(ActionError::NoStep {
+            run_id: ctx.run_id,
+            step_index: ctx.step_index,
+        })?;
+    let depth = run
+        .event
+        .get("cause")
+        .and_then(|c| c.get("depth"))
+        .and_then(Value::as_u64)
+        .and_then(|d| u32::try_from(d).ok())
+        .unwrap_or(0);
+    Ok(Cause {
+        event_id: run.event_id,
+        workflow_id: run.workflow_id,
+        depth: depth.saturating_add(1).min(MAX_DEPTH_VALUE),
+    })
 }
 
 /// The author of notes a workflow writes.

@@ -265,6 +265,13 @@ mod tests {
         assert_eq!(required_scope(&Method::PUT, "/api/v1/workflows/x"), Scope::Write);
         assert_eq!(required_scope(&Method::DELETE, "/api/v1/customers/1"), Scope::Write);
         assert_eq!(required_scope(&post, "/api/v1/customers/import"), Scope::Write);
+        assert_eq!(required_scope(&Method::PUT, "/api/v1/teams/1"), Scope::Write);
+        assert_eq!(required_scope(&get, "/api/v1/sms-providers"), Scope::Read);
+        assert_eq!(required_scope(&post, "/api/v1/status-types/kyc/statuses"), Scope::Write);
+        assert_eq!(
+            required_scope(&Method::DELETE, "/api/v1/webhook-endpoints/3"),
+            Scope::Write
+        );
         assert_eq!(required_scope(&post, "/api/v1/workflows/validate"), Scope::Read);
         assert_eq!(required_scope(&post, "/api/v1/dry-run"), Scope::Read);
         assert_eq!(required_scope(&post, "/api/v1/events"), Scope::Events);

@@ -1,10 +1,13 @@
 //! POST /api/v1/events: validates an envelope and publishes it to the events topic, keyed
-//! by customer id, exactly as a platform producer would.
+//! by customer id, exactly as a platform producer would. A valid `traceparent` request
+//! header becomes the message's `traceparent` header.
 
 use super::{ApiError, AppState, ErrorBody};
 use crate::envelope::{EnvelopeError, EventEnvelope};
 use crate::problem::{Problem, Severity};
-use actix_web::{web, HttpResponse};
+use crate::trace::{self, TraceParent};
+use actix_web::{web, HttpRequest, HttpResponse};
+use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::{json, Value};
 
 #[utoipa::path(post, path = "/api/v1/events", tag = "events",
@@ -13,8 +16,19 @@ use serde_json::{json, Value};
         (status = 202, description = "published: `{\"id\", \"type\", \"customer_id\", \"topic\", \"partition\", \"offset\"}`"),
         (status = 422, description = "invalid envelope, every problem with its path", body = ErrorBody),
         (status = 503, description = "the broker is unavailable", body = ErrorBody)))]
-pub async fn publish(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn publish(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    // A traced caller's context goes on with the event, as a producer's header would.
+    let headers = TraceParent::from_header(request.headers().get(trace::HEADER).map(|v| v.as_bytes())).map(|t| {
+        OwnedHeaders::new().insert(Header {
+            key: trace::HEADER,
+            value: Some(&t.to_string()),
+        })
+    });
     let event = match EventEnvelope::from_value(body.clone()) {
         Ok(event) => event,
         Err(EnvelopeError::Invalid(problems)) => return Err(ApiError::invalid(problems)),
@@ -27,7 +41,7 @@ pub async fn publish(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
         }
     };
     let payload = serde_json::to_vec(&body).map_err(|e| ApiError::internal(e.to_string()))?;
-    let (partition, offset) = crate::kafka::publish(&state.producer, &state.topic, &event.key(), &payload, None)
+    let (partition, offset) = crate::kafka::publish(&state.producer, &state.topic, &event.key(), &payload, headers)
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     tracing::info!(event_id = %event.id, customer_id = event.customer_id, partition, offset, "event published");

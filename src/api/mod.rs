@@ -1,14 +1,20 @@
 //! The HTTP API (actix-web): health, metrics, info, schema, workflows, validation, dry
-//! run, events, runs and scheduled continuations. Handlers parse and answer; what they do
+//! run, backtest, events, runs and scheduled continuations. Handlers parse and answer; what they do
 //! lives in the storage and language modules.
 
 pub mod auth;
+mod backtest;
+mod customers;
 mod error;
 mod events;
 mod health;
+mod input;
+mod integrations;
 mod openapi;
 mod runs;
 mod schema;
+mod statuses;
+mod teams;
 mod ui;
 mod workflows;
 
@@ -88,6 +94,9 @@ pub struct AppState {
     /// The running engine; `None` when only the API runs (tests of the API alone).
     pub matcher: Option<Recipient<Reload>>,
     pub readiness: Readiness,
+    /// `delivery.webhook_allowlist`: webhook endpoint and SMS provider URLs are checked
+    /// against the outbound guard's rules when they are written.
+    pub webhook_allowlist: Vec<String>,
 }
 
 /// What /readyz reports besides its live checks: whether migrations ran, and the
@@ -157,6 +166,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
                 .route("/workflows/{id}", web::delete().to(workflows::delete))
                 .route("/workflows/{id}/versions", web::get().to(workflows::versions))
                 .route("/dry-run", web::post().to(workflows::dry_run))
+                .route("/backtest", web::post().to(backtest::backtest))
                 .route("/events", web::post().to(events::publish))
                 .route("/runs", web::get().to(runs::list))
                 .route("/runs/retry", web::post().to(runs::retry_many))
@@ -164,6 +174,37 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
                 .route("/runs/{id}", web::get().to(runs::get))
                 .route("/runs/{id}/retry", web::post().to(runs::retry))
                 .route("/runs/{id}/cancel", web::post().to(runs::cancel))
-                .route("/scheduled", web::get().to(runs::scheduled)),
+                .route("/scheduled", web::get().to(runs::scheduled))
+                .route("/customers/import", web::post().to(customers::import))
+                .route("/customers/{id}", web::get().to(customers::get))
+                .route("/customers/{id}", web::put().to(customers::put))
+                .route("/customers/{id}", web::delete().to(customers::delete))
+                .route("/teams", web::get().to(teams::list_teams))
+                .route("/teams", web::post().to(teams::create_team))
+                .route("/teams/{id}", web::get().to(teams::get_team))
+                .route("/teams/{id}", web::put().to(teams::put_team))
+                .route("/teams/{id}", web::delete().to(teams::delete_team))
+                .route("/agents", web::get().to(teams::list_agents))
+                .route("/agents", web::post().to(teams::create_agent))
+                .route("/agents/{id}", web::get().to(teams::get_agent))
+                .route("/agents/{id}", web::put().to(teams::put_agent))
+                .route("/agents/{id}", web::delete().to(teams::delete_agent))
+                .route("/webhook-endpoints", web::get().to(integrations::list_endpoints))
+                .route("/webhook-endpoints", web::post().to(integrations::create_endpoint))
+                .route("/webhook-endpoints/{id}", web::get().to(integrations::get_endpoint))
+                .route("/webhook-endpoints/{id}", web::put().to(integrations::put_endpoint))
+                .route(
+                    "/webhook-endpoints/{id}",
+                    web::delete().to(integrations::delete_endpoint),
+                )
+                .route("/sms-providers", web::get().to(integrations::list_providers))
+                .route("/sms-providers", web::post().to(integrations::create_provider))
+                .route("/sms-providers/{id}", web::get().to(integrations::get_provider))
+                .route("/sms-providers/{id}", web::put().to(integrations::put_provider))
+                .route("/sms-providers/{id}", web::delete().to(integrations::delete_provider))
+                .route("/status-types", web::get().to(statuses::list_types))
+                .route("/status-types", web::post().to(statuses::create_type))
+                .route("/status-types/{name}/statuses", web::get().to(statuses::list_statuses))
+                .route("/status-types/{name}/statuses", web::post().to(statuses::create_status)),
         );
 }

@@ -66,9 +66,29 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../ui/runs.js"),
     ),
     (
+        "pickers.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/pickers.js"),
+    ),
+    (
+        "crm.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/crm.js"),
+    ),
+    (
+        "diff.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/diff.js"),
+    ),
+    (
         "examples.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/examples.js"),
+    ),
+    (
+        "guards.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/guards.js"),
     ),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../ui/favicon.svg")),
 ];

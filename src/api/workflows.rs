@@ -7,7 +7,7 @@ use crate::envelope::{EnvelopeError, EventEnvelope};
 use crate::plan::WorkflowSet;
 use crate::problem::{Pointer, Problem, Severity};
 use crate::storage::workflows::load_set;
-use crate::storage::{customers, statuses, workflows, StorageError};
+use crate::storage::{customers, entries, recovery, runs, statuses, workflows, StorageError};
 use crate::validate::{Validated, Validator};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
@@ -50,9 +50,29 @@ async fn validate_body(state: &AppState, mut body: Value) -> Result<Validated, A
         }
     }
     let schema = statuses::field_schema(state.db.connection()).await?;
-    Validator::new(&schema, state.limits)
+    let mut validated = Validator::new(&schema, state.limits)
         .workflow(&body)
-        .map_err(|invalid| ApiError::invalid(invalid.problems))
+        .map_err(|invalid| ApiError::invalid(invalid.problems))?;
+    // Teams, agents, statuses, endpoints and the SMS provider the actions name.
+    let targets = crate::storage::targets::check(state.db.connection(), &validated.workflow).await?;
+    validated.warnings.extend(targets);
+    Ok(validated)
+}
+
+/// The save-time analysis (cycles, conflicts) of `workflow`, stored or to be stored as
+/// `id`, against the active workflows: warnings only, so a failure to load them is
+/// logged and costs the warnings, never the save.
+async fn analysis_warnings(state: &AppState, workflow: &crate::workflow::Workflow, id: &str) -> Vec<Problem> {
+    if !workflow.active {
+        return Vec::new();
+    }
+    match workflows::active(&state.db, state.limits).await {
+        Ok(others) => crate::analysis::analyze(workflow, id, &others),
+        Err(e) => {
+            tracing::warn!(workflow_id = %id, error = %e, "cycle and conflict analysis skipped");
+            Vec::new()
+        }
+    }
 }
 
 /// Tells this process's matcher at once; other processes notice through their poll.
@@ -120,8 +140,10 @@ pub async fn create(
     let stored = workflows::create(&state.db, &validated.workflow, &who(&req)).await?;
     tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow created");
     reload(&state).await;
+    let mut warnings = validated.warnings;
+    warnings.extend(analysis_warnings(&state, &validated.workflow, &stored.id).await);
     let mut out = stored_json(&stored);
-    out["warnings"] = json!(validated.warnings);
+    out["warnings"] = json!(warnings);
     Ok(HttpResponse::Created().json(out))
 }
 
@@ -165,8 +187,10 @@ pub async fn update(
     };
     tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow updated");
     reload(&state).await;
+    let mut warnings = validated.warnings;
+    warnings.extend(analysis_warnings(&state, &validated.workflow, &stored.id).await);
     let mut out = stored_json(&stored);
-    out["warnings"] = json!(validated.warnings);
+    out["warnings"] = json!(warnings);
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -187,7 +211,12 @@ pub async fn delete(
     request_body(content = Object, description = "a workflow definition"),
     responses((status = 200, description = "`{\"valid\": true, \"warnings\", \"workflow\"}`"), (status = 422, body = ErrorBody)))]
 pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let validated = validate_body(&state, body.into_inner()).await?;
+    let mut validated = validate_body(&state, body.into_inner()).await?;
+    // A definition without an id is judged as a new workflow: it conflicts with every
+    // active one, including any it may be a copy of.
+    let id = validated.workflow.id.clone().unwrap_or_else(|| "new".to_owned());
+    let extra = analysis_warnings(&state, &validated.workflow, &id).await;
+    validated.warnings.extend(extra);
     Ok(HttpResponse::Ok().json(json!({"valid": true, "warnings": validated.warnings, "workflow": validated.workflow})))
 }
 
@@ -197,7 +226,7 @@ pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Res
 /// those without an id are named draft-0, draft-1, ... in the order given.
 #[utoipa::path(post, path = "/api/v1/dry-run", tag = "workflows",
     request_body(content = Object, description = "`{\"event\": envelope, \"customer\"?: object, \"workflows\"?: [definitions]}`"),
-    responses((status = 200, description = "`{\"plan\", \"evaluated\", \"customer\"}`"), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "`{\"plan\": [{..., \"previews\": [{\"skipped\"?, \"waits_until\"?}]}], \"evaluated\": [{..., \"limited_by\"}], \"exits\": [{\"workflow_id\", \"cancels\"}], \"customer\"}`"), (status = 422, body = ErrorBody)))]
 pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let mut body = match body.into_inner() {
         Value::Object(map) => map,
@@ -280,11 +309,66 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
             }]))
         }
     };
-    let explanation = set.explain(Facts {
+    let mut explanation = set.explain(Facts {
         event: &event,
         customer: &customer,
     });
+    // The customer's entries into the limited workflows of the plan, read as a real run's
+    // conditional insert would find them.
+    let mut last_entered = std::collections::HashMap::new();
+    for w in set.workflows_for(&event.event_type) {
+        if w.workflow.limits.is_some() && explanation.plan.iter().any(|p| p.workflow_id == w.id) {
+            if let Some(at) = entries::last_entered(state.db.connection(), &w.id, event.customer_id).await? {
+                last_entered.insert(w.id.clone(), at);
+            }
+        }
+    }
+    // A real run decides when it handles the event, moments after it occurred; the dry run
+    // decides at the event's `occurred_at`, or now without one.
+    let at = event.occurred_at.unwrap_or_else(chrono::Utc::now);
+    set.apply_guards(&mut explanation, &event.event_type, &customer, at, &last_entered);
+    // The waiting runs this event would cancel through the workflows' exit_when rules.
+    let mut exits = Vec::new();
+    for workflow_id in set.exits(Facts {
+        event: &event,
+        customer: &customer,
+    }) {
+        let waiting = runs::ids_matching(
+            state.db.connection(),
+            &runs::RunFilter {
+                customer_id: Some(event.customer_id),
+                workflow_id: Some(workflow_id.to_owned()),
+                ..Default::default()
+            },
+            &[runs::status::WAITING],
+            recovery::MAX_BULK,
+        )
+        .await?;
+        exits.push(json!({"workflow_id": workflow_id, "cancels": waiting}));
+    }
+    // Each planned workflow's actions as they would run: templates rendered, the agent a
+    // round-robin step would pick (its cursor untouched), or why the step would fail, beside
+    // what the guard rails decided for the step.
+    let facts = Facts {
+        event: &event,
+        customer: &customer,
+    };
+    let context = crate::template::context(&facts);
+    let planned = set.plan(facts);
+    for entry in &mut explanation.plan {
+        let Some(compiled) = planned.iter().find(|w| w.id == entry.workflow_id) else {
+            continue;
+        };
+        for (slot, step) in entry.previews.iter_mut().zip(&compiled.workflow.actions) {
+            if let Value::Object(preview) =
+                crate::actions::preview::preview(state.db.connection(), step, &customer, &context).await?
+            {
+                slot.extend(preview);
+            }
+        }
+    }
     let mut out = serde_json::to_value(&explanation).map_err(|e| ApiError::internal(e.to_string()))?;
+    out["exits"] = Value::from(exits);
     out["customer"] = Value::Object(customer);
     Ok(HttpResponse::Ok().json(out))
 }

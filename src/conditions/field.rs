@@ -278,6 +278,8 @@ mod tests {
             customer_id: 1,
             occurred_at: None,
             data: data.as_object().cloned().unwrap(),
+            cause: None,
+            trace: None,
         }
     }
 

@@ -126,6 +126,8 @@ mod tests {
                     customer_id: 1,
                     occurred_at: None,
                     data,
+                    cause: None,
+                    trace: None,
                 };
                 let customer = Map::new();
                 let facts = Facts {

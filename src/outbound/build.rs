@@ -9,6 +9,7 @@ use crate::outbound::{is_reserved_header, OutboundRequest};
 use crate::storage::entities::{runs as run_rows, sms_providers, webhook_endpoints};
 use crate::storage::StorageError;
 use crate::template;
+use crate::trace::TraceParent;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -152,6 +153,10 @@ impl Integrations {
             map.retain(|_, v| !v.is_null());
         }
         let body = body.to_string();
+        // The run's trace goes on, as a hop of its own named by what is sent.
+        if let Some(trace) = run.traceparent.as_deref().and_then(|t| t.parse::<TraceParent>().ok()) {
+            headers.insert(crate::trace::HEADER.to_owned(), trace.child(&body).to_string());
+        }
         // Signed when sent (fresh timestamp on every attempt); registering here makes the
         // secrets findable by the sender, also for a replayed request built before.
         let signing_key = secret.and_then(|(source, s)| self.keyring.register(&source, &s));

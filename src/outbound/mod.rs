@@ -18,11 +18,13 @@ pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 pub const SIGNATURE_HEADER: &str = signing::SIGNATURE_HEADER;
 
 /// Headers the engine sets on every request; a workflow's `headers` cannot set them (a
-/// step that tries fails), so the idempotency key and the signature are always the
-/// engine's. Compared case-insensitively. Hop-by-hop and framing headers are the HTTP
-/// client's.
-pub const RESERVED_HEADERS: [&str; 11] = [
+/// step that tries fails), so the idempotency key, the signature and the trace context are
+/// always the engine's. Compared case-insensitively. Hop-by-hop and framing headers are
+/// the HTTP client's.
+pub const RESERVED_HEADERS: [&str; 13] = [
     "content-type",
+    "traceparent",
+    "tracestate",
     "idempotency-key",
     "webhook-id",
     "webhook-timestamp",

@@ -30,7 +30,7 @@ use crate::plan::{CompiledWorkflow, WorkflowSet};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, PlannedRun, Recorded, Run};
 use crate::storage::{customers, scheduled, steps, StorageError};
-use crate::workflow::Step;
+use crate::workflow::{Step, Workflow};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
@@ -49,7 +49,7 @@ pub const BATCH_DEFAULT: usize = 500;
 const STEPS_CACHED: usize = 1024;
 
 /// Decoded steps by (workflow id, version).
-type StepsCache = HashMap<(String, i64), Arc<Vec<Step>>>;
+type StepsCache = HashMap<(String, i64), Arc<Workflow>>;
 
 /// The lanes of the partitions this process works for, and what they share.
 pub struct Batches {
@@ -166,7 +166,7 @@ pub enum ResumeDone {
 /// A resumed run prepared for its chain.
 pub struct Ready {
     pub event: EventEnvelope,
-    pub steps: Arc<Vec<Step>>,
+    pub workflow: Arc<Workflow>,
     pub customer: Map<String, Value>,
     pub context: Value,
     pub applied: Vec<(ActionKind, Duration)>,
@@ -417,7 +417,10 @@ impl Runner {
             return Err(UnitError::NotWaiting(run_id));
         };
         let event = match serde_json::from_value::<Value>(run.run.event.clone()).map(EventEnvelope::from_value) {
-            Ok(Ok(event)) => event,
+            Ok(Ok(event)) => EventEnvelope {
+                trace: run.run.traceparent.as_deref().and_then(|t| t.parse().ok()),
+                ..event
+            },
             _ => {
                 return Ok(ResumeDone::Resumed {
                     run: Box::new(run),
@@ -425,7 +428,7 @@ impl Runner {
                 })
             }
         };
-        let Some(steps) = self.steps_of(txn, &run).await? else {
+        let Ok(workflow) = self.workflow_of(txn, &run).await? else {
             return Ok(ResumeDone::Resumed {
                 run: Box::new(run),
                 ready: None,
@@ -435,12 +438,12 @@ impl Runner {
             event: &event,
             customer,
         });
-        let (applied, _ended) = actions::apply_leading(txn, fence, &mut run, &steps, &context, now).await?;
+        let (applied, _ended) = actions::apply_leading(txn, fence, &mut run, &workflow.actions, &context, now).await?;
         Ok(ResumeDone::Resumed {
             run: Box::new(run),
             ready: Some(Box::new(Ready {
                 event,
-                steps,
+                workflow,
                 customer: customer.clone(),
                 context,
                 applied,
@@ -450,29 +453,29 @@ impl Runner {
 
     /// The steps of the workflow version `run` started with, decoded once per version.
     /// `None` when that version is gone or no longer valid.
-    pub(super) async fn steps_of<C: sea_orm::ConnectionTrait>(
+    pub(super) async fn workflow_of<C: sea_orm::ConnectionTrait>(
         &self,
         conn: &C,
         run: &Run,
-    ) -> Result<Option<Arc<Vec<Step>>>, StorageError> {
+    ) -> Result<Result<Arc<Workflow>, String>, StorageError> {
         let key = (run.run.workflow_id.clone(), run.run.workflow_version);
         let cached = {
             let cache = self.batches.steps.lock().unwrap_or_else(|p| p.into_inner());
             cache.get(&key).cloned()
         };
-        if let Some(steps) = cached {
-            return Ok(Some(steps));
+        if let Some(workflow) = cached {
+            return Ok(Ok(workflow));
         }
-        let Ok(steps) = steps::workflow_steps(conn, run).await? else {
-            return Ok(None);
+        let workflow = match steps::workflow_version(conn, run).await? {
+            Ok(workflow) => Arc::new(workflow),
+            Err(e) => return Ok(Err(e)),
         };
-        let steps = Arc::new(steps);
         let mut cache = self.batches.steps.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= STEPS_CACHED {
             cache.clear();
         }
-        cache.insert(key, Arc::clone(&steps));
-        Ok(Some(steps))
+        cache.insert(key, Arc::clone(&workflow));
+        Ok(Ok(workflow))
     }
 }
 
@@ -561,6 +564,7 @@ pub(super) fn planned_runs(plan: &[Arc<CompiledWorkflow>]) -> Vec<PlannedRun> {
             workflow_id: w.id.clone(),
             workflow_version: w.workflow.version.unwrap_or(1),
             steps: w.workflow.actions.iter().map(Step::kind).collect(),
+            limit: w.workflow.limits,
         })
         .collect()
 }

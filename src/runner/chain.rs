@@ -12,6 +12,8 @@ use crate::actors::protocol::Deliver;
 use crate::catalogue::Action;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
+use crate::guards::consent;
+use crate::guards::window::{self, SendWindow};
 use crate::retry::{Backoff, Classify};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::Run;
@@ -32,6 +34,8 @@ pub(super) struct Chain<'a> {
     pub run: &'a Run,
     pub event: &'a EventEnvelope,
     pub steps: &'a [Step],
+    /// The workflow's send window: email and SMS steps wait for it to open.
+    pub window: Option<&'a SendWindow>,
 }
 
 /// Why a step did not complete.
@@ -91,6 +95,44 @@ impl Chain<'_> {
                     metrics.actions.with_label_values(&[kind.name(), "delayed"]).inc();
                     tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, %due_at, "chain delayed");
                     return Ok(());
+                }
+                Action::SendEmail { .. } | Action::SendSms { .. } => {
+                    if let Some(reason) = consent::skip_reason(kind, step.transactional, customer) {
+                        runner
+                            .db("skip", self.fence, || {
+                                steps::skip(&runner.db, self.fence, run.id, index, reason, runner.clock.now())
+                            })
+                            .await?;
+                        metrics.actions.with_label_values(&[kind.name(), "skipped"]).inc();
+                        metrics.steps_skipped.with_label_values(&[reason]).inc();
+                        tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, reason, "step skipped: the customer opted out");
+                        continue;
+                    }
+                    let now = runner.clock.now();
+                    let opens = self
+                        .window
+                        .map_or(now, |w| w.next_open(now, window::customer_zone(customer)));
+                    if opens > now {
+                        runner
+                            .db("send_window", self.fence, || {
+                                steps::wait_for_window(
+                                    &runner.db,
+                                    self.fence,
+                                    run.id,
+                                    index,
+                                    run.customer_id,
+                                    run.partition,
+                                    opens,
+                                    runner.clock.now(),
+                                )
+                            })
+                            .await?;
+                        runner.wakeup.wake(opens);
+                        metrics.send_window_waits.inc();
+                        tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, %opens, "step waits for its send window");
+                        return Ok(());
+                    }
+                    self.external(index, step, &facts, context).await
                 }
                 _ if kind.is_external() => self.external(index, step, &facts, context).await,
                 action => self.internal(index, action, context).await,

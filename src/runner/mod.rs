@@ -26,12 +26,13 @@ use crate::actors::protocol::{Deliver, DeliveryReport};
 use crate::clock::SharedClock;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
+use crate::guards::cascade;
 use crate::plan::{CompiledWorkflow, WorkflowSet};
 use crate::retry::{self, Backoff, Retried};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, status, Run};
 use crate::storage::steps::{self, Integrations};
-use crate::storage::{customers, Database, StorageError};
+use crate::storage::{customers, recovery, Database, StorageError};
 use crate::workflow::Step;
 use chain::Chain;
 use chrono::{DateTime, Utc};
@@ -41,6 +42,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 /// Sends an external step's request (the delivery pool, or a test's stand-in).
 pub trait Outbound: Send + Sync {
@@ -75,6 +77,10 @@ pub struct Runner {
     pub delay_override: Option<Duration>,
     /// The partitions' group-commit lanes (`engine.batch_max` units a transaction).
     pub batches: batch::Batches,
+    /// `engine.sync_customers`: events create and touch their customers ([`sync`](crate::storage::sync)).
+    pub sync_customers: bool,
+    /// Events the engine emitted deeper than this start no runs (`engine.max_cascade_depth`).
+    pub max_cascade_depth: u32,
 }
 
 impl Runner {
@@ -98,7 +104,16 @@ impl Runner {
                 set,
                 fence,
                 recorded,
-            } => self.on_event(customer_id, event, &set, fence, recorded).await,
+            } => {
+                // Every log line of the event's work names it, and its trace when it has one.
+                let span = tracing::info_span!("event", event_id = %event.id, trace_id = tracing::field::Empty);
+                if let Some(trace) = event.trace {
+                    span.record("trace_id", trace.trace_id());
+                }
+                self.on_event(customer_id, event, &set, fence, recorded)
+                    .instrument(span)
+                    .await
+            }
             Work::Resume { run_id, fence, why } => self.resume(customer_id, run_id, fence, why).await,
         };
         match outcome {
@@ -145,6 +160,29 @@ impl Runner {
             .unwrap_or_else(|| Map::from_iter([("id".to_owned(), Value::from(customer_id))])))
     }
 
+    /// Applies what the event says about its customer (the one call of
+    /// [`sync::apply`](crate::storage::sync::apply)) and reads the snapshot the event is
+    /// planned against, in one fenced transaction: the plan sees the customer the event
+    /// just created or touched. Idempotent, so a redelivery repeats it harmlessly.
+    async fn synced_snapshot(
+        &self,
+        customer_id: i64,
+        event: &EventEnvelope,
+        fence: Fence,
+    ) -> Result<Map<String, Value>, Stopped> {
+        let now = self.clock.now();
+        let snapshot = self
+            .db("sync", fence, || async {
+                let txn = self.db.begin_fenced(fence).await?;
+                crate::storage::sync::apply(&txn, event, now).await?;
+                let snapshot = customers::snapshot(&txn, customer_id).await?;
+                txn.commit().await?;
+                Ok(snapshot)
+            })
+            .await?;
+        Ok(snapshot.unwrap_or_else(|| Map::from_iter([("id".to_owned(), Value::from(customer_id))])))
+    }
+
     async fn on_event(
         &self,
         customer_id: i64,
@@ -153,16 +191,41 @@ impl Runner {
         fence: Fence,
         recorded: oneshot::Sender<()>,
     ) -> Result<(), Stopped> {
+        let depth = cascade::depth(event.cause.as_ref());
+        if cascade::stopped(depth, self.max_cascade_depth) {
+            self.stop_cascade(&event, depth, fence).await?;
+            let _ = recorded.send(());
+            return Ok(());
+        }
+        // What the event says of its customer is applied before it is planned, so the
+        // batch below plans against the customer it created or touched.
+        let synced = if self.sync_customers {
+            Some(self.synced_snapshot(customer_id, &event, fence).await?)
+        } else {
+            None
+        };
+        if set.has_exits(&event.event_type) {
+            let customer = match synced {
+                Some(customer) => customer,
+                None => self.snapshot(customer_id, fence).await?,
+            };
+            for workflow_id in set.exits(Facts {
+                event: &event,
+                customer: &customer,
+            }) {
+                self.exit(&event, workflow_id, fence).await?;
+            }
+        }
         let job = batch::Job::Event {
             fence,
             event: event.clone(),
             set: Arc::clone(set),
         };
-        let (customer, context, plan, runs, replayed) = match self.batched(job).await {
+        let (customer, context, plan, runs, replayed, held_back) = match self.batched(job).await {
             Ok(batch::Done::Event(done)) => {
                 let done = *done;
-                let (runs, replayed) = started_runs(done.recorded);
-                (done.customer, done.context, done.plan, runs, replayed)
+                let (runs, replayed, held_back) = started_runs(done.recorded);
+                (done.customer, done.context, done.plan, runs, replayed, held_back)
             }
             Ok(batch::Done::Resume(_)) | Err(batch::Failed::Alone(_)) => {
                 self.record_alone(customer_id, &event, set, fence).await?
@@ -171,6 +234,9 @@ impl Runner {
         };
         let _ = recorded.send(());
         let metrics = Metrics::global();
+        for held in &held_back {
+            metrics.runs_held_back.with_label_values(&[held.limited_by]).inc();
+        }
         let label = event_label(&event.event_type, true);
         if replayed {
             // A redelivery: its recorded runs go on where they stopped; nothing is planned.
@@ -189,16 +255,21 @@ impl Runner {
         }
         metrics.events.with_label_values(&[label, "matched"]).inc();
         tracing::info!(event_id = %event.id, customer_id, trigger = %event.event_type, runs = runs.len(), "event matched");
-        for (workflow, run) in plan.iter().zip(runs) {
+        for run in runs {
             if !is_unfinished(&run) {
                 continue;
             }
+            // Runs held back by a limit are missing, so runs find their workflow by id.
+            let Some(workflow) = plan.iter().find(|w| w.id == run.run.workflow_id) else {
+                continue;
+            };
             let chain = Chain {
                 runner: self,
                 fence,
                 run: &run,
                 event: &event,
                 steps: &workflow.workflow.actions,
+                window: workflow.workflow.send_window.as_ref(),
             };
             chain.run(&customer, &context).await?;
         }
@@ -216,7 +287,7 @@ impl Runner {
         event: &EventEnvelope,
         set: &WorkflowSet,
         fence: Fence,
-    ) -> Result<(Map<String, Value>, Value, Vec<Arc<CompiledWorkflow>>, Vec<Run>, bool), Stopped> {
+    ) -> Result<(Map<String, Value>, Value, Vec<Arc<CompiledWorkflow>>, Vec<Run>, bool, Vec<runs::HeldBack>), Stopped> {
         let customer = self.snapshot(customer_id, fence).await?;
         let plan = set.plan(Facts {
             event,
@@ -230,7 +301,7 @@ impl Runner {
         });
         let now = self.clock.now();
         let started = crate::actions::record_and_apply(&self.db, fence, event, &planned, &steps, &context, now);
-        let (runs, replayed) = match started.await {
+        let (runs, replayed, held_back) = match started.await {
             Ok(started) => started_runs(started),
             Err(e) if e.is_fenced() => return Err(Stopped::Revoked),
             Err(e) => {
@@ -241,10 +312,10 @@ impl Runner {
                         runs::record_runs(&self.db, fence, event, &planned, self.clock.now())
                     })
                     .await?;
-                (recorded.runs, recorded.replayed)
+                (recorded.runs, recorded.replayed, recorded.held_back)
             }
         };
-        Ok((customer, context, plan, runs, replayed))
+        Ok((customer, context, plan, runs, replayed, held_back))
     }
 
     async fn resume(&self, customer_id: i64, run_id: i64, fence: Fence, why: Why) -> Result<(), Stopped> {
@@ -332,7 +403,8 @@ impl Runner {
             fence,
             run: &run,
             event: &ready.event,
-            steps: &ready.steps,
+            steps: &ready.workflow.actions,
+            window: ready.workflow.send_window.as_ref(),
         }
         .run(&ready.customer, &ready.context)
         .await
@@ -341,43 +413,97 @@ impl Runner {
     /// Runs a recorded run on from its next step, with the workflow version it started with.
     async fn continue_recorded(&self, customer_id: i64, run: Run, fence: Fence) -> Result<(), Stopped> {
         let event = match serde_json::from_value::<Value>(run.run.event.clone()).map(EventEnvelope::from_value) {
-            Ok(Ok(event)) => event,
+            Ok(Ok(event)) => EventEnvelope {
+                trace: run.run.traceparent.as_deref().and_then(|t| t.parse().ok()),
+                ..event
+            },
             _ => {
                 return self
                     .fail_run(fence, &run, run.run.next_step, "stored event cannot be decoded")
                     .await
             }
         };
-        let steps = match self
-            .db("load_version", fence, || self.steps_of(self.db.connection(), &run))
+        let workflow = match self
+            .db("load_version", fence, || self.workflow_of(self.db.connection(), &run))
             .await?
         {
-            Some(steps) => steps,
-            None => {
-                let reason = match steps::workflow_steps(self.db.connection(), &run).await {
-                    Ok(Err(e)) => e,
-                    _ => format!(
-                        "workflow {} version {} cannot be loaded",
-                        run.run.workflow_id, run.run.workflow_version
-                    ),
-                };
-                return self.fail_run(fence, &run, run.run.next_step, &reason).await;
-            }
+            Ok(workflow) => workflow,
+            Err(e) => return self.fail_run(fence, &run, run.run.next_step, &e).await,
         };
         let customer = self.snapshot(customer_id, fence).await?;
         let context = crate::template::context(&Facts {
             event: &event,
             customer: &customer,
         });
+        let span = tracing::info_span!("run", run_id = run.run.id, trace_id = tracing::field::Empty);
+        if let Some(trace) = event.trace {
+            span.record("trace_id", trace.trace_id());
+        }
         Chain {
             runner: self,
             fence,
             run: &run,
             event: &event,
-            steps: &steps,
+            steps: &workflow.actions,
+            window: workflow.send_window.as_ref(),
         }
         .run(&customer, &context)
+        .instrument(span)
         .await
+    }
+
+    /// An emitted event past the cascade limit: no runs, counted, logged, and noted on the
+    /// run that emitted it (`reason`), where an operator looking at that run sees it.
+    async fn stop_cascade(&self, event: &EventEnvelope, depth: u32, fence: Fence) -> Result<(), Stopped> {
+        Metrics::global().cascades_stopped.inc();
+        let Some(cause) = &event.cause else {
+            return Ok(());
+        };
+        tracing::warn!(
+            event_id = %event.id,
+            trigger = %event.event_type,
+            customer_id = event.customer_id,
+            depth,
+            max_depth = self.max_cascade_depth,
+            cause_event_id = %cause.event_id,
+            workflow_id = %cause.workflow_id,
+            "cascade stopped: the event is past the maximum depth and starts no runs"
+        );
+        let reason = format!(
+            "cascade stopped: the {} event {} it emitted is at depth {depth}, past the maximum of {}, and started no runs",
+            event.event_type, event.id, self.max_cascade_depth
+        );
+        self.db("note_cascade", fence, || async {
+            let txn = self.db.begin_fenced(fence).await?;
+            runs::note_reason(&txn, &cause.event_id, &cause.workflow_id, &reason).await?;
+            txn.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Cancels `workflow_id`'s waiting runs of the event's customer (its `exit_when` rule
+    /// matched the event).
+    async fn exit(&self, event: &EventEnvelope, workflow_id: &str, fence: Fence) -> Result<(), Stopped> {
+        let reason = crate::guards::exit::reason(&event.event_type, &event.id);
+        let cancelled = self
+            .db("exit_waiting", fence, || {
+                recovery::exit_waiting(
+                    &self.db,
+                    fence,
+                    workflow_id,
+                    event.customer_id,
+                    &reason,
+                    self.clock.now(),
+                )
+            })
+            .await?;
+        for run_id in &cancelled {
+            Metrics::global().runs_exited.inc();
+            Metrics::global().runs.with_label_values(&["cancelled"]).inc();
+            tracing::info!(run_id, workflow_id, customer_id = event.customer_id, event_id = %event.id, "waiting run cancelled by exit_when");
+        }
+        Ok(())
     }
 
     async fn fail_run(&self, fence: Fence, run: &Run, step: i32, error: &str) -> Result<(), Stopped> {
@@ -412,8 +538,9 @@ fn count_applied(applied: &[(crate::catalogue::ActionKind, Duration)]) {
 
 /// An event's runs as committed with their first steps: counted, and the ended ones
 /// logged as done.
-fn started_runs(started: runs::Recorded<crate::actions::Started>) -> (Vec<Run>, bool) {
+fn started_runs(started: runs::Recorded<crate::actions::Started>) -> (Vec<Run>, bool, Vec<runs::HeldBack>) {
     let replayed = started.replayed;
+    let held_back = started.held_back;
     let runs = started
         .runs
         .into_iter()
@@ -425,7 +552,7 @@ fn started_runs(started: runs::Recorded<crate::actions::Started>) -> (Vec<Run>, 
             s.run
         })
         .collect();
-    (runs, replayed)
+    (runs, replayed, held_back)
 }
 
 /// Whether a run still has steps to run now (not ended, not waiting on a delay).

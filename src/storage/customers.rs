@@ -151,3 +151,234 @@ fn add_status(map: &mut Map<String, Value>, row: &QueryResult) -> Result<(), Sto
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
+
+/// A customer as written through the API or an import line: every field optional. A
+/// field given is set; a field left out keeps its stored value (a new customer gets the
+/// column's default), so a CRM can send just what changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomerInput {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub country: Option<String>,
+    pub language: Option<String>,
+    pub balance: Option<f64>,
+    pub registered_at: Option<Option<DateTime<Utc>>>,
+    pub last_activity_at: Option<Option<DateTime<Utc>>>,
+    pub agent_id: Option<Option<i64>>,
+    pub team_id: Option<Option<i64>>,
+    pub desk: Option<String>,
+    pub active: Option<bool>,
+    pub frozen: Option<bool>,
+    /// An IANA name, checked by the caller.
+    pub timezone: Option<String>,
+    pub email_opt_out: Option<bool>,
+    pub sms_opt_out: Option<bool>,
+    /// Replaces the custom fields when given.
+    pub custom: Option<Map<String, Value>>,
+    /// (type name, status name): each sets the customer's status of that type.
+    pub statuses: Vec<(String, String)>,
+}
+
+/// The type a custom field is defined with the first time a customer carries it.
+fn inferred_type(value: &Value) -> crate::schema::FieldType {
+    use crate::schema::FieldType;
+    match value {
+        Value::Number(_) => FieldType::Number,
+        Value::String(_) => FieldType::String,
+        Value::Bool(_) => FieldType::Boolean,
+        Value::Array(_) => FieldType::List,
+        _ => FieldType::Any,
+    }
+}
+
+/// Creates or updates customer `id` in the caller's transaction; true when created.
+///
+/// Statuses are named by type and status name; an unknown one is refused with the JSON
+/// pointer `/statuses/<type>`. A custom field no customer had before is defined (its type
+/// taken from the value) and the workflow change counter moves, so the matcher's field
+/// schema and GET /api/v1/schema know it at once.
+pub async fn upsert<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    input: CustomerInput,
+    now: DateTime<Utc>,
+) -> Result<bool, super::crm::CrmError> {
+    use super::crm::CrmError;
+    use super::entities::{custom_field_definitions, customer_statuses, statuses as status_rows};
+    use crate::problem::{Pointer, Problem, Severity};
+    use sea_orm::sea_query::OnConflict;
+    use sea_orm::{ActiveModelTrait, ColumnTrait, IntoActiveModel, QueryFilter, Set};
+
+    let mut problems = Vec::new();
+    let mut resolved = Vec::with_capacity(input.statuses.len());
+    for (type_name, status_name) in &input.statuses {
+        let at = Pointer::root().key("statuses").key(type_name);
+        let Some(status_type) = super::statuses::type_by_name(conn, type_name).await? else {
+            problems.push(Problem {
+                path: at.as_str().to_owned(),
+                message: format!("unknown status type {type_name:?}"),
+                severity: Severity::Error,
+            });
+            continue;
+        };
+        let status = status_rows::Entity::find()
+            .filter(status_rows::Column::StatusTypeId.eq(status_type.id))
+            .filter(status_rows::Column::Name.eq(status_name.as_str()))
+            .one(conn)
+            .await?;
+        match status {
+            Some(s) => resolved.push((status_type.id, s.id)),
+            None => problems.push(Problem {
+                path: at.as_str().to_owned(),
+                message: format!("unknown status {status_name:?} of type {type_name:?}"),
+                severity: Severity::Error,
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CrmError::Invalid(problems));
+    }
+    if let Some(custom) = &input.custom {
+        let mut defined = false;
+        for (name, value) in custom {
+            if value.is_null() {
+                continue;
+            }
+            let known = custom_field_definitions::Entity::find_by_id(name.clone())
+                .one(conn)
+                .await?
+                .is_some();
+            if !known {
+                super::statuses::define_custom_field(conn, name, inferred_type(value)).await?;
+                defined = true;
+            }
+        }
+        if defined {
+            super::workflows::touch(conn).await?;
+        }
+    }
+
+    let existing = get(conn, id).await?;
+    let created = existing.is_none();
+    let mut row = match existing {
+        Some(found) => found.into_active_model(),
+        None => customers::ActiveModel {
+            id: Set(id),
+            custom_fields: Set(Value::Object(Map::new())),
+            ..Default::default()
+        },
+    };
+    let i = input;
+    if let Some(v) = i.first_name {
+        row.first_name = Set(v);
+    }
+    if let Some(v) = i.last_name {
+        row.last_name = Set(v);
+    }
+    if let Some(v) = i.email {
+        row.email = Set(v);
+    }
+    if let Some(v) = i.phone {
+        row.phone = Set(v);
+    }
+    if let Some(v) = i.country {
+        row.country = Set(v);
+    }
+    if let Some(v) = i.language {
+        row.language = Set(v);
+    }
+    if let Some(v) = i.balance {
+        row.balance = Set(v);
+    }
+    if let Some(v) = i.registered_at {
+        row.registered_at = Set(v);
+    }
+    if let Some(v) = i.last_activity_at {
+        row.last_activity_at = Set(v);
+    }
+    if let Some(v) = i.agent_id {
+        row.agent_id = Set(v);
+    }
+    if let Some(v) = i.team_id {
+        row.team_id = Set(v);
+    }
+    if let Some(v) = i.desk {
+        row.desk = Set(v);
+    }
+    if let Some(v) = i.active {
+        row.active = Set(v);
+    }
+    if let Some(v) = i.frozen {
+        row.frozen = Set(v);
+    }
+    if let Some(v) = i.timezone {
+        row.timezone = Set(v);
+    }
+    if let Some(v) = i.email_opt_out {
+        row.email_opt_out = Set(v);
+    }
+    if let Some(v) = i.sms_opt_out {
+        row.sms_opt_out = Set(v);
+    }
+    if let Some(v) = i.custom {
+        row.custom_fields = Set(Value::Object(v));
+    }
+    row.updated_at = Set(now);
+    if created {
+        customers::Entity::insert(row).exec_without_returning(conn).await?;
+    } else {
+        row.update(conn).await?;
+    }
+    for (status_type_id, status_id) in resolved {
+        customer_statuses::Entity::insert(customer_statuses::ActiveModel {
+            customer_id: Set(id),
+            status_type_id: Set(status_type_id),
+            status_id: Set(status_id),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                customer_statuses::Column::CustomerId,
+                customer_statuses::Column::StatusTypeId,
+            ])
+            .update_columns([
+                customer_statuses::Column::StatusId,
+                customer_statuses::Column::UpdatedAt,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    }
+    Ok(created)
+}
+
+/// Deletes customer `id` and its statuses (its runs, notes and tasks stay as history);
+/// false when there was no such customer.
+pub async fn delete<C: ConnectionTrait>(conn: &C, id: i64) -> Result<bool, StorageError> {
+    use super::entities::customer_statuses;
+    use sea_orm::{ColumnTrait, QueryFilter};
+    customer_statuses::Entity::delete_many()
+        .filter(customer_statuses::Column::CustomerId.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(customers::Entity::delete_by_id(id).exec(conn).await?.rows_affected > 0)
+}
+
+/// The customer's statuses as (type name, status name), by type.
+pub async fn statuses_of<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Vec<(String, String)>, StorageError> {
+    let rows = conn
+        .query_all(statement(
+            conn,
+            "SELECT st.name AS type_name, s.name AS status_name FROM customer_statuses cs \
+             JOIN status_types st ON st.id = cs.status_type_id JOIN statuses s ON s.id = cs.status_id \
+             WHERE cs.customer_id = $1 ORDER BY st.id",
+            vec![id.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("", "type_name")?, r.try_get("", "status_name")?)))
+        .collect()
+}

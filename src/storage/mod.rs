@@ -10,9 +10,14 @@
 //! transaction must use that transaction for every query, never the pool, or it waits on
 //! itself under SQLite.
 
+pub mod agents;
+pub mod archive;
+pub mod crm;
 pub mod customers;
 pub mod emitters;
+pub mod endpoints;
 pub mod entities;
+pub mod entries;
 pub mod outbox;
 pub mod ownership;
 pub mod plans;
@@ -21,9 +26,13 @@ pub mod retention;
 pub mod runs;
 pub mod scheduled;
 pub mod seed;
+pub mod sms_providers;
 pub mod sql;
 pub mod statuses;
 pub mod steps;
+pub mod sync;
+pub mod targets;
+pub mod teams;
 pub mod workflows;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};

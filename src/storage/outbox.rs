@@ -7,6 +7,7 @@
 use super::entities::outbox;
 use super::sql::statement;
 use super::StorageError;
+use crate::trace::TraceParent;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set};
@@ -172,6 +173,33 @@ pub async fn claim_events<C: ConnectionTrait>(
         .collect::<Result<Vec<_>, _>>()?;
     claimed.sort_by_key(|m| m.id);
     Ok(claimed)
+}
+
+/// The trace contexts of the runs that queued `messages`, by run id: an emitted event
+/// is published with its run's `traceparent` (see [`crate::trace`]). One query for a batch.
+pub async fn run_traces<C: ConnectionTrait>(
+    conn: &C,
+    messages: &[OutboxMessage],
+) -> Result<std::collections::HashMap<i64, TraceParent>, StorageError> {
+    let mut ids: Vec<i64> = messages.iter().filter_map(|m| m.run_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    // Run ids are integers, so listing them inline is safe (see scheduled.rs).
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let sql = format!("SELECT id, traceparent FROM runs WHERE id IN ({list}) AND traceparent IS NOT NULL");
+    let rows = conn.query_all(statement(conn, &sql, vec![])).await?;
+    let mut traces = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: i64 = row.try_get("", "id")?;
+        let text: String = row.try_get("", "traceparent")?;
+        if let Ok(trace) = text.parse() {
+            traces.insert(id, trace);
+        }
+    }
+    Ok(traces)
 }
 
 /// The message with this idempotency key.

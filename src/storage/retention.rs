@@ -108,3 +108,45 @@ fn limit(batch: u64) -> Value {
 fn id_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
 }
+
+/// Deletes up to `batch` archived events archived before `cutoff`, oldest first.
+pub async fn prune_archive_older<C: ConnectionTrait>(
+    conn: &C,
+    cutoff: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64, StorageError> {
+    Ok(conn
+        .execute(statement(
+            conn,
+            "DELETE FROM event_archive WHERE seq IN (\
+               SELECT seq FROM event_archive WHERE archived_at < $1 ORDER BY seq LIMIT $2)",
+            vec![cutoff.into(), limit(batch)],
+        ))
+        .await?
+        .rows_affected())
+}
+
+/// Deletes up to `batch` of the oldest archived events beyond the newest `keep`.
+pub async fn prune_archive_beyond<C: ConnectionTrait>(conn: &C, keep: u64, batch: u64) -> Result<u64, StorageError> {
+    // The newest `keep` rows are found by walking the primary key from the top; the first
+    // row past them marks where deleting starts. Exact whatever the gaps in `seq`.
+    let offset = i64::try_from(keep).unwrap_or(i64::MAX);
+    let edge = conn
+        .query_one(statement(
+            conn,
+            "SELECT seq FROM event_archive ORDER BY seq DESC LIMIT 1 OFFSET $1",
+            vec![offset.into()],
+        ))
+        .await?;
+    let Some(edge) = edge else { return Ok(0) };
+    let edge: i64 = edge.try_get("", "seq")?;
+    Ok(conn
+        .execute(statement(
+            conn,
+            "DELETE FROM event_archive WHERE seq IN (\
+               SELECT seq FROM event_archive WHERE seq <= $1 ORDER BY seq LIMIT $2)",
+            vec![edge.into(), limit(batch)],
+        ))
+        .await?
+        .rows_affected())
+}

@@ -4,11 +4,12 @@
 
 use super::entities::{run_steps, runs};
 use super::ownership::Fence;
-use super::plans;
 use super::sql::statement;
+use super::{entries, plans};
 use super::{Database, StorageError};
 use crate::catalogue::ActionKind;
 use crate::envelope::EventEnvelope;
+use crate::guards::limits::EntryLimit;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
@@ -33,6 +34,8 @@ pub mod step_status {
     pub const DONE: &str = "done";
     pub const FAILED: &str = "failed";
     pub const WAITING: &str = "waiting";
+    /// Not run for this customer (an opt-out): the result says why.
+    pub const SKIPPED: &str = "skipped";
 }
 
 /// A workflow chosen for an event: the version that matched and its steps in order.
@@ -41,6 +44,9 @@ pub struct PlannedRun {
     pub workflow_id: String,
     pub workflow_version: i64,
     pub steps: Vec<ActionKind>,
+    /// The workflow's per-customer limit: the run is recorded only if the customer may
+    /// enter ([`entries::enter`], in the same transaction).
+    pub limit: Option<EntryLimit>,
 }
 
 /// A run with its steps in order.
@@ -101,6 +107,17 @@ pub struct Recorded<T> {
     /// The event's plan had been recorded before (a redelivery): `runs` are the recorded
     /// runs with their progress, and nothing was written.
     pub replayed: bool,
+    /// Planned workflows whose limit held the customer back: no run was created for them,
+    /// and `runs` leaves them out.
+    pub held_back: Vec<HeldBack>,
+}
+
+/// A planned run not created because of its workflow's limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBack {
+    pub workflow_id: String,
+    /// `once_per_customer` or `cooldown`.
+    pub limited_by: &'static str,
 }
 
 /// Records the plan of `event` and its runs, one per planned workflow, with their pending
@@ -121,6 +138,7 @@ pub async fn record_runs(
     Ok(Recorded {
         runs: recorded.runs.into_iter().map(|(run, _)| run).collect(),
         replayed: recorded.replayed,
+        held_back: recorded.held_back,
     })
 }
 
@@ -149,11 +167,26 @@ pub async fn record_runs_in<C: ConnectionTrait>(
                 runs.push((Run { run, steps }, false));
             }
         }
-        return Ok(Recorded { runs, replayed: true });
+        return Ok(Recorded {
+            runs,
+            replayed: true,
+            held_back: Vec::new(),
+        });
     }
     let envelope = serde_json::to_value(event).map_err(|source| StorageError::Encode { what: "event", source })?;
     let mut recorded = Vec::with_capacity(planned.len());
+    let mut held_back = Vec::new();
     for plan in planned {
+        if let Some(limit) = plan.limit {
+            if !entries::enter(conn, &plan.workflow_id, event.customer_id, limit, now).await? {
+                tracing::info!(event_id = %event.id, workflow_id = %plan.workflow_id, customer_id = event.customer_id, limited_by = limit.name(), "run held back by the workflow's limit");
+                held_back.push(HeldBack {
+                    workflow_id: plan.workflow_id.clone(),
+                    limited_by: limit.name(),
+                });
+                continue;
+            }
+        }
         let inserted = runs::Entity::insert(runs::ActiveModel {
             event_id: Set(event.id.clone()),
             workflow_id: Set(plan.workflow_id.clone()),
@@ -165,8 +198,10 @@ pub async fn record_runs_in<C: ConnectionTrait>(
             status: Set(status::PENDING.to_owned()),
             next_step: Set(0),
             error: Set(None),
+            reason: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            traceparent: Set(event.trace.map(|t| t.to_string())),
             ..Default::default()
         })
         .on_conflict(
@@ -231,6 +266,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
     Ok(Recorded {
         runs: recorded,
         replayed: false,
+        held_back,
     })
 }
 
@@ -392,7 +428,7 @@ pub async fn resume<C: ConnectionTrait>(conn: &C, run_id: i64, now: DateTime<Utc
     let woken = conn
         .execute(statement(
             conn,
-            "UPDATE runs SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+            "UPDATE runs SET status = $1, reason = NULL, updated_at = $2 WHERE id = $3 AND status = $4",
             vec![
                 status::RUNNING.into(),
                 now.into(),
@@ -405,9 +441,12 @@ pub async fn resume<C: ConnectionTrait>(conn: &C, run_id: i64, now: DateTime<Utc
     if woken == 0 {
         return Ok(false);
     }
+    // Delay steps before `next_step` are done; a step waiting at `next_step` (for its send
+    // window) is not: it runs now.
     conn.execute(statement(
         conn,
-        "UPDATE run_steps SET status = $1, finished_at = $2 WHERE run_id = $3 AND status = $4",
+        "UPDATE run_steps SET status = $1, finished_at = $2 WHERE run_id = $3 AND status = $4 \
+         AND step_index < (SELECT next_step FROM runs WHERE id = $3)",
         vec![
             step_status::DONE.into(),
             now.into(),
@@ -436,6 +475,23 @@ pub async fn finish_run<C: ConnectionTrait>(
             now.into(),
             run_id.into(),
         ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Notes on the run of `workflow_id` for `event_id` why it is as it is (e.g. an event it
+/// emitted was past the cascade limit). Changes nothing when there is no such run.
+pub async fn note_reason<C: ConnectionTrait>(
+    conn: &C,
+    event_id: &str,
+    workflow_id: &str,
+    reason: &str,
+) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "UPDATE runs SET reason = $1 WHERE event_id = $2 AND workflow_id = $3",
+        vec![reason.into(), event_id.into(), workflow_id.into()],
     ))
     .await?;
     Ok(())

@@ -128,3 +128,103 @@ pub async fn define_custom_field<C: ConnectionTrait>(
     .await?;
     Ok(())
 }
+
+/// Longest status type name: it becomes the field names `customer.<type>_status(_id)`.
+pub const MAX_TYPE_NAME_LEN: usize = 64;
+/// Longest status name.
+pub const MAX_STATUS_NAME_LEN: usize = 200;
+
+/// A status type row, if `name` exists.
+pub async fn type_by_name<C: ConnectionTrait>(
+    conn: &C,
+    name: &str,
+) -> Result<Option<status_types::Model>, StorageError> {
+    Ok(status_types::Entity::find()
+        .filter(status_types::Column::Name.eq(name))
+        .one(conn)
+        .await?)
+}
+
+/// A page of status types by id.
+pub async fn list_types<C: ConnectionTrait>(
+    conn: &C,
+    page: super::crm::Page,
+) -> Result<Vec<status_types::Model>, StorageError> {
+    use sea_orm::QuerySelect;
+    let mut query = status_types::Entity::find()
+        .order_by_asc(status_types::Column::Id)
+        .limit(page.limit);
+    if let Some(after) = page.after {
+        query = query.filter(status_types::Column::Id.gt(after));
+    }
+    Ok(query.all(conn).await?)
+}
+
+/// A page of the statuses of type `type_id` by id.
+pub async fn list_statuses<C: ConnectionTrait>(
+    conn: &C,
+    type_id: i64,
+    page: super::crm::Page,
+) -> Result<Vec<statuses::Model>, StorageError> {
+    use sea_orm::QuerySelect;
+    let mut query = statuses::Entity::find()
+        .filter(statuses::Column::StatusTypeId.eq(type_id))
+        .order_by_asc(statuses::Column::Id)
+        .limit(page.limit);
+    if let Some(after) = page.after {
+        query = query.filter(statuses::Column::Id.gt(after));
+    }
+    Ok(query.all(conn).await?)
+}
+
+/// Creates the status type `name`; an existing one is a conflict. Every node's workflow
+/// set is reloaded, and GET /api/v1/schema shows the type's fields at once.
+pub async fn create_type(db: &super::Database, name: &str) -> Result<status_types::Model, super::crm::CrmError> {
+    use sea_orm::TransactionTrait;
+    let txn = db.connection().begin().await?;
+    if type_by_name(&txn, name).await?.is_some() {
+        return Err(super::crm::CrmError::Conflict(format!(
+            "status type {name:?} already exists"
+        )));
+    }
+    ensure_status_type(&txn, name).await?;
+    super::workflows::touch(&txn).await?;
+    let row = type_by_name(&txn, name)
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("status type {name:?}")))?;
+    txn.commit().await?;
+    Ok(row)
+}
+
+/// Creates the status `name` of type `type_name`; an unknown type is not found, an
+/// existing status a conflict.
+pub async fn create_status(
+    db: &super::Database,
+    type_name: &str,
+    name: &str,
+) -> Result<statuses::Model, super::crm::CrmError> {
+    use super::crm::CrmError;
+    use sea_orm::TransactionTrait;
+    let txn = db.connection().begin().await?;
+    let Some(status_type) = type_by_name(&txn, type_name).await? else {
+        return Err(CrmError::NotFound(format!("status type {type_name:?} not found")));
+    };
+    let exists = statuses::Entity::find()
+        .filter(statuses::Column::StatusTypeId.eq(status_type.id))
+        .filter(statuses::Column::Name.eq(name))
+        .one(&txn)
+        .await?;
+    if exists.is_some() {
+        return Err(CrmError::Conflict(format!(
+            "status {name:?} of type {type_name:?} already exists"
+        )));
+    }
+    let id = ensure_status(&txn, status_type.id, name).await?;
+    super::workflows::touch(&txn).await?;
+    txn.commit().await?;
+    Ok(statuses::Model {
+        id,
+        status_type_id: status_type.id,
+        name: name.to_owned(),
+    })
+}

@@ -12,7 +12,7 @@ use crate::conditions::Limits;
 use crate::outbound::OutboundRequest;
 use crate::schema::FieldSchema;
 use crate::validate::Validator;
-use crate::workflow::Step;
+use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
@@ -41,6 +41,78 @@ pub async fn delay(
     let txn = db.begin_fenced(fence).await?;
     scheduled::schedule(&txn, run_id, customer_id, partition, due_at, now).await?;
     runs::set_waiting(&txn, run_id, step_index, now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Parks a run at its email or SMS step `step_index` until its send window opens at
+/// `opens_at`: the step is `waiting` with the reason as its result, the run `waiting` at
+/// that same step with the reason, and a continuation scheduled as for a delay. On resume
+/// the step runs (the window and consent are checked again then).
+#[allow(clippy::too_many_arguments)]
+pub async fn wait_for_window(
+    db: &Database,
+    fence: Fence,
+    run_id: i64,
+    step_index: i32,
+    customer_id: i64,
+    partition: i32,
+    opens_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let until = super::customers::rfc3339(opens_at);
+    let result = json!({"waiting_for": "send_window", "until": until});
+    let reason = format!("waiting for the send window to open at {until}");
+    let txn = db.begin_fenced(fence).await?;
+    scheduled::schedule(&txn, run_id, customer_id, partition, opens_at, now).await?;
+    txn.execute(statement(
+        &txn,
+        "UPDATE run_steps SET status = $1, result = $2, started_at = COALESCE(started_at, $3) \
+         WHERE run_id = $4 AND step_index = $5",
+        vec![
+            step_status::WAITING.into(),
+            result.into(),
+            now.into(),
+            run_id.into(),
+            step_index.into(),
+        ],
+    ))
+    .await?;
+    txn.execute(statement(
+        &txn,
+        "UPDATE runs SET status = $1, reason = $2, updated_at = $3 WHERE id = $4",
+        vec![status::WAITING.into(), reason.into(), now.into(), run_id.into()],
+    ))
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Skips an email or SMS step for the customer's opt-out: the step is `skipped` with
+/// `{"skipped": reason}` as its result and the run moves past it, in one transaction.
+pub async fn skip(
+    db: &Database,
+    fence: Fence,
+    run_id: i64,
+    step_index: i32,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let txn = db.begin_fenced(fence).await?;
+    txn.execute(statement(
+        &txn,
+        "UPDATE run_steps SET status = $1, result = $2, error = NULL, \
+         started_at = COALESCE(started_at, $3), finished_at = $3 WHERE run_id = $4 AND step_index = $5",
+        vec![
+            step_status::SKIPPED.into(),
+            json!({ "skipped": reason }).into(),
+            now.into(),
+            run_id.into(),
+            step_index.into(),
+        ],
+    ))
+    .await?;
+    runs::advance(&txn, run_id, step_index + 1, status::RUNNING, now).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -119,12 +191,13 @@ pub async fn unfinished<C: ConnectionTrait>(conn: &C, partition: i32) -> Result<
         .collect())
 }
 
-/// The steps of the workflow version a run started with, so a chain resumed after an
-/// edit finishes as it began. `Ok(Err(_))` when that version is gone or no longer valid.
-pub async fn workflow_steps<C: ConnectionTrait>(
+/// The workflow version a run started with (its steps and send window), so a chain
+/// resumed after an edit finishes as it began. `Ok(Err(_))` when that version is gone or
+/// no longer valid.
+pub async fn workflow_version<C: ConnectionTrait>(
     conn: &C,
     run: &Run,
-) -> Result<Result<Vec<Step>, String>, StorageError> {
+) -> Result<Result<Workflow, String>, StorageError> {
     let r = &run.run;
     let versions = workflows::versions(conn, &r.workflow_id).await?;
     let Some(version) = versions.into_iter().find(|v| v.version == r.workflow_version) else {
@@ -144,7 +217,7 @@ pub async fn workflow_steps<C: ConnectionTrait>(
     };
     Ok(Validator::new(&schema, limits)
         .workflow(&version.definition)
-        .map(|v| v.workflow.actions)
+        .map(|v| v.workflow)
         .map_err(|e| e.to_string()))
 }
 

@@ -226,6 +226,20 @@ async fn record_version<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Moves the change counter without a workflow change: status types, statuses and custom
+/// fields decide which stored workflows validate, so every node reloads its set when they
+/// change, as it does after a save.
+pub async fn touch<C: ConnectionTrait>(conn: &C) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "INSERT INTO change_counters (name, value) VALUES ($1, 1) \
+         ON CONFLICT (name) DO UPDATE SET value = change_counters.value + 1",
+        vec![COUNTER.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// A short id unlikely to collide across processes: a per-process start drawn from the
 /// time and the process id, plus a counter, mixed so consecutive ids look unrelated.
 fn generate_id() -> String {
@@ -246,14 +260,9 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Builds the set of active workflows as stored, with the change counter it was read at.
-/// A stored workflow that no longer validates or compiles is left out and logged; the
-/// others keep running.
-pub async fn load_set(
-    db: &Database,
-    limits: crate::conditions::Limits,
-) -> Result<(i64, crate::plan::WorkflowSet), StorageError> {
-    let version = change_counter(db.connection()).await?;
+/// The active workflows as stored, validated again (against today's schema and limits);
+/// one that no longer validates is left out and logged.
+pub async fn active(db: &Database, limits: crate::conditions::Limits) -> Result<Vec<Workflow>, StorageError> {
     let schema = super::statuses::field_schema(db.connection()).await?;
     let validator = crate::validate::Validator::new(&schema, limits);
     let mut valid = Vec::new();
@@ -263,6 +272,18 @@ pub async fn load_set(
             Err(e) => tracing::error!(workflow_id = %stored.id, error = %e, "stored workflow left out"),
         }
     }
+    Ok(valid)
+}
+
+/// Builds the set of active workflows as stored, with the change counter it was read at.
+/// A stored workflow that no longer validates or compiles is left out and logged; the
+/// others keep running.
+pub async fn load_set(
+    db: &Database,
+    limits: crate::conditions::Limits,
+) -> Result<(i64, crate::plan::WorkflowSet), StorageError> {
+    let version = change_counter(db.connection()).await?;
+    let valid = active(db, limits).await?;
     let (set, errors) = crate::plan::WorkflowSet::build(valid, &limits);
     for e in errors {
         tracing::error!(workflow_id = %e.workflow_id, error = %e, "stored workflow left out");

@@ -190,6 +190,46 @@ test('a sent event shows up in the runs view with its steps and errors', async (
   await page.locator('li.run', { hasText: 'customer 4242' }).waitFor();
 });
 
+test('a backtest shows how many archived events the draft and the current version match', async () => {
+  // Three more deposits for the archive, beside the 12,000 one sent above (consumed events
+  // are archived whether or not a workflow runs on them).
+  for (const [id, amount] of [['ui-bt-1', 500], ['ui-bt-2', 25000], ['ui-bt-3', 9000]]) {
+    const r = await fetch(`${engine.base}/api/v1/events`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ id, type: 'customer.deposited', customer_id: 4243, data: { amount, currency: 'USD' } }),
+    });
+    assert.equal(r.status, 202);
+  }
+  const archived = async () => {
+    const r = await fetch(`${engine.base}/api/v1/backtest`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ workflows: [{ name: 'all deposits', trigger_event: 'customer.deposited', actions: [{ type: 'add_note', params: { body: 'x' } }] }] }),
+    });
+    return (await r.json()).events;
+  };
+  const deadline = Date.now() + 30_000;
+  while ((await archived()) < 4) {
+    assert.ok(Date.now() < deadline, 'the deposits were not archived in time');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+
+  await openEditorOf('High-value deposit alert');
+  await page.click('#t-backtest');
+  const summary = page.locator('#t-bt-summary');
+  await summary.waitFor();
+  // gte 10000: 12,000 and 25,000.
+  assert.match(await summary.textContent(),
+    /^This draft would have matched 2 of (\d+) customer\.deposited events in the last 7 days; the current version matched 2 of \1\.$/);
+  // The draft lowers its threshold: 9,000 matches too, the saved version is unchanged.
+  await page.fill(ruleId('/conditions/rules/0', 'value'), '5000');
+  await page.click('#t-backtest');
+  await page.locator('#t-bt-summary', { hasText: 'matched 3 of' }).waitFor();
+  assert.match(await summary.textContent(), /draft would have matched 3 of \d+ .*current version matched 2 of/);
+  await page.locator('#t-bt-result summary').click();
+  assert.ok((await page.locator('#t-bt-result .bt-sample li').allTextContents()).some((t) => t.includes('ui-bt-3')));
+  assert.equal((await stored())['High-value deposit alert'].conditions.rules[0].value, 10000, 'a backtest saves nothing');
+});
+
 test('enable/disable, version history and delete with confirmation', async () => {
   await page.goto(`${engine.base}/#/workflows`);
   const row = () => page.locator('tr', { hasText: 'High-value deposit alert' });
@@ -212,6 +252,38 @@ test('enable/disable, version history and delete with confirmation', async () =>
   await page.click('#confirm-ok');
   await row().waitFor({ state: 'detached' });
   assert.equal((await stored())['High-value deposit alert'], undefined);
+});
+
+test('guard rails are set through the page: limit, send window, exit event, transactional', async () => {
+  await page.goto(`${engine.base}/#/new`);
+  await page.fill('#wf-name', 'Guarded welcome');
+  await page.selectOption('#wf-trigger', 'customer.deposited');
+  await page.selectOption('#add-action-type', 'send_email');
+  await page.click('#add-action');
+  await page.fill('#a-0-p-subject', 'Your receipt');
+  await page.selectOption('#wf-limit', 'cooldown');
+  await page.fill('#wf-cooldown-value', '7');
+  await page.selectOption('#wf-cooldown-unit', 'days');
+  await page.check('#wf-window');
+  await page.fill('#wf-window-from', '09:00');
+  await page.fill('#wf-window-to', '20:00');
+  await page.getByLabel('Mon', { exact: true }).check();
+  await page.getByLabel('Fri', { exact: true }).check();
+  await page.getByLabel(/Step 1 \(send_email\) is transactional/).check();
+  await page.click('#wf-add-exit');
+  await page.getByLabel('Exit event 1').fill('customer.withdrawal_requested');
+  await page.click('#wf-save');
+  await page.locator('#wf-summary', { hasText: 'Saved “Guarded welcome”, version 1.' }).waitFor();
+  const got = (await stored())['Guarded welcome'];
+  assert.deepEqual(got.limits, { cooldown: { days: 7 } });
+  assert.deepEqual(got.send_window, { from: '09:00', to: '20:00', days: ['mon', 'fri'] });
+  assert.deepEqual(got.exit_when, [{ trigger_event: 'customer.withdrawal_requested' }]);
+  assert.equal(got.actions[0].transactional, true);
+  // reopened, the panel shows what was stored
+  await openEditorOf('Guarded welcome');
+  assert.equal(await page.inputValue('#wf-limit'), 'cooldown');
+  assert.equal(await page.isChecked('#wf-window'), true);
+  assert.equal(await page.getByLabel('Exit event 1').inputValue(), 'customer.withdrawal_requested');
 });
 
 test('the editor works from the keyboard', async () => {

@@ -14,17 +14,23 @@ export const BINARY = process.env.WFE_BINARY || join(ROOT, 'target/debug/workflo
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const SEED_WORKFLOWS = JSON.parse(readFileSync(join(ROOT, 'tests/fixtures/seed_workflows.json'), 'utf8'));
 
-/** Status types and statuses, so status fields offer their options (as a broker's CRM has). */
+/**
+ * Statuses, so status fields offer their options (as a broker's CRM has). A fresh database
+ * already has the status types sales, kyc and retention; ids are looked up by name.
+ */
 const SEED_SQL = `
-INSERT INTO status_types(name) VALUES ('sales'), ('retention');
-INSERT INTO statuses(status_type_id, name) VALUES (1, 'new'), (1, 'vip'), (2, 'active'), (2, 'churning');
+INSERT OR IGNORE INTO status_types(name) VALUES ('sales'), ('retention');
+INSERT INTO statuses(status_type_id, name)
+  SELECT t.id, s.name FROM status_types t JOIN (SELECT 'sales' AS type, 'new' AS name UNION ALL SELECT 'sales', 'vip'
+    UNION ALL SELECT 'retention', 'active' UNION ALL SELECT 'retention', 'churning') s ON s.type = t.name;
 `;
 
 /**
  * Starts `workflow-engine serve` on 127.0.0.1:0 and resolves once it listens and /readyz
- * says the consumer owns its partitions. Returns { base, stop(), dir, log() }.
+ * says the consumer owns its partitions. `env` adds settings (WFE__...). Returns
+ * { base, stop(), dir, log() }.
  */
-export async function startEngine({ token = '', seedStatuses = true } = {}) {
+export async function startEngine({ token = '', seedStatuses = true, env: extraEnv = {} } = {}) {
   if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run cargo build first`);
   const dir = mkdtempSync(join(tmpdir(), 'wfe-ui-'));
   const env = {
@@ -34,6 +40,7 @@ export async function startEngine({ token = '', seedStatuses = true } = {}) {
     WFE__DATABASE__URL: `sqlite://${dir}/ui.db`,
     WFE__SCHEDULER__DELAY_OVERRIDE_SECS: '2',
     WFE__LOG__LEVEL: process.env.WFE__LOG__LEVEL || 'warn',
+    ...extraEnv,
   };
   if (seedStatuses) {
     execFileSync(BINARY, ['migrate'], { env, stdio: 'ignore' });
@@ -143,10 +150,27 @@ export async function buildWorkflow(page, wf) {
         await page.fill(`#a-${i}-p-${name}`, JSON.stringify(value, null, 2));
       } else if (typeof value === 'boolean') {
         await page.selectOption(`#a-${i}-p-${name}`, String(value));
+      } else if (await page.locator(`#a-${i}-p-${name}`).evaluate((el) => el.tagName) === 'SELECT') {
+        await pick(page, `#a-${i}-p-${name}`, value);
       } else {
         await page.fill(`#a-${i}-p-${name}`, String(value));
       }
     }
+  }
+}
+
+/**
+ * Chooses `value` in a picker by name (ui/pickers.js): the option showing it (its label is
+ * the value, or ends with "(value)"), else "Another value" and types it.
+ */
+export async function pick(page, sel, value) {
+  const label = await page.locator(`${sel} option`).evaluateAll((opts, v) =>
+    opts.find((o) => o.value !== '__other__' && (o.textContent === v || o.textContent.endsWith(`(${v})`)))?.textContent, String(value));
+  if (label) {
+    await page.selectOption(sel, { label });
+  } else {
+    await page.selectOption(sel, '__other__');
+    await page.fill(`${sel}-other`, String(value));
   }
 }
 
@@ -194,4 +218,11 @@ export async function setRule(page, rule, path) {
     }
     void i;
   }
+}
+
+/** The form controls of the page (outside dialogs) that have no accessible name. */
+export async function unnamedControls(page) {
+  return page.evaluate(() => [...document.querySelectorAll('input, select, textarea, button')]
+    .filter((el) => !el.closest('dialog') && !(el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || (el.tagName === 'BUTTON' && el.textContent.trim())))
+    .map((el) => el.id || el.outerHTML.slice(0, 80)));
 }

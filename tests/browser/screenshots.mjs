@@ -1,7 +1,8 @@
 // Regenerates docs/screenshots/*.png: the main screens of the builder page at 1280x800.
 // Usage (from the repository root, after `cargo build` and `npm ci` in tests/browser):
 //   node tests/browser/screenshots.mjs
-// Workflows are created through the API here (the tests build them through the page).
+// Workflows and CRM records are created through the API here (the tests build them
+// through the page).
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +24,36 @@ try {
     const r = await api(engine.base, 'POST', '/api/v1/workflows', wf);
     ids[wf.name] = r.body.id;
   }
-  await api(engine.base, 'PUT', `/api/v1/workflows/${ids['New depositor onboarding']}`, { ...SEED_WORKFLOWS[1], priority: 20, version: 1 });
+  // version 2 of the onboarding: another priority, a reworded subject, one more step
+  const onboarding = SEED_WORKFLOWS[1];
+  await api(engine.base, 'PUT', `/api/v1/workflows/${ids['New depositor onboarding']}`, {
+    ...onboarding, priority: 15, version: 1,
+    actions: [
+      ...onboarding.actions.map((a) => (a.type === 'send_email' ? { ...a, params: { ...a.params, subject: 'Bem-vindo à corretora, {{customer.first_name}}!' } } : a)),
+      { type: 'add_note', params: { body: 'Onboarding started' } },
+    ],
+  });
+  // the CRM the pickers offer
+  const sales = (await api(engine.base, 'POST', '/api/v1/teams', { name: 'Sales BR', desk: 'sales' })).body;
+  const retention = (await api(engine.base, 'POST', '/api/v1/teams', { name: 'Retention EU', desk: 'retention' })).body;
+  const ana = (await api(engine.base, 'POST', '/api/v1/agents', { name: 'Ana Costa', email: 'ana@broker.example', team_id: retention.id, active: true })).body;
+  await api(engine.base, 'POST', '/api/v1/agents', { name: 'Rui Lima', email: 'rui@broker.example', team_id: sales.id, active: true });
+  await api(engine.base, 'POST', '/api/v1/webhook-endpoints', { name: 'slack_notification', url: 'https://hooks.slack.example/T000/B000', secret: 'whsec_c2NyZWVuc2hvdA==' });
+  await api(engine.base, 'POST', '/api/v1/webhook-endpoints', { name: 'ops_alerts', url: 'https://ops.example.com/hooks/deposits' });
+  await api(engine.base, 'POST', '/api/v1/sms-providers', { name: 'twilio', url: 'https://sms.twilio.example/send', active: true });
+  await api(engine.base, 'POST', '/api/v1/sms-providers', { name: 'vonage', url: 'https://sms.vonage.example/send', active: false });
+  await api(engine.base, 'PUT', '/api/v1/customers/2', { first_name: 'Bruno', last_name: 'Souza', email: 'bruno@example.com', country: 'BR', team_id: sales.id, statuses: { retention: 'churning' } });
+  const picked = (await api(engine.base, 'POST', '/api/v1/workflows', {
+    name: 'Hand big BR deposits to retention', trigger_event: 'customer.deposited', priority: 30,
+    conditions: { match: 'all', rules: [{ field: 'customer.team_id', operator: 'eq', value: sales.id }, { field: 'event.amount', operator: 'gte', value: 5000 }] },
+    actions: [
+      { type: 'assign_to_team', params: { team_id: retention.id } },
+      { type: 'set_status', params: { type: 'retention', status: 'churning' } },
+      { type: 'send_email', params: { subject: 'Obrigado, {{customer.first_name}}: {{event.amount}} {{event.currency}} received' } },
+      { type: 'webhook', params: { endpoint: 'ops_alerts', body: { text: 'Deposit {{event.amount}} by {{customer.id}}' } } },
+    ],
+  })).body;
+  void ana;
   await api(engine.base, 'POST', '/api/v1/events', { id: 'shot-1', type: 'customer.deposited', customer_id: 1042, data: { amount: 12500, currency: 'USD' } });
 
   await page.goto(`${engine.base}/#/workflows`);
@@ -70,13 +100,37 @@ try {
   await page.locator('#cond-title').evaluate((el) => el.scrollIntoView());
   await shot('04-validation-errors.png');
 
-  await page.goto(`${engine.base}/#/runs?customer_id=1042`);
-  await page.locator('li.run summary').first().click();
+  await page.goto(`${engine.base}/#/runs`);
+  await page.locator('li.run.run-failed summary').first().click();
   await shot('05-runs.png');
 
   await page.goto(`${engine.base}/#/history/${ids['New depositor onboarding']}`);
   await page.locator('ol.history summary').first().click();
   await shot('06-history.png');
+
+  await page.goto(`${engine.base}/#/history/${ids['New depositor onboarding']}?from=1&to=2`);
+  await page.locator('#h-diff .diff').waitFor();
+  await shot('07-version-diff.png');
+
+  await page.goto(`${engine.base}/#/edit/${picked.id}`);
+  await page.locator('#a-0-p-team_id').waitFor();
+  await page.fill('#t-event', JSON.stringify({ id: 'try-2', type: 'customer.deposited', customer_id: 2, data: { amount: 7000, currency: 'BRL' } }, null, 2));
+  await page.check('#t-mode-stored');
+  await page.fill('#t-customer-id', '2');
+  await page.click('#t-dry-run');
+  await page.locator('#t-result .dry-run-result').waitFor();
+  await page.locator('#actions-title').evaluate((el) => el.scrollIntoView());
+  // the plan at the top of the test panel (which scrolls on its own)
+  await page.locator('aside').evaluate((el) => { el.scrollTop = el.querySelector('#t-result h4').offsetTop - 8; });
+  await shot('08-pickers-and-previews.png');
+
+  await page.goto(`${engine.base}/#/endpoints`);
+  await page.getByRole('button', { name: 'Edit slack_notification' }).click();
+  await shot('09-webhook-endpoints.png');
+
+  await page.goto(`${engine.base}/#/sms-providers`);
+  await page.locator('#rec-list tr', { hasText: 'vonage' }).waitFor();
+  await shot('10-sms-providers.png');
 } finally {
   await browser.close();
   await engine.stop();

@@ -68,6 +68,8 @@ pub struct Received {
     /// Standard Webhooks' `webhook-id` and `webhook-timestamp`, which the signature covers.
     pub webhook_id: Option<String>,
     pub webhook_timestamp: Option<i64>,
+    /// The W3C trace context the request carried.
+    pub traceparent: Option<String>,
     /// The body as sent (signatures are over these bytes).
     pub raw: String,
     pub body: Value,
@@ -112,6 +114,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, inbox: web::Data<Arc<Inbox>
         signature: header(SIGNATURE_HEADER),
         webhook_id: header(ID_HEADER),
         webhook_timestamp: header(TIMESTAMP_HEADER).and_then(|t| t.parse().ok()),
+        traceparent: header("traceparent"),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         raw: String::from_utf8_lossy(&body).into_owned(),
         path,
@@ -328,6 +331,19 @@ impl Engine {
     /// Produces one record and waits for the broker's acknowledgement.
     pub async fn publish_raw(&self, key: &str, payload: &[u8]) {
         kafka::publish(&self.producer, self.topic(), key, payload, None)
+            .await
+            .unwrap();
+    }
+
+    /// Produces an envelope keyed by its customer id with a `traceparent` header, as a
+    /// traced producer would.
+    pub async fn publish_traced(&self, event: &Value, traceparent: &str) {
+        let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+            key: "traceparent",
+            value: Some(traceparent),
+        });
+        let (key, payload) = (event["customer_id"].to_string(), event.to_string());
+        kafka::publish(&self.producer, self.topic(), &key, payload.as_bytes(), Some(headers))
             .await
             .unwrap();
     }

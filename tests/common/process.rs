@@ -193,6 +193,11 @@ impl Engine {
         self.child.id()
     }
 
+    /// The engine's base URL, for clients of its own.
+    pub fn api_base(&self) -> &str {
+        &self.base
+    }
+
     pub fn api(&self) -> Api {
         Api::new(&self.base, None)
     }

@@ -6,6 +6,7 @@ pub mod change_counters;
 pub mod custom_field_definitions;
 pub mod customer_statuses;
 pub mod customers;
+pub mod event_archive;
 pub mod manager_counters;
 pub mod notes;
 pub mod outbox;

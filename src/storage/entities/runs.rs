@@ -23,8 +23,16 @@ pub struct Model {
     pub next_step: i32,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
+    /// Why the run is as it is beyond its status (a send window it waits for, a cascade it
+    /// started that was stopped).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The `traceparent` the event arrived with, passed on by the run's webhooks and
+    /// emitted events.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

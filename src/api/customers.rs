@@ -1,0 +1,342 @@
+//! Customers by the CRM's id: PUT (upsert), GET, DELETE, and the NDJSON bulk import.
+
+use super::input::{Reader, MAX_NAME_LEN, MAX_TEXT_LEN};
+use super::{ApiError, AppState, ErrorBody};
+use crate::problem::{Pointer, Problem, Severity};
+use crate::storage::crm::CrmError;
+use crate::storage::customers::{self, rfc3339, CustomerInput};
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde_json::{json, Map, Value};
+
+/// Most custom fields on one customer, and the longest custom field name.
+pub const MAX_CUSTOM_FIELDS: usize = 100;
+pub const MAX_CUSTOM_NAME_LEN: usize = 64;
+/// Most statuses set by one customer write (one per type).
+pub const MAX_STATUSES: usize = 50;
+/// Most lines of one import, and its largest body in bytes: an import is one transaction.
+pub const MAX_IMPORT_LINES: usize = 10_000;
+pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
+
+const KEYS: [&str; 20] = [
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "country",
+    "language",
+    "balance",
+    "registered_at",
+    "last_activity_at",
+    "agent_id",
+    "team_id",
+    "desk",
+    "active",
+    "frozen",
+    "timezone",
+    "email_opt_out",
+    "sms_opt_out",
+    "custom",
+    "statuses",
+];
+
+/// Reads a customer body; `at` is where it sits (the body, or an import line).
+pub fn parse(value: &Value, at: Pointer) -> Result<CustomerInput, Vec<Problem>> {
+    let mut r = Reader::new(value, at, &KEYS)?;
+    let mut input = CustomerInput {
+        first_name: r.string("first_name", false, MAX_NAME_LEN),
+        last_name: r.string("last_name", false, MAX_NAME_LEN),
+        email: r.string("email", false, MAX_TEXT_LEN),
+        phone: r.string("phone", false, MAX_NAME_LEN),
+        country: r.string("country", false, MAX_NAME_LEN),
+        language: r.string("language", false, MAX_NAME_LEN),
+        balance: r.number("balance"),
+        registered_at: r.time("registered_at"),
+        last_activity_at: r.time("last_activity_at"),
+        agent_id: r.id("agent_id"),
+        team_id: r.id("team_id"),
+        desk: r.string("desk", false, MAX_NAME_LEN),
+        active: r.boolean("active"),
+        frozen: r.boolean("frozen"),
+        timezone: r.string("timezone", false, MAX_NAME_LEN),
+        email_opt_out: r.boolean("email_opt_out"),
+        sms_opt_out: r.boolean("sms_opt_out"),
+        ..Default::default()
+    };
+    if let Some(tz) = &input.timezone {
+        if tz.parse::<chrono_tz::Tz>().is_err() {
+            let at = r.pointer("timezone");
+            r.error(
+                &at,
+                format!("unknown time zone {tz:?}: expected an IANA name such as \"Europe/Berlin\" or \"UTC\""),
+            );
+            input.timezone = None;
+        }
+    }
+    match r.raw("custom") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(custom)) => {
+            let at = r.pointer("custom");
+            if custom.len() > MAX_CUSTOM_FIELDS {
+                r.error(&at, format!("at most {MAX_CUSTOM_FIELDS} custom fields"));
+            } else if let Some(bad) = custom.keys().find(|k| !is_field_name(k)) {
+                r.error(
+                    &at.key(bad),
+                    format!(
+                        "custom field names are 1 to {MAX_CUSTOM_NAME_LEN} lowercase letters, digits and _, starting with a letter"
+                    ),
+                );
+            } else {
+                input.custom = Some(custom.clone());
+            }
+        }
+        Some(other) => {
+            let at = r.pointer("custom");
+            r.error(
+                &at,
+                format!(
+                    "expected an object of custom fields, got {}",
+                    crate::problem::json_type_name(other)
+                ),
+            );
+        }
+    }
+    match r.raw("statuses") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(statuses)) if statuses.len() > MAX_STATUSES => {
+            let at = r.pointer("statuses");
+            r.error(&at, format!("at most {MAX_STATUSES} statuses"));
+        }
+        Some(Value::Object(statuses)) => {
+            for (type_name, status) in statuses {
+                match status.as_str() {
+                    Some(name) => input.statuses.push((type_name.clone(), name.to_owned())),
+                    None => {
+                        let at = r.pointer("statuses").key(type_name);
+                        r.error(&at, format!("expected a status name, got {status}"));
+                    }
+                }
+            }
+        }
+        Some(other) => {
+            let at = r.pointer("statuses");
+            r.error(
+                &at,
+                format!(
+                    "expected an object of status type name to status name, got {}",
+                    crate::problem::json_type_name(other)
+                ),
+            );
+        }
+    }
+    r.finish()?;
+    Ok(input)
+}
+
+fn is_field_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    (1..=MAX_CUSTOM_NAME_LEN).contains(&name.len())
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The customer as the API shows it: built-in fields, `custom`, `statuses` by type name.
+async fn customer_json(state: &AppState, id: i64) -> Result<Option<Value>, ApiError> {
+    let conn = state.db.connection();
+    let Some(c) = customers::get(conn, id).await? else {
+        return Ok(None);
+    };
+    let statuses: Map<String, Value> = customers::statuses_of(conn, id)
+        .await?
+        .into_iter()
+        .map(|(t, s)| (t, Value::from(s)))
+        .collect();
+    Ok(Some(json!({
+        "id": c.id, "first_name": c.first_name, "last_name": c.last_name, "email": c.email,
+        "phone": c.phone, "country": c.country, "language": c.language, "balance": c.balance,
+        "registered_at": c.registered_at.map(rfc3339), "last_activity_at": c.last_activity_at.map(rfc3339),
+        "agent_id": c.agent_id, "team_id": c.team_id, "desk": c.desk, "active": c.active,
+        "frozen": c.frozen, "timezone": c.timezone, "email_opt_out": c.email_opt_out,
+        "sms_opt_out": c.sms_opt_out, "custom": c.custom_fields, "statuses": statuses,
+        "updated_at": rfc3339(c.updated_at),
+    })))
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "crm", params(("id" = i64, Path, description = "the CRM's customer id")), responses(
+    (status = 200, description = "the customer: built-in fields, `custom`, `statuses` (type name to status name)"),
+    (status = 404, body = ErrorBody)))]
+pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    match customer_json(&state, id).await? {
+        Some(c) => Ok(HttpResponse::Ok().json(c)),
+        None => Err(ApiError::not_found(format!("customer {id} not found"))),
+    }
+}
+
+#[utoipa::path(put, path = "/api/v1/customers/{id}", tag = "crm", params(("id" = i64, Path, description = "the CRM's customer id")),
+    request_body(content = Object, description = "built-in fields (first_name, last_name, email, phone, country, language, balance, registered_at, last_activity_at, agent_id, team_id, desk, active, frozen, timezone (IANA), email_opt_out, sms_opt_out), `custom` (replaces the custom fields), `statuses` (type name to status name); keys left out keep their stored value"),
+    responses((status = 201, description = "created"), (status = 200, description = "updated"), (status = 422, description = "a bad field, an unknown time zone, status type or status", body = ErrorBody)))]
+pub async fn put(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let body = body.into_inner();
+    let input = parse(&body, Pointer::root()).map_err(ApiError::invalid)?;
+    if let Some(given) = body.get("id").filter(|v| !v.is_null()) {
+        if given.as_i64() != Some(id) {
+            return Err(ApiError::invalid(vec![Problem {
+                path: "/id".into(),
+                message: format!("id {given} does not match the URL's {id}"),
+                severity: Severity::Error,
+            }]));
+        }
+    }
+    let txn = state.db.begin().await?;
+    let created = customers::upsert(&txn, id, input, Utc::now()).await?;
+    txn.commit().await.map_err(crate::storage::StorageError::from)?;
+    tracing::info!(customer_id = id, created, "customer written");
+    let body = customer_json(&state, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("customer {id} not found")))?;
+    Ok(if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+#[utoipa::path(delete, path = "/api/v1/customers/{id}", tag = "crm", params(("id" = i64, Path, description = "the CRM's customer id")),
+    responses((status = 204, description = "deleted with its statuses; its runs, notes and tasks stay"), (status = 404, body = ErrorBody)))]
+pub async fn delete(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let txn = state.db.begin().await?;
+    let deleted = customers::delete(&txn, id).await?;
+    txn.commit().await.map_err(crate::storage::StorageError::from)?;
+    if !deleted {
+        return Err(ApiError::not_found(format!("customer {id} not found")));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn too_large(message: String) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        message,
+    )
+}
+
+#[utoipa::path(post, path = "/api/v1/customers/import", tag = "crm",
+    request_body(content = String, content_type = "application/x-ndjson", description = "one customer object a line, each with its `id`; at most 10000 lines and 16 MiB"),
+    responses((status = 200, description = "`{\"upserted\": n, \"errors\": [{\"line\", \"message\"}]}`: the good lines are loaded, each bad one is reported by its number (from 1)"),
+        (status = 413, description = "more than 10000 lines or 16 MiB; nothing was loaded", body = ErrorBody)))]
+pub async fn import(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    // An announced length over the cap is refused before a byte of the body is read.
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_IMPORT_BYTES) {
+        return Err(too_large(format!(
+            "an import is at most {MAX_IMPORT_BYTES} bytes: split it"
+        )));
+    }
+    let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > MAX_IMPORT_BYTES {
+            return Err(too_large(format!(
+                "an import is at most {MAX_IMPORT_BYTES} bytes: split it"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = std::str::from_utf8(&body).map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))?;
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    if lines.len() > MAX_IMPORT_LINES {
+        return Err(too_large(format!(
+            "an import is at most {MAX_IMPORT_LINES} lines: split it"
+        )));
+    }
+    let now = Utc::now();
+    let mut errors = Vec::new();
+    let mut upserted = 0u64;
+    let txn = state.db.begin().await?;
+    for (number, line) in lines {
+        let fail = |message: String| json!({"line": number, "message": message});
+        let value: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(fail(format!("invalid json: {e}")));
+                continue;
+            }
+        };
+        let Some(id) = value.get("id").and_then(Value::as_i64) else {
+            errors.push(fail("/id: an integer id is required".to_owned()));
+            continue;
+        };
+        let input = match parse(&value, Pointer::root()) {
+            Ok(input) => input,
+            Err(problems) => {
+                errors.push(fail(describe(&problems)));
+                continue;
+            }
+        };
+        match customers::upsert(&txn, id, input, now).await {
+            Ok(_) => upserted += 1,
+            Err(CrmError::Invalid(problems)) => errors.push(fail(describe(&problems))),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    txn.commit().await.map_err(crate::storage::StorageError::from)?;
+    tracing::info!(upserted, errors = errors.len(), "customers imported");
+    Ok(HttpResponse::Ok().json(json!({"upserted": upserted, "errors": errors})))
+}
+
+/// Problems of one import line as one message: `pointer: message; ...`.
+fn describe(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_fields_are_named_by_pointer() {
+        let problems = parse(
+            &json!({"timezone": "Mars/Olympus", "balance": "lots", "custom": {"Bad Name": 1}, "statuses": {"kyc": 3}, "nope": 1}),
+            Pointer::root(),
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        for expected in ["/nope", "/balance", "/timezone", "/custom/Bad Name", "/statuses/kyc"] {
+            assert!(paths.contains(&expected), "{expected} missing in {paths:?}");
+        }
+        let ok = parse(
+            &json!({"timezone": "America/Sao_Paulo", "custom": {"vip_tier": "gold"}, "statuses": {"kyc": "approved"}}),
+            Pointer::root(),
+        )
+        .unwrap();
+        assert_eq!(ok.timezone.as_deref(), Some("America/Sao_Paulo"));
+        assert_eq!(ok.statuses, [("kyc".to_owned(), "approved".to_owned())]);
+    }
+}

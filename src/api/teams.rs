@@ -1,0 +1,198 @@
+//! Teams (a hierarchy with a desk) and their agents, by the CRM's ids.
+
+use super::input::{PageQuery, Reader, MAX_NAME_LEN, MAX_TEXT_LEN};
+use super::{ApiError, AppState, ErrorBody};
+use crate::problem::Pointer;
+use crate::storage::crm::Page;
+use crate::storage::entities::{agents as agent_rows, teams as team_rows};
+use crate::storage::{agents, teams};
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+
+fn team_json(t: &team_rows::Model) -> Value {
+    json!({"id": t.id, "name": t.name, "parent_id": t.parent_id, "desk": t.desk})
+}
+
+fn agent_json(a: &agent_rows::Model) -> Value {
+    json!({"id": a.id, "name": a.name, "email": a.email, "team_id": a.team_id, "manager_id": a.manager_id, "active": a.active})
+}
+
+/// The body's `id`, which must match the URL's when both are given.
+fn body_id(r: &mut Reader<'_>, url_id: Option<i64>) -> Option<i64> {
+    let id = r.id("id").flatten();
+    if let (Some(given), Some(url)) = (id, url_id) {
+        if given != url {
+            let at = r.pointer("id");
+            r.error(&at, format!("id {given} does not match the URL's {url}"));
+        }
+    }
+    id
+}
+
+fn team_input(body: &Value, url_id: Option<i64>) -> Result<(Option<i64>, teams::TeamInput), ApiError> {
+    let mut r = Reader::new(body, Pointer::root(), &["id", "name", "parent_id", "desk"]).map_err(ApiError::invalid)?;
+    let id = body_id(&mut r, url_id);
+    let name = r.string("name", true, MAX_NAME_LEN);
+    let parent_id = r.id("parent_id").flatten();
+    let desk = r
+        .string("desk", false, MAX_NAME_LEN)
+        .unwrap_or_else(|| "sales".to_owned());
+    let problems = r.problems;
+    match name {
+        Some(name) if problems.is_empty() => Ok((id, teams::TeamInput { name, parent_id, desk })),
+        _ => Err(ApiError::invalid(problems)),
+    }
+}
+
+fn agent_input(body: &Value, url_id: Option<i64>) -> Result<(Option<i64>, agents::AgentInput), ApiError> {
+    let mut r = Reader::new(
+        body,
+        Pointer::root(),
+        &["id", "name", "email", "team_id", "manager_id", "active"],
+    )
+    .map_err(ApiError::invalid)?;
+    let id = body_id(&mut r, url_id);
+    let name = r.string("name", true, MAX_NAME_LEN);
+    let email = r.string("email", false, MAX_TEXT_LEN).unwrap_or_default();
+    let team_id = r.id("team_id").flatten();
+    if team_id.is_none() && !r.problems.iter().any(|p| p.path == "/team_id") {
+        let at = r.pointer("team_id");
+        r.error(&at, "team_id is required");
+    }
+    let manager_id = r.id("manager_id").flatten();
+    let active = r.boolean("active").unwrap_or(true);
+    let problems = r.problems;
+    match (name, team_id) {
+        (Some(name), Some(team_id)) if problems.is_empty() => Ok((
+            id,
+            agents::AgentInput {
+                name,
+                email,
+                team_id,
+                manager_id,
+                active,
+            },
+        )),
+        _ => Err(ApiError::invalid(problems)),
+    }
+}
+
+fn page_json(key: &str, page: Page, items: Vec<Value>, ids: Vec<i64>) -> Value {
+    json!({ key: items, "next_cursor": page.next_cursor(ids.into_iter()) })
+}
+
+#[utoipa::path(get, path = "/api/v1/teams", tag = "crm", params(PageQuery), responses(
+    (status = 200, description = "`{\"teams\": [{\"id\", \"name\", \"parent_id\", \"desk\"}], \"next_cursor\"}` by id")))]
+pub async fn list_teams(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+    let page = query.page()?;
+    let rows = teams::list(state.db.connection(), page).await?;
+    let ids = rows.iter().map(|t| t.id).collect();
+    Ok(HttpResponse::Ok().json(page_json("teams", page, rows.iter().map(team_json).collect(), ids)))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "crm", params(("id" = i64, Path, description = "team id")),
+    responses((status = 200, description = "the team"), (status = 404, body = ErrorBody)))]
+pub async fn get_team(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    match teams::get(state.db.connection(), id).await? {
+        Some(t) => Ok(HttpResponse::Ok().json(team_json(&t))),
+        None => Err(ApiError::not_found(format!("team {id} not found"))),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/teams", tag = "crm",
+    request_body(content = Object, description = "`{\"id\"?, \"name\", \"parent_id\"?, \"desk\"? = \"sales\"}`; without `id` the next free one"),
+    responses((status = 201, description = "created"), (status = 409, description = "the id exists", body = ErrorBody),
+        (status = 422, description = "a bad field, an unknown parent or a cycle", body = ErrorBody)))]
+pub async fn create_team(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+    let (id, input) = team_input(&body, None)?;
+    let team = teams::create(&state.db, id, input).await?;
+    tracing::info!(team_id = team.id, "team created");
+    Ok(HttpResponse::Created().json(team_json(&team)))
+}
+
+#[utoipa::path(put, path = "/api/v1/teams/{id}", tag = "crm", params(("id" = i64, Path, description = "team id")),
+    request_body(content = Object, description = "`{\"name\", \"parent_id\"?, \"desk\"? = \"sales\"}`"),
+    responses((status = 201, description = "created"), (status = 200, description = "replaced"),
+        (status = 422, description = "a bad field, an unknown parent or a cycle", body = ErrorBody)))]
+pub async fn put_team(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let (_, input) = team_input(&body, Some(id))?;
+    let (team, created) = teams::put(&state.db, id, input).await?;
+    tracing::info!(team_id = id, created, "team written");
+    Ok(if created {
+        HttpResponse::Created().json(team_json(&team))
+    } else {
+        HttpResponse::Ok().json(team_json(&team))
+    })
+}
+
+#[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "crm", params(("id" = i64, Path, description = "team id")),
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody),
+        (status = 409, description = "the team has agents or sub-teams", body = ErrorBody)))]
+pub async fn delete_team(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    teams::delete(&state.db, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(get, path = "/api/v1/agents", tag = "crm", params(PageQuery), responses(
+    (status = 200, description = "`{\"agents\": [{\"id\", \"name\", \"email\", \"team_id\", \"manager_id\", \"active\"}], \"next_cursor\"}` by id")))]
+pub async fn list_agents(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+    let page = query.page()?;
+    let rows = agents::list(state.db.connection(), page).await?;
+    let ids = rows.iter().map(|a| a.id).collect();
+    Ok(HttpResponse::Ok().json(page_json("agents", page, rows.iter().map(agent_json).collect(), ids)))
+}
+
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "crm", params(("id" = i64, Path, description = "agent id")),
+    responses((status = 200, description = "the agent"), (status = 404, body = ErrorBody)))]
+pub async fn get_agent(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    match agents::get(state.db.connection(), id).await? {
+        Some(a) => Ok(HttpResponse::Ok().json(agent_json(&a))),
+        None => Err(ApiError::not_found(format!("agent {id} not found"))),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/agents", tag = "crm",
+    request_body(content = Object, description = "`{\"id\"?, \"name\", \"email\"?, \"team_id\", \"manager_id\"?, \"active\"? = true}`"),
+    responses((status = 201, description = "created"), (status = 409, description = "the id exists", body = ErrorBody),
+        (status = 422, description = "a bad field, an unknown team or manager", body = ErrorBody)))]
+pub async fn create_agent(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+    let (id, input) = agent_input(&body, None)?;
+    let agent = agents::create(&state.db, id, input).await?;
+    tracing::info!(agent_id = agent.id, "agent created");
+    Ok(HttpResponse::Created().json(agent_json(&agent)))
+}
+
+#[utoipa::path(put, path = "/api/v1/agents/{id}", tag = "crm", params(("id" = i64, Path, description = "agent id")),
+    request_body(content = Object, description = "`{\"name\", \"email\"?, \"team_id\", \"manager_id\"?, \"active\"? = true}`"),
+    responses((status = 201, description = "created"), (status = 200, description = "replaced"),
+        (status = 422, description = "a bad field, an unknown team or manager", body = ErrorBody)))]
+pub async fn put_agent(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let (_, input) = agent_input(&body, Some(id))?;
+    let (agent, created) = agents::put(&state.db, id, input).await?;
+    tracing::info!(agent_id = id, created, "agent written");
+    Ok(if created {
+        HttpResponse::Created().json(agent_json(&agent))
+    } else {
+        HttpResponse::Ok().json(agent_json(&agent))
+    })
+}
+
+#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "crm", params(("id" = i64, Path, description = "agent id")),
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody),
+        (status = 409, description = "the agent manages other agents", body = ErrorBody)))]
+pub async fn delete_agent(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    agents::delete(&state.db, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
