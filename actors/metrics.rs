@@ -48,6 +48,10 @@ pub struct Metrics {
     pub stale_resumes: IntCounter,
     /// Partition readers restarted after they stopped while the partition was owned.
     pub reader_restarts: IntCounter,
+    /// Units (events, resumes) per group commit (`runner::batch`).
+    pub batch_units: Histogram,
+    /// Batches that failed and were split to isolate the failing unit.
+    pub batch_splits: IntCounter,
     /// Events deeper than `engine.max_cascade_depth` that started no runs.
     pub cascades_stopped: IntCounter,
     /// Runs not created because the workflow's limit held the customer back, by limit.
@@ -130,6 +134,16 @@ impl Metrics {
             "Resumes that found their claim gone and did nothing",
         )?;
         let reader_restarts = simple("partition_reader_restarts_total", "Partition readers restarted")?;
+        let batch_splits = simple(
+            "batch_splits_total",
+            "Group commits that failed and were split to isolate the failing unit",
+        )?;
+        let batch_units = Histogram::with_opts(
+            HistogramOpts::new("batch_units", "Units (events, resumes) committed per group commit")
+                .namespace("wfe")
+                .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0]),
+        )?;
+        registry.register(Box::new(batch_units.clone()))?;
         let cascades_stopped = simple(
             "cascades_stopped_total",
             "Emitted events past engine.max_cascade_depth that started no runs",
@@ -156,6 +170,8 @@ impl Metrics {
             work_dropped,
             stale_resumes,
             reader_restarts,
+            batch_units,
+            batch_splits,
             mailbox_depth: gauge("mailbox_depth", "Messages waiting in actor mailboxes", &["actor"])?,
             mailbox_capacity: gauge("mailbox_capacity", "Mailbox capacity of one actor", &["actor"])?,
             mailbox_processed: counter("mailbox_processed_total", "Messages handled", &["actor"])?,

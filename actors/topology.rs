@@ -117,6 +117,7 @@ impl Topology {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
             },
+            batches: crate::runner::batch::Batches::new(settings.engine.batch_max),
             sync_customers: settings.engine.sync_customers,
         });
         let executor_capacity = settings.engine.executor_mailbox.max(1);

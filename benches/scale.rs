@@ -35,13 +35,12 @@
 //!   executor takes the chain off the schedule, minus the due time written: the moment the
 //!   continuation starts, read from the database rather than a histogram's buckets.
 //!   "run done" is the run's last `updated_at` (its finish) minus the due time.
-//! - The scheduler does not look at partitions assigned after its first tick until its
-//!   next poll (30 s): rows due before then are late by up to that, which shows in the
-//!   overall maximum. The `lateness-tail` line (rows due in the window's second half) is
-//!   the steady state.
-//! - The backlog is written while the engine runs, as another process would write it, so
-//!   the scheduler finds it at its next poll; the rate is runs ended per second from the
-//!   first resume to the last finish.
+//! - Rows parked while the engine runs are followed by a `Wake` with their earliest due
+//!   time, as the executor sends for every run it parks, so the scheduler wakes for them
+//!   rather than at its next poll (30 s). The `lateness-tail` line (rows due in the
+//!   window's second half) is the steady state.
+//! - The backlog is written while the engine runs, all due at once; the rate is runs
+//!   ended per second from the first resume to the last finish.
 //! - Memory is the process's VmRSS (VmHWM for the peak). The mock broker and the producer
 //!   live in this process too; production is paced to stay within 20,000 events of
 //!   consumption, which keeps the broker's log small and never trimmed unread.
@@ -52,6 +51,7 @@ use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use workflow_engine::actors::metrics::Metrics;
+use workflow_engine::actors::protocol::Wake;
 use workflow_engine::actors::topology::Topology;
 use workflow_engine::envelope::EventEnvelope;
 use workflow_engine::settings::Settings;
@@ -85,6 +85,10 @@ fn settings(group: &str) -> Settings {
     // Events are produced before the engine joins the group.
     settings.kafka.auto_offset_reset = workflow_engine::settings::OffsetReset::Earliest;
     settings.log.level = "warn".into();
+    // `WFE_BENCH_BATCH_MAX=1` commits every resume alone, as before group commit.
+    if let Some(max) = std::env::var("WFE_BENCH_BATCH_MAX").ok().and_then(|v| v.parse().ok()) {
+        settings.engine.batch_max = max;
+    }
     settings
 }
 
@@ -146,6 +150,15 @@ async fn insert_customers(db: &Database, ids: std::ops::RangeInclusive<i64>) {
 /// here must sort as rows the engine writes. PostgreSQL parses it as a timestamptz.
 fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
     format!("'{}'", t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+}
+
+/// Tells the engine's scheduler the earliest of `due` parked behind its back, as the
+/// executor's `Wakeup` does for every run it parks, so the scheduler wakes for them
+/// instead of finding them at its next poll (30 s).
+fn wake(topology: &Topology, due: impl Iterator<Item = chrono::DateTime<chrono::Utc>>) {
+    if let Some(due_at) = due.min() {
+        topology.scheduler.do_send(Wake { due_at });
+    }
 }
 
 /// One run parked on its delay: run `run_id` of customer `run_id`, due at `due_at`.
@@ -475,6 +488,8 @@ async fn delays() {
     let due_at: std::collections::HashMap<i64, chrono::DateTime<chrono::Utc>> =
         stream_rows.iter().map(|p| (p.run_id, p.due_at)).collect();
     park(&db, &workflow, &stream_rows).await;
+    // As the executor does when it parks a run: tell the scheduler the due time.
+    wake(&topology, stream_rows.iter().map(|p| p.due_at));
     drop(stream_rows);
     let deadline = Instant::now() + Duration::from_secs_f64(start_after + window + 600.0);
     let all = wait_ended(&db, stream.clone(), deadline).await;
@@ -534,6 +549,7 @@ async fn delays() {
         })
         .collect();
     park(&db, &workflow, &burst_rows).await;
+    wake(&topology, burst_rows.iter().map(|p| p.due_at));
     drop(burst_rows);
     let all = wait_ended(&db, burst.clone(), Instant::now() + Duration::from_secs(900)).await;
     let rows = resumed(&db, burst.clone()).await;

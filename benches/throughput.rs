@@ -7,6 +7,8 @@
 //! WFE_BENCH_EVENTS=20000 WFE_BENCH_CUSTOMERS=5000 cargo bench --bench throughput
 //! WFE_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench throughput
 //! WFE_BENCH_SCENARIOS=unrouted,no_match cargo bench --bench throughput
+//! WFE_BENCH_PACED=0.5 WFE_BENCH_PACED_EVENTS=5000 cargo bench --bench throughput
+//! WFE_BENCH_BATCH_MAX=1 cargo bench --bench throughput   # no group commit, for comparison
 //! ```
 //!
 //! Scenarios: `unrouted` (no workflow listens to the events' trigger), `no_match` (one
@@ -14,6 +16,12 @@
 //! event and runs three database actions), `seed` (the seed's workflows on the demo data,
 //! external requests answered by a local listener). Latency is produce time to the last
 //! run's finish, per event.
+//!
+//! Paced mode: after the maximum, scenarios that run actions are fed again, on the same
+//! engine, at a fixed rate of `WFE_BENCH_PACED` (0.5) times the maximum just measured,
+//! `WFE_BENCH_PACED_EVENTS` (a quarter of the events) events, and print the latency from
+//! produce to the last action under that load (p50/p99/max) beside the maximum: under a
+//! backlog, latency is mostly queueing; paced, it is what an event costs. 0 turns it off.
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -132,6 +140,22 @@ async fn produce(
     trigger: &str,
     consumed: impl Fn() -> usize,
 ) {
+    produce_paced(brokers, topic, "bench", events, customers, trigger, None, consumed).await
+}
+
+/// [`produce`] with event ids `{prefix}-{i}` and, with `rate` (events/s), event `i` sent
+/// no earlier than `i / rate` seconds after the first: a fixed offered load.
+#[allow(clippy::too_many_arguments)]
+async fn produce_paced(
+    brokers: &str,
+    topic: &str,
+    prefix: &str,
+    events: usize,
+    customers: usize,
+    trigger: &str,
+    rate: Option<f64>,
+    consumed: impl Fn() -> usize,
+) {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
@@ -139,13 +163,20 @@ async fn produce(
         .create()
         .expect("producer");
     let mut pending = Vec::with_capacity(10_000);
+    let began = Instant::now();
     for i in 0..events {
         while i.saturating_sub(consumed()) > AHEAD {
             actix_rt::time::sleep(Duration::from_millis(5)).await;
         }
+        if let Some(rate) = rate {
+            let at = began + Duration::from_secs_f64(i as f64 / rate);
+            if at > Instant::now() {
+                actix_rt::time::sleep_until(at.into()).await;
+            }
+        }
         let customer = 1 + (i * 7919) % customers;
         let amount = [250, 800, 1500, 12000][i % 4];
-        let event = json!({"id": format!("bench-{i}"), "type": trigger, "customer_id": customer,
+        let event = json!({"id": format!("{prefix}-{i}"), "type": trigger, "customer_id": customer,
             "occurred_at": chrono::Utc::now().to_rfc3339(),
             "data": {"amount": amount, "currency": "USD", "seq": i, "transaction": {"type": "deposit"}}});
         let (key, payload) = (customer.to_string(), event.to_string());
@@ -209,6 +240,69 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Latency of every event whose id starts with `prefix`: its produce time (the envelope's
+/// occurred_at) to the finish of its last run, in ms, sorted.
+async fn latency(db: &Database, prefix: &str) -> Vec<f64> {
+    #[derive(Debug, FromQueryResult)]
+    struct Finished {
+        event_id: String,
+        event: Value,
+        updated_at: chrono::DateTime<chrono::Utc>,
+    }
+    let conn = db.connection();
+    let rows = Finished::find_by_statement(statement(
+        conn,
+        "SELECT event_id, event, updated_at FROM runs WHERE event_id LIKE $1",
+        vec![format!("{prefix}%").into()],
+    ))
+    .all(conn)
+    .await
+    .unwrap_or_default();
+    let mut last: std::collections::HashMap<
+        String,
+        (chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>),
+    > = std::collections::HashMap::new();
+    for row in rows {
+        let produced = row
+            .event
+            .get("occurred_at")
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        let entry = last.entry(row.event_id).or_insert((row.updated_at, produced));
+        entry.0 = entry.0.max(row.updated_at);
+    }
+    let mut latency: Vec<f64> = last
+        .values()
+        .filter_map(|(finished, produced)| Some((*finished - (*produced)?).num_microseconds()? as f64 / 1000.0))
+        .collect();
+    latency.sort_by(|a, b| a.total_cmp(b));
+    latency
+}
+
+/// Waits until `events` more events than `before` were consumed and no run is pending or
+/// running; false after an hour.
+async fn wait_done(db: &Database, seen: &impl Fn() -> u64, before: u64, events: usize, start: Instant, name: &str) {
+    loop {
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        let consumed = seen() - before;
+        if consumed as usize >= events
+            && count(
+                db,
+                "SELECT COUNT(*) AS n FROM runs WHERE status IN ('pending', 'running')",
+            )
+            .await
+                == 0
+        {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(3600) {
+            eprintln!("{name}: gave up after an hour");
+            break;
+        }
+    }
+}
+
 async fn run(scenario: Scenario, events: usize, customers: usize) {
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
@@ -252,6 +346,10 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
     settings.delivery.email_url = format!("{base}/email");
     settings.delivery.webhook_allowlist = vec!["127.0.0.1".into()];
     settings.log.level = "warn".into();
+    // `WFE_BENCH_BATCH_MAX=1` records every event alone, as before group commit.
+    if let Some(max) = std::env::var("WFE_BENCH_BATCH_MAX").ok().and_then(|v| v.parse().ok()) {
+        settings.engine.batch_max = max;
+    }
     let metrics = Metrics::global();
     let seen = || -> u64 {
         ["no_workflow", "no_match", "matched"]
@@ -269,62 +367,40 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
         (seen() - seen_before) as usize
     })
     .await;
-    loop {
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-        let consumed = seen() - seen_before;
-        if consumed as usize >= events
-            && count(
-                &db,
-                "SELECT COUNT(*) AS n FROM runs WHERE status IN ('pending', 'running')",
-            )
-            .await
-                == 0
-        {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(3600) {
-            eprintln!("{}: gave up after an hour", scenario.name);
-            break;
-        }
-    }
+    wait_done(&db, &seen, seen_before, events, start, scenario.name).await;
     let engine_time = start.elapsed();
     let runs = count(&db, "SELECT COUNT(*) AS n FROM runs").await;
     let failed = count(&db, "SELECT COUNT(*) AS n FROM runs WHERE status = 'failed'").await;
-    // Latency of an event: its produce time (the envelope's occurred_at) to the finish of
-    // its last run.
-    #[derive(Debug, FromQueryResult)]
-    struct Finished {
-        event_id: String,
-        event: Value,
-        updated_at: chrono::DateTime<chrono::Utc>,
-    }
-    let conn = db.connection();
-    let rows = Finished::find_by_statement(statement(conn, "SELECT event_id, event, updated_at FROM runs", vec![]))
-        .all(conn)
-        .await
-        .unwrap_or_default();
-    let mut last: std::collections::HashMap<
-        String,
-        (chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>),
-    > = std::collections::HashMap::new();
-    for row in rows {
-        let produced = row
-            .event
-            .get("occurred_at")
-            .and_then(Value::as_str)
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&chrono::Utc));
-        let entry = last.entry(row.event_id).or_insert((row.updated_at, produced));
-        entry.0 = entry.0.max(row.updated_at);
-    }
-    let mut latency: Vec<f64> = last
-        .values()
-        .filter_map(|(finished, produced)| Some((*finished - (*produced)?).num_microseconds()? as f64 / 1000.0))
-        .collect();
-    latency.sort_by(|a, b| a.total_cmp(b));
+    let latencies = latency(&db, "bench-").await;
+    let rate = |d: Duration| events as f64 / d.as_secs_f64().max(1e-9);
+    // Paced: the same engine, fed at a fixed share of the maximum it just reached.
+    let share = std::env::var("WFE_BENCH_PACED")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.5);
+    let paced = if runs > 0 && share > 0.0 {
+        let offered = rate(engine_time) * share;
+        let paced_events = env_or("WFE_BENCH_PACED_EVENTS", events / 4).max(1);
+        let before = seen();
+        let start = Instant::now();
+        produce_paced(
+            &brokers,
+            TOPIC,
+            "paced",
+            paced_events,
+            customers,
+            scenario.trigger,
+            Some(offered),
+            || (seen() - before) as usize,
+        )
+        .await;
+        wait_done(&db, &seen, before, paced_events, start, scenario.name).await;
+        Some((offered, paced_events, latency(&db, "paced-").await))
+    } else {
+        None
+    };
     topology.shutdown().await;
     listener_handle.stop(false).await;
-    let rate = |d: Duration| events as f64 / d.as_secs_f64().max(1e-9);
     println!(
         "{:<14} events {:>7}  customers {:>6}  runs {:>7} (failed {:>4})  baseline {:>8.0} ev/s  engine {:>8.0} ev/s  engine/baseline {:>6.3}  latency p50 {:>9.1} ms  p99 {:>9.1} ms  [{}]",
         scenario.name,
@@ -335,10 +411,23 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
         rate(base_time),
         rate(engine_time),
         rate(engine_time) / rate(base_time),
-        percentile(&latency, 0.5),
-        percentile(&latency, 0.99),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
         db.backend(),
     );
+    if let Some((offered, paced_events, latency)) = paced {
+        println!(
+            "{:<14} paced at {:>3.0}% of the maximum: {:>8.0} ev/s offered, {:>7} events  latency produce to last action p50 {:>9.1} ms  p99 {:>9.1} ms  max {:>9.1} ms  [{}]",
+            scenario.name,
+            share * 100.0,
+            offered,
+            paced_events,
+            percentile(&latency, 0.5),
+            percentile(&latency, 0.99),
+            percentile(&latency, 1.0),
+            db.backend(),
+        );
+    }
     drop_database(db, scratch).await;
     drop(cluster);
 }

@@ -182,6 +182,9 @@ pub struct Engine {
     pub executor_mailbox: usize,
     pub workflow_poll_ms: u64,
     pub max_step_attempts: u32,
+    /// Units (events, resumes) of a partition committed in one transaction, at most;
+    /// clamped to 1..=1000 (`runner::batch::BATCH_CEILING`).
+    pub batch_max: usize,
     /// Events create (`customer.registered`) and touch (`last_activity_at`) their
     /// customers; off when the CRM writes every customer itself.
     pub sync_customers: bool,

@@ -80,6 +80,7 @@ fn node(db: &Database, name: &str, clock: &ManualClock, ownership: &Ownership) -
         max_step_attempts: 3,
         max_cascade_depth: 5,
         delay_override: None,
+        batches: Default::default(),
         sync_customers: true,
     };
     Node { runner, sent }

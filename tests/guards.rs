@@ -94,6 +94,7 @@ async fn node(t: &TestDb, start: DateTime<Utc>) -> Node {
         delay_override: None,
         // The customers are added by the tests; events need not create them.
         sync_customers: false,
+        batches: Default::default(),
     };
     Node {
         runner,

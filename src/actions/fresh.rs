@@ -22,6 +22,7 @@ use crate::storage::runs::{self, status, step_status, PlannedRun, Recorded, Run}
 use crate::storage::Database;
 use crate::workflow::Step;
 use chrono::{DateTime, Utc};
+use sea_orm::DatabaseTransaction;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -46,10 +47,31 @@ pub async fn record_and_apply(
     now: DateTime<Utc>,
 ) -> Result<Recorded<Started>, ActionError> {
     let txn = db.begin_fenced(fence).await?;
-    let recorded = runs::record_runs_in(&txn, event, fence.partition, planned, now).await?;
-    if recorded.replayed {
+    let started = record_and_apply_in(&txn, fence, event, planned, steps, context, now).await?;
+    if started.replayed {
         // A redelivery: nothing was written; the caller continues the recorded runs.
         txn.rollback().await?;
+    } else {
+        txn.commit().await?;
+    }
+    Ok(started)
+}
+
+/// [`record_and_apply`] inside the caller's transaction, which must be fenced by `fence`:
+/// one event's unit of work. A batch calls it for each of its events in one transaction
+/// (see [`crate::runner::batch`]); an error leaves the transaction to be rolled back.
+pub async fn record_and_apply_in(
+    txn: &DatabaseTransaction,
+    fence: Fence,
+    event: &EventEnvelope,
+    planned: &[PlannedRun],
+    steps: &[&[Step]],
+    context: &Value,
+    now: DateTime<Utc>,
+) -> Result<Recorded<Started>, ActionError> {
+    let recorded = runs::record_runs_in(txn, event, fence.partition, planned, now).await?;
+    if recorded.replayed {
+        // A redelivery: nothing was written; the caller continues the recorded runs.
         return Ok(Recorded {
             runs: recorded
                 .runs
@@ -74,52 +96,77 @@ pub async fn record_and_apply(
             .unwrap_or_default();
         let mut applied = Vec::new();
         if fresh && !blocked {
-            for (i, step) in steps.iter().enumerate() {
-                if !is_internal(step.kind()) {
-                    break;
-                }
-                let index = i32::try_from(i).unwrap_or(i32::MAX);
-                let began = Instant::now();
-                let ctx = StepContext {
-                    fence,
-                    run_id: run.run.id,
-                    step_index: index,
-                    customer_id: run.run.customer_id,
-                    workflow_id: &run.run.workflow_id,
-                    facts_context: context,
-                    now,
-                };
-                let result = apply(&txn, &ctx, &step.action).await?;
-                runs::mark_step_done(&txn, run.run.id, index, &result, now).await?;
-                if let Some(record) = run.steps.get_mut(i) {
-                    record.status = step_status::DONE.to_owned();
-                    record.attempts += 1;
-                    record.result = Some(result);
-                    record.started_at = Some(now);
-                    record.finished_at = Some(now);
-                }
-                applied.push((step.kind(), began.elapsed()));
-            }
-            let next = applied.len();
-            let ended = next == steps.len();
-            if next > 0 || ended {
-                let run_status = if ended { status::DONE } else { status::RUNNING };
-                let next_step = i32::try_from(next).unwrap_or(i32::MAX);
-                runs::advance(&txn, run.run.id, next_step, run_status, now).await?;
-                run.run.next_step = next_step;
-                run.run.status = run_status.to_owned();
-                run.run.updated_at = now;
-            }
+            let ended;
+            (applied, ended) = apply_leading(txn, fence, &mut run, steps, context, now).await?;
             blocked = !ended;
         } else {
             blocked = true;
         }
         started.push(Started { run, applied });
     }
-    txn.commit().await?;
     Ok(Recorded {
         runs: started,
         replayed: false,
         held_back: recorded.held_back,
     })
+}
+
+/// Applies the internal steps of `run` from its next step up to the first that leaves the
+/// database (an external action or a delay) or its end, inside `txn` (fenced by `fence`),
+/// and moves the run past them: `running` at its next step, or `done`. `run` is updated
+/// as committed. Returns the steps applied with the time each took, and whether the run
+/// ended. Used for a fresh run (from step 0, with its recording) and for a resumed one
+/// (after its delay, with its resume).
+pub async fn apply_leading(
+    txn: &DatabaseTransaction,
+    fence: Fence,
+    run: &mut Run,
+    steps: &[Step],
+    context: &Value,
+    now: DateTime<Utc>,
+) -> Result<(Vec<(ActionKind, Duration)>, bool), ActionError> {
+    let start = usize::try_from(run.run.next_step).unwrap_or(0);
+    let mut applied = Vec::new();
+    for (i, step) in steps.iter().enumerate().skip(start) {
+        if !is_internal(step.kind()) {
+            break;
+        }
+        let index = i32::try_from(i).unwrap_or(i32::MAX);
+        let began = Instant::now();
+        let ctx = StepContext {
+            fence,
+            run_id: run.run.id,
+            step_index: index,
+            customer_id: run.run.customer_id,
+            workflow_id: &run.run.workflow_id,
+            facts_context: context,
+            now,
+        };
+        let result = apply(txn, &ctx, &step.action).await?;
+        runs::mark_step_done(txn, run.run.id, index, &result, now).await?;
+        if let Some(record) = run.steps.iter_mut().find(|s| s.step_index == index) {
+            record.status = step_status::DONE.to_owned();
+            record.attempts += 1;
+            record.result = Some(result);
+            record.started_at = record.started_at.or(Some(now));
+            record.finished_at = Some(now);
+        }
+        applied.push((step.kind(), began.elapsed()));
+    }
+    let next = start + applied.len();
+    let ended = next >= steps.len();
+    if !applied.is_empty() || ended {
+        let run_status = if ended { status::DONE } else { status::RUNNING };
+        let next_step = i32::try_from(next).unwrap_or(i32::MAX);
+        runs::advance(txn, run.run.id, next_step, run_status, now).await?;
+        if ended && run.run.error.is_some() {
+            // As the step-by-step finish does: a run that ends well carries no error.
+            runs::finish_run(txn, run.run.id, None, now).await?;
+            run.run.error = None;
+        }
+        run.run.next_step = run.run.next_step.max(next_step);
+        run.run.status = run_status.to_owned();
+        run.run.updated_at = now;
+    }
+    Ok((applied, ended))
 }

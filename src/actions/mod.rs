@@ -18,7 +18,7 @@ pub mod preview;
 mod status;
 mod task;
 
-pub use fresh::{record_and_apply, Started};
+pub use fresh::{apply_leading, record_and_apply, record_and_apply_in, Started};
 
 use crate::catalogue::{Action, ActionKind};
 use crate::guards::cascade::{Cause, MAX_DEPTH_VALUE};

@@ -10,8 +10,10 @@
 //!
 //! - [`work`]: what is queued for a customer.
 //! - [`ownership`]: the partitions this process works for, and their work in progress.
+//! - [`batch`]: group commit: the first transaction of many customers' work in one.
 //! - [`chain`]: one run's steps from its next one.
 
+pub mod batch;
 pub mod chain;
 pub mod ownership;
 pub mod work;
@@ -25,10 +27,10 @@ use crate::clock::SharedClock;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
 use crate::guards::cascade;
-use crate::plan::WorkflowSet;
+use crate::plan::{CompiledWorkflow, WorkflowSet};
 use crate::retry::{self, Backoff, Retried};
 use crate::storage::ownership::Fence;
-use crate::storage::runs::{self, status, PlannedRun, Run};
+use crate::storage::runs::{self, status, Run};
 use crate::storage::steps::{self, Integrations};
 use crate::storage::{customers, recovery, Database, StorageError};
 use crate::workflow::Step;
@@ -73,6 +75,8 @@ pub struct Runner {
     pub max_step_attempts: u32,
     /// Replaces every delay's duration (demos).
     pub delay_override: Option<Duration>,
+    /// The partitions' group-commit lanes (`engine.batch_max` units a transaction).
+    pub batches: batch::Batches,
     /// `engine.sync_customers`: events create and touch their customers ([`sync`](crate::storage::sync)).
     pub sync_customers: bool,
     /// Events the engine emitted deeper than this start no runs (`engine.max_cascade_depth`).
@@ -183,84 +187,53 @@ impl Runner {
         &self,
         customer_id: i64,
         event: EventEnvelope,
-        set: &WorkflowSet,
+        set: &Arc<WorkflowSet>,
         fence: Fence,
         recorded: oneshot::Sender<()>,
     ) -> Result<(), Stopped> {
-        let metrics = Metrics::global();
         let depth = cascade::depth(event.cause.as_ref());
         if cascade::stopped(depth, self.max_cascade_depth) {
             self.stop_cascade(&event, depth, fence).await?;
             let _ = recorded.send(());
             return Ok(());
         }
-        let customer = if self.sync_customers {
-            self.synced_snapshot(customer_id, &event, fence).await?
+        // What the event says of its customer is applied before it is planned, so the
+        // batch below plans against the customer it created or touched.
+        let synced = if self.sync_customers {
+            Some(self.synced_snapshot(customer_id, &event, fence).await?)
         } else {
-            self.snapshot(customer_id, fence).await?
-        };
-        let facts = Facts {
-            event: &event,
-            customer: &customer,
+            None
         };
         if set.has_exits(&event.event_type) {
-            for workflow_id in set.exits(facts) {
+            let customer = match synced {
+                Some(customer) => customer,
+                None => self.snapshot(customer_id, fence).await?,
+            };
+            for workflow_id in set.exits(Facts {
+                event: &event,
+                customer: &customer,
+            }) {
                 self.exit(&event, workflow_id, fence).await?;
             }
         }
-        let plan = set.plan(facts);
-        let planned: Vec<PlannedRun> = plan
-            .iter()
-            .map(|w| PlannedRun {
-                workflow_id: w.id.clone(),
-                workflow_version: w.workflow.version.unwrap_or(1),
-                steps: w.workflow.actions.iter().map(Step::kind).collect(),
-                limit: w.workflow.limits,
-            })
-            .collect();
-        let steps: Vec<&[Step]> = plan.iter().map(|w| w.workflow.actions.as_slice()).collect();
-        let context = crate::template::context(&Facts {
-            event: &event,
-            customer: &customer,
-        });
-        let now = self.clock.now();
-        let started = crate::actions::record_and_apply(&self.db, fence, &event, &planned, &steps, &context, now);
-        let (runs, replayed, held_back) = match started.await {
-            Ok(started) => {
-                let replayed = started.replayed;
-                let held_back = started.held_back;
-                let runs: Vec<Run> = started
-                    .runs
-                    .into_iter()
-                    .map(|s| {
-                        for (kind, took) in s.applied {
-                            metrics
-                                .action_seconds
-                                .with_label_values(&[kind.name()])
-                                .observe(took.as_secs_f64());
-                            metrics.actions.with_label_values(&[kind.name(), "done"]).inc();
-                        }
-                        if s.run.run.status == status::DONE {
-                            run_done(&s.run);
-                        }
-                        s.run
-                    })
-                    .collect();
-                (runs, replayed, held_back)
+        let job = batch::Job::Event {
+            fence,
+            event: event.clone(),
+            set: Arc::clone(set),
+        };
+        let (customer, context, plan, runs, replayed, held_back) = match self.batched(job).await {
+            Ok(batch::Done::Event(done)) => {
+                let done = *done;
+                let (runs, replayed, held_back) = started_runs(done.recorded);
+                (done.customer, done.context, done.plan, runs, replayed, held_back)
             }
-            Err(e) if e.is_fenced() => return Err(Stopped::Revoked),
-            Err(e) => {
-                // Nothing of it was committed: the step-by-step path records the failure.
-                tracing::debug!(event_id = %event.id, customer_id, error = %e, "recording with the first steps failed, going step by step");
-                let recorded = self
-                    .db("record_runs", fence, || {
-                        runs::record_runs(&self.db, fence, &event, &planned, self.clock.now())
-                    })
-                    .await?;
-                (recorded.runs, recorded.replayed, recorded.held_back)
+            Ok(batch::Done::Resume(_)) | Err(batch::Failed::Alone(_)) => {
+                self.record_alone(customer_id, &event, set, fence).await?
             }
+            Err(batch::Failed::Fenced) => return Err(Stopped::Revoked),
         };
         let _ = recorded.send(());
+        let metrics = Metrics::global();
         for held in &held_back {
             metrics.runs_held_back.with_label_values(&[held.limited_by]).inc();
         }
@@ -303,7 +276,68 @@ impl Runner {
         Ok(())
     }
 
+    /// The one-at-a-time path of an event whose unit failed in its batch: its snapshot,
+    /// its plan and its runs with their first steps in a transaction of their own, or
+    /// when that fails too, the runs alone (the chain then records the failing step and
+    /// retries it as usual).
+    #[allow(clippy::type_complexity)]
+    async fn record_alone(
+        &self,
+        customer_id: i64,
+        event: &EventEnvelope,
+        set: &WorkflowSet,
+        fence: Fence,
+    ) -> Result<(Map<String, Value>, Value, Vec<Arc<CompiledWorkflow>>, Vec<Run>, bool, Vec<runs::HeldBack>), Stopped> {
+        let customer = self.snapshot(customer_id, fence).await?;
+        let plan = set.plan(Facts {
+            event,
+            customer: &customer,
+        });
+        let planned = batch::planned_runs(&plan);
+        let steps: Vec<&[Step]> = plan.iter().map(|w| w.workflow.actions.as_slice()).collect();
+        let context = crate::template::context(&Facts {
+            event,
+            customer: &customer,
+        });
+        let now = self.clock.now();
+        let started = crate::actions::record_and_apply(&self.db, fence, event, &planned, &steps, &context, now);
+        let (runs, replayed, held_back) = match started.await {
+            Ok(started) => started_runs(started),
+            Err(e) if e.is_fenced() => return Err(Stopped::Revoked),
+            Err(e) => {
+                // Nothing of it was committed: the step-by-step path records the failure.
+                tracing::debug!(event_id = %event.id, customer_id, error = %e, "recording with the first steps failed, going step by step");
+                let recorded = self
+                    .db("record_runs", fence, || {
+                        runs::record_runs(&self.db, fence, event, &planned, self.clock.now())
+                    })
+                    .await?;
+                (recorded.runs, recorded.replayed, recorded.held_back)
+            }
+        };
+        Ok((customer, context, plan, runs, replayed, held_back))
+    }
+
     async fn resume(&self, customer_id: i64, run_id: i64, fence: Fence, why: Why) -> Result<(), Stopped> {
+        let due_at = match why {
+            Why::Due {
+                due_at,
+                ticket: _ticket,
+            } => {
+                let job = batch::Job::Resume {
+                    fence,
+                    run_id,
+                    customer_id,
+                };
+                match self.batched(job).await {
+                    Ok(batch::Done::Resume(done)) => return self.after_resume(customer_id, fence, due_at, *done).await,
+                    Err(batch::Failed::Fenced) => return Err(Stopped::Revoked),
+                    Ok(batch::Done::Event(_)) | Err(batch::Failed::Alone(_)) => Some(due_at),
+                }
+            }
+            Why::Recover => None,
+        };
+        // One at a time: what a resume whose unit failed in its batch, or a recovery, does.
         let Some(run) = self
             .db("load_run", fence, || runs::get(self.db.connection(), run_id))
             .await?
@@ -311,35 +345,69 @@ impl Runner {
             tracing::warn!(run_id, customer_id, "resumed run not found");
             return Ok(());
         };
-        match why {
-            Why::Due {
-                due_at,
-                ticket: _ticket,
-            } => {
+        match due_at {
+            Some(due_at) => {
                 let now = self.clock.now();
                 let node = self.node_id.as_str();
                 if !self
                     .db("resume", fence, || steps::resumed(&self.db, fence, run_id, node, now))
                     .await?
                 {
-                    tracing::debug!(
-                        run_id,
-                        customer_id,
-                        "stale resume ignored: the continuation is no longer what was claimed"
-                    );
-                    Metrics::global().stale_resumes.inc();
-                    return Ok(());
+                    return self
+                        .after_resume(customer_id, fence, due_at, batch::ResumeDone::Stale)
+                        .await;
                 }
-                let late = (now - due_at).num_milliseconds().max(0) as f64 / 1000.0;
-                Metrics::global().scheduler_lateness.observe(late);
+                observe_lateness(now, due_at);
                 // The run is running again from its next step, as just committed.
                 let mut run = run;
                 run.run.status = status::RUNNING.to_owned();
                 self.continue_recorded(customer_id, run, fence).await
             }
-            Why::Recover if is_unfinished(&run) => self.continue_recorded(customer_id, run, fence).await,
-            Why::Recover => Ok(()),
+            None if is_unfinished(&run) => self.continue_recorded(customer_id, run, fence).await,
+            None => Ok(()),
         }
+    }
+
+    /// Goes on with a run whose resume was committed in a batch: its chain from the first
+    /// step its batch did not apply.
+    async fn after_resume(
+        &self,
+        customer_id: i64,
+        fence: Fence,
+        due_at: DateTime<Utc>,
+        done: batch::ResumeDone,
+    ) -> Result<(), Stopped> {
+        let (run, ready) = match done {
+            batch::ResumeDone::Stale => {
+                tracing::debug!(
+                    customer_id,
+                    "stale resume ignored: the continuation is no longer what was claimed"
+                );
+                Metrics::global().stale_resumes.inc();
+                return Ok(());
+            }
+            batch::ResumeDone::Resumed { run, ready } => (*run, ready),
+        };
+        observe_lateness(self.clock.now(), due_at);
+        let Some(ready) = ready else {
+            // The event or the workflow version cannot be used: the usual path fails the run.
+            return self.continue_recorded(customer_id, run, fence).await;
+        };
+        count_applied(&ready.applied);
+        if run.run.status == status::DONE {
+            run_done(&run);
+            return Ok(());
+        }
+        Chain {
+            runner: self,
+            fence,
+            run: &run,
+            event: &ready.event,
+            steps: &ready.workflow.actions,
+            window: ready.workflow.send_window.as_ref(),
+        }
+        .run(&ready.customer, &ready.context)
+        .await
     }
 
     /// Runs a recorded run on from its next step, with the workflow version it started with.
@@ -356,9 +424,7 @@ impl Runner {
             }
         };
         let workflow = match self
-            .db("load_version", fence, || {
-                steps::workflow_version(self.db.connection(), &run)
-            })
+            .db("load_version", fence, || self.workflow_of(self.db.connection(), &run))
             .await?
         {
             Ok(workflow) => workflow,
@@ -450,6 +516,43 @@ impl Runner {
         tracing::warn!(run_id = id, workflow_id = %run.run.workflow_id, customer_id = run.run.customer_id, step, error, "run failed");
         Ok(())
     }
+}
+
+/// Records how late a continuation started.
+fn observe_lateness(now: DateTime<Utc>, due_at: DateTime<Utc>) {
+    let late = (now - due_at).num_milliseconds().max(0) as f64 / 1000.0;
+    Metrics::global().scheduler_lateness.observe(late);
+}
+
+/// Counts the steps a transaction applied, as the chain counts its own.
+fn count_applied(applied: &[(crate::catalogue::ActionKind, Duration)]) {
+    let metrics = Metrics::global();
+    for (kind, took) in applied {
+        metrics
+            .action_seconds
+            .with_label_values(&[kind.name()])
+            .observe(took.as_secs_f64());
+        metrics.actions.with_label_values(&[kind.name(), "done"]).inc();
+    }
+}
+
+/// An event's runs as committed with their first steps: counted, and the ended ones
+/// logged as done.
+fn started_runs(started: runs::Recorded<crate::actions::Started>) -> (Vec<Run>, bool, Vec<runs::HeldBack>) {
+    let replayed = started.replayed;
+    let held_back = started.held_back;
+    let runs = started
+        .runs
+        .into_iter()
+        .map(|s| {
+            count_applied(&s.applied);
+            if s.run.run.status == status::DONE {
+                run_done(&s.run);
+            }
+            s.run
+        })
+        .collect();
+    (runs, replayed, held_back)
 }
 
 /// Whether a run still has steps to run now (not ended, not waiting on a delay).

@@ -5,8 +5,9 @@ use super::entities::customers;
 use super::sql::statement;
 use super::StorageError;
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryResult};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// The customer row, if any.
 pub async fn get<C: ConnectionTrait>(conn: &C, customer_id: i64) -> Result<Option<customers::Model>, StorageError> {
@@ -26,7 +27,6 @@ pub async fn snapshot<C: ConnectionTrait>(
     let Some(c) = get(conn, customer_id).await? else {
         return Ok(None);
     };
-    let mut map = fields(c);
     let rows = conn
         .query_all(statement(
             conn,
@@ -38,85 +38,63 @@ pub async fn snapshot<C: ConnectionTrait>(
             vec![customer_id.into()],
         ))
         .await?;
+    let mut map = fields(c);
     for row in rows {
-        let type_name: String = row.try_get("", "type_name")?;
-        let status_id: Option<i64> = row.try_get("", "status_id")?;
-        let status_name: Option<String> = row.try_get("", "status_name")?;
-        put_status(&mut map, &type_name, status_id, status_name);
+        add_status(&mut map, &row)?;
     }
     Ok(Some(map))
 }
 
-/// Most customers [`snapshots`] loads in one statement (bound parameters stay well under
-/// SQLite's limit).
-pub const MAX_SNAPSHOT_BATCH: usize = 500;
+/// The most customers [`snapshots`] loads at once: the statement's parameters stay well
+/// below every backend's limit (SQLite's is 32,766).
+pub const SNAPSHOTS_MAX: usize = 1000;
 
-/// The snapshots of many customers in three statements per [`MAX_SNAPSHOT_BATCH`], the
-/// same as [`snapshot`] gives one by one; customers that do not exist are absent.
+/// The snapshots of `customer_ids` (see [`snapshot`]) in two queries, whatever their
+/// number: a batch of events plans against its customers without a round trip each.
+/// Customers that do not exist are absent from the map. At most [`SNAPSHOTS_MAX`] ids are
+/// asked for per query; more are loaded in several.
 pub async fn snapshots<C: ConnectionTrait>(
     conn: &C,
     customer_ids: &[i64],
-) -> Result<std::collections::HashMap<i64, Map<String, Value>>, StorageError> {
-    use sea_orm::{ColumnTrait, QueryFilter};
-    let mut out = std::collections::HashMap::with_capacity(customer_ids.len());
-    let type_rows = conn
-        .query_all(statement(conn, "SELECT name FROM status_types ORDER BY id", vec![]))
-        .await?;
-    let types: Vec<String> = type_rows
-        .iter()
-        .map(|r| r.try_get::<String>("", "name"))
-        .collect::<Result<_, _>>()?;
-    for chunk in customer_ids.chunks(MAX_SNAPSHOT_BATCH) {
-        let models = customers::Entity::find()
+) -> Result<HashMap<i64, Map<String, Value>>, StorageError> {
+    let mut ids: Vec<i64> = customer_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(SNAPSHOTS_MAX) {
+        let rows = customers::Entity::find()
             .filter(customers::Column::Id.is_in(chunk.iter().copied()))
             .all(conn)
             .await?;
-        if models.is_empty() {
-            continue;
+        for c in rows {
+            found.insert(c.id, fields(c));
         }
-        let ids: Vec<i64> = models.iter().map(|m| m.id).collect();
-        for model in models {
-            let id = model.id;
-            let mut map = fields(model);
-            for t in &types {
-                put_status(&mut map, t, None, None);
-            }
-            out.insert(id, map);
-        }
-        // Ids are integers read from the database: nothing to escape.
-        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let rows = conn
             .query_all(statement(
                 conn,
                 &format!(
-                    "SELECT cs.customer_id, st.name AS type_name, s.id AS status_id, s.name AS status_name \
-                     FROM customer_statuses cs \
-                     JOIN status_types st ON st.id = cs.status_type_id \
-                     JOIN statuses s ON s.id = cs.status_id \
-                     WHERE cs.customer_id IN ({list})"
+                    "SELECT c.id AS customer_id, st.name AS type_name, s.id AS status_id, s.name AS status_name \
+                     FROM customers c CROSS JOIN status_types st \
+                     LEFT JOIN customer_statuses cs ON cs.status_type_id = st.id AND cs.customer_id = c.id \
+                     LEFT JOIN statuses s ON s.id = cs.status_id \
+                     WHERE c.id IN ({}) ORDER BY c.id, st.id",
+                    placeholders.join(", ")
                 ),
-                vec![],
+                chunk.iter().map(|&id| id.into()).collect(),
             ))
             .await?;
         for row in rows {
             let customer_id: i64 = row.try_get("", "customer_id")?;
-            let type_name: String = row.try_get("", "type_name")?;
-            let status_id: Option<i64> = row.try_get("", "status_id")?;
-            let status_name: Option<String> = row.try_get("", "status_name")?;
-            if let Some(map) = out.get_mut(&customer_id) {
-                put_status(map, &type_name, status_id, status_name);
+            if let Some(map) = found.get_mut(&customer_id) {
+                add_status(map, &row)?;
             }
         }
     }
-    Ok(out)
+    Ok(found)
 }
 
-fn put_status(map: &mut Map<String, Value>, type_name: &str, id: Option<i64>, name: Option<String>) {
-    map.insert(format!("{type_name}_status_id"), id.map_or(Value::Null, Value::from));
-    map.insert(format!("{type_name}_status"), name.map_or(Value::Null, Value::from));
-}
-
-/// The customer row's fields: custom fields first, built-in columns over them.
+/// The customer row as `customer.*` fields, without statuses.
 fn fields(c: customers::Model) -> Map<String, Value> {
     let mut map = match c.custom_fields {
         Value::Object(fields) => fields,
@@ -151,6 +129,22 @@ fn fields(c: customers::Model) -> Map<String, Value> {
         map.insert(key.to_owned(), value);
     }
     map
+}
+
+/// One status type's row (`type_name`, `status_id`, `status_name`) as its two fields.
+fn add_status(map: &mut Map<String, Value>, row: &QueryResult) -> Result<(), StorageError> {
+    let type_name: String = row.try_get("", "type_name")?;
+    let status_id: Option<i64> = row.try_get("", "status_id")?;
+    let status_name: Option<String> = row.try_get("", "status_name")?;
+    map.insert(
+        format!("{type_name}_status_id"),
+        status_id.map_or(Value::Null, Value::from),
+    );
+    map.insert(
+        format!("{type_name}_status"),
+        status_name.map_or(Value::Null, Value::from),
+    );
+    Ok(())
 }
 
 /// Timestamps in snapshots and payloads: RFC 3339 in UTC with a `Z`.

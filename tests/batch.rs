@@ -1,0 +1,433 @@
+//! Group commit (runner::batch): many customers' first transactions in one, and a failure
+//! inside a batch holding up only the customer it belongs to.
+//!
+//! - Runner-level (a database, a [`ManualClock`], a stand-in for deliveries, no Kafka): a
+//!   batch of 500 events with one poisoned customer; a batch of due resumes; the batch
+//!   snapshots against the one-by-one snapshot.
+//! - Topology-level (the embedded broker): 500 events with a poisoned customer among them,
+//!   and a chain waiting on a slow delivery while other customers of its thread go on.
+
+mod common;
+#[path = "common/engine.rs"]
+#[macro_use]
+mod engine;
+
+use chrono::{DateTime, Utc};
+use common::{fresh, t0};
+use engine::{note_bodies, runs_of_customer, runs_where, Engine};
+use futures_util::future::LocalBoxFuture;
+use sea_orm::ConnectionTrait;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use workflow_engine::actors::delivery::{Deliver, DeliveryReport};
+use workflow_engine::clock::ManualClock;
+use workflow_engine::conditions::Limits;
+use workflow_engine::envelope::EventEnvelope;
+use workflow_engine::plan::WorkflowSet;
+use workflow_engine::runner::batch::{Batches, Done, Failed, Job, ResumeDone, BATCH_CEILING};
+use workflow_engine::runner::{Outbound, Ownership, Runner, Wakeup, Work};
+use workflow_engine::storage::ownership;
+use workflow_engine::storage::runs::{status, step_status, RunFilter};
+use workflow_engine::storage::{customers, scheduled, statuses, workflows, Database};
+use workflow_engine::validate::Validator;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Accepts every request at once.
+struct Accept;
+
+impl Outbound for Accept {
+    fn deliver(&self, request: Deliver) -> LocalBoxFuture<'static, DeliveryReport> {
+        Box::pin(std::future::ready(DeliveryReport {
+            attempts: request.attempts_before + 1,
+            outcome: Ok(200),
+        }))
+    }
+}
+
+struct NoWakeup;
+impl Wakeup for NoWakeup {
+    fn wake(&self, _due_at: DateTime<Utc>) {}
+}
+
+fn runner(db: &Database, clock: &ManualClock, ownership: &Ownership) -> Runner {
+    Runner {
+        db: db.clone(),
+        clock: Arc::new(clock.clone()),
+        outbound: Arc::new(Accept),
+        wakeup: Arc::new(NoWakeup),
+        ownership: ownership.clone(),
+        integrations: workflow_engine::storage::steps::Integrations {
+            email_url: "http://email.invalid/send".into(),
+            webhook_secret: String::new(),
+            keyring: Arc::default(),
+        },
+        node_id: "node-a".into(),
+        max_step_attempts: 3,
+        delay_override: None,
+        batches: Batches::new(BATCH_CEILING),
+        // The tests add their customers; events need not create them.
+        sync_customers: false,
+        max_cascade_depth: 5,
+    }
+}
+
+async fn add_workflow(db: &Database, definition: Value) -> String {
+    let schema = statuses::field_schema(db.connection()).await.unwrap();
+    let validated = Validator::new(&schema, Limits::default())
+        .workflow(&definition)
+        .unwrap_or_else(|e| panic!("invalid test workflow: {e}"));
+    workflows::create(db, &validated.workflow, "test").await.unwrap().id
+}
+
+async fn live_set(db: &Database) -> Arc<WorkflowSet> {
+    Arc::new(workflows::load_set(db, Limits::default()).await.unwrap().1)
+}
+
+fn event(id: &str, customer_id: i64) -> EventEnvelope {
+    EventEnvelope::from_value(
+        json!({"id": id, "type": "customer.deposited", "customer_id": customer_id,
+        "occurred_at": "2026-11-25T10:00:00Z", "data": {"amount": 10}}),
+    )
+    .unwrap()
+}
+
+/// Every customer gets a note; the poisoned customer's second workflow assigns a team that
+/// does not exist, so its unit fails inside the batch's transaction.
+async fn poisoned_workflows(db: &Database, poisoned: i64) {
+    add_workflow(
+        db,
+        json!({"id": "everyone", "name": "A note for everyone", "trigger_event": "customer.deposited",
+            "actions": [{"type": "add_note", "params": {"body": "noted {{customer.id}}"}}], "priority": 1}),
+    )
+    .await;
+    add_workflow(
+        db,
+        json!({"id": "poison", "name": "A team that does not exist", "trigger_event": "customer.deposited",
+            "conditions": {"match": "all", "rules": [{"field": "customer.id", "operator": "eq", "value": poisoned}]},
+            "actions": [{"type": "add_note", "params": {"body": "before"}},
+                        {"type": "assign_to_team", "params": {"team_id": 999}}], "priority": 2}),
+    )
+    .await;
+}
+
+/// Everyone else's outcome: exactly one run, done, and its note exactly once.
+async fn assert_healthy_once(db: &Database, customers: impl Iterator<Item = i64>) {
+    let all = runs_where(db, RunFilter::default()).await;
+    for c in customers {
+        let mine: Vec<_> = all.iter().filter(|r| r.run.customer_id == c).collect();
+        assert_eq!(mine.len(), 1, "customer {c}: exactly one run");
+        assert_eq!(mine[0].run.workflow_id, "everyone");
+        assert_eq!(mine[0].run.status, status::DONE, "customer {c}: {:?}", mine[0]);
+        assert_eq!(note_bodies(db, c).await, [format!("noted {c}")], "customer {c}'s notes");
+    }
+}
+
+/// The poisoned customer's outcome, as without batches: its first workflow done, the
+/// poisoned one failed at the bad step with the reason, the step before it kept.
+async fn assert_poisoned_as_before(db: &Database, poisoned: i64) {
+    let mine = runs_of_customer(db, poisoned).await;
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    let ok = mine.iter().find(|r| r.run.workflow_id == "everyone").unwrap();
+    assert_eq!(ok.run.status, status::DONE);
+    let bad = mine.iter().find(|r| r.run.workflow_id == "poison").unwrap();
+    assert_eq!(bad.run.status, status::FAILED, "{bad:?}");
+    assert!(
+        bad.run.error.as_deref().is_some_and(|e| e.contains("no team 999")),
+        "{bad:?}"
+    );
+    let steps: Vec<&str> = bad.steps.iter().map(|s| s.status.as_str()).collect();
+    assert_eq!(steps, [step_status::DONE, step_status::FAILED]);
+    assert_eq!(
+        note_bodies(db, poisoned).await,
+        [format!("noted {poisoned}"), "before".to_owned()]
+    );
+}
+
+/// A batch of 500 events of 500 customers, one poisoned: one transaction cannot hold it,
+/// so the batch is split until the poisoned unit is alone. The 499 others are recorded
+/// and done exactly once; the poisoned one alone reports a failure, and the one-at-a-time
+/// path then records its failure as it always did. (Committed whole or failed whole, the
+/// 499 would have no runs after the batch: checked before the poisoned one goes on.)
+#[actix_rt::test]
+async fn a_poisoned_customer_in_a_batch_of_500_holds_up_only_itself() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = ManualClock::new(t0());
+    let ownership = Ownership::default();
+    let fence = ownership::acquire(db, 0, "node-a", t0()).await.unwrap();
+    ownership.grant(fence);
+    let runner = runner(db, &clock, &ownership);
+    const POISONED: i64 = 250;
+    common::add_customers(db, 1..=500).await;
+    poisoned_workflows(db, POISONED).await;
+    let set = live_set(db).await;
+
+    let jobs: Vec<Job> = (1..=500)
+        .map(|c| Job::Event {
+            fence,
+            event: event(&format!("e{c}"), c),
+            set: Arc::clone(&set),
+        })
+        .collect();
+    let outcomes = runner.commit_batch(jobs).await;
+    assert_eq!(outcomes.len(), 500);
+    for (c, outcome) in (1..=500).zip(&outcomes) {
+        match outcome {
+            Ok(Done::Event(_)) => assert_ne!(c, POISONED, "the poisoned unit cannot commit"),
+            Err(Failed::Alone(reason)) => {
+                assert_eq!(c, POISONED, "only the poisoned unit fails: {reason}");
+                assert!(reason.contains("no team 999"), "{reason}");
+            }
+            _ => panic!("customer {c}: unexpected outcome"),
+        }
+    }
+    assert_healthy_once(db, (1..=500).filter(|&c| c != POISONED)).await;
+    assert!(
+        runs_of_customer(db, POISONED).await.is_empty(),
+        "nothing of the poisoned unit committed"
+    );
+
+    // The executor's path for it: one at a time, the failure recorded as before.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let work = Work::Event {
+        event: event(&format!("e{POISONED}"), POISONED),
+        set: Arc::clone(&set),
+        fence,
+        recorded: tx,
+    };
+    runner.process(POISONED, work).await;
+    assert!(rx.await.is_ok(), "the poisoned event is recorded");
+    assert_poisoned_as_before(db, POISONED).await;
+    assert_healthy_once(db, (1..=500).filter(|&c| c != POISONED)).await;
+    t.finish().await;
+}
+
+/// Due resumes of many customers commit together: each continuation off the schedule, its
+/// run running and the note after the delay applied, in one transaction; a resume whose
+/// claim is not this node's changes nothing.
+#[actix_rt::test]
+async fn due_resumes_commit_in_one_batch_and_a_stale_one_changes_nothing() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = ManualClock::new(t0());
+    let ownership = Ownership::default();
+    let fence = ownership::acquire(db, 0, "node-a", t0()).await.unwrap();
+    ownership.grant(fence);
+    let runner = runner(db, &clock, &ownership);
+    common::add_customers(db, 1..=40).await;
+    add_workflow(
+        db,
+        json!({"name": "later", "trigger_event": "customer.deposited", "actions": [
+            {"type": "add_note", "params": {"body": "a"}},
+            {"type": "delay", "params": {"hours": 1}},
+            {"type": "add_note", "params": {"body": "b {{customer.id}}"}},
+            {"type": "add_note", "params": {"body": "c"}}]}),
+    )
+    .await;
+    let set = live_set(db).await;
+    for c in 1..=40 {
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        let work = Work::Event {
+            event: event(&format!("e{c}"), c),
+            set: Arc::clone(&set),
+            fence,
+            recorded: tx,
+        };
+        runner.process(c, work).await;
+    }
+    clock.advance(Duration::from_secs(3601));
+    let claimed = scheduled::claim_due(
+        db,
+        "node-a",
+        &[0],
+        clock_now(&clock),
+        chrono::Duration::seconds(60),
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(claimed.len(), 40);
+    // Customer 40's claim is taken over by another node before it resumes: stale.
+    let stolen = claimed.iter().find(|r| r.customer_id == 40).unwrap().run_id;
+    db.connection()
+        .execute(workflow_engine::storage::sql::statement(
+            db.connection(),
+            "UPDATE scheduled SET claimed_by = $1 WHERE run_id = $2",
+            vec!["node-b".into(), stolen.into()],
+        ))
+        .await
+        .unwrap();
+    let jobs: Vec<Job> = claimed
+        .iter()
+        .map(|r| Job::Resume {
+            fence,
+            run_id: r.run_id,
+            customer_id: r.customer_id,
+        })
+        .collect();
+    let outcomes = runner.commit_batch(jobs).await;
+    let mut stale = Vec::new();
+    for (row, outcome) in claimed.iter().zip(&outcomes) {
+        match outcome {
+            Ok(Done::Resume(done)) => match done.as_ref() {
+                ResumeDone::Stale => stale.push(row.customer_id),
+                ResumeDone::Resumed { run, .. } => assert_eq!(run.run.status, status::DONE, "{run:?}"),
+            },
+            _ => panic!("customer {}: unexpected outcome", row.customer_id),
+        }
+    }
+    assert_eq!(stale, [40]);
+    for c in 1..=39 {
+        let runs = runs_of_customer(db, c).await;
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].run.status, status::DONE);
+        let notes = note_bodies(db, c).await;
+        assert_eq!(
+            notes,
+            ["a".to_owned(), format!("b {c}"), "c".to_owned()],
+            "customer {c}"
+        );
+    }
+    let waiting = runs_of_customer(db, 40).await;
+    assert_eq!(waiting[0].run.status, status::WAITING);
+    assert_eq!(note_bodies(db, 40).await, ["a"]);
+    let left: Vec<i64> = scheduled::list(db.connection(), 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(left, [stolen], "only the stale continuation stays scheduled");
+    t.finish().await;
+}
+
+fn clock_now(clock: &ManualClock) -> DateTime<Utc> {
+    workflow_engine::clock::Clock::now(clock)
+}
+
+/// The batch's snapshots are the one-by-one snapshots, statuses included, and a customer
+/// without a row is absent.
+#[actix_rt::test]
+async fn batch_snapshots_equal_one_by_one_snapshots() {
+    let t = fresh().await;
+    let db = &t.db;
+    workflow_engine::storage::seed::load_demo(db, "http://127.0.0.1:9/hook")
+        .await
+        .unwrap();
+    let ids: Vec<i64> = vec![1, 2, 3, 4, 5, 999_999];
+    let batch = customers::snapshots(db.connection(), &ids).await.unwrap();
+    for id in ids {
+        let one = customers::snapshot(db.connection(), id).await.unwrap();
+        assert_eq!(batch.get(&id), one.as_ref(), "customer {id}");
+    }
+    t.finish().await;
+}
+
+/// Through the broker: 500 events of 500 customers ready together, one customer
+/// poisoned. Every other customer's event runs exactly once; the poisoned customer's
+/// failure is recorded as it is without batches; every event's offset is committed (a
+/// redelivery would show as a second note).
+#[actix_rt::test]
+async fn a_poisoned_customer_among_500_events_holds_up_only_itself() {
+    const POISONED: i64 = 5250;
+    let mut engine = Engine::new(|_| {}).await;
+    let customers: Vec<i64> = (5001..=5500).collect();
+    engine.add_customers(customers.clone()).await;
+    poisoned_workflows(engine.db(), POISONED).await;
+    let events: Vec<Value> = customers
+        .iter()
+        .map(
+            |&c| json!({"id": format!("e{c}"), "type": "customer.deposited", "customer_id": c, "data": {"amount": 10}}),
+        )
+        .collect();
+    // Published before the engine starts: every partition's events are ready together.
+    engine.publish_all(&events).await;
+    engine.start().await;
+    let db = engine.db().clone();
+    eventually!("every run ended", PATIENCE, {
+        let all = runs_where(&db, RunFilter::default()).await;
+        (all.len() == 501 && engine::all_ended(&all)).then_some(())
+    });
+    assert_healthy_once(&db, customers.iter().copied().filter(|&c| c != POISONED)).await;
+    assert_poisoned_as_before(&db, POISONED).await;
+    // A restart reads from the committed offsets: nothing runs again.
+    engine.restart().await;
+    engine
+        .publish(&json!({"id": "last", "type": "customer.deposited", "customer_id": 5001, "data": {"amount": 1}}))
+        .await;
+    eventually!("the last event done", PATIENCE, {
+        let all = runs_where(&db, RunFilter::default()).await;
+        (all.len() == 502 && engine::all_ended(&all)).then_some(())
+    });
+    assert_healthy_once(&db, customers.iter().copied().filter(|&c| c != POISONED && c != 5001)).await;
+    assert_poisoned_as_before(&db, POISONED).await;
+    engine.finish().await;
+}
+
+/// A chain waiting on a slow delivery holds up its own customer only: with one executor
+/// thread, another customer's events run to the end while the delivery is still waiting.
+#[actix_rt::test]
+async fn a_chain_waiting_on_a_delivery_does_not_hold_up_other_customers() {
+    let mut engine = Engine::new(|s| {
+        s.engine.arbiters = 1;
+        s.delivery.timeout_ms = 30_000;
+    })
+    .await;
+    engine.add_customers([6001, 6002]).await;
+    let hook = engine.listener.url("/slow");
+    add_workflow(
+        engine.db(),
+        json!({"id": "slow", "name": "Slow webhook", "trigger_event": "test.slow",
+            "actions": [{"type": "webhook", "params": {"url": hook}},
+                        {"type": "add_note", "params": {"body": "after the webhook"}}]}),
+    )
+    .await;
+    add_workflow(
+        engine.db(),
+        json!({"id": "quick", "name": "Quick note", "trigger_event": "test.quick",
+            "actions": [{"type": "add_note", "params": {"body": "quick {{event.n}}"}}]}),
+    )
+    .await;
+    engine.listener.slow_down(Duration::from_secs(20));
+    engine.start().await;
+    engine
+        .publish(&json!({"id": "slow-1", "type": "test.slow", "customer_id": 6001, "data": {}}))
+        .await;
+    let db = engine.db().clone();
+    eventually!("the webhook to be received", PATIENCE, {
+        (!engine.listener.received("/slow").is_empty()).then_some(())
+    });
+    let quick: Vec<Value> = (0..5)
+        .map(|n| json!({"id": format!("quick-{n}"), "type": "test.quick", "customer_id": 6002, "data": {"n": n}}))
+        .collect();
+    engine.publish_all(&quick).await;
+    eventually!("the other customer's events done", PATIENCE, {
+        let runs = runs_of_customer(&db, 6002).await;
+        (runs.len() == 5 && engine::all_ended(&runs)).then_some(())
+    });
+    // The slow chain is still waiting on its delivery at that point.
+    let slow = runs_of_customer(&db, 6001).await;
+    assert_eq!(slow.len(), 1);
+    assert_ne!(slow[0].run.status, status::DONE, "{:?}", slow[0]);
+    assert!(note_bodies(&db, 6001).await.is_empty());
+    assert_eq!(
+        note_bodies(&db, 6002).await,
+        (0..5).map(|n| format!("quick {n}")).collect::<Vec<_>>()
+    );
+    engine.listener.slow_down(Duration::ZERO);
+    eventually!("the slow chain done", PATIENCE, {
+        let runs = runs_of_customer(&db, 6001).await;
+        engine::all_ended(&runs).then_some(())
+    });
+    assert_eq!(note_bodies(&db, 6001).await, ["after the webhook"]);
+    engine.finish().await;
+}
+
+#[test]
+fn the_batch_size_is_capped() {
+    assert_eq!(Batches::new(0).max(), 1);
+    assert_eq!(Batches::new(7).max(), 7);
+    assert_eq!(Batches::new(1_000_000).max(), BATCH_CEILING);
+}
