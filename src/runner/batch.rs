@@ -483,7 +483,8 @@ impl Runner {
 enum Prepared {
     Event {
         fence: Fence,
-        event: EventEnvelope,
+        /// Boxed: an envelope is far larger than a resume's ids.
+        event: Box<EventEnvelope>,
         customer: Map<String, Value>,
         context: Value,
         plan: Vec<Arc<CompiledWorkflow>>,
@@ -537,7 +538,7 @@ fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
             });
             Prepared::Event {
                 fence,
-                event,
+                event: Box::new(event),
                 customer,
                 context,
                 plan,

@@ -280,14 +280,13 @@ impl Runner {
     /// its plan and its runs with their first steps in a transaction of their own, or
     /// when that fails too, the runs alone (the chain then records the failing step and
     /// retries it as usual).
-    #[allow(clippy::type_complexity)]
     async fn record_alone(
         &self,
         customer_id: i64,
         event: &EventEnvelope,
         set: &WorkflowSet,
         fence: Fence,
-    ) -> Result<(Map<String, Value>, Value, Vec<Arc<CompiledWorkflow>>, Vec<Run>, bool, Vec<runs::HeldBack>), Stopped> {
+    ) -> Result<EventRecorded, Stopped> {
         let customer = self.snapshot(customer_id, fence).await?;
         let plan = set.plan(Facts {
             event,
@@ -554,6 +553,18 @@ fn started_runs(started: runs::Recorded<crate::actions::Started>) -> (Vec<Run>, 
         .collect();
     (runs, replayed, held_back)
 }
+
+/// What recording an event gives its chains: the customer and template context it was
+/// planned with, the plan, its runs, whether it was a redelivery, and the runs its
+/// workflows' limits held back.
+type EventRecorded = (
+    Map<String, Value>,
+    Value,
+    Vec<Arc<CompiledWorkflow>>,
+    Vec<Run>,
+    bool,
+    Vec<runs::HeldBack>,
+);
 
 /// Whether a run still has steps to run now (not ended, not waiting on a delay).
 fn is_unfinished(run: &Run) -> bool {
