@@ -354,9 +354,10 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
         customer: &customer,
     };
     let context = crate::template::context(&facts);
-    let planned = set.plan(facts);
+    // The explanation already planned: look its workflows up rather than plan again.
+    let candidates = set.workflows_for(&event.event_type);
     for entry in &mut explanation.plan {
-        let Some(compiled) = planned.iter().find(|w| w.id == entry.workflow_id) else {
+        let Some(compiled) = candidates.iter().find(|w| w.id == entry.workflow_id) else {
             continue;
         };
         for (slot, step) in entry.previews.iter_mut().zip(&compiled.workflow.actions) {
