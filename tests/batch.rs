@@ -169,6 +169,7 @@ async fn a_poisoned_customer_in_a_batch_of_500_holds_up_only_itself() {
             fence,
             event: event(&format!("e{c}"), c),
             set: Arc::clone(&set),
+            sync: false,
         })
         .collect();
     let outcomes = runner.commit_batch(jobs).await;
@@ -322,6 +323,62 @@ async fn batch_snapshots_equal_one_by_one_snapshots() {
         let one = customers::snapshot(db.connection(), id).await.unwrap();
         assert_eq!(batch.get(&id), one.as_ref(), "customer {id}");
     }
+    t.finish().await;
+}
+
+/// With the customer sync on, a batch applies its events' sync before it loads their
+/// customers: a `customer.registered` of a customer with no row creates it, and the plan
+/// sees the fields it came with. A unit that does not ask for the sync changes nothing.
+#[actix_rt::test]
+async fn a_batch_syncs_its_customers_before_it_plans_them() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = ManualClock::new(t0());
+    let ownership = Ownership::default();
+    let fence = ownership::acquire(db, 0, "node-a", t0()).await.unwrap();
+    ownership.grant(fence);
+    let runner = Runner {
+        sync_customers: true,
+        ..runner(db, &clock, &ownership)
+    };
+    add_workflow(
+        db,
+        json!({"id": "welcome", "name": "Welcome", "trigger_event": "customer.registered",
+            "conditions": {"match": "all", "rules": [{"field": "customer.first_name", "operator": "eq", "value": "Ada"}]},
+            "actions": [{"type": "add_note", "params": {"body": "welcome {{customer.first_name}}"}}]}),
+    )
+    .await;
+    let set = live_set(db).await;
+    let registered = |c: i64| {
+        EventEnvelope::from_value(
+            json!({"id": format!("r{c}"), "type": "customer.registered", "customer_id": c,
+            "occurred_at": "2026-11-25T10:00:00Z", "data": {"first_name": "Ada"}}),
+        )
+        .unwrap()
+    };
+    let jobs: Vec<Job> = (1..=4)
+        .map(|c| Job::Event {
+            fence,
+            event: registered(c),
+            set: Arc::clone(&set),
+            sync: c != 4,
+        })
+        .collect();
+    let outcomes = runner.commit_batch(jobs).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Ok(Done::Event(_)))));
+    for c in 1..=3 {
+        let customer = customers::get(db.connection(), c)
+            .await
+            .unwrap()
+            .expect("created by the sync");
+        assert_eq!(customer.first_name, "Ada");
+        assert_eq!(customer.last_activity_at, Some("2026-11-25T10:00:00Z".parse().unwrap()));
+        let runs = runs_of_customer(db, c).await;
+        assert_eq!(runs.len(), 1, "customer {c}: {runs:?}");
+        assert_eq!(note_bodies(db, c).await, ["welcome Ada"]);
+    }
+    assert!(customers::get(db.connection(), 4).await.unwrap().is_none());
+    assert!(runs_of_customer(db, 4).await.is_empty());
     t.finish().await;
 }
 

@@ -106,11 +106,13 @@ enum Reply {
 /// One unit of a customer's work, committed in a batch.
 pub enum Job {
     /// Plan `event` against its customer and record the plan, the runs and their leading
-    /// internal steps.
+    /// internal steps; first apply what the event says of its customer when `sync` is set
+    /// (`engine.sync_customers`, [`sync::apply`](crate::storage::sync::apply)).
     Event {
         fence: Fence,
         event: EventEnvelope,
         set: Arc<WorkflowSet>,
+        sync: bool,
     },
     /// Take run `run_id`'s due continuation off the schedule (as claimed by this node),
     /// mark it running and apply its internal steps after the delay.
@@ -291,9 +293,78 @@ impl Runner {
     /// failures allow, and returns each one's outcome, in order. Public for the tests that
     /// prove a failure holds up only its own customer; the executors come through
     /// [`Runner::process`].
+    ///
+    /// The events' customer sync comes first, in one transaction per fence, so the
+    /// snapshots loaded next show what the events created or touched. A unit whose sync
+    /// could not commit goes one at a time, where the sync is retried with the rest.
     pub async fn commit_batch(&self, jobs: Vec<Job>) -> Vec<Outcome> {
         let metrics = crate::actors::metrics::Metrics::global();
         metrics.batch_units.observe(jobs.len() as f64);
+        let mut outcomes: Vec<Option<Outcome>> = self.sync(&jobs).await.into_iter().map(|f| f.map(Err)).collect();
+        let ready: Vec<Job> = jobs
+            .into_iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| outcome.is_none())
+            .map(|(job, _)| job)
+            .collect();
+        let mut committed = self.commit_synced(ready).await.into_iter();
+        for slot in &mut outcomes {
+            if slot.is_none() {
+                *slot = committed.next();
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Failed::Alone("not committed".to_owned()))))
+            .collect()
+    }
+
+    /// Applies the sync of every event in `jobs` that asks for it, one transaction per run
+    /// of jobs under the same fence, and returns, per job, why it cannot go on (`None` when
+    /// it can).
+    async fn sync(&self, jobs: &[Job]) -> Vec<Option<Failed>> {
+        let mut failed: Vec<Option<Failed>> = jobs.iter().map(|_| None).collect();
+        let now = self.clock.now();
+        let mut from = 0;
+        while from < jobs.len() {
+            let fence = jobs[from].fence();
+            let to = (from..jobs.len())
+                .find(|&i| jobs[i].fence() != fence)
+                .unwrap_or(jobs.len());
+            let events: Vec<&EventEnvelope> = jobs[from..to]
+                .iter()
+                .filter_map(|job| match job {
+                    Job::Event { event, sync: true, .. } => Some(event),
+                    _ => None,
+                })
+                .collect();
+            if !events.is_empty() {
+                let applied = async {
+                    let txn = self.db.begin_fenced(fence).await?;
+                    for event in events {
+                        crate::storage::sync::apply(&txn, event, now).await?;
+                    }
+                    txn.commit().await.map_err(StorageError::from)
+                };
+                if let Err(e) = applied.await {
+                    tracing::debug!(error = %e, units = to - from, "batch customer sync failed; units go one at a time");
+                    for slot in &mut failed[from..to] {
+                        *slot = Some(if e.is_fenced() {
+                            Failed::Fenced
+                        } else {
+                            Failed::Alone(e.to_string())
+                        });
+                    }
+                }
+            }
+            from = to;
+        }
+        failed
+    }
+
+    /// [`Runner::commit_batch`] after the sync.
+    async fn commit_synced(&self, jobs: Vec<Job>) -> Vec<Outcome> {
+        let metrics = crate::actors::metrics::Metrics::global();
         let ids: Vec<i64> = jobs.iter().map(Job::customer_id).collect();
         let snapshots = match customers::snapshots(self.db.connection(), &ids).await {
             Ok(s) => s,
@@ -524,7 +595,7 @@ fn customer_of(snapshots: &HashMap<i64, Map<String, Value>>, customer_id: i64) -
 /// Plans an event against its customer, as the one-at-a-time path does.
 fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
     match job {
-        Job::Event { fence, event, set } => {
+        Job::Event { fence, event, set, .. } => {
             let customer = customer_of(snapshots, event.customer_id);
             let facts = Facts {
                 event: &event,

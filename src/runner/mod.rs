@@ -197,17 +197,14 @@ impl Runner {
             let _ = recorded.send(());
             return Ok(());
         }
-        // What the event says of its customer is applied before it is planned, so the
-        // batch below plans against the customer it created or touched.
-        let synced = if self.sync_customers {
-            Some(self.synced_snapshot(customer_id, &event, fence).await?)
-        } else {
-            None
-        };
+        // What the event says of its customer is applied before it is planned: here when
+        // the exits need the customer first, otherwise in the batch, before its snapshots.
+        let sync = self.sync_customers && !set.has_exits(&event.event_type);
         if set.has_exits(&event.event_type) {
-            let customer = match synced {
-                Some(customer) => customer,
-                None => self.snapshot(customer_id, fence).await?,
+            let customer = if self.sync_customers {
+                self.synced_snapshot(customer_id, &event, fence).await?
+            } else {
+                self.snapshot(customer_id, fence).await?
             };
             for workflow_id in set.exits(Facts {
                 event: &event,
@@ -220,6 +217,7 @@ impl Runner {
             fence,
             event: event.clone(),
             set: Arc::clone(set),
+            sync,
         };
         let (customer, context, plan, runs, replayed, held_back) = match self.batched(job).await {
             Ok(batch::Done::Event(done)) => {
@@ -287,7 +285,12 @@ impl Runner {
         set: &WorkflowSet,
         fence: Fence,
     ) -> Result<EventRecorded, Stopped> {
-        let customer = self.snapshot(customer_id, fence).await?;
+        // The batch's sync may not have committed: applying it again is harmless.
+        let customer = if self.sync_customers {
+            self.synced_snapshot(customer_id, event, fence).await?
+        } else {
+            self.snapshot(customer_id, fence).await?
+        };
         let plan = set.plan(Facts {
             event,
             customer: &customer,
