@@ -365,6 +365,23 @@ async fn crm_data_through_the_api() {
         .await;
     assert_eq!(status, 422, "{bad}");
     assert_eq!(paths(&bad), ["/statuses/colour", "/statuses/kyc"]);
+    // The caps on what one customer may carry, each named by its pointer.
+    let too_many_fields: serde_json::Map<String, Value> = (0..=100).map(|i| (format!("f{i}"), json!(i))).collect();
+    let too_many_statuses: serde_json::Map<String, Value> = (0..=50).map(|i| (format!("t{i}"), json!("x"))).collect();
+    for (body, path) in [
+        (json!({"custom": too_many_fields}), "/custom"),
+        (json!({"custom": {"Not-A-Name": 1}}), "/custom/Not-A-Name"),
+        (json!({"statuses": too_many_statuses}), "/statuses"),
+    ] {
+        let (status, bad) = api.put("/api/v1/customers/42", &body).await;
+        assert_eq!(status, 422, "{bad}");
+        assert_eq!(paths(&bad), [path], "{bad}");
+    }
+    let (_, kept) = api.get("/api/v1/customers/42").await;
+    assert_eq!(
+        kept["custom"]["vip_tier"], "gold",
+        "a refused write changes nothing: {kept}"
+    );
     let (status, _) = api.delete("/api/v1/customers/42").await;
     assert_eq!(status, 204);
     let (status, _) = api.get("/api/v1/customers/42").await;
