@@ -11,80 +11,33 @@ mod common;
 #[path = "common/engine.rs"]
 #[macro_use]
 mod engine;
+#[path = "common/runner.rs"]
+mod harness;
 
 use chrono::{DateTime, Utc};
 use common::{fresh, t0};
 use engine::{note_bodies, runs_of_customer, runs_where, Engine};
-use futures_util::future::LocalBoxFuture;
+use harness::{add_workflow, live_set, Sent};
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use workflow_engine::actors::delivery::{Deliver, DeliveryReport};
 use workflow_engine::clock::ManualClock;
-use workflow_engine::conditions::Limits;
 use workflow_engine::envelope::EventEnvelope;
-use workflow_engine::plan::WorkflowSet;
 use workflow_engine::runner::batch::{Batches, Done, Failed, Job, ResumeDone, BATCH_CEILING};
-use workflow_engine::runner::{Outbound, Ownership, Runner, Wakeup, Work};
+use workflow_engine::runner::{Ownership, Runner, Work};
 use workflow_engine::storage::ownership;
 use workflow_engine::storage::runs::{status, step_status, RunFilter};
-use workflow_engine::storage::{customers, scheduled, statuses, workflows, Database};
-use workflow_engine::validate::Validator;
+use workflow_engine::storage::{customers, scheduled, Database};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Accepts every request at once.
-struct Accept;
-
-impl Outbound for Accept {
-    fn deliver(&self, request: Deliver) -> LocalBoxFuture<'static, DeliveryReport> {
-        Box::pin(std::future::ready(DeliveryReport {
-            attempts: request.attempts_before + 1,
-            outcome: Ok(200),
-        }))
-    }
-}
-
-struct NoWakeup;
-impl Wakeup for NoWakeup {
-    fn wake(&self, _due_at: DateTime<Utc>) {}
-}
-
 fn runner(db: &Database, clock: &ManualClock, ownership: &Ownership) -> Runner {
     Runner {
-        db: db.clone(),
-        clock: Arc::new(clock.clone()),
-        outbound: Arc::new(Accept),
-        wakeup: Arc::new(NoWakeup),
-        ownership: ownership.clone(),
-        integrations: workflow_engine::storage::steps::Integrations {
-            email_url: "http://email.invalid/send".into(),
-            webhook_secret: String::new(),
-            keyring: Arc::default(),
-        },
-        node_id: "node-a".into(),
-        max_step_attempts: 3,
-        delay_override: None,
         batches: Batches::new(BATCH_CEILING),
-        // The tests add their customers; events need not create them.
-        sync_customers: false,
-        max_cascade_depth: 5,
+        ..harness::runner(db, "node-a", clock, ownership, &Sent::default())
     }
 }
-
-async fn add_workflow(db: &Database, definition: Value) -> String {
-    let schema = statuses::field_schema(db.connection()).await.unwrap();
-    let validated = Validator::new(&schema, Limits::default())
-        .workflow(&definition)
-        .unwrap_or_else(|e| panic!("invalid test workflow: {e}"));
-    workflows::create(db, &validated.workflow, "test").await.unwrap().id
-}
-
-async fn live_set(db: &Database) -> Arc<WorkflowSet> {
-    Arc::new(workflows::load_set(db, Limits::default()).await.unwrap().1)
-}
-
 fn event(id: &str, customer_id: i64) -> EventEnvelope {
     EventEnvelope::from_value(
         json!({"id": id, "type": "customer.deposited", "customer_id": customer_id,

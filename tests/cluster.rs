@@ -11,51 +11,31 @@ mod common;
 #[path = "common/engine.rs"]
 #[macro_use]
 mod engine;
+#[path = "common/runner.rs"]
+mod harness;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use common::{fresh, t0, TestDb};
 use engine::{note_bodies, runs_of_customer, runs_where, Engine};
-use futures_util::future::LocalBoxFuture;
+use harness::{add_workflow, live_set, Sent};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use workflow_engine::actions::{run_internal_step, StepContext, StepOutcome};
-use workflow_engine::actors::delivery::{Deliver, DeliveryReport};
 use workflow_engine::actors::topology::Topology;
 use workflow_engine::catalogue::Action;
 use workflow_engine::clock::{Clock, ManualClock};
-use workflow_engine::conditions::Limits;
 use workflow_engine::envelope::EventEnvelope;
 use workflow_engine::plan::WorkflowSet;
-use workflow_engine::runner::{Outbound, Ownership, Runner, Ticket, Wakeup, Why, Work};
+use workflow_engine::runner::{Ownership, Runner, Ticket, Why, Work};
 use workflow_engine::storage::ownership::{self, Fence};
 use workflow_engine::storage::runs::{self, PlannedRun, RunFilter};
-use workflow_engine::storage::{scheduled, statuses, steps, workflows, Database};
-use workflow_engine::validate::Validator;
+use workflow_engine::storage::{scheduled, Database};
 
 // ---------------------------------------------------------------------------------------
 // Runner-level harness
-
-/// Accepts every request at once and remembers its idempotency key.
-#[derive(Default, Clone)]
-struct Sent(Arc<Mutex<Vec<String>>>);
-
-impl Outbound for Sent {
-    fn deliver(&self, request: Deliver) -> LocalBoxFuture<'static, DeliveryReport> {
-        self.0.lock().unwrap().push(request.idempotency_key);
-        Box::pin(std::future::ready(DeliveryReport {
-            attempts: request.attempts_before + 1,
-            outcome: Ok(200),
-        }))
-    }
-}
-
-struct NoWakeup;
-impl Wakeup for NoWakeup {
-    fn wake(&self, _due_at: DateTime<Utc>) {}
-}
 
 struct Node {
     runner: Runner,
@@ -66,36 +46,10 @@ struct Node {
 fn node(db: &Database, name: &str, clock: &ManualClock, ownership: &Ownership) -> Node {
     let sent = Sent::default();
     let runner = Runner {
-        db: db.clone(),
-        clock: Arc::new(clock.clone()),
-        outbound: Arc::new(sent.clone()),
-        wakeup: Arc::new(NoWakeup),
-        ownership: ownership.clone(),
-        integrations: steps::Integrations {
-            email_url: "http://email.invalid/send".into(),
-            webhook_secret: String::new(),
-            keyring: Arc::default(),
-        },
-        node_id: name.into(),
-        max_step_attempts: 3,
-        max_cascade_depth: 5,
-        delay_override: None,
-        batches: Default::default(),
         sync_customers: true,
+        ..harness::runner(db, name, clock, ownership, &sent)
     };
     Node { runner, sent }
-}
-
-async fn add_workflow(db: &Database, definition: Value) -> String {
-    let schema = statuses::field_schema(db.connection()).await.unwrap();
-    let validated = Validator::new(&schema, Limits::default())
-        .workflow(&definition)
-        .unwrap_or_else(|e| panic!("invalid test workflow: {e}"));
-    workflows::create(db, &validated.workflow, "test").await.unwrap().id
-}
-
-async fn live_set(db: &Database) -> Arc<WorkflowSet> {
-    Arc::new(workflows::load_set(db, Limits::default()).await.unwrap().1)
 }
 
 fn event(id: &str, customer_id: i64, amount: i64) -> EventEnvelope {

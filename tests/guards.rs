@@ -10,18 +10,19 @@ mod common;
 #[path = "common/engine.rs"]
 #[macro_use]
 mod engine;
+#[path = "common/runner.rs"]
+mod harness;
 
 use actix_web::{test as web_test, App};
 use chrono::{DateTime, Utc};
 use common::{fresh, t0, TestDb};
 use engine::{note_bodies, runs_of_customer, tasks_of};
-use futures_util::future::LocalBoxFuture;
+use harness::{add_workflow, live_set, Sent};
 use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
-use workflow_engine::actors::delivery::{Deliver, DeliveryReport};
 use workflow_engine::actors::metrics::Metrics;
 use workflow_engine::catalogue::ActionKind;
 use workflow_engine::clock::{Clock, ManualClock};
@@ -29,40 +30,15 @@ use workflow_engine::conditions::Limits;
 use workflow_engine::envelope::EventEnvelope;
 use workflow_engine::guards::limits::EntryLimit;
 use workflow_engine::plan::WorkflowSet;
-use workflow_engine::runner::{Outbound, Ownership, Runner, Ticket, Wakeup, Why, Work};
+use workflow_engine::runner::{Ownership, Runner, Ticket, Why, Work};
 use workflow_engine::storage::entities::outbox;
 use workflow_engine::storage::ownership::{self, Fence};
 use workflow_engine::storage::runs::{self, status, step_status, PlannedRun};
-use workflow_engine::storage::{scheduled, statuses, steps, workflows, Database};
+use workflow_engine::storage::{scheduled, statuses, Database};
 use workflow_engine::validate::Validator;
 
 // ---------------------------------------------------------------------------------------
 // Harness
-
-/// Accepts every request at once and remembers its idempotency key.
-#[derive(Default, Clone)]
-struct Sent(Arc<Mutex<Vec<String>>>);
-
-impl Sent {
-    fn count(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-}
-
-impl Outbound for Sent {
-    fn deliver(&self, request: Deliver) -> LocalBoxFuture<'static, DeliveryReport> {
-        self.0.lock().unwrap().push(request.idempotency_key);
-        Box::pin(std::future::ready(DeliveryReport {
-            attempts: request.attempts_before + 1,
-            outcome: Ok(200),
-        }))
-    }
-}
-
-struct NoWakeup;
-impl Wakeup for NoWakeup {
-    fn wake(&self, _due_at: DateTime<Utc>) {}
-}
 
 struct Node {
     runner: Runner,
@@ -77,25 +53,7 @@ async fn node(t: &TestDb, start: DateTime<Utc>) -> Node {
     let fence = ownership::acquire(&t.db, 0, "node-a", start).await.unwrap();
     ownership.grant(fence);
     let sent = Sent::default();
-    let runner = Runner {
-        db: t.db.clone(),
-        clock: Arc::new(clock.clone()),
-        outbound: Arc::new(sent.clone()),
-        wakeup: Arc::new(NoWakeup),
-        ownership,
-        integrations: steps::Integrations {
-            email_url: "http://email.invalid/send".into(),
-            webhook_secret: String::new(),
-            keyring: Arc::default(),
-        },
-        node_id: "node-a".into(),
-        max_step_attempts: 3,
-        max_cascade_depth: 5,
-        delay_override: None,
-        // The customers are added by the tests; events need not create them.
-        sync_customers: false,
-        batches: Default::default(),
-    };
+    let runner = harness::runner(&t.db, "node-a", &clock, &ownership, &sent);
     Node {
         runner,
         sent,
@@ -146,18 +104,6 @@ impl Node {
         }
         n
     }
-}
-
-async fn add_workflow(db: &Database, definition: Value) -> String {
-    let schema = statuses::field_schema(db.connection()).await.unwrap();
-    let validated = Validator::new(&schema, Limits::default())
-        .workflow(&definition)
-        .unwrap_or_else(|e| panic!("invalid test workflow: {e}"));
-    workflows::create(db, &validated.workflow, "test").await.unwrap().id
-}
-
-async fn live_set(db: &Database) -> Arc<WorkflowSet> {
-    Arc::new(workflows::load_set(db, Limits::default()).await.unwrap().1)
 }
 
 fn event(id: &str, event_type: &str, customer_id: i64, data: Value) -> EventEnvelope {

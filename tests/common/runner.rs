@@ -1,0 +1,81 @@
+//! The runner-level harness shared by the tests that drive a [`Runner`] directly (a
+//! database, a [`ManualClock`], no Kafka): deliveries answered at once, no scheduler, and
+//! workflows saved through the validator as the API saves them.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Utc};
+use futures_util::future::LocalBoxFuture;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use workflow_engine::actors::delivery::{Deliver, DeliveryReport};
+use workflow_engine::clock::ManualClock;
+use workflow_engine::conditions::Limits;
+use workflow_engine::plan::WorkflowSet;
+use workflow_engine::runner::batch::Batches;
+use workflow_engine::runner::{Outbound, Ownership, Runner, Wakeup};
+use workflow_engine::storage::{statuses, steps, workflows, Database};
+use workflow_engine::validate::Validator;
+
+/// Accepts every request at once and remembers its idempotency key.
+#[derive(Default, Clone)]
+pub struct Sent(Arc<Mutex<Vec<String>>>);
+
+impl Sent {
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+impl Outbound for Sent {
+    fn deliver(&self, request: Deliver) -> LocalBoxFuture<'static, DeliveryReport> {
+        self.0.lock().unwrap().push(request.idempotency_key);
+        Box::pin(std::future::ready(DeliveryReport {
+            attempts: request.attempts_before + 1,
+            outcome: Ok(200),
+        }))
+    }
+}
+
+/// No scheduler: the tests resume runs themselves.
+pub struct NoWakeup;
+
+impl Wakeup for NoWakeup {
+    fn wake(&self, _due_at: DateTime<Utc>) {}
+}
+
+/// A runner of node `node_id` whose deliveries go to `sent`. The customer sync is off (the
+/// tests add their customers); a test that needs it sets `sync_customers`.
+pub fn runner(db: &Database, node_id: &str, clock: &ManualClock, ownership: &Ownership, sent: &Sent) -> Runner {
+    Runner {
+        db: db.clone(),
+        clock: Arc::new(clock.clone()),
+        outbound: Arc::new(sent.clone()),
+        wakeup: Arc::new(NoWakeup),
+        ownership: ownership.clone(),
+        integrations: steps::Integrations {
+            email_url: "http://email.invalid/send".into(),
+            webhook_secret: String::new(),
+            keyring: Arc::default(),
+        },
+        node_id: node_id.into(),
+        max_step_attempts: 3,
+        max_cascade_depth: 5,
+        delay_override: None,
+        batches: Batches::default(),
+        sync_customers: false,
+    }
+}
+
+/// Saves `definition` as the API would; panics on a workflow the validator refuses.
+pub async fn add_workflow(db: &Database, definition: Value) -> String {
+    let schema = statuses::field_schema(db.connection()).await.unwrap();
+    let validated = Validator::new(&schema, Limits::default())
+        .workflow(&definition)
+        .unwrap_or_else(|e| panic!("invalid test workflow: {e}"));
+    workflows::create(db, &validated.workflow, "test").await.unwrap().id
+}
+
+/// The active workflows as the matcher would hold them.
+pub async fn live_set(db: &Database) -> Arc<WorkflowSet> {
+    Arc::new(workflows::load_set(db, Limits::default()).await.unwrap().1)
+}
