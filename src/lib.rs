@@ -33,8 +33,9 @@
 //!   partition ownership; plain async code with an injected clock.
 //! - [`actors`] (the `actors/` folder): one actor per file, wired in `actors::topology`.
 //! - [`api`]: the HTTP API; [`service`]: `serve` and `migrate`; [`demo`]: `demo`.
-//! - [`settings`], [`telemetry`], [`kafka`], [`outbound`]: configuration, logs, Kafka
-//!   clients and the embedded broker, outbound requests and their signature.
+//! - [`settings`], [`telemetry`], [`kafka`], [`outbound`]: configuration, logs (and span
+//!   export over OTLP with the `otlp` feature), Kafka clients and the embedded broker,
+//!   outbound requests and their signature.
 //! - [`clock`], [`retry`]: time as a dependency, and the one retry policy (transient or
 //!   permanent, capped exponential backoff).
 //! - [`trace`]: the W3C `traceparent` an event brings, passed on to what it causes.

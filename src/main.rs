@@ -54,8 +54,9 @@ fn main() -> ExitCode {
     let result = Settings::load(&cli.config_dir)
         .context("loading configuration")
         .and_then(|settings| {
-            workflow_engine::telemetry::init(&settings.log);
-            match command {
+            let telemetry =
+                workflow_engine::telemetry::init(&settings.log, &settings.telemetry).context("starting telemetry")?;
+            let result = match command {
                 Command::Serve { no_migrate } => {
                     let migrate = settings.database.migrate && !no_migrate;
                     workflow_engine::service::serve(settings, migrate)
@@ -63,7 +64,10 @@ fn main() -> ExitCode {
                 Command::Migrate => workflow_engine::service::migrate(settings),
                 Command::Demo => workflow_engine::demo::run(settings),
                 Command::Check { .. } => Ok(()),
-            }
+            };
+            // The spans of the last events are still queued: send them before exiting.
+            telemetry.shutdown();
+            result
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,6 +31,10 @@ pub enum SettingsError {
     MisspeltEnv { variable: String },
     #[error("{variable}: a librdkafka property needs a name after WFE__KAFKA__PROPERTIES__")]
     EmptyProperty { variable: String },
+    /// An OTLP endpoint given to a build without the exporter: the operator expects spans
+    /// that would never leave the process.
+    #[error("{by} asks for OTLP span export, but this build has no OTLP exporter: build with `cargo build --release --features otlp`, or unset {by}")]
+    OtlpNotBuilt { by: String },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,6 +50,7 @@ pub struct Settings {
     #[serde(default)]
     pub auth: Auth,
     pub log: Log,
+    pub telemetry: Telemetry,
     pub demo: Demo,
     pub retention: Retention,
     pub archive: Archive,
@@ -302,6 +307,37 @@ pub struct Log {
     pub level: String,
 }
 
+/// The standard OpenTelemetry variables that name a collector for traces. The exporter
+/// reads them itself; the settings note them so a build without the exporter can refuse
+/// them and one with it knows export is asked for.
+pub const OTEL_ENDPOINT_VARIABLES: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"];
+
+/// Span export over OTLP ([`crate::telemetry`]; the exporter needs the `otlp` feature).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); empty = no export
+    /// unless an OpenTelemetry variable names a collector.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans: what a tracing backend lists them under.
+    pub service_name: String,
+    /// The OpenTelemetry variable naming a collector ([`OTEL_ENDPOINT_VARIABLES`]), when
+    /// one is set: export is on then even with `otlp_endpoint` empty.
+    #[serde(skip)]
+    pub otlp_variable: Option<String>,
+}
+
+impl Telemetry {
+    /// What asks for OTLP export, by name (the setting or the variable), if anything does.
+    pub fn otlp_requested_by(&self) -> Option<String> {
+        if !self.otlp_endpoint.trim().is_empty() {
+            Some("telemetry.otlp_endpoint".to_owned())
+        } else {
+            self.otlp_variable.clone()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Demo {
@@ -357,9 +393,14 @@ impl Settings {
         let mut overrides = config::Map::new();
         let mut properties = BTreeMap::new();
         let mut extra = None;
+        let mut otlp_variable = None;
         for (variable, value) in env {
             if variable == "WFE_CONFIG" {
                 extra = Some(value);
+            } else if OTEL_ENDPOINT_VARIABLES.contains(&variable.as_str()) {
+                if !value.trim().is_empty() {
+                    otlp_variable = Some(variable);
+                }
             } else if let Some(name) = strip_prefix_ci(&variable, ENV_PROPERTIES) {
                 if name.is_empty() {
                     return Err(SettingsError::EmptyProperty { variable });
@@ -397,6 +438,11 @@ impl Settings {
             .build()?;
         let mut settings: Settings = built.try_deserialize()?;
         settings.kafka.properties.extend(properties);
+        settings.telemetry.otlp_variable = otlp_variable;
+        #[cfg(not(feature = "otlp"))]
+        if let Some(by) = settings.telemetry.otlp_requested_by() {
+            return Err(SettingsError::OtlpNotBuilt { by });
+        }
         Ok(settings)
     }
 
@@ -532,6 +578,47 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         assert_eq!(s.kafka.properties, expected);
+    }
+
+    #[test]
+    fn otlp_export_is_asked_for_by_the_setting_or_an_opentelemetry_variable() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.telemetry.service_name, "workflow-engine");
+        assert_eq!(s.telemetry.otlp_requested_by(), None);
+        let s = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")]).unwrap();
+        assert_eq!(
+            s.telemetry.otlp_requested_by(),
+            None,
+            "a blank variable asks for nothing"
+        );
+        for (variable, value, by) in [
+            (
+                "WFE__TELEMETRY__OTLP_ENDPOINT",
+                "http://collector:4318",
+                "telemetry.otlp_endpoint",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://collector:4318/v1/traces",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            ),
+        ] {
+            match load(&[(variable, value)]) {
+                #[cfg(feature = "otlp")]
+                Ok(s) => assert_eq!(s.telemetry.otlp_requested_by().as_deref(), Some(by)),
+                #[cfg(not(feature = "otlp"))]
+                Err(e @ SettingsError::OtlpNotBuilt { .. }) => {
+                    let message = e.to_string();
+                    assert!(message.contains(by) && message.contains("--features otlp"), "{message}");
+                }
+                other => panic!("{variable}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -7,11 +7,13 @@
 //! emits. So a tracing backend shows a deposit, the workflow it started and the webhook that
 //! workflow called as one trace.
 //!
-//! The engine exports no spans of its own (no OTLP exporter is built in), so each hop it
-//! passes on gets a parent id derived from what is sent (the delivery's idempotency key, the
-//! emitted event's id): stable across retries of the same delivery, distinct between
-//! deliveries. Only version `00` is understood; any other or a malformed value is ignored,
-//! as the W3C recommendation says a receiver should.
+//! Each hop the engine passes on gets a parent id derived from what is sent (the delivery's
+//! idempotency key, the emitted event's id): stable across retries of the same delivery,
+//! distinct between deliveries, and known when the delivery is queued, in the transaction
+//! of its step. Built with the `otlp` feature, the engine also exports spans of its own
+//! that continue the trace ([`crate::telemetry::continue_trace`]); the hops' parent ids are
+//! not among them. Only version `00` is understood; any other or a malformed value is
+//! ignored, as the W3C recommendation says a receiver should.
 
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -43,6 +45,21 @@ impl TraceParent {
     /// The trace id as 32 lowercase hex digits, as log lines name it.
     pub fn trace_id(&self) -> String {
         hex(&self.trace_id)
+    }
+
+    /// The trace id's 16 bytes.
+    pub fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    /// The id of the producer's span, the parent of what the engine does for the event.
+    pub fn parent_id_bytes(&self) -> [u8; 8] {
+        self.parent_id
+    }
+
+    /// The trace flags (bit 0: the producer sampled the trace).
+    pub fn flags(&self) -> u8 {
+        self.flags
     }
 
     /// The context for a hop this engine makes on behalf of the traced event: same trace,

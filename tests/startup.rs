@@ -99,6 +99,24 @@ fn a_property_librdkafka_refuses_fails_start_up_naming_it() {
     assert!(stderr.contains("kafka.properties.group.id"), "{stderr}");
 }
 
+/// An OTLP endpoint given to a build without the exporter (no `otlp` feature) stops
+/// start-up: the spans the operator expects would never leave the process. The standard
+/// OpenTelemetry variable counts as much as the setting.
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn an_otlp_endpoint_fails_start_up_without_the_exporter() {
+    let scratch = Scratch::new("otlp-missing");
+    let broker = Broker::start();
+    let brokers = broker.bootstrap_servers();
+    for (variable, named) in [
+        ("WFE__TELEMETRY__OTLP_ENDPOINT", "telemetry.otlp_endpoint"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ] {
+        let stderr = serve_fails(&scratch, &brokers, named, &[(variable, "http://127.0.0.1:4318")]);
+        assert!(stderr.contains(named) && stderr.contains("--features otlp"), "{stderr}");
+    }
+}
+
 #[actix_rt::test]
 async fn a_good_property_is_given_to_the_clients_and_the_engine_serves() {
     let scratch = Scratch::new("good-property");

@@ -105,11 +105,7 @@ impl Runner {
                 fence,
                 recorded,
             } => {
-                // Every log line of the event's work names it, and its trace when it has one.
-                let span = tracing::info_span!("event", event_id = %event.id, trace_id = tracing::field::Empty);
-                if let Some(trace) = event.trace {
-                    span.record("trace_id", trace.trace_id());
-                }
+                let span = event_span(&event);
                 self.on_event(customer_id, event, &set, fence, recorded)
                     .instrument(span)
                     .await
@@ -269,7 +265,7 @@ impl Runner {
                 steps: &workflow.workflow.actions,
                 window: workflow.workflow.send_window.as_ref(),
             };
-            chain.run(&customer, &context).await?;
+            chain.run(&customer, &context).instrument(run_span(&run, None)).await?;
         }
         Ok(())
     }
@@ -400,6 +396,7 @@ impl Runner {
             run_done(&run);
             return Ok(());
         }
+        let span = run_span(&run, ready.event.trace.as_ref());
         Chain {
             runner: self,
             fence,
@@ -409,6 +406,7 @@ impl Runner {
             window: ready.workflow.send_window.as_ref(),
         }
         .run(&ready.customer, &ready.context)
+        .instrument(span)
         .await
     }
 
@@ -437,10 +435,7 @@ impl Runner {
             event: &event,
             customer: &customer,
         });
-        let span = tracing::info_span!("run", run_id = run.run.id, trace_id = tracing::field::Empty);
-        if let Some(trace) = event.trace {
-            span.record("trace_id", trace.trace_id());
-        }
+        let span = run_span(&run, event.trace.as_ref());
         Chain {
             runner: self,
             fence,
@@ -518,6 +513,36 @@ impl Runner {
         tracing::warn!(run_id = id, workflow_id = %run.run.workflow_id, customer_id = run.run.customer_id, step, error, "run failed");
         Ok(())
     }
+}
+
+/// The span of an event's work: every log line of it names the event, and its trace when
+/// it has one. Exported over OTLP, it continues the producer's trace.
+fn event_span(event: &EventEnvelope) -> tracing::Span {
+    let span = tracing::info_span!("event", event_id = %event.id, trace_id = tracing::field::Empty);
+    if let Some(trace) = &event.trace {
+        span.record("trace_id", trace.trace_id());
+        crate::telemetry::continue_trace(&span, trace);
+    }
+    span
+}
+
+/// The span of one run's chain. Inside its event's span (the run just started) it is that
+/// span's child, which already names the trace. On its own (resumed after a delay, a
+/// restart or a retry) it names the trace the run was started with, and continues it when
+/// exported.
+fn run_span(run: &Run, trace: Option<&crate::trace::TraceParent>) -> tracing::Span {
+    let nested = !tracing::Span::current().is_none();
+    let span = tracing::info_span!(
+        "run",
+        run_id = run.run.id,
+        workflow_id = %run.run.workflow_id,
+        trace_id = tracing::field::Empty
+    );
+    if let (Some(trace), false) = (trace, nested) {
+        span.record("trace_id", trace.trace_id());
+        crate::telemetry::continue_trace(&span, trace);
+    }
+    span
 }
 
 /// Records how late a continuation started.
