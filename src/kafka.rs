@@ -42,7 +42,8 @@ pub enum KafkaError {
         brokers: String,
         timeout: Duration,
         client_errors: Vec<String>,
-        source: rdkafka::error::KafkaError,
+        /// Boxed: the client errors made this the largest variant.
+        source: Box<rdkafka::error::KafkaError>,
     },
     #[error("kafka topic {topic} does not exist on {brokers} ({reason}); create it first (docs/deployment.md)")]
     MissingTopic {
@@ -269,7 +270,7 @@ pub fn probe(brokers: &str, properties: &Properties, topics: &[&str], timeout: D
             brokers: brokers.to_owned(),
             timeout,
             client_errors: client.context().errors(),
-            source,
+            source: Box::new(source),
         }
     };
     for topic in topics {
