@@ -12,8 +12,8 @@
 #
 # tansu 0.6.0 as published cannot do this: its --cert and --key are mutually exclusive,
 # and the broker builds a TLS acceptor it never uses, so the listener stays plain TCP.
-# docs/deployment.md ("Testing against a TLS broker") says how to build a tansu that
-# serves TLS. This script checks with `openssl s_client` that the port it talks to
+# docs/deployment.md ("Testing against a TLS (and SASL) broker") says how to build a
+# tansu that serves TLS. This script checks with `openssl s_client` that the port it talks to
 # completes a TLS handshake with the test CA before running anything.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
