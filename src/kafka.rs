@@ -6,13 +6,16 @@
 //! and anything else librdkafka knows), then the few settings the engine's guarantees
 //! rest on ([`RESERVED`]), which `kafka.properties` may not name.
 
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
+use rdkafka::producer::{
+    BaseProducer, DefaultProducerContext, FutureProducer, FutureRecord, Producer as _, ProducerContext,
+};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,11 +35,15 @@ pub enum KafkaError {
     #[error("kafka.properties.{name}: set by the engine ({why}); remove it")]
     Reserved { name: String, why: &'static str },
     /// The brokers did not answer a metadata request in time, or refused the client.
-    #[error("kafka brokers {brokers} unreachable within {timeout:?}")]
+    /// `client_errors` are what librdkafka reported meanwhile (a refused TLS handshake, a
+    /// failed SASL authentication): the metadata request itself only says it timed out.
+    #[error("kafka brokers {brokers} unreachable within {timeout:?}{}", client_detail(.client_errors))]
     Unreachable {
         brokers: String,
         timeout: Duration,
-        source: rdkafka::error::KafkaError,
+        client_errors: Vec<String>,
+        /// Boxed: the client errors made this the largest variant.
+        source: Box<rdkafka::error::KafkaError>,
     },
     #[error("kafka topic {topic} does not exist on {brokers} ({reason}); create it first (docs/deployment.md)")]
     MissingTopic {
@@ -44,6 +51,15 @@ pub enum KafkaError {
         brokers: String,
         reason: String,
     },
+}
+
+/// The errors librdkafka reported during a probe, as the end of the `Unreachable` message.
+fn client_detail(errors: &[String]) -> String {
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", errors.join("; "))
+    }
 }
 
 /// librdkafka properties from `kafka.properties`, by name.
@@ -185,22 +201,83 @@ fn refused(name: String, reason: String, value: &str) -> KafkaError {
     KafkaError::Property { name, reason }
 }
 
+/// How many distinct client errors a failed probe reports: the first few say why (a TLS
+/// or SASL failure repeats on every reconnect).
+const PROBE_ERRORS: usize = 3;
+
+/// The probe's client context: it keeps the errors librdkafka reports while the probe
+/// waits, so a failed start-up says why the brokers did not answer.
+#[derive(Default)]
+struct ProbeContext {
+    errors: Mutex<Vec<String>>,
+}
+
+impl ClientContext for ProbeContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        // "1/1 brokers are down" follows every failure and says nothing of why.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            return;
+        }
+        // librdkafka ends a reason with timings ("(after 1ms in state SSL_HANDSHAKE)") that
+        // differ on every retry of the same failure.
+        let reason = reason.split(" (after ").next().unwrap_or(reason);
+        let mut errors = self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if errors.len() < PROBE_ERRORS && !errors.iter().any(|e| e == reason) {
+            tracing::warn!(%error, reason, "kafka client error during the start-up check");
+            errors.push(reason.to_owned());
+        }
+    }
+}
+
+/// The probe sends nothing; a producer context is what lets it see error texts.
+impl ProducerContext for ProbeContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
+}
+
+impl ProbeContext {
+    fn errors(&self) -> Vec<String> {
+        self.errors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
 /// Start-up check: a client with the engine's properties fetches the metadata of
-/// `topics` within `timeout`. Fails naming the brokers when they do not answer (or the
-/// TLS/SASL handshake fails) and naming a topic that does not exist. Blocking: call it
-/// off the async threads.
+/// `topics` within `timeout`. Fails naming the brokers when they do not answer (with the
+/// client's reason, such as a failed TLS handshake or SASL authentication) and naming a
+/// topic that does not exist. Blocking: call it off the async threads.
+///
+/// The client is a producer because librdkafka hands a producer its error events with
+/// their text; a consumer's poll gives only the code.
 pub fn probe(brokers: &str, properties: &Properties, topics: &[&str], timeout: Duration) -> Result<(), KafkaError> {
-    let unreachable = |source| KafkaError::Unreachable {
-        brokers: brokers.to_owned(),
-        timeout,
-        source,
+    // A producer's metadata request creates a missing topic where the broker allows it;
+    // the check must see it missing.
+    let client: BaseProducer<ProbeContext> =
+        layered(brokers, &[], properties, &[("allow.auto.create.topics", "false")])
+            .create_with_context(ProbeContext::default())
+            .map_err(|e| match e {
+                rdkafka::error::KafkaError::ClientConfig(_, reason, name, value) => refused(name, reason, &value),
+                other => KafkaError::Client(other),
+            })?;
+    let unreachable = |source| {
+        // Serve the error events queued while the metadata request waited.
+        for _ in 0..64 {
+            client.poll(Duration::ZERO);
+        }
+        KafkaError::Unreachable {
+            brokers: brokers.to_owned(),
+            timeout,
+            client_errors: client.context().errors(),
+            source: Box::new(source),
+        }
     };
-    let client: BaseConsumer = layered(brokers, &[], properties, &[]).create().map_err(|e| match e {
-        rdkafka::error::KafkaError::ClientConfig(_, reason, name, value) => refused(name, reason, &value),
-        other => KafkaError::Client(other),
-    })?;
     for topic in topics {
-        let metadata = client.fetch_metadata(Some(topic), timeout).map_err(unreachable)?;
+        let metadata = client
+            .client()
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(unreachable)?;
         let found = metadata.topics().iter().find(|t| t.name() == *topic);
         let missing = match found.map(|t| t.error().map(RDKafkaErrorCode::from)) {
             None => Some("not in the metadata".to_owned()),
@@ -323,6 +400,36 @@ mod tests {
             kafka.properties.insert("sasl.mechanisms".into(), mechanism.into());
             check_properties(&kafka.properties, &clients(&kafka)).unwrap();
         }
+    }
+
+    /// A client set for Kerberos, without the periodic `kinit` (nothing to log in to here).
+    fn gssapi_client() -> Result<BaseProducer, rdkafka::error::KafkaError> {
+        let kafka = properties(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "GSSAPI"),
+            ("sasl.kerberos.service.name", "kafka"),
+            ("sasl.kerberos.min.time.before.relogin", "0"),
+        ]);
+        layered("kafka-1:9092", &[], &kafka, &[]).create()
+    }
+
+    #[cfg(feature = "gssapi")]
+    #[test]
+    fn the_gssapi_build_makes_kerberos_clients() {
+        if let Err(e) = gssapi_client() {
+            panic!("a GSSAPI client in the gssapi build: {e}");
+        }
+    }
+
+    /// Without the `gssapi` feature librdkafka has no Kerberos provider: a client asking
+    /// for it is refused naming the mechanism, rather than failing at the first login.
+    #[cfg(not(feature = "gssapi"))]
+    #[test]
+    fn the_default_build_refuses_kerberos_clients_naming_the_mechanism() {
+        let err = gssapi_client()
+            .err()
+            .expect("no GSSAPI client without the gssapi feature");
+        assert!(err.to_string().contains("GSSAPI"), "{err}");
     }
 
     #[test]

@@ -642,7 +642,8 @@ async fn malformed_events_are_dead_lettered_and_the_rest_processed() {
 
     // The dead-letter topic has both, with their original bytes and the reason.
     let dlq = &engine.settings.kafka.dead_letter_topic;
-    let reader: StreamConsumer = workflow_engine::kafka::base_config(&engine.brokers)
+    let reader: StreamConsumer = engine
+        .client_config()
         .set("group.id", format!("{dlq}-reader"))
         .set("enable.auto.commit", "false")
         .create()

@@ -6,6 +6,8 @@
 
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/tls.rs"]
+mod tls;
 
 use process::{command, Broker, Engine, Scratch};
 use std::fs::File;
@@ -144,6 +146,60 @@ fn an_unreachable_broker_fails_start_up_naming_it() {
         stderr.contains("127.0.0.1:1") && stderr.contains("unreachable"),
         "{stderr}"
     );
+}
+
+/// The `error:` line the binary prints last, without the logs before it.
+fn error_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{stderr}"))
+}
+
+/// A broker whose TLS certificate the engine's `ssl.ca.location` does not vouch for
+/// fails start-up, and the message names the broker and says the certificate failed
+/// verification: an operator sees a CA problem, not just "unreachable". The endpoint is
+/// a real TLS server (tests/common/tls.rs) that speaks no Kafka; with its own CA trusted
+/// the handshake passes and only the missing Kafka answer is reported, which shows the
+/// message comes from the handshake.
+#[test]
+fn a_broker_with_an_untrusted_tls_certificate_fails_start_up_saying_so() {
+    let scratch = Scratch::new("tls");
+    let server_ca = tls::Ca::new("wfe test broker ca");
+    let other_ca = tls::Ca::new("wfe test other ca");
+    server_ca.write_pem(&scratch.path().join("server-ca.pem"));
+    other_ca.write_pem(&scratch.path().join("other-ca.pem"));
+    let endpoint = tls::Listener::start(&server_ca);
+    let brokers = endpoint.address();
+    let over_tls = |ca: &str| {
+        [
+            ("WFE__KAFKA__CONNECT_TIMEOUT_MS", "3000".to_owned()),
+            ("WFE__KAFKA__PROPERTIES__SECURITY__PROTOCOL", "ssl".to_owned()),
+            (
+                "WFE__KAFKA__PROPERTIES__SSL__CA__LOCATION",
+                scratch.path().join(ca).display().to_string(),
+            ),
+        ]
+    };
+
+    let untrusted = over_tls("other-ca.pem");
+    let untrusted: Vec<(&str, &str)> = untrusted.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let stderr = serve_fails(&scratch, &brokers, "tls-untrusted", &untrusted);
+    let error = error_line(&stderr);
+    assert!(error.contains(&brokers) && error.contains("unreachable"), "{error}");
+    assert!(error.contains("certificate verify failed"), "{error}");
+    assert!(
+        endpoint.connections() > 0,
+        "the engine never connected to the TLS endpoint"
+    );
+
+    let trusted = over_tls("server-ca.pem");
+    let trusted: Vec<(&str, &str)> = trusted.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let stderr = serve_fails(&scratch, &brokers, "tls-trusted", &trusted);
+    let error = error_line(&stderr);
+    assert!(error.contains(&brokers) && error.contains("unreachable"), "{error}");
+    assert!(!error.contains("certificate verify failed"), "{error}");
 }
 
 #[test]

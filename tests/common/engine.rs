@@ -6,6 +6,10 @@
 //!
 //! With WFE_TEST_KAFKA_BROKERS set (e.g. a tansu broker, tier 5 of the design's testing
 //! tiers), the tests use that broker instead, creating their uniquely named topics there.
+//! WFE_TEST_KAFKA_PROPERTIES (`name=value;name=value`, e.g.
+//! `security.protocol=ssl;ssl.ca.location=/tmp/ca.pem`) then becomes the engine's
+//! `kafka.properties` and configures the tests' own admin, producer and reader clients
+//! too, so the same tests run over TLS or SASL (tests/tls/run.sh).
 //!
 //! The database comes from tests/common/mod.rs, shared with the storage tests.
 #![allow(dead_code)]
@@ -237,12 +241,16 @@ impl Engine {
         settings.delivery.backoff_max_ms = 500;
         settings.delivery.timeout_ms = 3000;
         settings.delivery.email_url = listener.url("/email");
+        let external = external_broker();
+        if let Some((_, properties)) = &external {
+            settings.kafka.properties = properties.clone();
+        }
         configure(&mut settings);
 
         let topics = [settings.kafka.topic.clone(), settings.kafka.dead_letter_topic.clone()];
-        let (cluster, brokers) = match std::env::var("WFE_TEST_KAFKA_BROKERS").ok().filter(|b| !b.is_empty()) {
-            Some(brokers) => {
-                create_topics(&brokers, &topics).await;
+        let (cluster, brokers) = match external {
+            Some((brokers, properties)) => {
+                create_topics(&brokers, &properties, &topics).await;
                 (None, brokers)
             }
             None => {
@@ -254,7 +262,7 @@ impl Engine {
                 (Some(cluster), brokers)
             }
         };
-        let producer = kafka::producer(&brokers).unwrap();
+        let producer = kafka::producer_with(&brokers, &settings.kafka.properties).unwrap();
         Engine {
             test: crate::common::fresh().await,
             settings,
@@ -272,6 +280,12 @@ impl Engine {
 
     pub fn topic(&self) -> &str {
         &self.settings.kafka.topic
+    }
+
+    /// A client configuration for the test's own readers: the broker and the engine's
+    /// `kafka.properties` (TLS, SASL), as any other client of that broker needs.
+    pub fn client_config(&self) -> rdkafka::ClientConfig {
+        kafka::layered(&self.brokers, &[], &self.settings.kafka.properties, &[])
     }
 
     /// The demo data (teams, agents, statuses, customers 1..5, the seed workflows) with the
@@ -388,11 +402,31 @@ impl Engine {
     }
 }
 
+/// The external broker to test against (WFE_TEST_KAFKA_BROKERS) and the client properties
+/// it needs (WFE_TEST_KAFKA_PROPERTIES), or `None` for the in-process mock cluster.
+fn external_broker() -> Option<(String, kafka::Properties)> {
+    let brokers = std::env::var("WFE_TEST_KAFKA_BROKERS").ok().filter(|b| !b.is_empty())?;
+    let properties = std::env::var("WFE_TEST_KAFKA_PROPERTIES").unwrap_or_default();
+    Some((brokers, parse_properties(&properties)))
+}
+
+/// `name=value;name=value` into properties; a pair without `=` is a mistake in the
+/// variable and fails the test at once rather than testing something else.
+fn parse_properties(text: &str) -> kafka::Properties {
+    text.split(';')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) => (name.trim().to_owned(), value.trim().to_owned()),
+            None => panic!("WFE_TEST_KAFKA_PROPERTIES: {pair:?} is not name=value"),
+        })
+        .collect()
+}
+
 /// Creates `topics` (PARTITIONS partitions) on an external broker.
-async fn create_topics(brokers: &str, topics: &[String]) {
+async fn create_topics(brokers: &str, properties: &kafka::Properties, topics: &[String]) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = kafka::layered(brokers, &[], properties, &[])
         .create()
         .expect("admin client");
     let new: Vec<NewTopic> = topics
