@@ -26,18 +26,25 @@ use workflow_engine::clock::ManualClock;
 use workflow_engine::envelope::EventEnvelope;
 use workflow_engine::runner::batch::{Batches, Done, Failed, Job, ResumeDone, BATCH_CEILING};
 use workflow_engine::runner::{Ownership, Runner, Work};
-use workflow_engine::storage::ownership;
+use workflow_engine::storage::ownership::{self, Fence};
 use workflow_engine::storage::runs::{status, step_status, RunFilter};
 use workflow_engine::storage::{customers, scheduled, Database};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-fn runner(db: &Database, clock: &ManualClock, ownership: &Ownership) -> Runner {
-    Runner {
+/// A runner of node-a owning partition 0 at `t0`, with the largest batches allowed, and
+/// the fence it holds.
+async fn owning_runner(db: &Database, clock: &ManualClock) -> (Runner, Fence) {
+    let ownership = Ownership::default();
+    let fence = ownership::acquire(db, 0, "node-a", t0()).await.unwrap();
+    ownership.grant(fence);
+    let runner = Runner {
         batches: Batches::new(BATCH_CEILING),
-        ..harness::runner(db, "node-a", clock, ownership, &Sent::default())
-    }
+        ..harness::runner(db, "node-a", clock, &ownership, &Sent::default())
+    };
+    (runner, fence)
 }
+
 fn event(id: &str, customer_id: i64) -> EventEnvelope {
     EventEnvelope::from_value(
         json!({"id": id, "type": "customer.deposited", "customer_id": customer_id,
@@ -108,10 +115,7 @@ async fn a_poisoned_customer_in_a_batch_of_500_holds_up_only_itself() {
     let t = fresh().await;
     let db = &t.db;
     let clock = ManualClock::new(t0());
-    let ownership = Ownership::default();
-    let fence = ownership::acquire(db, 0, "node-a", t0()).await.unwrap();
-    ownership.grant(fence);
-    let runner = runner(db, &clock, &ownership);
+    let (runner, fence) = owning_runner(db, &clock).await;
     const POISONED: i64 = 250;
     common::add_customers(db, 1..=500).await;
     poisoned_workflows(db, POISONED).await;
@@ -166,10 +170,7 @@ async fn due_resumes_commit_in_one_batch_and_a_stale_one_changes_nothing() {
     let t = fresh().await;
     let db = &t.db;
     let clock = ManualClock::new(t0());
-    let ownership = Ownership::default();
-    let fence = ownership::acquire(db, 0, "node-a", t0()).await.unwrap();
-    ownership.grant(fence);
-    let runner = runner(db, &clock, &ownership);
+    let (runner, fence) = owning_runner(db, &clock).await;
     common::add_customers(db, 1..=40).await;
     add_workflow(
         db,
@@ -287,12 +288,10 @@ async fn a_batch_syncs_its_customers_before_it_plans_them() {
     let t = fresh().await;
     let db = &t.db;
     let clock = ManualClock::new(t0());
-    let ownership = Ownership::default();
-    let fence = ownership::acquire(db, 0, "node-a", t0()).await.unwrap();
-    ownership.grant(fence);
+    let (runner, fence) = owning_runner(db, &clock).await;
     let runner = Runner {
         sync_customers: true,
-        ..runner(db, &clock, &ownership)
+        ..runner
     };
     add_workflow(
         db,

@@ -195,8 +195,9 @@ impl Runner {
         }
         // What the event says of its customer is applied before it is planned: here when
         // the exits need the customer first, otherwise in the batch, before its snapshots.
-        let sync = self.sync_customers && !set.has_exits(&event.event_type);
-        if set.has_exits(&event.event_type) {
+        let has_exits = set.has_exits(&event.event_type);
+        let sync = self.sync_customers && !has_exits;
+        if has_exits {
             let customer = if self.sync_customers {
                 self.synced_snapshot(customer_id, &event, fence).await?
             } else {
