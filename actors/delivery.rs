@@ -41,6 +41,17 @@ pub struct DeliveryPolicy {
     pub keyring: Arc<Keyring>,
 }
 
+impl DeliveryPolicy {
+    /// The longest a delivery can take: every attempt timing out, and the longest wait
+    /// before each retry (the backoff's maximum, which also caps a `Retry-After`).
+    pub fn longest(&self) -> Duration {
+        let attempts = self.max_attempts.max(1);
+        self.timeout
+            .saturating_mul(attempts)
+            .saturating_add(self.backoff_max.saturating_mul(attempts - 1))
+    }
+}
+
 /// Why a request was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
@@ -54,6 +65,9 @@ pub enum DeliveryError {
     /// Retried, not before the server's `Retry-After` (capped by the backoff maximum).
     #[error("{0}")]
     RetryAfter(String, Duration),
+    /// Not attempted: the attempt could outlast the sender's lease on the delivery.
+    #[error("the delivery's lease ran out before the next attempt")]
+    LeaseOver,
 }
 
 impl DeliveryError {
@@ -65,7 +79,7 @@ impl DeliveryError {
 impl Classify for DeliveryError {
     fn verdict(&self) -> Verdict {
         match self {
-            DeliveryError::Permanent(_) => Verdict::Permanent,
+            DeliveryError::Permanent(_) | DeliveryError::LeaseOver => Verdict::Permanent,
             DeliveryError::Transient(_) => Verdict::Transient,
             DeliveryError::RetryAfter(_, after) => Verdict::After(*after),
         }
@@ -173,8 +187,18 @@ pub async fn deliver(
             tracing::warn!(idempotency_key = %msg.idempotency_key, kind, attempts = msg.attempts_before + n, error = %e, retry_in_ms = wait.as_millis() as u64, "delivery failed, retrying");
         },
         || {
-            made += 1;
-            attempt(client, policy, clock, msg)
+            let over = msg
+                .send_until
+                .is_some_and(|until| clock.now() + chrono::Duration::from_std(policy.timeout).unwrap_or_default() > until);
+            if !over {
+                made += 1;
+            }
+            async move {
+                if over {
+                    return Err(DeliveryError::LeaseOver);
+                }
+                attempt(client, policy, clock, msg).await
+            }
         },
     )
     .await;
@@ -425,6 +449,7 @@ mod tests {
             },
             idempotency_key: "run-1-step-0".into(),
             attempts_before: 0,
+            send_until: None,
         }
     }
 
@@ -463,6 +488,33 @@ mod tests {
         // maximum (60 s).
         assert_eq!((clock.now() - start).num_seconds(), 20 + 60);
         assert_eq!(script.got.lock().unwrap().len(), 4);
+        server.stop(false).await;
+    }
+
+    /// A sender whose partition may have moved must have no request out once its lease
+    /// on the delivery ends: it starts no attempt that could outlast the lease, and the
+    /// lease is long enough for every attempt the policy allows.
+    #[actix_rt::test]
+    async fn no_attempt_starts_that_could_outlast_the_lease() {
+        let clock = clock();
+        let start = clock.now();
+        let (script, port, server) = serve(vec![(503, None); 5]);
+        let policy = policy(&["127.0.0.1"]);
+        assert_eq!(policy.longest(), Duration::from_secs(5 * 10 + 4 * 60));
+        // Attempts at 0 s and 0.1 s end by 10.1 s; the third, at 0.3 s, could end at 10.3 s.
+        let leased = Deliver {
+            send_until: Some(start + chrono::Duration::milliseconds(10_250)),
+            ..msg(format!("http://127.0.0.1:{port}/h"), &[], None)
+        };
+        let report = deliver(&client(&policy), &policy, &clock, &leased).await;
+        assert_eq!(
+            report,
+            DeliveryReport {
+                attempts: 2,
+                outcome: Err(DeliveryError::LeaseOver)
+            }
+        );
+        assert_eq!(script.got.lock().unwrap().len(), 2);
         server.stop(false).await;
     }
 

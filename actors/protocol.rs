@@ -93,6 +93,10 @@ pub struct Deliver {
     pub request: crate::outbound::OutboundRequest,
     pub idempotency_key: String,
     pub attempts_before: u32,
+    /// The end of the sender's lease on this delivery: no attempt starts that could still
+    /// be out after it, since the partition's next owner may send the request then
+    /// ([`crate::storage::steps::begin_external`]).
+    pub send_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What became of a [`Deliver`].

@@ -81,18 +81,16 @@ impl Topology {
         let producer = crate::kafka::producer_with(brokers, &settings.kafka.properties)?;
         let d = &settings.delivery;
         let keyring = Arc::new(crate::outbound::signing::Keyring::default());
-        let delivery = DeliveryPool::start(
-            shards.min(4),
-            d.concurrency,
-            DeliveryPolicy {
-                timeout: Duration::from_millis(d.timeout_ms),
-                max_attempts: d.max_attempts.max(1),
-                backoff_initial: Duration::from_millis(d.backoff_initial_ms),
-                backoff_max: Duration::from_millis(d.backoff_max_ms),
-                allowlist: d.webhook_allowlist.clone(),
-                keyring: Arc::clone(&keyring),
-            },
-        );
+        let policy = DeliveryPolicy {
+            timeout: Duration::from_millis(d.timeout_ms),
+            max_attempts: d.max_attempts.max(1),
+            backoff_initial: Duration::from_millis(d.backoff_initial_ms),
+            backoff_max: Duration::from_millis(d.backoff_max_ms),
+            allowlist: d.webhook_allowlist.clone(),
+            keyring: Arc::clone(&keyring),
+        };
+        let delivery_lease = policy.longest();
+        let delivery = DeliveryPool::start(shards.min(4), d.concurrency, policy);
         let ownership = Ownership::default();
         let node_id = settings.node_id();
 
@@ -113,6 +111,7 @@ impl Topology {
             node_id: node_id.clone(),
             max_step_attempts: settings.engine.max_step_attempts.max(1),
             max_cascade_depth: settings.engine.max_cascade_depth,
+            delivery_lease,
             delay_override: match settings.scheduler.delay_override_secs {
                 0 => None,
                 s => Some(Duration::from_secs(s)),

@@ -17,6 +17,7 @@ mod harness;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use common::{fresh, t0, TestDb};
 use engine::{note_bodies, runs_of_customer, runs_where, Engine};
+use futures_util::future::LocalBoxFuture;
 use harness::{add_workflow, live_set, Sent};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -24,14 +25,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use workflow_engine::actions::{run_internal_step, StepContext, StepOutcome};
+use workflow_engine::actors::delivery::{Deliver, DeliveryReport};
 use workflow_engine::actors::topology::Topology;
 use workflow_engine::catalogue::Action;
 use workflow_engine::clock::{Clock, ManualClock};
 use workflow_engine::envelope::EventEnvelope;
 use workflow_engine::plan::WorkflowSet;
+use workflow_engine::runner::Outbound;
 use workflow_engine::runner::{Ownership, Runner, Ticket, Why, Work};
 use workflow_engine::storage::ownership::{self, Fence};
 use workflow_engine::storage::runs::{self, PlannedRun, RunFilter};
+use workflow_engine::storage::steps;
 use workflow_engine::storage::{scheduled, Database};
 
 // ---------------------------------------------------------------------------------------
@@ -302,6 +306,211 @@ async fn two_attempts_at_one_step_apply_once_and_a_stale_epoch_commits_nothing()
     t.finish().await;
 }
 
+/// Requests that stay out until the test answers them, as a slow receiver's would; each
+/// one's key is remembered as it leaves.
+#[derive(Clone)]
+struct Held {
+    sent: Arc<std::sync::Mutex<Vec<String>>>,
+    answers: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Held {
+    fn default() -> Self {
+        Held {
+            sent: Arc::default(),
+            answers: Arc::new(tokio::sync::Semaphore::new(0)),
+        }
+    }
+}
+
+impl Held {
+    fn sent(&self) -> Vec<String> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// Lets the oldest request still out get its 200.
+    fn answer_one(&self) {
+        self.answers.add_permits(1);
+    }
+}
+
+impl Outbound for Held {
+    fn deliver(&self, request: Deliver) -> LocalBoxFuture<'static, DeliveryReport> {
+        self.sent.lock().unwrap().push(request.idempotency_key);
+        let answers = Arc::clone(&self.answers);
+        Box::pin(async move {
+            answers.acquire().await.unwrap().forget();
+            DeliveryReport {
+                attempts: request.attempts_before + 1,
+                outcome: Ok(200),
+            }
+        })
+    }
+}
+
+/// A clock whose sleeps wait until the test moves it past their end (a [`ManualClock`]'s
+/// return at once, moving it themselves): a chain waiting on a lease stays waiting until
+/// the test says that much time has passed.
+#[derive(Clone)]
+struct TestClock {
+    now: Arc<std::sync::Mutex<DateTime<Utc>>>,
+    moved: Arc<tokio::sync::Notify>,
+}
+
+impl TestClock {
+    fn new(start: DateTime<Utc>) -> Self {
+        TestClock {
+            now: Arc::new(std::sync::Mutex::new(start)),
+            moved: Arc::default(),
+        }
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.now.lock().unwrap() += ChronoDuration::from_std(by).unwrap();
+        self.moved.notify_waiters();
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap()
+    }
+
+    fn sleep(&self, duration: Duration) -> workflow_engine::clock::Sleep {
+        let (clock, until) = (self.clone(), self.now() + ChronoDuration::from_std(duration).unwrap());
+        Box::pin(async move {
+            loop {
+                let moved = clock.moved.notified();
+                if clock.now() >= until {
+                    return;
+                }
+                moved.await;
+            }
+        })
+    }
+}
+
+/// The partition moves to `to` under a new epoch, as when the broker gives it to another
+/// member before the old one let it go (a member it thought dead, a hand-over that ran
+/// out of time): `from` is told only afterwards.
+async fn move_partition(db: &Database, from: &Ownership, to: &Ownership, node: &str, now: DateTime<Utc>) -> Fence {
+    let fence = ownership::acquire(db, 0, node, now).await.unwrap();
+    to.grant(fence);
+    from.revoke(0);
+    fence
+}
+
+/// Lets spawned work run until `done` holds (real time only paces the polling).
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A webhook out when its partition moves is not sent again by the new owner while the
+/// old one may still get its answer: the new owner waits for the outcome the old one
+/// leaves on the outbox row and goes on from it. Only when the sender's lease runs out
+/// with no outcome (it died) is the request sent again, under the same key.
+#[actix_rt::test]
+async fn a_request_out_when_its_partition_moves_is_not_sent_again_while_its_sender_lives() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = TestClock::new(t0());
+    let (own_a, own_b) = (Ownership::default(), Ownership::default());
+    let fence_a = owned_by_a(&t, &own_a).await;
+    let (held_a, held_b) = (Held::default(), Held::default());
+    let unused = ManualClock::new(t0());
+    let a = Arc::new(Runner {
+        outbound: Arc::new(held_a.clone()),
+        clock: Arc::new(clock.clone()),
+        ..harness::runner(db, "node-a", &unused, &own_a, &Sent::default())
+    });
+    let b = Arc::new(Runner {
+        outbound: Arc::new(held_b.clone()),
+        clock: Arc::new(clock.clone()),
+        ..harness::runner(db, "node-b", &unused, &own_b, &Sent::default())
+    });
+    let lease = a.delivery_lease;
+    common::add_customers(db, [1, 2]).await;
+    add_workflow(
+        db,
+        json!({"name": "hook, then a note", "trigger_event": "customer.deposited", "actions": [
+            {"type": "webhook", "params": {"url": "http://127.0.0.1:9/hook"}},
+            {"type": "add_note", "params": {"body": "after the hook"}}]}),
+    )
+    .await;
+    let set = live_set(db).await;
+    let recover = |runner: &Arc<Runner>, customer_id: i64, run_id: i64, fence: Fence| {
+        let runner = Arc::clone(runner);
+        actix_rt::spawn(async move {
+            let work = Work::Resume {
+                run_id,
+                fence,
+                why: Why::Recover,
+            };
+            runner.process(customer_id, work).await
+        })
+    };
+
+    // node-a's request for customer 1 is out when the partition moves to node-b, whose
+    // recovery finds the run at its webhook.
+    let sending = {
+        let (a, set) = (Arc::clone(&a), Arc::clone(&set));
+        actix_rt::spawn(async move { handle(&a, &set, fence_a, event("e1", 1, 10)).await })
+    };
+    until("node-a's request to leave", || held_a.sent().len() == 1).await;
+    let fence_b = move_partition(db, &own_a, &own_b, "node-b", clock.now()).await;
+    let run_1 = runs_of_customer(db, 1).await[0].run.id;
+    let waiting = recover(&b, 1, run_1, fence_b);
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(1));
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(held_b.sent().is_empty(), "node-b sent what node-a still had out");
+    // node-a's answer comes; it cannot record it with the step any more (fenced), so it
+    // leaves it on the outbox row, where node-b finds it and goes on without sending.
+    held_a.answer_one();
+    assert!(sending.await.unwrap(), "the event was recorded before the request left");
+    clock.advance(Duration::from_secs(1));
+    waiting.await.unwrap();
+    assert!(held_b.sent().is_empty(), "node-b sent the request again");
+    let run = runs_of_customer(db, 1).await.remove(0);
+    assert_eq!(run.run.status, "done");
+    assert_eq!(run.steps[0].status, "done");
+    assert_eq!(run.steps[0].result.as_ref().unwrap()["delivered_by"], "node-a");
+    assert_eq!(note_bodies(db, 1).await, ["after the hook"]);
+
+    // node-b's request for customer 2 is out when node-b dies: node-a, owner again, waits
+    // out node-b's lease and then sends the request itself, under the same key.
+    let dying = {
+        let (b, set) = (Arc::clone(&b), Arc::clone(&set));
+        actix_rt::spawn(async move { handle(&b, &set, fence_b, event("e2", 2, 10)).await })
+    };
+    until("node-b's request to leave", || held_b.sent().len() == 1).await;
+    dying.abort();
+    let fence_a = move_partition(db, &own_b, &own_a, "node-a", clock.now()).await;
+    let run_2 = runs_of_customer(db, 2).await[0].run.id;
+    let resending = recover(&a, 2, run_2, fence_a);
+    clock.advance(lease - Duration::from_secs(1));
+    actix_rt::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(held_a.sent().len(), 1, "node-a sent before node-b's lease ran out");
+    clock.advance(Duration::from_secs(2));
+    until("node-a to send the request again", || held_a.sent().len() == 2).await;
+    held_a.answer_one();
+    resending.await.unwrap();
+    let key = steps::idempotency_key(run_2, 0);
+    assert_eq!(held_b.sent()[0], key);
+    assert_eq!(held_a.sent()[1], key, "sent again under the same key");
+    assert_eq!(runs_of_customer(db, 2).await[0].run.status, "done");
+    assert_eq!(note_bodies(db, 2).await, ["after the hook"]);
+    t.finish().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Two engines
 
@@ -311,12 +520,24 @@ async fn two_attempts_at_one_step_apply_once_and_a_stale_epoch_commits_nothing()
 /// delay, every chain once, each customer's first webhooks in event order.
 #[actix_rt::test]
 async fn a_graceful_hand_over_mid_stream_sends_nothing_twice_and_nothing_early() {
+    hand_over_mid_stream(Duration::ZERO).await;
+}
+
+/// The same against a broker that answers every request late: commits, heartbeats and the
+/// rebalance's rounds all take longer, so hand-overs meet work further along.
+#[actix_rt::test]
+async fn a_graceful_hand_over_against_a_slow_broker_sends_nothing_twice_and_nothing_early() {
+    hand_over_mid_stream(Duration::from_millis(250)).await;
+}
+
+async fn hand_over_mid_stream(broker_rtt: Duration) {
     const DELAY: Duration = Duration::from_secs(2);
     let mut a = Engine::new(|s| {
         s.scheduler.delay_override_secs = DELAY.as_secs();
         s.delivery.timeout_ms = 10_000;
     })
     .await;
+    a.slow_broker(broker_rtt);
     a.listener.slow_down(Duration::from_millis(500));
     a.add_customers(1..=40).await;
     let (first, second) = (a.listener.url("/first"), a.listener.url("/second"));

@@ -803,6 +803,7 @@ async fn a_failed_delivery_is_queued_again_with_its_key_and_the_request_as_built
     let request = |url: &str| -> OutboundRequest {
         serde_json::from_value(json!({"kind": "webhook", "url": url, "headers": {}, "body": "{}"})).expect("a request")
     };
+    let lease = ("node-a", t0() + chrono::Duration::seconds(60));
     let queued = steps::begin_external(
         db,
         fence,
@@ -811,10 +812,15 @@ async fn a_failed_delivery_is_queued_again_with_its_key_and_the_request_as_built
         ActionKind::Webhook,
         &request("http://old/x"),
         &key,
+        lease,
+        false,
         t0(),
     )
     .await
     .unwrap();
+    let steps::Begun::Send(queued) = queued else {
+        panic!("nothing else holds the delivery")
+    };
     let failed: Result<u16, String> = Err("http 500".into());
     steps::finish_external(db, fence, run.run.id, 0, queued.outbox_id, 3, &failed, false, t0())
         .await
@@ -829,10 +835,15 @@ async fn a_failed_delivery_is_queued_again_with_its_key_and_the_request_as_built
         ActionKind::Webhook,
         &request("http://fixed/x"),
         &key,
+        lease,
+        false,
         t0(),
     )
     .await
     .unwrap();
+    let steps::Begun::Send(again) = again else {
+        panic!("nothing else holds the delivery")
+    };
     assert_eq!(again.outbox_id, queued.outbox_id, "the same message, the same key");
     assert_eq!(again.attempts, 3, "attempts count on");
     assert_eq!(again.request, request("http://fixed/x"));

@@ -7,6 +7,7 @@
 //! commits nothing.
 
 use super::{run_done, Runner, Stopped};
+use crate::actors::delivery::DeliveryError;
 use crate::actors::metrics::Metrics;
 use crate::actors::protocol::Deliver;
 use crate::catalogue::Action;
@@ -21,6 +22,9 @@ use crate::storage::steps;
 use crate::workflow::{OnError, Step};
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
+
+/// How often a chain waiting on another process's delivery of its step looks again.
+const LEASE_POLL: Duration = Duration::from_secs(1);
 
 /// Waits between attempts of an internal step that failed on the database.
 const STEP_BACKOFF: Backoff = Backoff {
@@ -249,60 +253,118 @@ impl Chain<'_> {
                 recorded: false,
             })?;
         let key = steps::idempotency_key(run.id, index);
-        let queued = runner
-            .db("enqueue", self.fence, || {
-                steps::begin_external(
+        let go_on = step.on_error == OnError::Continue;
+        // Attempts made under a lease that ran out, not yet on the outbox row.
+        let mut made = 0;
+        loop {
+            let now = runner.clock.now();
+            let lease_until = now + chrono::Duration::from_std(runner.delivery_lease).unwrap_or_default();
+            let begun = runner
+                .db("enqueue", self.fence, || {
+                    steps::begin_external(
+                        &runner.db,
+                        self.fence,
+                        run,
+                        index,
+                        action.kind(),
+                        &request,
+                        &key,
+                        (&runner.node_id, lease_until),
+                        go_on,
+                        runner.clock.now(),
+                    )
+                })
+                .await?;
+            let queued = match begun {
+                steps::Begun::Send(queued) => queued,
+                steps::Begun::Settled(outcome) => {
+                    tracing::info!(run_id = run.id, step = index, idempotency_key = %key, ok = outcome.is_ok(), "delivery settled by the partition's previous owner");
+                    return outcome.map(drop).map_err(|message| Failure::Failed {
+                        message,
+                        recorded: true,
+                    });
+                }
+                steps::Begun::InFlight { by, until } => {
+                    // The previous owner's request may still be out: wait for its outcome
+                    // or its lease, looking again every LEASE_POLL.
+                    tracing::info!(run_id = run.id, step = index, idempotency_key = %key, sender = %by, %until, "waiting for the previous owner's delivery");
+                    let left = (until - now).to_std().unwrap_or_default();
+                    runner.clock.sleep(left.min(LEASE_POLL)).await;
+                    if !runner.ownership.holds(self.fence) {
+                        return Err(Stopped::Revoked.into());
+                    }
+                    continue;
+                }
+            };
+            // The last look before the request leaves: a partition that moved away is sent
+            // by its new owner, under the same key.
+            if !runner.ownership.holds(self.fence) {
+                return Err(Stopped::Revoked.into());
+            }
+            let attempts_before = queued.attempts + made;
+            let report = runner
+                .outbound
+                .deliver(Deliver {
+                    request: queued.request,
+                    idempotency_key: key.clone(),
+                    attempts_before,
+                    send_until: Some(lease_until),
+                })
+                .await;
+            if matches!(report.outcome, Err(DeliveryError::LeaseOver)) {
+                // The lease went waiting for a request slot or between attempts. Still the
+                // owner: take it again, counting on from the attempts made. Not: the new
+                // owner sends once the lease is over.
+                if !runner.ownership.holds(self.fence) {
+                    return Err(Stopped::Revoked.into());
+                }
+                made += report.attempts.saturating_sub(attempts_before);
+                continue;
+            }
+            let outcome = report.outcome.map_err(|e| e.to_string());
+            let finished = runner
+                .db("finish_external", self.fence, || {
+                    steps::finish_external(
+                        &runner.db,
+                        self.fence,
+                        run.id,
+                        index,
+                        queued.outbox_id,
+                        report.attempts,
+                        &outcome,
+                        go_on,
+                        runner.clock.now(),
+                    )
+                })
+                .await;
+            if let Err(Stopped::Revoked) = finished {
+                // The partition moved while the request was out: leave its outcome on the
+                // outbox row for the new owner, which waits for it instead of sending again.
+                let settled = steps::settle_unowned(
                     &runner.db,
-                    self.fence,
-                    run,
-                    index,
-                    action.kind(),
-                    &request,
-                    &key,
-                    runner.clock.now(),
-                )
-            })
-            .await?;
-        // The last look before the request leaves: a partition that moved away is sent
-        // by its new owner, under the same key.
-        if !runner.ownership.holds(self.fence) {
-            return Err(Stopped::Revoked.into());
-        }
-        let report = runner
-            .outbound
-            .deliver(Deliver {
-                request: queued.request,
-                idempotency_key: key.clone(),
-                attempts_before: queued.attempts,
-            })
-            .await;
-        let outcome = report.outcome.map_err(|e| e.to_string());
-        runner
-            .db("finish_external", self.fence, || {
-                steps::finish_external(
-                    &runner.db,
-                    self.fence,
-                    run.id,
-                    index,
                     queued.outbox_id,
+                    &runner.node_id,
                     report.attempts,
                     &outcome,
-                    step.on_error == OnError::Continue,
                     runner.clock.now(),
                 )
-            })
-            .await?;
-        match &outcome {
-            Ok(status) => {
-                tracing::info!(run_id = run.id, step = index, kind = action.kind().name(), status, idempotency_key = %key, "delivered")
+                .await;
+                tracing::info!(run_id = run.id, step = index, idempotency_key = %key, settled = ?settled, "partition moved while delivering; outcome left for the new owner");
+                return Err(Stopped::Revoked.into());
             }
-            Err(e) => {
-                tracing::warn!(run_id = run.id, step = index, kind = action.kind().name(), error = %e, attempts = report.attempts, "delivery failed")
+            finished?;
+            match &outcome {
+                Ok(status) => {
+                    tracing::info!(run_id = run.id, step = index, kind = action.kind().name(), status, idempotency_key = %key, "delivered")
+                }
+                Err(e) => {
+                    tracing::warn!(run_id = run.id, step = index, kind = action.kind().name(), error = %e, attempts = report.attempts, "delivery failed")
+                }
             }
+            return outcome.map(drop).map_err(|message| Failure::Failed {
+                message,
+                recorded: true,
+            });
         }
-        outcome.map(drop).map_err(|message| Failure::Failed {
-            message,
-            recorded: true,
-        })
     }
 }

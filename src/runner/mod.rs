@@ -73,6 +73,12 @@ pub struct Runner {
     /// This process's name in claims (`scheduled.claimed_by`).
     pub node_id: String,
     pub max_step_attempts: u32,
+    /// How long a delivery's sender holds it ([`steps::begin_external`]): long enough for
+    /// every attempt the delivery policy allows, so the next owner of a partition that moves
+    /// meanwhile waits for the outcome rather than sending again.
+    ///
+    /// [`steps::begin_external`]: crate::storage::steps::begin_external
+    pub delivery_lease: Duration,
     /// Replaces every delay's duration (demos).
     pub delay_override: Option<Duration>,
     /// The partitions' group-commit lanes (`engine.batch_max` units a transaction).

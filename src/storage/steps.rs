@@ -15,7 +15,7 @@ use crate::validate::Validator;
 use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Building outbound requests lives in [`crate::outbound`]; re-exported so the executor
 /// keeps calling `steps::Integrations`.
@@ -231,8 +231,26 @@ pub struct Queued {
     pub request: OutboundRequest,
 }
 
-/// Queues an external step's request in the outbox (or finds it, on a replay) and marks the
-/// step waiting for delivery, in one transaction.
+/// What [`begin_external`] found the step's delivery to be.
+#[derive(Debug, Clone)]
+pub enum Begun {
+    /// Send it: this process holds the delivery's lease until the given time.
+    Send(Queued),
+    /// Another process's request for this step may still be out (it held the partition
+    /// when it sent, and its lease has not run out): wait for its outcome, not send again.
+    InFlight { by: String, until: DateTime<Utc> },
+    /// A process that lost the partition while its request was out recorded what became
+    /// of it; that outcome is now the step's (recorded in the same transaction).
+    Settled(Result<Value, String>),
+}
+
+/// Queues an external step's request in the outbox (or finds it, on a replay), marks the
+/// step waiting for delivery and takes the delivery's lease for `node` until
+/// `lease_until`, in one transaction. See [`Begun`] for what else it may find.
+///
+/// The lease is what keeps a request from leaving twice when a partition moves while it
+/// is out: the new owner waits for the old owner's outcome ([`settle_unowned`]) or for the
+/// lease to run out, and the sender starts no attempt it could not finish within it.
 #[allow(clippy::too_many_arguments)]
 pub async fn begin_external(
     db: &Database,
@@ -242,8 +260,10 @@ pub async fn begin_external(
     kind: crate::catalogue::ActionKind,
     request: &OutboundRequest,
     key: &str,
+    lease: (&str, DateTime<Utc>),
+    go_on: bool,
     now: DateTime<Utc>,
-) -> Result<Queued, StorageError> {
+) -> Result<Begun, StorageError> {
     let kind = match kind {
         crate::catalogue::ActionKind::SendEmail => OutboxKind::Email,
         crate::catalogue::ActionKind::SendSms => OutboxKind::Sms,
@@ -253,6 +273,7 @@ pub async fn begin_external(
         what: "request",
         source,
     })?;
+    let (node, lease_until) = lease;
     let txn = db.begin_fenced(fence).await?;
     let origin = Origin {
         run_id: Some(run.id),
@@ -264,6 +285,29 @@ pub async fn begin_external(
     let mut stored = outbox::by_key(&txn, key)
         .await?
         .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("outbox {key}")))?;
+    // A lease left on a row with an outcome: its sender lost the partition before it could
+    // record the outcome with the step (`settle_unowned`). The outcome stands.
+    if let (false, Some(sender)) = (fresh, &stored.claimed_by) {
+        let attempts = stored.attempts;
+        let outcome = match stored.status.as_str() {
+            outbox::status::DELIVERED => Some(Ok(json!({"attempts": attempts, "delivered_by": sender}))),
+            outbox::status::FAILED => Some(Err(stored.last_error.clone().unwrap_or_default())),
+            _ => None,
+        };
+        if let Some(outcome) = outcome {
+            record_outcome(&txn, run.id, step_index, stored.id, attempts, &outcome, go_on, now).await?;
+            txn.commit().await?;
+            return Ok(Begun::Settled(outcome));
+        }
+        let until = stored.claimed_until.unwrap_or(now);
+        if sender != node && until > now {
+            txn.rollback().await?;
+            return Ok(Begun::InFlight {
+                by: sender.clone(),
+                until,
+            });
+        }
+    }
     if !fresh && stored.status == outbox::status::FAILED {
         // The step is run again after its delivery gave up: an operator retried the run
         // (storage::recovery). Send the request as built now, since the endpoint or
@@ -280,6 +324,12 @@ pub async fn begin_external(
     }
     txn.execute(statement(
         &txn,
+        "UPDATE outbox SET claimed_by = $1, claimed_until = $2 WHERE id = $3",
+        vec![node.into(), lease_until.into(), stored.id.into()],
+    ))
+    .await?;
+    txn.execute(statement(
+        &txn,
         "UPDATE run_steps SET status = $1, started_at = COALESCE(started_at, $2) \
          WHERE run_id = $3 AND step_index = $4 AND status <> 'done'",
         vec![
@@ -292,16 +342,16 @@ pub async fn begin_external(
     .await?;
     txn.commit().await?;
     let request = serde_json::from_value(stored.payload.clone()).unwrap_or_else(|_| request.clone());
-    Ok(Queued {
+    Ok(Begun::Send(Queued {
         outbox_id: stored.id,
         attempts: u32::try_from(stored.attempts).unwrap_or(0),
         request,
-    })
+    }))
 }
 
-/// Records a delivery's outcome on the outbox row and the step, in one transaction. On
-/// failure the run fails too, unless `go_on` (the step's `"on_error": "continue"`): then
-/// the run moves past the failed step and stays running.
+/// Records a delivery's outcome on the outbox row and the step, in one transaction, and
+/// ends the delivery's lease. On failure the run fails too, unless `go_on` (the step's
+/// `"on_error": "continue"`): then the run moves past the failed step and stays running.
 #[allow(clippy::too_many_arguments)]
 pub async fn finish_external(
     db: &Database,
@@ -316,11 +366,70 @@ pub async fn finish_external(
 ) -> Result<(), StorageError> {
     let txn = db.begin_fenced(fence).await?;
     let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+    let outcome = outcome
+        .as_ref()
+        .map(|http_status| json!({"http_status": http_status, "attempts": attempts}))
+        .map_err(Clone::clone);
+    record_outcome(&txn, run_id, step_index, outbox_id, attempts, &outcome, go_on, now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Records what became of a delivery whose partition moved away while its request was
+/// out, on the outbox row alone and without the fence (it is a fact, not a decision): the
+/// new owner, waiting on the lease, takes it as the step's outcome instead of sending the
+/// request again. Only the lease holder's pending row is changed; returns whether it was.
+pub async fn settle_unowned(
+    db: &Database,
+    outbox_id: i64,
+    node: &str,
+    attempts: u32,
+    outcome: &Result<u16, String>,
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+    let (state, error, delivered_at) = match outcome {
+        Ok(_) => (outbox::status::DELIVERED, None, Some(now)),
+        Err(e) => (outbox::status::FAILED, Some(e.clone()), None),
+    };
+    let changed = db
+        .execute(statement(
+            db,
+            "UPDATE outbox SET status = $1, attempts = $2, last_error = $3, delivered_at = $4 \
+             WHERE id = $5 AND claimed_by = $6 AND status = $7",
+            vec![
+                state.into(),
+                attempts.into(),
+                error.into(),
+                delivered_at.into(),
+                outbox_id.into(),
+                node.into(),
+                outbox::status::PENDING.into(),
+            ],
+        ))
+        .await?;
+    Ok(changed.rows_affected() > 0)
+}
+
+/// The outcome of a delivery onto its outbox row (lease ended) and its step; `Ok` holds the
+/// step's result.
+#[allow(clippy::too_many_arguments)]
+async fn record_outcome<C: ConnectionTrait>(
+    txn: &C,
+    run_id: i64,
+    step_index: i32,
+    outbox_id: i64,
+    attempts: i32,
+    outcome: &Result<Value, String>,
+    go_on: bool,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
     match outcome {
-        Ok(http_status) => {
+        Ok(result) => {
             txn.execute(statement(
-                &txn,
-                "UPDATE outbox SET status = $1, attempts = $2, delivered_at = $3, last_error = NULL WHERE id = $4",
+                txn,
+                "UPDATE outbox SET status = $1, attempts = $2, delivered_at = COALESCE(delivered_at, $3), \
+                 last_error = NULL, claimed_by = NULL, claimed_until = NULL WHERE id = $4",
                 vec![
                     outbox::status::DELIVERED.into(),
                     attempts.into(),
@@ -329,19 +438,13 @@ pub async fn finish_external(
                 ],
             ))
             .await?;
-            let result = json!({"http_status": http_status, "attempts": attempts});
-            runs::complete_step(&txn, run_id, step_index, &result, now).await?;
-            txn.execute(statement(
-                &txn,
-                "UPDATE run_steps SET attempts = $1 WHERE run_id = $2 AND step_index = $3",
-                vec![attempts.into(), run_id.into(), step_index.into()],
-            ))
-            .await?;
+            runs::complete_step(txn, run_id, step_index, result, now).await?;
         }
         Err(error) => {
             txn.execute(statement(
-                &txn,
-                "UPDATE outbox SET status = $1, attempts = $2, last_error = $3 WHERE id = $4",
+                txn,
+                "UPDATE outbox SET status = $1, attempts = $2, last_error = $3, claimed_by = NULL, \
+                 claimed_until = NULL WHERE id = $4",
                 vec![
                     outbox::status::FAILED.into(),
                     attempts.into(),
@@ -350,21 +453,23 @@ pub async fn finish_external(
                 ],
             ))
             .await?;
-            runs::mark_step_failed(&txn, run_id, step_index, error, now).await?;
-            txn.execute(statement(
-                &txn,
-                "UPDATE run_steps SET attempts = $1 WHERE run_id = $2 AND step_index = $3",
-                vec![attempts.into(), run_id.into(), step_index.into()],
-            ))
-            .await?;
-            if go_on {
-                runs::advance(&txn, run_id, step_index + 1, status::RUNNING, now).await?;
-            } else {
-                runs::finish_run(&txn, run_id, Some(error), now).await?;
-            }
+            runs::mark_step_failed(txn, run_id, step_index, error, now).await?;
         }
     }
-    txn.commit().await?;
+    txn.execute(statement(
+        txn,
+        "UPDATE run_steps SET attempts = $1 WHERE run_id = $2 AND step_index = $3",
+        vec![attempts.into(), run_id.into(), step_index.into()],
+    ))
+    .await?;
+    if outcome.is_err() {
+        if go_on {
+            runs::advance(txn, run_id, step_index + 1, status::RUNNING, now).await?;
+        } else {
+            let error = outcome.as_ref().err().map(String::as_str);
+            runs::finish_run(txn, run_id, error, now).await?;
+        }
+    }
     Ok(())
 }
 

@@ -274,6 +274,15 @@ impl Engine {
         }
     }
 
+    /// Makes the in-process broker answer every request `rtt` late (a slow or distant
+    /// broker, as TLS and SASL against a loaded broker make it). Does nothing against an
+    /// external broker, which is as slow as it is.
+    pub fn slow_broker(&self, rtt: Duration) {
+        if let Some(cluster) = &self.cluster {
+            cluster.broker_round_trip_time(1, rtt).unwrap();
+        }
+    }
+
     pub fn db(&self) -> &Database {
         &self.test.db
     }

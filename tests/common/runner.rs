@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use workflow_engine::actors::delivery::{Deliver, DeliveryReport};
 use workflow_engine::clock::ManualClock;
 use workflow_engine::conditions::Limits;
@@ -60,6 +61,7 @@ pub fn runner(db: &Database, node_id: &str, clock: &ManualClock, ownership: &Own
         node_id: node_id.into(),
         max_step_attempts: 3,
         max_cascade_depth: 5,
+        delivery_lease: Duration::from_secs(60),
         delay_override: None,
         batches: Batches::default(),
         sync_customers: false,
