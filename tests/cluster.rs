@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use workflow_engine::actions::{run_internal_step, StepContext, StepOutcome};
-use workflow_engine::actors::delivery::{Deliver, DeliveryReport};
+use workflow_engine::actors::delivery::{Deliver, DeliveryError, DeliveryReport};
 use workflow_engine::actors::topology::Topology;
 use workflow_engine::catalogue::Action;
 use workflow_engine::clock::{Clock, ManualClock};
@@ -312,6 +312,8 @@ async fn two_attempts_at_one_step_apply_once_and_a_stale_epoch_commits_nothing()
 struct Held {
     sent: Arc<std::sync::Mutex<Vec<String>>>,
     answers: Arc<tokio::sync::Semaphore>,
+    /// What the next answers are, oldest first.
+    outcomes: Arc<std::sync::Mutex<std::collections::VecDeque<Result<u16, DeliveryError>>>>,
 }
 
 impl Default for Held {
@@ -319,6 +321,7 @@ impl Default for Held {
         Held {
             sent: Arc::default(),
             answers: Arc::new(tokio::sync::Semaphore::new(0)),
+            outcomes: Arc::default(),
         }
     }
 }
@@ -328,8 +331,9 @@ impl Held {
         self.sent.lock().unwrap().clone()
     }
 
-    /// Lets the oldest request still out get its 200.
-    fn answer_one(&self) {
+    /// Lets the oldest request still out end with `outcome`.
+    fn answer_one(&self, outcome: Result<u16, DeliveryError>) {
+        self.outcomes.lock().unwrap().push_back(outcome);
         self.answers.add_permits(1);
     }
 }
@@ -337,12 +341,13 @@ impl Held {
 impl Outbound for Held {
     fn deliver(&self, request: Deliver) -> LocalBoxFuture<'static, DeliveryReport> {
         self.sent.lock().unwrap().push(request.idempotency_key);
-        let answers = Arc::clone(&self.answers);
+        let (answers, outcomes) = (Arc::clone(&self.answers), Arc::clone(&self.outcomes));
         Box::pin(async move {
             answers.acquire().await.unwrap().forget();
+            let outcome = outcomes.lock().unwrap().pop_front().unwrap();
             DeliveryReport {
-                attempts: request.attempts_before + 1,
-                outcome: Ok(200),
+                attempts: request.attempts_before + u32::from(outcome != Err(DeliveryError::LeaseOver)),
+                outcome,
             }
         })
     }
@@ -436,7 +441,7 @@ async fn a_request_out_when_its_partition_moves_is_not_sent_again_while_its_send
         ..harness::runner(db, "node-b", &unused, &own_b, &Sent::default())
     });
     let lease = a.delivery_lease;
-    common::add_customers(db, [1, 2]).await;
+    common::add_customers(db, [1, 2, 3]).await;
     add_workflow(
         db,
         json!({"name": "hook, then a note", "trigger_event": "customer.deposited", "actions": [
@@ -474,7 +479,7 @@ async fn a_request_out_when_its_partition_moves_is_not_sent_again_while_its_send
     assert!(held_b.sent().is_empty(), "node-b sent what node-a still had out");
     // node-a's answer comes; it cannot record it with the step any more (fenced), so it
     // leaves it on the outbox row, where node-b finds it and goes on without sending.
-    held_a.answer_one();
+    held_a.answer_one(Ok(200));
     assert!(sending.await.unwrap(), "the event was recorded before the request left");
     clock.advance(Duration::from_secs(1));
     waiting.await.unwrap();
@@ -501,13 +506,36 @@ async fn a_request_out_when_its_partition_moves_is_not_sent_again_while_its_send
     assert_eq!(held_a.sent().len(), 1, "node-a sent before node-b's lease ran out");
     clock.advance(Duration::from_secs(2));
     until("node-a to send the request again", || held_a.sent().len() == 2).await;
-    held_a.answer_one();
+    held_a.answer_one(Ok(200));
     resending.await.unwrap();
     let key = steps::idempotency_key(run_2, 0);
     assert_eq!(held_b.sent()[0], key);
     assert_eq!(held_a.sent()[1], key, "sent again under the same key");
     assert_eq!(runs_of_customer(db, 2).await[0].run.status, "done");
     assert_eq!(note_bodies(db, 2).await, ["after the hook"]);
+
+    // node-a's request for customer 3 is out when the partition moves to node-b; then its
+    // attempts stop at the end of its lease with no answer. It records nothing (not a
+    // failure that never happened), and node-b sends once the lease is over.
+    let stopping = {
+        let (a, set) = (Arc::clone(&a), Arc::clone(&set));
+        actix_rt::spawn(async move { handle(&a, &set, fence_a, event("e3", 3, 10)).await })
+    };
+    until("node-a's request to leave", || held_a.sent().len() == 3).await;
+    let fence_b = move_partition(db, &own_a, &own_b, "node-b", clock.now()).await;
+    let run_3 = runs_of_customer(db, 3).await[0].run.id;
+    let waiting = recover(&b, 3, run_3, fence_b);
+    held_a.answer_one(Err(DeliveryError::LeaseOver));
+    assert!(stopping.await.unwrap());
+    actix_rt::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(held_b.sent().len(), 1, "node-b sent before node-a's lease ran out");
+    clock.advance(lease + Duration::from_secs(1));
+    until("node-b to send the request", || held_b.sent().len() == 2).await;
+    held_b.answer_one(Ok(200));
+    waiting.await.unwrap();
+    assert_eq!(held_b.sent()[1], steps::idempotency_key(run_3, 0));
+    assert_eq!(runs_of_customer(db, 3).await[0].run.status, "done");
+    assert_eq!(note_bodies(db, 3).await, ["after the hook"]);
     t.finish().await;
 }
 
