@@ -16,7 +16,7 @@ use workflow_engine::storage::Database;
 
 #[actix_rt::test]
 async fn the_executor_mailbox_depth_rises_and_falls_with_real_work() {
-    let mut e = Engine::new(|s| s.archive.enabled = false).await;
+    let mut e = Engine::new(|_| {}).await;
     e.add_customers([7]).await;
     e.add_workflow(json!({"name": "note", "trigger_event": "customer.deposited",
         "actions": [{"type": "add_note", "params": {"body": "deposit {{event.amount}}"}}]}))

@@ -851,3 +851,33 @@ async fn a_failed_delivery_is_queued_again_with_its_key_and_the_request_as_built
     assert_eq!(stored.status, "pending");
     t.finish().await;
 }
+
+/// The outbox relay and the scheduler poll for claims every second or so. With nothing to
+/// claim, a poll must only read: on SQLite a claim is a write, which waits out the busy
+/// timeout (holding the engine's one pooled connection, so every other query of the
+/// engine waits too) while another process holds the write lock, and then fails.
+#[tokio::test]
+async fn an_idle_claim_reads_and_does_not_wait_for_the_write_lock() {
+    let t = fresh().await;
+    if t.is_postgres() {
+        // Row locks: claims on PostgreSQL never wait for the whole database.
+        t.finish().await;
+        return;
+    }
+    let db = &t.db;
+    let blocker = Database::connect_with_pool(&t.url, Some(1)).await.unwrap();
+    blocker.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
+    let events = outbox::claim_events(db, "node-a", &[0, 1], t0(), Duration::seconds(30), 10).await;
+    let due = scheduled::claim_due(db, "node-a", &[0, 1], t0(), Duration::seconds(60), 10).await;
+    blocker.execute_unprepared("COMMIT").await.unwrap();
+    assert!(
+        events.unwrap().is_empty(),
+        "the relay's idle poll waited for the write lock"
+    );
+    assert!(
+        due.unwrap().is_empty(),
+        "the scheduler's idle poll waited for the write lock"
+    );
+    blocker.close().await.unwrap();
+    t.finish().await;
+}

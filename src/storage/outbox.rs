@@ -144,13 +144,28 @@ pub async fn claim_events<C: ConnectionTrait>(
         sea_orm::DbBackend::Postgres => "FOR UPDATE SKIP LOCKED",
         _ => "",
     };
+    // Pending events of this node's partitions (or of none), due, under no live claim, with
+    // the status, kind and time as parameters $s, $k and $t.
+    let claimable = |s: u8, k: u8, t: u8| {
+        format!(
+            "status = ${s} AND kind = ${k} AND next_attempt_at <= ${t} AND (partition IS NULL{owned}) \
+             AND (claimed_until IS NULL OR claimed_until <= ${t})"
+        )
+    };
+    // Look before claiming: the claim is a write, and on SQLite a write waits for (and
+    // holds the one pooled connection through) any other process's write lock, so an idle
+    // poll must not be one.
+    let probe = format!("SELECT 1 AS one FROM outbox WHERE {} LIMIT 1", claimable(1, 2, 3));
+    let values = vec![status::PENDING.into(), OutboxKind::Event.as_str().into(), now.into()];
+    if conn.query_one(statement(conn, &probe, values)).await?.is_none() {
+        return Ok(Vec::new());
+    }
     let sql = format!(
         "UPDATE outbox SET claimed_by = $1, claimed_until = $2 \
-         WHERE id IN (SELECT id FROM outbox \
-           WHERE status = $3 AND kind = $4 AND next_attempt_at <= $5 AND (partition IS NULL{owned}) \
-           AND (claimed_until IS NULL OR claimed_until <= $5) \
+         WHERE id IN (SELECT id FROM outbox WHERE {} \
            ORDER BY id LIMIT $6 {lock}) \
-         RETURNING *"
+         RETURNING *",
+        claimable(3, 4, 5)
     );
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = conn

@@ -76,12 +76,23 @@ pub async fn claim_due(
         DbBackend::Postgres => "FOR UPDATE SKIP LOCKED",
         _ => "",
     };
+    // Due rows of these partitions under no live claim, with the time as parameter $t.
+    let claimable = |t: u8| {
+        format!("partition IN ({list}) AND due_at <= ${t} AND (claimed_until IS NULL OR claimed_until <= ${t})")
+    };
+    // Look before claiming: the claim is a write, and on SQLite a write waits for (and
+    // holds the one pooled connection through) any other process's write lock, so an idle
+    // poll must not be one.
+    let probe = format!("SELECT 1 AS one FROM scheduled WHERE {} LIMIT 1", claimable(1));
+    if db.query_one(statement(db, &probe, vec![now.into()])).await?.is_none() {
+        return Ok(Vec::new());
+    }
     let sql = format!(
         "UPDATE scheduled SET claimed_by = $1, claimed_until = $2 \
-         WHERE id IN (SELECT id FROM scheduled \
-           WHERE partition IN ({list}) AND due_at <= $3 AND (claimed_until IS NULL OR claimed_until <= $3) \
+         WHERE id IN (SELECT id FROM scheduled WHERE {} \
            ORDER BY due_at, id LIMIT $4 {lock}) \
-         RETURNING id, run_id, customer_id, partition, due_at, claimed_by, claimed_until, created_at"
+         RETURNING id, run_id, customer_id, partition, due_at, claimed_by, claimed_until, created_at",
+        claimable(3)
     );
     let until = now + lease;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
