@@ -139,13 +139,13 @@ impl Matcher {
     fn reload_if_changed(&mut self, ctx: &mut Context<Self>) {
         let (db, limits, known) = (self.db.clone(), self.limits, self.version);
         ctx.spawn(
-            async move {
+            detached(async move {
                 let version = workflows::change_counter(db.connection()).await?;
                 if known == Some(version) {
                     return Ok(None);
                 }
                 workflows::load_set(&db, limits).await.map(Some)
-            }
+            })
             .into_actor(self)
             .map(|result, act, _ctx| match result {
                 Ok(Some((version, set))) => {
@@ -178,6 +178,27 @@ impl Matcher {
             .with_label_values(&[event_label(&route.event.event_type, listened), outcome])
             .inc();
         let _ = route.recorded.send(());
+    }
+}
+
+/// Runs `work` (database access) as a task of its own rather than as a future of the
+/// matcher's context, and returns a future of its output.
+///
+/// While one of the matcher's atomic responses runs (a recovery; routing that waits for a
+/// full executor mailbox), actix polls none of the futures spawned in its context. A query
+/// spawned there that the pool had just handed its connection to would then keep it
+/// unpolled: on SQLite, with its one pooled connection, everyone else waited out the
+/// pool's acquire timeout (30 s), the recovery in progress and the executors that must
+/// drain those mailboxes included. A task of its own is polled whatever the matcher does.
+fn detached<T: 'static>(work: impl std::future::Future<Output = T> + 'static) -> impl std::future::Future<Output = T> {
+    let task = actix_rt::spawn(work);
+    async move {
+        match task.await {
+            Ok(output) => output,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: the arbiter is stopping, and the matcher with it.
+            Err(_) => std::future::pending().await,
+        }
     }
 }
 
@@ -282,7 +303,7 @@ impl Handler<RecoverPartition> for Matcher {
         let db = self.db.clone();
         let fence = msg.fence;
         AtomicResponse::new(Box::pin(
-            async move { steps::unfinished(db.connection(), fence.partition).await }
+            detached(async move { steps::unfinished(db.connection(), fence.partition).await })
                 .into_actor(self)
                 .then(
                     move |result, act, ctx| -> ResponseActFuture<Self, Result<usize, String>> {
@@ -336,7 +357,7 @@ impl Handler<Reload> for Matcher {
     fn handle(&mut self, _msg: Reload, _ctx: &mut Context<Self>) -> Self::Result {
         let (db, limits) = (self.db.clone(), self.limits);
         Box::pin(
-            async move { workflows::load_set(&db, limits).await }
+            detached(async move { workflows::load_set(&db, limits).await })
                 .into_actor(self)
                 .map(|result, act, _ctx| match result {
                     Ok((version, set)) => {
@@ -355,5 +376,39 @@ impl Handler<CurrentSet> for Matcher {
 
     fn handle(&mut self, _msg: CurrentSet, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(Arc::clone(&self.set))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::ownership::Fence;
+
+    /// The workflow poll is a future the matcher spawns; recovery used to be an atomic
+    /// response, during which actix polls none of the actor's spawned futures. With one
+    /// pooled connection (SQLite), a poll waiting for the connection when a recovery
+    /// began was handed the connection first and then never polled: the recovery waited
+    /// out the pool's acquire timeout (30 s) and failed, and the partition's reader, all
+    /// routing and the API waited with it.
+    #[actix_rt::test]
+    async fn a_recovery_does_not_wait_on_the_matchers_own_workflow_poll() {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        db.migrate().await.unwrap();
+        let spawn: SpawnExecutor = Arc::new(|_, _| unreachable!("nothing to recover, no executor"));
+        let matcher = Matcher::new(db.clone(), Limits::default(), Duration::from_millis(50), spawn).start();
+        matcher.send(CurrentSet).await.unwrap();
+
+        // The test holds the only connection; the matcher's next poll queues for it, then
+        // a recovery does.
+        let held = db.begin().await.unwrap();
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+        let recovery = matcher.send(RecoverPartition {
+            fence: Fence { partition: 0, epoch: 1 },
+        });
+        let recovery = actix_rt::spawn(recovery);
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        held.commit().await.unwrap();
+
+        assert_eq!(recovery.await.unwrap().unwrap(), Ok(0));
     }
 }

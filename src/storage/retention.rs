@@ -115,6 +115,16 @@ pub async fn prune_archive_older<C: ConnectionTrait>(
     cutoff: DateTime<Utc>,
     batch: u64,
 ) -> Result<u64, StorageError> {
+    // Look first: a DELETE is a write even when it finds nothing, and on SQLite an idle
+    // write waits out another process's write lock on the engine's one connection.
+    let probe = "SELECT seq FROM event_archive WHERE archived_at < $1 LIMIT 1";
+    if conn
+        .query_one(statement(conn, probe, vec![cutoff.into()]))
+        .await?
+        .is_none()
+    {
+        return Ok(0);
+    }
     Ok(conn
         .execute(statement(
             conn,
