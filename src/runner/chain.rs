@@ -236,6 +236,14 @@ impl Chain<'_> {
         }
     }
 
+    /// Stops a delivery of a partition that moved away while none of its requests is out:
+    /// its lease goes, so the new owner need not wait it out.
+    async fn release(&self, outbox_id: i64, key: &str) -> Failure {
+        let released = steps::release_unowned(&self.runner.db, outbox_id, &self.runner.node_id).await;
+        tracing::info!(run_id = self.run.run.id, idempotency_key = %key, released = ?released, "partition moved before the request left; lease released");
+        Stopped::Revoked.into()
+    }
+
     /// Sends an email, SMS or webhook through the durable outbox and waits for delivery.
     async fn external(&self, index: i32, step: &Step, facts: &Facts<'_>, context: &Value) -> Result<(), Failure> {
         let action = &step.action;
@@ -297,9 +305,9 @@ impl Chain<'_> {
                 }
             };
             // The last look before the request leaves: a partition that moved away is sent
-            // by its new owner, under the same key.
+            // by its new owner, under the same key, at once.
             if !runner.ownership.holds(self.fence) {
-                return Err(Stopped::Revoked.into());
+                return Err(self.release(queued.outbox_id, &key).await);
             }
             let attempts_before = queued.attempts + made;
             let report = runner
@@ -316,7 +324,7 @@ impl Chain<'_> {
                 // owner: take it again, counting on from the attempts made. Not: the new
                 // owner sends once the lease is over.
                 if !runner.ownership.holds(self.fence) {
-                    return Err(Stopped::Revoked.into());
+                    return Err(self.release(queued.outbox_id, &key).await);
                 }
                 made += report.attempts.saturating_sub(attempts_before);
                 continue;

@@ -411,6 +411,22 @@ pub async fn settle_unowned(
     Ok(changed.rows_affected() > 0)
 }
 
+/// Gives up `node`'s lease on a delivery none of whose requests is out (it stopped before
+/// sending, or its attempts ended with no outcome), so the partition's new owner sends it
+/// at once instead of waiting for the lease to run out. Unfenced, like
+/// [`settle_unowned`]: it states a fact about this process. Returns whether it did.
+pub async fn release_unowned(db: &Database, outbox_id: i64, node: &str) -> Result<bool, StorageError> {
+    let changed = db
+        .execute(statement(
+            db,
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL \
+             WHERE id = $1 AND claimed_by = $2 AND status = $3",
+            vec![outbox_id.into(), node.into(), outbox::status::PENDING.into()],
+        ))
+        .await?;
+    Ok(changed.rows_affected() > 0)
+}
+
 /// The outcome of a delivery onto its outbox row (lease ended) and its step; `Ok` holds the
 /// step's result.
 #[allow(clippy::too_many_arguments)]
