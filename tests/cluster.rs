@@ -450,6 +450,12 @@ async fn a_request_out_when_its_partition_moves_is_not_sent_again_while_its_send
     )
     .await;
     let set = live_set(db).await;
+    // Customer `customer_id`'s deposit event, handled by `runner` in a task of its own.
+    let deposit = |runner: &Arc<Runner>, customer_id: i64, fence: Fence| {
+        let (runner, set) = (Arc::clone(runner), Arc::clone(&set));
+        let event = event(&format!("e{customer_id}"), customer_id, 10);
+        actix_rt::spawn(async move { handle(&runner, &set, fence, event).await })
+    };
     let recover = |runner: &Arc<Runner>, customer_id: i64, run_id: i64, fence: Fence| {
         let runner = Arc::clone(runner);
         actix_rt::spawn(async move {
@@ -464,10 +470,7 @@ async fn a_request_out_when_its_partition_moves_is_not_sent_again_while_its_send
 
     // node-a's request for customer 1 is out when the partition moves to node-b, whose
     // recovery finds the run at its webhook.
-    let sending = {
-        let (a, set) = (Arc::clone(&a), Arc::clone(&set));
-        actix_rt::spawn(async move { handle(&a, &set, fence_a, event("e1", 1, 10)).await })
-    };
+    let sending = deposit(&a, 1, fence_a);
     until("node-a's request to leave", || held_a.sent().len() == 1).await;
     let fence_b = move_partition(db, &own_a, &own_b, "node-b", clock.now()).await;
     let run_1 = runs_of_customer(db, 1).await[0].run.id;
@@ -492,10 +495,7 @@ async fn a_request_out_when_its_partition_moves_is_not_sent_again_while_its_send
 
     // node-b's request for customer 2 is out when node-b dies: node-a, owner again, waits
     // out node-b's lease and then sends the request itself, under the same key.
-    let dying = {
-        let (b, set) = (Arc::clone(&b), Arc::clone(&set));
-        actix_rt::spawn(async move { handle(&b, &set, fence_b, event("e2", 2, 10)).await })
-    };
+    let dying = deposit(&b, 2, fence_b);
     until("node-b's request to leave", || held_b.sent().len() == 1).await;
     dying.abort();
     let fence_a = move_partition(db, &own_b, &own_a, "node-a", clock.now()).await;
@@ -518,10 +518,7 @@ async fn a_request_out_when_its_partition_moves_is_not_sent_again_while_its_send
     // attempts stop at the end of its lease with no answer. It records no failure that
     // never happened, and with nothing of its own out it gives the lease up: node-b sends
     // at once rather than when the lease would have run out.
-    let stopping = {
-        let (a, set) = (Arc::clone(&a), Arc::clone(&set));
-        actix_rt::spawn(async move { handle(&a, &set, fence_a, event("e3", 3, 10)).await })
-    };
+    let stopping = deposit(&a, 3, fence_a);
     until("node-a's request to leave", || held_a.sent().len() == 3).await;
     let fence_b = move_partition(db, &own_a, &own_b, "node-b", clock.now()).await;
     let run_3 = runs_of_customer(db, 3).await[0].run.id;

@@ -279,7 +279,7 @@ impl Chain<'_> {
                         &key,
                         (&runner.node_id, lease_until),
                         go_on,
-                        runner.clock.now(),
+                        now,
                     )
                 })
                 .await?;
