@@ -9,9 +9,9 @@
 //! is the only queue and its capacity the only bound. A failed write is logged, counted
 //! and dropped: the archive is a best-effort record, the runs are the durable one.
 
-use super::metrics::{Mailbox, Metrics};
 use super::protocol::{ArchiveEvent, Halt};
 use crate::envelope::EventEnvelope;
+use crate::metrics::{Mailbox, Metrics};
 use crate::storage::{archive, Database};
 use actix::prelude::*;
 use chrono::Utc;

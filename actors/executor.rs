@@ -8,8 +8,8 @@
 //! [`Runner`](crate::runner::Runner)'s. Executors are created on demand by the matcher and
 //! stopped when idle, so memory follows active customers, not all customers.
 
-use super::metrics::{Mailbox, Metrics};
 use super::protocol::{Execute, Idle, Stop};
+use crate::metrics::{Mailbox, Metrics};
 use crate::runner::Runner;
 use actix::prelude::*;
 use std::sync::Arc;

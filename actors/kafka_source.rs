@@ -15,128 +15,27 @@
 //! owner never works beside this process. Whatever a stale process still tries to commit
 //! fails on the epoch in the database.
 
-use super::metrics::Metrics;
-use super::partition_consumer::{DeadLetters, ReaderSpec};
-use super::protocol::{Drain, Poll, ReaderEnded, RecoverPartition, Route, Shutdown};
+use super::protocol::{Drain, Poll, ReaderEnded, ReaderSpec, RecoverPartition, Route, Shutdown};
 use crate::clock::SystemClock;
+use crate::kafka::{consumer_config, DeadLetters, EngineConsumer, EngineContext, Rebalancing};
+use crate::metrics::Metrics;
 use crate::retry::{self, Backoff, Retried};
 use crate::runner::Ownership;
 use crate::storage::{ownership, Database};
 use actix::prelude::*;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::statistics::Statistics;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::Offset;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-/// A rebalance step reported by the consumer's callback thread, answered once handled.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-enum Rebalancing {
-    Assigned(Vec<i32>, std::sync::mpsc::SyncSender<()>),
-    Revoked(Vec<i32>, std::sync::mpsc::SyncSender<()>),
-}
-
-/// The consumer's context: forwards rebalances to the [`KafkaSource`] and waits until it
-/// has split (assign) or handed over (revoke) the partitions, and exports lag from
-/// statistics.
-pub struct EngineContext {
-    topic: String,
-    rebalances: mpsc::UnboundedSender<Rebalancing>,
-}
-
-/// How long a rebalance callback waits for partitions to be split or handed over.
-const REBALANCE_WAIT: Duration = Duration::from_secs(60);
 
 /// How long a hand-over waits for the partition's running work to stop.
 pub const HANDOVER_WAIT: Duration = Duration::from_secs(20);
 
 /// How long a reader that stopped by itself waits before it is started again.
 const READER_RESTART: Duration = Duration::from_secs(1);
-
-impl EngineContext {
-    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
-        tpl.elements_for_topic(&self.topic)
-            .iter()
-            .map(|e| e.partition())
-            .collect()
-    }
-
-    fn forward(&self, make: impl FnOnce(std::sync::mpsc::SyncSender<()>) -> Rebalancing) {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        if self.rebalances.send(make(tx)).is_ok() && rx.recv_timeout(REBALANCE_WAIT).is_err() {
-            tracing::error!("rebalance step not handled within {REBALANCE_WAIT:?}");
-        }
-    }
-}
-
-impl ClientContext for EngineContext {
-    fn stats(&self, statistics: Statistics) {
-        let metrics = Metrics::global();
-        if let Some(topic) = statistics.topics.get(&self.topic) {
-            for (partition, p) in &topic.partitions {
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    metrics
-                        .consumer_lag
-                        .with_label_values(&[&partition.to_string()])
-                        .set(p.consumer_lag);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for EngineContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let partitions = self.partitions(tpl);
-            tracing::info!(?partitions, "partitions revoked");
-            self.forward(|ack| Rebalancing::Revoked(partitions, ack));
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let partitions = self.partitions(tpl);
-                tracing::info!(?partitions, "partitions assigned");
-                self.forward(|ack| Rebalancing::Assigned(partitions, ack));
-            }
-            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance failed"),
-            Rebalance::Revoke(_) => {}
-        }
-    }
-}
-
-pub type EngineConsumer = StreamConsumer<EngineContext>;
-
-/// Client settings of the engine's consumer: offsets stored by hand after processing,
-/// committed in the background and on hand-over; the cooperative-sticky assignor.
-///
-/// `kafka.properties` lies between the engine's tunable defaults and the settings the
-/// engine's guarantees rest on, which win (see [`crate::kafka::layered`]).
-pub fn consumer_config(brokers: &str, group_id: &str, kafka: &crate::settings::Kafka) -> ClientConfig {
-    crate::kafka::layered(
-        brokers,
-        &[
-            ("auto.commit.interval.ms", "1000"),
-            ("session.timeout.ms", "10000"),
-            ("heartbeat.interval.ms", "1000"),
-            ("statistics.interval.ms", "5000"),
-        ],
-        &kafka.properties,
-        &[
-            ("group.id", group_id),
-            ("enable.auto.commit", "true"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", kafka.offset_reset().as_str()),
-            ("partition.assignment.strategy", "cooperative-sticky"),
-        ],
-    )
-}
 
 /// Starts a partition's reader; answers to [`Drain`].
 pub type SpawnReader = Arc<dyn Fn(ReaderSpec) -> Recipient<Drain> + Send + Sync>;
@@ -178,10 +77,7 @@ pub struct KafkaSource {
 impl KafkaSource {
     pub fn new(config: SourceConfig) -> Result<Self, crate::kafka::KafkaError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let context = EngineContext {
-            topic: config.topic.clone(),
-            rebalances: tx,
-        };
+        let context = EngineContext::new(config.topic.clone(), tx);
         let consumer: EngineConsumer =
             consumer_config(&config.brokers, &config.group_id, &config.kafka).create_with_context(context)?;
         consumer.subscribe(&[&config.topic])?;

@@ -3,18 +3,20 @@
 //! The set is immutable and swapped whole when any process changes a workflow (a version
 //! poll of the workflows change counter), and only for a newer version: a slow load never
 //! puts an older set back. An event no workflow listens to is acknowledged at once, with
-//! no database access, unless `engine.sync_customers` needs it to reach its customer. The rest go to the customer's executor, created on demand (by the
-//! topology's factory, on the arbiter of the customer) and forgotten when idle. Routing is
+//! no database access, unless `engine.sync_customers` needs it to reach its customer.
+//! The rest go to the customer's executor, created on demand (by the topology's factory,
+//! on the arbiter of the customer) and forgotten when idle. Routing is
 //! in arrival order: when an executor's mailbox is full the matcher waits (backpressure
 //! reaches the partitions).
 
-use super::metrics::{event_label, Mailbox, Metrics};
+use super::detached::detached;
 use super::protocol::{ArchiveEvent, CurrentSet, Execute, Idle, RecoverPartition, Reload, Resume, Route, Stop};
 use crate::conditions::Limits;
+use crate::metrics::{event_label, Mailbox, Metrics};
 use crate::plan::WorkflowSet;
 use crate::retry::{self, Backoff, Retried};
 use crate::runner::{Why, Work};
-use crate::storage::{steps, workflows, Database};
+use crate::storage::{changes, steps, Database};
 use actix::dev::SendError;
 use actix::prelude::*;
 use std::collections::HashMap;
@@ -140,11 +142,11 @@ impl Matcher {
         let (db, limits, known) = (self.db.clone(), self.limits, self.version);
         ctx.spawn(
             detached(async move {
-                let version = workflows::change_counter(db.connection()).await?;
+                let version = changes::current(db.connection()).await?;
                 if known == Some(version) {
                     return Ok(None);
                 }
-                workflows::load_set(&db, limits).await.map(Some)
+                crate::live::load(&db, limits).await.map(Some)
             })
             .into_actor(self)
             .map(|result, act, _ctx| match result {
@@ -181,27 +183,6 @@ impl Matcher {
     }
 }
 
-/// Runs `work` (database access) as a task of its own rather than as a future of the
-/// matcher's context, and returns a future of its output.
-///
-/// While one of the matcher's atomic responses runs (a recovery; routing that waits for a
-/// full executor mailbox), actix polls none of the futures spawned in its context. A query
-/// spawned there that the pool had just handed its connection to would then keep it
-/// unpolled: on SQLite, with its one pooled connection, everyone else waited out the
-/// pool's acquire timeout (30 s), the recovery in progress and the executors that must
-/// drain those mailboxes included. A task of its own is polled whatever the matcher does.
-fn detached<T: 'static>(work: impl std::future::Future<Output = T> + 'static) -> impl std::future::Future<Output = T> {
-    let task = actix_rt::spawn(work);
-    async move {
-        match task.await {
-            Ok(output) => output,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Cancelled: the arbiter is stopping, and the matcher with it.
-            Err(_) => std::future::pending().await,
-        }
-    }
-}
-
 impl Actor for Matcher {
     type Context = Context<Self>;
 
@@ -218,7 +199,7 @@ impl Actor for Matcher {
                 };
                 let clock = crate::clock::SystemClock;
                 match retry::retry(&clock, Backoff::STORAGE, None, || false, on_retry, || {
-                    workflows::load_set(&db, limits)
+                    crate::live::load(&db, limits)
                 })
                 .await
                 {
@@ -357,7 +338,7 @@ impl Handler<Reload> for Matcher {
     fn handle(&mut self, _msg: Reload, _ctx: &mut Context<Self>) -> Self::Result {
         let (db, limits) = (self.db.clone(), self.limits);
         Box::pin(
-            detached(async move { workflows::load_set(&db, limits).await })
+            detached(async move { crate::live::load(&db, limits).await })
                 .into_actor(self)
                 .map(|result, act, _ctx| match result {
                     Ok((version, set)) => {

@@ -12,14 +12,15 @@
 //! - [`delivery`]: the pool that sends email, SMS and webhook requests.
 //! - [`outbox_relay`]: publishes the events the engine emits.
 //! - [`archiver`]: writes consumed events to the backtest archive, in batches.
-//! - [`metrics`]: mailbox and engine metrics, exported for Prometheus.
+//!
+//! [`detached`] is not an actor: it runs an actor's database access as a task of its own.
 
 pub mod archiver;
 pub mod delivery;
+pub mod detached;
 pub mod executor;
 pub mod kafka_source;
 pub mod matcher;
-pub mod metrics;
 pub mod outbox_relay;
 pub mod partition_consumer;
 pub mod protocol;

@@ -7,8 +7,8 @@
 //! rows of no partition, so N processes publish each event once, and one partition's
 //! events in order.
 
-use super::metrics::Metrics;
 use super::protocol::Halt;
+use crate::metrics::Metrics;
 use crate::runner::Ownership;
 use crate::storage::{outbox, Database};
 use actix::prelude::*;

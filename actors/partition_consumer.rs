@@ -8,90 +8,23 @@
 //! event was not recorded) while its partition is still owned, it tells its source, which
 //! starts a new reader from the first offset not stored.
 
-use super::kafka_source::{EngineConsumer, EngineContext};
-use super::metrics::{Mailbox, Metrics};
-use super::protocol::{Drain, ReaderEnded, RecoverPartition, Route};
+use super::protocol::{Drain, ReaderEnded, ReaderSpec, RecoverPartition, Route};
 use crate::clock::SystemClock;
 use crate::envelope::EventEnvelope;
-use crate::retry::{self, Backoff, Retried};
+use crate::kafka::consumer::BROKER_BACKOFF;
+use crate::kafka::{DeadLetters, EngineConsumer, EngineContext};
+use crate::metrics::{Mailbox, Metrics};
+use crate::retry::{self, Retried};
 use crate::storage::ownership::Fence;
 use crate::trace::TraceParent;
 use actix::prelude::*;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::FutureProducer;
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
-
-/// Where undecodable events go, with the reason and their original bytes.
-#[derive(Clone)]
-pub struct DeadLetters {
-    pub producer: FutureProducer,
-    pub topic: String,
-}
-
-/// Waits between attempts at the broker (dead letters) and at recovery.
-const BROKER_BACKOFF: Backoff = Backoff {
-    initial: Duration::from_millis(100),
-    max: Duration::from_secs(10),
-};
-
-impl DeadLetters {
-    /// Publishes `message` to the dead-letter topic, retrying until it is acknowledged or
-    /// `stop` is raised: the offset must not pass an event that is neither processed nor
-    /// dead-lettered.
-    async fn publish(&self, message: &OwnedMessage, reason: &str, stop: &watch::Receiver<bool>) -> bool {
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "wfe-error",
-                value: Some(reason),
-            })
-            .insert(Header {
-                key: "wfe-source-topic",
-                value: Some(message.topic()),
-            })
-            .insert(Header {
-                key: "wfe-source-partition",
-                value: Some(&message.partition().to_string()),
-            })
-            .insert(Header {
-                key: "wfe-source-offset",
-                value: Some(&message.offset().to_string()),
-            });
-        let key = message.key().map(String::from_utf8_lossy).unwrap_or_default();
-        let payload = message.payload().unwrap_or_default();
-        let (partition, offset) = (message.partition(), message.offset());
-        let on_retry = |e: &crate::kafka::KafkaError, _: u32, _: Duration| {
-            tracing::error!(error = %e, partition, offset, "dead-letter publish failed, retrying");
-        };
-        let published = retry::retry(
-            &SystemClock,
-            BROKER_BACKOFF,
-            None,
-            || *stop.borrow(),
-            on_retry,
-            || crate::kafka::publish(&self.producer, &self.topic, &key, payload, Some(headers.clone())),
-        );
-        matches!(published.await, Retried::Ok(_))
-    }
-}
-
-/// What a [`PartitionConsumer`] needs.
-pub struct ReaderSpec {
-    pub fence: Fence,
-    pub topic: String,
-    pub queue: StreamPartitionQueue<EngineContext>,
-    pub consumer: Arc<EngineConsumer>,
-    pub sink: Recipient<Route>,
-    pub recovery: Recipient<RecoverPartition>,
-    pub ended: Recipient<ReaderEnded>,
-    pub dead_letters: DeadLetters,
-    /// Events handed over and not yet recorded, at most.
-    pub window: usize,
-}
 
 /// Consumes one partition.
 pub struct PartitionConsumer {

@@ -1,12 +1,17 @@
 //! Every message that crosses actors. Actors hold `Recipient<M>` of these, never each
-//! other's types; only the topology names concrete actors.
+//! other's types; only the topology names concrete actors (and the delivery pool its
+//! own members). The payloads are library types ([`Deliver`], [`Work`], [`Rebalancing`]):
+//! this module only says which of them travel between actors and what each answers.
 
 use crate::envelope::EventEnvelope;
+use crate::kafka::{DeadLetters, EngineConsumer, EngineContext, Rebalancing};
+use crate::outbound::send::{Deliver, DeliveryReport};
 use crate::plan::WorkflowSet;
 use crate::runner::Work;
 use crate::storage::ownership::Fence;
-use actix::Message;
+use actix::{Message, Recipient};
 use chrono::{DateTime, Utc};
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -85,26 +90,16 @@ pub struct Wake {
 #[rtype(result = "()")]
 pub struct Poll;
 
-/// Send `request` until it is accepted or the attempts (counted from `attempts_before`)
-/// run out: a chain's external step, to the delivery pool.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "DeliveryReport")]
-pub struct Deliver {
-    pub request: crate::outbound::OutboundRequest,
-    pub idempotency_key: String,
-    pub attempts_before: u32,
-    /// The end of the sender's lease on this delivery: no attempt starts that could still
-    /// be out after it, since the partition's next owner may send the request then
-    /// ([`crate::storage::steps::begin_external`]).
-    pub send_until: Option<chrono::DateTime<chrono::Utc>>,
+/// A rebalance step from the consumer's callback thread, for the Kafka source; answered
+/// through the step's own channel once handled.
+impl Message for Rebalancing {
+    type Result = ();
 }
 
-/// What became of a [`Deliver`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryReport {
-    pub attempts: u32,
-    /// The HTTP status of the accepted attempt, or the last error.
-    pub outcome: Result<u16, super::delivery::DeliveryError>,
+/// A chain's external step, for the delivery pool: the library's request type, made a
+/// message here so that [`crate::outbound::send`] stays free of actix.
+impl Message for Deliver {
+    type Result = DeliveryReport;
 }
 
 /// Stop an actor that has nothing to drain (the scheduler, the outbox relay).
@@ -145,7 +140,7 @@ impl ArchiveEvent {
     /// counts the drop (deliberate load shedding: the archive is best effort, the hot
     /// path is not). Returns whether it was taken.
     pub fn offer(archiver: &actix::Recipient<ArchiveEvent>, event: &EventEnvelope) -> bool {
-        let metrics = super::metrics::Metrics::global();
+        let metrics = crate::metrics::Metrics::global();
         match archiver.try_send(ArchiveEvent(event.clone())) {
             Ok(()) => {
                 metrics.mailbox("archiver").sent();
@@ -157,4 +152,19 @@ impl ArchiveEvent {
             }
         }
     }
+}
+
+/// What a partition's reader needs: handed by the Kafka source to the topology's
+/// spawner, which starts the reader with it.
+pub struct ReaderSpec {
+    pub fence: Fence,
+    pub topic: String,
+    pub queue: StreamPartitionQueue<EngineContext>,
+    pub consumer: Arc<EngineConsumer>,
+    pub sink: Recipient<Route>,
+    pub recovery: Recipient<RecoverPartition>,
+    pub ended: Recipient<ReaderEnded>,
+    pub dead_letters: DeadLetters,
+    /// Events handed over and not yet recorded, at most.
+    pub window: usize,
 }

@@ -16,8 +16,9 @@
 //! anyway (re-claimed after the lease, or rescheduled) finds that out in its transaction
 //! and does nothing (`storage::steps::resumed`).
 
-use super::metrics::Metrics;
 use super::protocol::{Halt, Poll, Resume, Wake};
+use crate::clock::SharedClock;
+use crate::metrics::Metrics;
 use crate::runner::{Ownership, Ticket};
 use crate::storage::{emitters, scheduled, Database};
 use actix::prelude::*;
@@ -42,6 +43,8 @@ pub struct SchedulerConfig {
 
 pub struct Scheduler {
     db: Database,
+    /// Every time the scheduler reads or waits for: due times, claims, leases, its timer.
+    clock: SharedClock,
     resumes: Recipient<Resume>,
     ownership: Ownership,
     config: SchedulerConfig,
@@ -56,9 +59,16 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(db: Database, resumes: Recipient<Resume>, ownership: Ownership, config: SchedulerConfig) -> Self {
+    pub fn new(
+        db: Database,
+        clock: SharedClock,
+        resumes: Recipient<Resume>,
+        ownership: Ownership,
+        config: SchedulerConfig,
+    ) -> Self {
         Self {
             db,
+            clock,
             resumes,
             ownership,
             config,
@@ -78,11 +88,11 @@ impl Scheduler {
             }
             ctx.cancel_future(handle);
         }
-        let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-        let handle = ctx.run_later(wait, |act, ctx| {
+        let wait = (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        let handle = ctx.spawn(self.clock.sleep(wait).into_actor(self).map(|(), act, ctx| {
             act.timer = None;
             act.tick(ctx);
-        });
+        }));
         self.timer = Some((handle, at));
     }
 
@@ -98,16 +108,17 @@ impl Scheduler {
         let resumes = self.resumes.clone();
         let config = self.config.clone();
         let in_flight = Arc::clone(&self.in_flight);
+        let clock = Arc::clone(&self.clock);
         let emit = self
             .last_emit
-            .is_none_or(|t| Utc::now() - t >= chrono::Duration::from_std(config.poll).unwrap_or_default());
+            .is_none_or(|t| clock.now() - t >= chrono::Duration::from_std(config.poll).unwrap_or_default());
         ctx.spawn(
             async move {
-                let resumed = resume_due(&db, &resumes, &ownership, &in_flight, &config).await;
+                let resumed = resume_due(&db, clock.now(), &resumes, &ownership, &in_flight, &config).await;
                 if emit {
-                    emit_time_events(&db, &config).await;
+                    emit_time_events(&db, clock.now(), &config).await;
                 }
-                let next = scheduled::next_due(db.connection(), &partitions, Utc::now())
+                let next = scheduled::next_due(db.connection(), &partitions, clock.now())
                     .await
                     .ok()
                     .flatten();
@@ -117,9 +128,9 @@ impl Scheduler {
             .map(|(resumed, next, emitted), act, ctx| {
                 act.ticking = false;
                 if emitted {
-                    act.last_emit = Some(Utc::now());
+                    act.last_emit = Some(act.clock.now());
                 }
-                let now = Utc::now();
+                let now = act.clock.now();
                 let poll = now + chrono::Duration::from_std(act.config.poll).unwrap_or_default();
                 let at = match resumed {
                     _ if act.again => now,
@@ -146,6 +157,7 @@ enum Claimed {
 /// hands them to their executors, each with the fence its partition is owned under.
 async fn resume_due(
     db: &Database,
+    now: DateTime<Utc>,
     resumes: &Recipient<Resume>,
     ownership: &Ownership,
     in_flight: &Arc<AtomicUsize>,
@@ -158,7 +170,7 @@ async fn resume_due(
     let fences = ownership.fences();
     let partitions: Vec<i32> = fences.iter().map(|f| f.partition).collect();
     let lease = chrono::Duration::from_std(config.lease).unwrap_or_default();
-    let claimed = match scheduled::claim_due(db, &config.node_id, &partitions, Utc::now(), lease, room).await {
+    let claimed = match scheduled::claim_due(db, &config.node_id, &partitions, now, lease, room).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(error = %e, "claiming due continuations failed");
@@ -191,8 +203,7 @@ async fn resume_due(
 }
 
 /// Queues task.overdue and customer.inactive_days events (published by the outbox relay).
-async fn emit_time_events(db: &Database, config: &SchedulerConfig) {
-    let now = Utc::now();
+async fn emit_time_events(db: &Database, now: DateTime<Utc>, config: &SchedulerConfig) {
     if config.emit_task_overdue {
         match emitters::overdue_tasks(db, now, config.batch).await {
             Ok(0) => {}
@@ -228,7 +239,7 @@ impl Handler<Wake> for Scheduler {
     fn handle(&mut self, msg: Wake, ctx: &mut Context<Self>) {
         if self.ticking {
             // The running tick may already have read the next due time.
-            self.again = msg.due_at <= Utc::now() || self.again;
+            self.again = msg.due_at <= self.clock.now() || self.again;
         }
         self.tick_at(ctx, msg.due_at);
     }
@@ -247,5 +258,90 @@ impl Handler<Poll> for Scheduler {
 
     fn handle(&mut self, _msg: Poll, ctx: &mut Context<Self>) {
         self.tick(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, SteppedClock};
+    use crate::storage::ownership;
+    use chrono::TimeZone;
+    use std::sync::Mutex;
+
+    /// Each resumed run with the time the test's clock showed when it arrived.
+    type Arrivals = Arc<Mutex<Vec<(i64, DateTime<Utc>)>>>;
+
+    struct Collector {
+        clock: SteppedClock,
+        got: Arrivals,
+    }
+
+    impl Actor for Collector {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Resume> for Collector {
+        type Result = ();
+
+        fn handle(&mut self, msg: Resume, _ctx: &mut Context<Self>) {
+            self.got.lock().unwrap().push((msg.run_id, self.clock.now()));
+        }
+    }
+
+    /// The scheduler waits on the injected clock, not on real time: a continuation due in
+    /// five minutes is resumed once, when the test's clock reaches its due time, and the
+    /// test never sleeps through those minutes.
+    #[actix_rt::test]
+    async fn a_continuation_is_resumed_once_when_the_clock_reaches_it() {
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, 0).unwrap();
+        let due = t0 + chrono::Duration::minutes(5);
+        let clock = SteppedClock::new(t0);
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        db.migrate().await.unwrap();
+        let fence = ownership::acquire(&db, 0, "node-a", t0).await.unwrap();
+        let owned = Ownership::default();
+        owned.grant(fence);
+        scheduled::schedule(db.connection(), 1, 10, 0, due, t0).await.unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let collector = Collector {
+            clock: clock.clone(),
+            got: Arc::clone(&got),
+        }
+        .start();
+        let config = SchedulerConfig {
+            node_id: "node-a".into(),
+            poll: Duration::from_secs(30),
+            lease: Duration::from_secs(60),
+            batch: 10,
+            emit_task_overdue: false,
+            inactive_days: vec![],
+        };
+        let _scheduler = Scheduler::new(
+            db.clone(),
+            Arc::new(clock.clone()),
+            collector.recipient(),
+            owned,
+            config,
+        )
+        .start();
+
+        // Up to ten seconds before the due time, polls come and go and resume nothing.
+        while clock.now() < due - chrono::Duration::seconds(10) {
+            clock.advance(Duration::from_secs(10));
+            actix_rt::task::yield_now().await;
+        }
+        clock.advance(Duration::from_secs(10));
+        let started = std::time::Instant::now();
+        while got.lock().unwrap().is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the due continuation was not resumed"
+            );
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The clock stood at the due time from the last step on: had the scheduler resumed
+        // the run any earlier, the collector would have seen an earlier time.
+        assert_eq!(*got.lock().unwrap(), vec![(1, due)]);
     }
 }

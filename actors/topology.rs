@@ -12,15 +12,17 @@
 //! ```
 
 use super::archiver::Archiver;
-use super::delivery::{Deliver, DeliveryPolicy, DeliveryPool, DeliveryReport};
+use super::delivery::DeliveryPool;
 use super::executor::Executor;
 use super::kafka_source::{KafkaSource, SourceConfig};
 use super::matcher::{ExecutorHandle, Matcher, SpawnExecutor};
-use super::metrics::Metrics;
 use super::outbox_relay::OutboxRelay;
-use super::partition_consumer::{DeadLetters, PartitionConsumer};
+use super::partition_consumer::PartitionConsumer;
 use super::protocol::{Halt, Reload, Shutdown, Wake};
 use super::scheduler::{Scheduler, SchedulerConfig};
+use crate::kafka::DeadLetters;
+use crate::metrics::Metrics;
+use crate::outbound::send::{Deliver, DeliveryPolicy, DeliveryReport};
 use crate::runner::{Outbound, Ownership, Runner, Wakeup};
 use crate::settings::Settings;
 use crate::storage::{steps, Database};
@@ -97,9 +99,10 @@ impl Topology {
         // The scheduler and the executors know each other: create the scheduler's context
         // first so its address exists before the matcher and executors start.
         let scheduler_ctx = Context::<Scheduler>::new();
+        let clock = crate::clock::system();
         let runner = Arc::new(Runner {
             db: db.clone(),
-            clock: crate::clock::system(),
+            clock: Arc::clone(&clock),
             outbound: Arc::new(delivery.clone()),
             wakeup: Arc::new(scheduler_ctx.address().recipient::<Wake>()),
             ownership: ownership.clone(),
@@ -167,6 +170,7 @@ impl Topology {
         let s = &settings.scheduler;
         let scheduler = scheduler_ctx.run(Scheduler::new(
             db.clone(),
+            Arc::clone(&clock),
             matcher.clone().recipient(),
             ownership.clone(),
             SchedulerConfig {

@@ -81,6 +81,57 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock for tests whose sleeps wait until the test moves it past their end (a
+/// [`ManualClock`]'s return at once and move it themselves): a scheduler or a chain
+/// waiting on a timer or a lease stays waiting until the test says that much time passed.
+#[derive(Debug, Clone)]
+pub struct SteppedClock {
+    now: Arc<Mutex<DateTime<Utc>>>,
+    moved: Arc<tokio::sync::Notify>,
+}
+
+impl SteppedClock {
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self {
+            now: Arc::new(Mutex::new(start)),
+            moved: Arc::default(),
+        }
+    }
+
+    /// Moves the clock forward and wakes the sleeps that are over.
+    pub fn advance(&self, by: Duration) {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner()) +=
+            chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        self.moved.notify_waiters();
+    }
+}
+
+impl Clock for SteppedClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        let until = self.now() + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
+        let clock = self.clone();
+        Box::pin(async move {
+            loop {
+                // Registered before the check, so an advance between the two is not missed.
+                let moved = clock.moved.notified();
+                if clock.now() >= until {
+                    return;
+                }
+                moved.await;
+            }
+        })
+    }
+}
+
+/// Timestamps in snapshots and payloads: RFC 3339 in UTC with a `Z`.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,7 +148,7 @@ async fn demo(mut settings: Settings) -> anyhow::Result<Option<crate::kafka::Emb
     kafka::publish(&producer, &settings.kafka.topic, "1", b"{not json", None).await?;
 
     let dead_lettered = || {
-        crate::actors::metrics::Metrics::global()
+        crate::metrics::Metrics::global()
             .events
             .with_label_values(&["unknown", "dead_lettered"])
             .get()

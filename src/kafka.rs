@@ -6,6 +6,10 @@
 //! and anything else librdkafka knows), then the few settings the engine's guarantees
 //! rest on ([`RESERVED`]), which `kafka.properties` may not name.
 
+pub mod consumer;
+
+pub use consumer::{consumer_config, DeadLetters, EngineConsumer, EngineContext, Rebalancing};
+
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
@@ -332,7 +336,6 @@ impl crate::retry::Classify for KafkaError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::kafka_source::consumer_config;
     use crate::settings::Settings;
 
     fn properties(pairs: &[(&str, &str)]) -> Properties {

@@ -47,7 +47,7 @@ pub async fn connect(settings: &Settings, migrate: bool) -> anyhow::Result<Datab
 fn kafka_clients(settings: &Settings, brokers: &str) -> Vec<rdkafka::ClientConfig> {
     let kafka = &settings.kafka;
     vec![
-        crate::actors::kafka_source::consumer_config(brokers, &kafka.group_id, kafka),
+        crate::kafka::consumer_config(brokers, &kafka.group_id, kafka),
         crate::kafka::producer_config(brokers, &kafka.properties),
     ]
 }
@@ -122,7 +122,7 @@ pub fn serve(settings: Settings, migrate: bool) -> anyhow::Result<()> {
         let db = connect(&settings, migrate).await?;
         let (broker, brokers) = broker(&settings)?;
         probe_brokers(&settings, &brokers).await?;
-        crate::telemetry::register_process_metrics(&crate::actors::metrics::Metrics::global().registry)
+        crate::telemetry::register_process_metrics(&crate::metrics::Metrics::global().registry)
             .context("registering the process metrics")?;
         let topology = Topology::start(&settings, db.clone(), &brokers).context("starting the engine")?;
         let readiness = Readiness {
@@ -142,7 +142,7 @@ pub fn serve(settings: Settings, migrate: bool) -> anyhow::Result<()> {
             readiness,
             webhook_allowlist: settings.delivery.webhook_allowlist.clone(),
         };
-        let (body_limit, auth) = (settings.http.body_limit, settings.api_auth()?);
+        let (body_limit, auth) = (settings.http.body_limit, api::Auth::from_settings(&settings)?);
         let server = HttpServer::new(move || {
             let (state, auth) = (state.clone(), auth.clone());
             App::new().configure(move |cfg| api::configure(cfg, state, body_limit, auth))

@@ -6,6 +6,10 @@
 //! start-up naming it, because a misspelt `WFE__KAFKA__BROKERS` or `WFE__DATABASE__URL`
 //! would otherwise leave the embedded broker or SQLite in place without a word.
 
+mod tokens;
+
+pub use tokens::{Scope, TokenConfig};
+
 use crate::conditions::Limits;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -234,17 +238,10 @@ pub struct Auth {
     /// `{name, token | token_sha256, scopes}`; the name is recorded as the author of
     /// workflow versions.
     #[serde(default)]
-    pub tokens: Vec<crate::api::TokenConfig>,
+    pub tokens: Vec<TokenConfig>,
     /// GET /metrics needs a token with the `read` scope too.
     #[serde(default)]
     pub protect_metrics: bool,
-}
-
-impl Settings {
-    /// The API's auth from `http.auth_token` and `auth`.
-    pub fn api_auth(&self) -> Result<crate::api::Auth, crate::api::AuthConfigError> {
-        crate::api::Auth::new(&self.http.auth_token, &self.auth.tokens, self.auth.protect_metrics)
-    }
 }
 
 /// How long finished history is kept ([`crate::retention`]); 0 days = forever.

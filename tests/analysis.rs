@@ -12,11 +12,11 @@ use common::t0;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use workflow_engine::actors::archiver::Archiver;
-use workflow_engine::actors::metrics::Metrics;
 use workflow_engine::actors::protocol::{ArchiveEvent, Halt};
 use workflow_engine::api::{self, AppState};
 use workflow_engine::clock::{ManualClock, SharedClock};
 use workflow_engine::envelope::EventEnvelope;
+use workflow_engine::metrics::Metrics;
 use workflow_engine::settings::{Archive, Retention};
 use workflow_engine::storage::{archive, Database};
 

@@ -25,11 +25,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use workflow_engine::actions::{run_internal_step, StepContext, StepOutcome};
-use workflow_engine::actors::delivery::{Deliver, DeliveryError, DeliveryReport};
 use workflow_engine::actors::topology::Topology;
 use workflow_engine::catalogue::Action;
-use workflow_engine::clock::{Clock, ManualClock};
+use workflow_engine::clock::{Clock, ManualClock, SteppedClock};
 use workflow_engine::envelope::EventEnvelope;
+use workflow_engine::outbound::send::{Deliver, DeliveryError, DeliveryReport};
 use workflow_engine::plan::WorkflowSet;
 use workflow_engine::runner::Outbound;
 use workflow_engine::runner::{Ownership, Runner, Ticket, Why, Work};
@@ -353,48 +353,6 @@ impl Outbound for Held {
     }
 }
 
-/// A clock whose sleeps wait until the test moves it past their end (a [`ManualClock`]'s
-/// return at once, moving it themselves): a chain waiting on a lease stays waiting until
-/// the test says that much time has passed.
-#[derive(Clone)]
-struct TestClock {
-    now: Arc<std::sync::Mutex<DateTime<Utc>>>,
-    moved: Arc<tokio::sync::Notify>,
-}
-
-impl TestClock {
-    fn new(start: DateTime<Utc>) -> Self {
-        TestClock {
-            now: Arc::new(std::sync::Mutex::new(start)),
-            moved: Arc::default(),
-        }
-    }
-
-    fn advance(&self, by: Duration) {
-        *self.now.lock().unwrap() += ChronoDuration::from_std(by).unwrap();
-        self.moved.notify_waiters();
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap()
-    }
-
-    fn sleep(&self, duration: Duration) -> workflow_engine::clock::Sleep {
-        let (clock, until) = (self.clone(), self.now() + ChronoDuration::from_std(duration).unwrap());
-        Box::pin(async move {
-            loop {
-                let moved = clock.moved.notified();
-                if clock.now() >= until {
-                    return;
-                }
-                moved.await;
-            }
-        })
-    }
-}
-
 /// The partition moves to `to` under a new epoch, as when the broker gives it to another
 /// member before the old one let it go (a member it thought dead, a hand-over that ran
 /// out of time): `from` is told only afterwards.
@@ -425,7 +383,7 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 async fn a_request_out_when_its_partition_moves_is_not_sent_again_while_its_sender_lives() {
     let t = fresh().await;
     let db = &t.db;
-    let clock = TestClock::new(t0());
+    let clock = SteppedClock::new(t0());
     let (own_a, own_b) = (Ownership::default(), Ownership::default());
     let fence_a = owned_by_a(&t, &own_a).await;
     let (held_a, held_b) = (Held::default(), Held::default());

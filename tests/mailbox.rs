@@ -11,7 +11,7 @@ use engine::{note_bodies, Engine, PATIENCE};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 use std::time::Duration;
-use workflow_engine::actors::metrics::Metrics;
+use workflow_engine::metrics::Metrics;
 use workflow_engine::storage::Database;
 
 #[actix_rt::test]

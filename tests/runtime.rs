@@ -19,7 +19,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use workflow_engine::actors::metrics::Metrics;
+use workflow_engine::metrics::Metrics;
 use workflow_engine::outbound::signing::verify;
 use workflow_engine::storage::entities::{outbox, runs as run_rows};
 use workflow_engine::storage::runs::{status, step_status, Run, RunFilter};

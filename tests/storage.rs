@@ -16,7 +16,7 @@ use workflow_engine::storage::entities::{
 };
 use workflow_engine::storage::outbox::{self, Origin, OutboxKind};
 use workflow_engine::storage::runs::{self, PlannedRun, RunFilter};
-use workflow_engine::storage::{customers as customer_repo, scheduled, seed, statuses, workflows, Database};
+use workflow_engine::storage::{changes, customers as customer_repo, scheduled, seed, statuses, workflows, Database};
 use workflow_engine::validate::Validator;
 use workflow_engine::workflow::Workflow;
 
@@ -95,7 +95,7 @@ async fn workflows_keep_every_version_and_bump_the_change_counter() {
     assert_eq!(created.version, 1);
     assert_eq!(created.definition["id"], created.id.as_str());
     assert_eq!(created.definition["version"], 1);
-    assert_eq!(workflows::change_counter(db).await.unwrap(), 1);
+    assert_eq!(changes::current(db).await.unwrap(), 1);
 
     let mut changed = draft.clone();
     changed["name"] = json!("Greet warmly");
@@ -145,7 +145,7 @@ async fn workflows_keep_every_version_and_bump_the_change_counter() {
     );
     assert_eq!(history[0].definition["name"], "Greet");
     assert_eq!(history[1].definition["name"], "Greet warmly");
-    assert_eq!(workflows::change_counter(db).await.unwrap(), 4);
+    assert_eq!(changes::current(db).await.unwrap(), 4);
 
     // A stored definition validates back into the same workflow.
     let stored = workflows::get(db, "fixed-id").await.unwrap().unwrap();

@@ -21,13 +21,14 @@ mod task;
 pub use fresh::{apply_leading, record_and_apply, record_and_apply_in, Started};
 
 use crate::catalogue::{Action, ActionKind};
+use crate::clock::rfc3339;
 use crate::guards::cascade::{Cause, MAX_DEPTH_VALUE};
 use crate::storage::entities::{customers, run_steps, runs as run_rows};
 use crate::storage::outbox::{self, Origin, OutboxKind};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, step_status};
 use crate::storage::sql::statement;
-use crate::storage::{customers::rfc3339, Database, StorageError};
+use crate::storage::{Database, StorageError};
 use crate::template::TemplateError;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait};

@@ -4,10 +4,10 @@
 
 use super::assign;
 use crate::catalogue::{Action, WebhookTarget};
-use crate::storage::entities::{agents, sms_providers, webhook_endpoints};
+use crate::storage::entities::agents;
 use crate::storage::StorageError;
 use crate::workflow::Step;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{json, Map, Value};
 
 /// Renders the string leaves of a param value; the first failure is reported.
@@ -74,19 +74,13 @@ pub async fn preview<C: ConnectionTrait>(
             target: WebhookTarget::Endpoint(name),
             ..
         } => {
-            let found = webhook_endpoints::Entity::find()
-                .filter(webhook_endpoints::Column::Name.eq(name.as_str()))
-                .one(conn)
-                .await?;
+            let found = crate::storage::endpoints::by_name(conn, name).await?;
             found
                 .map(|_| None)
                 .ok_or_else(|| format!("no webhook endpoint named {name:?}"))
         }
         Action::SendSms { .. } => {
-            let active = sms_providers::Entity::find()
-                .filter(sms_providers::Column::Active.eq(true))
-                .one(conn)
-                .await?;
+            let active = crate::storage::sms_providers::active(conn).await?;
             active.map(|_| None).ok_or_else(|| "no active SMS provider".to_owned())
         }
         _ => Ok(None),

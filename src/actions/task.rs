@@ -1,8 +1,8 @@
 //! create_task: a follow-up for the customer's agent, due some time from now.
 
 use super::{customer, ActionError, StepContext};
+use crate::clock::rfc3339;
 use crate::duration::Duration;
-use crate::storage::customers::rfc3339;
 use crate::storage::entities::tasks;
 use crate::template;
 use sea_orm::{ActiveModelTrait, DatabaseTransaction, Set};

@@ -15,49 +15,13 @@
 //! author of workflow versions.
 
 use super::ApiError;
+use crate::settings::{Scope, Settings, TokenConfig};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
-
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Read,
-    Write,
-    Events,
-    Admin,
-}
-
-impl Scope {
-    pub fn name(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Write => "write",
-            Scope::Events => "events",
-            Scope::Admin => "admin",
-        }
-    }
-}
-
-/// One configured token (`auth.tokens[]`). Unknown keys are refused: a misspelt
-/// `token_sha256` would otherwise leave a token that matches nothing.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenConfig {
-    pub name: String,
-    /// The token itself; prefer `token_sha256` in files others can read.
-    #[serde(default)]
-    pub token: Option<String>,
-    /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
-    #[serde(default)]
-    pub token_sha256: Option<String>,
-    pub scopes: Vec<Scope>,
-}
 
 /// A token as kept: its digest, name and scopes.
 #[derive(Clone)]
@@ -114,6 +78,15 @@ fn digest(token: &str) -> [u8; 32] {
 }
 
 impl Auth {
+    /// The API's auth from the settings' `http.auth_token` and `auth`.
+    pub fn from_settings(settings: &Settings) -> Result<Self, AuthConfigError> {
+        Self::new(
+            &settings.http.auth_token,
+            &settings.auth.tokens,
+            settings.auth.protect_metrics,
+        )
+    }
+
     /// From `http.auth_token`, `auth.tokens` and `auth.protect_metrics`.
     pub fn new(auth_token: &str, tokens: &[TokenConfig], protect_metrics: bool) -> Result<Self, AuthConfigError> {
         let mut auth = Auth::from(Some(auth_token.to_owned()));

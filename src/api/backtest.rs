@@ -134,7 +134,7 @@ async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
     // Saved workflows by id, as stored (their current version); without drafts or ids,
     // the active ones.
     let by_id = !ids.is_empty() || body.get("workflows").is_some_and(|w| !w.is_null());
-    let stored = workflows::active(&state.db, state.limits).await?;
+    let stored = crate::live::active(&state.db, state.limits).await?;
     if by_id {
         let mut missing = Problems::default();
         for (i, id) in ids {

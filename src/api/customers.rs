@@ -2,9 +2,10 @@
 
 use super::input::{Reader, MAX_NAME_LEN, MAX_TEXT_LEN};
 use super::{ApiError, AppState, ErrorBody};
+use crate::clock::rfc3339;
 use crate::problem::{Pointer, Problem, Severity};
 use crate::storage::crm::CrmError;
-use crate::storage::customers::{self, rfc3339, CustomerInput};
+use crate::storage::customers::{self, CustomerInput};
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;

@@ -1,7 +1,7 @@
 //! Health, readiness, metrics and info.
 
 use super::AppState;
-use crate::actors::metrics::Metrics;
+use crate::metrics::Metrics;
 use actix_web::{web, HttpResponse};
 use rdkafka::producer::Producer as _;
 use serde_json::json;

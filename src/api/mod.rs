@@ -18,7 +18,7 @@ mod teams;
 mod ui;
 mod workflows;
 
-pub use auth::{Auth, AuthConfigError, Caller, Scope, TokenConfig};
+pub use auth::{Auth, AuthConfigError, Caller};
 pub use error::{ApiError, ErrorBody};
 
 use crate::actors::protocol::Reload;

@@ -2,7 +2,7 @@
 //! and run recovery: retry a failed run, cancel a waiting or failed one, one or in bulk.
 
 use super::{ApiError, AppState, ErrorBody};
-use crate::storage::customers::rfc3339;
+use crate::clock::rfc3339;
 use crate::storage::recovery::{self, RecoveryError};
 use crate::storage::runs::{self, status, Run, RunFilter};
 use crate::storage::scheduled;

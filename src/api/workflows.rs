@@ -6,7 +6,7 @@ use crate::conditions::Facts;
 use crate::envelope::{EnvelopeError, EventEnvelope};
 use crate::plan::WorkflowSet;
 use crate::problem::{Pointer, Problem, Severity};
-use crate::storage::workflows::load_set;
+
 use crate::storage::{customers, entries, recovery, runs, statuses, workflows, StorageError};
 use crate::validate::{Validated, Validator};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -37,8 +37,8 @@ fn stored_json(stored: &workflows::StoredWorkflow) -> Value {
         map.insert("id".into(), json!(stored.id));
         map.insert("version".into(), json!(stored.version));
         map.insert("active".into(), json!(stored.active));
-        map.insert("created_at".into(), json!(customers::rfc3339(stored.created_at)));
-        map.insert("updated_at".into(), json!(customers::rfc3339(stored.updated_at)));
+        map.insert("created_at".into(), json!(crate::clock::rfc3339(stored.created_at)));
+        map.insert("updated_at".into(), json!(crate::clock::rfc3339(stored.updated_at)));
     }
     out
 }
@@ -66,7 +66,7 @@ async fn analysis_warnings(state: &AppState, workflow: &crate::workflow::Workflo
     if !workflow.active {
         return Vec::new();
     }
-    match workflows::active(&state.db, state.limits).await {
+    match crate::live::active(&state.db, state.limits).await {
         Ok(others) => crate::analysis::analyze(workflow, id, &others),
         Err(e) => {
             tracing::warn!(workflow_id = %id, error = %e, "cycle and conflict analysis skipped");
@@ -122,7 +122,7 @@ pub async fn versions(
         .skip(skip)
         .map(|v| {
             json!({"version": v.version, "change": v.change, "changed_by": v.changed_by,
-                   "changed_at": customers::rfc3339(v.changed_at), "definition": v.definition})
+                   "changed_at": crate::clock::rfc3339(v.changed_at), "definition": v.definition})
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "versions": items })))
@@ -278,7 +278,7 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
         }
     };
     let set = match body.remove("workflows") {
-        None | Some(Value::Null) => load_set(&state.db, state.limits).await?.1,
+        None | Some(Value::Null) => crate::live::load(&state.db, state.limits).await?.1,
         Some(Value::Array(drafts)) => {
             let schema = statuses::field_schema(state.db.connection()).await?;
             let validator = Validator::new(&schema, state.limits);

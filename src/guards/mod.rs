@@ -42,10 +42,7 @@ pub fn preview(workflow: &Workflow, customer: &Map<String, Value>, now: DateTime
                     } else if let Some(w) = &workflow.send_window {
                         let opens = w.next_open(at, zone);
                         if opens > at {
-                            preview.insert(
-                                "waits_until".into(),
-                                Value::from(crate::storage::customers::rfc3339(opens)),
-                            );
+                            preview.insert("waits_until".into(), Value::from(crate::clock::rfc3339(opens)));
                             at = opens;
                         }
                     }

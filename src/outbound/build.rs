@@ -10,7 +10,7 @@ use crate::storage::entities::{runs as run_rows, sms_providers, webhook_endpoint
 use crate::storage::StorageError;
 use crate::template;
 use crate::trace::TraceParent;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -41,21 +41,11 @@ impl Integrations {
         // The database lookups first (their failures are transient), then the rest, whose
         // failures are permanent, with `?`.
         let target = match action {
-            Action::SendSms { .. } => Target::Sms(
-                sms_providers::Entity::find()
-                    .filter(sms_providers::Column::Active.eq(true))
-                    .one(conn)
-                    .await?,
-            ),
+            Action::SendSms { .. } => Target::Sms(crate::storage::sms_providers::active(conn).await?),
             Action::Webhook {
                 target: WebhookTarget::Endpoint(name),
                 ..
-            } => Target::Endpoint(
-                webhook_endpoints::Entity::find()
-                    .filter(webhook_endpoints::Column::Name.eq(name.as_str()))
-                    .one(conn)
-                    .await?,
-            ),
+            } => Target::Endpoint(crate::storage::endpoints::by_name(conn, name).await?),
             _ => Target::None,
         };
         Ok(self.build(run, action, facts, context, target))

@@ -3,6 +3,7 @@
 
 mod build;
 pub mod guard;
+pub mod send;
 pub mod signing;
 
 pub use build::{check_header, check_header_value, Integrations};

@@ -298,7 +298,7 @@ impl Runner {
     /// snapshots loaded next show what the events created or touched. A unit whose sync
     /// could not commit goes one at a time, where the sync is retried with the rest.
     pub async fn commit_batch(&self, jobs: Vec<Job>) -> Vec<Outcome> {
-        let metrics = crate::actors::metrics::Metrics::global();
+        let metrics = crate::metrics::Metrics::global();
         metrics.batch_units.observe(jobs.len() as f64);
         let mut outcomes: Vec<Option<Outcome>> = self.sync(&jobs).await.into_iter().map(|f| f.map(Err)).collect();
         let ready: Vec<Job> = jobs
@@ -364,7 +364,7 @@ impl Runner {
 
     /// [`Runner::commit_batch`] after the sync.
     async fn commit_synced(&self, jobs: Vec<Job>) -> Vec<Outcome> {
-        let metrics = crate::actors::metrics::Metrics::global();
+        let metrics = crate::metrics::Metrics::global();
         let ids: Vec<i64> = jobs.iter().map(Job::customer_id).collect();
         let snapshots = match customers::snapshots(self.db.connection(), &ids).await {
             Ok(s) => s,

@@ -7,14 +7,13 @@
 //! commits nothing.
 
 use super::{run_done, Runner, Stopped};
-use crate::actors::delivery::DeliveryError;
-use crate::actors::metrics::Metrics;
-use crate::actors::protocol::Deliver;
 use crate::catalogue::Action;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
 use crate::guards::consent;
 use crate::guards::window::{self, SendWindow};
+use crate::metrics::Metrics;
+use crate::outbound::send::{Deliver, DeliveryError};
 use crate::retry::{Backoff, Classify};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::Run;

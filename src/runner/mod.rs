@@ -21,12 +21,12 @@ pub mod work;
 pub use ownership::{Ownership, WorkGuard};
 pub use work::{Ticket, Why, Work};
 
-use crate::actors::metrics::{event_label, Metrics};
-use crate::actors::protocol::{Deliver, DeliveryReport};
 use crate::clock::SharedClock;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
 use crate::guards::cascade;
+use crate::metrics::{event_label, Metrics};
+use crate::outbound::send::{Deliver, DeliveryReport};
 use crate::plan::{CompiledWorkflow, WorkflowSet};
 use crate::retry::{self, Backoff, Retried};
 use crate::storage::ownership::Fence;

@@ -4,7 +4,8 @@
 use super::entities::customers;
 use super::sql::statement;
 use super::StorageError;
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::clock::rfc3339;
+use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryResult};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -130,11 +131,6 @@ fn add_status(map: &mut Map<String, Value>, row: &QueryResult) -> Result<(), Sto
     Ok(())
 }
 
-/// Timestamps in snapshots and payloads: RFC 3339 in UTC with a `Z`.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
 /// A customer as written through the API or an import line: every field optional. A
 /// field given is set; a field left out keeps its stored value (a new customer gets the
 /// column's default), so a CRM can send just what changed.
@@ -239,7 +235,7 @@ pub async fn upsert<C: ConnectionTrait>(
             }
         }
         if defined {
-            super::workflows::touch(conn).await?;
+            super::changes::bump(conn).await?;
         }
     }
 

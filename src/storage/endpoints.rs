@@ -3,7 +3,7 @@
 
 use super::crm::{is_unique_violation, CrmError, Page};
 use super::entities::webhook_endpoints;
-use super::Database;
+use super::{Database, StorageError};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 /// An endpoint as written through the API. `secret`: `None` keeps the stored one (PUT) or
@@ -30,7 +30,10 @@ pub async fn get<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<webhook
 }
 
 /// The endpoint called `name`, if any (what a workflow's `endpoint` param names).
-pub async fn by_name<C: ConnectionTrait>(conn: &C, name: &str) -> Result<Option<webhook_endpoints::Model>, CrmError> {
+pub async fn by_name<C: ConnectionTrait>(
+    conn: &C,
+    name: &str,
+) -> Result<Option<webhook_endpoints::Model>, StorageError> {
     Ok(webhook_endpoints::Entity::find()
         .filter(webhook_endpoints::Column::Name.eq(name))
         .one(conn)

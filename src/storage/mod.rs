@@ -12,6 +12,7 @@
 
 pub mod agents;
 pub mod archive;
+pub mod changes;
 pub mod crm;
 pub mod customers;
 pub mod emitters;
@@ -235,6 +236,20 @@ impl Database {
         let txn = self.conn.begin().await?;
         ownership::check(&txn, fence).await?;
         Ok(txn)
+    }
+
+    /// Runs `work` in a transaction for `fence`'s partition and commits it: the one wrapper
+    /// for fenced writes. An error from `work` (or a fence that moved) rolls everything
+    /// back, since the transaction is dropped uncommitted.
+    pub async fn fenced<T>(
+        &self,
+        fence: ownership::Fence,
+        work: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let txn = self.begin_fenced(fence).await?;
+        let out = work(&txn).await?;
+        txn.commit().await?;
+        Ok(out)
     }
 
     /// Closes the pool, waiting for connections in use to come back.

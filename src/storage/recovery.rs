@@ -160,51 +160,52 @@ pub async fn exit_waiting(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<i64>, StorageError> {
-    let txn = db.begin_fenced(fence).await?;
-    let waiting: Vec<i64> = run_rows::Entity::find()
-        .filter(run_rows::Column::CustomerId.eq(customer_id))
-        .filter(run_rows::Column::WorkflowId.eq(workflow_id))
-        .filter(run_rows::Column::Status.eq(status::WAITING))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    let mut cancelled = Vec::with_capacity(waiting.len());
-    for run_id in waiting {
-        let moved = txn
-            .execute(statement(
-                &txn,
-                "UPDATE runs SET status = $1, error = $2, reason = NULL, updated_at = $3 WHERE id = $4 AND status = $5",
-                vec![
-                    status::CANCELLED.into(),
-                    reason.into(),
-                    now.into(),
-                    run_id.into(),
-                    status::WAITING.into(),
-                ],
-            ))
+    db.fenced(fence, async |txn| {
+        let waiting: Vec<i64> = run_rows::Entity::find()
+            .filter(run_rows::Column::CustomerId.eq(customer_id))
+            .filter(run_rows::Column::WorkflowId.eq(workflow_id))
+            .filter(run_rows::Column::Status.eq(status::WAITING))
+            .all(txn)
             .await?
-            .rows_affected();
-        if moved == 0 {
-            continue;
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let mut cancelled = Vec::with_capacity(waiting.len());
+        for run_id in waiting {
+            let moved = txn
+                .execute(statement(
+                    txn,
+                    "UPDATE runs SET status = $1, error = $2, reason = NULL, updated_at = $3 WHERE id = $4 AND status = $5",
+                    vec![
+                        status::CANCELLED.into(),
+                        reason.into(),
+                        now.into(),
+                        run_id.into(),
+                        status::WAITING.into(),
+                    ],
+                ))
+                .await?
+                .rows_affected();
+            if moved == 0 {
+                continue;
+            }
+            txn.execute(statement(
+                txn,
+                "DELETE FROM scheduled WHERE run_id = $1",
+                vec![run_id.into()],
+            ))
+            .await?;
+            txn.execute(statement(
+                txn,
+                "UPDATE run_steps SET status = $1 WHERE run_id = $2 AND status = $3",
+                vec![step_status::PENDING.into(), run_id.into(), step_status::WAITING.into()],
+            ))
+            .await?;
+            cancelled.push(run_id);
         }
-        txn.execute(statement(
-            &txn,
-            "DELETE FROM scheduled WHERE run_id = $1",
-            vec![run_id.into()],
-        ))
-        .await?;
-        txn.execute(statement(
-            &txn,
-            "UPDATE run_steps SET status = $1 WHERE run_id = $2 AND status = $3",
-            vec![step_status::PENDING.into(), run_id.into(), step_status::WAITING.into()],
-        ))
-        .await?;
-        cancelled.push(run_id);
-    }
-    txn.commit().await?;
-    Ok(cancelled)
+        Ok(cancelled)
+    })
+    .await
 }
 
 /// Retries the failed runs `filter` selects, newest first, at most `limit` (capped at

@@ -132,9 +132,11 @@ pub async fn record_runs(
     planned: &[PlannedRun],
     now: DateTime<Utc>,
 ) -> Result<Recorded<Run>, StorageError> {
-    let txn = db.begin_fenced(fence).await?;
-    let recorded = record_runs_in(&txn, event, fence.partition, planned, now).await?;
-    txn.commit().await?;
+    let recorded = db
+        .fenced(fence, async |txn| {
+            record_runs_in(txn, event, fence.partition, planned, now).await
+        })
+        .await?;
     Ok(Recorded {
         runs: recorded.runs.into_iter().map(|(run, _)| run).collect(),
         replayed: recorded.replayed,

@@ -188,11 +188,7 @@ pub async fn load_demo(db: &Database, webhook_url: &str) -> Result<SeedReport, S
 
     // The active provider goes in only when no provider is active, as the partial unique
     // index allows one.
-    let any_active = sms_providers::Entity::find()
-        .filter(sms_providers::Column::Active.eq(true))
-        .one(&txn)
-        .await?
-        .is_some();
+    let any_active = super::sms_providers::active(&txn).await?.is_some();
     for (name, url, active) in [
         ("demo-sms", "http://127.0.0.1:9/sms", !any_active),
         ("backup-sms", "http://127.0.0.1:9/backup-sms", false),

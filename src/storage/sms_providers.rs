@@ -5,7 +5,7 @@
 use super::crm::{is_unique_violation, CrmError, Page};
 use super::entities::sms_providers;
 use super::sql::statement;
-use super::Database;
+use super::{Database, StorageError};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
@@ -31,6 +31,15 @@ pub async fn list<C: ConnectionTrait>(conn: &C, page: Page) -> Result<Vec<sms_pr
 
 pub async fn get<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<sms_providers::Model>, CrmError> {
     Ok(sms_providers::Entity::find_by_id(id).one(conn).await?)
+}
+
+/// The active provider, if any: the one every `send_sms` goes through (a partial unique
+/// index allows one).
+pub async fn active<C: ConnectionTrait>(conn: &C) -> Result<Option<sms_providers::Model>, StorageError> {
+    Ok(sms_providers::Entity::find()
+        .filter(sms_providers::Column::Active.eq(true))
+        .one(conn)
+        .await?)
 }
 
 /// The provider called `name`, if any.

@@ -188,7 +188,7 @@ pub async fn create_type(db: &super::Database, name: &str) -> Result<status_type
         )));
     }
     ensure_status_type(&txn, name).await?;
-    super::workflows::touch(&txn).await?;
+    super::changes::bump(&txn).await?;
     let row = type_by_name(&txn, name)
         .await?
         .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("status type {name:?}")))?;
@@ -220,7 +220,7 @@ pub async fn create_status(
         )));
     }
     let id = ensure_status(&txn, status_type.id, name).await?;
-    super::workflows::touch(&txn).await?;
+    super::changes::bump(&txn).await?;
     txn.commit().await?;
     Ok(statuses::Model {
         id,

@@ -38,11 +38,12 @@ pub async fn delay(
     due_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let txn = db.begin_fenced(fence).await?;
-    scheduled::schedule(&txn, run_id, customer_id, partition, due_at, now).await?;
-    runs::set_waiting(&txn, run_id, step_index, now).await?;
-    txn.commit().await?;
-    Ok(())
+    db.fenced(fence, async |txn| {
+        scheduled::schedule(txn, run_id, customer_id, partition, due_at, now).await?;
+        runs::set_waiting(txn, run_id, step_index, now).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Parks a run at its email or SMS step `step_index` until its send window opens at
@@ -60,32 +61,33 @@ pub async fn wait_for_window(
     opens_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let until = super::customers::rfc3339(opens_at);
+    let until = crate::clock::rfc3339(opens_at);
     let result = json!({"waiting_for": "send_window", "until": until});
     let reason = format!("waiting for the send window to open at {until}");
-    let txn = db.begin_fenced(fence).await?;
-    scheduled::schedule(&txn, run_id, customer_id, partition, opens_at, now).await?;
-    txn.execute(statement(
-        &txn,
-        "UPDATE run_steps SET status = $1, result = $2, started_at = COALESCE(started_at, $3) \
-         WHERE run_id = $4 AND step_index = $5",
-        vec![
-            step_status::WAITING.into(),
-            result.into(),
-            now.into(),
-            run_id.into(),
-            step_index.into(),
-        ],
-    ))
-    .await?;
-    txn.execute(statement(
-        &txn,
-        "UPDATE runs SET status = $1, reason = $2, updated_at = $3 WHERE id = $4",
-        vec![status::WAITING.into(), reason.into(), now.into(), run_id.into()],
-    ))
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    db.fenced(fence, async |txn| {
+        scheduled::schedule(txn, run_id, customer_id, partition, opens_at, now).await?;
+        txn.execute(statement(
+            txn,
+            "UPDATE run_steps SET status = $1, result = $2, started_at = COALESCE(started_at, $3) \
+             WHERE run_id = $4 AND step_index = $5",
+            vec![
+                step_status::WAITING.into(),
+                result.into(),
+                now.into(),
+                run_id.into(),
+                step_index.into(),
+            ],
+        ))
+        .await?;
+        txn.execute(statement(
+            txn,
+            "UPDATE runs SET status = $1, reason = $2, updated_at = $3 WHERE id = $4",
+            vec![status::WAITING.into(), reason.into(), now.into(), run_id.into()],
+        ))
+        .await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Skips an email or SMS step for the customer's opt-out: the step is `skipped` with
@@ -98,23 +100,24 @@ pub async fn skip(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let txn = db.begin_fenced(fence).await?;
-    txn.execute(statement(
-        &txn,
-        "UPDATE run_steps SET status = $1, result = $2, error = NULL, \
-         started_at = COALESCE(started_at, $3), finished_at = $3 WHERE run_id = $4 AND step_index = $5",
-        vec![
-            step_status::SKIPPED.into(),
-            json!({ "skipped": reason }).into(),
-            now.into(),
-            run_id.into(),
-            step_index.into(),
-        ],
-    ))
-    .await?;
-    runs::advance(&txn, run_id, step_index + 1, status::RUNNING, now).await?;
-    txn.commit().await?;
-    Ok(())
+    db.fenced(fence, async |txn| {
+        txn.execute(statement(
+            txn,
+            "UPDATE run_steps SET status = $1, result = $2, error = NULL, \
+             started_at = COALESCE(started_at, $3), finished_at = $3 WHERE run_id = $4 AND step_index = $5",
+            vec![
+                step_status::SKIPPED.into(),
+                json!({ "skipped": reason }).into(),
+                now.into(),
+                run_id.into(),
+                step_index.into(),
+            ],
+        ))
+        .await?;
+        runs::advance(txn, run_id, step_index + 1, status::RUNNING, now).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Takes a due continuation off the schedule and marks its run running again, together,
@@ -147,11 +150,12 @@ pub async fn fail(
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let txn = db.begin_fenced(fence).await?;
-    runs::mark_step_failed(&txn, run_id, step_index, error, now).await?;
-    runs::finish_run(&txn, run_id, Some(error), now).await?;
-    txn.commit().await?;
-    Ok(())
+    db.fenced(fence, async |txn| {
+        runs::mark_step_failed(txn, run_id, step_index, error, now).await?;
+        runs::finish_run(txn, run_id, Some(error), now).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Records a failed attempt of a step that will be tried again.
@@ -163,18 +167,20 @@ pub async fn failed_attempt(
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let txn = db.begin_fenced(fence).await?;
-    runs::mark_step_failed(&txn, run_id, step_index, error, now).await?;
-    txn.commit().await?;
-    Ok(())
+    db.fenced(fence, async |txn| {
+        runs::mark_step_failed(txn, run_id, step_index, error, now).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Ends a run whose steps are all done.
 pub async fn finish(db: &Database, fence: Fence, run_id: i64, now: DateTime<Utc>) -> Result<(), StorageError> {
-    let txn = db.begin_fenced(fence).await?;
-    runs::finish_run(&txn, run_id, None, now).await?;
-    txn.commit().await?;
-    Ok(())
+    db.fenced(fence, async |txn| {
+        runs::finish_run(txn, run_id, None, now).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Runs of `partition` that were recorded but not finished (not waiting on a delay), in
@@ -364,15 +370,16 @@ pub async fn finish_external(
     go_on: bool,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let txn = db.begin_fenced(fence).await?;
-    let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
-    let outcome = outcome
-        .as_ref()
-        .map(|http_status| json!({"http_status": http_status, "attempts": attempts}))
-        .map_err(Clone::clone);
-    record_outcome(&txn, run_id, step_index, outbox_id, attempts, &outcome, go_on, now).await?;
-    txn.commit().await?;
-    Ok(())
+    db.fenced(fence, async |txn| {
+        let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+        let outcome = outcome
+            .as_ref()
+            .map(|http_status| json!({"http_status": http_status, "attempts": attempts}))
+            .map_err(Clone::clone);
+        record_outcome(txn, run_id, step_index, outbox_id, attempts, &outcome, go_on, now).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Records what became of a delivery whose partition moved away while its request was
@@ -500,9 +507,10 @@ pub async fn fail_and_go_on(
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let txn = db.begin_fenced(fence).await?;
-    runs::mark_step_failed(&txn, run_id, step_index, error, now).await?;
-    runs::advance(&txn, run_id, step_index + 1, status::RUNNING, now).await?;
-    txn.commit().await?;
-    Ok(())
+    db.fenced(fence, async |txn| {
+        runs::mark_step_failed(txn, run_id, step_index, error, now).await?;
+        runs::advance(txn, run_id, step_index + 1, status::RUNNING, now).await?;
+        Ok(())
+    })
+    .await
 }

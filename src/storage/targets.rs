@@ -4,7 +4,7 @@
 //! workflow is often written before the CRM data it needs), and a run that still finds
 //! none fails its step with the reason.
 
-use super::entities::{agents, sms_providers, statuses, teams, webhook_endpoints};
+use super::entities::{agents, statuses, teams};
 use super::StorageError;
 use crate::catalogue::{Action, StatusRef, WebhookTarget};
 use crate::problem::{Pointer, Problem, Severity};
@@ -81,10 +81,7 @@ pub async fn check<C: ConnectionTrait>(conn: &C, workflow: &Workflow) -> Result<
                 target: WebhookTarget::Endpoint(name),
                 ..
             } => {
-                let found = webhook_endpoints::Entity::find()
-                    .filter(webhook_endpoints::Column::Name.eq(name.as_str()))
-                    .one(conn)
-                    .await?;
+                let found = super::endpoints::by_name(conn, name).await?;
                 if found.is_none() {
                     warnings.push(warning(
                         params.key("endpoint"),
@@ -93,10 +90,7 @@ pub async fn check<C: ConnectionTrait>(conn: &C, workflow: &Workflow) -> Result<
                 }
             }
             Action::SendSms { .. } => {
-                let active = sms_providers::Entity::find()
-                    .filter(sms_providers::Column::Active.eq(true))
-                    .one(conn)
-                    .await?;
+                let active = super::sms_providers::active(conn).await?;
                 if active.is_none() {
                     warnings.push(warning(
                         Pointer::root().key("actions").index(i).key("type"),

@@ -1,10 +1,10 @@
 //! Workflows and their history. Every save (create, update, soft delete) writes a
-//! `workflow_versions` row saying who changed what and when, and bumps the `workflows`
-//! change counter in the same transaction, so nodes polling the counter reload exactly
-//! when something changed and never see a workflow without its history.
+//! `workflow_versions` row saying who changed what and when, and bumps the change counter
+//! ([`super::changes`]) in the same transaction, so nodes polling the counter reload
+//! exactly when something changed and never see a workflow without its history. Loading
+//! the live set from these rows (validating and compiling them) is [`crate::live`]'s.
 
-use super::entities::{change_counters, workflow_versions, workflows};
-use super::sql::statement;
+use super::entities::{workflow_versions, workflows};
 use super::{Database, StorageError};
 use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
@@ -12,9 +12,6 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-
-/// The change counter bumped by every workflow save.
-pub const COUNTER: &str = "workflows";
 
 /// What a version row records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,14 +170,6 @@ pub async fn versions<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Vec<Work
         .await?)
 }
 
-/// The number of workflow saves so far; a node reloads its workflow set when it moves.
-pub async fn change_counter<C: ConnectionTrait>(conn: &C) -> Result<i64, StorageError> {
-    Ok(change_counters::Entity::find_by_id(COUNTER.to_owned())
-        .one(conn)
-        .await?
-        .map_or(0, |c| c.value))
-}
-
 async fn live<C: ConnectionTrait>(conn: &C, id: &str) -> Result<workflows::Model, StorageError> {
     get(conn, id)
         .await?
@@ -216,28 +205,7 @@ async fn record_version<C: ConnectionTrait>(
     }
     .insert(conn)
     .await?;
-    conn.execute(statement(
-        conn,
-        "INSERT INTO change_counters (name, value) VALUES ($1, 1) \
-         ON CONFLICT (name) DO UPDATE SET value = change_counters.value + 1",
-        vec![COUNTER.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
-/// Moves the change counter without a workflow change: status types, statuses and custom
-/// fields decide which stored workflows validate, so every node reloads its set when they
-/// change, as it does after a save.
-pub async fn touch<C: ConnectionTrait>(conn: &C) -> Result<(), StorageError> {
-    conn.execute(statement(
-        conn,
-        "INSERT INTO change_counters (name, value) VALUES ($1, 1) \
-         ON CONFLICT (name) DO UPDATE SET value = change_counters.value + 1",
-        vec![COUNTER.into()],
-    ))
-    .await?;
-    Ok(())
+    super::changes::bump(conn).await
 }
 
 /// A short id unlikely to collide across processes: a per-process start drawn from the
@@ -258,37 +226,6 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
-}
-
-/// The active workflows as stored, validated again (against today's schema and limits);
-/// one that no longer validates is left out and logged.
-pub async fn active(db: &Database, limits: crate::conditions::Limits) -> Result<Vec<Workflow>, StorageError> {
-    let schema = super::statuses::field_schema(db.connection()).await?;
-    let validator = crate::validate::Validator::new(&schema, limits);
-    let mut valid = Vec::new();
-    for stored in list_active(db.connection()).await? {
-        match validator.workflow(&stored.definition) {
-            Ok(v) => valid.push(v.workflow),
-            Err(e) => tracing::error!(workflow_id = %stored.id, error = %e, "stored workflow left out"),
-        }
-    }
-    Ok(valid)
-}
-
-/// Builds the set of active workflows as stored, with the change counter it was read at.
-/// A stored workflow that no longer validates or compiles is left out and logged; the
-/// others keep running.
-pub async fn load_set(
-    db: &Database,
-    limits: crate::conditions::Limits,
-) -> Result<(i64, crate::plan::WorkflowSet), StorageError> {
-    let version = change_counter(db.connection()).await?;
-    let valid = active(db, limits).await?;
-    let (set, errors) = crate::plan::WorkflowSet::build(valid, &limits);
-    for e in errors {
-        tracing::error!(workflow_id = %e.workflow_id, error = %e, "stored workflow left out");
-    }
-    Ok((version, set))
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@ use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use workflow_engine::actors::delivery::{Deliver, DeliveryReport};
 use workflow_engine::clock::ManualClock;
 use workflow_engine::conditions::Limits;
+use workflow_engine::live;
+use workflow_engine::outbound::send::{Deliver, DeliveryReport};
 use workflow_engine::plan::WorkflowSet;
 use workflow_engine::runner::batch::Batches;
 use workflow_engine::runner::{Outbound, Ownership, Runner, Wakeup};
@@ -79,5 +80,5 @@ pub async fn add_workflow(db: &Database, definition: Value) -> String {
 
 /// The active workflows as the matcher would hold them.
 pub async fn live_set(db: &Database) -> Arc<WorkflowSet> {
-    Arc::new(workflows::load_set(db, Limits::default()).await.unwrap().1)
+    Arc::new(live::load(db, Limits::default()).await.unwrap().1)
 }
