@@ -6,6 +6,9 @@
 //!
 //! # Layout
 //!
+//! Layers from the bottom up; a module uses only the layers below it, and nothing in
+//! `src/` uses the actors (docs/architecture.md has the rules and one event's path).
+//!
 //! What the engine knows (pure: no I/O, no actors, no database):
 //! - [`envelope`]: the event envelope on the topic.
 //! - [`workflow`], [`validate`], [`problem`]: the workflow definition, its validation with
@@ -20,25 +23,36 @@
 //! - [`check`]: `workflow-engine check FILE.json`.
 //! - [`analysis`]: save-time warnings: cycles of cascading events, contradicting workflows.
 //! - [`backtest`]: workflows judged against archived events, with no side effects.
+//! - [`clock`], [`retry`], [`trace`], [`metrics`]: time as a dependency, the one retry
+//!   policy, the W3C `traceparent`, and the Prometheus registry every layer counts into.
 //!
-//! Where it keeps its state (the only modules that touch the database):
+//! Where it keeps its state:
 //! - [`storage`]: the sea-orm connection (SQLite or PostgreSQL), one entity per table and
 //!   one repository per concept: workflows with their versions, statuses, customer
 //!   snapshots, runs, step transitions, scheduled continuations, workflow entries (the
-//!   per-customer limits), the outbox, emitted time-based events, demo seed data.
+//!   per-customer limits), the outbox, emitted time-based events, demo seed data. It is
+//!   the only module that writes SQL; the others below reach the database through it, or,
+//!   for [`actions`], [`outbound::build`] and [`runner::batch`], through a transaction
+//!   storage opened for them.
 //! - [`actions`]: the ten internal actions, each applied in one transaction with its step.
+//! - [`settings`] (with the API's token scopes, [`settings::tokens`]): the configuration,
+//!   naming the defaults and limits of the layers below.
+//! - [`live`]: the live workflow set: the active rows, validated and compiled.
+//! - [`outbound`]: what an outbound request is ([`outbound::build`]: from a step and the
+//!   endpoints in the database) and how one is sent ([`outbound::send`]: one attempt,
+//!   its retry policy and `Retry-After`).
+//! - [`kafka`]: the clients' configuration, the embedded broker, and what a consumer of
+//!   the engine needs ([`kafka::consumer`]: its context, rebalances, dead letters).
 //!
 //! How it runs and how it is reached:
 //! - [`runner`]: what the executors do (plan, record, resume, run chains), fenced by
-//!   partition ownership; plain async code with an injected clock.
-//! - [`actors`] (the `actors/` folder): one actor per file, wired in `actors::topology`.
-//! - [`api`]: the HTTP API; [`service`]: `serve` and `migrate`; [`demo`]: `demo`.
-//! - [`settings`], [`telemetry`], [`kafka`], [`outbound`]: configuration, logs (and span
-//!   export over OTLP with the `otlp` feature), Kafka clients and the embedded broker,
-//!   outbound requests and their signature.
-//! - [`clock`], [`retry`]: time as a dependency, and the one retry policy (transient or
-//!   permanent, capped exponential backoff).
-//! - [`trace`]: the W3C `traceparent` an event brings, passed on to what it causes.
+//!   partition ownership; plain async code with an injected clock, sending through a
+//!   trait rather than an actor.
+//! - [`retention`]: the pruning job.
+//! - [`actors`] (the `actors/` folder): one actor per file, wired in `actors::topology`;
+//!   they use everything above and nothing uses them but the edges below.
+//! - [`api`]: the HTTP API; [`service`]: `serve` and `migrate`; [`demo`]: `demo`;
+//!   [`telemetry`]: logs (and span export over OTLP with the `otlp` feature).
 //!
 //! The schema migrations live in the `migrations` crate.
 
@@ -65,6 +79,8 @@ pub mod duration;
 pub mod envelope;
 pub mod guards;
 pub mod kafka;
+pub mod live;
+pub mod metrics;
 pub mod outbound;
 pub mod plan;
 pub mod problem;
