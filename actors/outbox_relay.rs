@@ -5,15 +5,17 @@
 //!
 //! Each process's relay claims (for a lease) the rows of the partitions it owns, and the
 //! rows of no partition, so N processes publish each event once, and one partition's
-//! events in order.
+//! events in order. On the embedded broker each event is journaled as it is published
+//! ([`crate::kafka::journal`]), so one the process dies before consuming is published
+//! again at the next start.
 
 use super::protocol::Halt;
+use crate::kafka::journal::{publish_durably, Message};
 use crate::metrics::Metrics;
 use crate::runner::Ownership;
 use crate::storage::{outbox, Database};
 use actix::prelude::*;
 use chrono::Utc;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
 use std::time::Duration;
 
@@ -27,6 +29,8 @@ pub struct OutboxRelay {
     interval: Duration,
     node_id: String,
     ownership: Ownership,
+    /// The embedded broker's journal is kept (`kafka.brokers = "embedded"`).
+    journaled: bool,
     busy: bool,
 }
 
@@ -46,8 +50,15 @@ impl OutboxRelay {
             interval,
             node_id,
             ownership,
+            journaled: false,
             busy: false,
         }
+    }
+
+    /// Journals every event before publishing it: the broker is the in-process one.
+    pub fn journaled(mut self, on: bool) -> Self {
+        self.journaled = on;
+        self
     }
 
     fn relay(&mut self, ctx: &mut Context<Self>) {
@@ -56,6 +67,7 @@ impl OutboxRelay {
         }
         self.busy = true;
         let (db, producer, topic) = (self.db.clone(), self.producer.clone(), self.topic.clone());
+        let journaled = self.journaled;
         let (node, partitions) = (self.node_id.clone(), self.ownership.partitions());
         ctx.spawn(
             async move {
@@ -76,14 +88,21 @@ impl OutboxRelay {
                 for message in due {
                     let key = message.customer_id.to_string();
                     let payload = message.payload.to_string();
-                    let headers = message.run_id.and_then(|run| traces.get(&run)).map(|trace| {
-                        let hop = trace.child(&message.idempotency_key).to_string();
-                        OwnedHeaders::new().insert(Header {
-                            key: crate::trace::HEADER,
-                            value: Some(&hop),
-                        })
-                    });
-                    match crate::kafka::publish(&producer, &topic, &key, payload.as_bytes(), headers).await {
+                    let traceparent = message
+                        .run_id
+                        .and_then(|run| traces.get(&run))
+                        .map(|trace| trace.child(&message.idempotency_key).to_string());
+                    let published = publish_durably(
+                        journaled.then_some(&db),
+                        &producer,
+                        Message {
+                            topic: &topic,
+                            key: &key,
+                            payload: &payload,
+                            traceparent: traceparent.as_deref(),
+                        },
+                    );
+                    match published.await {
                         Ok(_) => {
                             Metrics::global()
                                 .delivery_attempts

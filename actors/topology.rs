@@ -190,6 +190,7 @@ impl Topology {
             node_id.clone(),
             ownership.clone(),
         )
+        .journaled(settings.kafka.is_embedded())
         .start();
         crate::retention::spawn(db.clone(), settings.retention.clone(), settings.archive.clone());
         let source = KafkaSource::new(SourceConfig {

@@ -7,6 +7,7 @@
 //! rest on ([`RESERVED`]), which `kafka.properties` may not name.
 
 pub mod consumer;
+pub mod journal;
 
 pub use consumer::{consumer_config, DeadLetters, EngineConsumer, EngineContext, Rebalancing};
 

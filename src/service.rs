@@ -3,6 +3,7 @@
 
 use crate::actors::topology::Topology;
 use crate::api::{self, AppState, Readiness};
+use crate::kafka::journal::Pruner;
 use crate::kafka::EmbeddedBroker;
 use crate::settings::Settings;
 use crate::storage::Database;
@@ -122,6 +123,9 @@ pub fn serve(settings: Settings, migrate: bool) -> anyhow::Result<()> {
         let db = connect(&settings, migrate).await?;
         let (broker, brokers) = broker(&settings)?;
         probe_brokers(&settings, &brokers).await?;
+        if broker.is_some() {
+            replay_journal(&settings, &db, &brokers).await?;
+        }
         crate::telemetry::register_process_metrics(&crate::metrics::Metrics::global().registry)
             .context("registering the process metrics")?;
         let topology = Topology::start(&settings, db.clone(), &brokers).context("starting the engine")?;
@@ -157,6 +161,16 @@ pub fn serve(settings: Settings, migrate: bool) -> anyhow::Result<()> {
             println!("listening on http://{addr}");
             tracing::info!(%addr, database = db.backend(), kafka = %brokers, "workflow-engine serving");
         }
+        let pruner = match broker {
+            Some(_) => {
+                let kafka = &settings.kafka;
+                let partitions = kafka.embedded_partitions.max(1);
+                let pruner = Pruner::new(db.clone(), &brokers, &kafka.group_id, &kafka.topic, partitions)?;
+                actix_rt::spawn(pruner.clone().run());
+                Some(pruner)
+            }
+            None => None,
+        };
         let server = server.run();
         let handle = server.handle();
         let server_task = actix_rt::spawn(server);
@@ -164,6 +178,12 @@ pub fn serve(settings: Settings, migrate: bool) -> anyhow::Result<()> {
         tracing::info!("shutting down: stop consuming, finish in-flight work, commit");
         handle.stop(true).await;
         topology.shutdown().await;
+        if let Some(pruner) = pruner {
+            // The group committed on the way out: what it consumed is not replayed.
+            if let Err(e) = pruner.once().await {
+                tracing::warn!(error = %e, "pruning the journal of the embedded broker failed");
+            }
+        }
         let _ = server_task.await;
         tracing::info!("stopped");
         Ok::<_, anyhow::Error>(broker)
@@ -171,6 +191,19 @@ pub fn serve(settings: Settings, migrate: bool) -> anyhow::Result<()> {
     // The embedded broker goes last, once the runtime and its Kafka clients are gone.
     drop(runner);
     drop(broker);
+    Ok(())
+}
+
+/// Publishes what the embedded broker's journal holds (what the last process accepted or
+/// emitted and the group had not committed past), before the consumer joins.
+async fn replay_journal(settings: &Settings, db: &Database, brokers: &str) -> anyhow::Result<()> {
+    let producer = crate::kafka::producer_with(brokers, &settings.kafka.properties)?;
+    let replayed = crate::kafka::journal::replay(db, &producer)
+        .await
+        .context("publishing the embedded broker's journal again")?;
+    if replayed > 0 {
+        tracing::info!(replayed, "events not consumed before the last stop published again");
+    }
     Ok(())
 }
 

@@ -1319,3 +1319,67 @@ async fn a_cancelled_waiting_run_never_resumes() {
         "a done run is not cancelled: {none}"
     );
 }
+
+// 9. ------------------------------------------------------------------------------------
+
+/// Security issue 22, finding 6: on the embedded broker (the default) an event answered
+/// with 202 must outlive kill -9. The first engine takes one customer's events while that
+/// customer's first webhook hangs (its target accepts connections and never answers), so
+/// the rest wait in memory, consumed but not recorded; then the engine is killed. Before
+/// the journal those 24 events were gone with the in-process broker; now the restarted
+/// engine publishes them again and each gets its run, once.
+#[actix_rt::test]
+async fn events_accepted_on_the_embedded_broker_survive_kill_9() {
+    let scratch = Scratch::new("embedded-kill");
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let target = hanging.local_addr().expect("its address").to_string();
+    let mut env = process::base_env(scratch.path(), "embedded");
+    env.push(("WFE__DELIVERY__TIMEOUT_MS".into(), "120000".into()));
+    let mut first = Engine::start(scratch.path(), "first", &env).await;
+    first.ready(READY).await;
+    let api = first.api();
+    let draft = json!({"name": "Deposits to the desk", "trigger_event": "customer.deposited",
+                       "actions": [{"type": "webhook", "params": {"url": format!("http://{target}/desk")}}]});
+    let (status, created) = api.post("/api/v1/workflows", &draft).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("an id").to_owned();
+
+    let total = 25;
+    let (status, body) = api
+        .post(
+            "/api/v1/events",
+            &json!({"id": "dep-0", "type": "customer.deposited", "customer_id": 77}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    // The first run is recorded and its webhook is on the way (and hangs): the customer's
+    // executor is busy, so the next events wait behind it.
+    eventually("the first run to be recorded", SETTLE, || async {
+        (api.runs_of(&id).await.len() == 1).then_some(())
+    })
+    .await;
+    for n in 1..total {
+        let envelope = json!({"id": format!("dep-{n}"), "type": "customer.deposited", "customer_id": 77});
+        let (status, body) = api.post("/api/v1/events", &envelope).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    first.crash();
+
+    // The target answers from now on, at the same address.
+    drop(hanging);
+    let listener = Listener::start_at(&target).await;
+    let second = Engine::start(scratch.path(), "second", &env).await;
+    second.ready(READY).await;
+    let runs = finished_runs(&second.api(), &id, total).await;
+    let events: BTreeSet<String> = runs
+        .iter()
+        .filter_map(|r| r["event_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(events.len(), total, "one run per accepted event: {events:?}");
+    let keys: BTreeSet<_> = listener
+        .received()
+        .into_iter()
+        .filter_map(|r| r.idempotency_key)
+        .collect();
+    assert_eq!(keys.len(), total, "each event's webhook, once per run");
+}

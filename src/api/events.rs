@@ -1,13 +1,14 @@
 //! POST /api/v1/events: validates an envelope and publishes it to the events topic, keyed
 //! by customer id, exactly as a platform producer would. A valid `traceparent` request
-//! header becomes the message's `traceparent` header.
+//! header becomes the message's `traceparent` header. On the embedded broker the event is
+//! journaled in the database before the 202 ([`crate::kafka::journal`]).
 
 use super::{ApiError, AppState, ErrorBody};
 use crate::envelope::{EnvelopeError, EventEnvelope};
+use crate::kafka::journal::{publish_durably, Message};
 use crate::problem::{Problem, Severity};
 use crate::trace::{self, TraceParent};
 use actix_web::{web, HttpRequest, HttpResponse};
-use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::{json, Value};
 
 #[utoipa::path(post, path = "/api/v1/events", tag = "events",
@@ -23,12 +24,8 @@ pub async fn publish(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     // A traced caller's context goes on with the event, as a producer's header would.
-    let headers = TraceParent::from_header(request.headers().get(trace::HEADER).map(|v| v.as_bytes())).map(|t| {
-        OwnedHeaders::new().insert(Header {
-            key: trace::HEADER,
-            value: Some(&t.to_string()),
-        })
-    });
+    let traceparent =
+        TraceParent::from_header(request.headers().get(trace::HEADER).map(|v| v.as_bytes())).map(|t| t.to_string());
     let event = match EventEnvelope::from_value(body.clone()) {
         Ok(event) => event,
         Err(EnvelopeError::Invalid(problems)) => return Err(ApiError::invalid(problems)),
@@ -40,8 +37,16 @@ pub async fn publish(
             }]))
         }
     };
-    let payload = serde_json::to_vec(&body).map_err(|e| ApiError::internal(e.to_string()))?;
-    let (partition, offset) = crate::kafka::publish(&state.producer, &state.topic, &event.key(), &payload, headers)
+    let payload = body.to_string();
+    let message = Message {
+        topic: &state.topic,
+        key: &event.key(),
+        payload: &payload,
+        traceparent: traceparent.as_deref(),
+    };
+    // On the embedded broker the 202 waits for the journal too: the event outlives a crash.
+    let journal = state.embedded.then_some(&state.db);
+    let (partition, offset) = publish_durably(journal, &state.producer, message)
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     tracing::info!(event_id = %event.id, customer_id = event.customer_id, partition, offset, "event published");

@@ -19,6 +19,7 @@ pub mod emitters;
 pub mod endpoints;
 pub mod entities;
 pub mod entries;
+pub mod journal;
 pub mod outbox;
 pub mod ownership;
 pub mod plans;

@@ -417,6 +417,11 @@ async fn receive(
 
 impl Listener {
     pub async fn start() -> Self {
+        Self::start_at("127.0.0.1:0").await
+    }
+
+    /// A listener on `addr` (e.g. the port a test kept closed until now).
+    pub async fn start_at(addr: &str) -> Self {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let inbox = received.clone();
         let server = actix_web::HttpServer::new(move || {
@@ -427,7 +432,7 @@ impl Listener {
         .workers(1)
         .disable_signals()
         .shutdown_timeout(1)
-        .bind("127.0.0.1:0")
+        .bind(addr)
         .expect("binding the listener");
         let addr = server.addrs()[0];
         let server = server.run();
