@@ -13,6 +13,12 @@
 //! scope. A missing or unknown token gets 401, a known one without the scope 403, both in
 //! the API's error shape. The token's name is the caller ([`Caller`]), recorded as the
 //! author of workflow versions.
+//!
+//! The scope is decided on the route that matched, from its registered pattern, never from
+//! the path as sent: the router decodes percent-escapes before it matches, so a scope read
+//! off the raw path (`/api/v1/r%75ns/1/retry`) named a different route than the one that
+//! then ran. [`authenticate`] (on the whole /api/v1 scope) identifies the token;
+//! [`require`] (wrapped around each route, so it runs after routing) checks its scope.
 
 use super::ApiError;
 use crate::settings::{Scope, Settings, TokenConfig};
@@ -144,19 +150,19 @@ fn parse_hex(hex: &str) -> Option<[u8; 32]> {
 #[derive(Debug, Clone)]
 pub struct Caller(pub String);
 
-/// The scope a request needs.
-pub fn required_scope(method: &Method, path: &str) -> Scope {
-    let path = path.trim_end_matches('/');
+/// The scope a route needs, from its method and its registered pattern (`{id}` and all).
+pub fn required_scope(method: &Method, pattern: &str) -> Scope {
+    let pattern = pattern.trim_end_matches('/');
     if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
         return Scope::Read;
     }
-    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
-    if method == Method::POST && path == "/api/v1/events" {
+    let under = |prefix: &str| pattern == prefix || pattern.starts_with(&format!("{prefix}/"));
+    if method == Method::POST && pattern == "/api/v1/events" {
         Scope::Events
     } else if under("/api/v1/runs") {
         Scope::Admin
     } else if method == Method::POST
-        && ["/api/v1/workflows/validate", "/api/v1/dry-run", "/api/v1/backtest"].contains(&path)
+        && ["/api/v1/workflows/validate", "/api/v1/dry-run", "/api/v1/backtest"].contains(&pattern)
     {
         Scope::Read
     } else {
@@ -164,7 +170,12 @@ pub fn required_scope(method: &Method, path: &str) -> Scope {
     }
 }
 
-fn check(auth: &Auth, req: &ServiceRequest, scope: Scope) -> Result<Option<Caller>, ApiError> {
+/// The scopes of the token a request presented, for [`require`] after routing.
+#[derive(Debug, Clone)]
+struct Granted(Vec<Scope>);
+
+/// The presented token, if auth is on: 401 without a known one.
+fn identify<'a>(auth: &'a Auth, req: &ServiceRequest) -> Result<Option<&'a Token>, ApiError> {
     if !auth.is_enabled() {
         return Ok(None);
     }
@@ -174,34 +185,68 @@ fn check(auth: &Auth, req: &ServiceRequest, scope: Scope) -> Result<Option<Calle
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let Some(token) = presented.and_then(|p| auth.identify(p)) else {
-        return Err(ApiError::new(
+    match presented.and_then(|p| auth.identify(p)) {
+        Some(token) => Ok(Some(token)),
+        None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or unknown bearer token",
-        ));
-    };
-    if !token.scopes.iter().any(|s| *s == scope || *s == Scope::Admin) {
-        tracing::warn!(token = %token.name, scope = scope.name(), path = req.path(), "request refused: missing scope");
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("token {:?} lacks the {} scope", token.name, scope.name()),
-        ));
+        )),
     }
-    Ok(Some(Caller(token.name.clone())))
 }
 
-/// Middleware of /api/v1: the route's scope, the caller in the request's extensions.
-pub async fn require_scope(
+/// 403 unless `granted` includes `scope` (or `admin`).
+fn allow(name: &str, granted: &[Scope], scope: Scope, req: &ServiceRequest) -> Result<(), ApiError> {
+    if granted.iter().any(|s| *s == scope || *s == Scope::Admin) {
+        return Ok(());
+    }
+    tracing::warn!(token = %name, scope = scope.name(), path = req.path(), "request refused: missing scope");
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("token {name:?} lacks the {} scope", scope.name()),
+    ))
+}
+
+/// Middleware of /api/v1, before routing: a known token (401 otherwise), whose name is the
+/// request's [`Caller`] and whose scopes [`require`] checks once the route is known.
+pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     if let Some(auth) = req.app_data::<web::Data<Auth>>() {
-        let scope = required_scope(req.method(), req.path());
-        if let Some(caller) = check(auth, &req, scope)? {
+        if let Some(token) = identify(auth, &req)? {
+            let (caller, granted) = (Caller(token.name.clone()), Granted(token.scopes.clone()));
             req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(granted);
         }
+    }
+    next.call(req).await
+}
+
+/// Middleware of one route, after routing: the caller's token has `scope`, the scope of the
+/// route's pattern ([`required_scope`]).
+pub async fn require(
+    scope: Scope,
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if req.app_data::<web::Data<Auth>>().is_some_and(|auth| auth.is_enabled()) {
+        let known = req
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .zip(req.extensions().get::<Granted>().cloned());
+        let Some((Caller(name), Granted(granted))) = known else {
+            // Only a route outside /api/v1 (where `authenticate` does not run) lands here.
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or unknown bearer token",
+            )
+            .into());
+        };
+        allow(&name, &granted, scope, &req)?;
     }
     next.call(req).await
 }
@@ -213,7 +258,9 @@ pub async fn require_metrics_token(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     if let Some(auth) = req.app_data::<web::Data<Auth>>() {
         if auth.protect_metrics {
-            check(auth, &req, Scope::Read)?;
+            if let Some(token) = identify(auth, &req)? {
+                allow(&token.name, &token.scopes, Scope::Read, &req)?;
+            }
         }
     }
     next.call(req).await
@@ -235,20 +282,23 @@ mod tests {
         assert_eq!(required_scope(&get, "/api/v1/workflows"), Scope::Read);
         assert_eq!(required_scope(&get, "/api/v1/runs"), Scope::Read);
         assert_eq!(required_scope(&post, "/api/v1/workflows"), Scope::Write);
-        assert_eq!(required_scope(&Method::PUT, "/api/v1/workflows/x"), Scope::Write);
-        assert_eq!(required_scope(&Method::DELETE, "/api/v1/customers/1"), Scope::Write);
+        assert_eq!(required_scope(&Method::PUT, "/api/v1/workflows/{id}"), Scope::Write);
+        assert_eq!(required_scope(&Method::DELETE, "/api/v1/customers/{id}"), Scope::Write);
         assert_eq!(required_scope(&post, "/api/v1/customers/import"), Scope::Write);
-        assert_eq!(required_scope(&Method::PUT, "/api/v1/teams/1"), Scope::Write);
+        assert_eq!(required_scope(&Method::PUT, "/api/v1/teams/{id}"), Scope::Write);
         assert_eq!(required_scope(&get, "/api/v1/sms-providers"), Scope::Read);
-        assert_eq!(required_scope(&post, "/api/v1/status-types/kyc/statuses"), Scope::Write);
         assert_eq!(
-            required_scope(&Method::DELETE, "/api/v1/webhook-endpoints/3"),
+            required_scope(&post, "/api/v1/status-types/{name}/statuses"),
+            Scope::Write
+        );
+        assert_eq!(
+            required_scope(&Method::DELETE, "/api/v1/webhook-endpoints/{id}"),
             Scope::Write
         );
         assert_eq!(required_scope(&post, "/api/v1/workflows/validate"), Scope::Read);
         assert_eq!(required_scope(&post, "/api/v1/dry-run"), Scope::Read);
         assert_eq!(required_scope(&post, "/api/v1/events"), Scope::Events);
-        assert_eq!(required_scope(&post, "/api/v1/runs/7/retry"), Scope::Admin);
+        assert_eq!(required_scope(&post, "/api/v1/runs/{id}/retry"), Scope::Admin);
         assert_eq!(required_scope(&post, "/api/v1/runs/cancel"), Scope::Admin);
     }
 

@@ -26,6 +26,9 @@ use crate::conditions::Limits;
 use crate::runner::Ownership;
 use crate::storage::Database;
 use actix::Recipient;
+use actix_web::body::BoxBody;
+use actix_web::http::Method;
+use actix_web::middleware::Next;
 use actix_web::web;
 use rdkafka::producer::FutureProducer;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -151,60 +154,85 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
                 .route(web::get().to(health::metrics)),
         )
         .service(
-            web::scope("/api/v1")
-                .wrap(actix_web::middleware::from_fn(auth::require_scope))
+            api_routes()
+                .add(Method::GET, "/info", health::info)
+                .add(Method::GET, "/openapi.json", openapi::openapi)
+                .add(Method::GET, "/schema", schema::schema)
+                .add(Method::GET, "/workflows", workflows::list)
+                .add(Method::POST, "/workflows", workflows::create)
+                .add(Method::POST, "/workflows/validate", workflows::validate)
+                .add(Method::GET, "/workflows/{id}", workflows::get)
+                .add(Method::PUT, "/workflows/{id}", workflows::update)
+                .add(Method::DELETE, "/workflows/{id}", workflows::delete)
+                .add(Method::GET, "/workflows/{id}/versions", workflows::versions)
+                .add(Method::POST, "/dry-run", workflows::dry_run)
+                .add(Method::POST, "/backtest", backtest::backtest)
+                .add(Method::POST, "/events", events::publish)
+                .add(Method::GET, "/runs", runs::list)
+                .add(Method::POST, "/runs/retry", runs::retry_many)
+                .add(Method::POST, "/runs/cancel", runs::cancel_many)
+                .add(Method::GET, "/runs/{id}", runs::get)
+                .add(Method::POST, "/runs/{id}/retry", runs::retry)
+                .add(Method::POST, "/runs/{id}/cancel", runs::cancel)
+                .add(Method::GET, "/scheduled", runs::scheduled)
+                .add(Method::POST, "/customers/import", customers::import)
+                .add(Method::GET, "/customers/{id}", customers::get)
+                .add(Method::PUT, "/customers/{id}", customers::put)
+                .add(Method::DELETE, "/customers/{id}", customers::delete)
+                .add(Method::GET, "/teams", teams::list_teams)
+                .add(Method::POST, "/teams", teams::create_team)
+                .add(Method::GET, "/teams/{id}", teams::get_team)
+                .add(Method::PUT, "/teams/{id}", teams::put_team)
+                .add(Method::DELETE, "/teams/{id}", teams::delete_team)
+                .add(Method::GET, "/agents", teams::list_agents)
+                .add(Method::POST, "/agents", teams::create_agent)
+                .add(Method::GET, "/agents/{id}", teams::get_agent)
+                .add(Method::PUT, "/agents/{id}", teams::put_agent)
+                .add(Method::DELETE, "/agents/{id}", teams::delete_agent)
+                .add(Method::GET, "/webhook-endpoints", integrations::list_endpoints)
+                .add(Method::POST, "/webhook-endpoints", integrations::create_endpoint)
+                .add(Method::GET, "/webhook-endpoints/{id}", integrations::get_endpoint)
+                .add(Method::PUT, "/webhook-endpoints/{id}", integrations::put_endpoint)
+                .add(Method::DELETE, "/webhook-endpoints/{id}", integrations::delete_endpoint)
+                .add(Method::GET, "/sms-providers", integrations::list_providers)
+                .add(Method::POST, "/sms-providers", integrations::create_provider)
+                .add(Method::GET, "/sms-providers/{id}", integrations::get_provider)
+                .add(Method::PUT, "/sms-providers/{id}", integrations::put_provider)
+                .add(Method::DELETE, "/sms-providers/{id}", integrations::delete_provider)
+                .add(Method::GET, "/status-types", statuses::list_types)
+                .add(Method::POST, "/status-types", statuses::create_type)
+                .add(Method::GET, "/status-types/{name}/statuses", statuses::list_statuses)
+                .add(Method::POST, "/status-types/{name}/statuses", statuses::create_status)
+                .0
+                .wrap(actix_web::middleware::from_fn(auth::authenticate))
                 // Outermost: sizes are checked before anything else reads the request.
-                .wrap(actix_web::middleware::from_fn(bound_input))
-                .route("/info", web::get().to(health::info))
-                .route("/openapi.json", web::get().to(openapi::openapi))
-                .route("/schema", web::get().to(schema::schema))
-                .route("/workflows", web::get().to(workflows::list))
-                .route("/workflows", web::post().to(workflows::create))
-                .route("/workflows/validate", web::post().to(workflows::validate))
-                .route("/workflows/{id}", web::get().to(workflows::get))
-                .route("/workflows/{id}", web::put().to(workflows::update))
-                .route("/workflows/{id}", web::delete().to(workflows::delete))
-                .route("/workflows/{id}/versions", web::get().to(workflows::versions))
-                .route("/dry-run", web::post().to(workflows::dry_run))
-                .route("/backtest", web::post().to(backtest::backtest))
-                .route("/events", web::post().to(events::publish))
-                .route("/runs", web::get().to(runs::list))
-                .route("/runs/retry", web::post().to(runs::retry_many))
-                .route("/runs/cancel", web::post().to(runs::cancel_many))
-                .route("/runs/{id}", web::get().to(runs::get))
-                .route("/runs/{id}/retry", web::post().to(runs::retry))
-                .route("/runs/{id}/cancel", web::post().to(runs::cancel))
-                .route("/scheduled", web::get().to(runs::scheduled))
-                .route("/customers/import", web::post().to(customers::import))
-                .route("/customers/{id}", web::get().to(customers::get))
-                .route("/customers/{id}", web::put().to(customers::put))
-                .route("/customers/{id}", web::delete().to(customers::delete))
-                .route("/teams", web::get().to(teams::list_teams))
-                .route("/teams", web::post().to(teams::create_team))
-                .route("/teams/{id}", web::get().to(teams::get_team))
-                .route("/teams/{id}", web::put().to(teams::put_team))
-                .route("/teams/{id}", web::delete().to(teams::delete_team))
-                .route("/agents", web::get().to(teams::list_agents))
-                .route("/agents", web::post().to(teams::create_agent))
-                .route("/agents/{id}", web::get().to(teams::get_agent))
-                .route("/agents/{id}", web::put().to(teams::put_agent))
-                .route("/agents/{id}", web::delete().to(teams::delete_agent))
-                .route("/webhook-endpoints", web::get().to(integrations::list_endpoints))
-                .route("/webhook-endpoints", web::post().to(integrations::create_endpoint))
-                .route("/webhook-endpoints/{id}", web::get().to(integrations::get_endpoint))
-                .route("/webhook-endpoints/{id}", web::put().to(integrations::put_endpoint))
-                .route(
-                    "/webhook-endpoints/{id}",
-                    web::delete().to(integrations::delete_endpoint),
-                )
-                .route("/sms-providers", web::get().to(integrations::list_providers))
-                .route("/sms-providers", web::post().to(integrations::create_provider))
-                .route("/sms-providers/{id}", web::get().to(integrations::get_provider))
-                .route("/sms-providers/{id}", web::put().to(integrations::put_provider))
-                .route("/sms-providers/{id}", web::delete().to(integrations::delete_provider))
-                .route("/status-types", web::get().to(statuses::list_types))
-                .route("/status-types", web::post().to(statuses::create_type))
-                .route("/status-types/{name}/statuses", web::get().to(statuses::list_statuses))
-                .route("/status-types/{name}/statuses", web::post().to(statuses::create_status)),
+                .wrap(actix_web::middleware::from_fn(bound_input)),
         );
+}
+
+/// The routes of /api/v1 as they are added: each with the scope its pattern needs.
+struct ApiRoutes(actix_web::Scope);
+
+fn api_routes() -> ApiRoutes {
+    ApiRoutes(web::scope("/api/v1"))
+}
+
+impl ApiRoutes {
+    /// Adds `handler` at `method` and `pattern`, behind [`auth::require`] of the pattern's
+    /// scope: the check runs after routing, on the route that matched.
+    fn add<F, Args>(self, method: Method, pattern: &'static str, handler: F) -> Self
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        let scope = auth::required_scope(&method, &format!("/api/v1{pattern}"));
+        let route =
+            web::method(method)
+                .to(handler)
+                .wrap(actix_web::middleware::from_fn(move |req, next: Next<BoxBody>| {
+                    auth::require(scope, req, next)
+                }));
+        ApiRoutes(self.0.route(pattern, route))
+    }
 }
