@@ -172,3 +172,55 @@ async fn no_spelling_of_a_route_gets_past_its_scope() {
     }
     test.finish().await;
 }
+
+/// Finding 7: a custom field value had no cap of its own, so an import stored a 15 MiB
+/// field (under the import's 16 MiB body cap) and templates then copied it into every
+/// message. Every customer write path now refuses a value over the cap, with its pointer;
+/// nothing of a refused customer is stored.
+#[actix_rt::test]
+async fn customer_writes_cap_each_custom_field() {
+    let test = common::fresh().await;
+    let auth = Auth::new("", &[token("author", &[Scope::Read, Scope::Write])], false).unwrap();
+    let state = state(&test.db);
+    let app = atest::init_service(App::new().configure(move |cfg| api::configure(cfg, state, 1 << 20, auth))).await;
+    let big = "x".repeat(900 * 1024);
+
+    let put = atest::TestRequest::put()
+        .uri("/api/v1/customers/5")
+        .insert_header(("Authorization", "Bearer t-author"))
+        .set_json(json!({"first_name": "Ana", "custom": {"notes": big}}))
+        .to_request();
+    let (status, body) = answer(app.call(put).await.unwrap()).await;
+    assert_eq!(status, 422, "{}", short(&body));
+    assert_eq!(body["error"]["path"], "/custom/notes", "{}", short(&body));
+
+    let line = json!({"id": 6, "first_name": "Bo", "custom": {"notes": "y".repeat(3 << 20)}}).to_string();
+    let import = atest::TestRequest::post()
+        .uri("/api/v1/customers/import")
+        .insert_header(("Authorization", "Bearer t-author"))
+        .insert_header(("Content-Type", "application/x-ndjson"))
+        .set_payload(line)
+        .to_request();
+    let (status, body) = answer(app.call(import).await.unwrap()).await;
+    assert_eq!(status, 200, "{}", short(&body));
+    assert_eq!(body["upserted"], 0, "{}", short(&body));
+    assert!(
+        body["errors"][0]["message"].as_str().unwrap_or_default().contains("/custom/notes"),
+        "{}", short(&body)
+    );
+
+    for id in [5, 6] {
+        let get = atest::TestRequest::get()
+            .uri(&format!("/api/v1/customers/{id}"))
+            .insert_header(("Authorization", "Bearer t-author"))
+            .to_request();
+        let (status, body) = answer(app.call(get).await.unwrap()).await;
+        assert_eq!(status, 404, "customer {id} was not stored: {}", short(&body));
+    }
+    test.finish().await;
+}
+
+/// The start of a body, for assertion messages about bodies that may be megabytes.
+fn short(body: &Value) -> String {
+    body.to_string().chars().take(300).collect()
+}

@@ -14,6 +14,9 @@ use serde_json::{json, Map, Value};
 /// Most custom fields on one customer, and the longest custom field name.
 pub const MAX_CUSTOM_FIELDS: usize = 100;
 pub const MAX_CUSTOM_NAME_LEN: usize = 64;
+/// Largest custom field value, in bytes of its JSON: a value is copied into every run's
+/// facts and may be rendered into messages, so one field must not be megabytes.
+pub const MAX_CUSTOM_VALUE_LEN: usize = MAX_TEXT_LEN;
 /// Most statuses set by one customer write (one per type).
 pub const MAX_STATUSES: usize = 50;
 /// Most lines of one import, and its largest body in bytes: an import is one transaction.
@@ -88,6 +91,14 @@ pub fn parse(value: &Value, at: Pointer) -> Result<CustomerInput, Vec<Problem>> 
                     format!(
                         "custom field names are 1 to {MAX_CUSTOM_NAME_LEN} lowercase letters, digits and _, starting with a letter"
                     ),
+                );
+            } else if let Some((name, _)) = custom
+                .iter()
+                .find(|(_, v)| serde_json::to_string(v).map_or(true, |j| j.len() > MAX_CUSTOM_VALUE_LEN))
+            {
+                r.error(
+                    &at.key(name),
+                    format!("a custom field value is at most {MAX_CUSTOM_VALUE_LEN} bytes of JSON"),
                 );
             } else {
                 input.custom = Some(custom.clone());
@@ -251,7 +262,8 @@ pub async fn import(
             "an import is at most {MAX_IMPORT_BYTES} bytes: split it"
         )));
     }
-    let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0));
+    // Grown as bytes arrive, never sized by what the sender announces.
+    let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0).min(64 * 1024));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
         if body.len() + chunk.len() > MAX_IMPORT_BYTES {
