@@ -91,7 +91,7 @@ impl Topology {
             allowlist: d.webhook_allowlist.clone(),
             keyring: Arc::clone(&keyring),
         };
-        let delivery_lease = policy.longest();
+        let delivery_lease = policy.lease();
         let delivery = DeliveryPool::start(shards.min(4), d.concurrency, policy);
         let ownership = Ownership::default();
         let node_id = settings.node_id();

@@ -1334,7 +1334,11 @@ async fn events_accepted_on_the_embedded_broker_survive_kill_9() {
     let hanging = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let target = hanging.local_addr().expect("its address").to_string();
     let mut env = process::base_env(scratch.path(), "embedded");
-    env.push(("WFE__DELIVERY__TIMEOUT_MS".into(), "120000".into()));
+    // One attempt of 8 s: long enough to hold the customer while the test posts and kills,
+    // short enough that the dead sender's delivery lease (one attempt) runs out soon after
+    // the restart, when the new owner sends the request itself.
+    env.push(("WFE__DELIVERY__TIMEOUT_MS".into(), "8000".into()));
+    env.push(("WFE__DELIVERY__MAX_ATTEMPTS".into(), "1".into()));
     let mut first = Engine::start(scratch.path(), "first", &env).await;
     first.ready(READY).await;
     let api = first.api();

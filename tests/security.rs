@@ -205,8 +205,12 @@ async fn customer_writes_cap_each_custom_field() {
     assert_eq!(status, 200, "{}", short(&body));
     assert_eq!(body["upserted"], 0, "{}", short(&body));
     assert!(
-        body["errors"][0]["message"].as_str().unwrap_or_default().contains("/custom/notes"),
-        "{}", short(&body)
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/custom/notes"),
+        "{}",
+        short(&body)
     );
 
     for id in [5, 6] {

@@ -45,7 +45,20 @@ impl DeliveryPolicy {
             .saturating_mul(attempts)
             .saturating_add(self.backoff_max.saturating_mul(attempts - 1))
     }
+
+    /// The lease a sender takes on a delivery: [`longest`](Self::longest) and
+    /// [`LEASE_SLACK`]. Without the slack the last attempt never fit: the pool starts no
+    /// attempt that could outlast the lease, and the lease was taken a moment before the
+    /// pool looked, so with `max_attempts = 1` a new owner renewed the lease and was told
+    /// "lease over" in a loop, sending nothing.
+    pub fn lease(&self) -> Duration {
+        self.longest().saturating_add(LEASE_SLACK)
+    }
 }
+
+/// Room in a delivery lease for the hand-off from the chain to the pool (a queue for a
+/// request slot, the database write that takes the lease).
+pub const LEASE_SLACK: Duration = Duration::from_secs(5);
 
 /// Why a request was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
