@@ -17,6 +17,11 @@ use workflow_engine::envelope::EventEnvelope;
 use workflow_engine::settings::Api;
 use workflow_engine::storage::{archive, Database};
 
+#[macro_use]
+#[path = "common/engine.rs"]
+#[allow(unused_imports, unused_macros)]
+mod engine;
+
 fn state(db: &Database, heavy: Heavy) -> AppState {
     AppState {
         db: db.clone(),
@@ -340,4 +345,67 @@ async fn a_backtest_past_its_time_budget_answers_503() {
     );
     assert_eq!(parts.load(Ordering::SeqCst), 4, "stopped at the first page, not before");
     test.finish().await;
+}
+
+#[actix_rt::test]
+async fn the_engine_keeps_consuming_while_the_pool_is_full() {
+    // No archiving of the live event: the backtests read exactly the three archived here.
+    let mut engine = engine::Engine::new(|s| s.archive.enabled = false).await;
+    engine.add_customers([7]).await;
+    engine
+        .add_workflow(json!({"name": "notes deposits", "trigger_event": "customer.deposited",
+            "actions": [{"type": "add_note", "params": {"body": "deposit"}}]}))
+        .await;
+    engine.start().await;
+    let db = engine.db().clone();
+    archive_deposits(&db, 3).await;
+    let door = Door::default();
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+    let waiting = door.clone();
+    let heavy = pool(Api::default()).with_probe(move || {
+        let _ = entered_tx.send(());
+        waiting.wait();
+    });
+    let state = state(&db, heavy);
+    let app = atest::init_service(
+        App::new().configure(move |cfg| api::configure(cfg, state, 4 << 20, Option::<String>::None)),
+    )
+    .await;
+    let held = futures_util::future::join(
+        async {
+            send!(
+                &app,
+                "POST",
+                "/api/v1/backtest",
+                Some(json!({"workflows": [big_deposits()]}))
+            )
+        },
+        async { send!(&app, "POST", "/api/v1/backtest", Some(json!({}))) },
+    );
+    let opener = OpenOnDrop(door.clone());
+    let meanwhile = async {
+        entered.recv().await.unwrap();
+        entered.recv().await.unwrap();
+        // Both backtests are in their CPU-bound part and hold no connection: the engine
+        // reads, plans and records an event, and writes its note, meanwhile.
+        engine
+            .publish(
+                &json!({"id": "live-dep", "type": "customer.deposited", "customer_id": 7,
+                             "data": {"amount": 2500}}),
+            )
+            .await;
+        let notes = eventually!("the engine's note for the live event", engine::PATIENCE, {
+            let notes = engine::note_bodies(&db, 7).await;
+            (!notes.is_empty()).then_some(notes)
+        });
+        assert_eq!(notes, ["deposit"]);
+        let (status, _, _) = send!(&app, "GET", "/healthz", None);
+        assert_eq!(status, 200);
+        drop(opener);
+    };
+    let ((first, second), ()) = futures_util::future::join(held, meanwhile).await;
+    assert_eq!(first.0, 200, "{}", first.2);
+    assert_eq!(first.2["events"], 3, "{}", first.2);
+    assert_eq!(second.0, 200, "{}", second.2);
+    engine.finish().await;
 }
