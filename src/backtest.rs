@@ -5,6 +5,7 @@
 //! exactly as the matcher decides: the same compiled set, the same plan. Pure: the caller
 //! reads the archive page by page and loads the customers, and hands each event over.
 
+use crate::budget::{BudgetError, Deadline};
 use crate::conditions::{Facts, Limits};
 use crate::envelope::EventEnvelope;
 use crate::guards::limits::EntryLimit;
@@ -23,6 +24,15 @@ pub const MAX_EVENTS: u64 = 100_000;
 pub const DEFAULT_EVENTS: u64 = 10_000;
 /// Matched events listed per workflow, newest first.
 pub const SAMPLE_SIZE: usize = 5;
+
+/// Why a backtest could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BacktestError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+}
 
 /// The workflows under test, each compiled into a set of its own.
 pub struct Backtest {
@@ -76,8 +86,23 @@ impl Backtest {
     /// Compiles `workflows` (each must have its id: a stored id or `draft-N`), judged as
     /// if active.
     pub fn new(workflows: Vec<Workflow>, limits: &Limits) -> Result<Self, BuildError> {
+        Self::build(workflows, limits, || Ok(()))
+    }
+
+    /// [`Backtest::new`] within a request's time budget, checked between workflows:
+    /// compiling is what a large request spends its time on before the first event.
+    pub fn within(workflows: Vec<Workflow>, limits: &Limits, deadline: &Deadline) -> Result<Self, BacktestError> {
+        Self::build(workflows, limits, || deadline.check().map_err(BacktestError::from))
+    }
+
+    fn build<E: From<BuildError>>(
+        workflows: Vec<Workflow>,
+        limits: &Limits,
+        mut check: impl FnMut() -> Result<(), E>,
+    ) -> Result<Self, E> {
         let mut judged = Vec::with_capacity(workflows.len());
         for mut workflow in workflows {
+            check()?;
             workflow.active = true;
             let workflow_id = workflow.id.clone().unwrap_or_else(|| "draft-0".to_owned());
             let trigger = workflow.trigger_event.clone();
@@ -85,7 +110,7 @@ impl Backtest {
             let (set, mut errors) = WorkflowSet::build([workflow], limits);
             if let Some(mut error) = errors.pop() {
                 error.workflow_id = workflow_id;
-                return Err(error);
+                return Err(error.into());
             }
             judged.push(Judged {
                 trigger,

@@ -23,6 +23,8 @@
 //! - [`check`]: `workflow-engine check FILE.json`.
 //! - [`analysis`]: save-time warnings: cycles of cascading events, contradicting workflows.
 //! - [`backtest`]: workflows judged against archived events, with no side effects.
+//! - [`budget`]: what one user-sized request (backtest, dry run, validation) may spend:
+//!   its work counted before anything compiles, its time checked as it runs.
 //! - [`clock`], [`retry`], [`trace`], [`metrics`]: time as a dependency, the one retry
 //!   policy, the W3C `traceparent`, and the Prometheus registry every layer counts into.
 //!
@@ -51,7 +53,7 @@
 //! - [`retention`]: the pruning job.
 //! - [`actors`] (the `actors/` folder): one actor per file, wired in `actors::topology`;
 //!   they use everything above and nothing uses them but the edges below.
-//! - [`api`]: the HTTP API; [`service`]: `serve` and `migrate`; [`demo`]: `demo`;
+//! - [`api`]: the HTTP API (its heavy requests on a bounded pool, `api::heavy`); [`service`]: `serve` and `migrate`; [`demo`]: `demo`;
 //!   [`telemetry`]: logs (and span export over OTLP with the `otlp` feature).
 //!
 //! The schema migrations live in the `migrations` crate.
@@ -70,6 +72,7 @@ pub mod actors;
 pub mod analysis;
 pub mod api;
 pub mod backtest;
+pub mod budget;
 pub mod catalogue;
 pub mod check;
 pub mod clock;

@@ -4,6 +4,7 @@
 
 use crate::conditions::Limits;
 use crate::plan::WorkflowSet;
+use crate::storage::workflows::StoredWorkflow;
 use crate::storage::{changes, statuses, workflows, Database, StorageError};
 use crate::validate::Validator;
 use crate::workflow::Workflow;
@@ -15,12 +16,22 @@ pub async fn active(db: &Database, limits: Limits) -> Result<Vec<Workflow>, Stor
     let validator = Validator::new(&schema, limits);
     let mut valid = Vec::new();
     for stored in workflows::list_active(db.connection()).await? {
-        match validator.workflow(&stored.definition) {
-            Ok(v) => valid.push(v.workflow),
-            Err(e) => tracing::error!(workflow_id = %stored.id, error = %e, "stored workflow left out"),
-        }
+        valid.extend(revalidate(&validator, &stored));
     }
     Ok(valid)
+}
+
+/// One stored workflow validated again; one that no longer validates is logged and left
+/// out. Apart from [`active`] so the API can read the rows on its worker and validate
+/// them on a blocking thread, one at a time between checks of its time budget.
+pub fn revalidate(validator: &Validator<'_>, stored: &StoredWorkflow) -> Option<Workflow> {
+    match validator.workflow(&stored.definition) {
+        Ok(v) => Some(v.workflow),
+        Err(e) => {
+            tracing::error!(workflow_id = %stored.id, error = %e, "stored workflow left out");
+            None
+        }
+    }
 }
 
 /// Builds the set of active workflows as stored, with the change counter it was read at.

@@ -64,6 +64,9 @@ pub struct Metrics {
     pub send_window_waits: IntCounter,
     /// Events offered to the archive, by outcome (archived, duplicate, dropped, failed).
     pub archive_events: IntCounterVec,
+    /// Heavy API requests (backtest, dry run, validation, saves) by endpoint and whether the
+    /// pool admitted them or answered 429 (`admitted`, `busy`).
+    pub api_heavy: IntCounterVec,
 }
 
 /// The `trigger` label of an event: its type when a workflow listens to it or it is one
@@ -201,6 +204,11 @@ impl Metrics {
                 "archive_events_total",
                 "Events offered to the backtest archive, by outcome",
                 &["outcome"],
+            )?,
+            api_heavy: counter(
+                "api_heavy_requests_total",
+                "Heavy API requests, by endpoint and admission",
+                &["endpoint", "outcome"],
             )?,
             registry,
         })

@@ -45,6 +45,8 @@ pub enum SettingsError {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub http: Http,
+    #[serde(default)]
+    pub api: Api,
     pub database: Database,
     pub kafka: Kafka,
     pub engine: Engine,
@@ -66,6 +68,40 @@ pub struct Http {
     pub bind: String,
     pub body_limit: usize,
     pub auth_token: String,
+}
+
+/// `[api]`: the bounds of the heavy requests (backtest, dry run, validation, saves), whose
+/// cost grows with what the caller sends and with the archive; docs/security.md, "Heavy
+/// requests", explains the numbers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Api {
+    /// Heavy requests running at once in the process; one more gets 429 (0 is taken as 1).
+    pub heavy_concurrency: usize,
+    /// Time budget of one heavy request, in milliseconds; past it, 503.
+    pub heavy_timeout_ms: u64,
+    /// Most condition rules across the workflows of one request.
+    pub heavy_max_rules: usize,
+    /// Most memory the distinct regexes of one request may take, each charged its caps.
+    pub heavy_max_regex_bytes: usize,
+    /// Most archived events one backtest reads.
+    pub heavy_max_events: u64,
+}
+
+impl Default for Api {
+    /// Two at once: the process has two HTTP workers and usually two cores, and the
+    /// engine's own work must keep a core. Ten seconds: well past a backtest of the default
+    /// 10,000 events, well inside a load balancer's timeout. 5,000 rules: 50 workflows of
+    /// 100. 64 MiB: 128 distinct regexes at the default `limits.regex_size_limit`.
+    fn default() -> Self {
+        Self {
+            heavy_concurrency: 2,
+            heavy_timeout_ms: 10_000,
+            heavy_max_rules: 5_000,
+            heavy_max_regex_bytes: 64 * 1024 * 1024,
+            heavy_max_events: 100_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

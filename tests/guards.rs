@@ -481,6 +481,7 @@ fn api_state(db: &Database) -> workflow_engine::api::AppState {
         matcher: None,
         readiness: Default::default(),
         webhook_allowlist: Vec::new(),
+        heavy: workflow_engine::api::Heavy::new(&Default::default(), workflow_engine::clock::system()),
     }
 }
 

@@ -1,8 +1,15 @@
 //! POST /api/v1/backtest: drafts or saved workflows judged against the event archive,
 //! with no side effects ([`crate::backtest`]).
+//!
+//! A heavy request ([`super::heavy`]): admitted by the pool or answered 429; the drafts are
+//! counted against the work budget before any is validated, validation, compilation and
+//! judging run on a blocking thread within the time budget, and the archive is read a
+//! page at a time between them, so no connection is held across the run.
 
+use super::heavy::Admitted;
 use super::{ApiError, AppState, ErrorBody};
-use crate::backtest::{Backtest, DEFAULT_EVENTS, MAX_EVENTS, MAX_WORKFLOWS};
+use crate::backtest::{Backtest, BacktestError, DEFAULT_EVENTS, MAX_EVENTS, MAX_WORKFLOWS};
+use crate::budget::{BudgetError, Tally};
 use crate::problem::{json_type_name, Pointer, Problem, Problems, Severity};
 use crate::storage::archive;
 use crate::storage::{statuses, workflows};
@@ -19,10 +26,10 @@ struct Request {
     limit: u64,
 }
 
-async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
+async fn parse(state: &AppState, admitted: &Admitted, body: Value) -> Result<Request, ApiError> {
     let root = Pointer::root();
     let mut problems = Problems::default();
-    let Value::Object(body) = body else {
+    let Value::Object(mut body) = body else {
         problems.error(
             &root,
             format!(
@@ -40,38 +47,33 @@ async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
             );
         }
     }
-    let mut chosen = Vec::new();
-    let mut draft_errors: Vec<Problem> = Vec::new();
-    match body.get("workflows") {
+    let budget = admitted.budget();
+    let mut tally = Tally::new(budget, &state.limits);
+    let by_drafts = body.get("workflows").is_some_and(|w| !w.is_null());
+    let mut drafts = Vec::new();
+    match body.remove("workflows") {
         None | Some(Value::Null) => {}
         // Counted before anything is validated: validation costs time per draft.
-        Some(Value::Array(drafts)) if drafts.len() > MAX_WORKFLOWS => problems.error(
+        Some(Value::Array(given)) if given.len() > MAX_WORKFLOWS => problems.error(
             &root.key("workflows"),
             format!(
                 "has {} workflows; one backtest judges at most {MAX_WORKFLOWS}",
-                drafts.len()
+                given.len()
             ),
         ),
-        Some(Value::Array(drafts)) => {
-            let schema = statuses::field_schema(state.db.connection()).await?;
-            let validator = Validator::new(&schema, state.limits);
-            for (i, draft) in drafts.iter().enumerate() {
-                match validator.at(draft, &root.key("workflows").index(i)) {
-                    Ok(v) => {
-                        let mut w = v.workflow;
-                        w.id = Some(w.id.unwrap_or_else(|| format!("draft-{i}")));
-                        chosen.push(w);
-                    }
-                    // The validator's own problems, with paths into this body.
-                    Err(invalid) => {
-                        draft_errors.extend(invalid.problems.into_iter().filter(|p| p.severity == Severity::Error))
-                    }
-                }
+        // And their rules and regexes against the work budget, before any is compiled.
+        Some(Value::Array(given)) => {
+            for (i, draft) in given.iter().enumerate() {
+                tally.add(draft, &root.key("workflows").index(i))?;
             }
+            drafts = given;
         }
         Some(other) => problems.error(
             &root.key("workflows"),
-            format!("expected a list of workflow definitions, got {}", json_type_name(other)),
+            format!(
+                "expected a list of workflow definitions, got {}",
+                json_type_name(&other)
+            ),
         ),
     }
     let mut ids = Vec::new();
@@ -114,10 +116,22 @@ async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
             None
         }
     };
+    // Without a limit, the default or the budget, whichever is less; a limit past the
+    // budget is refused rather than cut, so a report never covers fewer events than asked.
     let limit = match body.get("limit") {
-        None | Some(Value::Null) => DEFAULT_EVENTS,
+        None | Some(Value::Null) => DEFAULT_EVENTS.min(budget.max_events.max(1)),
         Some(v) => match v.as_u64() {
-            Some(n) if (1..=MAX_EVENTS).contains(&n) => n,
+            Some(n) if (1..=MAX_EVENTS).contains(&n) => {
+                if n > budget.max_events {
+                    return Err(BudgetError::Events {
+                        asked: n,
+                        max: budget.max_events,
+                        path: root.key("limit").as_str().to_owned(),
+                    }
+                    .into());
+                }
+                n
+            }
             _ => {
                 problems.error(
                     &root.key("limit"),
@@ -127,33 +141,52 @@ async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
             }
         },
     };
+    let mut chosen = Vec::new();
+    let mut draft_errors: Vec<Problem> = Vec::new();
+    if !drafts.is_empty() {
+        let schema = statuses::field_schema(state.db.connection()).await?;
+        let limits = state.limits;
+        (chosen, draft_errors) = admitted
+            .cpu(move |deadline| {
+                let validator = Validator::new(&schema, limits);
+                let (mut chosen, mut errors) = (Vec::new(), Vec::new());
+                for (i, draft) in drafts.iter().enumerate() {
+                    deadline.check()?;
+                    match validator.at(draft, &Pointer::root().key("workflows").index(i)) {
+                        Ok(v) => {
+                            let mut w = v.workflow;
+                            w.id = Some(w.id.unwrap_or_else(|| format!("draft-{i}")));
+                            chosen.push(w);
+                        }
+                        // The validator's own problems, with paths into this body.
+                        Err(invalid) => {
+                            errors.extend(invalid.problems.into_iter().filter(|p| p.severity == Severity::Error))
+                        }
+                    }
+                }
+                Ok((chosen, errors))
+            })
+            .await?;
+    }
     if problems.has_errors() || !draft_errors.is_empty() {
         draft_errors.extend(problems.into_vec());
         return Err(ApiError::invalid(draft_errors));
     }
     // Saved workflows by id, as stored (their current version); without drafts or ids,
-    // the active ones.
-    let by_id = !ids.is_empty() || body.get("workflows").is_some_and(|w| !w.is_null());
-    let stored = crate::live::active(&state.db, state.limits).await?;
+    // the active ones. Read on the worker (short queries), judged on a blocking thread.
+    let by_id = !ids.is_empty() || by_drafts;
+    let active = workflows::list_active(state.db.connection()).await?;
+    let mut named = Vec::new();
     if by_id {
         let mut missing = Problems::default();
         for (i, id) in ids {
-            match stored.iter().find(|w| w.id.as_deref() == Some(id.as_str())) {
-                Some(w) => chosen.push(w.clone()),
+            let at = root.key("workflow_ids").index(i);
+            match active.iter().find(|row| row.id == id) {
+                Some(row) => named.push((at, row.clone())),
+                // An inactive workflow can be backtested too: before it is switched on.
                 None => match workflows::get(state.db.connection(), &id).await? {
-                    // An inactive workflow can be backtested too: before it is switched on.
-                    Some(row) => {
-                        match Validator::new(&statuses::field_schema(state.db.connection()).await?, state.limits)
-                            .workflow(&row.definition)
-                        {
-                            Ok(v) => chosen.push(v.workflow),
-                            Err(_) => missing.error(
-                                &root.key("workflow_ids").index(i),
-                                format!("workflow {id:?} no longer validates; fix it first"),
-                            ),
-                        }
-                    }
-                    None => missing.error(&root.key("workflow_ids").index(i), format!("workflow {id:?} not found")),
+                    Some(row) => named.push((at, row)),
+                    None => missing.error(&at, format!("workflow {id:?} not found")),
                 },
             }
         }
@@ -161,22 +194,43 @@ async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
             return Err(ApiError::invalid(missing.into_vec()));
         }
     } else {
-        chosen = stored;
+        if active.len() > MAX_WORKFLOWS {
+            return Err(too_many(active.len(), false));
+        }
+        named = active.into_iter().map(|row| (root.clone(), row)).collect();
     }
+    // The saved ones count against the same budget as the drafts: they are compiled alike.
+    for (at, row) in &named {
+        tally
+            .add(&row.definition, &Pointer::root())
+            .map_err(|e| e.at(at.as_str()))?;
+    }
+    let schema = statuses::field_schema(state.db.connection()).await?;
+    let limits = state.limits;
+    let stored = admitted
+        .cpu(move |deadline| {
+            let validator = Validator::new(&schema, limits);
+            let mut stored = Vec::new();
+            let mut stale = Problems::default();
+            for (at, row) in named {
+                deadline.check()?;
+                match validator.workflow(&row.definition) {
+                    Ok(v) => stored.push(v.workflow),
+                    Err(_) if by_id => {
+                        stale.error(&at, format!("workflow {:?} no longer validates; fix it first", row.id))
+                    }
+                    Err(e) => tracing::error!(workflow_id = %row.id, error = %e, "stored workflow left out"),
+                }
+            }
+            if stale.has_errors() {
+                return Err(ApiError::invalid(stale.into_vec()));
+            }
+            Ok(stored)
+        })
+        .await?;
+    chosen.extend(stored);
     if chosen.len() > MAX_WORKFLOWS {
-        let what = if by_id {
-            "asked for"
-        } else {
-            "active: name some with workflow_ids"
-        };
-        return Err(ApiError::invalid(vec![Problem {
-            path: String::new(),
-            message: format!(
-                "{} workflows {what}; one backtest judges at most {MAX_WORKFLOWS}",
-                chosen.len()
-            ),
-            severity: Severity::Error,
-        }]));
+        return Err(too_many(chosen.len(), by_id));
     }
     Ok(Request {
         workflows: chosen,
@@ -185,33 +239,65 @@ async fn parse(state: &AppState, body: Value) -> Result<Request, ApiError> {
     })
 }
 
+fn too_many(count: usize, by_id: bool) -> ApiError {
+    let what = if by_id {
+        "asked for"
+    } else {
+        "active: name some with workflow_ids"
+    };
+    ApiError::invalid(vec![Problem {
+        path: String::new(),
+        message: format!("{count} workflows {what}; one backtest judges at most {MAX_WORKFLOWS}"),
+        severity: Severity::Error,
+    }])
+}
+
 /// POST /api/v1/backtest
 #[utoipa::path(post, path = "/api/v1/backtest", tag = "workflows",
     request_body(content = Object, description = "`{\"workflows\"?: [definitions], \"workflow_ids\"?: [ids], \"since\"?: RFC 3339, \"limit\"?: 1..100000 (default 10000)}`; neither workflows nor ids = the active workflows"),
     responses((status = 200, description = "`{\"events\": n, \"workflows\": [{\"workflow_id\", \"matched\", \"limited\", \"sample\": [{\"event_id\", \"customer_id\", \"actions\"}]}]}`"),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody, description = "invalid, or `work_budget_exceeded`"),
+        (status = 429, body = ErrorBody, description = "`busy`: the heavy-request pool is full; see `Retry-After`"),
+        (status = 503, body = ErrorBody, description = "`time_budget_exceeded`")))]
 pub async fn backtest(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let request = parse(&state, body.into_inner()).await?;
-    let report = run(&state, request).await?;
+    let admitted = state.heavy.admit("backtest")?;
+    let request = parse(&state, &admitted, body.into_inner()).await?;
+    let report = run(&state, &admitted, request).await?;
     Ok(HttpResponse::Ok().json(json!(report)))
 }
 
-async fn run(state: &AppState, request: Request) -> Result<crate::backtest::Report, ApiError> {
-    let mut backtest = Backtest::new(request.workflows, &state.limits).map_err(|e| {
-        ApiError::invalid(vec![Problem {
-            path: String::new(),
-            message: e.to_string(),
-            severity: Severity::Error,
-        }])
-    })?;
-    let triggers = backtest.triggers();
-    archive::replay(
-        state.db.connection(),
-        &triggers,
-        request.since,
-        request.limit,
-        |event, customer| backtest.observe(event, customer),
-    )
-    .await?;
-    Ok(backtest.finish())
+async fn run(state: &AppState, admitted: &Admitted, request: Request) -> Result<crate::backtest::Report, ApiError> {
+    let Request {
+        workflows,
+        since,
+        limit,
+    } = request;
+    let limits = state.limits;
+    let mut backtest = admitted
+        .cpu(move |deadline| {
+            Backtest::within(workflows, &limits, deadline).map_err(|e| match e {
+                BacktestError::Budget(e) => e.into(),
+                BacktestError::Build(e) => ApiError::invalid(vec![Problem {
+                    path: String::new(),
+                    message: e.to_string(),
+                    severity: Severity::Error,
+                }]),
+            })
+        })
+        .await?;
+    let mut pages = archive::Replay::new(backtest.triggers(), since, limit);
+    // One short query per page on the worker, then the page judged on a blocking thread.
+    while let Some(page) = pages.next(state.db.connection()).await? {
+        admitted.check()?;
+        backtest = admitted
+            .cpu(move |deadline| {
+                for (event, customer) in page.iter() {
+                    deadline.check()?;
+                    backtest.observe(event, customer);
+                }
+                Ok(backtest)
+            })
+            .await?;
+    }
+    admitted.cpu(move |_| Ok(backtest.finish())).await
 }

@@ -15,7 +15,8 @@ pub struct ErrorBody {
 /// The error object, as documented (the same fields [`ApiError`] serialises).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorDoc {
-    /// bad_request, unauthorized, not_found, conflict, invalid, unavailable, internal
+    /// bad_request, unauthorized, not_found, conflict, invalid, unavailable, internal; for
+    /// heavy requests busy (429), work_budget_exceeded (422), time_budget_exceeded (503)
     pub code: String,
     pub message: String,
     /// JSON pointer of the bad value in the request body.
@@ -36,6 +37,9 @@ pub struct ApiError {
     /// Every problem, for validation errors.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<Problem>,
+    /// Seconds for the `Retry-After` header of a 429 or 503: when trying again can help.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -46,7 +50,14 @@ impl ApiError {
             message: message.into(),
             path: None,
             details: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// The same error with a `Retry-After` of `seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -78,6 +89,7 @@ impl ApiError {
             message: first.map_or_else(|| "invalid request".to_owned(), |p| p.message.clone()),
             path: first.map(|p| p.path.clone()),
             details: problems,
+            retry_after: None,
         }
     }
 
@@ -103,7 +115,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(serde_json::json!({ "error": self }))
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
+        }
+        response.json(serde_json::json!({ "error": self }))
     }
 }
 

@@ -8,6 +8,7 @@ mod customers;
 mod error;
 mod events;
 mod health;
+mod heavy;
 mod input;
 mod integrations;
 mod openapi;
@@ -20,6 +21,7 @@ mod workflows;
 
 pub use auth::{Auth, AuthConfigError, Caller};
 pub use error::{ApiError, ErrorBody};
+pub use heavy::Heavy;
 
 use crate::actors::protocol::Reload;
 use crate::conditions::Limits;
@@ -100,6 +102,9 @@ pub struct AppState {
     /// `delivery.webhook_allowlist`: webhook endpoint and SMS provider URLs are checked
     /// against the outbound guard's rules when they are written.
     pub webhook_allowlist: Vec<String>,
+    /// The bounded pool backtests, dry runs, validations and saves run in, shared by the
+    /// workers (`api.heavy_*`).
+    pub heavy: Heavy,
 }
 
 /// What /readyz reports besides its live checks: whether migrations ran, and the

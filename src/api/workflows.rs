@@ -1,7 +1,14 @@
 //! Workflow CRUD with versions, validation and the dry run.
+//!
+//! Saves, validation and the dry run are heavy requests ([`super::heavy`]): admitted by the
+//! pool or answered 429, their definitions counted against the work budget before they
+//! compile, and validation, compilation, the save-time analysis and the dry run's plan run
+//! on a blocking thread within the time budget.
 
+use super::heavy::Admitted;
 use super::{ApiError, AppState, ErrorBody};
 use crate::actors::protocol::Reload;
+use crate::budget::Tally;
 use crate::conditions::Facts;
 use crate::envelope::{EnvelopeError, EventEnvelope};
 use crate::plan::WorkflowSet;
@@ -43,16 +50,23 @@ fn stored_json(stored: &workflows::StoredWorkflow) -> Value {
     out
 }
 
-async fn validate_body(state: &AppState, mut body: Value) -> Result<Validated, ApiError> {
+async fn validate_body(state: &AppState, admitted: &Admitted, mut body: Value) -> Result<Validated, ApiError> {
     if let Value::Object(map) = &mut body {
         for key in READ_ONLY {
             map.remove(key);
         }
     }
+    // Counted before it compiles: one definition may hold `limits.max_rules` regexes.
+    Tally::new(admitted.budget(), &state.limits).add(&body, &Pointer::root())?;
     let schema = statuses::field_schema(state.db.connection()).await?;
-    let mut validated = Validator::new(&schema, state.limits)
-        .workflow(&body)
-        .map_err(|invalid| ApiError::invalid(invalid.problems))?;
+    let limits = state.limits;
+    let mut validated = admitted
+        .cpu(move |_| {
+            Validator::new(&schema, limits)
+                .workflow(&body)
+                .map_err(|invalid| ApiError::invalid(invalid.problems))
+        })
+        .await?;
     // Teams, agents, statuses, endpoints and the SMS provider the actions name.
     let targets = crate::storage::targets::check(state.db.connection(), &validated.workflow).await?;
     validated.warnings.extend(targets);
@@ -61,16 +75,53 @@ async fn validate_body(state: &AppState, mut body: Value) -> Result<Validated, A
 
 /// The save-time analysis (cycles, conflicts) of `workflow`, stored or to be stored as
 /// `id`, against the active workflows: warnings only, so a failure to load them is
-/// logged and costs the warnings, never the save.
-async fn analysis_warnings(state: &AppState, workflow: &crate::workflow::Workflow, id: &str) -> Vec<Problem> {
+/// logged and costs the warnings, never the save. Its cost grows with the active
+/// workflows, so they are validated again and compared on a blocking thread, within the
+/// time budget; running out of it costs the warnings too, and says so in one.
+async fn analysis_warnings(
+    state: &AppState,
+    admitted: &Admitted,
+    workflow: &crate::workflow::Workflow,
+    id: &str,
+) -> Vec<Problem> {
     if !workflow.active {
         return Vec::new();
     }
-    match crate::live::active(&state.db, state.limits).await {
-        Ok(others) => crate::analysis::analyze(workflow, id, &others),
+    let loaded = async {
+        let schema = statuses::field_schema(state.db.connection()).await?;
+        let rows = workflows::list_active(state.db.connection()).await?;
+        Ok::<_, StorageError>((schema, rows))
+    }
+    .await;
+    let (schema, rows) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             tracing::warn!(workflow_id = %id, error = %e, "cycle and conflict analysis skipped");
-            Vec::new()
+            return Vec::new();
+        }
+    };
+    let (candidate, candidate_id, limits) = (workflow.clone(), id.to_owned(), state.limits);
+    let analysed = admitted
+        .cpu(move |deadline| {
+            let validator = Validator::new(&schema, limits);
+            let mut others = Vec::with_capacity(rows.len());
+            for row in &rows {
+                deadline.check()?;
+                others.extend(crate::live::revalidate(&validator, row));
+            }
+            deadline.check()?;
+            Ok(crate::analysis::analyze(&candidate, &candidate_id, &others))
+        })
+        .await;
+    match analysed {
+        Ok(warnings) => warnings,
+        Err(e) => {
+            tracing::warn!(workflow_id = %id, error = %e, "cycle and conflict analysis skipped");
+            vec![Problem {
+                path: String::new(),
+                message: format!("cycle and conflict analysis skipped: {}", e.message),
+                severity: Severity::Warning,
+            }]
         }
     }
 }
@@ -136,12 +187,14 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let validated = validate_body(&state, body.into_inner()).await?;
+    // Admitted before anything is stored: a full pool refuses the save, not its warnings.
+    let admitted = state.heavy.admit("save")?;
+    let validated = validate_body(&state, &admitted, body.into_inner()).await?;
     let stored = workflows::create(&state.db, &validated.workflow, &who(&req)).await?;
     tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow created");
     reload(&state).await;
     let mut warnings = validated.warnings;
-    warnings.extend(analysis_warnings(&state, &validated.workflow, &stored.id).await);
+    warnings.extend(analysis_warnings(&state, &admitted, &validated.workflow, &stored.id).await);
     let mut out = stored_json(&stored);
     out["warnings"] = json!(warnings);
     Ok(HttpResponse::Created().json(out))
@@ -157,6 +210,7 @@ pub async fn update(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let admitted = state.heavy.admit("save")?;
     if workflows::get(state.db.connection(), &id).await?.is_none() {
         return Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str())));
     }
@@ -174,7 +228,7 @@ pub async fn update(
     // Optimistic concurrency, checked in the saving transaction: a client that read
     // version N may only replace version N.
     let expected = body.get("version").and_then(Value::as_i64);
-    let mut validated = validate_body(&state, body).await?;
+    let mut validated = validate_body(&state, &admitted, body).await?;
     validated.workflow.id = Some(id.to_string());
     let stored = match workflows::update(&state.db, &id, &validated.workflow, expected, &who(&req)).await {
         Err(StorageError::Db(e)) if e.to_string().to_lowercase().contains("unique") => {
@@ -188,7 +242,7 @@ pub async fn update(
     tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow updated");
     reload(&state).await;
     let mut warnings = validated.warnings;
-    warnings.extend(analysis_warnings(&state, &validated.workflow, &stored.id).await);
+    warnings.extend(analysis_warnings(&state, &admitted, &validated.workflow, &stored.id).await);
     let mut out = stored_json(&stored);
     out["warnings"] = json!(warnings);
     Ok(HttpResponse::Ok().json(out))
@@ -209,13 +263,16 @@ pub async fn delete(
 
 #[utoipa::path(post, path = "/api/v1/workflows/validate", tag = "workflows",
     request_body(content = Object, description = "a workflow definition"),
-    responses((status = 200, description = "`{\"valid\": true, \"warnings\", \"workflow\"}`"), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "`{\"valid\": true, \"warnings\", \"workflow\"}`"), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "`busy`: the heavy-request pool is full; see `Retry-After`"),
+        (status = 503, body = ErrorBody, description = "`time_budget_exceeded`")))]
 pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let mut validated = validate_body(&state, body.into_inner()).await?;
+    let admitted = state.heavy.admit("validate")?;
+    let mut validated = validate_body(&state, &admitted, body.into_inner()).await?;
     // A definition without an id is judged as a new workflow: it conflicts with every
     // active one, including any it may be a copy of.
     let id = validated.workflow.id.clone().unwrap_or_else(|| "new".to_owned());
-    let extra = analysis_warnings(&state, &validated.workflow, &id).await;
+    let extra = analysis_warnings(&state, &admitted, &validated.workflow, &id).await;
     validated.warnings.extend(extra);
     Ok(HttpResponse::Ok().json(json!({"valid": true, "warnings": validated.warnings, "workflow": validated.workflow})))
 }
@@ -226,8 +283,11 @@ pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Res
 /// those without an id are named draft-0, draft-1, ... in the order given.
 #[utoipa::path(post, path = "/api/v1/dry-run", tag = "workflows",
     request_body(content = Object, description = "`{\"event\": envelope, \"customer\"?: object, \"workflows\"?: [definitions]}`"),
-    responses((status = 200, description = "`{\"plan\": [{..., \"previews\": [{\"skipped\"?, \"waits_until\"?}]}], \"evaluated\": [{..., \"limited_by\"}], \"exits\": [{\"workflow_id\", \"cancels\"}], \"customer\"}`"), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "`{\"plan\": [{..., \"previews\": [{\"skipped\"?, \"waits_until\"?}]}], \"evaluated\": [{..., \"limited_by\"}], \"exits\": [{\"workflow_id\", \"cancels\"}], \"customer\"}`"), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "`busy`: the heavy-request pool is full; see `Retry-After`"),
+        (status = 503, body = ErrorBody, description = "`time_budget_exceeded`")))]
 pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+    let admitted = state.heavy.admit("dry_run")?;
     let mut body = match body.into_inner() {
         Value::Object(map) => map,
         other => {
@@ -277,26 +337,16 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
             }]))
         }
     };
-    let set = match body.remove("workflows") {
-        None | Some(Value::Null) => crate::live::load(&state.db, state.limits).await?.1,
+    // What to plan with: read here (short queries), validated and compiled off the worker.
+    let source = match body.remove("workflows") {
+        None | Some(Value::Null) => Source::Stored(workflows::list_active(state.db.connection()).await?),
         Some(Value::Array(drafts)) => {
-            let schema = statuses::field_schema(state.db.connection()).await?;
-            let validator = Validator::new(&schema, state.limits);
-            let mut problems = Vec::new();
-            let mut valid = Vec::new();
+            // Counted before any compiles.
+            let mut tally = Tally::new(admitted.budget(), &state.limits);
             for (i, draft) in drafts.iter().enumerate() {
-                match validator.at(draft, &Pointer::root().key("workflows").index(i)) {
-                    Ok(mut v) => {
-                        v.workflow.active = true;
-                        valid.push(v.workflow);
-                    }
-                    Err(invalid) => problems.extend(invalid.problems),
-                }
+                tally.add(draft, &Pointer::root().key("workflows").index(i))?;
             }
-            if problems.iter().any(|p| p.severity == Severity::Error) {
-                return Err(ApiError::invalid(problems));
-            }
-            WorkflowSet::build(valid, &state.limits).0
+            Source::Drafts(drafts)
         }
         Some(other) => {
             return Err(ApiError::invalid(vec![Problem {
@@ -309,10 +359,51 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
             }]))
         }
     };
-    let mut explanation = set.explain(Facts {
-        event: &event,
-        customer: &customer,
-    });
+    let schema = statuses::field_schema(state.db.connection()).await?;
+    let limits = state.limits;
+    let (set, mut explanation, event, customer) = admitted
+        .cpu(move |deadline| {
+            let validator = Validator::new(&schema, limits);
+            let set = match source {
+                Source::Stored(rows) => {
+                    let mut valid = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        deadline.check()?;
+                        valid.extend(crate::live::revalidate(&validator, row));
+                    }
+                    let (set, errors) = WorkflowSet::build(valid, &limits);
+                    for e in errors {
+                        tracing::error!(workflow_id = %e.workflow_id, error = %e, "stored workflow left out");
+                    }
+                    set
+                }
+                Source::Drafts(drafts) => {
+                    let mut problems = Vec::new();
+                    let mut valid = Vec::new();
+                    for (i, draft) in drafts.iter().enumerate() {
+                        deadline.check()?;
+                        match validator.at(draft, &Pointer::root().key("workflows").index(i)) {
+                            Ok(mut v) => {
+                                v.workflow.active = true;
+                                valid.push(v.workflow);
+                            }
+                            Err(invalid) => problems.extend(invalid.problems),
+                        }
+                    }
+                    if problems.iter().any(|p| p.severity == Severity::Error) {
+                        return Err(ApiError::invalid(problems));
+                    }
+                    WorkflowSet::build(valid, &limits).0
+                }
+            };
+            deadline.check()?;
+            let explanation = set.explain(Facts {
+                event: &event,
+                customer: &customer,
+            });
+            Ok((set, explanation, event, customer))
+        })
+        .await?;
     // The customer's entries into the limited workflows of the plan, read as a real run's
     // conditional insert would find them.
     let mut last_entered = std::collections::HashMap::new();
@@ -372,4 +463,10 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
     out["exits"] = Value::from(exits);
     out["customer"] = Value::Object(customer);
     Ok(HttpResponse::Ok().json(out))
+}
+
+/// The workflows a dry run plans with: the stored active ones or the request's drafts.
+enum Source {
+    Stored(Vec<workflows::StoredWorkflow>),
+    Drafts(Vec<Value>),
 }

@@ -1,6 +1,7 @@
 //! The event archive: consumed events written in multi-row batches (by the archiver
-//! actor, off the hot path) and read back in pages by the backtest. Pruning by age and by
-//! count is in [`super::retention`].
+//! actor, off the hot path) and read back in pages by the backtest ([`Replay`]: two short
+//! statements a page, no connection held between pages). Pruning by age and by count is
+//! in [`super::retention`].
 
 use super::entities::event_archive;
 use super::StorageError;
@@ -9,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::{Map, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// One archived event, as the backtest reads it.
 pub type ArchivedEvent = event_archive::Model;
@@ -87,44 +88,96 @@ pub async fn count<C: ConnectionTrait>(conn: &C) -> Result<u64, StorageError> {
 /// that a page and its customers stay small in memory.
 pub const PAGE: u64 = 2_000;
 
-/// Hands the newest `limit` archived events of `triggers` (since `since`), newest first,
-/// to `visit` with the customer as stored now, reading a page at a time and loading each
-/// page's customers in one batch. A customer that no longer exists is `{"id"}` only, as
-/// the dry run has it. Returns how many events were visited.
-pub async fn replay<C: ConnectionTrait>(
-    conn: &C,
-    triggers: &[String],
+/// One page of archived events with their customers as stored now.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub events: Vec<EventEnvelope>,
+    /// Every event's customer; one that no longer exists is `{"id"}` only, as the dry run
+    /// has it.
+    customers: HashMap<i64, Map<String, Value>>,
+}
+
+impl Page {
+    /// The events, newest first, each with its customer.
+    pub fn iter(&self) -> impl Iterator<Item = (&EventEnvelope, &Map<String, Value>)> {
+        self.events
+            .iter()
+            .filter_map(|e| Some((e, self.customers.get(&e.customer_id)?)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// A read of the archive a page at a time, newest first: each [`Replay::next`] is two
+/// short statements (the events, then their customers in one batch), so a backtest holds
+/// no connection or transaction between pages and the engine's own queries go in between.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    triggers: Vec<String>,
     since: Option<DateTime<Utc>>,
-    limit: u64,
-    mut visit: impl FnMut(&EventEnvelope, &Map<String, Value>),
-) -> Result<u64, StorageError> {
-    let mut remaining = limit;
-    let mut before = None;
-    let mut visited = 0;
-    while remaining > 0 {
-        let asked = remaining.min(PAGE);
+    remaining: u64,
+    /// The cursor: `seq` of the last event read.
+    before: Option<i64>,
+    done: bool,
+}
+
+impl Replay {
+    /// The newest `limit` archived events of `triggers` (since `since`).
+    pub fn new(triggers: Vec<String>, since: Option<DateTime<Utc>>, limit: u64) -> Self {
+        Self {
+            triggers,
+            since,
+            remaining: limit,
+            before: None,
+            done: false,
+        }
+    }
+
+    /// The next page, or `None` when the events asked for have been read.
+    pub async fn next<C: ConnectionTrait>(&mut self, conn: &C) -> Result<Option<Page>, StorageError> {
+        if self.done || self.remaining == 0 {
+            return Ok(None);
+        }
+        let asked = self.remaining.min(PAGE);
         let rows = page(
             conn,
             &PageQuery {
-                triggers,
-                since,
-                before,
+                triggers: &self.triggers,
+                since: self.since,
+                before: self.before,
                 limit: asked,
             },
         )
         .await?;
-        let Some(last) = rows.last() else { break };
-        before = Some(last.seq);
+        let Some(last) = rows.last() else {
+            self.done = true;
+            return Ok(None);
+        };
+        self.before = Some(last.seq);
+        let got = rows.len() as u64;
+        self.remaining = self.remaining.saturating_sub(got);
+        self.done = got < asked;
         let ids: Vec<i64> = rows
             .iter()
             .map(|r| r.customer_id)
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let snapshots = super::customers::snapshots(conn, &ids).await?;
-        let got = rows.len() as u64;
-        for row in rows {
-            let event = EventEnvelope {
+        let mut customers = super::customers::snapshots(conn, &ids).await?;
+        for id in ids {
+            customers
+                .entry(id)
+                .or_insert_with(|| Map::from_iter([("id".to_owned(), Value::from(id))]));
+        }
+        let events = rows
+            .into_iter()
+            .map(|row| EventEnvelope {
                 id: row.event_id,
                 event_type: row.event_type,
                 customer_id: row.customer_id,
@@ -136,20 +189,29 @@ pub async fn replay<C: ConnectionTrait>(
                 // Conditions read neither the cascade cause nor the trace context.
                 cause: None,
                 trace: None,
-            };
-            match snapshots.get(&row.customer_id) {
-                Some(customer) => visit(&event, customer),
-                None => visit(
-                    &event,
-                    &Map::from_iter([("id".to_owned(), Value::from(row.customer_id))]),
-                ),
-            }
+            })
+            .collect();
+        Ok(Some(Page { events, customers }))
+    }
+}
+
+/// Hands the newest `limit` archived events of `triggers` (since `since`), newest first,
+/// to `visit` with the customer as stored now, a [`Replay`] page at a time. Returns how
+/// many events were visited.
+pub async fn replay<C: ConnectionTrait>(
+    conn: &C,
+    triggers: &[String],
+    since: Option<DateTime<Utc>>,
+    limit: u64,
+    mut visit: impl FnMut(&EventEnvelope, &Map<String, Value>),
+) -> Result<u64, StorageError> {
+    let mut pages = Replay::new(triggers.to_vec(), since, limit);
+    let mut visited = 0;
+    while let Some(page) = pages.next(conn).await? {
+        for (event, customer) in page.iter() {
+            visit(event, customer);
         }
-        visited += got;
-        remaining = remaining.saturating_sub(got);
-        if got < asked {
-            break;
-        }
+        visited += page.len() as u64;
     }
     Ok(visited)
 }
