@@ -15,6 +15,7 @@ mod m20261202_000006_customer_contact;
 mod m20261202_000008_archive;
 mod m20261202_000010_traceparent;
 mod m20261202_000011_guard_rails;
+mod m20261207_000012_cascade_root;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_archive::Migration),
             Box::new(m20261202_000010_traceparent::Migration),
             Box::new(m20261202_000011_guard_rails::Migration),
+            Box::new(m20261207_000012_cascade_root::Migration),
         ]
     }
 }

@@ -26,6 +26,7 @@ use crate::actions::{self, ActionError, Started};
 use crate::catalogue::ActionKind;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
+use crate::guards::cascade::Budget;
 use crate::plan::{CompiledWorkflow, WorkflowSet};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, PlannedRun, Recorded, Run};
@@ -113,6 +114,8 @@ pub enum Job {
         event: EventEnvelope,
         set: Arc<WorkflowSet>,
         sync: bool,
+        /// The event's cascade, as the runner judged its cause.
+        budget: Budget,
     },
     /// Take run `run_id`'s due continuation off the schedule (as claimed by this node),
     /// mark it running and apply its internal steps after the delay.
@@ -440,6 +443,7 @@ impl Runner {
                 Prepared::Event {
                     fence,
                     event,
+                    budget,
                     customer,
                     context,
                     plan,
@@ -447,7 +451,8 @@ impl Runner {
                 } => {
                     let steps: Vec<&[Step]> = plan.iter().map(|w| w.workflow.actions.as_slice()).collect();
                     let recorded =
-                        actions::record_and_apply_in(&txn, *fence, event, planned, &steps, context, now).await?;
+                        actions::record_and_apply_in(&txn, *fence, event, budget, planned, &steps, context, now)
+                            .await?;
                     Done::Event(Box::new(EventDone {
                         customer: customer.clone(),
                         context: context.clone(),
@@ -556,6 +561,7 @@ enum Prepared {
         fence: Fence,
         /// Boxed: an envelope is far larger than a resume's ids.
         event: Box<EventEnvelope>,
+        budget: Budget,
         customer: Map<String, Value>,
         context: Value,
         plan: Vec<Arc<CompiledWorkflow>>,
@@ -595,7 +601,13 @@ fn customer_of(snapshots: &HashMap<i64, Map<String, Value>>, customer_id: i64) -
 /// Plans an event against its customer, as the one-at-a-time path does.
 fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
     match job {
-        Job::Event { fence, event, set, .. } => {
+        Job::Event {
+            fence,
+            event,
+            set,
+            budget,
+            ..
+        } => {
             let customer = customer_of(snapshots, event.customer_id);
             let facts = Facts {
                 event: &event,
@@ -610,6 +622,7 @@ fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
             Prepared::Event {
                 fence,
                 event: Box::new(event),
+                budget,
                 customer,
                 context,
                 plan,
