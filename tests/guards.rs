@@ -572,6 +572,39 @@ async fn a_self_triggering_fan_out_stops_at_the_run_budget() {
     }
 }
 
+/// Saving a workflow that re-triggers itself through more than one action is refused
+/// with the pointer of the action that makes it fan out; with one such action the depth
+/// limit bounds it (a chain, not a tree), so it is allowed.
+#[actix_rt::test]
+async fn a_workflow_that_fans_out_into_itself_is_refused_at_save_time() {
+    let t = fresh().await;
+    let db = &t.db;
+    let app = web_test::init_service(
+        App::new().configure(|cfg| workflow_engine::api::configure(cfg, api_state(db), 1 << 20, None::<String>)),
+    )
+    .await;
+    for uri in ["/api/v1/workflows/validate", "/api/v1/workflows"] {
+        let request = web_test::TestRequest::post().uri(uri).set_json(fan_out(2)).to_request();
+        let response = web_test::call_service(&app, request).await;
+        assert_eq!(response.status().as_u16(), 422, "{uri}");
+        let body: Value = web_test::read_body_json(response).await;
+        assert_eq!(body["error"]["path"], "/actions/1", "{uri}: {body:#}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("compliance.freeze_requested"), "{message}");
+    }
+    let request = web_test::TestRequest::post()
+        .uri("/api/v1/workflows")
+        .set_json(fan_out(1))
+        .to_request();
+    let response = web_test::call_service(&app, request).await;
+    assert_eq!(
+        response.status().as_u16(),
+        201,
+        "one emitting action is a chain the depth bounds"
+    );
+    t.finish().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // The dry run
 
