@@ -125,7 +125,7 @@ async fn a_poisoned_customer_in_a_batch_of_500_holds_up_only_itself() {
     let jobs: Vec<Job> = (1..=500)
         .map(|c| Job::Event {
             fence,
-            event: event(&format!("e{c}"), c),
+            event: Box::new(event(&format!("e{c}"), c)),
             set: Arc::clone(&set),
             sync: false,
             budget: Budget::outside(&format!("e{c}")),
@@ -313,7 +313,7 @@ async fn a_batch_syncs_its_customers_before_it_plans_them() {
     let jobs: Vec<Job> = (1..=4)
         .map(|c| Job::Event {
             fence,
-            event: registered(c),
+            event: Box::new(registered(c)),
             set: Arc::clone(&set),
             sync: c != 4,
             budget: Budget::outside(&registered(c).id),

@@ -111,7 +111,8 @@ pub enum Job {
     /// (`engine.sync_customers`, [`sync::apply`](crate::storage::sync::apply)).
     Event {
         fence: Fence,
-        event: EventEnvelope,
+        /// Boxed: an envelope is far larger than a resume's ids.
+        event: Box<EventEnvelope>,
         set: Arc<WorkflowSet>,
         sync: bool,
         /// The event's cascade, as the runner judged its cause.
@@ -337,7 +338,7 @@ impl Runner {
             let events: Vec<&EventEnvelope> = jobs[from..to]
                 .iter()
                 .filter_map(|job| match job {
-                    Job::Event { event, sync: true, .. } => Some(event),
+                    Job::Event { event, sync: true, .. } => Some(event.as_ref()),
                     _ => None,
                 })
                 .collect();
@@ -621,7 +622,7 @@ fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
             });
             Prepared::Event {
                 fence,
-                event: Box::new(event),
+                event,
                 budget,
                 customer,
                 context,

@@ -225,7 +225,7 @@ impl Runner {
         }
         let job = batch::Job::Event {
             fence,
-            event: event.clone(),
+            event: Box::new(event.clone()),
             set: Arc::clone(set),
             sync,
             budget: budget.clone(),
