@@ -542,6 +542,9 @@ async fn a_self_triggering_fan_out_stops_at_the_run_budget() {
 
         n.handle(&set, event("outside", "compliance.freeze_requested", 1, json!({})))
             .await;
+        // The wider cascade goes on in another process (a restart, a hand-over): the count
+        // is the database's, not a runner's.
+        let n = if breadth == 5 { node(&t, t0()).await } else { n };
         let fed = feed_back(&n, &set, 1, RUN_BUDGET * 2).await;
 
         let runs = runs_count(db, 1).await;
