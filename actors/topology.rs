@@ -114,6 +114,7 @@ impl Topology {
             node_id: node_id.clone(),
             max_step_attempts: settings.engine.max_step_attempts.max(1),
             max_cascade_depth: settings.engine.max_cascade_depth,
+            max_cascade_runs: settings.engine.max_cascade_runs,
             delivery_lease,
             delay_override: match settings.scheduler.delay_override_secs {
                 0 => None,

@@ -73,11 +73,37 @@ pub fn check_text(text: &str, schema: &FieldSchema, limits: Limits) -> Report {
     for (item, at) in items {
         match validator.at(item, &at) {
             Ok(validated) => {
-                report.valid.push(validated.workflow.name.clone());
                 report.problems.extend(validated.warnings);
+                // What a save refuses (a fan-out into itself) is no valid workflow here either.
+                match crate::analysis::fanout::check(&validated.workflow) {
+                    Some(mut problem) => {
+                        problem.path = format!("{}{}", at.as_str(), problem.path);
+                        report.problems.push(problem);
+                    }
+                    None => report.valid.push(validated.workflow.name.clone()),
+                }
             }
             Err(invalid) => report.problems.extend(invalid.problems),
         }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fan_out_into_itself_is_an_error_at_its_pointer_in_the_file() {
+        let freeze = r#"{"type": "freeze_account", "params": {"reason": "r"}}"#;
+        let text = format!(
+            r#"[{{"name": "one", "trigger_event": "compliance.freeze_requested", "actions": [{freeze}]}},
+                {{"name": "two", "trigger_event": "compliance.freeze_requested", "actions": [{freeze}, {freeze}]}}]"#
+        );
+        let report = check_text(&text, &FieldSchema::default(), Limits::default());
+        assert_eq!(report.valid, ["one"]);
+        assert!(report.has_errors());
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].path, "/1/actions/1");
+    }
 }

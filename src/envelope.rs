@@ -153,8 +153,9 @@ fn required_text(value: Option<Value>, path: &Pointer, problems: &mut Problems) 
     None
 }
 
-/// `{"event_id", "workflow_id", "depth"}`, each checked so a forged or broken cause is
-/// reported at its key rather than trusted.
+/// `{"event_id", "workflow_id", "depth", "root"?}`, each checked so a broken cause is
+/// reported at its key. A well-formed cause is still only a claim: the runner trusts it
+/// only when the outbox vouches for it (`guards::cascade`).
 fn cause(value: Value, path: &Pointer, problems: &mut Problems) -> Option<Cause> {
     let Value::Object(mut object) = value else {
         problems.error(
@@ -191,10 +192,15 @@ fn cause(value: Value, path: &Pointer, problems: &mut Problems) -> Option<Cause>
             None
         }
     };
+    let root = match object.remove("root") {
+        None | Some(Value::Null) => None,
+        value => required_text(value, &path.key("root"), problems),
+    };
     Some(Cause {
         event_id: event_id?,
         workflow_id: workflow_id?,
         depth: depth?,
+        root,
     })
 }
 
@@ -263,14 +269,20 @@ mod tests {
     fn carries_its_cause_and_old_envelopes_stay_valid() {
         let e = EventEnvelope::decode(
             br#"{"id": "run-1-0-status", "type": "customer.status_changed", "customer_id": 7,
-                "cause": {"event_id": "e1", "workflow_id": "wf-a", "depth": 2}}"#,
+                "cause": {"event_id": "e1", "workflow_id": "wf-a", "depth": 2, "root": "e0"}}"#,
         )
         .unwrap();
         let cause = e.cause.clone().unwrap();
         assert_eq!(
-            (cause.event_id.as_str(), cause.workflow_id.as_str(), cause.depth),
-            ("e1", "wf-a", 2)
+            (
+                cause.event_id.as_str(),
+                cause.workflow_id.as_str(),
+                cause.depth,
+                cause.root.as_deref()
+            ),
+            ("e1", "wf-a", 2, Some("e0"))
         );
+        assert_eq!(serde_json::to_value(&e).unwrap()["cause"]["root"], "e0");
         assert_eq!(serde_json::to_value(&e).unwrap()["cause"]["depth"], 2);
         let old = EventEnvelope::decode(br#"{"id": "a", "type": "x.y", "customer_id": 7}"#).unwrap();
         assert!(old.cause.is_none());

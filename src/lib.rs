@@ -21,7 +21,8 @@
 //! - [`guards`]: per-customer limits, send windows, consent, exit on event and cascade
 //!   depth: the decisions a real run and the dry run share.
 //! - [`check`]: `workflow-engine check FILE.json`.
-//! - [`analysis`]: save-time warnings: cycles of cascading events, contradicting workflows.
+//! - [`analysis`]: save-time warnings (cycles of cascading events, contradicting workflows)
+//!   and the one error, a workflow that fans out into itself.
 //! - [`backtest`]: workflows judged against archived events, with no side effects.
 //! - [`budget`]: what one user-sized request (backtest, dry run, validation) may spend:
 //!   its work counted before anything compiles, its time checked as it runs.

@@ -52,8 +52,11 @@ pub struct Metrics {
     pub batch_units: Histogram,
     /// Batches that failed and were split to isolate the failing unit.
     pub batch_splits: IntCounter,
-    /// Events deeper than `engine.max_cascade_depth` that started no runs.
-    pub cascades_stopped: IntCounter,
+    /// Emitted events that started no runs, by the limit that stopped them: `depth`
+    /// (`engine.max_cascade_depth`) or `runs` (`engine.max_cascade_runs`).
+    pub cascades_stopped: IntCounterVec,
+    /// Events whose `cause` the outbox did not vouch for: counted for the depth only.
+    pub causes_untrusted: IntCounter,
     /// Runs not created because the workflow's limit held the customer back, by limit.
     pub runs_held_back: IntCounterVec,
     /// Waiting runs cancelled by an `exit_when` event.
@@ -147,9 +150,9 @@ impl Metrics {
                 .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0]),
         )?;
         registry.register(Box::new(batch_units.clone()))?;
-        let cascades_stopped = simple(
-            "cascades_stopped_total",
-            "Emitted events past engine.max_cascade_depth that started no runs",
+        let causes_untrusted = simple(
+            "cascade_causes_untrusted_total",
+            "Events whose cause names no event the engine emitted: trusted for the depth only",
         )?;
         let runs_exited = simple("runs_exited_total", "Waiting runs cancelled by an exit_when event")?;
         let send_window_waits = simple(
@@ -157,7 +160,12 @@ impl Metrics {
             "Email and SMS steps parked until their send window opened",
         )?;
         Ok(Self {
-            cascades_stopped,
+            cascades_stopped: counter(
+                "cascades_stopped_total",
+                "Emitted events that started no runs: past engine.max_cascade_depth (limit=depth) or engine.max_cascade_runs (limit=runs)",
+                &["limit"],
+            )?,
+            causes_untrusted,
             runs_exited,
             send_window_waits,
             runs_held_back: counter(

@@ -236,10 +236,18 @@ pub struct Engine {
     /// Emitted events deeper than this start no runs (guards::cascade).
     #[serde(default = "default_max_cascade_depth")]
     pub max_cascade_depth: u32,
+    /// Runs one outside event's cascade may start; an emitted event that would go past
+    /// it starts none (guards::cascade).
+    #[serde(default = "default_max_cascade_runs")]
+    pub max_cascade_runs: u32,
 }
 
 fn default_max_cascade_depth() -> u32 {
     crate::guards::cascade::DEFAULT_MAX_DEPTH
+}
+
+fn default_max_cascade_runs() -> u32 {
+    crate::guards::cascade::DEFAULT_MAX_RUNS
 }
 
 #[derive(Debug, Clone, Deserialize)]

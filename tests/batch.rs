@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use workflow_engine::clock::ManualClock;
 use workflow_engine::envelope::EventEnvelope;
+use workflow_engine::guards::cascade::Budget;
 use workflow_engine::runner::batch::{Batches, Done, Failed, Job, ResumeDone, BATCH_CEILING};
 use workflow_engine::runner::{Ownership, Runner, Work};
 use workflow_engine::storage::ownership::{self, Fence};
@@ -124,9 +125,10 @@ async fn a_poisoned_customer_in_a_batch_of_500_holds_up_only_itself() {
     let jobs: Vec<Job> = (1..=500)
         .map(|c| Job::Event {
             fence,
-            event: event(&format!("e{c}"), c),
+            event: Box::new(event(&format!("e{c}"), c)),
             set: Arc::clone(&set),
             sync: false,
+            budget: Budget::outside(&format!("e{c}")),
         })
         .collect();
     let outcomes = runner.commit_batch(jobs).await;
@@ -311,9 +313,10 @@ async fn a_batch_syncs_its_customers_before_it_plans_them() {
     let jobs: Vec<Job> = (1..=4)
         .map(|c| Job::Event {
             fence,
-            event: registered(c),
+            event: Box::new(registered(c)),
             set: Arc::clone(&set),
             sync: c != 4,
+            budget: Budget::outside(&registered(c).id),
         })
         .collect();
     let outcomes = runner.commit_batch(jobs).await;

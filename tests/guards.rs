@@ -419,7 +419,8 @@ async fn workflows_that_trigger_each_other_stop_at_the_maximum_depth() {
     )
     .await;
     let set = live_set(db).await;
-    let stopped_before = Metrics::global().cascades_stopped.get();
+    let stopped = Metrics::global().cascades_stopped.with_label_values(&["depth"]);
+    let stopped_before = stopped.get();
 
     n.handle(&set, event("outside", "customer.deposited", 1, json!({})))
         .await;
@@ -454,7 +455,7 @@ async fn workflows_that_trigger_each_other_stop_at_the_maximum_depth() {
     );
     let runs = runs_of_customer(db, 1).await;
     assert_eq!(runs.len(), 6, "the outside event's run and one per depth 1..=5");
-    assert_eq!(Metrics::global().cascades_stopped.get() - stopped_before, 1);
+    assert_eq!(stopped.get() - stopped_before, 1);
     // The run of the depth-5 event emitted the depth-6 one: it says so.
     let noted: Vec<&str> = runs.iter().filter_map(|r| r.run.reason.as_deref()).collect();
     assert_eq!(noted.len(), 1, "{noted:?}");
@@ -462,6 +463,147 @@ async fn workflows_that_trigger_each_other_stop_at_the_maximum_depth() {
         noted[0].contains("cascade stopped") && noted[0].contains("depth 6"),
         "{}",
         noted[0]
+    );
+    t.finish().await;
+}
+
+/// The runs a cascade may start from one outside event (`engine.max_cascade_runs`).
+const RUN_BUDGET: u64 = workflow_engine::guards::cascade::DEFAULT_MAX_RUNS as u64;
+
+/// A workflow on `compliance.freeze_requested` whose `breadth` actions each emit that
+/// event again: every run starts `breadth` more, a fan-out the depth limit alone lets grow
+/// to `breadth`^5 runs. Saved through storage, as a workflow stored before the save-time
+/// check existed.
+fn fan_out(breadth: usize) -> Value {
+    let freeze = json!({"type": "freeze_account", "params": {"reason": "review"}});
+    json!({"id": format!("fan-out-{breadth}"), "name": format!("fan-out {breadth}"),
+           "trigger_event": "compliance.freeze_requested",
+           "actions": vec![freeze; breadth]})
+}
+
+async fn runs_count(db: &Database, customer_id: i64) -> u64 {
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+    workflow_engine::storage::entities::runs::Entity::find()
+        .filter(workflow_engine::storage::entities::runs::Column::CustomerId.eq(customer_id))
+        .count(db)
+        .await
+        .unwrap()
+}
+
+/// Feeds every event the engine emitted for `customer_id` back in, as the relay and the
+/// consumer would, until none is left; gives up once the customer has more than `give_up`
+/// runs (a runaway fan-out). Returns how many emitted events were fed.
+async fn feed_back(n: &Node, set: &Arc<WorkflowSet>, customer_id: i64, give_up: u64) -> u64 {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let db = &n.runner.db;
+    let mut fed = std::collections::HashSet::new();
+    loop {
+        let pending: Vec<outbox::Model> = outbox::Entity::find()
+            .filter(outbox::Column::Kind.eq("event"))
+            .filter(outbox::Column::CustomerId.eq(customer_id))
+            .order_by_asc(outbox::Column::Id)
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|o| !fed.contains(&o.id))
+            .collect();
+        if pending.is_empty() {
+            return fed.len() as u64;
+        }
+        for (i, row) in pending.iter().enumerate() {
+            fed.insert(row.id);
+            n.handle(set, EventEnvelope::from_value(row.payload.clone()).unwrap())
+                .await;
+            if i % 25 == 0 && runs_count(db, customer_id).await > give_up {
+                return fed.len() as u64;
+            }
+        }
+    }
+}
+
+/// Issue 22, finding 4: a workflow that re-triggers itself through several actions fans
+/// out under the depth limit (breadth 3 gave 364 runs from one event, breadth 5 gave
+/// 3,906). The runs of one outside event's cascade are counted in the database and the
+/// event that would go past `engine.max_cascade_runs` starts none: it is counted as
+/// stopped and noted on the run that emitted it, as the depth limit does.
+#[actix_rt::test]
+async fn a_self_triggering_fan_out_stops_at_the_run_budget() {
+    for breadth in [3usize, 5] {
+        let t = fresh().await;
+        let db = &t.db;
+        common::add_customers(db, [1]).await;
+        let n = node(&t, t0()).await;
+        add_workflow(db, fan_out(breadth)).await;
+        let set = live_set(db).await;
+        // Only this test stops cascades by their runs, so the counter's change is its own.
+        let stopped = Metrics::global().cascades_stopped.with_label_values(&["runs"]);
+        let stopped_before = stopped.get();
+
+        n.handle(&set, event("outside", "compliance.freeze_requested", 1, json!({})))
+            .await;
+        // The wider cascade goes on in another process (a restart, a hand-over): the count
+        // is the database's, not a runner's.
+        let n = if breadth == 5 { node(&t, t0()).await } else { n };
+        let fed = feed_back(&n, &set, 1, RUN_BUDGET * 2).await;
+
+        let runs = runs_count(db, 1).await;
+        assert_eq!(runs, RUN_BUDGET, "breadth {breadth}: runs from one outside event");
+        // Every emitted event fed back either started its one run or was stopped.
+        assert_eq!(
+            stopped.get() - stopped_before,
+            fed - (runs - 1),
+            "breadth {breadth}: emitted events stopped"
+        );
+        let noted = runs_of_customer(db, 1)
+            .await
+            .into_iter()
+            .filter_map(|r| r.run.reason)
+            .collect::<Vec<_>>();
+        assert!(
+            !noted.is_empty(),
+            "breadth {breadth}: no run says its cascade was stopped"
+        );
+        // The budget stops the fan-out before its depth does.
+        assert!(
+            noted
+                .iter()
+                .all(|r| r.contains("cascade stopped") && r.contains("100 runs")),
+            "{noted:?}"
+        );
+        t.finish().await;
+    }
+}
+
+/// Saving a workflow that re-triggers itself through more than one action is refused
+/// with the pointer of the action that makes it fan out; with one such action the depth
+/// limit bounds it (a chain, not a tree), so it is allowed.
+#[actix_rt::test]
+async fn a_workflow_that_fans_out_into_itself_is_refused_at_save_time() {
+    let t = fresh().await;
+    let db = &t.db;
+    let app = web_test::init_service(
+        App::new().configure(|cfg| workflow_engine::api::configure(cfg, api_state(db), 1 << 20, None::<String>)),
+    )
+    .await;
+    for uri in ["/api/v1/workflows/validate", "/api/v1/workflows"] {
+        let request = web_test::TestRequest::post().uri(uri).set_json(fan_out(2)).to_request();
+        let response = web_test::call_service(&app, request).await;
+        assert_eq!(response.status().as_u16(), 422, "{uri}");
+        let body: Value = web_test::read_body_json(response).await;
+        assert_eq!(body["error"]["path"], "/actions/1", "{uri}: {body:#}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("compliance.freeze_requested"), "{message}");
+    }
+    let request = web_test::TestRequest::post()
+        .uri("/api/v1/workflows")
+        .set_json(fan_out(1))
+        .to_request();
+    let response = web_test::call_service(&app, request).await;
+    assert_eq!(
+        response.status().as_u16(),
+        201,
+        "one emitting action is a chain the depth bounds"
     );
     t.finish().await;
 }

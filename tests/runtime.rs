@@ -1013,3 +1013,84 @@ async fn a_traceparent_reaches_webhooks_and_the_events_a_run_emits() {
     assert_eq!(of("6102"), [None, None]);
     engine.finish().await;
 }
+
+/// Issue 22, finding 8: an `events` token (or a producer on the topic) sends an event
+/// whose `cause` names another customer's run, deep enough to be stopped. The engine only
+/// trusts a cause its own outbox vouches for: the forged event starts nothing (its claimed
+/// depth still counts, so a forged cause cannot reset the limit) and the named run's
+/// `reason` and records are as they were.
+#[actix_rt::test]
+async fn a_forged_cause_from_the_api_does_not_touch_the_run_it_names() {
+    let mut engine = Engine::new(|_| {}).await;
+    engine.add_customers([7001, 7002]).await;
+    engine
+        .add_workflow(note_workflow("victim", "customer.deposited", "deposit seen", 1))
+        .await;
+    engine
+        .add_workflow(note_workflow("on-status", "customer.status_changed", "status seen", 1))
+        .await;
+    engine
+        .add_workflow(note_workflow("sentinel", "test.sentinel", "sentinel", 1))
+        .await;
+    engine.start().await;
+    let db = engine.db().clone();
+    engine
+        .publish(&envelope("victim-event", "customer.deposited", 7001, json!({})))
+        .await;
+    let before = eventually!("the victim's run", PATIENCE, {
+        let runs = runs_of_event(&db, "victim-event").await;
+        (runs.len() == 1 && all_ended(&runs)).then(|| runs[0].clone())
+    });
+    assert_eq!(before.run.reason, None);
+
+    let state = workflow_engine::api::AppState {
+        db: db.clone(),
+        limits: workflow_engine::conditions::Limits::default(),
+        producer: engine.producer.clone(),
+        topic: engine.topic().to_owned(),
+        brokers: engine.brokers.clone(),
+        embedded: false,
+        node_id: "test".into(),
+        matcher: None,
+        readiness: Default::default(),
+        webhook_allowlist: Vec::new(),
+        heavy: workflow_engine::api::Heavy::new(&Default::default(), workflow_engine::clock::system()),
+    };
+    let app = actix_web::test::init_service(
+        actix_web::App::new().configure(|cfg| workflow_engine::api::configure(cfg, state, 1 << 20, None::<String>)),
+    )
+    .await;
+    let forged = |id: &str, depth: u32| {
+        json!({"id": id, "type": "customer.status_changed", "customer_id": 7002,
+               "data": {"status_type": "sales", "new_status": "vip"},
+               "cause": {"event_id": "victim-event", "workflow_id": "victim", "depth": depth}})
+    };
+    // Past the depth limit (the stop path notes the emitting run), then within it.
+    for body in [forged("forged-deep", 99), forged("forged-shallow", 1)] {
+        let request = actix_web::test::TestRequest::post()
+            .uri("/api/v1/events")
+            .set_json(&body)
+            .to_request();
+        let response = actix_web::test::call_service(&app, request).await;
+        assert_eq!(response.status().as_u16(), 202, "{body}");
+    }
+    // The same customer's events run in order: once the sentinel ran, both were handled.
+    engine
+        .publish(&envelope("sentinel-forged", "test.sentinel", 7002, json!({})))
+        .await;
+    eventually!("the sentinel", PATIENCE, {
+        let runs = runs_of_event(&db, "sentinel-forged").await;
+        (runs.len() == 1 && all_ended(&runs)).then_some(())
+    });
+
+    let after = runs_of_event(&db, "victim-event").await;
+    assert_eq!(after, [before], "the named run is as it was");
+    assert!(
+        runs_of_event(&db, "forged-deep").await.is_empty(),
+        "its claimed depth still stops it"
+    );
+    assert_eq!(note_bodies(&db, 7001).await, ["deposit seen"]);
+    // Within the depth limit the forged event is an outside event of its own customer.
+    assert_eq!(runs_of_event(&db, "forged-shallow").await.len(), 1);
+    engine.finish().await;
+}

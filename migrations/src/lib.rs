@@ -15,6 +15,7 @@ mod m20261202_000006_customer_contact;
 mod m20261202_000008_archive;
 mod m20261202_000010_traceparent;
 mod m20261202_000011_guard_rails;
+mod m20261207_000012_cascade_root;
 mod m20261207_000013_broker_journal;
 
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_archive::Migration),
             Box::new(m20261202_000010_traceparent::Migration),
             Box::new(m20261202_000011_guard_rails::Migration),
+            Box::new(m20261207_000012_cascade_root::Migration),
             Box::new(m20261207_000013_broker_journal::Migration),
         ]
     }

@@ -17,6 +17,7 @@
 use super::{apply, is_internal, ActionError, StepContext};
 use crate::catalogue::ActionKind;
 use crate::envelope::EventEnvelope;
+use crate::guards::cascade::Budget;
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, status, step_status, PlannedRun, Recorded, Run};
 use crate::storage::Database;
@@ -34,20 +35,23 @@ pub struct Started {
     pub applied: Vec<(ActionKind, Duration)>,
 }
 
-/// Records the plan and runs of `event` (see [`runs::record_runs`]) and applies the leading
-/// internal steps of the fresh ones, in one transaction fenced by `fence`. `steps[i]` are the steps of `planned[i]`;
-/// `context` is the template context of the event and the customer.
+/// Records the plan and runs of `event` in the cascade `budget` places it in (see
+/// [`runs::record_runs_in`]) and applies the leading internal steps of the fresh ones, in
+/// one transaction fenced by `fence`. `steps[i]` are the steps of `planned[i]`; `context`
+/// is the template context of the event and the customer.
+#[allow(clippy::too_many_arguments)]
 pub async fn record_and_apply(
     db: &Database,
     fence: Fence,
     event: &EventEnvelope,
+    budget: &Budget,
     planned: &[PlannedRun],
     steps: &[&[Step]],
     context: &Value,
     now: DateTime<Utc>,
 ) -> Result<Recorded<Started>, ActionError> {
     let txn = db.begin_fenced(fence).await?;
-    let started = record_and_apply_in(&txn, fence, event, planned, steps, context, now).await?;
+    let started = record_and_apply_in(&txn, fence, event, budget, planned, steps, context, now).await?;
     if started.replayed {
         // A redelivery: nothing was written; the caller continues the recorded runs.
         txn.rollback().await?;
@@ -60,16 +64,18 @@ pub async fn record_and_apply(
 /// [`record_and_apply`] inside the caller's transaction, which must be fenced by `fence`:
 /// one event's unit of work. A batch calls it for each of its events in one transaction
 /// (see [`crate::runner::batch`]); an error leaves the transaction to be rolled back.
+#[allow(clippy::too_many_arguments)]
 pub async fn record_and_apply_in(
     txn: &DatabaseTransaction,
     fence: Fence,
     event: &EventEnvelope,
+    budget: &Budget,
     planned: &[PlannedRun],
     steps: &[&[Step]],
     context: &Value,
     now: DateTime<Utc>,
 ) -> Result<Recorded<Started>, ActionError> {
-    let recorded = runs::record_runs_in(txn, event, fence.partition, planned, now).await?;
+    let recorded = runs::record_runs_in(txn, event, budget, fence.partition, planned, now).await?;
     if recorded.replayed {
         // A redelivery: nothing was written; the caller continues the recorded runs.
         return Ok(Recorded {
@@ -83,6 +89,7 @@ pub async fn record_and_apply_in(
                 .collect(),
             replayed: true,
             held_back: Vec::new(),
+            over_budget: false,
         });
     }
     let mut started = Vec::with_capacity(recorded.runs.len());
@@ -108,6 +115,7 @@ pub async fn record_and_apply_in(
         runs: started,
         replayed: false,
         held_back: recorded.held_back,
+        over_budget: recorded.over_budget,
     })
 }
 

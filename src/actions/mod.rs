@@ -256,7 +256,9 @@ async fn emit<C: ConnectionTrait>(
 }
 
 /// The cause an emitted event carries: the run's event and workflow, one level deeper
-/// than the run's event (guards::cascade).
+/// than the run's event as it claimed (a forged cause cannot make its events shallower),
+/// and the root of the run's cascade as the runner recorded it after checking the run's
+/// event's cause (guards::cascade). A run recorded before roots were kept is its own root.
 async fn cause<C: ConnectionTrait>(conn: &C, ctx: &StepContext<'_>) -> Result<Cause, ActionError> {
     let run = run_rows::Entity::find_by_id(ctx.run_id)
         .one(conn)
@@ -272,10 +274,12 @@ async fn cause<C: ConnectionTrait>(conn: &C, ctx: &StepContext<'_>) -> Result<Ca
         .and_then(Value::as_u64)
         .and_then(|d| u32::try_from(d).ok())
         .unwrap_or(0);
+    let root = run.cascade_root.unwrap_or_else(|| run.event_id.clone());
     Ok(Cause {
         event_id: run.event_id,
         workflow_id: run.workflow_id,
         depth: depth.saturating_add(1).min(MAX_DEPTH_VALUE),
+        root: Some(root),
     })
 }
 

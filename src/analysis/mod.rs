@@ -1,12 +1,14 @@
 //! Save-time analysis of a workflow against the other active workflows: cycles of
 //! cascading events ([`cycles`]) and contradicting actions ([`conflicts`]). Both report
 //! warnings, never errors: the operator may mean it, and the run-time guard
-//! (`engine.max_cascade_depth`) stops a cascade anyway. Pure: the caller loads the
-//! workflows.
+//! (`engine.max_cascade_depth`) stops a cascade anyway. One check of the workflow alone is
+//! an error: a workflow that fans out into itself ([`fanout`]), which no operator means
+//! and which multiplies its runs each generation. Pure: the caller loads the workflows.
 
 pub mod conflicts;
 pub mod cycles;
 pub mod emits;
+pub mod fanout;
 pub mod overlap;
 
 use crate::problem::Problem;

@@ -67,6 +67,11 @@ async fn validate_body(state: &AppState, admitted: &Admitted, mut body: Value) -
                 .map_err(|invalid| ApiError::invalid(invalid.problems))
         })
         .await?;
+    // Here, not in the validator: stored workflows are validated again when they are
+    // loaded, and one saved before this check must keep running (under the cascade budget).
+    if let Some(problem) = crate::analysis::fanout::check(&validated.workflow) {
+        return Err(ApiError::invalid(vec![problem]));
+    }
     // Teams, agents, statuses, endpoints and the SMS provider the actions name.
     let targets = crate::storage::targets::check(state.db.connection(), &validated.workflow).await?;
     validated.warnings.extend(targets);

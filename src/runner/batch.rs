@@ -26,6 +26,7 @@ use crate::actions::{self, ActionError, Started};
 use crate::catalogue::ActionKind;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
+use crate::guards::cascade::Budget;
 use crate::plan::{CompiledWorkflow, WorkflowSet};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, PlannedRun, Recorded, Run};
@@ -110,9 +111,12 @@ pub enum Job {
     /// (`engine.sync_customers`, [`sync::apply`](crate::storage::sync::apply)).
     Event {
         fence: Fence,
-        event: EventEnvelope,
+        /// Boxed: an envelope is far larger than a resume's ids.
+        event: Box<EventEnvelope>,
         set: Arc<WorkflowSet>,
         sync: bool,
+        /// The event's cascade, as the runner judged its cause.
+        budget: Budget,
     },
     /// Take run `run_id`'s due continuation off the schedule (as claimed by this node),
     /// mark it running and apply its internal steps after the delay.
@@ -334,7 +338,7 @@ impl Runner {
             let events: Vec<&EventEnvelope> = jobs[from..to]
                 .iter()
                 .filter_map(|job| match job {
-                    Job::Event { event, sync: true, .. } => Some(event),
+                    Job::Event { event, sync: true, .. } => Some(event.as_ref()),
                     _ => None,
                 })
                 .collect();
@@ -440,6 +444,7 @@ impl Runner {
                 Prepared::Event {
                     fence,
                     event,
+                    budget,
                     customer,
                     context,
                     plan,
@@ -447,7 +452,8 @@ impl Runner {
                 } => {
                     let steps: Vec<&[Step]> = plan.iter().map(|w| w.workflow.actions.as_slice()).collect();
                     let recorded =
-                        actions::record_and_apply_in(&txn, *fence, event, planned, &steps, context, now).await?;
+                        actions::record_and_apply_in(&txn, *fence, event, budget, planned, &steps, context, now)
+                            .await?;
                     Done::Event(Box::new(EventDone {
                         customer: customer.clone(),
                         context: context.clone(),
@@ -556,6 +562,7 @@ enum Prepared {
         fence: Fence,
         /// Boxed: an envelope is far larger than a resume's ids.
         event: Box<EventEnvelope>,
+        budget: Budget,
         customer: Map<String, Value>,
         context: Value,
         plan: Vec<Arc<CompiledWorkflow>>,
@@ -595,7 +602,13 @@ fn customer_of(snapshots: &HashMap<i64, Map<String, Value>>, customer_id: i64) -
 /// Plans an event against its customer, as the one-at-a-time path does.
 fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
     match job {
-        Job::Event { fence, event, set, .. } => {
+        Job::Event {
+            fence,
+            event,
+            set,
+            budget,
+            ..
+        } => {
             let customer = customer_of(snapshots, event.customer_id);
             let facts = Facts {
                 event: &event,
@@ -609,7 +622,8 @@ fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
             });
             Prepared::Event {
                 fence,
-                event: Box::new(event),
+                event,
+                budget,
                 customer,
                 context,
                 plan,

@@ -24,7 +24,7 @@ pub use work::{Ticket, Why, Work};
 use crate::clock::SharedClock;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
-use crate::guards::cascade;
+use crate::guards::cascade::{self, Budget, Limit, Lineage};
 use crate::metrics::{event_label, Metrics};
 use crate::outbound::send::{Deliver, DeliveryReport};
 use crate::plan::{CompiledWorkflow, WorkflowSet};
@@ -32,7 +32,7 @@ use crate::retry::{self, Backoff, Retried};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, status, Run};
 use crate::storage::steps::{self, Integrations};
-use crate::storage::{customers, recovery, Database, StorageError};
+use crate::storage::{customers, outbox, recovery, Database, StorageError};
 use crate::workflow::Step;
 use chain::Chain;
 use chrono::{DateTime, Utc};
@@ -87,6 +87,9 @@ pub struct Runner {
     pub sync_customers: bool,
     /// Events the engine emitted deeper than this start no runs (`engine.max_cascade_depth`).
     pub max_cascade_depth: u32,
+    /// An emitted event that would take the runs of its cascade past this starts none
+    /// (`engine.max_cascade_runs`): the depth alone lets a fan-out grow exponentially.
+    pub max_cascade_runs: u32,
 }
 
 impl Runner {
@@ -193,12 +196,16 @@ impl Runner {
         fence: Fence,
         recorded: oneshot::Sender<()>,
     ) -> Result<(), Stopped> {
-        let depth = cascade::depth(event.cause.as_ref());
-        if cascade::stopped(depth, self.max_cascade_depth) {
-            self.stop_cascade(&event, depth, fence).await?;
+        let lineage = self.lineage(&event, fence).await?;
+        if cascade::stopped(lineage.depth, self.max_cascade_depth) {
+            self.stop_cascade(&event, &lineage, fence).await?;
             let _ = recorded.send(());
             return Ok(());
         }
+        let budget = Budget {
+            lineage,
+            max_runs: self.max_cascade_runs,
+        };
         // What the event says of its customer is applied before it is planned: here when
         // the exits need the customer first, otherwise in the batch, before its snapshots.
         let has_exits = set.has_exits(&event.event_type);
@@ -218,22 +225,39 @@ impl Runner {
         }
         let job = batch::Job::Event {
             fence,
-            event: event.clone(),
+            event: Box::new(event.clone()),
             set: Arc::clone(set),
             sync,
+            budget: budget.clone(),
         };
-        let (customer, context, plan, runs, replayed, held_back) = match self.batched(job).await {
+        let EventRecorded {
+            customer,
+            context,
+            plan,
+            runs,
+            replayed,
+            held_back,
+            over_budget,
+        } = match self.batched(job).await {
             Ok(batch::Done::Event(done)) => {
                 let done = *done;
-                let (runs, replayed, held_back) = started_runs(done.recorded);
-                (done.customer, done.context, done.plan, runs, replayed, held_back)
+                EventRecorded {
+                    customer: done.customer,
+                    context: done.context,
+                    plan: done.plan,
+                    ..started_runs(done.recorded)
+                }
             }
             Ok(batch::Done::Resume(_)) | Err(batch::Failed::Alone(_)) => {
-                self.record_alone(customer_id, &event, set, fence).await?
+                self.record_alone(customer_id, &event, &budget, set, fence).await?
             }
             Err(batch::Failed::Fenced) => return Err(Stopped::Revoked),
         };
         let _ = recorded.send(());
+        if over_budget {
+            over_cascade_budget(&event, &budget);
+            return Ok(());
+        }
         let metrics = Metrics::global();
         for held in &held_back {
             metrics.runs_held_back.with_label_values(&[held.limited_by]).inc();
@@ -285,6 +309,7 @@ impl Runner {
         &self,
         customer_id: i64,
         event: &EventEnvelope,
+        budget: &Budget,
         set: &WorkflowSet,
         fence: Fence,
     ) -> Result<EventRecorded, Stopped> {
@@ -305,8 +330,8 @@ impl Runner {
             customer: &customer,
         });
         let now = self.clock.now();
-        let started = crate::actions::record_and_apply(&self.db, fence, event, &planned, &steps, &context, now);
-        let (runs, replayed, held_back) = match started.await {
+        let started = crate::actions::record_and_apply(&self.db, fence, event, budget, &planned, &steps, &context, now);
+        let recorded = match started.await {
             Ok(started) => started_runs(started),
             Err(e) if e.is_fenced() => return Err(Stopped::Revoked),
             Err(e) => {
@@ -314,13 +339,24 @@ impl Runner {
                 tracing::debug!(event_id = %event.id, customer_id, error = %e, "recording with the first steps failed, going step by step");
                 let recorded = self
                     .db("record_runs", fence, || {
-                        runs::record_runs(&self.db, fence, event, &planned, self.clock.now())
+                        runs::record_cascade_runs(&self.db, fence, event, budget, &planned, self.clock.now())
                     })
                     .await?;
-                (recorded.runs, recorded.replayed, recorded.held_back)
+                EventRecorded {
+                    runs: recorded.runs,
+                    replayed: recorded.replayed,
+                    held_back: recorded.held_back,
+                    over_budget: recorded.over_budget,
+                    ..EventRecorded::default()
+                }
             }
         };
-        Ok((customer, context, plan, runs, replayed, held_back))
+        Ok(EventRecorded {
+            customer,
+            context,
+            plan,
+            ..recorded
+        })
     }
 
     async fn resume(&self, customer_id: i64, run_id: i64, fence: Fence, why: Why) -> Result<(), Stopped> {
@@ -456,30 +492,59 @@ impl Runner {
         .await
     }
 
-    /// An emitted event past the cascade limit: no runs, counted, logged, and noted on the
-    /// run that emitted it (`reason`), where an operator looking at that run sees it.
-    async fn stop_cascade(&self, event: &EventEnvelope, depth: u32, fence: Fence) -> Result<(), Stopped> {
-        Metrics::global().cascades_stopped.inc();
+    /// Where `event` stands in a cascade. Its cause is trusted only when the outbox holds
+    /// the event as the engine emitted it with that cause (guards::cascade); otherwise it is
+    /// an outside event as deep as it claims, and names no run the engine may touch.
+    async fn lineage(&self, event: &EventEnvelope, fence: Fence) -> Result<Lineage, Stopped> {
         let Some(cause) = &event.cause else {
-            return Ok(());
+            return Ok(Lineage::outside(&event.id, None));
         };
+        let emitted_by = self
+            .db("vouch_cause", fence, || outbox::emitted_by(self.db.connection(), event))
+            .await?;
+        Ok(match emitted_by {
+            Some(run_id) => Lineage::emitted(cause, run_id),
+            None => {
+                Metrics::global().causes_untrusted.inc();
+                tracing::warn!(
+                    event_id = %event.id,
+                    trigger = %event.event_type,
+                    customer_id = event.customer_id,
+                    cause_event_id = %cause.event_id,
+                    workflow_id = %cause.workflow_id,
+                    depth = cause.depth,
+                    "the event's cause is not an event the engine emitted: it counts for the depth only"
+                );
+                Lineage::outside(&event.id, Some(cause))
+            }
+        })
+    }
+
+    /// An event past the cascade's depth: no runs, counted, logged, and noted on the run
+    /// that emitted it (`reason`), where an operator looking at that run sees it. Only a
+    /// run the outbox names: a forged cause must not write another run's record.
+    async fn stop_cascade(&self, event: &EventEnvelope, lineage: &Lineage, fence: Fence) -> Result<(), Stopped> {
+        Metrics::global()
+            .cascades_stopped
+            .with_label_values(&[Limit::Depth.label()])
+            .inc();
         tracing::warn!(
             event_id = %event.id,
             trigger = %event.event_type,
             customer_id = event.customer_id,
-            depth,
+            depth = lineage.depth,
             max_depth = self.max_cascade_depth,
-            cause_event_id = %cause.event_id,
-            workflow_id = %cause.workflow_id,
+            root_event_id = %lineage.root,
+            emitted_by_run = lineage.emitted_by,
             "cascade stopped: the event is past the maximum depth and starts no runs"
         );
-        let reason = format!(
-            "cascade stopped: the {} event {} it emitted is at depth {depth}, past the maximum of {}, and started no runs",
-            event.event_type, event.id, self.max_cascade_depth
-        );
+        let Some(run_id) = lineage.emitted_by else {
+            return Ok(());
+        };
+        let reason = cascade::depth_reason(&event.event_type, &event.id, lineage.depth, self.max_cascade_depth);
         self.db("note_cascade", fence, || async {
             let txn = self.db.begin_fenced(fence).await?;
-            runs::note_reason(&txn, &cause.event_id, &cause.workflow_id, &reason).await?;
+            runs::note_reason(&txn, run_id, &reason).await?;
             txn.commit().await?;
             Ok(())
         })
@@ -572,9 +637,7 @@ fn count_applied(applied: &[(crate::catalogue::ActionKind, Duration)]) {
 
 /// An event's runs as committed with their first steps: counted, and the ended ones
 /// logged as done.
-fn started_runs(started: runs::Recorded<crate::actions::Started>) -> (Vec<Run>, bool, Vec<runs::HeldBack>) {
-    let replayed = started.replayed;
-    let held_back = started.held_back;
+fn started_runs(started: runs::Recorded<crate::actions::Started>) -> EventRecorded {
     let runs = started
         .runs
         .into_iter()
@@ -586,20 +649,49 @@ fn started_runs(started: runs::Recorded<crate::actions::Started>) -> (Vec<Run>, 
             s.run
         })
         .collect();
-    (runs, replayed, held_back)
+    EventRecorded {
+        runs,
+        replayed: started.replayed,
+        held_back: started.held_back,
+        over_budget: started.over_budget,
+        ..EventRecorded::default()
+    }
 }
 
-/// What recording an event gives its chains: the customer and template context it was
-/// planned with, the plan, its runs, whether it was a redelivery, and the runs its
-/// workflows' limits held back.
-type EventRecorded = (
-    Map<String, Value>,
-    Value,
-    Vec<Arc<CompiledWorkflow>>,
-    Vec<Run>,
-    bool,
-    Vec<runs::HeldBack>,
-);
+/// What recording an event gives its chains.
+#[derive(Default)]
+struct EventRecorded {
+    /// The customer and template context the event was planned with.
+    customer: Map<String, Value>,
+    context: Value,
+    plan: Vec<Arc<CompiledWorkflow>>,
+    runs: Vec<Run>,
+    /// A redelivery: the recorded runs go on, nothing new starts.
+    replayed: bool,
+    /// The runs its workflows' limits held back.
+    held_back: Vec<runs::HeldBack>,
+    /// Stopped by `engine.max_cascade_runs`: no runs.
+    over_budget: bool,
+}
+
+/// An emitted event the cascade's budget stopped (recorded, with the reason on the run that
+/// emitted it, by [`runs::record_runs_in`]): counted and logged as the depth limit's are.
+fn over_cascade_budget(event: &EventEnvelope, budget: &Budget) {
+    Metrics::global()
+        .cascades_stopped
+        .with_label_values(&[Limit::Runs.label()])
+        .inc();
+    tracing::warn!(
+        event_id = %event.id,
+        trigger = %event.event_type,
+        customer_id = event.customer_id,
+        depth = budget.lineage.depth,
+        root_event_id = %budget.lineage.root,
+        max_runs = budget.max_runs,
+        emitted_by_run = budget.lineage.emitted_by,
+        "cascade stopped: the event would take its cascade past the maximum of runs and starts no runs"
+    );
+}
 
 /// Whether a run still has steps to run now (not ended, not waiting on a delay).
 fn is_unfinished(run: &Run) -> bool {

@@ -7,6 +7,7 @@
 use super::entities::outbox;
 use super::sql::statement;
 use super::StorageError;
+use crate::envelope::{Cause, EventEnvelope};
 use crate::trace::TraceParent;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
@@ -215,6 +216,31 @@ pub async fn run_traces<C: ConnectionTrait>(
         }
     }
     Ok(traces)
+}
+
+/// The run that emitted `event`, when the engine did: the outbox holds an event under the
+/// event's id (an emitted event's id is its idempotency key) for the same customer, of the
+/// same type, with the same data and the same cause, queued by a run. `None` for an event
+/// from outside, and for one whose cause was forged or altered: the cause is then a claim
+/// nobody vouches for (guards::cascade).
+pub async fn emitted_by<C: ConnectionTrait>(conn: &C, event: &EventEnvelope) -> Result<Option<i64>, StorageError> {
+    let Some(claimed) = &event.cause else {
+        return Ok(None);
+    };
+    let Some(row) = by_key(conn, &event.id).await? else {
+        return Ok(None);
+    };
+    let payload = &row.payload;
+    let stored_cause = payload
+        .get("cause")
+        .cloned()
+        .and_then(|c| serde_json::from_value::<Cause>(c).ok());
+    let same = row.kind == OutboxKind::Event.as_str()
+        && row.customer_id == event.customer_id
+        && payload.get("type").and_then(Value::as_str) == Some(event.event_type.as_str())
+        && payload.get("data").and_then(Value::as_object) == Some(&event.data)
+        && stored_cause.as_ref() == Some(claimed);
+    Ok(row.run_id.filter(|_| same))
 }
 
 /// The message with this idempotency key.

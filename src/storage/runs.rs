@@ -9,6 +9,7 @@ use super::{entries, plans};
 use super::{Database, StorageError};
 use crate::catalogue::ActionKind;
 use crate::envelope::EventEnvelope;
+use crate::guards::cascade::{self, Budget};
 use crate::guards::limits::EntryLimit;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
@@ -110,6 +111,10 @@ pub struct Recorded<T> {
     /// Planned workflows whose limit held the customer back: no run was created for them,
     /// and `runs` leaves them out.
     pub held_back: Vec<HeldBack>,
+    /// The event would have taken its cascade past `engine.max_cascade_runs`: it started
+    /// no runs, its plan is recorded empty (a redelivery starts none either), and the run
+    /// that emitted it has the reason.
+    pub over_budget: bool,
 }
 
 /// A planned run not created because of its workflow's limit.
@@ -125,6 +130,9 @@ pub struct HeldBack {
 /// (a redelivered event), nothing is written and the recorded runs come back with their
 /// progress, whatever `planned` says now: a redelivered event resumes where it stopped and
 /// starts nothing new.
+///
+/// The event is recorded as an outside one, a cascade of its own; the runner records the
+/// events it judged with [`record_cascade_runs`].
 pub async fn record_runs(
     db: &Database,
     fence: Fence,
@@ -132,30 +140,72 @@ pub async fn record_runs(
     planned: &[PlannedRun],
     now: DateTime<Utc>,
 ) -> Result<Recorded<Run>, StorageError> {
+    record_cascade_runs(db, fence, event, &Budget::outside(&event.id), planned, now).await
+}
+
+/// [`record_runs`] of an event in the cascade `budget` places it in.
+pub async fn record_cascade_runs(
+    db: &Database,
+    fence: Fence,
+    event: &EventEnvelope,
+    budget: &Budget,
+    planned: &[PlannedRun],
+    now: DateTime<Utc>,
+) -> Result<Recorded<Run>, StorageError> {
     let recorded = db
         .fenced(fence, async |txn| {
-            record_runs_in(txn, event, fence.partition, planned, now).await
+            record_runs_in(txn, event, budget, fence.partition, planned, now).await
         })
         .await?;
     Ok(Recorded {
         runs: recorded.runs.into_iter().map(|(run, _)| run).collect(),
         replayed: recorded.replayed,
         held_back: recorded.held_back,
+        over_budget: recorded.over_budget,
     })
 }
 
 /// [`record_runs`] inside the caller's (fenced) transaction. Each run comes with whether
 /// it was inserted now: a new run is returned as written, without reading it back, and no
 /// other transaction can see it before this one commits.
+///
+/// The runs are recorded in `budget`'s cascade (`runs.cascade_root`). An event the engine
+/// emitted is first checked against the cascade's budget: its runs are counted here, in
+/// the transaction that would add to them, so the count holds across processes and
+/// restarts (one customer's events, and so a cascade, are recorded one at a time under
+/// the partition's fence). An event over the budget records an empty plan and notes the
+/// reason on the run that emitted it, in this transaction too.
 pub async fn record_runs_in<C: ConnectionTrait>(
     conn: &C,
     event: &EventEnvelope,
+    budget: &Budget,
     partition: i32,
     planned: &[PlannedRun],
     now: DateTime<Utc>,
 ) -> Result<Recorded<(Run, bool)>, StorageError> {
-    let workflow_ids: Vec<String> = planned.iter().map(|p| p.workflow_id.clone()).collect();
-    if !plans::record(conn, &event.id, partition, &workflow_ids, now).await? {
+    let lineage = &budget.lineage;
+    let over_budget = lineage.is_emitted()
+        && !planned.is_empty()
+        && budget.exceeded(cascade_runs(conn, &lineage.root).await?, planned.len());
+    let workflow_ids: Vec<String> = if over_budget {
+        Vec::new()
+    } else {
+        planned.iter().map(|p| p.workflow_id.clone()).collect()
+    };
+    let first_time = plans::record(conn, &event.id, partition, &workflow_ids, now).await?;
+    if first_time && over_budget {
+        if let Some(run_id) = lineage.emitted_by {
+            let reason = cascade::budget_reason(&event.event_type, &event.id, &lineage.root, budget.max_runs);
+            note_reason(conn, run_id, &reason).await?;
+        }
+        return Ok(Recorded {
+            runs: Vec::new(),
+            replayed: false,
+            held_back: Vec::new(),
+            over_budget: true,
+        });
+    }
+    if !first_time {
         let recorded = plans::get(conn, &event.id).await?.unwrap_or_default();
         let mut runs = Vec::with_capacity(recorded.len());
         for workflow_id in recorded {
@@ -173,6 +223,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
             runs,
             replayed: true,
             held_back: Vec::new(),
+            over_budget: false,
         });
     }
     let envelope = serde_json::to_value(event).map_err(|source| StorageError::Encode { what: "event", source })?;
@@ -204,6 +255,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
             created_at: Set(now),
             updated_at: Set(now),
             traceparent: Set(event.trace.map(|t| t.to_string())),
+            cascade_root: Set(Some(lineage.root.clone())),
             ..Default::default()
         })
         .on_conflict(
@@ -269,6 +321,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
         runs: recorded,
         replayed: false,
         held_back,
+        over_budget: false,
     })
 }
 
@@ -482,21 +535,33 @@ pub async fn finish_run<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Notes on the run of `workflow_id` for `event_id` why it is as it is (e.g. an event it
-/// emitted was past the cascade limit). Changes nothing when there is no such run.
-pub async fn note_reason<C: ConnectionTrait>(
-    conn: &C,
-    event_id: &str,
-    workflow_id: &str,
-    reason: &str,
-) -> Result<(), StorageError> {
+/// Notes on run `run_id` why it is as it is (e.g. an event it emitted was stopped by a
+/// cascade limit). By id: the run comes from the outbox row of the event it emitted, never
+/// from what an event claims (guards::cascade).
+pub async fn note_reason<C: ConnectionTrait>(conn: &C, run_id: i64, reason: &str) -> Result<(), StorageError> {
     conn.execute(statement(
         conn,
-        "UPDATE runs SET reason = $1 WHERE event_id = $2 AND workflow_id = $3",
-        vec![reason.into(), event_id.into(), workflow_id.into()],
+        "UPDATE runs SET reason = $1 WHERE id = $2",
+        vec![reason.into(), run_id.into()],
     ))
     .await?;
     Ok(())
+}
+
+/// How many runs the cascade of outside event `root` has started (its own included).
+pub async fn cascade_runs<C: ConnectionTrait>(conn: &C, root: &str) -> Result<u64, StorageError> {
+    let row = conn
+        .query_one(statement(
+            conn,
+            "SELECT COUNT(*) AS n FROM runs WHERE cascade_root = $1",
+            vec![root.into()],
+        ))
+        .await?;
+    let n: i64 = match row {
+        Some(row) => row.try_get("", "n")?,
+        None => 0,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// Moves `next_step` forward to `next` (never back, so a late replay cannot rewind it) and

@@ -62,6 +62,7 @@ pub fn runner(db: &Database, node_id: &str, clock: &ManualClock, ownership: &Own
         node_id: node_id.into(),
         max_step_attempts: 3,
         max_cascade_depth: 5,
+        max_cascade_runs: workflow_engine::guards::cascade::DEFAULT_MAX_RUNS,
         delivery_lease: Duration::from_secs(60),
         delay_override: None,
         batches: Batches::default(),

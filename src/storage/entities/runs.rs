@@ -33,6 +33,11 @@ pub struct Model {
     /// emitted events.
     #[sea_orm(column_type = "Text", nullable)]
     pub traceparent: Option<String>,
+    /// The outside event whose cascade the run belongs to (guards::cascade): the run's own
+    /// event, unless the engine emitted that event. The runs of a cascade are counted by it
+    /// against `engine.max_cascade_runs`. `None` on runs recorded before it was kept.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub cascade_root: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
