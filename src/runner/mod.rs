@@ -14,6 +14,7 @@
 //! - [`chain`]: one run's steps from its next one.
 
 pub mod batch;
+mod cascade;
 pub mod chain;
 pub mod ownership;
 pub mod work;
@@ -24,7 +25,7 @@ pub use work::{Ticket, Why, Work};
 use crate::clock::SharedClock;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
-use crate::guards::cascade::{self, Budget, Limit, Lineage};
+use crate::guards::cascade::Budget;
 use crate::metrics::{event_label, Metrics};
 use crate::outbound::send::{Deliver, DeliveryReport};
 use crate::plan::{CompiledWorkflow, WorkflowSet};
@@ -32,8 +33,9 @@ use crate::retry::{self, Backoff, Retried};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, status, Run};
 use crate::storage::steps::{self, Integrations};
-use crate::storage::{customers, outbox, recovery, Database, StorageError};
+use crate::storage::{customers, recovery, Database, StorageError};
 use crate::workflow::Step;
+use cascade::cascade_over_budget;
 use chain::Chain;
 use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
@@ -197,7 +199,7 @@ impl Runner {
         recorded: oneshot::Sender<()>,
     ) -> Result<(), Stopped> {
         let lineage = self.lineage(&event, fence).await?;
-        if cascade::stopped(lineage.depth, self.max_cascade_depth) {
+        if crate::guards::cascade::stopped(lineage.depth, self.max_cascade_depth) {
             self.stop_cascade(&event, &lineage, fence).await?;
             let _ = recorded.send(());
             return Ok(());
@@ -255,7 +257,7 @@ impl Runner {
         };
         let _ = recorded.send(());
         if over_budget {
-            over_cascade_budget(&event, &budget);
+            cascade_over_budget(&event, &budget);
             return Ok(());
         }
         let metrics = Metrics::global();
@@ -492,65 +494,6 @@ impl Runner {
         .await
     }
 
-    /// Where `event` stands in a cascade. Its cause is trusted only when the outbox holds
-    /// the event as the engine emitted it with that cause (guards::cascade); otherwise it is
-    /// an outside event as deep as it claims, and names no run the engine may touch.
-    async fn lineage(&self, event: &EventEnvelope, fence: Fence) -> Result<Lineage, Stopped> {
-        let Some(cause) = &event.cause else {
-            return Ok(Lineage::outside(&event.id, None));
-        };
-        let emitted_by = self
-            .db("vouch_cause", fence, || outbox::emitted_by(self.db.connection(), event))
-            .await?;
-        Ok(match emitted_by {
-            Some(run_id) => Lineage::emitted(cause, run_id),
-            None => {
-                Metrics::global().causes_untrusted.inc();
-                tracing::warn!(
-                    event_id = %event.id,
-                    trigger = %event.event_type,
-                    customer_id = event.customer_id,
-                    cause_event_id = %cause.event_id,
-                    workflow_id = %cause.workflow_id,
-                    depth = cause.depth,
-                    "the event's cause is not an event the engine emitted: it counts for the depth only"
-                );
-                Lineage::outside(&event.id, Some(cause))
-            }
-        })
-    }
-
-    /// An event past the cascade's depth: no runs, counted, logged, and noted on the run
-    /// that emitted it (`reason`), where an operator looking at that run sees it. Only a
-    /// run the outbox names: a forged cause must not write another run's record.
-    async fn stop_cascade(&self, event: &EventEnvelope, lineage: &Lineage, fence: Fence) -> Result<(), Stopped> {
-        Metrics::global()
-            .cascades_stopped
-            .with_label_values(&[Limit::Depth.label()])
-            .inc();
-        tracing::warn!(
-            event_id = %event.id,
-            trigger = %event.event_type,
-            customer_id = event.customer_id,
-            depth = lineage.depth,
-            max_depth = self.max_cascade_depth,
-            root_event_id = %lineage.root,
-            emitted_by_run = lineage.emitted_by,
-            "cascade stopped: the event is past the maximum depth and starts no runs"
-        );
-        let Some(run_id) = lineage.emitted_by else {
-            return Ok(());
-        };
-        let reason = cascade::depth_reason(&event.event_type, &event.id, lineage.depth, self.max_cascade_depth);
-        self.db("note_cascade", fence, || async {
-            let txn = self.db.begin_fenced(fence).await?;
-            runs::note_reason(&txn, run_id, &reason).await?;
-            txn.commit().await?;
-            Ok(())
-        })
-        .await
-    }
-
     /// Cancels `workflow_id`'s waiting runs of the event's customer (its `exit_when` rule
     /// matched the event).
     async fn exit(&self, event: &EventEnvelope, workflow_id: &str, fence: Fence) -> Result<(), Stopped> {
@@ -672,25 +615,6 @@ struct EventRecorded {
     held_back: Vec<runs::HeldBack>,
     /// Stopped by `engine.max_cascade_runs`: no runs.
     over_budget: bool,
-}
-
-/// An emitted event the cascade's budget stopped (recorded, with the reason on the run that
-/// emitted it, by [`runs::record_runs_in`]): counted and logged as the depth limit's are.
-fn over_cascade_budget(event: &EventEnvelope, budget: &Budget) {
-    Metrics::global()
-        .cascades_stopped
-        .with_label_values(&[Limit::Runs.label()])
-        .inc();
-    tracing::warn!(
-        event_id = %event.id,
-        trigger = %event.event_type,
-        customer_id = event.customer_id,
-        depth = budget.lineage.depth,
-        root_event_id = %budget.lineage.root,
-        max_runs = budget.max_runs,
-        emitted_by_run = budget.lineage.emitted_by,
-        "cascade stopped: the event would take its cascade past the maximum of runs and starts no runs"
-    );
 }
 
 /// Whether a run still has steps to run now (not ended, not waiting on a delay).
