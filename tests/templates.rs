@@ -126,7 +126,10 @@ async fn a_stored_workflow_in_the_old_language_is_left_out_of_the_live_set() {
     let db = &test.db;
     let schema = FieldSchema::default();
     let validator = Validator::new(&schema, Limits::default());
-    let good = validator.workflow(&note_workflow("hello {{ customer.first_name }}")).unwrap().workflow;
+    let good = validator
+        .workflow(&note_workflow("hello {{ customer.first_name }}"))
+        .unwrap()
+        .workflow;
     let mut old = good.clone();
     old.name = "old".into();
     let body = "{% for t in customer.tags %}{{ t }}{% endfor %}".to_owned();
@@ -161,7 +164,9 @@ async fn a_step_rendering_an_old_template_fails_permanently() {
         limit: None,
     }];
     let fence = common::fence(db, 0).await;
-    let recorded = runs::record_runs(db, fence, &event, &planned, common::t0()).await.unwrap();
+    let recorded = runs::record_runs(db, fence, &event, &planned, common::t0())
+        .await
+        .unwrap();
     let customer = serde_json::Map::new();
     let context = template::context(&Facts {
         event: &event,
