@@ -260,12 +260,10 @@ pub(crate) fn date_len(format: &str) -> usize {
 /// A date or time from RFC 3339 text, `YYYY-MM-DD[ HH:MM:SS]` text (UTC), or epoch seconds.
 fn parse_date(value: &Val<'_>) -> Option<DateTime<FixedOffset>> {
     let utc = FixedOffset::east_opt(0)?;
-    let text = match value {
-        Val::Json(Value::Number(n)) => return DateTime::from_timestamp(n.as_i64()?, 0).map(|t| t.with_timezone(&utc)),
-        Val::Json(Value::String(s)) => s.trim(),
-        Val::Text(t) => t.trim(),
-        _ => return None,
-    };
+    if let Val::Json(Value::Number(n)) = value {
+        return DateTime::from_timestamp(n.as_i64()?, 0).map(|t| t.with_timezone(&utc));
+    }
+    let text = value.short_text()?;
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t);
     }

@@ -276,6 +276,10 @@ fn limits() {
     assert!(matches!(check(&parens), Err(TemplateError::Forbidden { .. })));
     let long_path = format!("{{{{ a{} }}}}", ".b".repeat(MAX_PATH_LEN));
     assert!(matches!(check(&long_path), Err(TemplateError::Forbidden { .. })));
+    // Only short text is read as a number or a date, so reading one costs nothing much.
+    let digits = json!({"x": "1".repeat(65), "y": "1".repeat(64)});
+    assert!(render("{{ x | round }}", &digits).is_err());
+    assert_eq!(r("{{ y | number }}", &digits).len(), 64 + 21);
     // A long flat `and` chain is a list, not a deep tree.
     let chain = format!("{{% if a{} %}}x{{% endif %}}", " and a".repeat(2000));
     assert_eq!(r(&chain, &json!({"a": 1})), "x");

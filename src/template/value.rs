@@ -7,6 +7,9 @@ use super::{Fail, MAX_VALUE_LEN, MAX_WORK};
 use serde_json::Value;
 use std::borrow::Cow;
 
+/// Longest text read as a number or a date (`"2024-03-05T14:07:00.123456789+02:00"` is 35).
+pub(crate) const SHORT_TEXT: usize = 64;
+
 #[derive(Debug, Clone)]
 pub(crate) enum Val<'a> {
     /// A path that leads nowhere: renders empty, like a missing field in a condition.
@@ -45,14 +48,24 @@ impl Val<'_> {
     /// The value as a number: a JSON number, or text that reads as one (`"1500.00"`, common
     /// for money), as the condition language compares them.
     pub fn number(&self) -> Option<f64> {
+        if let Val::Json(Value::Number(n)) = self {
+            return n.as_f64();
+        }
+        if let Val::Float(f) = self {
+            return Some(*f);
+        }
+        self.short_text()?.parse::<f64>().ok().filter(|f| f.is_finite())
+    }
+
+    /// Text of at most [`SHORT_TEXT`] bytes, trimmed: what may be read as a number or a
+    /// date. Longer text is neither, which keeps reading it as one free of charge.
+    pub fn short_text(&self) -> Option<&str> {
         let text = match self {
-            Val::Json(Value::Number(n)) => return n.as_f64(),
-            Val::Float(f) => return Some(*f),
             Val::Json(Value::String(s)) => s.as_str(),
             Val::Text(t) => t,
             _ => return None,
         };
-        text.trim().parse::<f64>().ok().filter(|f| f.is_finite())
+        (text.len() <= SHORT_TEXT).then(|| text.trim())
     }
 
     /// Whether the value is a string (a JSON string or a filter's text).
