@@ -152,10 +152,13 @@ impl Filter {
                     Filter::Lower => Cow::Owned(text.to_lowercase()),
                     Filter::Title => Cow::Owned(title(&text)),
                     Filter::Truncate(chars) => truncate(text, *chars),
-                    _ => match text {
+                    Filter::Trim => match text {
                         Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
                         Cow::Owned(s) => Cow::Owned(s.trim().to_owned()),
                     },
+                    // The other filters returned above; leaving the text as it is cannot
+                    // break a bound (and `unreachable!` could panic on outside input).
+                    _ => text,
                 };
                 (input, made)
             }
