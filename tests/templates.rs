@@ -102,6 +102,15 @@ async fn the_growing_templates_are_a_422_naming_the_param_when_saved() {
             assert_eq!(details[0].0, "/actions/0/params/body", "{body}");
             assert!(details[0].1.contains(construct), "{construct}: {body}");
         }
+        // The read-token route: a dry run of a draft validates it first.
+        let dry_run = json!({"event": {"id": "e-1", "type": "customer.deposited", "customer_id": 1,
+                                        "data": {"x": "0123456789abcdef"}},
+                             "customer": {"id": 1}, "workflows": [note_workflow(&source)]});
+        let (status, body) = call(db, "/api/v1/dry-run", dry_run).await;
+        assert_eq!(status, 422, "dry run {source}: {body}");
+        let details = details(&body);
+        assert_eq!(details[0].0, "/workflows/0/actions/0/params/body", "{body}");
+        assert!(details[0].1.contains(construct), "{construct}: {body}");
     }
     test.finish().await;
 }
