@@ -135,6 +135,22 @@ fn template_text() -> impl Strategy<Value = String> {
         Just("\"".to_owned()),
         Just("{#".to_owned()),
         Just("{% raw %}".to_owned()),
+        // The current language's pieces, so the soups reach deep into its parser.
+        Just("{% elif customer.first_name == 'Ana' and not event.x %}".to_owned()),
+        Just("{% else %}".to_owned()),
+        Just("{%- endraw -%}".to_owned()),
+        Just("{{- ".to_owned()),
+        Just(" -}}".to_owned()),
+        Just("#}".to_owned()),
+        Just(" | truncate(3) ".to_owned()),
+        Just(" | default('-') | title ".to_owned()),
+        Just(" | date('%A %+') ".to_owned()),
+        Just(" | number(2) ".to_owned()),
+        Just("event.items[0]['a'].0".to_owned()),
+        Just(" (".to_owned()),
+        Just(") ".to_owned()),
+        Just(" or ".to_owned()),
+        Just(" >= -1.5 ".to_owned()),
         ".{0,8}",
     ];
     prop::collection::vec(piece, 0..40).prop_map(|p| p.concat())
