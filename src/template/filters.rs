@@ -18,7 +18,7 @@ pub(crate) const NAMES: &str = "default, upper, lower, title, trim, truncate, ro
 pub(crate) const MAX_DECIMALS: u32 = 10;
 
 /// Longest text of a rounded number: JSON writes a float in at most 24 bytes
-/// (`-1.7976931348623157e308`).
+/// (`-1.7976931348623157e308`), a whole number in at most 20.
 const ROUNDED_LEN: usize = 24;
 
 /// Longest text a date format item other than literal text writes (`%+` with nanoseconds
@@ -139,6 +139,12 @@ impl Filter {
             return Ok(value);
         }
         if let Filter::Round(decimals) = self {
+            // A whole JSON number is already round, and stays as written (as minijinja did).
+            if let Val::Json(Value::Number(n)) = &value {
+                if n.is_i64() || n.is_u64() {
+                    return Ok(value);
+                }
+            }
             return Ok(Val::Float(round(number(&value, "round", at)?, *decimals)));
         }
         let (input, made) = match self {
