@@ -10,10 +10,10 @@ use super::{Template, TemplateError, MAX_OUTPUT, MAX_VALUE_LEN};
 ///
 /// `min(MAX_OUTPUT, literal text + Σ over substitutions of min(MAX_VALUE_LEN, f(v)))`
 ///
-/// where `v` is `max_value_len` for a field and the literal's own text length for a literal,
-/// `f` applies each filter's [`bound`](super::filters::Filter::bound) in order, and an `if`
-/// block counts its largest branch. So at most `literal text + substitutions ×
-/// MAX_VALUE_LEN`, and never over `MAX_OUTPUT`.
+/// where `v` is `max_value_len` for a field and the literal's own text length for a
+/// literal, `f` applies each filter's growth (`Filter::bound`) in order, and an `if` block
+/// counts its largest branch. So at most `literal text + substitutions × MAX_VALUE_LEN`,
+/// and never over `MAX_OUTPUT`.
 pub fn output_bound(source: &str, max_value_len: usize) -> Result<usize, TemplateError> {
     let template = Template::parse(source)?;
     Ok(sum(&template.nodes, max_value_len).min(MAX_OUTPUT))

@@ -9,7 +9,7 @@
 //!
 //! - `{{ path.to.field | filter | ... }}` substitutes one value from the context; filters
 //!   take literal arguments only and each one's output size is a fixed function of its
-//!   input size ([`filters`]);
+//!   input size (`filters`);
 //! - `{% if %}`/`{% elif %}`/`{% else %}`/`{% endif %}` choose text, `{% raw %}` keeps text
 //!   as written, `{# ... #}` is a comment;
 //! - nothing else: no loops, no variables, no macros, no operators that build values.
@@ -17,12 +17,12 @@
 //! So the rendered text is at most the literal text plus, per substitution, one value
 //! passed through its filters, and no value is ever larger than [`MAX_VALUE_LEN`]. The
 //! bound is [`output_bound`]; it and the work bound are written down in docs/security.md
-//! ("Templates"). Every limit is enforced where a value is made (render.rs), not guessed
-//! from the template's shape.
+//! ("Templates"). Every limit is enforced where a value is made (`value`, `filters`, the
+//! output buffer in `render`), not guessed from the template's shape.
 //!
-//! Layout: `ast` (what a parsed template is), `parse` (the text and its tags), `lex` and `expr`
-//! (expressions and conditions inside tags), `filters`, `value` (values and the budget
-//! they are charged to), `render`, `bound` (the output bound).
+//! Layout: `ast` (what a parsed template is), `parse` (the text and its tags), `lex` and
+//! `expr` (expressions and conditions inside tags), `filters`, `value` (values and the
+//! budget they are charged to), `render`, `bound` (the output bound).
 
 mod ast;
 mod bound;
