@@ -135,9 +135,167 @@ fn template_text() -> impl Strategy<Value = String> {
         Just("\"".to_owned()),
         Just("{#".to_owned()),
         Just("{% raw %}".to_owned()),
+        // The current language's pieces, so the soups reach deep into its parser.
+        Just("{% elif customer.first_name == 'Ana' and not event.x %}".to_owned()),
+        Just("{% else %}".to_owned()),
+        Just("{%- endraw -%}".to_owned()),
+        Just("{{- ".to_owned()),
+        Just(" -}}".to_owned()),
+        Just("#}".to_owned()),
+        Just(" | truncate(3) ".to_owned()),
+        Just(" | default('-') | title ".to_owned()),
+        Just(" | date('%A %+') ".to_owned()),
+        Just(" | number(2) ".to_owned()),
+        Just("event.items[0]['a'].0".to_owned()),
+        Just(" (".to_owned()),
+        Just(") ".to_owned()),
+        Just(" or ".to_owned()),
+        Just(" >= -1.5 ".to_owned()),
         ".{0,8}",
     ];
     prop::collection::vec(piece, 0..40).prop_map(|p| p.concat())
+}
+
+/// Literal text between tags: anything but `{`, so it never opens a tag.
+fn plain_text() -> impl Strategy<Value = String> {
+    "[^{]{0,12}"
+}
+
+/// A field path of the bound test's context, or one that leads nowhere.
+fn field_path() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "event.a",
+        "event.b",
+        "event.n",
+        "event.day",
+        "event.list",
+        "event.obj",
+        "customer.name",
+        "customer",
+        "event.missing",
+        "event.obj.inner",
+        "event.list.0",
+    ])
+    .prop_map(str::to_owned)
+}
+
+/// One filter of the language, with literal arguments.
+fn filter_call() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z ]{0,10}".prop_map(|d| format!("default('{d}')")),
+        Just("upper".to_owned()),
+        Just("lower".to_owned()),
+        Just("title".to_owned()),
+        Just("trim".to_owned()),
+        (0usize..40).prop_map(|n| format!("truncate({n})")),
+        (0u32..4).prop_map(|n| format!("round({n})")),
+        (0u32..3).prop_map(|n| format!("number({n})")),
+        prop::sample::select(vec![
+            "date",
+            "date('%d/%m/%Y')",
+            "date('%A %e %B %Y, %H:%M')",
+            "date('%+')"
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
+/// `{{ base | filters }}`: a field or a literal through up to four filters.
+fn substitution() -> impl Strategy<Value = String> {
+    let base = prop_oneof![4 => field_path(), 1 => "[a-z ]{0,10}".prop_map(|s| format!("'{s}'"))];
+    (base, prop::collection::vec(filter_call(), 0..5), any::<(bool, bool)>()).prop_map(|(base, filters, (l, r))| {
+        let mut expr = base;
+        for f in filters {
+            expr.push_str(" | ");
+            expr.push_str(&f);
+        }
+        format!(
+            "{{{{{} {expr} {}}}}}",
+            if l { "-" } else { "" },
+            if r { "-" } else { "" }
+        )
+    })
+}
+
+/// A condition: a field, a comparison, `not`, `and`/`or`.
+fn if_condition() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![
+        field_path(),
+        (
+            field_path(),
+            prop::sample::select(vec!["==", "!=", "<", ">", "<=", ">="]),
+            prop_oneof![
+                field_path(),
+                (-5i32..2000).prop_map(|n| n.to_string()),
+                "[a-z]{0,3}".prop_map(|s| format!("'{s}'")),
+            ]
+        )
+            .prop_map(|(l, op, r)| format!("{l} {op} {r}")),
+    ];
+    (
+        atom.clone(),
+        prop::option::of((prop::sample::select(vec!["and", "or"]), any::<bool>(), atom)),
+    )
+        .prop_map(|(a, rest)| match rest {
+            None => a,
+            Some((join, not, b)) => format!("{a} {join} {}({b})", if not { "not " } else { "" }),
+        })
+}
+
+/// A template of the language: text, substitutions and if blocks nested a few deep.
+fn language_template() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        plain_text(),
+        substitution(),
+        Just("{# note #}".to_owned()),
+        Just("{% raw %}{{ a }}{% endraw %}".to_owned())
+    ];
+    let node = leaf.prop_recursive(3, 24, 4, |inner| {
+        let body = prop::collection::vec(inner, 0..4).prop_map(|n| n.concat());
+        (
+            if_condition(),
+            body.clone(),
+            prop::option::of((if_condition(), body.clone())),
+            prop::option::of(body),
+        )
+            .prop_map(|(c, then, elif, otherwise)| {
+                let mut s = format!("{{% if {c} %}}{then}");
+                if let Some((c, b)) = elif {
+                    s.push_str(&format!("{{% elif {c} %}}{b}"));
+                }
+                if let Some(b) = otherwise {
+                    s.push_str(&format!("{{% else %}}{b}"));
+                }
+                s + "{% endif %}"
+            })
+    });
+    prop::collection::vec(node, 0..12).prop_map(|n| n.concat())
+}
+
+/// Text of `len` bytes at most, made of `unit` repeated (cut at a char boundary).
+fn sized(unit: &str, len: usize) -> String {
+    let mut s = unit.repeat(len / unit.len().max(1) + 1);
+    let mut cut = len.min(s.len());
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    s
+}
+
+/// The longest text any value under the root renders to (a list or object as its JSON).
+fn longest_value(value: &Value) -> usize {
+    let children = match value {
+        Value::Array(items) => items.iter().map(longest_value).max().unwrap_or(0),
+        Value::Object(map) => map.values().map(longest_value).max().unwrap_or(0),
+        _ => 0,
+    };
+    let own = match value {
+        Value::Null => 0,
+        Value::String(s) => s.len(),
+        other => other.to_string().len(),
+    };
+    own.max(children)
 }
 
 proptest! {
@@ -165,6 +323,30 @@ proptest! {
             }
         }
         let _ = validator.workflow(&junk);
+    }
+
+    /// The bound docs/security.md states, `template::output_bound`, holds for every
+    /// template of the grammar over fields of any size up to the value cap.
+    #[test]
+    fn rendered_text_is_within_the_stated_bound(
+        source in language_template(),
+        units in prop::collection::vec(".{1,4}", 3),
+        sizes in prop::collection::vec(0usize..=template::MAX_VALUE_LEN, 3),
+        n in prop_oneof![any::<i64>().prop_map(Value::from), (-1e12f64..1e12).prop_map(Value::from), Just(json!("1500.50"))],
+    ) {
+        let context = json!({
+            "event": {"a": sized(&units[0], sizes[0]), "b": sized(&units[1], sizes[1] / 64), "n": n,
+                      "day": "2024-02-29T23:59:59+03:00", "list": [1, "two", null], "obj": {"inner": sized(&units[2], 40)}},
+            "customer": {"name": sized(&units[2], sizes[2] / 8)},
+        });
+        prop_assert!(template::check(&source).is_ok(), "{source}: {:?}", template::check(&source));
+        // Paths start below the root, so the root's own JSON is not a value they can reach.
+        let longest = context.as_object().map_or(0, |m| m.values().map(longest_value).max().unwrap_or(0));
+        let bound = template::output_bound(&source, longest).unwrap();
+        prop_assert!(bound <= MAX_OUTPUT);
+        if let Ok(out) = template::render(&source, &context) {
+            prop_assert!(out.len() <= bound, "{} > {bound}: {source}", out.len());
+        }
     }
 
     #[test]
