@@ -3,6 +3,7 @@
 //! built with the `otlp` feature, the engine's spans sent to an OpenTelemetry collector
 //! ([`otlp`]).
 
+pub mod fields;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 
@@ -58,7 +59,7 @@ pub fn init(log: &Log, telemetry: &Telemetry) -> Result<Guard, TelemetryError> {
             .with_filter(filter)
             .boxed()
     } else {
-        fmt.with_filter(filter).boxed()
+        fmt.fmt_fields(fields::escaped()).with_filter(filter).boxed()
     };
     let subscriber = tracing_subscriber::registry().with(fmt);
     #[cfg(feature = "otlp")]

@@ -229,3 +229,96 @@ async fn customer_writes_cap_each_custom_field() {
 fn short(body: &Value) -> String {
     body.to_string().chars().take(300).collect()
 }
+
+/// A real server on a free port with `timeout` as its request timeout, for tests that
+/// need a socket (a body that stops half way).
+async fn serve(db: &Database, timeout: std::time::Duration) -> (String, actix_web::dev::ServerHandle) {
+    let auth = Auth::new("", &[token("author", &[Scope::Read, Scope::Write])], false).unwrap();
+    let state = state(db);
+    let server = actix_web::HttpServer::new(move || {
+        let (state, auth) = (state.clone(), auth.clone());
+        App::new()
+            .app_data(actix_web::web::Data::new(api::RequestTimeout(timeout)))
+            .configure(move |cfg| api::configure(cfg, state, 1 << 20, auth))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0].to_string();
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    (addr, handle)
+}
+
+/// Sends an import's head announcing `length` bytes and `sent` of them, then keeps the
+/// connection open.
+async fn partial_import(addr: &str, length: usize, sent: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/customers/import HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer t-author\r\n\
+         Content-Type: application/x-ndjson\r\nContent-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(sent).await.unwrap();
+    stream
+}
+
+/// The status line's code of what `stream` answers.
+async fn status_of(stream: &mut tokio::net::TcpStream) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = vec![0u8; 512];
+    let n = stream.read(&mut buffer).await.unwrap();
+    let text = String::from_utf8_lossy(&buffer[..n]);
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// Bounded reads: a body that stops half way held its request open for as long as the
+/// sender liked (actix-http times out the head only); now the request gets 408 once the
+/// request timeout passes.
+#[actix_rt::test]
+async fn a_body_that_stops_half_way_gets_408() {
+    let test = common::fresh().await;
+    let (addr, server) = serve(&test.db, std::time::Duration::from_millis(300)).await;
+    let mut stream = partial_import(&addr, 1000, b"{\"id\": 1,").await;
+    assert_eq!(status_of(&mut stream).await, 408);
+    server.stop(false).await;
+    test.finish().await;
+}
+
+/// Bounded reads: each import may buffer 16 MiB, so only two are read at once; a third
+/// gets 429 with Retry-After, and once one of the two is gone another is taken.
+#[actix_rt::test]
+async fn at_most_two_imports_are_read_at_once() {
+    let test = common::fresh().await;
+    let (addr, server) = serve(&test.db, std::time::Duration::from_secs(30)).await;
+    let first = partial_import(&addr, 1000, b"{").await;
+    let second = partial_import(&addr, 1000, b"{").await;
+    // Both are being read once a third is refused; poll until then.
+    let mut refused = false;
+    for _ in 0..100 {
+        let mut third = partial_import(&addr, 2, b"{}").await;
+        if status_of(&mut third).await == 429 {
+            refused = true;
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused, "a third import while two are read is refused");
+    drop((first, second));
+    let mut taken = false;
+    for _ in 0..100 {
+        let line = b"{\"id\": 9}";
+        let mut next = partial_import(&addr, line.len(), line).await;
+        if status_of(&mut next).await == 200 {
+            taken = true;
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(taken, "an import is taken again once the others are gone");
+    server.stop(false).await;
+    test.finish().await;
+}

@@ -22,6 +22,11 @@ pub const MAX_STATUSES: usize = 50;
 /// Most lines of one import, and its largest body in bytes: an import is one transaction.
 pub const MAX_IMPORT_LINES: usize = 10_000;
 pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
+/// Imports read at once in the process: each may buffer [`MAX_IMPORT_BYTES`], so the
+/// memory they take is bounded by this many times that, whoever sends them.
+pub const MAX_CONCURRENT_IMPORTS: usize = 2;
+
+static IMPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_IMPORTS);
 
 const KEYS: [&str; 20] = [
     "id",
@@ -262,6 +267,14 @@ pub async fn import(
             "an import is at most {MAX_IMPORT_BYTES} bytes: split it"
         )));
     }
+    let Ok(_permit) = IMPORTS.try_acquire() else {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            format!("{MAX_CONCURRENT_IMPORTS} imports are being read: try again shortly"),
+        )
+        .retry_after(1));
+    };
     // Grown as bytes arrive, never sized by what the sender announces.
     let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0).min(64 * 1024));
     while let Some(chunk) = payload.next().await {

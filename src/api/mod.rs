@@ -59,7 +59,17 @@ impl ListQuery {
     }
 }
 
-/// Refuses oversized queries (414) and header sets (431) before a handler sees them.
+/// How long one /api/v1 request may take, body included, unless the app says otherwise
+/// with a [`RequestTimeout`]. actix-http's own timeout covers the request head only: a
+/// body sent a byte at a time held a worker's request open for as long as the sender liked.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The app's own request timeout (tests set a short one).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeout(pub std::time::Duration);
+
+/// Refuses oversized queries (414) and header sets (431) before a handler sees them, and
+/// answers 408 to a request (its body included) not done within the request timeout.
 async fn bound_input(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
@@ -83,7 +93,18 @@ async fn bound_input(
         )
         .into());
     }
-    next.call(req).await
+    let limit = req
+        .app_data::<web::Data<RequestTimeout>>()
+        .map_or(REQUEST_TIMEOUT, |t| t.0);
+    match actix_rt::time::timeout(limit, next.call(req)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request was not done within {} s", limit.as_secs_f64()),
+        )
+        .into()),
+    }
 }
 
 /// What handlers share.
