@@ -57,6 +57,7 @@ fn state(db: &Database) -> AppState {
         matcher: None,
         readiness: Default::default(),
         webhook_allowlist: Vec::new(),
+        heavy: workflow_engine::api::Heavy::new(&Default::default(), workflow_engine::clock::system()),
     }
 }
 

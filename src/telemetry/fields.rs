@@ -7,14 +7,14 @@
 //! formatted values) is written with `\n`, `\r`, `\t` and every other control character
 //! escaped, so one event is one line whatever it holds. The JSON format escapes by itself.
 
-use std::fmt::Write as _;
 use tracing_subscriber::field::MakeExt as _;
 use tracing_subscriber::fmt::format::{debug_fn, FormatFields};
 
 /// The text format's field formatter: `name=value`, space-separated, values escaped.
 pub fn escaped() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
     debug_fn(|writer, field, value| {
-        let text = escape(&format!("{value:?}"));
+        let raw = format!("{value:?}");
+        let text = escape(&raw);
         if field.name() == "message" {
             writer.write_str(&text)
         } else {
