@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::outbound::send::{Deliver, DeliveryPolicy, DeliveryReport};
 use crate::runner::{Outbound, Ownership, Runner, Wakeup};
 use crate::settings::Settings;
-use crate::storage::{steps, Database};
+use crate::storage::Database;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
@@ -106,7 +106,7 @@ impl Topology {
             outbound: Arc::new(delivery.clone()),
             wakeup: Arc::new(scheduler_ctx.address().recipient::<Wake>()),
             ownership: ownership.clone(),
-            integrations: steps::Integrations {
+            integrations: crate::outbound::Integrations {
                 email_url: d.email_url.clone(),
                 webhook_secret: d.webhook_secret.clone(),
                 keyring,

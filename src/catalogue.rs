@@ -574,7 +574,7 @@ fn check_param(param_type: ParamType, value: &Value, at: &Pointer, problems: &mu
                     let at = at.key(name);
                     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
                         problems.error(&at, "invalid header name: use letters, digits, '-' and '_'");
-                    } else if crate::outbound::is_reserved_header(name) {
+                    } else if is_reserved_header(name) {
                         // Refused at save time too, not only when the step runs: the engine
                         // sets these (idempotency, signature, framing) and never lets a
                         // workflow replace them.
@@ -626,4 +626,29 @@ fn describe(value: &Value) -> String {
         Value::String(s) => format!("{s:?}"),
         other => json_type_name(other).to_owned(),
     }
+}
+
+/// Headers the engine sets on every request; a workflow's `headers` cannot set them (a
+/// step that tries fails), so the idempotency key, the signature and the trace context are
+/// always the engine's. Compared case-insensitively. Hop-by-hop and framing headers are
+/// the HTTP client's.
+pub const RESERVED_HEADERS: [&str; 13] = [
+    "content-type",
+    "traceparent",
+    "tracestate",
+    "idempotency-key",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-signature",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+];
+
+/// True when a workflow may not set header `name`.
+pub fn is_reserved_header(name: &str) -> bool {
+    RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(name.trim()))
 }

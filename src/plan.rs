@@ -9,6 +9,7 @@ use crate::conditions::{compile, explain, CompileError, Facts, FieldTable, Limit
 use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -318,7 +319,7 @@ impl WorkflowSet {
                     return false;
                 }
             }
-            let previews = crate::guards::preview(&w.workflow, customer, now);
+            let previews = step_previews(&w.workflow, customer, now);
             for (slot, preview) in planned.previews.iter_mut().zip(previews) {
                 slot.extend(preview);
             }
@@ -364,4 +365,40 @@ pub struct Evaluation {
     /// a real run would not be created.
     pub limited_by: Option<&'static str>,
     pub trace: Trace,
+}
+
+/// What each step of `workflow` would do for `customer` when a run starts at `now`, as the
+/// runner decides it: `{"skipped": "<opt-out>"}` for a message the customer opted out of,
+/// `{"waits_until": "<rfc3339>"}` for one that waits for its send window, `{}` otherwise.
+/// Delays move the time on (without the demo's override), so a message after a two-day
+/// delay is judged two days later, as the resumed run would judge it.
+fn step_previews(workflow: &Workflow, customer: &Map<String, Value>, now: DateTime<Utc>) -> Vec<Map<String, Value>> {
+    let zone = crate::guards::window::customer_zone(customer);
+    let mut at = now;
+    workflow
+        .actions
+        .iter()
+        .map(|step| {
+            let mut preview = Map::new();
+            match &step.action {
+                Action::Delay { duration } => {
+                    at += chrono::Duration::seconds(i64::try_from(duration.as_secs()).unwrap_or(0));
+                }
+                Action::SendEmail { .. } | Action::SendSms { .. } => {
+                    if let Some(reason) = crate::guards::consent::skip_reason(step.kind(), step.transactional, customer)
+                    {
+                        preview.insert("skipped".into(), Value::from(reason));
+                    } else if let Some(w) = &workflow.send_window {
+                        let opens = w.next_open(at, zone);
+                        if opens > at {
+                            preview.insert("waits_until".into(), Value::from(crate::clock::rfc3339(opens)));
+                            at = opens;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            preview
+        })
+        .collect()
 }

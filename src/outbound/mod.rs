@@ -9,8 +9,6 @@ pub mod signing;
 pub use build::{check_header, check_header_value, Integrations};
 
 use hmac::{KeyInit, Mac};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Header carrying the idempotency key on every attempt.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -18,45 +16,9 @@ pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 /// `webhook-signature` (see [`signing`]). The old body-only `X-Signature` is no longer sent.
 pub const SIGNATURE_HEADER: &str = signing::SIGNATURE_HEADER;
 
-/// Headers the engine sets on every request; a workflow's `headers` cannot set them (a
-/// step that tries fails), so the idempotency key, the signature and the trace context are
-/// always the engine's. Compared case-insensitively. Hop-by-hop and framing headers are
-/// the HTTP client's.
-pub const RESERVED_HEADERS: [&str; 13] = [
-    "content-type",
-    "traceparent",
-    "tracestate",
-    "idempotency-key",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "x-signature",
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-];
+pub use crate::catalogue::{is_reserved_header, RESERVED_HEADERS};
 
-/// True when a workflow may not set header `name`.
-pub fn is_reserved_header(name: &str) -> bool {
-    RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(name.trim()))
-}
-
-/// A request built when its step runs. `body` is the exact JSON text sent (and signed),
-/// kept as text so a database's JSON normalisation cannot change its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboundRequest {
-    /// email, sms or webhook: a metric label.
-    pub kind: String,
-    pub url: String,
-    pub headers: BTreeMap<String, String>,
-    pub body: String,
-    /// The [`signing::Keyring`] id of the secrets that sign this request when it is sent;
-    /// `None` = unsigned. A reference, never the secret: the outbox row stores this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signing_key: Option<String>,
-}
+pub use crate::storage::outbox::OutboundRequest;
 
 /// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`: the signature this engine
 /// sent before Standard Webhooks. Not sent any more; kept for receivers' and tests' tooling

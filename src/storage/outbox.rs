@@ -12,10 +12,28 @@ use crate::trace::TraceParent;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// A queued message.
 pub type OutboxMessage = outbox::Model;
+
+/// An email, SMS or webhook request as the outbox keeps it (built when its step runs, by
+/// `outbound::build`). `body` is the exact JSON text sent (and signed),
+/// kept as text so a database's JSON normalisation cannot change its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundRequest {
+    /// email, sms or webhook: a metric label.
+    pub kind: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    /// The keyring id (`outbound::signing::Keyring`) of the secrets that sign this request when it is sent;
+    /// `None` = unsigned. A reference, never the secret: the outbox row stores this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
+}
 
 /// What the delivery pool does with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,17 +9,12 @@ use super::runs::{self, status, step_status, Run};
 use super::sql::statement;
 use super::{scheduled, workflows, Database, StorageError};
 use crate::conditions::Limits;
-use crate::outbound::OutboundRequest;
 use crate::schema::FieldSchema;
 use crate::validate::Validator;
 use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{json, Value};
-
-/// Building outbound requests lives in [`crate::outbound`]; re-exported so the executor
-/// keeps calling `steps::Integrations`.
-pub use crate::outbound::Integrations;
 
 /// The idempotency key of a run's step: the same on every attempt and every replay.
 pub fn idempotency_key(run_id: i64, step_index: i32) -> String {
@@ -234,7 +229,7 @@ pub struct Queued {
     /// Attempts made before (a replay continues the count).
     pub attempts: u32,
     /// The request as first queued: a replay resends exactly that.
-    pub request: OutboundRequest,
+    pub request: outbox::OutboundRequest,
 }
 
 /// What [`begin_external`] found the step's delivery to be.
@@ -264,7 +259,7 @@ pub async fn begin_external(
     run: &run_rows::Model,
     step_index: i32,
     kind: crate::catalogue::ActionKind,
-    request: &OutboundRequest,
+    request: &outbox::OutboundRequest,
     key: &str,
     lease: (&str, DateTime<Utc>),
     go_on: bool,

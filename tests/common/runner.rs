@@ -15,7 +15,7 @@ use workflow_engine::outbound::send::{Deliver, DeliveryReport};
 use workflow_engine::plan::WorkflowSet;
 use workflow_engine::runner::batch::Batches;
 use workflow_engine::runner::{Outbound, Ownership, Runner, Wakeup};
-use workflow_engine::storage::{statuses, steps, workflows, Database};
+use workflow_engine::storage::{statuses, workflows, Database};
 use workflow_engine::validate::Validator;
 
 /// Accepts every request at once and remembers its idempotency key.
@@ -54,7 +54,7 @@ pub fn runner(db: &Database, node_id: &str, clock: &ManualClock, ownership: &Own
         outbound: Arc::new(sent.clone()),
         wakeup: Arc::new(NoWakeup),
         ownership: ownership.clone(),
-        integrations: steps::Integrations {
+        integrations: workflow_engine::outbound::Integrations {
             email_url: "http://email.invalid/send".into(),
             webhook_secret: String::new(),
             keyring: Arc::default(),
