@@ -251,6 +251,7 @@ impl Consume {
                         .timestamp()
                         .to_millis()
                         .and_then(chrono::DateTime::from_timestamp_millis);
+                    event.occurred_at_stamped = event.occurred_at.is_some();
                 }
                 let route = Route {
                     event,
