@@ -221,7 +221,7 @@ impl Runner {
                 })
                 .await?;
             if let Some(mismatch) = mismatch {
-                let _ = recorded.send(refuse(&event, mismatch));
+                let _ = recorded.send(refuse(&event, mismatch, set));
                 return Ok(());
             }
         }
@@ -270,7 +270,7 @@ impl Runner {
             Err(batch::Failed::Fenced) => return Err(Stopped::Revoked),
         };
         if let Some(mismatch) = refused {
-            let _ = recorded.send(refuse(&event, mismatch));
+            let _ = recorded.send(refuse(&event, mismatch, set));
             return Ok(());
         }
         let _ = recorded.send(Handled::Recorded);
@@ -701,11 +701,13 @@ struct EventRecorded {
 /// An event refused because its id is another event's (security issue 22): counted,
 /// logged, and answered as refused, so its partition's reader dead-letters it with the
 /// reason and goes on. Nothing of it ran and nothing of the other event was replayed.
-fn refuse(event: &EventEnvelope, mismatch: Mismatch) -> Handled {
-    Metrics::global()
-        .events
-        .with_label_values(&[event_label(&event.event_type, true), "refused"])
-        .inc();
+///
+/// The `trigger` label is the type only when a workflow listens to it: with the customer
+/// sync on, events of any type reach the executor, and a producer must not grow the label
+/// set with refused events.
+fn refuse(event: &EventEnvelope, mismatch: Mismatch, set: &WorkflowSet) -> Handled {
+    let label = event_label(&event.event_type, set.listens_to(&event.event_type));
+    Metrics::global().events.with_label_values(&[label, "refused"]).inc();
     Metrics::global()
         .events_refused
         .with_label_values(&[mismatch.label()])
