@@ -15,7 +15,7 @@ use crate::conditions::Limits;
 use crate::metrics::{event_label, Mailbox, Metrics};
 use crate::plan::WorkflowSet;
 use crate::retry::{self, Backoff, Retried};
-use crate::runner::{Why, Work};
+use crate::runner::{Handled, Why, Work};
 use crate::storage::{changes, steps, Database};
 use actix::dev::SendError;
 use actix::prelude::*;
@@ -179,7 +179,7 @@ impl Matcher {
             .events
             .with_label_values(&[event_label(&route.event.event_type, listened), outcome])
             .inc();
-        let _ = route.recorded.send(());
+        let _ = route.recorded.send(Handled::Recorded);
     }
 }
 

@@ -1,7 +1,9 @@
 //! Reads one partition: decodes each message, hands the event to the engine (or the
 //! dead-letter topic) and stores its offset once the engine recorded it, strictly in
 //! offset order, so a crash replays, never loses. An envelope that cannot be decoded goes
-//! to the dead-letter topic with the reason and its original bytes; the partition goes on.
+//! to the dead-letter topic with the reason and its original bytes; so does an event the
+//! engine refused after decoding it (an id already taken by another event, security issue
+//! 22), once the engine says so. Either way the partition goes on.
 //!
 //! Before it reads, it asks the engine to resume the runs a previous owner left
 //! unfinished, so they keep their place before newer events. If it stops by itself (an
@@ -15,6 +17,7 @@ use crate::kafka::consumer::BROKER_BACKOFF;
 use crate::kafka::{DeadLetters, EngineConsumer, EngineContext};
 use crate::metrics::{Mailbox, Metrics};
 use crate::retry::{self, Retried};
+use crate::runner::Handled;
 use crate::storage::ownership::Fence;
 use crate::trace::TraceParent;
 use actix::prelude::*;
@@ -158,8 +161,8 @@ impl Consume {
                 biased;
                 _ = self.stop.changed() => break,
                 Some((offset, recorded)) = pending.next(), if !pending.is_empty() => {
-                    let recorded: Result<(), oneshot::error::RecvError> = recorded;
-                    if recorded.is_err() {
+                    let recorded: bool = recorded;
+                    if !recorded {
                         tracing::warn!(partition, offset, "event not recorded; stopping before its offset");
                         ended = Ended::ByItself { resume_at: offset };
                         break;
@@ -191,7 +194,7 @@ impl Consume {
         if matches!(ended, Ended::Drained) {
             let deadline = Instant::now() + DRAIN_WAIT;
             while let Ok(Some((offset, recorded))) = tokio::time::timeout_at(deadline.into(), pending.next()).await {
-                if recorded.is_err() {
+                if !recorded {
                     break;
                 }
                 self.store(offset, &label);
@@ -216,11 +219,10 @@ impl Consume {
     }
 
     /// Decodes one message and hands it to the engine, or dead-letters it. Returns the
-    /// pending entry whose completion allows storing the offset; `None` when stopping.
-    async fn hand_over(
-        &mut self,
-        message: OwnedMessage,
-    ) -> Option<impl std::future::Future<Output = (i64, Result<(), oneshot::error::RecvError>)>> {
+    /// pending entry: it completes with the offset and whether it may be stored (the event
+    /// was recorded, or dead-lettered: at once when undecodable, after the engine's answer
+    /// when refused); `None` when stopping.
+    async fn hand_over(&mut self, message: OwnedMessage) -> Option<impl std::future::Future<Output = (i64, bool)>> {
         let offset = message.offset();
         let decoded = match message.payload() {
             None => Err("empty message".to_owned()),
@@ -237,7 +239,7 @@ impl Consume {
                 if !self.dead_letters.publish(&message, &reason, &self.stop).await {
                     return None;
                 }
-                let _ = tx.send(());
+                let _ = tx.send(Handled::Recorded);
             }
             Ok(mut event) => {
                 event.trace = message.headers().and_then(|headers| {
@@ -251,6 +253,7 @@ impl Consume {
                         .timestamp()
                         .to_millis()
                         .and_then(chrono::DateTime::from_timestamp_millis);
+                    event.occurred_at_stamped = event.occurred_at.is_some();
                 }
                 let route = Route {
                     event,
@@ -267,7 +270,21 @@ impl Consume {
                 self.sink_mailbox.waited(waited.elapsed());
             }
         }
-        Some(async move { (offset, rx.await) })
+        // The message waits with its entry: a refused event goes to the dead-letter topic
+        // with its original bytes, as an undecodable one does. The window bounds how many.
+        let dead_letters = self.dead_letters.clone();
+        let stop = self.stop.clone();
+        Some(async move {
+            let may_store = match rx.await {
+                Ok(Handled::Recorded) => true,
+                Ok(Handled::Refused(reason)) => {
+                    tracing::warn!(partition = message.partition(), offset, reason = %reason, "dead-lettering refused event");
+                    dead_letters.publish(&message, &reason, &stop).await
+                }
+                Err(_) => false,
+            };
+            (offset, may_store)
+        })
     }
 }
 

@@ -7,7 +7,7 @@ use crate::envelope::EventEnvelope;
 use crate::kafka::{DeadLetters, EngineConsumer, EngineContext, Rebalancing};
 use crate::outbound::send::{Deliver, DeliveryReport};
 use crate::plan::WorkflowSet;
-use crate::runner::Work;
+use crate::runner::{Handled, Work};
 use crate::storage::ownership::Fence;
 use actix::{Message, Recipient};
 use chrono::{DateTime, Utc};
@@ -15,9 +15,10 @@ use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// An event handed to the engine by its partition's consumer. `recorded` is completed once
-/// the event's plan and runs are durably recorded (or it needs none); dropping it
-/// unanswered means "not recorded" and stops the partition before its offset is stored.
+/// An event handed to the engine by its partition's consumer. `recorded` is answered once
+/// the event's plan and runs are durably recorded (or it needs none), or once it is
+/// refused (the reader then dead-letters it); dropping it unanswered means "not recorded"
+/// and stops the partition before its offset is stored.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Route {
@@ -25,7 +26,7 @@ pub struct Route {
     /// The partition's epoch the event was read under.
     pub fence: Fence,
     pub offset: i64,
-    pub recorded: oneshot::Sender<()>,
+    pub recorded: oneshot::Sender<Handled>,
 }
 
 /// Sent by a new owner before it reads a partition: resume the runs of this partition

@@ -31,6 +31,11 @@ pub struct EventEnvelope {
     /// When it happened at the source; `None` means "use the broker timestamp".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub occurred_at: Option<DateTime<Utc>>,
+    /// `occurred_at` is the broker's timestamp, set by the consumer, not the producer's:
+    /// it is no part of what the event says, so the event's digest leaves it out (a
+    /// message published again has a new one). Not part of the JSON.
+    #[serde(skip)]
+    pub occurred_at_stamped: bool,
     /// The payload conditions read as `event.*`, `transaction.*`, `order.*`, ...
     pub data: Map<String, Value>,
     /// Set on events the engine emits: the run that emitted it and how deep the cascade
@@ -126,6 +131,7 @@ impl EventEnvelope {
                 event_type,
                 customer_id,
                 occurred_at,
+                occurred_at_stamped: false,
                 data,
                 cause,
                 trace: None,

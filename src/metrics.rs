@@ -21,8 +21,12 @@ pub struct Metrics {
     backpressure_seconds: prometheus::CounterVec,
     /// Live actors by kind (executors come and go with customers).
     pub actors: IntGaugeVec,
-    /// Events by trigger and outcome (no_workflow, no_match, matched, dead_lettered).
+    /// Events by trigger and outcome (no_workflow, no_match, matched, replayed,
+    /// dead_lettered, refused).
     pub events: IntCounterVec,
+    /// Events refused because their id is another event's (security issue 22), by what
+    /// differs: `customer`, `type` or `content`. Each is also `events{outcome="refused"}`.
+    pub events_refused: IntCounterVec,
     /// Action steps by action type and outcome (done, failed, retried, skipped).
     pub actions: IntCounterVec,
     pub action_seconds: HistogramVec,
@@ -168,6 +172,11 @@ impl Metrics {
             causes_untrusted,
             runs_exited,
             send_window_waits,
+            events_refused: counter(
+                "events_refused_total",
+                "Events refused and dead-lettered: their id is another event's (differs=customer, type or content)",
+                &["differs"],
+            )?,
             runs_held_back: counter(
                 "runs_held_back_total",
                 "Runs not created: the workflow's limit held the customer back",

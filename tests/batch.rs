@@ -25,6 +25,7 @@ use std::time::Duration;
 use workflow_engine::clock::ManualClock;
 use workflow_engine::envelope::EventEnvelope;
 use workflow_engine::guards::cascade::Budget;
+use workflow_engine::guards::identity::Mismatch;
 use workflow_engine::runner::batch::{Batches, Done, Failed, Job, ResumeDone, BATCH_CEILING};
 use workflow_engine::runner::{Ownership, Runner, Work};
 use workflow_engine::storage::ownership::{self, Fence};
@@ -161,6 +162,56 @@ async fn a_poisoned_customer_in_a_batch_of_500_holds_up_only_itself() {
     assert!(rx.await.is_ok(), "the poisoned event is recorded");
     assert_poisoned_as_before(db, POISONED).await;
     assert_healthy_once(db, (1..=500).filter(|&c| c != POISONED)).await;
+    t.finish().await;
+}
+
+/// An event reusing another customer's event id (security issue 22) in a batch is refused
+/// alone: it writes nothing and replays nothing, and the units around it (new events and a
+/// true redelivery) commit in the same transaction as before.
+#[actix_rt::test]
+async fn an_event_reusing_an_id_in_a_batch_is_refused_alone() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = ManualClock::new(t0());
+    let (runner, fence) = owning_runner(db, &clock).await;
+    common::add_customers(db, 1..=10).await;
+    poisoned_workflows(db, 0).await;
+    let set = live_set(db).await;
+    let job = |id: &str, customer_id: i64| Job::Event {
+        fence,
+        event: Box::new(event(id, customer_id)),
+        set: Arc::clone(&set),
+        sync: false,
+        budget: Budget::outside(id),
+    };
+    let first: Vec<Job> = (1..=10).map(|c| job(&format!("e{c}"), c)).collect();
+    assert!(runner.commit_batch(first).await.iter().all(Result::is_ok));
+
+    // New events of every customer, customer 7's event under customer 3's id, and customer
+    // 5's own event again.
+    let mut second: Vec<Job> = (1..=10).map(|c| job(&format!("n{c}"), c)).collect();
+    second.insert(4, job("e3", 7));
+    second.push(job("e5", 5));
+    let outcomes = runner.commit_batch(second).await;
+    assert_eq!(outcomes.len(), 12);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let Ok(Done::Event(done)) = outcome else {
+            panic!("unit {i}: not committed");
+        };
+        let recorded = &done.recorded;
+        match i {
+            4 => {
+                assert_eq!(recorded.refused, Some(Mismatch::Customer));
+                assert!(recorded.runs.is_empty() && !recorded.replayed);
+            }
+            11 => assert!(recorded.replayed && recorded.refused.is_none()),
+            _ => assert!(!recorded.replayed && recorded.refused.is_none() && recorded.runs.len() == 1),
+        }
+    }
+    for c in 1..=10 {
+        assert_eq!(runs_of_customer(db, c).await.len(), 2, "customer {c}");
+        assert_eq!(note_bodies(db, c).await, [format!("noted {c}"), format!("noted {c}")]);
+    }
     t.finish().await;
 }
 

@@ -29,10 +29,11 @@ use workflow_engine::actors::topology::Topology;
 use workflow_engine::catalogue::Action;
 use workflow_engine::clock::{Clock, ManualClock, SteppedClock};
 use workflow_engine::envelope::EventEnvelope;
+use workflow_engine::guards::identity::Mismatch;
 use workflow_engine::outbound::send::{Deliver, DeliveryError, DeliveryReport};
 use workflow_engine::plan::WorkflowSet;
 use workflow_engine::runner::Outbound;
-use workflow_engine::runner::{Ownership, Runner, Ticket, Why, Work};
+use workflow_engine::runner::{Handled, Ownership, Runner, Ticket, Why, Work};
 use workflow_engine::storage::ownership::{self, Fence};
 use workflow_engine::storage::runs::{self, PlannedRun, RunFilter};
 use workflow_engine::storage::steps;
@@ -248,6 +249,110 @@ async fn a_redelivered_event_after_the_workflows_changed_starts_nothing_new() {
     // A new event is planned against the new set.
     assert!(handle(&a.runner, &after, fence, event("later", 1, 500)).await);
     assert_eq!(note_bodies(db, 1).await, ["big 500", "big 500", "any 500"]);
+    t.finish().await;
+}
+
+/// Security issue 22 at the runner: customer A's event `e1` was recorded but its run not
+/// finished (a crash). Customer B's event with the id `e1` is not a redelivery: B's
+/// executor must not go on with A's run (A's data to whatever B's work reaches), nor start
+/// anything; it is refused. A's own redelivery still replays the run.
+#[actix_rt::test]
+async fn an_event_reusing_another_customers_id_never_replays_that_customers_run() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = ManualClock::new(t0());
+    let ownership = Ownership::default();
+    let fence = owned_by_a(&t, &ownership).await;
+    let a = node(db, "node-a", &clock, &ownership);
+    common::add_customers(db, [1, 2]).await;
+    let hook = add_workflow(
+        db,
+        json!({"name": "hook", "trigger_event": "customer.deposited",
+        "actions": [
+            {"type": "add_note", "params": {"body": "for {{customer.id}}: {{event.amount}}"}},
+            {"type": "webhook", "params": {"url": "https://hooks.example.com/deposits",
+                "body": {"customer": "{{customer.id}}", "amount": "{{event.amount}}"}}}
+        ]}),
+    )
+    .await;
+    let set = live_set(db).await;
+    // A's event as a crashed process left it: plan and run recorded, nothing run.
+    let planned = [PlannedRun {
+        workflow_id: hook.clone(),
+        workflow_version: 1,
+        steps: vec![
+            workflow_engine::catalogue::ActionKind::AddNote,
+            workflow_engine::catalogue::ActionKind::Webhook,
+        ],
+        limit: None,
+    }];
+    runs::record_runs(db, fence, &event("e1", 1, 500), &planned, t0())
+        .await
+        .unwrap();
+
+    // B's event under the same id: judged where it is recorded (in its batch), and with
+    // the customer sync on, before the sync too.
+    for sync_customers in [false, true] {
+        let b = node(db, "node-a", &clock, &ownership);
+        let b = Node {
+            runner: Runner {
+                sync_customers,
+                ..b.runner
+            },
+            sent: b.sent,
+        };
+        let (tx, rx) = oneshot::channel();
+        let work = Work::Event {
+            event: event("e1", 2, 7),
+            set: Arc::clone(&set),
+            fence,
+            recorded: tx,
+        };
+        b.runner.process(2, work).await;
+        let answer = rx.await;
+        assert!(note_bodies(db, 1).await.is_empty(), "A's run went on in B's executor");
+        assert!(note_bodies(db, 2).await.is_empty());
+        assert_eq!(b.sent.count(), 0, "A's webhook was sent from B's executor");
+        let runs = runs_of_customer(db, 1).await;
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].run.status, "pending", "A's run was replayed for B");
+        assert!(runs_of_customer(db, 2).await.is_empty());
+        assert!(
+            matches!(answer, Ok(Handled::Refused(ref reason)) if reason.contains("customer differs")),
+            "{answer:?}"
+        );
+    }
+
+    // The one-at-a-time record (a unit that failed in its batch) refuses it too, writing
+    // nothing.
+    let refused = runs::record_runs(db, fence, &event("e1", 2, 7), &planned, t0())
+        .await
+        .unwrap();
+    assert_eq!(refused.refused, Some(Mismatch::Customer));
+    assert!(refused.runs.is_empty() && !refused.replayed);
+    let mut other_type = event("e1", 1, 500);
+    other_type.event_type = "customer.registered".into();
+    let refused = runs::record_runs(db, fence, &other_type, &planned, t0()).await.unwrap();
+    assert_eq!(refused.refused, Some(Mismatch::Type));
+    let refused = runs::record_runs(db, fence, &event("e1", 1, 501), &planned, t0())
+        .await
+        .unwrap();
+    assert_eq!(refused.refused, Some(Mismatch::Content));
+    assert_eq!(runs_of_customer(db, 1).await[0].run.status, "pending");
+
+    // A's own redelivery replays the recorded run.
+    let (tx, rx) = oneshot::channel();
+    let work = Work::Event {
+        event: event("e1", 1, 500),
+        set: Arc::clone(&set),
+        fence,
+        recorded: tx,
+    };
+    a.runner.process(1, work).await;
+    assert_eq!(rx.await.ok(), Some(Handled::Recorded));
+    assert_eq!(note_bodies(db, 1).await, ["for 1: 500"]);
+    assert_eq!(a.sent.count(), 1);
+    assert_eq!(runs_of_customer(db, 1).await[0].run.status, "done");
     t.finish().await;
 }
 

@@ -702,6 +702,162 @@ async fn malformed_events_are_dead_lettered_and_the_rest_processed() {
     engine.finish().await;
 }
 
+/// The first `n` messages of the dead-letter topic: payload, key and headers.
+async fn dead_letters(engine: &Engine, n: usize) -> Vec<(Value, HashMap<String, String>)> {
+    let dlq = &engine.settings.kafka.dead_letter_topic;
+    let reader: StreamConsumer = engine
+        .client_config()
+        .set("group.id", format!("{dlq}-identity-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..engine::PARTITIONS {
+        assignment.add_partition_offset(dlq, p, Offset::Beginning).unwrap();
+    }
+    reader.assign(&assignment).unwrap();
+    let mut dead = Vec::new();
+    while dead.len() < n {
+        let message = tokio::time::timeout(PATIENCE, reader.recv())
+            .await
+            .expect("dead letters on the topic")
+            .unwrap();
+        let headers: HashMap<String, String> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let payload = serde_json::from_slice(message.payload().unwrap_or_default()).unwrap_or(Value::Null);
+        dead.push((payload, headers));
+    }
+    dead
+}
+
+/// Security issue 22: an event id is not an identity on its own. An event reusing the id
+/// of another customer's event (or of an event of another type) is not a redelivery: it
+/// starts nothing, replays nothing, reaches no receiver, and goes to the dead-letter
+/// topic with the reason; a true redelivery (the same envelope again) still replays.
+#[actix_rt::test]
+async fn an_event_reusing_another_events_id_is_dead_lettered_never_run() {
+    let mut engine = Engine::new(|_| {}).await;
+    engine.add_customers([7101, 7102]).await;
+    let hook = engine.listener.url("/identity");
+    engine
+        .add_workflow(json!({
+            "id": "identity-hook", "name": "Tell the outside", "trigger_event": "test.identity",
+            "actions": [
+                {"type": "add_note", "params": {"body": "noted {{event.n}}"}},
+                {"type": "webhook", "params": {"url": hook,
+                    "body": {"customer": "{{customer.id}}", "n": "{{event.n}}"}}}
+            ]
+        }))
+        .await;
+    engine
+        .add_workflow(note_workflow(
+            "identity-other",
+            "test.identity_other",
+            "other {{event.n}}",
+            1,
+        ))
+        .await;
+    engine
+        .add_workflow(note_workflow("sentinel", "test.sentinel", "sentinel {{event.n}}", 1))
+        .await;
+    engine.start().await;
+    let db = engine.db().clone();
+
+    let first = envelope("shared-1", "test.identity", 7101, json!({"n": 1}));
+    engine.publish(&first).await;
+    eventually!("customer A's run", PATIENCE, {
+        let runs = runs_of_event(&db, "shared-1").await;
+        (runs.len() == 1 && all_ended(&runs)).then_some(())
+    });
+    assert_eq!(engine.listener.received("/identity").len(), 1);
+
+    // The same id from customer B, the same id and customer with another type, the same
+    // id and customer and type with other data; then A's true redelivery.
+    engine
+        .publish(&envelope("shared-1", "test.identity", 7102, json!({"n": 2})))
+        .await;
+    engine
+        .publish(&envelope("shared-1", "test.identity_other", 7101, json!({"n": 3})))
+        .await;
+    engine
+        .publish(&envelope("shared-1", "test.identity", 7101, json!({"n": 4})))
+        .await;
+    engine.publish(&first).await;
+    for (id, customer) in [("sentinel-a", 7101), ("sentinel-b", 7102)] {
+        engine
+            .publish(&envelope(id, "test.sentinel", customer, json!({"n": customer})))
+            .await;
+    }
+    for id in ["sentinel-a", "sentinel-b"] {
+        eventually!("the sentinel", PATIENCE, {
+            let runs = runs_of_event(&db, id).await;
+            (runs.len() == 1 && all_ended(&runs)).then_some(())
+        });
+    }
+
+    // B got no run, nothing of A's run was replayed for B, no receiver heard of B.
+    let runs = runs_of_event(&db, "shared-1").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].run.customer_id, 7101);
+    assert_done(&runs[0]);
+    assert_eq!(note_bodies(&db, 7101).await, ["noted 1", "sentinel 7101"]);
+    assert_eq!(note_bodies(&db, 7102).await, ["sentinel 7102"]);
+    let received = engine.listener.received("/identity");
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].body["customer"], "7101");
+
+    // The three impostors are dead-lettered with the reason; the redelivery is not.
+    let dead = dead_letters(&engine, 3).await;
+    let mut reasons: Vec<(i64, String, String)> = dead
+        .iter()
+        .map(|(payload, headers)| {
+            assert_eq!(payload["id"], "shared-1");
+            (
+                payload["data"]["n"].as_i64().unwrap_or_default(),
+                payload["type"].as_str().unwrap_or_default().to_owned(),
+                headers.get("wfe-error").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 3);
+    assert!(
+        reasons[0].0 == 2 && reasons[0].2.contains("customer differs"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].0 == 3 && reasons[1].2.contains("type differs"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].0 == 4 && reasons[2].2.contains("content differs"),
+        "{reasons:?}"
+    );
+    for (_, _, reason) in &reasons {
+        assert!(reason.contains("shared-1"), "{reason}");
+    }
+    // The reason tells B's producer nothing of A.
+    assert!(!reasons[0].2.contains("7101"), "{reasons:?}");
+    let text = Metrics::global().render();
+    let refused: u64 = metric_lines(&text, "wfe_events_total", &["outcome=\"refused\""])
+        .iter()
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(refused, 3, "{text}");
+    engine.finish().await;
+}
+
 #[actix_rt::test]
 async fn a_failing_webhook_is_retried_and_delivered_once_without_holding_up_others() {
     const SECRET: &str = "test-secret";

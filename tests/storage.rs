@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use workflow_engine::catalogue::ActionKind;
 use workflow_engine::conditions::Limits;
 use workflow_engine::envelope::EventEnvelope;
+use workflow_engine::guards::identity::Mismatch;
 use workflow_engine::schema::FieldSchema;
 use workflow_engine::storage::entities::{
     agents, customer_statuses, customers, sms_providers, statuses as status_rows, teams, webhook_endpoints,
@@ -879,5 +880,54 @@ async fn an_idle_claim_reads_and_does_not_wait_for_the_write_lock() {
         "the scheduler's idle poll waited for the write lock"
     );
     blocker.close().await.unwrap();
+    t.finish().await;
+}
+
+/// A plan recorded before the event's identity was kept (security issue 22) is judged by
+/// what its runs say: another customer's or another type's event with its id is refused;
+/// the content, never recorded, is not compared. A plan without runs replays nothing, so
+/// any event with its id replays it (nothing).
+#[tokio::test]
+async fn a_plan_from_before_the_identity_is_judged_by_its_runs() {
+    let t = fresh().await;
+    let db = &t.db;
+    let fence = common::fence(db, 0).await;
+    let planned = [PlannedRun {
+        workflow_id: "a".into(),
+        workflow_version: 1,
+        steps: vec![ActionKind::AddNote],
+        limit: None,
+    }];
+    runs::record_runs(db, fence, &event("old-1", 7), &planned, t0())
+        .await
+        .unwrap();
+    runs::record_runs(db, fence, &event("old-empty", 7), &[], t0())
+        .await
+        .unwrap();
+    db.connection()
+        .execute_unprepared("UPDATE event_plans SET customer_id = NULL, event_type = NULL, digest = NULL")
+        .await
+        .unwrap();
+
+    let other_customer = runs::record_runs(db, fence, &event("old-1", 8), &planned, t0())
+        .await
+        .unwrap();
+    assert_eq!(other_customer.refused, Some(Mismatch::Customer));
+    assert!(other_customer.runs.is_empty());
+    let mut other_type = event("old-1", 7);
+    other_type.event_type = "customer.registered".into();
+    let refused = runs::record_runs(db, fence, &other_type, &planned, t0()).await.unwrap();
+    assert_eq!(refused.refused, Some(Mismatch::Type));
+    let mut other_data = event("old-1", 7);
+    other_data.data.insert("amount".into(), json!(11));
+    let replayed = runs::record_runs(db, fence, &other_data, &planned, t0()).await.unwrap();
+    assert!(replayed.replayed && replayed.refused.is_none());
+    assert_eq!(replayed.runs.len(), 1);
+
+    let empty = runs::record_runs(db, fence, &event("old-empty", 8), &planned, t0())
+        .await
+        .unwrap();
+    assert!(empty.replayed && empty.runs.is_empty() && empty.refused.is_none());
+    assert_eq!(runs::list(db, &RunFilter::default()).await.unwrap().len(), 1);
     t.finish().await;
 }

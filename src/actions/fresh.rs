@@ -52,8 +52,9 @@ pub async fn record_and_apply(
 ) -> Result<Recorded<Started>, ActionError> {
     let txn = db.begin_fenced(fence).await?;
     let started = record_and_apply_in(&txn, fence, event, budget, planned, steps, context, now).await?;
-    if started.replayed {
-        // A redelivery: nothing was written; the caller continues the recorded runs.
+    if started.replayed || started.refused.is_some() {
+        // A redelivery or a refused event: nothing was written; the caller continues the
+        // recorded runs, or refuses the event.
         txn.rollback().await?;
     } else {
         txn.commit().await?;
@@ -76,6 +77,16 @@ pub async fn record_and_apply_in(
     now: DateTime<Utc>,
 ) -> Result<Recorded<Started>, ActionError> {
     let recorded = runs::record_runs_in(txn, event, budget, fence.partition, planned, now).await?;
+    if let Some(mismatch) = recorded.refused {
+        // Another event's id: nothing was written and nothing of it may run.
+        return Ok(Recorded {
+            runs: Vec::new(),
+            replayed: false,
+            held_back: Vec::new(),
+            over_budget: false,
+            refused: Some(mismatch),
+        });
+    }
     if recorded.replayed {
         // A redelivery: nothing was written; the caller continues the recorded runs.
         return Ok(Recorded {
@@ -90,6 +101,7 @@ pub async fn record_and_apply_in(
             replayed: true,
             held_back: Vec::new(),
             over_budget: false,
+            refused: None,
         });
     }
     let mut started = Vec::with_capacity(recorded.runs.len());
@@ -116,6 +128,7 @@ pub async fn record_and_apply_in(
         replayed: false,
         held_back: recorded.held_back,
         over_budget: recorded.over_budget,
+        refused: None,
     })
 }
 

@@ -284,6 +284,7 @@ mod tests {
             event_type: "customer.deposited".into(),
             customer_id: 1,
             occurred_at: None,
+            occurred_at_stamped: false,
             data: data.as_object().cloned().unwrap(),
             cause: None,
             trace: None,

@@ -159,6 +159,7 @@ mod tests {
                     event_type: "t.x".into(),
                     customer_id: 1,
                     occurred_at: None,
+                    occurred_at_stamped: false,
                     data,
                     cause: None,
                     trace: None,

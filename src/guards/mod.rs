@@ -1,7 +1,7 @@
 //! The guard rails of a workflow: who may enter it and how often ([`limits`]), when its
 //! messages may go out ([`window`]), who must not get them ([`consent`]), what ends its
-//! waiting runs early ([`exit`]), and how deep events the engine emits may cascade
-//! ([`cascade`]).
+//! waiting runs early ([`exit`]), how deep events the engine emits may cascade
+//! ([`cascade`]), and whether an event with a used id is that event again ([`identity`]).
 //!
 //! Pure decisions, no I/O: the runner and the dry run call the same functions with the
 //! same facts, so a dry run reports what a real run decides. What must hold across
@@ -11,5 +11,6 @@
 pub mod cascade;
 pub mod consent;
 pub mod exit;
+pub mod identity;
 pub mod limits;
 pub mod window;

@@ -1,6 +1,7 @@
 //! The engine's consumer as a Kafka client: its settings, its context (rebalances and
-//! lag) and the dead-letter topic undecodable events go to. The actors that drive it (the
-//! group member and the partitions' readers) use these; nothing here knows them.
+//! lag) and the dead-letter topic undecodable and refused events go to. The actors that
+//! drive it (the group member and the partitions' readers) use these; nothing here knows
+//! them.
 
 use super::KafkaError;
 use crate::clock::SystemClock;
@@ -120,7 +121,9 @@ pub fn consumer_config(brokers: &str, group_id: &str, kafka: &crate::settings::K
     )
 }
 
-/// Where undecodable events go, with the reason and their original bytes.
+/// Where events the engine does not take go, with the reason (`wfe-error`) and their
+/// original bytes: undecodable ones, and ones refused after decoding (an id already taken
+/// by another event).
 #[derive(Clone)]
 pub struct DeadLetters {
     pub producer: FutureProducer,

@@ -20,12 +20,13 @@ pub mod ownership;
 pub mod work;
 
 pub use ownership::{Ownership, WorkGuard};
-pub use work::{Ticket, Why, Work};
+pub use work::{Handled, Ticket, Why, Work};
 
 use crate::clock::SharedClock;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
 use crate::guards::cascade::Budget;
+use crate::guards::identity::{Identity, Mismatch};
 use crate::metrics::{event_label, Metrics};
 use crate::outbound::send::{Deliver, DeliveryReport};
 use crate::outbound::Integrations;
@@ -34,7 +35,7 @@ use crate::retry::{self, Backoff, Retried};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, status, Run};
 use crate::storage::steps;
-use crate::storage::{customers, recovery, Database, StorageError};
+use crate::storage::{customers, plans, recovery, Database, StorageError};
 use crate::workflow::Step;
 use cascade::cascade_over_budget;
 use chain::Chain;
@@ -197,12 +198,12 @@ impl Runner {
         event: EventEnvelope,
         set: &Arc<WorkflowSet>,
         fence: Fence,
-        recorded: oneshot::Sender<()>,
+        recorded: oneshot::Sender<Handled>,
     ) -> Result<(), Stopped> {
         let lineage = self.lineage(&event, fence).await?;
         if crate::guards::cascade::stopped(lineage.depth, self.max_cascade_depth) {
             self.stop_cascade(&event, &lineage, fence).await?;
-            let _ = recorded.send(());
+            let _ = recorded.send(Handled::Recorded);
             return Ok(());
         }
         let budget = Budget {
@@ -213,6 +214,20 @@ impl Runner {
         // the exits need the customer first, otherwise in the batch, before its snapshots.
         let has_exits = set.has_exits(&event.event_type);
         let sync = self.sync_customers && !has_exits;
+        if has_exits || self.sync_customers {
+            // The sync and the exits act before the record, which is where an event reusing
+            // another event's id is refused: look first, so a refused event changes nothing.
+            let identity = Identity::of(&event);
+            let mismatch = self
+                .db("judge_identity", fence, || {
+                    plans::judge(self.db.connection(), &event.id, &identity)
+                })
+                .await?;
+            if let Some(mismatch) = mismatch {
+                let _ = recorded.send(refuse(&event, mismatch, set));
+                return Ok(());
+            }
+        }
         if has_exits {
             let customer = if self.sync_customers {
                 self.synced_snapshot(customer_id, &event, fence).await?
@@ -241,6 +256,7 @@ impl Runner {
             replayed,
             held_back,
             over_budget,
+            refused,
         } = match self.batched(job).await {
             Ok(batch::Done::Event(done)) => {
                 let done = *done;
@@ -256,7 +272,11 @@ impl Runner {
             }
             Err(batch::Failed::Fenced) => return Err(Stopped::Revoked),
         };
-        let _ = recorded.send(());
+        if let Some(mismatch) = refused {
+            let _ = recorded.send(refuse(&event, mismatch, set));
+            return Ok(());
+        }
+        let _ = recorded.send(Handled::Recorded);
         if over_budget {
             cascade_over_budget(&event, &budget);
             return Ok(());
@@ -350,6 +370,7 @@ impl Runner {
                     replayed: recorded.replayed,
                     held_back: recorded.held_back,
                     over_budget: recorded.over_budget,
+                    refused: recorded.refused,
                     ..EventRecorded::default()
                 }
             }
@@ -598,6 +619,7 @@ fn started_runs(started: runs::Recorded<crate::actions::Started>) -> EventRecord
         replayed: started.replayed,
         held_back: started.held_back,
         over_budget: started.over_budget,
+        refused: started.refused,
         ..EventRecorded::default()
     }
 }
@@ -616,6 +638,33 @@ struct EventRecorded {
     held_back: Vec<runs::HeldBack>,
     /// Stopped by `engine.max_cascade_runs`: no runs.
     over_budget: bool,
+    /// Another event's id: no runs, nothing replayed; the event is refused.
+    refused: Option<Mismatch>,
+}
+
+/// An event refused because its id is another event's (security issue 22): counted,
+/// logged, and answered as refused, so its partition's reader dead-letters it with the
+/// reason and goes on. Nothing of it ran and nothing of the other event was replayed.
+///
+/// The `trigger` label is the type only when a workflow listens to it: with the customer
+/// sync on, events of any type reach the executor, and a producer must not grow the label
+/// set with refused events.
+fn refuse(event: &EventEnvelope, mismatch: Mismatch, set: &WorkflowSet) -> Handled {
+    let label = event_label(&event.event_type, set.listens_to(&event.event_type));
+    Metrics::global().events.with_label_values(&[label, "refused"]).inc();
+    Metrics::global()
+        .events_refused
+        .with_label_values(&[mismatch.label()])
+        .inc();
+    let reason = mismatch.reason(&event.id);
+    tracing::warn!(
+        event_id = %event.id,
+        trigger = %event.event_type,
+        customer_id = event.customer_id,
+        differs = mismatch.label(),
+        "event refused: its id is already taken by another event; it is dead-lettered and not run"
+    );
+    Handled::Refused(reason)
 }
 
 /// Whether a run still has steps to run now (not ended, not waiting on a delay).

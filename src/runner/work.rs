@@ -11,16 +11,27 @@ use tokio::sync::oneshot;
 /// Work for one customer, taken in arrival order.
 pub enum Work {
     /// A new event and the workflow set current when it was routed. `recorded` is
-    /// completed once its plan and runs are durably recorded; dropped unanswered, the
-    /// partition stops before the event's offset.
+    /// answered once its plan and runs are durably recorded, or once it is refused;
+    /// dropped unanswered, the partition stops before the event's offset.
     Event {
         event: EventEnvelope,
         set: Arc<WorkflowSet>,
         fence: Fence,
-        recorded: oneshot::Sender<()>,
+        recorded: oneshot::Sender<Handled>,
     },
     /// Continue a recorded run at its next step.
     Resume { run_id: i64, fence: Fence, why: Why },
+}
+
+/// What became of an event handed to the engine, as its partition's reader is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Recorded, or nothing to record: the offset may be stored.
+    Recorded,
+    /// Refused without running anything (its id is another event's): the reader
+    /// dead-letters it with this reason, then stores the offset, so the partition goes on
+    /// and the refusal is where an operator looks for events the engine did not take.
+    Refused(String),
 }
 
 impl Work {

@@ -182,6 +182,7 @@ impl Replay {
                 event_type: row.event_type,
                 customer_id: row.customer_id,
                 occurred_at: Some(row.occurred_at),
+                occurred_at_stamped: false,
                 data: match row.payload {
                     Value::Object(map) => map,
                     _ => Map::new(),

@@ -1,23 +1,37 @@
 //! The recorded plan of an event: which workflows it matched the first time it was
-//! handled, even none.
+//! handled, even none, and what identified that event.
 //!
 //! Kafka redelivers an event after a crash or a rebalance; by then the customer may have
 //! changed (earlier runs of the same event changed it) and so may the workflow set. Planning
 //! again could start runs the first delivery never started. The plan is recorded in the
 //! transaction that records the event's runs, keyed by event id, and a redelivery replays
 //! it: the same runs, continued where they stopped, and nothing new.
+//!
+//! An id alone does not make a redelivery: the plan keeps the event's customer, type and
+//! digest ([`identity`](crate::guards::identity)), and only the same event may replay it.
 
 use super::sql::statement;
 use super::StorageError;
+use crate::guards::identity::{self, Identity, Mismatch};
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
 
-/// Records that `event_id` matched `workflow_ids` (in execution order). Returns false,
-/// changing nothing, when the event's plan was recorded before: the caller replays it.
+/// A plan as recorded: the workflows, in execution order, and what identified the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub workflows: Vec<String>,
+    pub identity: identity::Recorded,
+}
+
+/// Records that the event `identity` describes, `event_id`, matched `workflow_ids` (in
+/// execution order). Returns false, changing nothing, when a plan was recorded under
+/// `event_id` before: the caller judges whether the event is the one that recorded it
+/// ([`judge`]) and replays it if so.
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     event_id: &str,
+    identity: &Identity,
     partition: i32,
     workflow_ids: &[String],
     now: DateTime<Utc>,
@@ -26,30 +40,72 @@ pub async fn record<C: ConnectionTrait>(
     let inserted = conn
         .execute(statement(
             conn,
-            "INSERT INTO event_plans (event_id, partition, workflows, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (event_id) DO NOTHING",
-            vec![event_id.into(), partition.into(), workflows.into(), now.into()],
+            "INSERT INTO event_plans (event_id, partition, workflows, created_at, customer_id, event_type, digest) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+            vec![
+                event_id.into(),
+                partition.into(),
+                workflows.into(),
+                now.into(),
+                identity.customer_id.into(),
+                identity.event_type.as_str().into(),
+                identity.digest.as_str().into(),
+            ],
         ))
         .await?
         .rows_affected();
     Ok(inserted > 0)
 }
 
-/// The workflows `event_id` matched, in execution order, if its plan was recorded.
-pub async fn get<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<Option<Vec<String>>, StorageError> {
+/// The plan recorded under `event_id`, if any. A plan recorded before the identity was
+/// kept gets the customer and type its runs were recorded with (`None` without runs).
+pub async fn get<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<Option<Plan>, StorageError> {
     let row = conn
         .query_one(statement(
             conn,
-            "SELECT workflows FROM event_plans WHERE event_id = $1",
+            "SELECT workflows, customer_id, event_type, digest FROM event_plans WHERE event_id = $1",
             vec![event_id.into()],
         ))
         .await?;
     let Some(row) = row else { return Ok(None) };
     let workflows: Value = row.try_get("", "workflows")?;
-    Ok(Some(
-        workflows
+    let mut identity = identity::Recorded {
+        customer_id: row.try_get("", "customer_id")?,
+        event_type: row.try_get("", "event_type")?,
+        digest: row.try_get("", "digest")?,
+    };
+    if identity.customer_id.is_none() && identity.event_type.is_none() {
+        if let Some(run) = conn
+            .query_one(statement(
+                conn,
+                "SELECT customer_id, \"trigger\" FROM runs WHERE event_id = $1 ORDER BY id LIMIT 1",
+                vec![event_id.into()],
+            ))
+            .await?
+        {
+            identity.customer_id = Some(run.try_get("", "customer_id")?);
+            identity.event_type = Some(run.try_get("", "trigger")?);
+        }
+    }
+    Ok(Some(Plan {
+        workflows: workflows
             .as_array()
             .map(|ids| ids.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default(),
-    ))
+        identity,
+    }))
+}
+
+/// Why the event `identity` describes may not replay the plan recorded under `event_id`:
+/// `None` when no plan is recorded or the event is the one that recorded it. For the
+/// runner's look before an event's effects that come before its record (its customer's
+/// sync, its exits); the record itself judges again in its transaction.
+pub async fn judge<C: ConnectionTrait>(
+    conn: &C,
+    event_id: &str,
+    identity: &Identity,
+) -> Result<Option<Mismatch>, StorageError> {
+    Ok(get(conn, event_id)
+        .await?
+        .and_then(|plan| identity::judge(identity, &plan.identity).err()))
 }

@@ -10,6 +10,7 @@ use super::{Database, StorageError};
 use crate::catalogue::ActionKind;
 use crate::envelope::EventEnvelope;
 use crate::guards::cascade::{self, Budget};
+use crate::guards::identity::{self, Identity, Mismatch};
 use crate::guards::limits::EntryLimit;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
@@ -115,6 +116,10 @@ pub struct Recorded<T> {
     /// no runs, its plan is recorded empty (a redelivery starts none either), and the run
     /// that emitted it has the reason.
     pub over_budget: bool,
+    /// The event's id was taken by another event (another customer, type or content):
+    /// this one is no redelivery. Nothing was written, `runs` is empty and the other
+    /// event's plan was not replayed; the event must not run.
+    pub refused: Option<Mismatch>,
 }
 
 /// A planned run not created because of its workflow's limit.
@@ -162,6 +167,7 @@ pub async fn record_cascade_runs(
         replayed: recorded.replayed,
         held_back: recorded.held_back,
         over_budget: recorded.over_budget,
+        refused: recorded.refused,
     })
 }
 
@@ -175,6 +181,12 @@ pub async fn record_cascade_runs(
 /// restarts (one customer's events, and so a cascade, are recorded one at a time under
 /// the partition's fence). An event over the budget records an empty plan and notes the
 /// reason on the run that emitted it, in this transaction too.
+///
+/// A plan already recorded under the event's id is replayed only for the event that
+/// recorded it (same customer, type and content, [`identity::judge`]); any other event
+/// with that id is refused (`refused`), writing nothing and replaying nothing. The judge
+/// runs after the insert that conflicted, so of two events racing for one id, the one
+/// that commits first keeps it.
 pub async fn record_runs_in<C: ConnectionTrait>(
     conn: &C,
     event: &EventEnvelope,
@@ -192,7 +204,8 @@ pub async fn record_runs_in<C: ConnectionTrait>(
     } else {
         planned.iter().map(|p| p.workflow_id.clone()).collect()
     };
-    let first_time = plans::record(conn, &event.id, partition, &workflow_ids, now).await?;
+    let identity = Identity::of(event);
+    let first_time = plans::record(conn, &event.id, &identity, partition, &workflow_ids, now).await?;
     if first_time && over_budget {
         if let Some(run_id) = lineage.emitted_by {
             let reason = cascade::budget_reason(&event.event_type, &event.id, &lineage.root, budget.max_runs);
@@ -203,10 +216,24 @@ pub async fn record_runs_in<C: ConnectionTrait>(
             replayed: false,
             held_back: Vec::new(),
             over_budget: true,
+            refused: None,
         });
     }
     if !first_time {
-        let recorded = plans::get(conn, &event.id).await?.unwrap_or_default();
+        let plan = plans::get(conn, &event.id).await?;
+        if let Some(mismatch) = plan
+            .as_ref()
+            .and_then(|plan| identity::judge(&identity, &plan.identity).err())
+        {
+            return Ok(Recorded {
+                runs: Vec::new(),
+                replayed: false,
+                held_back: Vec::new(),
+                over_budget: false,
+                refused: Some(mismatch),
+            });
+        }
+        let recorded = plan.map(|plan| plan.workflows).unwrap_or_default();
         let mut runs = Vec::with_capacity(recorded.len());
         for workflow_id in recorded {
             let found = runs::Entity::find()
@@ -224,6 +251,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
             replayed: true,
             held_back: Vec::new(),
             over_budget: false,
+            refused: None,
         });
     }
     let envelope = serde_json::to_value(event).map_err(|source| StorageError::Encode { what: "event", source })?;
@@ -322,6 +350,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
         replayed: false,
         held_back,
         over_budget: false,
+        refused: None,
     })
 }
 
