@@ -17,6 +17,7 @@ mod m20261202_000010_traceparent;
 mod m20261202_000011_guard_rails;
 mod m20261207_000012_cascade_root;
 mod m20261207_000013_broker_journal;
+mod m20261207_000015_provider_secrets;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_guard_rails::Migration),
             Box::new(m20261207_000012_cascade_root::Migration),
             Box::new(m20261207_000013_broker_journal::Migration),
+            Box::new(m20261207_000015_provider_secrets::Migration),
         ]
     }
 }

@@ -1,6 +1,8 @@
 //! What leaves the engine over HTTP (email, SMS, webhooks): the request as the outbox keeps
-//! it, how it is built from a step, and its signature.
+//! it, how it is built from a step, its signature and credentials. How its URL is shown
+//! is [`crate::redact`]'s.
 
+pub mod auth;
 mod build;
 pub mod guard;
 pub mod send;
@@ -56,6 +58,10 @@ pub struct OutboundRequest {
     /// `None` = unsigned. A reference, never the secret: the outbox row stores this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<String>,
+    /// The [`signing::Keyring`] id of the target's `auth` credentials, applied when sent;
+    /// `None` = none. A reference, for the same reason as `signing_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_key: Option<String>,
 }
 
 /// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`: the signature this engine

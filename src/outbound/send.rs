@@ -214,6 +214,14 @@ async fn attempt(
     builder = builder
         .insert_header(("Content-Type", "application/json"))
         .insert_header((IDEMPOTENCY_HEADER, key));
+    if let Some(id) = &request.auth_key {
+        // After the workflow's headers, so a workflow's `Authorization` cannot replace it.
+        let credentials = policy.keyring.credentials(id).ok_or_else(|| {
+            DeliveryError::Permanent("the credentials of this request are no longer configured".to_owned())
+        })?;
+        let (name, value) = credentials.header();
+        builder = builder.insert_header((name, value));
+    }
     if let Some(id) = &request.signing_key {
         let secrets = policy.keyring.get(id).ok_or_else(|| {
             DeliveryError::Permanent("the signing secret of this request is no longer configured".to_owned())
@@ -379,6 +387,7 @@ mod tests {
                 headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 body: r#"{"n":1}"#.into(),
                 signing_key,
+                auth_key: None,
             },
             idempotency_key: "run-1-step-0".into(),
             attempts_before: 0,
