@@ -16,6 +16,7 @@ use engine::{all_ended, runs_of_event, Engine, PATIENCE};
 use sea_orm::EntityTrait;
 use serde_json::{json, Value};
 use workflow_engine::api::{self, AppState, Auth};
+use workflow_engine::outbound::signing::verify;
 use workflow_engine::sealing::SealingKey;
 use workflow_engine::settings::{Scope, TokenConfig};
 use workflow_engine::storage::entities::{sms_providers, webhook_endpoints};
@@ -65,6 +66,12 @@ async fn provider_credentials_are_write_only_and_redacted_everywhere() {
     engine.add_workflow(sms_workflow("sms-fails", "test.fails")).await;
     engine.add_workflow(sms_workflow("sms-basic", "test.basic")).await;
     engine.add_workflow(sms_workflow("sms-header", "test.header")).await;
+    engine
+        .add_workflow(
+            json!({"id": "hook-signed", "name": "signed hook", "trigger_event": "test.hook",
+                             "actions": [{"type": "webhook", "params": {"endpoint": "signed"}}]}),
+        )
+        .await;
     // Secrets sealed at rest, as with `security.secret_key` set.
     engine.test.db = engine.test.db.clone().with_sealing_key(SealingKey::parse(KEY).unwrap());
     engine.start().await;
@@ -227,6 +234,43 @@ async fn provider_credentials_are_write_only_and_redacted_everywhere() {
         let auth = row.auth.unwrap();
         assert!(auth.starts_with("sealed:v1:") && !auth.contains("tok-abc123"), "{auth}");
     }
+
+    // An endpoint whose signing secret and bearer token are both sealed: the request is
+    // signed with the secret and carries the token.
+    let (status, body) = call(
+        Method::POST,
+        "/api/v1/webhook-endpoints".into(),
+        "author",
+        Some(
+            json!({"name": "signed", "url": engine.listener.url("/signed"), "secret": "whsec_c2VjcmV0LWtleQ==",
+                    "auth": {"type": "bearer", "token": "tok-abc123"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let row = webhook_endpoints::Entity::find().all(db.connection()).await.unwrap();
+    let signed = row.iter().find(|e| e.name == "signed").unwrap();
+    assert!(
+        signed.secret.as_deref().unwrap().starts_with("sealed:v1:"),
+        "{signed:?}"
+    );
+    engine
+        .publish(&json!({"id": "hook-1", "type": "test.hook", "customer_id": 9001, "data": {}}))
+        .await;
+    let got = eventually!("the signed webhook", PATIENCE, {
+        let got = engine.listener.received("/signed");
+        (!got.is_empty()).then_some(got)
+    });
+    assert_eq!(got[0].authorization.as_deref(), Some("Bearer tok-abc123"));
+    let (id, at, signature) = (
+        got[0].webhook_id.as_deref().unwrap(),
+        got[0].webhook_timestamp.unwrap(),
+        got[0].signature.as_deref().unwrap(),
+    );
+    assert!(
+        verify("whsec_c2VjcmV0LWtleQ==", id, at, got[0].raw.as_bytes(), signature),
+        "{got:?}"
+    );
 
     // What a read token sees: no credential anywhere.
     for path in ["/api/v1/sms-providers", "/api/v1/webhook-endpoints"] {
