@@ -28,6 +28,9 @@
 //!   its work counted before anything compiles, its time checked as it runs.
 //! - [`clock`], [`retry`], [`trace`], [`metrics`]: time as a dependency, the one retry
 //!   policy, the W3C `traceparent`, and the Prometheus registry every layer counts into.
+//! - [`redact`]: URLs as shown and logged, without credentials.
+//! - [`sealing`]: integration secrets encrypted at rest (AES-256-GCM under
+//!   `security.secret_key`).
 //!
 //! Where it keeps its state:
 //! - [`storage`]: the sea-orm connection (SQLite or PostgreSQL), one entity per table and
@@ -88,10 +91,12 @@ pub mod metrics;
 pub mod outbound;
 pub mod plan;
 pub mod problem;
+pub mod redact;
 pub mod retention;
 pub mod retry;
 pub mod runner;
 pub mod schema;
+pub mod sealing;
 pub mod service;
 pub mod settings;
 pub mod storage;

@@ -20,9 +20,13 @@ pub async fn database(settings: &Settings) -> anyhow::Result<Database> {
 /// an engine never runs against a schema older than its code.
 pub async fn connect(settings: &Settings, migrate: bool) -> anyhow::Result<Database> {
     let url = redact(&settings.database.url);
-    let db = Database::connect_with_pool(&settings.database.url, Some(settings.database.max_connections))
+    let key = settings.security.sealing_key().context("reading security.secret_key")?;
+    let mut db = Database::connect_with_pool(&settings.database.url, Some(settings.database.max_connections))
         .await
         .with_context(|| format!("connecting to the database {url}"))?;
+    if let Some(key) = key {
+        db = db.with_sealing_key(key);
+    }
     if migrate {
         db.migrate()
             .await
@@ -39,6 +43,23 @@ pub async fn connect(settings: &Settings, migrate: bool) -> anyhow::Result<Datab
                 pending.join(", ")
             );
         }
+    }
+    // Before anything reads a secret: a sealed one that cannot be opened stops the
+    // process here, with the reason, rather than failing every send later.
+    let prepared = crate::storage::secrets::prepare(&db)
+        .await
+        .context("checking the integration secrets in the database")?;
+    if prepared.sealed_now > 0 {
+        tracing::info!(
+            sealed = prepared.sealed_now,
+            "integration secrets written before security.secret_key sealed"
+        );
+    }
+    if prepared.unsealed > 0 {
+        tracing::warn!(
+            unsealed = prepared.unsealed,
+            "integration secrets are stored unencrypted: set security.secret_key (docs/security.md)"
+        );
     }
     Ok(db)
 }

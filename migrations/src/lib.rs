@@ -18,6 +18,7 @@ mod m20261202_000011_guard_rails;
 mod m20261207_000012_cascade_root;
 mod m20261207_000013_broker_journal;
 mod m20261207_000014_event_identity;
+mod m20261207_000015_provider_secrets;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000012_cascade_root::Migration),
             Box::new(m20261207_000013_broker_journal::Migration),
             Box::new(m20261207_000014_event_identity::Migration),
+            Box::new(m20261207_000015_provider_secrets::Migration),
         ]
     }
 }

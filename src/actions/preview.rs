@@ -56,6 +56,11 @@ pub async fn preview<C: ConnectionTrait>(
             }
         }
     }
+    // A webhook's URL as written may carry credentials (userinfo, `?token=`): the dry run
+    // shows it as the endpoints API does.
+    if let Some(Value::String(url)) = rendered.get_mut("url") {
+        *url = crate::redact::url(url);
+    }
     let customer_team = customer.get("team_id").and_then(Value::as_i64);
     let customer_agent = customer.get("agent_id").and_then(Value::as_i64);
     let picked: Result<Option<agents::Model>, String> = match &step.action {

@@ -1,27 +1,96 @@
-//! Webhook endpoints (named targets; the secret is write-only) and SMS providers (exactly
-//! one active at a time).
+//! Webhook endpoints (named targets) and SMS providers (exactly one active at a time).
+//!
+//! Their secrets are write-only (issue 22, finding 5): an endpoint's signing `secret` and
+//! the `auth` credentials of both are accepted on POST and PUT and never shown; a read shows
+//! whether they are set, and the URL redacted ([`crate::redact`]), since URLs
+//! written before `auth` existed carry credentials in their userinfo or query.
 
 use super::input::{check_url, PageQuery, Reader, MAX_NAME_LEN, MAX_TEXT_LEN};
 use super::{ApiError, AppState, ErrorBody};
+use crate::outbound::auth::Credentials;
 use crate::problem::Pointer;
+use crate::redact;
 use crate::storage::endpoints::{self, EndpointInput};
 use crate::storage::entities::{sms_providers as provider_rows, webhook_endpoints as endpoint_rows};
 use crate::storage::sms_providers::{self, ProviderInput};
+use crate::storage::{secrets, Database};
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 /// The secret itself is never shown, only whether there is one.
-fn endpoint_json(e: &endpoint_rows::Model) -> Value {
-    json!({"id": e.id, "name": e.name, "url": e.url, "has_secret": e.secret.as_deref().is_some_and(|s| !s.is_empty())})
+fn endpoint_json(db: &Database, e: &endpoint_rows::Model) -> Value {
+    json!({"id": e.id, "name": e.name, "url": redact::url(&e.url),
+           "has_secret": e.secret.as_deref().is_some_and(|s| !s.is_empty()),
+           "auth": auth_json(db, secrets::ENDPOINT_AUTH, e.auth.as_deref())})
 }
 
-fn provider_json(p: &provider_rows::Model) -> Value {
-    json!({"id": p.id, "name": p.name, "url": p.url, "active": p.active})
+fn provider_json(db: &Database, p: &provider_rows::Model) -> Value {
+    json!({"id": p.id, "name": p.name, "url": redact::url(&p.url), "active": p.active,
+           "auth": auth_json(db, secrets::PROVIDER_AUTH, p.auth.as_deref())})
+}
+
+/// `auth` as shown: its kind and what is not secret ([`Credentials::shown`]); `null` for
+/// none. A value that cannot be read (the start-up check makes that a row changed by hand)
+/// is shown as set, without failing the whole list.
+fn auth_json(db: &Database, column: &str, stored: Option<&str>) -> Value {
+    let Some(stored) = stored.filter(|s| !s.is_empty()) else {
+        return Value::Null;
+    };
+    match secrets::open(db, column, stored)
+        .ok()
+        .and_then(|text| Credentials::from_stored(&text))
+    {
+        Some(credentials) => credentials.shown(),
+        None => json!({"set": true}),
+    }
+}
+
+/// The `auth` of a body: `None` = keep the stored one (absent, or what a GET showed, sent
+/// back: it has `*_set` instead of the secret), `Some(None)` = remove it, `Some(Some(_))`
+/// = the stored form of new credentials.
+fn auth_input(r: &mut Reader<'_>) -> Option<Option<String>> {
+    let value = r.raw("auth")?;
+    let at = r.pointer("auth");
+    if value.is_null() {
+        return Some(None);
+    }
+    let shown = ["password_set", "token_set", "value_set", "set"];
+    if value
+        .as_object()
+        .is_some_and(|o| shown.iter().any(|k| o.contains_key(*k)))
+    {
+        return None;
+    }
+    match Credentials::parse(value) {
+        Ok(credentials) if credentials.to_stored().len() <= MAX_TEXT_LEN => Some(Some(credentials.to_stored())),
+        Ok(_) => {
+            r.error(&at, format!("auth is longer than {MAX_TEXT_LEN} characters"));
+            None
+        }
+        Err(e) => {
+            r.error(&at, e.to_string());
+            None
+        }
+    }
+}
+
+/// The URL to store: a URL sent back as a read showed it (redacted) keeps the stored one,
+/// so a client that reads, edits another field and writes back does not replace working
+/// credentials with `redacted`.
+fn kept_url(given: String, stored: Option<&str>) -> String {
+    match stored {
+        Some(stored) if given != stored && given == redact::url(stored) => stored.to_owned(),
+        _ => given,
+    }
 }
 
 fn endpoint_input(state: &AppState, body: &Value) -> Result<EndpointInput, ApiError> {
-    let mut r = Reader::new(body, Pointer::root(), &["id", "name", "url", "secret", "has_secret"])
-        .map_err(ApiError::invalid)?;
+    let mut r = Reader::new(
+        body,
+        Pointer::root(),
+        &["id", "name", "url", "secret", "has_secret", "auth"],
+    )
+    .map_err(ApiError::invalid)?;
     let name = r.string("name", true, MAX_NAME_LEN);
     let url = r.string("url", true, MAX_TEXT_LEN);
     if let Some(url) = &url {
@@ -34,30 +103,43 @@ fn endpoint_input(state: &AppState, body: &Value) -> Result<EndpointInput, ApiEr
             .string("secret", false, MAX_TEXT_LEN)
             .map(|s| Some(s).filter(|s| !s.is_empty())),
     };
+    let auth = auth_input(&mut r);
     let problems = r.problems;
     match (name, url) {
-        (Some(name), Some(url)) if problems.is_empty() => Ok(EndpointInput { name, url, secret }),
+        (Some(name), Some(url)) if problems.is_empty() => Ok(EndpointInput {
+            name,
+            url,
+            secret,
+            auth,
+        }),
         _ => Err(ApiError::invalid(problems)),
     }
 }
 
 fn provider_input(state: &AppState, body: &Value) -> Result<ProviderInput, ApiError> {
-    let mut r = Reader::new(body, Pointer::root(), &["id", "name", "url", "active"]).map_err(ApiError::invalid)?;
+    let mut r =
+        Reader::new(body, Pointer::root(), &["id", "name", "url", "active", "auth"]).map_err(ApiError::invalid)?;
     let name = r.string("name", true, MAX_NAME_LEN);
     let url = r.string("url", true, MAX_TEXT_LEN);
     if let Some(url) = &url {
         check_url(&mut r, "url", url, &state.webhook_allowlist);
     }
     let active = r.boolean("active").unwrap_or(false);
+    let auth = auth_input(&mut r);
     let problems = r.problems;
     match (name, url) {
-        (Some(name), Some(url)) if problems.is_empty() => Ok(ProviderInput { name, url, active }),
+        (Some(name), Some(url)) if problems.is_empty() => Ok(ProviderInput {
+            name,
+            url,
+            active,
+            auth,
+        }),
         _ => Err(ApiError::invalid(problems)),
     }
 }
 
 #[utoipa::path(get, path = "/api/v1/webhook-endpoints", tag = "crm", params(PageQuery), responses(
-    (status = 200, description = "`{\"webhook_endpoints\": [{\"id\", \"name\", \"url\", \"has_secret\"}], \"next_cursor\"}` by id")))]
+    (status = 200, description = "`{\"webhook_endpoints\": [{\"id\", \"name\", \"url\" (redacted), \"has_secret\", \"auth\" (without its secret)}], \"next_cursor\"}` by id")))]
 pub async fn list_endpoints(
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
@@ -66,7 +148,7 @@ pub async fn list_endpoints(
     let rows = endpoints::list(state.db.connection(), page).await?;
     let next = page.next_cursor(rows.iter().map(|e| e.id).collect::<Vec<_>>().into_iter());
     Ok(HttpResponse::Ok()
-        .json(json!({"webhook_endpoints": rows.iter().map(endpoint_json).collect::<Vec<_>>(), "next_cursor": next})))
+        .json(json!({"webhook_endpoints": rows.iter().map(|e| endpoint_json(&state.db, e)).collect::<Vec<_>>(), "next_cursor": next})))
 }
 
 #[utoipa::path(get, path = "/api/v1/webhook-endpoints/{id}", tag = "crm", params(("id" = i64, Path, description = "endpoint id")),
@@ -74,33 +156,36 @@ pub async fn list_endpoints(
 pub async fn get_endpoint(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     match endpoints::get(state.db.connection(), id).await? {
-        Some(e) => Ok(HttpResponse::Ok().json(endpoint_json(&e))),
+        Some(e) => Ok(HttpResponse::Ok().json(endpoint_json(&state.db, &e))),
         None => Err(ApiError::not_found(format!("webhook endpoint {id} not found"))),
     }
 }
 
 #[utoipa::path(post, path = "/api/v1/webhook-endpoints", tag = "crm",
-    request_body(content = Object, description = "`{\"name\", \"url\", \"secret\"?}`: the URL follows the outbound guard (http(s), no internal address unless allowlisted)"),
+    request_body(content = Object, description = "`{\"name\", \"url\", \"secret\"?, \"auth\"?}` (`auth`: `{\"type\": \"basic\", \"username\", \"password\"}`, `{\"type\": \"bearer\", \"token\"}` or `{\"type\": \"header\", \"name\", \"value\"}`, write-only): the URL follows the outbound guard (http(s), no internal address unless allowlisted)"),
     responses((status = 201, description = "created"), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_endpoint(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let input = endpoint_input(&state, &body)?;
     let endpoint = endpoints::create(&state.db, input).await?;
     tracing::info!(endpoint_id = endpoint.id, name = %endpoint.name, "webhook endpoint created");
-    Ok(HttpResponse::Created().json(endpoint_json(&endpoint)))
+    Ok(HttpResponse::Created().json(endpoint_json(&state.db, &endpoint)))
 }
 
 #[utoipa::path(put, path = "/api/v1/webhook-endpoints/{id}", tag = "crm", params(("id" = i64, Path, description = "endpoint id")),
-    request_body(content = Object, description = "`{\"name\", \"url\", \"secret\"?}`: without `secret` the stored one is kept, `null` removes it"),
+    request_body(content = Object, description = "`{\"name\", \"url\", \"secret\"?, \"auth\"?}`: without `secret` or `auth` the stored one is kept, `null` removes it; the redacted URL a read showed keeps the stored one"),
     responses((status = 200, description = "updated"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_endpoint(
     state: web::Data<AppState>,
     id: web::Path<i64>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = endpoint_input(&state, &body)?;
-    let endpoint = endpoints::update(&state.db, id.into_inner(), input).await?;
+    let id = id.into_inner();
+    let mut input = endpoint_input(&state, &body)?;
+    let stored = endpoints::get(state.db.connection(), id).await?;
+    input.url = kept_url(input.url, stored.as_ref().map(|e| e.url.as_str()));
+    let endpoint = endpoints::update(&state.db, id, input).await?;
     tracing::info!(endpoint_id = endpoint.id, name = %endpoint.name, "webhook endpoint updated");
-    Ok(HttpResponse::Ok().json(endpoint_json(&endpoint)))
+    Ok(HttpResponse::Ok().json(endpoint_json(&state.db, &endpoint)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/webhook-endpoints/{id}", tag = "crm", params(("id" = i64, Path, description = "endpoint id")),
@@ -111,7 +196,7 @@ pub async fn delete_endpoint(state: web::Data<AppState>, id: web::Path<i64>) -> 
 }
 
 #[utoipa::path(get, path = "/api/v1/sms-providers", tag = "crm", params(PageQuery), responses(
-    (status = 200, description = "`{\"sms_providers\": [{\"id\", \"name\", \"url\", \"active\"}], \"next_cursor\"}` by id")))]
+    (status = 200, description = "`{\"sms_providers\": [{\"id\", \"name\", \"url\" (redacted), \"active\", \"auth\" (without its secret)}], \"next_cursor\"}` by id")))]
 pub async fn list_providers(
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
@@ -120,7 +205,7 @@ pub async fn list_providers(
     let rows = sms_providers::list(state.db.connection(), page).await?;
     let next = page.next_cursor(rows.iter().map(|p| p.id).collect::<Vec<_>>().into_iter());
     Ok(HttpResponse::Ok()
-        .json(json!({"sms_providers": rows.iter().map(provider_json).collect::<Vec<_>>(), "next_cursor": next})))
+        .json(json!({"sms_providers": rows.iter().map(|p| provider_json(&state.db, p)).collect::<Vec<_>>(), "next_cursor": next})))
 }
 
 #[utoipa::path(get, path = "/api/v1/sms-providers/{id}", tag = "crm", params(("id" = i64, Path, description = "provider id")),
@@ -128,13 +213,13 @@ pub async fn list_providers(
 pub async fn get_provider(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     match sms_providers::get(state.db.connection(), id).await? {
-        Some(p) => Ok(HttpResponse::Ok().json(provider_json(&p))),
+        Some(p) => Ok(HttpResponse::Ok().json(provider_json(&state.db, &p))),
         None => Err(ApiError::not_found(format!("SMS provider {id} not found"))),
     }
 }
 
 #[utoipa::path(post, path = "/api/v1/sms-providers", tag = "crm",
-    request_body(content = Object, description = "`{\"name\", \"url\", \"active\"? = false}`: an active one deactivates the others in the same transaction"),
+    request_body(content = Object, description = "`{\"name\", \"url\", \"active\"? = false, \"auth\"?}` (`auth` as for webhook endpoints, write-only): an active one deactivates the others in the same transaction"),
     responses((status = 201, description = "created"), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_provider(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let input = provider_input(&state, &body)?;
@@ -144,25 +229,28 @@ pub async fn create_provider(state: web::Data<AppState>, body: web::Json<Value>)
         active = provider.active,
         "SMS provider created"
     );
-    Ok(HttpResponse::Created().json(provider_json(&provider)))
+    Ok(HttpResponse::Created().json(provider_json(&state.db, &provider)))
 }
 
 #[utoipa::path(put, path = "/api/v1/sms-providers/{id}", tag = "crm", params(("id" = i64, Path, description = "provider id")),
-    request_body(content = Object, description = "`{\"name\", \"url\", \"active\"? = false}`"),
+    request_body(content = Object, description = "`{\"name\", \"url\", \"active\"? = false, \"auth\"?}`: without `auth` the stored one is kept, `null` removes it; the redacted URL a read showed keeps the stored one"),
     responses((status = 200, description = "updated"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_provider(
     state: web::Data<AppState>,
     id: web::Path<i64>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = provider_input(&state, &body)?;
-    let provider = sms_providers::update(&state.db, id.into_inner(), input).await?;
+    let id = id.into_inner();
+    let mut input = provider_input(&state, &body)?;
+    let stored = sms_providers::get(state.db.connection(), id).await?;
+    input.url = kept_url(input.url, stored.as_ref().map(|p| p.url.as_str()));
+    let provider = sms_providers::update(&state.db, id, input).await?;
     tracing::info!(
         provider_id = provider.id,
         active = provider.active,
         "SMS provider updated"
     );
-    Ok(HttpResponse::Ok().json(provider_json(&provider)))
+    Ok(HttpResponse::Ok().json(provider_json(&state.db, &provider)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/sms-providers/{id}", tag = "crm", params(("id" = i64, Path, description = "provider id")),

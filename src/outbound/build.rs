@@ -4,13 +4,13 @@
 
 use crate::catalogue::{Action, WebhookTarget};
 use crate::conditions::Facts;
+use crate::outbound::auth::Credentials;
 use crate::outbound::signing::Keyring;
 use crate::outbound::{is_reserved_header, OutboundRequest};
 use crate::storage::entities::{runs as run_rows, sms_providers, webhook_endpoints};
-use crate::storage::StorageError;
+use crate::storage::{secrets, Database, StorageError};
 use crate::template;
 use crate::trace::TraceParent;
-use sea_orm::ConnectionTrait;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -30,9 +30,9 @@ impl Integrations {
     /// Builds the request of an external step: templates rendered, target resolved, body
     /// signed. `Ok(Err(_))` for a step that cannot be sent (no email address, no active SMS
     /// provider, unknown endpoint, a template that fails): a permanent failure.
-    pub async fn request<C: ConnectionTrait>(
+    pub async fn request(
         &self,
-        conn: &C,
+        db: &Database,
         run: &run_rows::Model,
         action: &Action,
         facts: &Facts<'_>,
@@ -40,7 +40,8 @@ impl Integrations {
     ) -> Result<Result<OutboundRequest, String>, StorageError> {
         // The database lookups first (their failures are transient), then the rest, whose
         // failures are permanent, with `?`.
-        let target = match action {
+        let conn = db.connection();
+        let mut target = match action {
             Action::SendSms { .. } => Target::Sms(crate::storage::sms_providers::active(conn).await?),
             Action::Webhook {
                 target: WebhookTarget::Endpoint(name),
@@ -48,6 +49,26 @@ impl Integrations {
             } => Target::Endpoint(crate::storage::endpoints::by_name(conn, name).await?),
             _ => Target::None,
         };
+        // Sealed secrets opened ([`secrets`]); a value that does not open fails the step for
+        // good, as it would on every retry.
+        let opened = match &mut target {
+            Target::Sms(Some(provider)) => open_auth(db, secrets::PROVIDER_AUTH, &mut provider.auth),
+            Target::Endpoint(Some(endpoint)) => {
+                open_auth(db, secrets::ENDPOINT_AUTH, &mut endpoint.auth).and_then(|()| {
+                    match endpoint.secret.as_deref().filter(|s| !s.is_empty()) {
+                        Some(stored) => {
+                            endpoint.secret = Some(secrets::open(db, secrets::ENDPOINT_SECRET, stored)?);
+                            Ok(())
+                        }
+                        None => Ok(()),
+                    }
+                })
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = opened {
+            return Ok(Err(e.to_string()));
+        }
         Ok(self.build(run, action, facts, context, target))
     }
 
@@ -77,6 +98,8 @@ impl Integrations {
             "workflow_id": run.workflow_id, "event_id": run.event_id, "language": customer.get("language")});
         let mut headers = BTreeMap::new();
         let mut secret = None;
+        // The target's credentials, with the source the keyring knows them by.
+        let mut auth: Option<(String, Option<String>)> = None;
         let (kind, url) = match (action, target) {
             (
                 Action::SendEmail {
@@ -100,6 +123,7 @@ impl Integrations {
                 body["provider"] = json!(provider.name);
                 body["template"] = json!(template);
                 body["text"] = render(text)?;
+                auth = Some((format!("sms:{}", provider.name), provider.auth));
                 ("sms", provider.url)
             }
             (
@@ -117,6 +141,7 @@ impl Integrations {
                             .secret
                             .filter(|s| !s.is_empty())
                             .map(|s| (format!("endpoint:{}", endpoint.name), s));
+                        auth = Some((format!("endpoint:{}", endpoint.name), endpoint.auth));
                         endpoint.url
                     }
                     (WebhookTarget::Endpoint(name), _) => return Err(format!("no webhook endpoint named {name:?}")),
@@ -150,12 +175,22 @@ impl Integrations {
         // Signed when sent (fresh timestamp on every attempt); registering here makes the
         // secrets findable by the sender, also for a replayed request built before.
         let signing_key = secret.and_then(|(source, s)| self.keyring.register(&source, &s));
+        // The same for credentials: the request refers to them, the sender applies them.
+        let auth_key = match auth {
+            Some((source, Some(stored))) if !stored.is_empty() => {
+                let credentials = Credentials::from_stored(&stored)
+                    .ok_or_else(|| format!("the credentials of {source} cannot be read: write them again"))?;
+                Some(self.keyring.register_auth(&source, &credentials))
+            }
+            _ => None,
+        };
         Ok(OutboundRequest {
             kind: kind.to_owned(),
             url,
             headers,
             body,
             signing_key,
+            auth_key,
         })
     }
 }
@@ -180,6 +215,14 @@ pub fn check_header_value(name: &str, value: &str) -> Result<(), String> {
         return Err(format!(
             "header {name:?} has an invalid value (control characters or non-ascii)"
         ));
+    }
+    Ok(())
+}
+
+/// Opens a sealed `auth` in place.
+fn open_auth(db: &Database, column: &str, auth: &mut Option<String>) -> Result<(), StorageError> {
+    if let Some(stored) = auth.as_deref().filter(|s| !s.is_empty()) {
+        *auth = Some(secrets::open(db, column, stored)?);
     }
     Ok(())
 }

@@ -116,13 +116,14 @@ pub fn refusal(error: &awc::error::SendRequestError) -> Option<&GuardError> {
 /// Checks what can be checked before connecting: http(s), a host, and an IP-literal host
 /// against the ranges (names are checked by the resolver at connect time).
 pub fn check_target(url: &str, allowlist: &[String]) -> Result<(), GuardError> {
-    let parsed = url::Url::parse(url).map_err(|e| GuardError::InvalidUrl(format!("{url:?}: {e}")))?;
+    let parsed =
+        url::Url::parse(url).map_err(|e| GuardError::InvalidUrl(format!("{:?}: {e}", crate::redact::url(url))))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(GuardError::Scheme(parsed.scheme().to_owned()));
     }
     let host = parsed
         .host_str()
-        .ok_or_else(|| GuardError::InvalidUrl(format!("{url:?} has no host")))?
+        .ok_or_else(|| GuardError::InvalidUrl(format!("{:?} has no host", crate::redact::url(url))))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_ascii_lowercase();

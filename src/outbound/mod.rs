@@ -1,6 +1,8 @@
 //! What leaves the engine over HTTP (email, SMS, webhooks): the request as the outbox keeps
-//! it, how it is built from a step, and its signature.
+//! it, how it is built from a step, its signature and credentials. How its URL is shown
+//! is [`crate::redact`]'s.
 
+pub mod auth;
 mod build;
 pub mod guard;
 pub mod send;

@@ -192,7 +192,11 @@ async fn attempt(
     msg: &Deliver,
 ) -> Result<u16, DeliveryError> {
     let request = &msg.request;
-    check_target(&request.url, &policy.allowlist).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+    // Every message names the target redacted: it becomes the step's error, which the
+    // runs API shows, and a log line (issue 22, finding 5).
+    let shown = || crate::redact::url(&request.url);
+    let scrub = |message: String| crate::redact::text(&message, &request.url);
+    check_target(&request.url, &policy.allowlist).map_err(|e| DeliveryError::Permanent(scrub(e.to_string())))?;
     let key = msg.idempotency_key.as_str();
     let mut builder = client.post(&request.url);
     for (name, value) in &request.headers {
@@ -210,6 +214,14 @@ async fn attempt(
     builder = builder
         .insert_header(("Content-Type", "application/json"))
         .insert_header((IDEMPOTENCY_HEADER, key));
+    if let Some(id) = &request.auth_key {
+        // After the workflow's headers, so a workflow's `Authorization` cannot replace it.
+        let credentials = policy.keyring.credentials(id).ok_or_else(|| {
+            DeliveryError::Permanent("the credentials of this request are no longer configured".to_owned())
+        })?;
+        let (name, value) = credentials.header();
+        builder = builder.insert_header((name, value));
+    }
     if let Some(id) = &request.signing_key {
         let secrets = policy.keyring.get(id).ok_or_else(|| {
             DeliveryError::Permanent("the signing secret of this request is no longer configured".to_owned())
@@ -224,11 +236,11 @@ async fn attempt(
         .send_body(request.body.clone())
         .await
         .map_err(|e| match guard::refusal(&e) {
-            Some(refused) if refused.is_permanent() => DeliveryError::Permanent(refused.to_string()),
-            _ => DeliveryError::Transient(format!("request to {} failed: {e}", request.url)),
+            Some(refused) if refused.is_permanent() => DeliveryError::Permanent(scrub(refused.to_string())),
+            _ => DeliveryError::Transient(scrub(format!("request to {} failed: {e}", shown()))),
         })?;
     let status = response.status();
-    let answered = || format!("{} answered {status}", request.url);
+    let answered = || format!("{} answered {status}", shown());
     match status.as_u16() {
         200..=299 => Ok(status.as_u16()),
         429 | 503 => {
@@ -375,6 +387,7 @@ mod tests {
                 headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 body: r#"{"n":1}"#.into(),
                 signing_key,
+                auth_key: None,
             },
             idempotency_key: "run-1-step-0".into(),
             attempts_before: 0,

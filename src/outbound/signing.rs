@@ -12,6 +12,7 @@
 //! after a restart carries a fresh timestamp. The outbox row therefore keeps only a
 //! reference to the secrets ([`Keyring::register`]'s key id), never a secret.
 
+use super::auth::Credentials;
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -107,16 +108,25 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// on every build, including a replay's rebuild, so the keyring holds the secrets of every
 /// request this process sends. Bounded: a full keyring is cleared (secrets are
 /// re-registered by the next build).
+///
+/// It holds the credentials of integrations' `auth` the same way
+/// ([`register_auth`](Keyring::register_auth)), for the same reason: a queued request
+/// refers to them and never holds them.
 #[derive(Default)]
 pub struct Keyring {
     keys: RwLock<HashMap<String, Arc<Secrets>>>,
+    credentials: RwLock<HashMap<String, Arc<Credentials>>>,
 }
 
 /// Shows how many keys are held, never the secrets.
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let held = self.keys.read().map_or(0, |k| k.len());
-        f.debug_struct("Keyring").field("keys", &held).finish()
+        let credentials = self.credentials.read().map_or(0, |k| k.len());
+        f.debug_struct("Keyring")
+            .field("keys", &held)
+            .field("credentials", &credentials)
+            .finish()
     }
 }
 
@@ -142,11 +152,38 @@ impl Keyring {
     /// The secrets of key id `id` (see the type's doc), if this process knows them.
     pub fn get(&self, id: &str) -> Option<Arc<Secrets>> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        let (hash, source) = id.split_once(':').unwrap_or((id, ""));
-        keys.get(hash)
-            .or_else(|| keys.get(&format!("source:{source}")).filter(|_| !source.is_empty()))
-            .cloned()
+        lookup(&keys, id)
     }
+
+    /// Registers the credentials of `source` (`sms:<name>`, `endpoint:<name>`) and returns
+    /// their key id, as [`register`](Self::register) does for signing secrets: the hash
+    /// of the stored form first, the source's current credentials when those are gone.
+    pub fn register_auth(&self, source: &str, credentials: &Credentials) -> String {
+        let digest = Sha256::digest(format!("workflow-engine credentials\n{}", credentials.to_stored()).as_bytes());
+        let hash: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let credentials = Arc::new(credentials.clone());
+        let mut held = self.credentials.write().unwrap_or_else(|e| e.into_inner());
+        if held.len() + 2 > KEYRING_CAPACITY {
+            held.clear();
+        }
+        held.insert(hash.clone(), Arc::clone(&credentials));
+        held.insert(format!("source:{source}"), credentials);
+        format!("{hash}:{source}")
+    }
+
+    /// The credentials of key id `id`, if this process knows them.
+    pub fn credentials(&self, id: &str) -> Option<Arc<Credentials>> {
+        let held = self.credentials.read().unwrap_or_else(|e| e.into_inner());
+        lookup(&held, id)
+    }
+}
+
+/// `<hash>:<source>`: the entry of the hash, else the source's current one.
+fn lookup<T>(held: &HashMap<String, Arc<T>>, id: &str) -> Option<Arc<T>> {
+    let (hash, source) = id.split_once(':').unwrap_or((id, ""));
+    held.get(hash)
+        .or_else(|| held.get(&format!("source:{source}")).filter(|_| !source.is_empty()))
+        .cloned()
 }
 
 #[cfg(test)]
@@ -209,5 +246,26 @@ mod tests {
         let stale = format!("000000000000000000000000:{}", "endpoint:test-a");
         assert_eq!(*keyring.get(&stale).unwrap(), Secrets::parse("secret").unwrap());
         assert!(keyring.get("000000000000000000000000:endpoint:unknown").is_none());
+    }
+
+    #[test]
+    fn the_keyring_holds_credentials_by_reference() {
+        let keyring = Keyring::default();
+        let credentials = Credentials::Bearer { token: "t0ken".into() };
+        let id = keyring.register_auth("sms:one", &credentials);
+        assert!(!id.contains("t0ken"), "{id}");
+        assert_eq!(*keyring.credentials(&id).unwrap(), credentials);
+        let rotated = Credentials::Bearer { token: "other".into() };
+        keyring.register_auth("sms:one", &rotated);
+        assert_eq!(
+            *keyring.credentials(&id).unwrap(),
+            credentials,
+            "queued under the old ones"
+        );
+        assert_eq!(
+            *keyring.credentials("000000000000000000000000:sms:one").unwrap(),
+            rotated
+        );
+        assert!(keyring.credentials("000000000000000000000000:sms:two").is_none());
     }
 }

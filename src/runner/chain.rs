@@ -250,9 +250,7 @@ impl Chain<'_> {
         let run = &self.run.run;
         let request = runner
             .db("prepare_request", self.fence, || {
-                runner
-                    .integrations
-                    .request(runner.db.connection(), run, action, facts, context)
+                runner.integrations.request(&runner.db, run, action, facts, context)
             })
             .await?
             .map_err(|message| Failure::Failed {

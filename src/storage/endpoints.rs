@@ -6,13 +6,29 @@ use super::entities::webhook_endpoints;
 use super::{Database, StorageError};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
-/// An endpoint as written through the API. `secret`: `None` keeps the stored one (PUT) or
-/// sets none (POST); `Some(None)` removes it.
-#[derive(Debug, Clone, PartialEq)]
+/// An endpoint as written through the API. `secret` and `auth` (the credentials' stored
+/// form, JSON checked by the API): `None` keeps the stored one (PUT) or sets none (POST);
+/// `Some(None)` removes it. Both are sealed here when the database has a key
+/// ([`super::secrets`]).
+#[derive(Clone, PartialEq)]
 pub struct EndpointInput {
     pub name: String,
     pub url: String,
     pub secret: Option<Option<String>>,
+    pub auth: Option<Option<String>>,
+}
+
+/// Leaves the secrets out.
+impl std::fmt::Debug for EndpointInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointInput")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sealed(db: &Database, column: &str, value: Option<String>) -> Result<Option<String>, CrmError> {
+    Ok(value.map(|v| super::secrets::seal(db, column, &v)).transpose()?)
 }
 
 pub async fn list<C: ConnectionTrait>(conn: &C, page: Page) -> Result<Vec<webhook_endpoints::Model>, CrmError> {
@@ -53,7 +69,8 @@ pub async fn create(db: &Database, input: EndpointInput) -> Result<webhook_endpo
     webhook_endpoints::ActiveModel {
         name: Set(input.name),
         url: Set(input.url),
-        secret: Set(input.secret.flatten()),
+        secret: Set(sealed(db, super::secrets::ENDPOINT_SECRET, input.secret.flatten())?),
+        auth: Set(sealed(db, super::secrets::ENDPOINT_AUTH, input.auth.flatten())?),
         ..Default::default()
     }
     .insert(db.connection())
@@ -70,7 +87,10 @@ pub async fn update(db: &Database, id: i64, input: EndpointInput) -> Result<webh
     row.name = Set(input.name);
     row.url = Set(input.url);
     if let Some(secret) = input.secret {
-        row.secret = Set(secret);
+        row.secret = Set(sealed(db, super::secrets::ENDPOINT_SECRET, secret)?);
+    }
+    if let Some(auth) = input.auth {
+        row.auth = Set(sealed(db, super::secrets::ENDPOINT_AUTH, auth)?);
     }
     row.update(db.connection()).await.map_err(|e| taken(&name, e))
 }

@@ -27,6 +27,7 @@ pub mod recovery;
 pub mod retention;
 pub mod runs;
 pub mod scheduled;
+pub mod secrets;
 pub mod seed;
 pub mod sms_providers;
 pub mod sql;
@@ -77,6 +78,9 @@ pub enum StorageError {
     },
     #[error("invalid seed workflow {index}: {message}")]
     InvalidSeed { index: usize, message: String },
+    /// A sealed integration secret could not be sealed or opened ([`crate::sealing`]).
+    #[error(transparent)]
+    Sealing(#[from] crate::sealing::SealError),
     /// The work's partition changed hands: its epoch is not the current one.
     #[error("partition {partition} is fenced: epoch {epoch} is not the current {current:?}")]
     Fenced {
@@ -108,6 +112,10 @@ impl crate::retry::Classify for StorageError {
 #[derive(Debug, Clone)]
 pub struct Database {
     conn: DatabaseConnection,
+    /// Seals integration secrets on write and opens them on read ([`secrets`]); `None`
+    /// when `security.secret_key` is not set (secrets are then kept as written). Held
+    /// here so every reader and writer of those columns has it, and nothing else does.
+    sealing: Option<std::sync::Arc<crate::sealing::SealingKey>>,
 }
 
 impl Database {
@@ -150,12 +158,23 @@ impl Database {
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
         });
         let conn = sea_orm::Database::connect(options).await?;
-        Ok(Database { conn })
+        Ok(Database { conn, sealing: None })
     }
 
     /// Wraps an existing connection (e.g. one with custom pool settings).
     pub fn from_connection(conn: DatabaseConnection) -> Database {
-        Database { conn }
+        Database { conn, sealing: None }
+    }
+
+    /// This database, sealing integration secrets with `key` (`security.secret_key`).
+    pub fn with_sealing_key(mut self, key: crate::sealing::SealingKey) -> Database {
+        self.sealing = Some(std::sync::Arc::new(key));
+        self
+    }
+
+    /// The key integration secrets are sealed with, if one is set.
+    pub fn sealing_key(&self) -> Option<&crate::sealing::SealingKey> {
+        self.sealing.as_deref()
     }
 
     /// Applies every pending migration; a no-op on an up-to-date database.

@@ -33,6 +33,10 @@ pub struct OutboundRequest {
     /// `None` = unsigned. A reference, never the secret: the outbox row stores this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<String>,
+    /// The keyring id of the target's `auth` credentials, applied when sent; `None` =
+    /// none. A reference, for the same reason as `signing_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_key: Option<String>,
 }
 
 /// What the delivery pool does with a message.

@@ -11,12 +11,32 @@ use sea_orm::{
     QuerySelect, Set, TransactionTrait,
 };
 
-/// A provider as written through the API.
-#[derive(Debug, Clone, PartialEq)]
+/// A provider as written through the API. `auth`, the credentials' stored form (JSON,
+/// checked by the API): `None` keeps the stored one (PUT) or sets none (POST); `Some(None)`
+/// removes it. Sealed here when the database has a key ([`super::secrets`]).
+#[derive(Clone, PartialEq)]
 pub struct ProviderInput {
     pub name: String,
     pub url: String,
     pub active: bool,
+    pub auth: Option<Option<String>>,
+}
+
+/// Leaves the credentials out.
+impl std::fmt::Debug for ProviderInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderInput")
+            .field("name", &self.name)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The stored form of `auth` (see [`ProviderInput`]), sealed.
+fn sealed_auth(db: &Database, auth: Option<String>) -> Result<Option<String>, CrmError> {
+    Ok(auth
+        .map(|a| super::secrets::seal(db, super::secrets::PROVIDER_AUTH, &a))
+        .transpose()?)
 }
 
 pub async fn list<C: ConnectionTrait>(conn: &C, page: Page) -> Result<Vec<sms_providers::Model>, CrmError> {
@@ -79,6 +99,7 @@ pub async fn create(db: &Database, input: ProviderInput) -> Result<sms_providers
         name: Set(input.name),
         url: Set(input.url),
         active: Set(input.active),
+        auth: Set(sealed_auth(db, input.auth.flatten())?),
         ..Default::default()
     }
     .insert(&txn)
@@ -101,6 +122,9 @@ pub async fn update(db: &Database, id: i64, input: ProviderInput) -> Result<sms_
     row.name = Set(input.name);
     row.url = Set(input.url);
     row.active = Set(input.active);
+    if let Some(auth) = input.auth {
+        row.auth = Set(sealed_auth(db, auth)?);
+    }
     let provider = row.update(&txn).await.map_err(|e| taken(&name, e))?;
     txn.commit().await?;
     Ok(provider)

@@ -74,6 +74,10 @@ pub struct Received {
     pub webhook_timestamp: Option<i64>,
     /// The W3C trace context the request carried.
     pub traceparent: Option<String>,
+    /// What an integration's `auth` puts on the request (Basic or Bearer credentials).
+    pub authorization: Option<String>,
+    /// An API-key header named `x-api-key`, as a provider's `{"type": "header"}` auth sets.
+    pub api_key: Option<String>,
     /// The body as sent (signatures are over these bytes).
     pub raw: String,
     pub body: Value,
@@ -119,6 +123,8 @@ async fn receive(req: HttpRequest, body: web::Bytes, inbox: web::Data<Arc<Inbox>
         webhook_id: header(ID_HEADER),
         webhook_timestamp: header(TIMESTAMP_HEADER).and_then(|t| t.parse().ok()),
         traceparent: header("traceparent"),
+        authorization: header("authorization"),
+        api_key: header("x-api-key"),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         raw: String::from_utf8_lossy(&body).into_owned(),
         path,

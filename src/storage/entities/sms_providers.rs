@@ -12,6 +12,10 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub url: String,
     pub active: bool,
+    /// The credentials requests carry (`outbound::auth::Credentials` as JSON, sealed when
+    /// `security.secret_key` is set); write-only through the API.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub auth: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,10 @@ pub struct Model {
     pub url: String,
     #[sea_orm(column_type = "Text", nullable)]
     pub secret: Option<String>,
+    /// The credentials requests carry (`outbound::auth::Credentials` as JSON, sealed when
+    /// `security.secret_key` is set); write-only through the API.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub auth: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
