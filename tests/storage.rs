@@ -146,6 +146,17 @@ async fn workflows_keep_every_version_and_bump_the_change_counter() {
     );
     assert_eq!(history[0].definition["name"], "Greet");
     assert_eq!(history[1].definition["name"], "Greet warmly");
+    // The newest few and one by its number, each read in SQL.
+    let newest: Vec<i64> = workflows::newest_versions(db, &created.id, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(newest, [2, 3]);
+    let second = workflows::version(db, &created.id, 2).await.unwrap().unwrap();
+    assert_eq!(second.definition["name"], "Greet warmly");
+    assert!(workflows::version(db, &created.id, 9).await.unwrap().is_none());
     assert_eq!(changes::current(db).await.unwrap(), 4);
 
     // A stored definition validates back into the same workflow.

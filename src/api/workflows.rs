@@ -167,15 +167,14 @@ pub async fn versions(
     id: web::Path<String>,
     query: web::Query<super::ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = workflows::versions(state.db.connection(), &id).await?;
-    let skip = rows.len().saturating_sub(query.limit(super::MAX_LIST_LIMIT));
+    let limit = query.limit(super::MAX_LIST_LIMIT) as u64;
+    let rows = workflows::newest_versions(state.db.connection(), &id, limit).await?;
     if rows.is_empty() {
         return Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str())));
     }
     // The newest `limit` versions, in order.
     let items: Vec<Value> = rows
         .iter()
-        .skip(skip)
         .map(|v| {
             json!({"version": v.version, "change": v.change, "changed_by": v.changed_by,
                    "changed_at": crate::clock::rfc3339(v.changed_at), "definition": v.definition})

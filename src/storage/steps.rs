@@ -200,8 +200,7 @@ pub async fn workflow_version<C: ConnectionTrait>(
     run: &Run,
 ) -> Result<Result<Workflow, String>, StorageError> {
     let r = &run.run;
-    let versions = workflows::versions(conn, &r.workflow_id).await?;
-    let Some(version) = versions.into_iter().find(|v| v.version == r.workflow_version) else {
+    let Some(version) = workflows::version(conn, &r.workflow_id, r.workflow_version).await? else {
         return Ok(Err(format!(
             "workflow {} version {} not found",
             r.workflow_id, r.workflow_version

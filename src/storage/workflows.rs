@@ -8,7 +8,7 @@ use super::entities::{workflow_versions, workflows};
 use super::{Database, StorageError};
 use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -167,6 +167,36 @@ pub async fn versions<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Vec<Work
         .filter(workflow_versions::Column::WorkflowId.eq(id))
         .order_by_asc(workflow_versions::Column::Version)
         .all(conn)
+        .await?)
+}
+
+/// The newest `limit` versions of workflow `id`, oldest first: read in SQL, so a workflow
+/// with a long history costs what is asked for, not its whole history.
+pub async fn newest_versions<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    limit: u64,
+) -> Result<Vec<WorkflowVersion>, StorageError> {
+    let mut rows = workflow_versions::Entity::find()
+        .filter(workflow_versions::Column::WorkflowId.eq(id))
+        .order_by_desc(workflow_versions::Column::Version)
+        .limit(limit.max(1))
+        .all(conn)
+        .await?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Version `version` of workflow `id`, if it was saved (one row, by its key).
+pub async fn version<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    version: i64,
+) -> Result<Option<WorkflowVersion>, StorageError> {
+    Ok(workflow_versions::Entity::find()
+        .filter(workflow_versions::Column::WorkflowId.eq(id))
+        .filter(workflow_versions::Column::Version.eq(version))
+        .one(conn)
         .await?)
 }
 
