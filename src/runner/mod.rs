@@ -26,7 +26,7 @@ use crate::clock::SharedClock;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
 use crate::guards::cascade::Budget;
-use crate::guards::identity::{Identity, Mismatch};
+use crate::guards::identity::Mismatch;
 use crate::metrics::{event_label, Metrics};
 use crate::outbound::send::{Deliver, DeliveryReport};
 use crate::outbound::Integrations;
@@ -35,7 +35,7 @@ use crate::retry::{self, Backoff, Retried};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, status, Run};
 use crate::storage::steps;
-use crate::storage::{customers, plans, recovery, Database, StorageError};
+use crate::storage::{customers, recovery, Database, StorageError};
 use crate::workflow::Step;
 use cascade::cascade_over_budget;
 use chain::Chain;
@@ -214,20 +214,6 @@ impl Runner {
         // the exits need the customer first, otherwise in the batch, before its snapshots.
         let has_exits = set.has_exits(&event.event_type);
         let sync = self.sync_customers && !has_exits;
-        if has_exits || self.sync_customers {
-            // The sync and the exits act before the record, which is where an event reusing
-            // another event's id is refused: look first, so a refused event changes nothing.
-            let identity = Identity::of(&event);
-            let mismatch = self
-                .db("judge_identity", fence, || {
-                    plans::judge(self.db.connection(), &event.id, &identity)
-                })
-                .await?;
-            if let Some(mismatch) = mismatch {
-                let _ = recorded.send(refuse(&event, mismatch, set));
-                return Ok(());
-            }
-        }
         if has_exits {
             let customer = if self.sync_customers {
                 self.synced_snapshot(customer_id, &event, fence).await?

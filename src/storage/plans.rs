@@ -12,7 +12,7 @@
 
 use super::sql::statement;
 use super::StorageError;
-use crate::guards::identity::{self, Identity, Mismatch};
+use crate::guards::identity::{self, Identity};
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
@@ -94,18 +94,4 @@ pub async fn get<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<Option<
             .unwrap_or_default(),
         identity,
     }))
-}
-
-/// Why the event `identity` describes may not replay the plan recorded under `event_id`:
-/// `None` when no plan is recorded or the event is the one that recorded it. For the
-/// runner's look before an event's effects that come before its record (its customer's
-/// sync, its exits); the record itself judges again in its transaction.
-pub async fn judge<C: ConnectionTrait>(
-    conn: &C,
-    event_id: &str,
-    identity: &Identity,
-) -> Result<Option<Mismatch>, StorageError> {
-    Ok(get(conn, event_id)
-        .await?
-        .and_then(|plan| identity::judge(identity, &plan.identity).err()))
 }
