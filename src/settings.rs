@@ -6,8 +6,10 @@
 //! start-up naming it, because a misspelt `WFE__KAFKA__BROKERS` or `WFE__DATABASE__URL`
 //! would otherwise leave the embedded broker or SQLite in place without a word.
 
+mod security;
 mod tokens;
 
+pub use security::Security;
 pub use tokens::{Scope, TokenConfig};
 
 use crate::conditions::Limits;
@@ -288,34 +290,6 @@ pub struct Auth {
     /// GET /metrics needs a token with the `read` scope too.
     #[serde(default)]
     pub protect_metrics: bool,
-}
-
-/// Keys the engine keeps secrets with (docs/security.md, "Integration credentials").
-#[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Security {
-    /// Seals integration secrets at rest ([`crate::sealing`]); empty = not sealed.
-    #[serde(default)]
-    pub secret_key: String,
-}
-
-/// Says whether the key is set, never the key: settings are printed when debugging.
-impl std::fmt::Debug for Security {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Security")
-            .field("secret_key_set", &!self.secret_key.trim().is_empty())
-            .finish()
-    }
-}
-
-impl Security {
-    /// The sealing key, `None` when none is set.
-    pub fn sealing_key(&self) -> Result<Option<crate::sealing::SealingKey>, crate::sealing::SealError> {
-        if self.secret_key.trim().is_empty() {
-            return Ok(None);
-        }
-        crate::sealing::SealingKey::parse(&self.secret_key).map(Some)
-    }
 }
 
 /// How long finished history is kept ([`crate::retention`]); 0 days = forever.
