@@ -494,3 +494,48 @@ fn the_batch_size_is_capped() {
     assert_eq!(Batches::new(7).max(), 7);
     assert_eq!(Batches::new(1_000_000).max(), BATCH_CEILING);
 }
+
+/// With the customer sync on, events of every type reach the runner, which counted them
+/// under their own type: a producer sending random types grew `wfe_events_total{trigger}`
+/// by a label value each (issue 25 saw 300). The label is the type only when a workflow
+/// listens to it, as in the matcher.
+#[actix_rt::test]
+async fn synced_events_of_types_no_workflow_listens_to_share_one_label() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = ManualClock::new(t0());
+    let (runner, fence) = owning_runner(db, &clock).await;
+    let runner = Runner {
+        sync_customers: true,
+        ..runner
+    };
+    let set = live_set(db).await;
+    let odd = "producer.random.type.42";
+    let event = EventEnvelope::from_value(json!({"id": "odd-1", "type": odd, "customer_id": 7})).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    runner
+        .process(
+            7,
+            Work::Event {
+                event,
+                set,
+                fence,
+                recorded: tx,
+            },
+        )
+        .await;
+    rx.await.expect("the event was handled");
+    let triggers: Vec<String> = workflow_engine::metrics::Metrics::global()
+        .registry
+        .gather()
+        .iter()
+        .filter(|family| family.name() == "wfe_events_total")
+        .flat_map(|family| family.get_metric().to_vec())
+        .flat_map(|metric| metric.get_label().to_vec())
+        .filter(|label| label.name() == "trigger")
+        .map(|label| label.value().to_owned())
+        .collect();
+    assert!(triggers.iter().any(|t| t == "other"), "{triggers:?}");
+    assert!(!triggers.iter().any(|t| t == odd), "{triggers:?}");
+    t.finish().await;
+}

@@ -271,7 +271,7 @@ impl Runner {
         for held in &held_back {
             metrics.runs_held_back.with_label_values(&[held.limited_by]).inc();
         }
-        let label = event_label(&event.event_type, true);
+        let label = event_label(&event.event_type, set.listens_to(&event.event_type));
         if replayed {
             // A redelivery: its recorded runs go on where they stopped; nothing is planned.
             metrics.events.with_label_values(&[label, "replayed"]).inc();
