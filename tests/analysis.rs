@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use workflow_engine::actors::archiver::Archiver;
 use workflow_engine::actors::protocol::{ArchiveEvent, Halt};
-use workflow_engine::api::{self, AppState};
+use workflow_engine::api;
 use workflow_engine::clock::{ManualClock, SharedClock};
 use workflow_engine::envelope::EventEnvelope;
 use workflow_engine::metrics::Metrics;
@@ -25,26 +25,9 @@ use workflow_engine::storage::{archive, Database};
 #[allow(unused_imports, unused_macros)]
 mod engine;
 
-fn state(db: &Database) -> AppState {
-    AppState {
-        db: db.clone(),
-        limits: Default::default(),
-        // Never connected: these tests publish nothing.
-        producer: workflow_engine::kafka::producer_with("127.0.0.1:9", &Default::default()).unwrap(),
-        topic: "crm.events".into(),
-        brokers: "127.0.0.1:9".into(),
-        embedded: false,
-        node_id: "test".into(),
-        matcher: None,
-        readiness: Default::default(),
-        webhook_allowlist: Vec::new(),
-        heavy: workflow_engine::api::Heavy::new(&Default::default(), workflow_engine::clock::system()),
-    }
-}
-
 /// One request to the API (no auth), answering the status and the JSON body.
 async fn call(db: &Database, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let state = state(db);
+    let state = common::api_state(db);
     let app = atest::init_service(
         App::new().configure(move |cfg| api::configure(cfg, state, 4 << 20, Option::<String>::None)),
     )

@@ -344,7 +344,8 @@ async fn a_deposit_during_the_wait_cancels_the_churn_rescue() {
     assert_eq!(waiting.status, status::WAITING);
     // The dry run of the deposit names the run it would cancel, and cancels nothing.
     let app = web_test::init_service(
-        App::new().configure(|cfg| workflow_engine::api::configure(cfg, api_state(db), 1 << 20, None::<String>)),
+        App::new()
+            .configure(|cfg| workflow_engine::api::configure(cfg, common::api_state(db), 1 << 20, None::<String>)),
     )
     .await;
     let request = web_test::TestRequest::post()
@@ -583,7 +584,8 @@ async fn a_workflow_that_fans_out_into_itself_is_refused_at_save_time() {
     let t = fresh().await;
     let db = &t.db;
     let app = web_test::init_service(
-        App::new().configure(|cfg| workflow_engine::api::configure(cfg, api_state(db), 1 << 20, None::<String>)),
+        App::new()
+            .configure(|cfg| workflow_engine::api::configure(cfg, common::api_state(db), 1 << 20, None::<String>)),
     )
     .await;
     for uri in ["/api/v1/workflows/validate", "/api/v1/workflows"] {
@@ -610,22 +612,6 @@ async fn a_workflow_that_fans_out_into_itself_is_refused_at_save_time() {
 
 // ---------------------------------------------------------------------------------------
 // The dry run
-
-fn api_state(db: &Database) -> workflow_engine::api::AppState {
-    workflow_engine::api::AppState {
-        db: db.clone(),
-        limits: Limits::default(),
-        producer: workflow_engine::kafka::producer("127.0.0.1:1").unwrap(),
-        topic: "unused".into(),
-        brokers: "127.0.0.1:1".into(),
-        embedded: false,
-        node_id: "test".into(),
-        matcher: None,
-        readiness: Default::default(),
-        webhook_allowlist: Vec::new(),
-        heavy: workflow_engine::api::Heavy::new(&Default::default(), workflow_engine::clock::system()),
-    }
-}
 
 /// The dry run reports what a real run decides: a customer who entered a once-per-customer
 /// workflow is `limited_by` it (and it leaves the plan), an opted-out customer's email is
@@ -655,7 +641,8 @@ async fn the_dry_run_reports_limits_consent_and_windows_as_a_run_decides_them() 
     )
     .await;
     let app = web_test::init_service(
-        App::new().configure(|cfg| workflow_engine::api::configure(cfg, api_state(db), 1 << 20, None::<String>)),
+        App::new()
+            .configure(|cfg| workflow_engine::api::configure(cfg, common::api_state(db), 1 << 20, None::<String>)),
     )
     .await;
     let dry = |id: &str| {

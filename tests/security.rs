@@ -8,26 +8,9 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::{test as atest, App};
 use serde_json::{json, Value};
-use workflow_engine::api::{self, auth::required_scope, AppState, Auth};
+use workflow_engine::api::{self, auth::required_scope, Auth};
 use workflow_engine::settings::{Scope, TokenConfig};
 use workflow_engine::storage::Database;
-
-fn state(db: &Database) -> AppState {
-    AppState {
-        db: db.clone(),
-        limits: Default::default(),
-        // Never connected: nothing here reaches the broker (events are refused by scope).
-        producer: workflow_engine::kafka::producer_with("127.0.0.1:9", &Default::default()).unwrap(),
-        topic: "crm.events".into(),
-        brokers: "127.0.0.1:9".into(),
-        embedded: false,
-        node_id: "test".into(),
-        matcher: None,
-        readiness: Default::default(),
-        webhook_allowlist: Vec::new(),
-        heavy: workflow_engine::api::Heavy::new(&Default::default(), workflow_engine::clock::system()),
-    }
-}
 
 fn token(name: &str, scopes: &[Scope]) -> TokenConfig {
     TokenConfig {
@@ -88,7 +71,7 @@ async fn no_spelling_of_a_route_gets_past_its_scope() {
         token("ops", &[Scope::Admin]),
     ];
     let auth = Auth::new("", &tokens, false).unwrap();
-    let state = state(&test.db);
+    let state = common::api_state(&test.db);
     let app = atest::init_service(App::new().configure(move |cfg| api::configure(cfg, state, 1 << 20, auth))).await;
 
     let request = |method: Method, path: &str, token: &str| {
@@ -182,7 +165,7 @@ async fn no_spelling_of_a_route_gets_past_its_scope() {
 async fn customer_writes_cap_each_custom_field() {
     let test = common::fresh().await;
     let auth = Auth::new("", &[token("author", &[Scope::Read, Scope::Write])], false).unwrap();
-    let state = state(&test.db);
+    let state = common::api_state(&test.db);
     let app = atest::init_service(App::new().configure(move |cfg| api::configure(cfg, state, 1 << 20, auth))).await;
     let big = "x".repeat(900 * 1024);
 
@@ -234,7 +217,7 @@ fn short(body: &Value) -> String {
 /// need a socket (a body that stops half way).
 async fn serve(db: &Database, timeout: std::time::Duration) -> (String, actix_web::dev::ServerHandle) {
     let auth = Auth::new("", &[token("author", &[Scope::Read, Scope::Write])], false).unwrap();
-    let state = state(db);
+    let state = common::api_state(db);
     let server = actix_web::HttpServer::new(move || {
         let (state, auth) = (state.clone(), auth.clone());
         App::new()

@@ -12,7 +12,7 @@ use actix_web::{test as atest, App};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use workflow_engine::actions::{run_internal_step, ActionError, StepContext};
-use workflow_engine::api::{self, AppState};
+use workflow_engine::api;
 use workflow_engine::catalogue::Action;
 use workflow_engine::conditions::{Facts, Limits};
 use workflow_engine::envelope::EventEnvelope;
@@ -44,26 +44,9 @@ fn note_workflow(body: &str) -> Value {
            "actions": [{"type": "add_note", "params": {"body": body}}]})
 }
 
-fn state(db: &Database) -> AppState {
-    AppState {
-        db: db.clone(),
-        limits: Default::default(),
-        // Never connected: these tests publish nothing.
-        producer: workflow_engine::kafka::producer_with("127.0.0.1:9", &Default::default()).unwrap(),
-        topic: "crm.events".into(),
-        brokers: "127.0.0.1:9".into(),
-        embedded: false,
-        node_id: "test".into(),
-        matcher: None,
-        readiness: Default::default(),
-        webhook_allowlist: Vec::new(),
-        heavy: workflow_engine::api::Heavy::new(&Default::default(), workflow_engine::clock::system()),
-    }
-}
-
 /// One request to the API (no auth), answering the status and the JSON body.
 async fn call(db: &Database, path: &str, body: Value) -> (u16, Value) {
-    let state = state(db);
+    let state = common::api_state(db);
     let app = atest::init_service(
         App::new().configure(move |cfg| api::configure(cfg, state, 4 << 20, Option::<String>::None)),
     )

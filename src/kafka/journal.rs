@@ -5,7 +5,7 @@
 //! [`replay`] publishes what is left when the engine starts.
 
 use super::{publish, KafkaError};
-use crate::storage::journal::{self, Entry};
+use crate::storage::journal;
 use crate::storage::{Database, StorageError};
 use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -25,14 +25,9 @@ pub enum JournalError {
     Stopped(String),
 }
 
-/// One message to publish: its topic, key, payload and W3C `traceparent`, if it has one.
-#[derive(Debug, Clone, Copy)]
-pub struct Message<'a> {
-    pub topic: &'a str,
-    pub key: &'a str,
-    pub payload: &'a str,
-    pub traceparent: Option<&'a str>,
-}
+/// One message to publish: its topic, key, payload and W3C `traceparent`, if it has one;
+/// the journal keeps it as it is.
+pub use crate::storage::journal::Entry as Message;
 
 /// Publishes `message`, journaled first when `journal` is the embedded broker's database,
 /// and answers its partition and offset once the broker has it. A message the broker
@@ -45,7 +40,7 @@ pub async fn publish_durably(
     let Some(db) = journal else {
         return Ok(send(producer, message).await?);
     };
-    let id = journal::append(db.connection(), entry(message), Utc::now()).await?;
+    let id = journal::append(db.connection(), message, Utc::now()).await?;
     match send(producer, message).await {
         Ok((partition, offset)) => {
             // Without its position the row is published again at the next start: a
@@ -61,15 +56,6 @@ pub async fn publish_durably(
             }
             Err(e.into())
         }
-    }
-}
-
-fn entry(message: Message<'_>) -> Entry<'_> {
-    Entry {
-        topic: message.topic,
-        key: message.key,
-        payload: message.payload,
-        traceparent: message.traceparent,
     }
 }
 

@@ -144,3 +144,23 @@ pub async fn add_customers(db: &Database, ids: impl IntoIterator<Item = i64>) {
         .await
         .unwrap();
 }
+
+/// The API's state over `db` alone, for tests that call the API in process: default
+/// limits and heavy-request pool, no running engine, and a producer that is never
+/// connected (these tests publish nothing through it).
+pub fn api_state(db: &Database) -> workflow_engine::api::AppState {
+    workflow_engine::api::AppState {
+        db: db.clone(),
+        limits: Default::default(),
+        producer: workflow_engine::kafka::producer_with("127.0.0.1:9", &Default::default())
+            .expect("a producer needs no broker to be made"),
+        topic: "crm.events".into(),
+        brokers: "127.0.0.1:9".into(),
+        embedded: false,
+        node_id: "test".into(),
+        matcher: None,
+        readiness: Default::default(),
+        webhook_allowlist: Vec::new(),
+        heavy: workflow_engine::api::Heavy::new(&Default::default(), workflow_engine::clock::system()),
+    }
+}
