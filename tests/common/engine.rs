@@ -331,7 +331,11 @@ impl Engine {
     /// Starts the topology and waits until its consumer owns partitions.
     pub async fn start(&mut self) {
         assert!(self.topology.is_none(), "engine already started");
-        let topology = Topology::start(&self.settings, self.db().clone(), &self.brokers).unwrap();
+        // A pool of its own: connections the topology opens belong to its arbiters'
+        // runtimes, and a PostgreSQL connection dies with the runtime it was opened on.
+        // Shared with the test, the test's reads after a stop would meet dead connections.
+        let db = self.test.connect_again().await;
+        let topology = Topology::start(&self.settings, db, &self.brokers).unwrap();
         eventually!(
             "the consumer to join the group",
             PATIENCE,
