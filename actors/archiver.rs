@@ -7,7 +7,8 @@
 //! as one multi-row insert when it is full or `archive.flush_ms` after the last write.
 //! While a batch is written the actor handles nothing else (`ctx.wait`), so its mailbox
 //! is the only queue and its capacity the only bound. A failed write is logged, counted
-//! and dropped: the archive is a best-effort record, the runs are the durable one.
+//! and dropped: the archive is a best-effort record, the runs are the durable one. An
+//! event whose data the database refuses costs only its own row ([`archive::insert`]).
 
 use super::protocol::{ArchiveEvent, Halt};
 use crate::envelope::EventEnvelope;
@@ -48,11 +49,12 @@ impl Archiver {
                 let offered = events.len() as u64;
                 let counter = &Metrics::global().archive_events;
                 match archive::insert(db.connection(), &events, Utc::now()).await {
-                    Ok(written) => {
+                    Ok(archive::Archived { written, refused }) => {
                         counter.with_label_values(&["archived"]).inc_by(written);
+                        counter.with_label_values(&["failed"]).inc_by(refused);
                         counter
                             .with_label_values(&["duplicate"])
-                            .inc_by(offered.saturating_sub(written));
+                            .inc_by(offered.saturating_sub(written + refused));
                     }
                     Err(error) => {
                         counter.with_label_values(&["failed"]).inc_by(offered);

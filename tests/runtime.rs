@@ -1250,3 +1250,64 @@ async fn a_forged_cause_from_the_api_does_not_touch_the_run_it_names() {
     assert_eq!(runs_of_event(&db, "forged-shallow").await.len(), 1);
     engine.finish().await;
 }
+
+/// Security issue 22, poison data: PostgreSQL refuses a string JSON allows (`\u0000` in a
+/// `jsonb` or `text` value), and it would refuse it on every retry. Such an event must not
+/// stall its customer or its partition, nor take the rest of its batch or of the archive's
+/// batch with it: it goes to the dead-letter topic with the database's reason, and every
+/// other event, before and after it, runs and is archived.
+#[actix_rt::test]
+#[cfg_attr(not(wfe_postgres), ignore = "needs PostgreSQL in WFE_TEST_DATABASE_URL")]
+async fn an_event_the_database_refuses_is_dead_lettered_and_the_rest_go_on() {
+    let mut engine = Engine::new(|s| {
+        // One archive batch for all four events.
+        s.archive.flush_ms = 500;
+    })
+    .await;
+    engine.add_customers([7201, 7202]).await;
+    engine
+        .add_workflow(note_workflow("poison", "test.poison", "got {{event.n}}", 1))
+        .await;
+    engine.start().await;
+    let db = engine.db().clone();
+    engine
+        .publish_all(&[
+            envelope("poison-1", "test.poison", 7201, json!({"n": 1})),
+            envelope("poison-2", "test.poison", 7201, json!({"n": 2, "bad": "nul\u{0}here"})),
+            envelope("poison-3", "test.poison", 7201, json!({"n": 3})),
+            envelope("poison-4", "test.poison", 7202, json!({"n": 4})),
+        ])
+        .await;
+    for id in ["poison-1", "poison-3", "poison-4"] {
+        eventually!("the event's run", PATIENCE, {
+            let runs = runs_of_event(&db, id).await;
+            (runs.len() == 1 && all_ended(&runs)).then_some(())
+        });
+    }
+    assert_eq!(note_bodies(&db, 7201).await, ["got 1", "got 3"]);
+    assert_eq!(note_bodies(&db, 7202).await, ["got 4"]);
+    assert!(runs_of_event(&db, "poison-2").await.is_empty());
+
+    let dead = dead_letters(&engine, 1).await;
+    assert_eq!(dead[0].0["id"], "poison-2");
+    let reason = dead[0].1.get("wfe-error").cloned().unwrap_or_default();
+    assert!(reason.contains("database"), "{reason}");
+
+    let archived = eventually!("the archive's batch", PATIENCE, {
+        let triggers = ["test.poison".to_owned()];
+        let page = workflow_engine::storage::archive::PageQuery {
+            triggers: &triggers,
+            since: None,
+            before: None,
+            limit: 10,
+        };
+        let rows = workflow_engine::storage::archive::page(db.connection(), &page)
+            .await
+            .unwrap();
+        (rows.len() == 3).then_some(rows)
+    });
+    let mut ids: Vec<&str> = archived.iter().map(|r| r.event_id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["poison-1", "poison-3", "poison-4"]);
+    engine.finish().await;
+}

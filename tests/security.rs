@@ -208,6 +208,26 @@ async fn customer_writes_cap_each_custom_field() {
     test.finish().await;
 }
 
+/// Poison data through the API: PostgreSQL refuses a `\u0000` that JSON allows. That is
+/// no outage, so the caller gets a 422 it will not retry, not a 503 it would.
+#[actix_rt::test]
+#[cfg_attr(not(wfe_postgres), ignore = "needs PostgreSQL in WFE_TEST_DATABASE_URL")]
+async fn data_the_database_refuses_is_a_422_not_an_outage() {
+    let test = common::fresh().await;
+    let auth = Auth::new("", &[token("author", &[Scope::Read, Scope::Write])], false).unwrap();
+    let state = common::api_state(&test.db);
+    let app = atest::init_service(App::new().configure(move |cfg| api::configure(cfg, state, 1 << 20, auth))).await;
+    let put = atest::TestRequest::put()
+        .uri("/api/v1/customers/8")
+        .insert_header(("Authorization", "Bearer t-author"))
+        .set_json(json!({"first_name": "nul\u{0}here"}))
+        .to_request();
+    let (status, body) = answer(app.call(put).await.unwrap()).await;
+    assert_eq!(status, 422, "{}", short(&body));
+    assert_eq!(body["error"]["code"], "refused_data", "{}", short(&body));
+    test.finish().await;
+}
+
 /// The start of a body, for assertion messages about bodies that may be megabytes.
 fn short(body: &Value) -> String {
     body.to_string().chars().take(300).collect()

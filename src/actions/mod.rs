@@ -105,9 +105,9 @@ pub enum ActionError {
 
 impl ActionError {
     /// A database failure (the database may come back), as opposed to an action that cannot
-    /// apply to this data and would fail again.
+    /// apply to this data (the database refusing the values included) and would fail again.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ActionError::Storage(StorageError::Db(_)))
+        matches!(self, ActionError::Storage(e @ StorageError::Db(_)) if !e.is_refused_data())
     }
 
     /// The run's partition changed hands: stop, record nothing.

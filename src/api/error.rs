@@ -130,6 +130,12 @@ impl From<crate::storage::StorageError> for ApiError {
             StorageError::WorkflowNotFound(id) => ApiError::not_found(format!("workflow {id:?} not found")),
             StorageError::WorkflowExists(id) => ApiError::conflict(format!("workflow {id:?} already exists")),
             e @ StorageError::VersionConflict { .. } => ApiError::conflict(e.to_string()),
+            // Not an outage: the same values would be refused on every retry.
+            e if e.is_refused_data() => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "refused_data",
+                format!("the database refuses this data: {e}"),
+            ),
             other => {
                 tracing::error!(error = %other, "storage failure in a request");
                 ApiError::unavailable(format!("storage unavailable: {other}"))

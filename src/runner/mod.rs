@@ -192,6 +192,10 @@ impl Runner {
         Ok(snapshot.unwrap_or_else(|| Map::from_iter([("id".to_owned(), Value::from(customer_id))])))
     }
 
+    /// Records and runs one event. An event the database refuses (poison data, which no
+    /// retry mends) is answered as refused, so its reader dead-letters it with the reason
+    /// and the partition goes on, unless it was already answered as recorded (then a run's
+    /// step failed on it, and that run records the failure).
     async fn on_event(
         &self,
         customer_id: i64,
@@ -200,10 +204,29 @@ impl Runner {
         fence: Fence,
         recorded: oneshot::Sender<Handled>,
     ) -> Result<(), Stopped> {
-        let lineage = self.lineage(&event, fence).await?;
+        let mut answer = Some(recorded);
+        let outcome = self.event_work(customer_id, &event, set, fence, &mut answer).await;
+        match (outcome, answer.take()) {
+            (Err(Stopped::Storage(e)), Some(answer)) if e.is_refused_data() => {
+                let _ = answer.send(poisoned(&event, &e, set));
+                Ok(())
+            }
+            (outcome, _) => outcome,
+        }
+    }
+
+    async fn event_work(
+        &self,
+        customer_id: i64,
+        event: &EventEnvelope,
+        set: &Arc<WorkflowSet>,
+        fence: Fence,
+        recorded: &mut Option<oneshot::Sender<Handled>>,
+    ) -> Result<(), Stopped> {
+        let lineage = self.lineage(event, fence).await?;
         if crate::guards::cascade::stopped(lineage.depth, self.max_cascade_depth) {
-            self.stop_cascade(&event, &lineage, fence).await?;
-            let _ = recorded.send(Handled::Recorded);
+            self.stop_cascade(event, &lineage, fence).await?;
+            answer(recorded, Handled::Recorded);
             return Ok(());
         }
         let budget = Budget {
@@ -216,15 +239,15 @@ impl Runner {
         let sync = self.sync_customers && !has_exits;
         if has_exits {
             let customer = if self.sync_customers {
-                self.synced_snapshot(customer_id, &event, fence).await?
+                self.synced_snapshot(customer_id, event, fence).await?
             } else {
                 self.snapshot(customer_id, fence).await?
             };
             for workflow_id in set.exits(Facts {
-                event: &event,
+                event,
                 customer: &customer,
             }) {
-                self.exit(&event, workflow_id, fence).await?;
+                self.exit(event, workflow_id, fence).await?;
             }
         }
         let job = batch::Job::Event {
@@ -254,17 +277,17 @@ impl Runner {
                 }
             }
             Ok(batch::Done::Resume(_)) | Err(batch::Failed::Alone(_)) => {
-                self.record_alone(customer_id, &event, &budget, set, fence).await?
+                self.record_alone(customer_id, event, &budget, set, fence).await?
             }
             Err(batch::Failed::Fenced) => return Err(Stopped::Revoked),
         };
         if let Some(mismatch) = refused {
-            let _ = recorded.send(refuse(&event, mismatch, set));
+            answer(recorded, refuse(event, mismatch, set));
             return Ok(());
         }
-        let _ = recorded.send(Handled::Recorded);
+        answer(recorded, Handled::Recorded);
         if over_budget {
-            cascade_over_budget(&event, &budget);
+            cascade_over_budget(event, &budget);
             return Ok(());
         }
         let metrics = Metrics::global();
@@ -301,7 +324,7 @@ impl Runner {
                 runner: self,
                 fence,
                 run: &run,
-                event: &event,
+                event,
                 steps: &workflow.workflow.actions,
                 window: workflow.workflow.send_window.as_ref(),
             };
@@ -635,6 +658,31 @@ struct EventRecorded {
 /// The `trigger` label is the type only when a workflow listens to it: with the customer
 /// sync on, events of any type reach the executor, and a producer must not grow the label
 /// set with refused events.
+/// Sends the event's answer to its reader, once.
+fn answer(recorded: &mut Option<oneshot::Sender<Handled>>, handled: Handled) {
+    if let Some(tx) = recorded.take() {
+        let _ = tx.send(handled);
+    }
+}
+
+/// The answer for an event the database refused: dead-letter it with the database's
+/// reason (see [`crate::storage::refuses_data`]).
+fn poisoned(event: &EventEnvelope, error: &StorageError, set: &WorkflowSet) -> Handled {
+    let label = event_label(&event.event_type, set.listens_to(&event.event_type));
+    Metrics::global()
+        .events
+        .with_label_values(&[label, "dead_lettered"])
+        .inc();
+    tracing::warn!(
+        event_id = %event.id,
+        trigger = %event.event_type,
+        customer_id = event.customer_id,
+        %error,
+        "the database refuses this event's data; it is dead-lettered and not run"
+    );
+    Handled::Refused(format!("the database refuses this event's data: {error}"))
+}
+
 fn refuse(event: &EventEnvelope, mismatch: Mismatch, set: &WorkflowSet) -> Handled {
     let label = event_label(&event.event_type, set.listens_to(&event.event_type));
     Metrics::global().events.with_label_values(&[label, "refused"]).inc();

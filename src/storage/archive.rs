@@ -19,34 +19,67 @@ pub type ArchivedEvent = event_archive::Model;
 /// PostgreSQL's 65,535.
 pub const MAX_INSERT_ROWS: usize = 1000;
 
+/// What one [`insert`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Archived {
+    /// Rows written.
+    pub written: u64,
+    /// Events the database refused ([`super::refuses_data`]), left out of the archive.
+    pub refused: u64,
+}
+
 /// Archives `events` at `now` in multi-row inserts; an event archived before (a
-/// redelivery) is skipped. Returns how many rows were written.
+/// redelivery) is skipped. An insert the database refuses for the data of one of its
+/// events is split in two, down to that event, which alone is left out: poison data costs
+/// its own row, never its batch. Any other failure is returned.
 pub async fn insert<C: ConnectionTrait>(
     conn: &C,
     events: &[EventEnvelope],
     now: DateTime<Utc>,
-) -> Result<u64, StorageError> {
-    let mut written = 0;
-    for chunk in events.chunks(MAX_INSERT_ROWS) {
-        let rows = chunk.iter().map(|e| event_archive::ActiveModel {
-            event_id: Set(e.id.clone()),
-            event_type: Set(e.event_type.clone()),
-            customer_id: Set(e.customer_id),
-            occurred_at: Set(e.occurred_at.unwrap_or(now)),
-            archived_at: Set(now),
-            payload: Set(serde_json::Value::Object(e.data.clone())),
-            ..Default::default()
-        });
-        written += event_archive::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::column(event_archive::Column::EventId)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(conn)
-            .await?;
+) -> Result<Archived, StorageError> {
+    let mut archived = Archived::default();
+    // Ranges still to write, the next one last.
+    let mut ranges: Vec<&[EventEnvelope]> = events.chunks(MAX_INSERT_ROWS).rev().collect();
+    while let Some(range) = ranges.pop() {
+        match insert_rows(conn, range, now).await {
+            Ok(written) => archived.written += written,
+            Err(e) if e.is_refused_data() && range.len() > 1 => {
+                let (first, second) = range.split_at(range.len() / 2);
+                ranges.extend([second, first]);
+            }
+            Err(e) if e.is_refused_data() => {
+                tracing::warn!(event_id = %range[0].id, error = %e, "the database refuses this event's data; left out of the archive");
+                archived.refused += 1;
+            }
+            Err(e) => return Err(e),
+        }
     }
-    Ok(written)
+    Ok(archived)
+}
+
+/// One multi-row insert of at most [`MAX_INSERT_ROWS`] events.
+async fn insert_rows<C: ConnectionTrait>(
+    conn: &C,
+    events: &[EventEnvelope],
+    now: DateTime<Utc>,
+) -> Result<u64, StorageError> {
+    let rows = events.iter().map(|e| event_archive::ActiveModel {
+        event_id: Set(e.id.clone()),
+        event_type: Set(e.event_type.clone()),
+        customer_id: Set(e.customer_id),
+        occurred_at: Set(e.occurred_at.unwrap_or(now)),
+        archived_at: Set(now),
+        payload: Set(serde_json::Value::Object(e.data.clone())),
+        ..Default::default()
+    });
+    Ok(event_archive::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::column(event_archive::Column::EventId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?)
 }
 
 /// Which archived events a backtest reads.

@@ -97,14 +97,50 @@ impl StorageError {
     }
 }
 
+impl StorageError {
+    /// Whether the database refused the data itself (see [`refuses_data`]): the same
+    /// statement with the same values fails the same way on every retry.
+    pub fn is_refused_data(&self) -> bool {
+        matches!(self, StorageError::Db(e) if refuses_data(e))
+    }
+}
+
 impl crate::retry::Classify for StorageError {
-    /// Database errors are transient (the database may come back, a lock may clear);
-    /// everything else would fail again, and a fenced partition must not be retried.
+    /// Database errors are transient (the database may come back, a lock may clear),
+    /// except those that refuse the data itself; everything else would fail again, and a
+    /// fenced partition must not be retried.
     fn verdict(&self) -> crate::retry::Verdict {
         match self {
+            StorageError::Db(_) if self.is_refused_data() => crate::retry::Verdict::Permanent,
             StorageError::Db(_) => crate::retry::Verdict::Transient,
             _ => crate::retry::Verdict::Permanent,
         }
+    }
+}
+
+/// Whether `e` is the database refusing the values of a statement, which no retry mends:
+/// poison data that must be set aside (dead-lettered, dropped from a batch) instead of
+/// holding up what comes after it.
+///
+/// On PostgreSQL: SQLSTATE class 22, data exception (a `\u0000` in `jsonb` or `text`, a
+/// string or number out of range), and class 54, program limit exceeded (a value too
+/// large for an index row). On SQLite: `SQLITE_TOOBIG` (18), `SQLITE_MISMATCH` (20) and
+/// `SQLITE_RANGE` (25). Constraint violations are not in the list: the engine's own
+/// statements race on unique keys on purpose and read the winner on the next attempt.
+pub fn refuses_data(e: &DbErr) -> bool {
+    use sea_orm::{sqlx, RuntimeErr};
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(db)))
+    | DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(db)))) = e
+    else {
+        return false;
+    };
+    let Some(code) = db.code() else {
+        return false;
+    };
+    match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        Some(_) => code.starts_with("22") || code.starts_with("54"),
+        // SQLite reports its (extended) result code; the primary code is its low byte.
+        None => code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 18 | 20 | 25)),
     }
 }
 
