@@ -19,6 +19,7 @@ pub struct Pruned {
     pub runs: u64,
     pub plans: u64,
     pub outbox: u64,
+    pub versions: u64,
 }
 
 /// The cutoff for an age of `days` (0 = keep forever: no cutoff).
@@ -44,8 +45,8 @@ where
     }
 }
 
-/// One round: runs (with their steps) first, so the plans they kept become prunable in
-/// the same round, then plans, then the outbox. Ages are measured from `clock`'s now.
+/// One round: runs (with their steps) first, so the plans and versions they kept become
+/// prunable in the same round, then plans, then the outbox, then workflow versions. Ages are measured from `clock`'s now.
 pub async fn prune_once(db: &Database, clock: &SharedClock, policy: &Retention) -> Result<Pruned, StorageError> {
     let now = clock.now();
     let mut pruned = Pruned::default();
@@ -57,6 +58,10 @@ pub async fn prune_once(db: &Database, clock: &SharedClock, policy: &Retention) 
     }
     if let Some(before) = cutoff(now, policy.outbox_days) {
         pruned.outbox = drain(clock, policy, |n| retention::prune_outbox(db, before, n)).await?;
+    }
+    if policy.versions_keep > 0 {
+        let keep = policy.versions_keep;
+        pruned.versions = drain(clock, policy, |n| retention::prune_versions(db.connection(), keep, n)).await?;
     }
     Ok(pruned)
 }

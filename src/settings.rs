@@ -303,6 +303,9 @@ pub struct Retention {
     pub plans_days: u32,
     /// Delivered or failed outbox messages, by when queued.
     pub outbox_days: u32,
+    /// Saved versions kept per workflow, newest first (0 = all). Older ones go, except the
+    /// current version and any version a run that is not done or cancelled still uses.
+    pub versions_keep: u32,
     /// Rows deleted per statement.
     pub batch_size: u64,
     /// Pause between two statements, so pruning leaves the database to the hot path.

@@ -11,10 +11,13 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use workflow_engine::clock::{ManualClock, SharedClock};
+use workflow_engine::conditions::Limits;
 use workflow_engine::retention::{prune_once, Pruned};
+use workflow_engine::schema::FieldSchema;
 use workflow_engine::settings::Retention;
 use workflow_engine::storage::sql::statement;
-use workflow_engine::storage::Database;
+use workflow_engine::storage::{workflows, Database};
+use workflow_engine::validate::Validator;
 
 /// "Now" in these tests: 100 days after t0. Rows dated t0 are old, rows a day before now
 /// are recent.
@@ -27,6 +30,7 @@ fn policy(days: u32) -> Retention {
         runs_days: days,
         plans_days: days,
         outbox_days: days,
+        versions_keep: 0,
         // Small, so one round takes several batches.
         batch_size: 2,
         pause_ms: 0,
@@ -134,7 +138,8 @@ async fn pruning_deletes_only_what_is_old_and_ended() {
         Pruned {
             runs: 3,
             plans: 4,
-            outbox: 2
+            outbox: 2,
+            versions: 0
         }
     );
     assert_eq!(
@@ -178,5 +183,93 @@ async fn zero_days_keeps_everything() {
     assert_eq!(count(db, "SELECT COUNT(*) FROM runs").await, 7);
     assert_eq!(count(db, "SELECT COUNT(*) FROM event_plans").await, 9);
     assert_eq!(count(db, "SELECT COUNT(*) FROM outbox").await, 4);
+    test.finish().await;
+}
+
+/// A run of workflow `workflow_id` at `version` with `status`.
+async fn run_of_version(db: &Database, id: i64, workflow_id: &str, version: i64, status: &str) {
+    exec(
+        db,
+        "INSERT INTO runs (id, event_id, workflow_id, workflow_version, customer_id, trigger, partition, event, \
+         status, next_step, created_at, updated_at) VALUES ($1, $2, $3, $4, 7, 'test.versions', 0, $5, $6, 0, $7, $7)",
+        vec![
+            id.into(),
+            format!("ev-v{id}").into(),
+            workflow_id.into(),
+            version.into(),
+            json!({}).into(),
+            status.into(),
+            now().into(),
+        ],
+    )
+    .await;
+}
+
+/// Issue 22: version history grows with every save and had no bound. With
+/// `retention.versions_keep`, a workflow keeps its newest versions, its current one, and
+/// every version a run still needs (waiting runs resume with it, failed ones may be
+/// retried); the rest go, and saving goes on numbering where it was.
+#[actix_rt::test]
+async fn version_history_keeps_the_newest_and_what_runs_still_need() {
+    let test = common::fresh().await;
+    let db = &test.db;
+    let schema = FieldSchema::default();
+    let definition = |n: i64| {
+        Validator::new(&schema, Limits::default())
+            .workflow(
+                &json!({"id": "kept", "name": format!("save {n}"), "trigger_event": "test.versions",
+                              "actions": [{"type": "add_note", "params": {"body": "n"}}]}),
+            )
+            .unwrap()
+            .workflow
+    };
+    workflows::create(db, &definition(1), "alice").await.unwrap();
+    for n in 2..=6 {
+        workflows::update(db, "kept", &definition(n), None, "alice")
+            .await
+            .unwrap();
+    }
+    // Another workflow with one version: its only version is its current one.
+    workflows::create(
+        db,
+        &Validator::new(&schema, Limits::default())
+            .workflow(&json!({"id": "single", "name": "one", "trigger_event": "test.versions",
+                              "actions": [{"type": "add_note", "params": {"body": "n"}}]}))
+            .unwrap()
+            .workflow,
+        "alice",
+    )
+    .await
+    .unwrap();
+    for (id, version, status) in [(1, 1, "failed"), (2, 2, "waiting"), (3, 3, "done"), (4, 4, "cancelled")] {
+        run_of_version(db, id, "kept", version, status).await;
+    }
+    let clock: SharedClock = Arc::new(ManualClock::new(now()));
+
+    let mut keep_two = policy(0);
+    keep_two.versions_keep = 2;
+    let pruned = prune_once(db, &clock, &keep_two).await.unwrap();
+    assert_eq!(pruned.versions, 2, "{pruned:?}");
+    let versions = |id: &'static str| async move {
+        workflows::versions(db.connection(), id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(versions("kept").await, [1, 2, 5, 6]);
+    assert_eq!(versions("single").await, [1]);
+    assert_eq!(prune_once(db, &clock, &keep_two).await.unwrap(), Pruned::default());
+
+    let saved = workflows::update(db, "kept", &definition(7), None, "alice")
+        .await
+        .unwrap();
+    assert_eq!(saved.version, 7);
+    assert_eq!(
+        prune_once(db, &clock, &policy(0)).await.unwrap(),
+        Pruned::default(),
+        "0 keeps all"
+    );
     test.finish().await;
 }

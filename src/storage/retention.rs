@@ -8,7 +8,9 @@
 //!   runs stay whatever their age, and a run's steps go with it in one transaction;
 //! - an event plan only when no run of its event is left, since a redelivered event
 //!   replays its plan and re-creates the runs it names;
-//! - an outbox message only once delivered or failed.
+//! - an outbox message only once delivered or failed;
+//! - a workflow version only when it is neither the workflow's current one nor among its
+//!   newest `retention.versions_keep`, and no run that is not done or cancelled uses it.
 
 use super::sql::statement;
 use super::{Database, StorageError};
@@ -71,6 +73,33 @@ pub async fn prune_plans<C: ConnectionTrait>(conn: &C, cutoff: DateTime<Utc>, ba
                SELECT p.event_id FROM event_plans p WHERE p.created_at < $1 \
                AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = p.event_id) LIMIT $2)",
             vec![cutoff.into(), limit(batch)],
+        ))
+        .await?
+        .rows_affected())
+}
+
+/// Deletes up to `batch` workflow versions older than each workflow's newest `keep`,
+/// except a workflow's current version and any version a run still needs: one that is
+/// not done or cancelled (pending, running and waiting runs go on with their version's
+/// steps; a failed one may be retried). Returns how many went.
+pub async fn prune_versions<C: ConnectionTrait>(conn: &C, keep: u32, batch: u64) -> Result<u64, StorageError> {
+    Ok(conn
+        .execute(statement(
+            conn,
+            "DELETE FROM workflow_versions WHERE (workflow_id, version) IN (\
+               SELECT v.workflow_id, v.version FROM workflow_versions v \
+               WHERE v.version <= (SELECT MAX(n.version) FROM workflow_versions n \
+                                   WHERE n.workflow_id = v.workflow_id) - $1 \
+               AND NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = v.workflow_id AND w.version = v.version) \
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.workflow_id = v.workflow_id \
+                               AND r.workflow_version = v.version AND r.status NOT IN ($2, $3)) \
+               ORDER BY v.workflow_id, v.version LIMIT $4)",
+            vec![
+                i64::from(keep).into(),
+                ENDED_RUNS[0].into(),
+                ENDED_RUNS[2].into(),
+                limit(batch),
+            ],
         ))
         .await?
         .rows_affected())
