@@ -119,7 +119,12 @@ pub fn binary() -> &'static str {
 /// A command for the binary with no WFE_* variable inherited from the caller's
 /// environment and the working directory in `dir`, so no config/local.toml leaks in.
 pub fn command(dir: &Path) -> Command {
-    let mut command = Command::new(binary());
+    command_of(binary(), dir)
+}
+
+/// [`command`] running `program` (a wrapper that then runs the binary).
+fn command_of(program: &str, dir: &Path) -> Command {
+    let mut command = Command::new(program);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("WFE") {
             command.env_remove(key);
@@ -154,11 +159,32 @@ impl Engine {
     /// Starts `workflow-engine serve` with `env` and waits until it prints its address.
     /// `name` tells this process's log files apart (e.g. "first", "after-restart").
     pub async fn start(dir: &Path, name: &str, env: &[(String, String)]) -> Self {
+        let mut command = command(dir);
+        command.arg("serve");
+        Self::spawn(command, dir, name, env).await
+    }
+
+    /// [`Engine::start`] with the process's address space capped at `bytes` (the shell's
+    /// `ulimit -v`, then `exec`, so the engine is the capped process itself): past the
+    /// cap an allocation fails and the process aborts, so surviving under it shows the
+    /// memory stayed bounded. glibc reserves 64 MiB of address space per malloc arena
+    /// (one per thread, up to eight per core) without using it; `MALLOC_ARENA_MAX=2`
+    /// keeps those reservations from filling the cap with nothing, so the cap bounds
+    /// memory actually used.
+    pub async fn start_capped(dir: &Path, name: &str, env: &[(String, String)], bytes: u64) -> Self {
+        let mut command = command_of("sh", dir);
+        command.env("MALLOC_ARENA_MAX", "2").args([
+            "-c",
+            &format!("ulimit -v {} && exec \"$0\" serve", bytes / 1024),
+            binary(),
+        ]);
+        Self::spawn(command, dir, name, env).await
+    }
+
+    async fn spawn(mut command: Command, dir: &Path, name: &str, env: &[(String, String)]) -> Self {
         let stdout = dir.join(format!("{name}.stdout"));
         let stderr = dir.join(format!("{name}.stderr"));
-        let mut command = command(dir);
         command
-            .arg("serve")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("WFE__ENGINE__NODE_ID", format!("e2e-{name}"))
             .stdin(Stdio::null())
