@@ -60,6 +60,7 @@ fn assert_no_secret(what: &str, text: &str) {
 async fn provider_credentials_are_write_only_and_redacted_everywhere() {
     let mut engine = Engine::new(|s| {
         s.delivery.max_attempts = 2;
+        s.security.secret_key = KEY.to_owned();
     })
     .await;
     engine.add_customers([9001, 9002, 9003]).await;

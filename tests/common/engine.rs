@@ -334,7 +334,11 @@ impl Engine {
         // A pool of its own: connections the topology opens belong to its arbiters'
         // runtimes, and a PostgreSQL connection dies with the runtime it was opened on.
         // Shared with the test, the test's reads after a stop would meet dead connections.
-        let db = self.test.connect_again().await;
+        // It seals secrets with `security.secret_key`, as the service's pool does.
+        let mut db = self.test.connect_again().await;
+        if let Some(key) = self.settings.security.sealing_key().expect("security.secret_key") {
+            db = db.with_sealing_key(key);
+        }
         let topology = Topology::start(&self.settings, db, &self.brokers).unwrap();
         eventually!(
             "the consumer to join the group",
