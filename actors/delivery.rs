@@ -19,6 +19,8 @@ pub struct Delivery {
     policy: Arc<DeliveryPolicy>,
     slots: Arc<Semaphore>,
     client: Option<awc::Client>,
+    /// For requests to destinations the configuration names ([`DeliveryPolicy::trusts`]).
+    trusted: Option<awc::Client>,
     mailbox: Mailbox,
 }
 
@@ -29,6 +31,10 @@ impl Actor for Delivery {
         self.client = Some(guard::client(
             self.policy.timeout,
             Guard::new(self.policy.allowlist.clone(), guard::system_lookup()),
+        ));
+        self.trusted = Some(guard::client(
+            self.policy.timeout,
+            Guard::trusting(guard::system_lookup()),
         ));
         Metrics::global().actors.with_label_values(&["delivery"]).inc();
     }
@@ -43,12 +49,18 @@ impl Handler<Deliver> for Delivery {
 
     fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) -> Self::Result {
         self.mailbox.handled();
-        let client = self.client.clone().unwrap_or_else(|| {
-            guard::client(
-                self.policy.timeout,
-                Guard::new(self.policy.allowlist.clone(), guard::system_lookup()),
-            )
-        });
+        let client = if self.policy.trusts(&msg.request) {
+            self.trusted
+                .clone()
+                .unwrap_or_else(|| guard::client(self.policy.timeout, Guard::trusting(guard::system_lookup())))
+        } else {
+            self.client.clone().unwrap_or_else(|| {
+                guard::client(
+                    self.policy.timeout,
+                    Guard::new(self.policy.allowlist.clone(), guard::system_lookup()),
+                )
+            })
+        };
         let policy = Arc::clone(&self.policy);
         let slots = Arc::clone(&self.slots);
         Box::pin(async move {
@@ -86,6 +98,7 @@ impl DeliveryPool {
                         policy,
                         slots,
                         client: None,
+                        trusted: None,
                         mailbox,
                     }
                 })

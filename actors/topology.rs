@@ -89,6 +89,7 @@ impl Topology {
             backoff_initial: Duration::from_millis(d.backoff_initial_ms),
             backoff_max: Duration::from_millis(d.backoff_max_ms),
             allowlist: d.webhook_allowlist.clone(),
+            trusted: vec![d.email_url.clone()],
             keyring: Arc::clone(&keyring),
         };
         let delivery_lease = policy.lease();

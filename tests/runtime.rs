@@ -1311,3 +1311,43 @@ async fn an_event_the_database_refuses_is_dead_lettered_and_the_rest_go_on() {
     assert_eq!(ids, ["poison-1", "poison-3", "poison-4"]);
     engine.finish().await;
 }
+
+/// Issue 25: a fresh install sends its first email. `delivery.email_url` (a local
+/// integration service by default) is named by the engine's own configuration, so it
+/// passes the outbound guard with an empty allowlist; a webhook a workflow points at the
+/// same local address still does not.
+#[actix_rt::test]
+async fn the_configured_email_service_is_trusted_and_workflow_urls_are_not() {
+    let mut engine = Engine::new(|s| {
+        s.delivery.webhook_allowlist.clear();
+        s.delivery.max_attempts = 1;
+    })
+    .await;
+    engine.add_customers([7301]).await;
+    let hook = engine.listener.url("/hook");
+    engine
+        .add_workflow(json!({
+            "id": "first-email", "name": "Welcome", "trigger_event": "test.welcome",
+            "actions": [
+                {"type": "send_email", "params": {"subject": "Welcome {{customer.first_name}}"}},
+                {"type": "webhook", "params": {"url": hook}}
+            ]
+        }))
+        .await;
+    engine.start().await;
+    engine
+        .publish(&envelope("welcome-1", "test.welcome", 7301, json!({})))
+        .await;
+    let db = engine.db().clone();
+    let run = eventually!("the run to end", PATIENCE, {
+        let runs = runs_of_event(&db, "welcome-1").await;
+        (runs.len() == 1 && all_ended(&runs)).then(|| runs[0].clone())
+    });
+    assert_eq!(engine.listener.received("/email").len(), 1, "the email was sent");
+    assert!(engine.listener.received("/hook").is_empty(), "the webhook was not");
+    assert_eq!(run.run.status, status::FAILED);
+    assert_eq!(run.steps[0].status, step_status::DONE);
+    let error = run.steps[1].error.clone().unwrap_or_default();
+    assert!(error.contains("127.0.0.1"), "{error}");
+    engine.finish().await;
+}

@@ -100,6 +100,7 @@ impl Integrations {
         let mut secret = None;
         // The target's credentials, with the source the keyring knows them by.
         let mut auth: Option<(String, Option<String>)> = None;
+        let mut configured = false;
         let (kind, url) = match (action, target) {
             (
                 Action::SendEmail {
@@ -114,6 +115,7 @@ impl Integrations {
                 body["template"] = json!(template);
                 body["subject"] = render(subject)?;
                 body["body"] = render(text)?;
+                configured = true;
                 ("email", self.email_url.clone())
             }
             (Action::SendSms { template, text }, Target::Sms(provider)) => {
@@ -191,6 +193,7 @@ impl Integrations {
             body,
             signing_key,
             auth_key,
+            configured,
         })
     }
 }

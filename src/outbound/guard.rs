@@ -51,11 +51,27 @@ pub fn system_lookup() -> Lookup {
 pub struct Guard {
     allowlist: Vec<String>,
     lookup: Lookup,
+    /// Refuse internal addresses (all but a client for configured destinations).
+    checks: bool,
 }
 
 impl Guard {
     pub fn new(allowlist: Vec<String>, lookup: Lookup) -> Self {
-        Self { allowlist, lookup }
+        Self {
+            allowlist,
+            lookup,
+            checks: true,
+        }
+    }
+
+    /// A resolver that refuses nothing: only for the destinations the engine's own
+    /// configuration names ([`crate::outbound::send::DeliveryPolicy::trusts`]).
+    pub fn trusting(lookup: Lookup) -> Self {
+        Self {
+            allowlist: Vec::new(),
+            lookup,
+            checks: false,
+        }
     }
 
     /// Resolves `host` once and returns its addresses if every one may be reached.
@@ -67,7 +83,7 @@ impl Guard {
                 host: host.clone(),
                 message: e.to_string(),
             })?;
-        if allowlisted(&self.allowlist, &host) {
+        if !self.checks || allowlisted(&self.allowlist, &host) {
             return Ok(addrs);
         }
         for addr in &addrs {

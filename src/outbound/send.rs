@@ -32,11 +32,22 @@ pub struct DeliveryPolicy {
     pub backoff_max: Duration,
     /// Hosts (names or IPs) allowed although internal (see [`is_internal`]).
     pub allowlist: Vec<String>,
+    /// URLs the engine's configuration file names as destinations (`delivery.email_url`):
+    /// the operator chose them, so requests built for them pass the outbound guard, which
+    /// is there for destinations API callers and workflows choose. A fresh install's
+    /// local email service is one.
+    pub trusted: Vec<String>,
     /// The secrets queued requests refer to (shared with the request builder).
     pub keyring: Arc<Keyring>,
 }
 
 impl DeliveryPolicy {
+    /// Whether `request` goes to a destination of the configuration: built for one, and
+    /// still named by it (a request queued before the configuration changed is not).
+    pub fn trusts(&self, request: &OutboundRequest) -> bool {
+        request.configured && self.trusted.iter().any(|url| *url == request.url)
+    }
+
     /// The longest a delivery can take: every attempt timing out, and the longest wait
     /// before each retry (the backoff's maximum, which also caps a `Retry-After`).
     pub fn longest(&self) -> Duration {
@@ -196,7 +207,9 @@ async fn attempt(
     // runs API shows, and a log line (issue 22, finding 5).
     let shown = || crate::redact::url(&request.url);
     let scrub = |message: String| crate::redact::text(&message, &request.url);
-    check_target(&request.url, &policy.allowlist).map_err(|e| DeliveryError::Permanent(scrub(e.to_string())))?;
+    if !policy.trusts(request) {
+        check_target(&request.url, &policy.allowlist).map_err(|e| DeliveryError::Permanent(scrub(e.to_string())))?;
+    }
     let key = msg.idempotency_key.as_str();
     let mut builder = client.post(&request.url);
     for (name, value) in &request.headers {
@@ -364,6 +377,7 @@ mod tests {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(60),
             allowlist: allowlist.iter().map(|s| s.to_string()).collect(),
+            trusted: Vec::new(),
             keyring: Arc::default(),
         }
     }
@@ -388,6 +402,7 @@ mod tests {
                 body: r#"{"n":1}"#.into(),
                 signing_key,
                 auth_key: None,
+                configured: false,
             },
             idempotency_key: "run-1-step-0".into(),
             attempts_before: 0,
@@ -584,6 +599,39 @@ mod tests {
         );
         let report = deliver(&allowed, &policy(&["rebind.example"]), &clock(), &msg(url, &[], None)).await;
         assert_eq!(report.outcome, Ok(200));
+        assert_eq!(script.got.lock().unwrap().len(), 1);
+        server.stop(false).await;
+    }
+
+    /// Issue 25: the configuration's own destinations (a fresh install's local email
+    /// service) pass the guard; the same URL from anywhere else does not, nor does a
+    /// request built for a URL the configuration no longer names.
+    #[actix_rt::test]
+    async fn only_a_destination_the_configuration_names_passes_the_guard() {
+        let (script, port, server) = serve(vec![]);
+        let url = format!("http://127.0.0.1:{port}/email");
+        let policy = DeliveryPolicy {
+            trusted: vec![url.clone()],
+            ..policy(&[])
+        };
+        let trusting = guard::client(policy.timeout, Guard::trusting(guard::system_lookup()));
+        let mut configured = msg(url.clone(), &[], None);
+        configured.request.configured = true;
+        assert!(policy.trusts(&configured.request));
+        let report = deliver(&trusting, &policy, &clock(), &configured).await;
+        assert_eq!(report.outcome, Ok(200));
+
+        let chosen = msg(url.clone(), &[], None);
+        assert!(!policy.trusts(&chosen.request), "the same URL chosen by a workflow");
+        let report = deliver(&client(&policy), &policy, &clock(), &chosen).await;
+        assert!(report.outcome.unwrap_err().is_permanent());
+
+        let mut stale = msg(format!("http://127.0.0.1:{port}/old"), &[], None);
+        stale.request.configured = true;
+        assert!(
+            !policy.trusts(&stale.request),
+            "a URL the configuration no longer names"
+        );
         assert_eq!(script.got.lock().unwrap().len(), 1);
         server.stop(false).await;
     }

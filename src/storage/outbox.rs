@@ -37,6 +37,13 @@ pub struct OutboundRequest {
     /// none. A reference, for the same reason as `signing_key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_key: Option<String>,
+    /// The destination is one the engine's configuration file names (`delivery.email_url`),
+    /// not one an API caller or a workflow chose: the sender trusts it past the outbound
+    /// guard while the configuration still names that URL ([`DeliveryPolicy::trusts`]).
+    ///
+    /// [`DeliveryPolicy::trusts`]: crate::outbound::send::DeliveryPolicy::trusts
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub configured: bool,
 }
 
 /// What the delivery pool does with a message.
