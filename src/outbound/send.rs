@@ -45,7 +45,7 @@ impl DeliveryPolicy {
     /// Whether `request` goes to a destination of the configuration: built for one, and
     /// still named by it (a request queued before the configuration changed is not).
     pub fn trusts(&self, request: &OutboundRequest) -> bool {
-        request.configured && self.trusted.iter().any(|url| *url == request.url)
+        request.configured && self.trusted.contains(&request.url)
     }
 
     /// The longest a delivery can take: every attempt timing out, and the longest wait

@@ -651,13 +651,6 @@ struct EventRecorded {
     refused: Option<Mismatch>,
 }
 
-/// An event refused because its id is another event's (security issue 22): counted,
-/// logged, and answered as refused, so its partition's reader dead-letters it with the
-/// reason and goes on. Nothing of it ran and nothing of the other event was replayed.
-///
-/// The `trigger` label is the type only when a workflow listens to it: with the customer
-/// sync on, events of any type reach the executor, and a producer must not grow the label
-/// set with refused events.
 /// Sends the event's answer to its reader, once.
 fn answer(recorded: &mut Option<oneshot::Sender<Handled>>, handled: Handled) {
     if let Some(tx) = recorded.take() {
@@ -683,6 +676,13 @@ fn poisoned(event: &EventEnvelope, error: &StorageError, set: &WorkflowSet) -> H
     Handled::Refused(format!("the database refuses this event's data: {error}"))
 }
 
+/// An event refused because its id is another event's (security issue 22): counted,
+/// logged, and answered as refused, so its partition's reader dead-letters it with the
+/// reason and goes on. Nothing of it ran and nothing of the other event was replayed.
+///
+/// The `trigger` label is the type only when a workflow listens to it: with the customer
+/// sync on, events of any type reach the executor, and a producer must not grow the label
+/// set with refused events.
 fn refuse(event: &EventEnvelope, mismatch: Mismatch, set: &WorkflowSet) -> Handled {
     let label = event_label(&event.event_type, set.listens_to(&event.event_type));
     Metrics::global().events.with_label_values(&[label, "refused"]).inc();
