@@ -10,7 +10,9 @@
 //! reaches the partitions).
 
 use super::detached::detached;
-use super::protocol::{ArchiveEvent, CurrentSet, Execute, Idle, RecoverPartition, Reload, Resume, Route, Stop};
+use super::protocol::{
+    ArchiveEvent, CurrentSet, Execute, Idle, RecoverPartition, Reload, Resume, Route, Stop, TouchActivity,
+};
 use crate::conditions::Limits;
 use crate::metrics::{event_label, Mailbox, Metrics};
 use crate::plan::WorkflowSet;
@@ -55,6 +57,10 @@ pub struct Matcher {
     sync_customers: bool,
     /// Where every routed event is offered for the backtest archive, if it is kept.
     archive: Option<Recipient<ArchiveEvent>>,
+    /// With the customer sync, where events no workflow can act on go for their
+    /// customer's `last_activity_at` instead of to their executors
+    /// (`engine.activity_flush_ms`; `None` = through the executors).
+    activity: Option<Recipient<TouchActivity>>,
 }
 
 impl Matcher {
@@ -71,6 +77,7 @@ impl Matcher {
             mailbox: Metrics::global().mailbox("matcher"),
             sync_customers: false,
             archive: None,
+            activity: None,
         }
     }
 
@@ -79,6 +86,53 @@ impl Matcher {
     pub fn with_customer_sync(mut self, on: bool) -> Self {
         self.sync_customers = on;
         self
+    }
+
+    /// Sends the events no workflow can act on to `writer` for their customers' activity,
+    /// rather than through their executors.
+    pub fn with_activity(mut self, writer: Recipient<TouchActivity>) -> Self {
+        self.activity = Some(writer);
+        self
+    }
+
+    /// Hands an event no workflow can act on to the activity writer, which answers its
+    /// `recorded` once the customer's time is written. Returns a future when the writer's
+    /// mailbox is full: the matcher waits, as for a full executor.
+    fn touch(
+        &self,
+        writer: &Recipient<TouchActivity>,
+        route: Route,
+        outcome: &str,
+        listened: bool,
+    ) -> Option<ResponseActFuture<Self, ()>> {
+        Metrics::global()
+            .events
+            .with_label_values(&[event_label(&route.event.event_type, listened), outcome])
+            .inc();
+        let touch = TouchActivity {
+            customer_id: route.event.customer_id,
+            occurred_at: route.event.occurred_at,
+            recorded: route.recorded,
+        };
+        let mailbox = Metrics::global().mailbox("activity");
+        mailbox.sent();
+        match writer.try_send(touch) {
+            Ok(()) => None,
+            Err(SendError::Full(touch)) => {
+                let writer = writer.clone();
+                let waited = Instant::now();
+                Some(Box::pin(
+                    async move {
+                        // Gone only when stopping: the event is then not answered and
+                        // its reader reads it again.
+                        let _ = writer.send(touch).await;
+                        mailbox.waited(waited.elapsed());
+                    }
+                    .into_actor(self),
+                ))
+            }
+            Err(SendError::Closed(_)) => None,
+        }
     }
 
     /// Offers every routed event to `archiver` (dropped when its mailbox is full).
@@ -233,16 +287,33 @@ impl Handler<Route> for Matcher {
         if let Some(archiver) = &self.archive {
             ArchiveEvent::offer(archiver, &route.event);
         }
-        // A synced event goes to its executor whatever the set says: it is planned there
-        // (possibly to nothing) after the customer sync.
-        let synced = self.sync_customers && crate::storage::sync::applies_to(&route.event.event_type);
-        if !synced && !self.set.listens_to(&route.event.event_type) {
-            Self::acknowledge(route, "no_workflow", false);
-            return AtomicResponse::new(Box::pin(fut::ready(())));
-        }
-        if !synced && !self.set.may_match(&route.event) {
-            Self::acknowledge(route, "no_match", true);
-            return AtomicResponse::new(Box::pin(fut::ready(())));
+        let event_type = route.event.event_type.as_str();
+        let listened = self.set.listens_to(event_type);
+        let idle = if !listened {
+            Some("no_workflow")
+        } else if !self.set.may_match(&route.event) {
+            Some("no_match")
+        } else {
+            None
+        };
+        if let Some(outcome) = idle {
+            // An event no workflow can act on still says its customer was active (with
+            // the sync on). A registration goes to its executor, which creates the
+            // customer before that customer's next events are planned; any other goes to
+            // the activity writer, or to its executor when there is none.
+            let synced = self.sync_customers && crate::storage::sync::applies_to(event_type);
+            if !synced {
+                Self::acknowledge(route, outcome, listened);
+                return AtomicResponse::new(Box::pin(fut::ready(())));
+            }
+            if event_type != crate::storage::sync::REGISTERED {
+                if let Some(writer) = &self.activity {
+                    return AtomicResponse::new(
+                        self.touch(writer, route, outcome, listened)
+                            .unwrap_or_else(|| Box::pin(fut::ready(()))),
+                    );
+                }
+            }
         }
         let customer_id = route.event.customer_id;
         let work = Work::Event {

@@ -12,9 +12,11 @@
 //! - [`delivery`]: the pool that sends email, SMS and webhook requests.
 //! - [`outbox_relay`]: publishes the events the engine emits.
 //! - [`archiver`]: writes consumed events to the backtest archive, in batches.
+//! - [`activity`]: moves customers' `last_activity_at` for events no workflow can act on.
 //!
 //! [`detached`] is not an actor: it runs an actor's database access as a task of its own.
 
+pub mod activity;
 pub mod archiver;
 pub mod delivery;
 pub mod detached;

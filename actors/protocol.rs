@@ -29,6 +29,18 @@ pub struct Route {
     pub recorded: oneshot::Sender<Handled>,
 }
 
+/// An event no workflow can act on, kept only for its customer's `last_activity_at`
+/// (the activity writer, `engine.activity_flush_ms`). `recorded` is answered once that
+/// time is written, so the event's offset is stored only after it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TouchActivity {
+    pub customer_id: i64,
+    /// The event's time; `None` is now.
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub recorded: oneshot::Sender<Handled>,
+}
+
 /// Sent by a new owner before it reads a partition: resume the runs of this partition
 /// that a previous owner recorded but did not finish, so they keep their place before
 /// newer events. Answers how many were queued.

@@ -9,8 +9,10 @@
 //!                                                                           DeliveryPool (awc)
 //! OutboxRelay: emitted events of owned partitions, from the outbox → the events topic
 //! Archiver: every routed event, offered by the Matcher (try_send) → the event archive
+//! ActivityWriter: events no workflow can act on, from the Matcher → last_activity_at
 //! ```
 
+use super::activity::ActivityWriter;
 use super::archiver::Archiver;
 use super::delivery::DeliveryPool;
 use super::executor::Executor;
@@ -47,6 +49,8 @@ pub struct Topology {
     pub relay: Addr<OutboxRelay>,
     /// The backtest archive's writer, unless `archive.enabled` is off.
     pub archiver: Option<Addr<Archiver>>,
+    /// Writes the activity of events no workflow can act on (`engine.activity_flush_ms`).
+    pub activity: Option<Addr<ActivityWriter>>,
     pub delivery: DeliveryPool,
     pub ownership: Ownership,
     pub producer: FutureProducer,
@@ -161,9 +165,22 @@ impl Topology {
             })
         });
         let archive_to = archiver.as_ref().map(|a| a.clone().recipient());
+        let activity = (sync_customers && settings.engine.activity_flush_ms > 0).then(|| {
+            let (activity_db, flush) = (db.clone(), Duration::from_millis(settings.engine.activity_flush_ms));
+            let capacity = matcher_capacity.max(1);
+            Metrics::global().mailbox("activity").set_capacity(capacity);
+            ActivityWriter::create(move |ctx| {
+                ctx.set_mailbox_capacity(capacity);
+                ActivityWriter::new(activity_db, crate::storage::sync::MAX_TOUCH_ROWS, flush)
+            })
+        });
+        let activity_to = activity.as_ref().map(|a| a.clone().recipient());
         let matcher = Matcher::start_in_arbiter(&matcher_arbiter.handle(), move |ctx| {
             ctx.set_mailbox_capacity(matcher_capacity);
-            let matcher = Matcher::new(matcher_db, limits, poll, spawn).with_customer_sync(sync_customers);
+            let mut matcher = Matcher::new(matcher_db, limits, poll, spawn).with_customer_sync(sync_customers);
+            if let Some(writer) = activity_to {
+                matcher = matcher.with_activity(writer);
+            }
             match archive_to {
                 Some(archiver) => matcher.with_archive(archiver),
                 None => matcher,
@@ -222,6 +239,7 @@ impl Topology {
             scheduler,
             relay,
             archiver,
+            activity,
             delivery,
             ownership,
             producer,
@@ -249,6 +267,10 @@ impl Topology {
         let _ = self.relay.send(Halt).await;
         if let Some(archiver) = &self.archiver {
             let _ = archiver.send(Halt).await;
+        }
+        // After the hand-over, whose drain waits for the writer's answers.
+        if let Some(activity) = &self.activity {
+            let _ = activity.send(Halt).await;
         }
         let metrics = Metrics::global();
         let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;

@@ -237,6 +237,11 @@ pub struct Engine {
     /// Events create (`customer.registered`) and touch (`last_activity_at`) their
     /// customers; off when the CRM writes every customer itself.
     pub sync_customers: bool,
+    /// With `sync_customers`, events no workflow can act on move `last_activity_at` through
+    /// the activity writer, coalesced per customer and written this often (and at 1,000
+    /// customers) instead of through their executors; 0 sends them through the executors.
+    #[serde(default = "default_activity_flush_ms")]
+    pub activity_flush_ms: u64,
     /// Emitted events deeper than this start no runs (guards::cascade).
     #[serde(default = "default_max_cascade_depth")]
     pub max_cascade_depth: u32,
@@ -244,6 +249,10 @@ pub struct Engine {
     /// it starts none (guards::cascade).
     #[serde(default = "default_max_cascade_runs")]
     pub max_cascade_runs: u32,
+}
+
+fn default_activity_flush_ms() -> u64 {
+    50
 }
 
 fn default_max_cascade_depth() -> u32 {

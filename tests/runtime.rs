@@ -1351,3 +1351,58 @@ async fn the_configured_email_service_is_trusted_and_workflow_urls_are_not() {
     assert!(error.contains("127.0.0.1"), "{error}");
     engine.finish().await;
 }
+
+/// Issue 29: with the customer sync on, events no workflow can act on only move their
+/// customer's `last_activity_at`, through the activity writer instead of an executor and
+/// a transaction each. The times land as the executors' sync would have written them
+/// (forward only, an older event after a newer one changes nothing), an unlistened
+/// registration still creates its customer before that customer's next event is
+/// planned, and a listened event of the same customer after them still runs.
+#[actix_rt::test]
+async fn events_no_workflow_can_act_on_move_activity_forward_only() {
+    let mut engine = Engine::new(|s| {
+        s.engine.sync_customers = true;
+        s.engine.activity_flush_ms = 50;
+    })
+    .await;
+    engine.add_customers([7401, 7402]).await;
+    engine
+        .add_workflow(note_workflow("after-activity", "test.after_activity", "after", 1))
+        .await;
+    engine.start().await;
+    let at = |day: u32| format!("2026-11-{day:02}T10:00:00Z");
+    let mut events = Vec::new();
+    for (n, customer, day) in [(1, 7401, 20), (2, 7402, 10), (3, 7402, 12), (4, 7402, 11)] {
+        events.push(json!({"id": format!("idle-{n}"), "type": "test.nobody_listens",
+                           "customer_id": customer, "occurred_at": at(day)}));
+    }
+    events.push(json!({"id": "idle-reg", "type": "customer.registered", "customer_id": 7403,
+                       "occurred_at": at(5), "data": {"first_name": "Nova"}}));
+    for customer in [7401, 7403] {
+        events.push(envelope(
+            &format!("after-{customer}"),
+            "test.after_activity",
+            customer,
+            json!({}),
+        ));
+    }
+    engine.publish_all(&events).await;
+    let db = engine.db().clone();
+    for customer in [7401, 7403] {
+        eventually!("the listened event after the idle ones", PATIENCE, {
+            let runs = runs_of_event(&db, &format!("after-{customer}")).await;
+            (runs.len() == 1 && all_ended(&runs)).then_some(())
+        });
+    }
+    assert_eq!(note_bodies(&db, 7403).await, ["after"], "the registration created the customer first");
+    assert_eq!(customer(&db, 7403).await.first_name, "Nova");
+    let activity = |day: u32| Some(at(day).parse::<DateTime<Utc>>().unwrap());
+    eventually!("customer 7402's activity", PATIENCE, {
+        let seen = customer(&db, 7402).await.last_activity_at;
+        (seen >= activity(11)).then_some(())
+    });
+    assert_eq!(customer(&db, 7402).await.last_activity_at, activity(12), "forward only");
+    // The listened event carries no time: it moved 7401's activity on to now.
+    assert!(customer(&db, 7401).await.last_activity_at > activity(20));
+    engine.finish().await;
+}

@@ -61,6 +61,35 @@ pub async fn apply<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Most customers in one [`touch_many`] statement: two parameters each, well under
+/// SQLite's 32,766 and PostgreSQL's 65,535.
+pub const MAX_TOUCH_ROWS: usize = 1000;
+
+/// Moves each customer's `last_activity_at` forward to its time, [`MAX_TOUCH_ROWS`]
+/// customers a statement: the activity writer's batch of events no workflow can act on.
+/// Like [`apply`]'s update it never moves a time backwards, so batches may land in any
+/// order and a replayed one changes nothing.
+pub async fn touch_many<C: ConnectionTrait>(conn: &C, touches: &[(i64, DateTime<Utc>)]) -> Result<(), StorageError> {
+    for chunk in touches.chunks(MAX_TOUCH_ROWS) {
+        let mut values = Vec::with_capacity(chunk.len() * 2);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (i, (customer_id, at)) in chunk.iter().enumerate() {
+            values.push((*customer_id).into());
+            values.push((*at).into());
+            rows.push(format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+        }
+        let sql = format!(
+            "WITH touched (id, at) AS (VALUES {}) \
+             UPDATE customers SET last_activity_at = touched.at FROM touched \
+             WHERE customers.id = touched.id \
+             AND (customers.last_activity_at IS NULL OR customers.last_activity_at < touched.at)",
+            rows.join(", ")
+        );
+        conn.execute(statement(conn, &sql, values)).await?;
+    }
+    Ok(())
+}
+
 fn text(data: &Map<String, Value>, key: &str) -> Option<String> {
     data.get(key)
         .and_then(Value::as_str)
