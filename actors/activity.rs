@@ -33,8 +33,8 @@ pub struct ActivityWriter {
     db: Database,
     /// The latest activity per customer in this batch.
     latest: HashMap<i64, Option<DateTime<Utc>>>,
-    /// The answers owed once the batch is written.
-    waiting: Vec<oneshot::Sender<Handled>>,
+    /// The answers owed, and the counters to count, once the batch is written.
+    waiting: Vec<(oneshot::Sender<Handled>, prometheus::IntCounter)>,
     batch: usize,
     flush: Duration,
     /// A flush is scheduled for the batch being gathered.
@@ -81,7 +81,8 @@ impl ActivityWriter {
                 .await
                 {
                     Retried::Ok(()) => {
-                        for recorded in waiting {
+                        for (recorded, counted) in waiting {
+                            counted.inc();
                             let _ = recorded.send(Handled::Recorded);
                         }
                     }
@@ -119,7 +120,7 @@ impl Handler<TouchActivity> for ActivityWriter {
             // No time of its own: the event is now, the latest there is.
             _ => None,
         };
-        self.waiting.push(msg.recorded);
+        self.waiting.push((msg.recorded, msg.counted));
         if self.waiting.len() >= self.batch {
             self.write(ctx);
         } else if !self.flush_pending {

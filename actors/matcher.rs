@@ -105,14 +105,14 @@ impl Matcher {
         outcome: &str,
         listened: bool,
     ) -> Option<ResponseActFuture<Self, ()>> {
-        Metrics::global()
+        let counted = Metrics::global()
             .events
-            .with_label_values(&[event_label(&route.event.event_type, listened), outcome])
-            .inc();
+            .with_label_values(&[event_label(&route.event.event_type, listened), outcome]);
         let touch = TouchActivity {
             customer_id: route.event.customer_id,
             occurred_at: route.event.occurred_at,
             recorded: route.recorded,
+            counted,
         };
         let mailbox = Metrics::global().mailbox("activity");
         mailbox.sent();

@@ -39,6 +39,9 @@ pub struct TouchActivity {
     /// The event's time; `None` is now.
     pub occurred_at: Option<DateTime<Utc>>,
     pub recorded: oneshot::Sender<Handled>,
+    /// The event's `wfe_events_total` series, counted once the time is written, so the
+    /// counter says what is done (as for events through executors).
+    pub counted: prometheus::IntCounter,
 }
 
 /// Sent by a new owner before it reads a partition: resume the runs of this partition

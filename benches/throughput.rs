@@ -9,6 +9,7 @@
 //! WFE_BENCH_SCENARIOS=unrouted,no_match cargo bench --bench throughput
 //! WFE_BENCH_PACED=0.5 WFE_BENCH_PACED_EVENTS=5000 cargo bench --bench throughput
 //! WFE_BENCH_BATCH_MAX=1 cargo bench --bench throughput   # no group commit, for comparison
+//! WFE_BENCH_ACTIVITY_FLUSH_MS=0 cargo bench --bench throughput   # idle events through executors
 //! ```
 //!
 //! Scenarios: `unrouted` (no workflow listens to the events' trigger), `no_match` (one
@@ -349,6 +350,11 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
     // `WFE_BENCH_BATCH_MAX=1` records every event alone, as before group commit.
     if let Some(max) = std::env::var("WFE_BENCH_BATCH_MAX").ok().and_then(|v| v.parse().ok()) {
         settings.engine.batch_max = max;
+    }
+    // `WFE_BENCH_ACTIVITY_FLUSH_MS=0` sends events no workflow can act on through their
+    // executors, as before the activity writer.
+    if let Some(ms) = std::env::var("WFE_BENCH_ACTIVITY_FLUSH_MS").ok().and_then(|v| v.parse().ok()) {
+        settings.engine.activity_flush_ms = ms;
     }
     let metrics = Metrics::global();
     let seen = || -> u64 {
