@@ -353,7 +353,10 @@ async fn run(scenario: Scenario, events: usize, customers: usize) {
     }
     // `WFE_BENCH_ACTIVITY_FLUSH_MS=0` sends events no workflow can act on through their
     // executors, as before the activity writer.
-    if let Some(ms) = std::env::var("WFE_BENCH_ACTIVITY_FLUSH_MS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(ms) = std::env::var("WFE_BENCH_ACTIVITY_FLUSH_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         settings.engine.activity_flush_ms = ms;
     }
     let metrics = Metrics::global();

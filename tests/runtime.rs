@@ -1376,8 +1376,10 @@ async fn events_no_workflow_can_act_on_move_activity_forward_only() {
         events.push(json!({"id": format!("idle-{n}"), "type": "test.nobody_listens",
                            "customer_id": customer, "occurred_at": at(day)}));
     }
-    events.push(json!({"id": "idle-reg", "type": "customer.registered", "customer_id": 7403,
-                       "occurred_at": at(5), "data": {"first_name": "Nova"}}));
+    events.push(
+        json!({"id": "idle-reg", "type": "customer.registered", "customer_id": 7403,
+                       "occurred_at": at(5), "data": {"first_name": "Nova"}}),
+    );
     for customer in [7401, 7403] {
         events.push(envelope(
             &format!("after-{customer}"),
@@ -1394,7 +1396,11 @@ async fn events_no_workflow_can_act_on_move_activity_forward_only() {
             (runs.len() == 1 && all_ended(&runs)).then_some(())
         });
     }
-    assert_eq!(note_bodies(&db, 7403).await, ["after"], "the registration created the customer first");
+    assert_eq!(
+        note_bodies(&db, 7403).await,
+        ["after"],
+        "the registration created the customer first"
+    );
     assert_eq!(customer(&db, 7403).await.first_name, "Nova");
     let activity = |day: u32| Some(at(day).parse::<DateTime<Utc>>().unwrap());
     eventually!("customer 7402's activity", PATIENCE, {

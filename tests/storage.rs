@@ -942,3 +942,36 @@ async fn a_plan_from_before_the_identity_is_judged_by_its_runs() {
     assert_eq!(runs::list(db, &RunFilter::default()).await.unwrap().len(), 1);
     t.finish().await;
 }
+
+/// One statement moves many customers' activity, each only forward, and a customer named
+/// twice keeps the later time whatever the order (PostgreSQL's `UPDATE ... FROM` takes
+/// any one of several joined rows, so the rows are coalesced first).
+#[actix_rt::test]
+async fn activity_moves_forward_only_many_customers_at_once() {
+    use workflow_engine::storage::sync::touch_many;
+    let t = fresh().await;
+    let db = &t.db;
+    common::add_customers(db, [31, 32, 33]).await;
+    let day = |d: i64| t0() + Duration::days(d);
+    touch_many(db.connection(), &[(31, day(5)), (32, day(3))])
+        .await
+        .unwrap();
+    touch_many(
+        db.connection(),
+        &[(31, day(4)), (32, day(9)), (32, day(7)), (33, day(1)), (999, day(1))],
+    )
+    .await
+    .unwrap();
+    let activity = |id: i64| async move {
+        workflow_engine::storage::entities::customers::Entity::find_by_id(id)
+            .one(db.connection())
+            .await
+            .unwrap()
+            .and_then(|c| c.last_activity_at)
+    };
+    let expected = |d: i64| Some(day(d));
+    assert_eq!(activity(31).await, expected(5), "not moved back");
+    assert_eq!(activity(32).await, expected(9), "the later of two");
+    assert_eq!(activity(33).await, expected(1));
+    t.finish().await;
+}

@@ -345,9 +345,7 @@ impl Runner {
             if !events.is_empty() {
                 let applied = async {
                     let txn = self.db.begin_fenced(fence).await?;
-                    for event in events {
-                        crate::storage::sync::apply(&txn, event, now).await?;
-                    }
+                    crate::storage::sync::apply_all(&txn, &events, now).await?;
                     txn.commit().await.map_err(StorageError::from)
                 };
                 if let Err(e) = applied.await {

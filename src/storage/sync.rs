@@ -44,21 +44,26 @@ pub async fn apply<C: ConnectionTrait>(
     event: &EventEnvelope,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    if !applies_to(&event.event_type) {
-        return Ok(());
+    apply_all(conn, &[event], now).await
+}
+
+/// [`apply`] for many events in the caller's transaction: each registration's insert,
+/// then every activity time in one statement ([`touch_many`]) rather than one each, since
+/// a batch's statements, not their work, are what an event costs.
+pub async fn apply_all<C: ConnectionTrait>(
+    conn: &C,
+    events: &[&EventEnvelope],
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let mut touches = Vec::with_capacity(events.len());
+    for event in events.iter().filter(|e| applies_to(&e.event_type)) {
+        let at = event.occurred_at.unwrap_or(now).min(now);
+        if event.event_type == REGISTERED {
+            register(conn, event.customer_id, &event.data, at, now).await?;
+        }
+        touches.push((event.customer_id, at));
     }
-    let at = event.occurred_at.unwrap_or(now).min(now);
-    if event.event_type == REGISTERED {
-        register(conn, event.customer_id, &event.data, at, now).await?;
-    }
-    conn.execute(statement(
-        conn,
-        "UPDATE customers SET last_activity_at = $1 \
-         WHERE id = $2 AND (last_activity_at IS NULL OR last_activity_at < $1)",
-        vec![at.into(), event.customer_id.into()],
-    ))
-    .await?;
-    Ok(())
+    touch_many(conn, &touches).await
 }
 
 /// Most customers in one [`touch_many`] statement: two parameters each, well under
@@ -66,10 +71,17 @@ pub async fn apply<C: ConnectionTrait>(
 pub const MAX_TOUCH_ROWS: usize = 1000;
 
 /// Moves each customer's `last_activity_at` forward to its time, [`MAX_TOUCH_ROWS`]
-/// customers a statement: the activity writer's batch of events no workflow can act on.
-/// Like [`apply`]'s update it never moves a time backwards, so batches may land in any
-/// order and a replayed one changes nothing.
+/// customers a statement: a batch's events, or the activity writer's. Like a single
+/// update it never moves a time backwards, so batches may land in any order and a
+/// replayed one changes nothing. A customer named twice keeps its latest time: an
+/// `UPDATE ... FROM` joining one row to several updates it from any one of them.
 pub async fn touch_many<C: ConnectionTrait>(conn: &C, touches: &[(i64, DateTime<Utc>)]) -> Result<(), StorageError> {
+    let mut latest: std::collections::BTreeMap<i64, DateTime<Utc>> = std::collections::BTreeMap::new();
+    for &(customer_id, at) in touches {
+        let entry = latest.entry(customer_id).or_insert(at);
+        *entry = (*entry).max(at);
+    }
+    let touches: Vec<(i64, DateTime<Utc>)> = latest.into_iter().collect();
     for chunk in touches.chunks(MAX_TOUCH_ROWS) {
         let mut values = Vec::with_capacity(chunk.len() * 2);
         let mut rows = Vec::with_capacity(chunk.len());
