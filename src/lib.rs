@@ -36,7 +36,8 @@
 //! - [`storage`]: the sea-orm connection (SQLite or PostgreSQL), one entity per table and
 //!   one repository per concept: workflows with their versions, statuses, customer
 //!   snapshots, runs, step transitions, scheduled continuations, workflow entries (the
-//!   per-customer limits), the outbox, emitted time-based events, demo seed data. It is
+//!   per-customer limits), the outbox, emitted time-based events, tasks (the
+//!   operator's view), demo seed data. It is
 //!   the only module that writes SQL; the others below reach the database through it, or,
 //!   for [`actions`], [`outbound::build`] and [`runner::batch`], through a transaction
 //!   storage opened for them.

@@ -35,6 +35,7 @@ pub mod statuses;
 pub mod steps;
 pub mod sync;
 pub mod targets;
+pub mod tasks;
 pub mod teams;
 pub mod workflows;
 
