@@ -1,6 +1,6 @@
 //! Issue 25, the operator's view, over HTTP in process: GET /api/v1/tasks with its filters
-//! and cursor, and PATCH /api/v1/tasks/{id}, on the demo data with real actions run
-//! (SQLite, or PostgreSQL with WFE_TEST_DATABASE_URL).
+//! and cursor, PATCH /api/v1/tasks/{id}, and GET /api/v1/customers/{id}/activity, on the
+//! demo data with real actions run (SQLite, or PostgreSQL with WFE_TEST_DATABASE_URL).
 
 mod common;
 
@@ -13,11 +13,12 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use workflow_engine::actions::{run_internal_step, StepContext, StepOutcome};
 use workflow_engine::api::{self, Auth};
-use workflow_engine::catalogue::Action;
+use workflow_engine::catalogue::{Action, StatusRef};
 use workflow_engine::conditions::Facts;
 use workflow_engine::duration::Duration;
 use workflow_engine::envelope::EventEnvelope;
 use workflow_engine::settings::{Scope, TokenConfig};
+use workflow_engine::storage::outbox::{self, Origin, OutboxKind};
 use workflow_engine::storage::runs::{self, PlannedRun};
 use workflow_engine::storage::{customers, seed, Database};
 use workflow_engine::template;
@@ -341,5 +342,238 @@ async fn a_task_is_marked_done_and_reopened() {
     }
     let (_, page) = get!(app, "/api/v1/tasks?customer_id=2&status=open");
     assert_eq!(ids(&page, "tasks").len(), 2, "a refused body changed nothing");
+    t.finish().await;
+}
+
+/// The entries of a feed page.
+fn entries(page: &Value) -> Vec<Value> {
+    page["activity"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no activity in {page}"))
+        .clone()
+}
+
+/// A customer's feed walked page by page with `limit`, following `next_before`.
+macro_rules! walk_feed {
+    ($app:expr, $customer_id:expr, $limit:expr) => {{
+        let (customer_id, limit): (i64, u64) = ($customer_id, $limit);
+        let mut all = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let mut uri = format!("/api/v1/customers/{customer_id}/activity?limit={limit}");
+            if let Some(b) = &before {
+                uri.push_str(&format!("&before={}", urlencode(b)));
+            }
+            let (status, page) = get!($app, uri);
+            assert_eq!(status, 200, "{uri}: {page}");
+            let found = entries(&page);
+            assert!(found.len() as u64 <= limit && all.len() < 1000, "{uri}: {page}");
+            all.extend(found);
+            match page["next_before"].as_str() {
+                Some(b) => before = Some(b.to_owned()),
+                None => break all,
+            }
+        }
+    }};
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[actix_rt::test]
+async fn the_activity_feed_merges_every_source_newest_first_and_pages_without_gaps() {
+    let t = demo().await;
+    let db = &t.db;
+    // Customer 2 (agent 2, sales: new): a run that sets a status, assigns, creates a task
+    // and adds a note, a second run whose three notes share one instant with its start,
+    // and messages sent. Customer 1's activity must not show.
+    let first = run(
+        db,
+        2,
+        t0(),
+        &[
+            (
+                Action::SetStatus {
+                    status_type: "sales".into(),
+                    status: StatusRef::Name("vip".into()),
+                },
+                1,
+            ),
+            (Action::AssignToAgent { agent_id: 3 }, 2),
+            (task("welcome call", 1), 3),
+            (
+                Action::AddNote {
+                    body: "first contact".into(),
+                },
+                4,
+            ),
+            (
+                Action::SetStatus {
+                    status_type: "sales".into(),
+                    status: StatusRef::Name("vip".into()),
+                },
+                5,
+            ),
+        ],
+    )
+    .await;
+    let later = t0() + Span::minutes(10);
+    let note = |body: &str| (Action::AddNote { body: body.into() }, 0);
+    let second = run(db, 2, later, &[note("a"), note("b"), note("c")]).await;
+    run(db, 1, later, &[note("not customer 2's")]).await;
+    let origin = Origin {
+        run_id: Some(first),
+        step_index: Some(9),
+        customer_id: 2,
+        partition: Some(0),
+    };
+    // Requests as the outbox keeps them (`OutboundRequest`), with a credential in the
+    // headers and in the webhook's URL, and whole bodies: none of it may show.
+    let email = json!({
+        "kind": "email", "url": "http://mail.local/send",
+        "headers": {"authorization": "Bearer s3cret"},
+        "body": json!({"template": "welcome", "subject": "Welcome, Pedro", "body": "the whole letter"}).to_string(),
+    });
+    let sent_at = t0() + Span::minutes(5);
+    outbox::enqueue(db, OutboxKind::Email, origin, email, "k-email", sent_at)
+        .await
+        .unwrap();
+    let hook = json!({
+        "kind": "webhook", "url": "https://user:pw@hooks.example.com/crm/in?token=s3cret",
+        "headers": {}, "body": "{\"secret\": \"s3cret\"}",
+    });
+    let origin = Origin {
+        step_index: Some(10),
+        ..origin
+    };
+    outbox::enqueue(db, OutboxKind::Webhook, origin, hook, "k-hook", sent_at)
+        .await
+        .unwrap();
+
+    let app = app!(db);
+    let (_, tasks) = get!(app, "/api/v1/tasks?customer_id=2");
+    let task_id = tasks["tasks"][0]["id"].as_i64().unwrap();
+    let (status, _) = call!(
+        app,
+        Method::PATCH,
+        &format!("/api/v1/tasks/{task_id}"),
+        WRITER,
+        Some(json!({"status": "done"}))
+    );
+    assert_eq!(status, 200);
+
+    let (status, page) = get!(app, "/api/v1/customers/2/activity?limit=200");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["next_before"], Value::Null);
+    let all = entries(&page);
+    let kinds: Vec<&str> = all.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "task_done", // now
+            "note",      // t0 + 10 min: the second run's three notes, then the run
+            "note",
+            "note",
+            "run",
+            "message", // t0 + 5 min: the webhook, then the email
+            "message",
+            "status_change", // t0 + 5 s: set again, unchanged
+            "note",          // t0 + 4 s down to t0 + 1 s: the first run's steps
+            "task_created",
+            "assignment",
+            "status_change",
+            "run", // t0
+        ],
+        "{page:#}"
+    );
+    let times: Vec<DateTime<Utc>> = all
+        .iter()
+        .map(|e| {
+            DateTime::parse_from_rfc3339(e["at"].as_str().unwrap())
+                .unwrap()
+                .with_timezone(&Utc)
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    // Entries say what happened and lead to the rows behind them.
+    assert_eq!(all[0]["task_id"], task_id);
+    assert_eq!(all[0]["summary"], "task \"welcome call\" done");
+    assert_eq!(
+        (all[4]["run_id"].as_i64(), &all[4]["workflow_id"]),
+        (Some(second), &json!("wf-test"))
+    );
+    assert_eq!(all[12]["run_id"], first);
+    assert_eq!(all[11]["summary"], "sales: new -> vip");
+    assert_eq!(all[7]["summary"], "sales: already vip, unchanged");
+    assert_eq!((&all[10]["agent_id"], &all[10]["step"]), (&json!(3), &json!(1)));
+    assert_eq!(
+        all[9]["summary"],
+        "task \"welcome call\" created, due 2026-11-25T11:00:03Z"
+    );
+    assert_eq!(all[8]["summary"], "note by workflow:wf-test: first contact");
+    let notes: Vec<&str> = all[1..4].iter().map(|e| e["summary"].as_str().unwrap()).collect();
+    assert_eq!(
+        notes,
+        [
+            "note by workflow:wf-test: c",
+            "note by workflow:wf-test: b",
+            "note by workflow:wf-test: a"
+        ]
+    );
+    assert_eq!(
+        all[5]["summary"],
+        "webhook to hooks.example.com/crm/in (pending, 0 attempt(s))"
+    );
+    assert_eq!(
+        all[6]["summary"],
+        "email \"welcome\": Welcome, Pedro (pending, 0 attempt(s))"
+    );
+    assert_eq!((&all[6]["status"], &all[6]["step"]), (&json!("pending"), &json!(9)));
+    let text = page.to_string();
+    for secret in ["s3cret", "whole letter", "pw@", "customer 2's"] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
+
+    // Every page size gives the same feed: nothing twice, nothing missing, across sources
+    // and across entries that share an instant.
+    for limit in [1, 2, 3, 5, 12, 13] {
+        assert_eq!(walk_feed!(app, 2, limit), all, "limit {limit}");
+    }
+
+    // A bare time as `before`: only what is strictly older.
+    let (status, older) = get!(
+        app,
+        &format!(
+            "/api/v1/customers/2/activity?before={}",
+            urlencode("2026-11-25T10:10:00Z")
+        )
+    );
+    assert_eq!(status, 200, "{older}");
+    assert_eq!(entries(&older), all[5..].to_vec());
+
+    // An unknown customer, a bad cursor, a bad limit.
+    let (status, body) = get!(app, "/api/v1/customers/999/activity");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    for query in [
+        "before=yesterday",
+        "before=2026-11-25T10:00:00Z~note~x~0",
+        "limit=-1",
+        "since=2026-11-25T10:00:00Z",
+    ] {
+        let (status, body) = get!(app, &format!("/api/v1/customers/2/activity?{query}"));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("bad_request")),
+            "{query}: {body}"
+        );
+    }
+    // Reading the feed needs a token with the read scope, like every GET.
+    let (status, _) = call!(app, Method::GET, "/api/v1/customers/2/activity", "t-nobody", None);
+    assert_eq!(status, 401);
     t.finish().await;
 }

@@ -10,6 +10,7 @@
 //! transaction must use that transaction for every query, never the pool, or it waits on
 //! itself under SQLite.
 
+pub mod activity;
 pub mod agents;
 pub mod archive;
 pub mod changes;
