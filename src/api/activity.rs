@@ -7,6 +7,7 @@
 //! are whole messages): an email shows its template and subject, an SMS its template and
 //! provider, a webhook the host and path it went to, without query or credentials.
 
+use super::input::bad_param;
 use super::{ApiError, AppState, ErrorBody};
 use crate::clock::rfc3339;
 use crate::storage::activity::{self, Detail, Entry, Kind, MessageRow, Position, StepRow};
@@ -238,13 +239,7 @@ pub async fn customer_activity(
     let before = query
         .before
         .as_deref()
-        .map(|b| {
-            b.parse::<Position>().map_err(|e| {
-                let mut e = ApiError::bad_request(e.to_string());
-                e.path = Some("before".to_owned());
-                e
-            })
-        })
+        .map(|b| b.parse::<Position>().map_err(|e| bad_param("before", e.to_string())))
         .transpose()?;
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_ACTIVITY_LIMIT);
     let conn = state.db.connection();

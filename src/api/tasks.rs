@@ -2,14 +2,14 @@
 //! PATCH /api/v1/tasks/{id} to mark one done or reopen it. Tasks are created by workflows
 //! (`create_task`); each shows the run and step that created it.
 
-use super::input::Reader;
+use super::input::{bad_param, id_cursor, param_time, Reader};
 use super::{ApiError, AppState, ErrorBody};
 use crate::clock::rfc3339;
 use crate::problem::Pointer;
 use crate::storage::entities::tasks as task_rows;
 use crate::storage::tasks::{self, status, TaskFilter};
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -82,23 +82,6 @@ pub struct TaskPage {
     pub next_cursor: Option<String>,
 }
 
-/// A bad query value: 400 naming the parameter.
-fn bad(param: &str, message: String) -> ApiError {
-    let mut e = ApiError::bad_request(message);
-    e.path = Some(param.to_owned());
-    e
-}
-
-fn time(value: Option<&str>, param: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    value
-        .map(|v| {
-            DateTime::parse_from_rfc3339(v)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| bad(param, format!("expected an RFC 3339 time, got {v:?}: {e}")))
-        })
-        .transpose()
-}
-
 /// "open" or "done" as the stored flag; `None` for anything else.
 fn is_done(name: &str) -> Option<bool> {
     match name {
@@ -115,27 +98,20 @@ impl TasksQuery {
             .as_deref()
             .map(|s| {
                 is_done(s).ok_or_else(|| {
-                    bad(
+                    bad_param(
                         "status",
                         format!("unknown status {s:?}: expected one of {}", status::ALL.join(", ")),
                     )
                 })
             })
             .transpose()?;
-        let before_id = self
-            .cursor
-            .as_deref()
-            .map(|c| {
-                c.parse::<i64>()
-                    .map_err(|_| bad("cursor", format!("not a cursor of this list: {c:?}")))
-            })
-            .transpose()?;
+        let before_id = id_cursor(self.cursor.as_deref())?;
         Ok(TaskFilter {
             customer_id: self.customer_id,
             assignee_id: self.agent_id,
             done,
-            due_before: time(self.due_before.as_deref(), "due_before")?,
-            due_after: time(self.due_after.as_deref(), "due_after")?,
+            due_before: param_time(self.due_before.as_deref(), "due_before")?,
+            due_after: param_time(self.due_after.as_deref(), "due_after")?,
             before_id,
         })
     }
