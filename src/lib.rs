@@ -36,10 +36,11 @@
 //! - [`storage`]: the sea-orm connection (SQLite or PostgreSQL), one entity per table and
 //!   one repository per concept: workflows with their versions, statuses, customer
 //!   snapshots, runs, step transitions, scheduled continuations, workflow entries (the
-//!   per-customer limits), the outbox, emitted time-based events, demo seed data. It is
-//!   the only module that writes SQL; the others below reach the database through it, or,
-//!   for [`actions`], [`outbound::build`] and [`runner::batch`], through a transaction
-//!   storage opened for them.
+//!   per-customer limits), the outbox, emitted time-based events, tasks and a customer's
+//!   activity feed (the operator's view), demo seed data. It is the only module that
+//!   writes SQL; the others below reach the database through it, or, for [`actions`],
+//!   [`outbound::build`] and [`runner::batch`], through a transaction storage opened for
+//!   them.
 //! - [`actions`]: the ten internal actions, each applied in one transaction with its step.
 //! - [`settings`] (with the API's token scopes, [`settings::tokens`]): the configuration,
 //!   naming the defaults and limits of the layers below.

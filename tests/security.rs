@@ -79,7 +79,7 @@ async fn no_spelling_of_a_route_gets_past_its_scope() {
             .method(method.clone())
             .uri(path)
             .insert_header(("Authorization", format!("Bearer {token}")));
-        if method == Method::POST || method == Method::PUT {
+        if method == Method::POST || method == Method::PUT || method == Method::PATCH {
             req = req.set_json(json!({}));
         }
         req.to_request()
@@ -99,6 +99,7 @@ async fn no_spelling_of_a_route_gets_past_its_scope() {
                 "post" => Method::POST,
                 "put" => Method::PUT,
                 "delete" => Method::DELETE,
+                "patch" => Method::PATCH,
                 _ => continue,
             };
             routes.push((method, pattern.clone()));

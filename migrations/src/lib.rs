@@ -19,6 +19,7 @@ mod m20261207_000012_cascade_root;
 mod m20261207_000013_broker_journal;
 mod m20261207_000014_event_identity;
 mod m20261207_000015_provider_secrets;
+mod m20261207_000016_operator_view;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000013_broker_journal::Migration),
             Box::new(m20261207_000014_event_identity::Migration),
             Box::new(m20261207_000015_provider_secrets::Migration),
+            Box::new(m20261207_000016_operator_view::Migration),
         ]
     }
 }

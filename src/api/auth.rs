@@ -286,6 +286,9 @@ mod tests {
         assert_eq!(required_scope(&Method::DELETE, "/api/v1/customers/{id}"), Scope::Write);
         assert_eq!(required_scope(&post, "/api/v1/customers/import"), Scope::Write);
         assert_eq!(required_scope(&Method::PUT, "/api/v1/teams/{id}"), Scope::Write);
+        assert_eq!(required_scope(&Method::PATCH, "/api/v1/tasks/{id}"), Scope::Write);
+        assert_eq!(required_scope(&get, "/api/v1/tasks"), Scope::Read);
+        assert_eq!(required_scope(&get, "/api/v1/customers/{id}/activity"), Scope::Read);
         assert_eq!(required_scope(&get, "/api/v1/sms-providers"), Scope::Read);
         assert_eq!(
             required_scope(&post, "/api/v1/status-types/{name}/statuses"),

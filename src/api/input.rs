@@ -1,6 +1,7 @@
 //! Reading CRM data bodies: typed fields of a JSON object, every problem collected with
 //! its JSON pointer, unknown keys refused (a misspelt key would otherwise be dropped
-//! silently); and the `?limit=&cursor=` of every CRM list.
+//! silently); the `?limit=&cursor=` of every CRM list; and query values (times, id
+//! cursors) read the same way by every list, a bad one a 400 naming the parameter.
 
 use super::ApiError;
 use crate::problem::{json_type_name, Pointer, Problem, Severity};
@@ -36,19 +37,37 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+/// A bad query parameter (or filter field): 400 naming it in `path`.
+pub fn bad_param(path: &str, message: String) -> ApiError {
+    let mut e = ApiError::bad_request(message);
+    e.path = Some(path.to_owned());
+    e
+}
+
+/// An optional RFC 3339 time given as `path`.
+pub fn param_time(value: Option<&str>, path: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| bad_param(path, format!("expected an RFC 3339 time, got {v:?}: {e}")))
+        })
+        .transpose()
+}
+
+/// An optional id cursor (`?cursor=`): the last id of the previous page.
+pub fn id_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+    cursor
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| bad_param("cursor", format!("not a cursor of this list: {c:?}")))
+        })
+        .transpose()
+}
+
 impl PageQuery {
     pub fn page(&self) -> Result<Page, ApiError> {
-        let after = self
-            .cursor
-            .as_deref()
-            .map(|c| {
-                c.parse::<i64>().map_err(|_| {
-                    let mut e = ApiError::bad_request(format!("not a cursor of this list: {c:?}"));
-                    e.path = Some("cursor".to_owned());
-                    e
-                })
-            })
-            .transpose()?;
+        let after = id_cursor(self.cursor.as_deref())?;
         Ok(Page {
             limit: self.limit.unwrap_or(100).clamp(1, super::MAX_LIST_LIMIT),
             after,

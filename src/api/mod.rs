@@ -1,7 +1,9 @@
 //! The HTTP API (actix-web): health, metrics, info, schema, workflows, validation, dry
-//! run, backtest, events, runs and scheduled continuations. Handlers parse and answer; what they do
-//! lives in the storage and language modules.
+//! run, backtest, events, runs and scheduled continuations, CRM data, and the operator's
+//! view (tasks, a customer's activity). Handlers parse and answer; what they do lives in
+//! the storage and language modules.
 
+mod activity;
 pub mod auth;
 mod backtest;
 mod customers;
@@ -15,6 +17,7 @@ mod openapi;
 mod runs;
 mod schema;
 mod statuses;
+mod tasks;
 mod teams;
 mod ui;
 mod workflows;
@@ -205,6 +208,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
                 .add(Method::GET, "/customers/{id}", customers::get)
                 .add(Method::PUT, "/customers/{id}", customers::put)
                 .add(Method::DELETE, "/customers/{id}", customers::delete)
+                .add(Method::GET, "/customers/{id}/activity", activity::customer_activity)
+                .add(Method::GET, "/tasks", tasks::list_tasks)
+                .add(Method::PATCH, "/tasks/{id}", tasks::patch_task)
                 .add(Method::GET, "/teams", teams::list_teams)
                 .add(Method::POST, "/teams", teams::create_team)
                 .add(Method::GET, "/teams/{id}", teams::get_team)

@@ -1,13 +1,14 @@
 //! GET /api/v1/runs and /api/v1/scheduled: what ran, what failed and why, what waits;
 //! and run recovery: retry a failed run, cancel a waiting or failed one, one or in bulk.
 
+use super::input::{bad_param, id_cursor, param_time};
 use super::{ApiError, AppState, ErrorBody};
 use crate::clock::rfc3339;
 use crate::storage::recovery::{self, RecoveryError};
 use crate::storage::runs::{self, status, Run, RunFilter};
 use crate::storage::scheduled;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -46,31 +47,14 @@ pub struct BulkFilter {
     until: Option<String>,
 }
 
-/// A bad value in a query or body: 400 naming where.
-fn bad(path: &str, message: String) -> ApiError {
-    let mut e = ApiError::bad_request(message);
-    e.path = Some(path.to_owned());
-    e
-}
-
 fn check_status(status: Option<&str>, path: &str) -> Result<(), ApiError> {
     match status {
-        Some(s) if !status::ALL.contains(&s) => Err(bad(
+        Some(s) if !status::ALL.contains(&s) => Err(bad_param(
             path,
             format!("unknown status {s:?}: expected one of {}", status::ALL.join(", ")),
         )),
         _ => Ok(()),
     }
-}
-
-fn time(value: Option<&str>, path: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    value
-        .map(|v| {
-            DateTime::parse_from_rfc3339(v)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| bad(path, format!("expected an RFC 3339 time, got {v:?}: {e}")))
-        })
-        .transpose()
 }
 
 impl BulkFilter {
@@ -79,8 +63,8 @@ impl BulkFilter {
         Ok(RunFilter {
             workflow_id: self.workflow_id.clone(),
             status: self.status.clone(),
-            since: time(self.since.as_deref(), "/since")?,
-            until: time(self.until.as_deref(), "/until")?,
+            since: param_time(self.since.as_deref(), "/since")?,
+            until: param_time(self.until.as_deref(), "/until")?,
             ..Default::default()
         })
     }
@@ -106,21 +90,14 @@ pub fn run_json(run: &Run) -> Value {
 pub async fn list(state: web::Data<AppState>, query: web::Query<RunsQuery>) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     check_status(q.status.as_deref(), "status")?;
-    let before_id = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| bad("cursor", format!("not a cursor of this list: {c:?}")))
-        })
-        .transpose()?;
+    let before_id = id_cursor(q.cursor.as_deref())?;
     let limit = q.limit.unwrap_or(100).clamp(1, super::MAX_LIST_LIMIT);
     let filter = RunFilter {
         customer_id: q.customer_id,
         workflow_id: q.workflow_id,
         status: q.status,
-        since: time(q.since.as_deref(), "since")?,
-        until: time(q.until.as_deref(), "until")?,
+        since: param_time(q.since.as_deref(), "since")?,
+        until: param_time(q.until.as_deref(), "until")?,
         before_id,
         limit: Some(limit),
     };

@@ -10,6 +10,7 @@
 //! transaction must use that transaction for every query, never the pool, or it waits on
 //! itself under SQLite.
 
+pub mod activity;
 pub mod agents;
 pub mod archive;
 pub mod changes;
@@ -35,6 +36,7 @@ pub mod statuses;
 pub mod steps;
 pub mod sync;
 pub mod targets;
+pub mod tasks;
 pub mod teams;
 pub mod workflows;
 

@@ -19,6 +19,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub run_id: Option<i64>,
     pub step_index: Option<i32>,
+    /// When the task was marked done (PATCH /api/v1/tasks/{id}); `None` while open, and on
+    /// tasks done before it was kept. Places "task done" in the customer's activity feed.
+    pub done_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
