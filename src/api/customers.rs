@@ -181,7 +181,7 @@ async fn customer_json(state: &AppState, id: i64) -> Result<Option<Value>, ApiEr
     })))
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "crm", params(("id" = i64, Path, description = "the CRM's customer id")), responses(
+#[utoipa::path(get, path = "/api/v1/customers/{id}", operation_id = "get_customer", tag = "crm", params(("id" = i64, Path, description = "the CRM's customer id")), responses(
     (status = 200, description = "the customer: built-in fields, `custom`, `statuses` (type name to status name)"),
     (status = 404, body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
@@ -226,7 +226,7 @@ pub async fn put(
     })
 }
 
-#[utoipa::path(delete, path = "/api/v1/customers/{id}", tag = "crm", params(("id" = i64, Path, description = "the CRM's customer id")),
+#[utoipa::path(delete, path = "/api/v1/customers/{id}", operation_id = "delete_customer", tag = "crm", params(("id" = i64, Path, description = "the CRM's customer id")),
     responses((status = 204, description = "deleted with its statuses; its runs, notes and tasks stay"), (status = 404, body = ErrorBody)))]
 pub async fn delete(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();

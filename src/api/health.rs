@@ -7,7 +7,7 @@ use rdkafka::producer::Producer as _;
 use serde_json::json;
 use std::time::Duration;
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is up")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, description = "the process is up")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
@@ -21,7 +21,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// shown but do not decide: a process owning none (more processes than partitions, or
 /// mid-rebalance) still serves the API, and a 503 would only drop it from the load
 /// balancer.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()), responses(
     (status = 200, description = "can serve: `{\"ready\", \"migrated\", \"database\", \"broker\", \"consumer\", \"partitions\"}`"),
     (status = 503, description = "cannot serve: the same body, naming what is down")))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {

@@ -69,6 +69,8 @@ use utoipa::OpenApi;
         statuses::create_status,
         openapi
     ),
+    modifiers(&BearerScheme),
+    security(("bearer" = [])),
     components(schemas(runs::BulkFilter, tasks::Task, tasks::TaskPage, activity::ActivityEntry, activity::ActivityPage, super::ErrorBody, super::error::ErrorDoc, crate::problem::Problem, crate::problem::Severity)),
     tags(
         (name = "operations", description = "health, readiness, metrics, info"),
@@ -80,6 +82,23 @@ use utoipa::OpenApi;
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the bearer token every `/api/v1` route takes (docs/security.md), so a client
+/// generator sends it; the health and readiness probes opt out with `security(())`.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
 
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200, description = "this document")))]
 pub async fn openapi() -> HttpResponse {
@@ -144,6 +163,22 @@ mod tests {
                 "{method} {path} undocumented"
             );
         }
+        let mut ids = std::collections::BTreeMap::new();
+        for (path, operations) in paths {
+            for (method, operation) in operations.as_object().unwrap() {
+                let id = operation["operationId"].as_str().unwrap_or_default().to_owned();
+                if let Some(other) = ids.insert(id.clone(), format!("{method} {path}")) {
+                    panic!("operationId {id:?} of {method} {path} is also {other}'s");
+                }
+            }
+        }
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer",
+            "{}",
+            doc["components"]
+        );
+        assert_eq!(doc["security"], serde_json::json!([{"bearer": []}]));
+        assert_eq!(paths["/healthz"]["get"]["security"], serde_json::json!([{}]));
         let params = &paths["/api/v1/runs"]["get"]["parameters"];
         let names: Vec<&str> = params
             .as_array()

@@ -84,7 +84,7 @@ pub fn run_json(run: &Run) -> Value {
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery), responses(
+#[utoipa::path(get, path = "/api/v1/runs", operation_id = "list_runs", tag = "runs", params(RunsQuery), responses(
     (status = 200, description = "`{\"runs\": [...], \"next_cursor\"}`, newest first, each with its steps, attempts and errors; `next_cursor` is null on the last page"),
     (status = 400, description = "a bad filter or cursor", body = ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<RunsQuery>) -> Result<HttpResponse, ApiError> {
@@ -112,7 +112,7 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<RunsQuery>) -> R
     })))
 }
 
-#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path, description = "run id")), responses(
+#[utoipa::path(get, path = "/api/v1/runs/{id}", operation_id = "get_run", tag = "runs", params(("id" = i64, Path, description = "run id")), responses(
     (status = 200, description = "the run with its `event` (the envelope it started from) and its `steps`"),
     (status = 404, description = "no such run", body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {

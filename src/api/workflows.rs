@@ -140,7 +140,7 @@ async fn reload(state: &AppState) {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", params(super::ListQuery), responses((status = 200, description = "`{\"workflows\": [...]}`")))]
+#[utoipa::path(get, path = "/api/v1/workflows", operation_id = "list_workflows", tag = "workflows", params(super::ListQuery), responses((status = 200, description = "`{\"workflows\": [...]}`")))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<super::ListQuery>) -> Result<HttpResponse, ApiError> {
     let rows = workflows::list(state.db.connection()).await?;
     let items: Vec<Value> = rows
@@ -151,7 +151,7 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<super::ListQuery
     Ok(HttpResponse::Ok().json(json!({ "workflows": items })))
 }
 
-#[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
+#[utoipa::path(get, path = "/api/v1/workflows/{id}", operation_id = "get_workflow", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
     responses((status = 200, description = "the workflow with id, version, created_at, updated_at"), (status = 404, body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     match workflows::get(state.db.connection(), &id).await? {
@@ -252,7 +252,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(out))
 }
 
-#[utoipa::path(delete, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
+#[utoipa::path(delete, path = "/api/v1/workflows/{id}", operation_id = "delete_workflow", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
     responses((status = 204, description = "deleted; its history stays"), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     req: HttpRequest,
