@@ -159,7 +159,7 @@ pub async fn record_cascade_runs(
 ) -> Result<Recorded<Run>, StorageError> {
     let recorded = db
         .fenced(fence, async |txn| {
-            record_runs_in(txn, event, budget, fence.partition, planned, now).await
+            record_runs_in(txn, event, budget, fence.partition, planned, None, now).await
         })
         .await?;
     Ok(Recorded {
@@ -187,12 +187,24 @@ pub async fn record_cascade_runs(
 /// with that id is refused (`refused`), writing nothing and replaying nothing. The judge
 /// runs after the insert that conflicted, so of two events racing for one id, the one
 /// that commits first keeps it.
+///
+/// With `heads` (`heads[i]`: how many leading steps of `planned[i]` the caller applies in
+/// this transaction), each fresh run is written as it will stand once those steps are
+/// applied: `next_step` past them, and `done`, `running` or `pending`; only the first run
+/// that would not end gets its head, and the runs after it none, since they wait for it
+/// in the executor. Its steps are then not inserted: the caller applies the head, marks
+/// those steps done in the returned [`Run`] and writes every step with [`insert_steps`],
+/// so a step applied in the recording transaction costs no statement of its own. (A step
+/// that fails rolls the whole transaction back, so the run is never seen ahead of its
+/// steps.) Without `heads`, runs start `pending` with their steps written `pending`.
+#[allow(clippy::too_many_arguments)]
 pub async fn record_runs_in<C: ConnectionTrait>(
     conn: &C,
     event: &EventEnvelope,
     budget: &Budget,
     partition: i32,
     planned: &[PlannedRun],
+    heads: Option<&[usize]>,
     now: DateTime<Utc>,
 ) -> Result<Recorded<(Run, bool)>, StorageError> {
     let lineage = &budget.lineage;
@@ -257,7 +269,9 @@ pub async fn record_runs_in<C: ConnectionTrait>(
     let envelope = serde_json::to_value(event).map_err(|source| StorageError::Encode { what: "event", source })?;
     let mut recorded = Vec::with_capacity(planned.len());
     let mut held_back = Vec::new();
-    for plan in planned {
+    // A run before this one will not end in this transaction: the rest wait for it.
+    let mut blocked = false;
+    for (i, plan) in planned.iter().enumerate() {
         if let Some(limit) = plan.limit {
             if !entries::enter(conn, &plan.workflow_id, event.customer_id, limit, now).await? {
                 tracing::info!(event_id = %event.id, workflow_id = %plan.workflow_id, customer_id = event.customer_id, limited_by = limit.name(), "run held back by the workflow's limit");
@@ -268,6 +282,15 @@ pub async fn record_runs_in<C: ConnectionTrait>(
                 continue;
             }
         }
+        let head = match heads {
+            Some(heads) if !blocked => heads.get(i).copied().unwrap_or(0).min(plan.steps.len()),
+            _ => 0,
+        };
+        let run_status = match heads {
+            Some(_) if head == plan.steps.len() => status::DONE,
+            Some(_) if head > 0 => status::RUNNING,
+            _ => status::PENDING,
+        };
         let inserted = runs::Entity::insert(runs::ActiveModel {
             event_id: Set(event.id.clone()),
             workflow_id: Set(plan.workflow_id.clone()),
@@ -276,8 +299,8 @@ pub async fn record_runs_in<C: ConnectionTrait>(
             trigger: Set(event.event_type.clone()),
             partition: Set(partition),
             event: Set(envelope.clone()),
-            status: Set(status::PENDING.to_owned()),
-            next_step: Set(0),
+            status: Set(run_status.to_owned()),
+            next_step: Set(i32::try_from(head).unwrap_or(i32::MAX)),
             error: Set(None),
             reason: Set(None),
             created_at: Set(now),
@@ -307,10 +330,12 @@ pub async fn record_runs_in<C: ConnectionTrait>(
                     .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("run of {}", plan.workflow_id)))?;
                 let steps = steps_of(conn, run.id).await?;
                 recorded.push((Run { run, steps }, false));
+                blocked = true;
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
+        blocked = blocked || head < plan.steps.len();
         let steps: Vec<run_steps::Model> = plan
             .steps
             .iter()
@@ -327,21 +352,8 @@ pub async fn record_runs_in<C: ConnectionTrait>(
                 finished_at: None,
             })
             .collect();
-        if !steps.is_empty() {
-            let rows = steps.iter().map(|step| run_steps::ActiveModel {
-                run_id: Set(step.run_id),
-                step_index: Set(step.step_index),
-                action_type: Set(step.action_type.clone()),
-                status: Set(step.status.clone()),
-                attempts: Set(step.attempts),
-                error: Set(None),
-                result: Set(None),
-                started_at: Set(None),
-                finished_at: Set(None),
-            });
-            run_steps::Entity::insert_many(rows)
-                .exec_without_returning(conn)
-                .await?;
+        if heads.is_none() {
+            insert_steps(conn, &steps).await?;
         }
         recorded.push((Run { run, steps }, true));
     }
@@ -352,6 +364,31 @@ pub async fn record_runs_in<C: ConnectionTrait>(
         over_budget: false,
         refused: None,
     })
+}
+
+/// Most step rows in one insert: 9 parameters a row, well under SQLite's 32,766.
+const MAX_STEP_ROWS: usize = 1000;
+
+/// Writes `steps` as they are (status, attempts, result, times) in multi-row inserts: the
+/// steps of runs [`record_runs_in`] wrote with `heads`, once their heads are applied.
+pub async fn insert_steps<C: ConnectionTrait>(conn: &C, steps: &[run_steps::Model]) -> Result<(), StorageError> {
+    for chunk in steps.chunks(MAX_STEP_ROWS) {
+        let rows = chunk.iter().map(|step| run_steps::ActiveModel {
+            run_id: Set(step.run_id),
+            step_index: Set(step.step_index),
+            action_type: Set(step.action_type.clone()),
+            status: Set(step.status.clone()),
+            attempts: Set(step.attempts),
+            error: Set(step.error.clone()),
+            result: Set(step.result.clone()),
+            started_at: Set(step.started_at),
+            finished_at: Set(step.finished_at),
+        });
+        run_steps::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// One run with its steps.
