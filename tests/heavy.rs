@@ -3,9 +3,12 @@
 //! pool, within a time budget and a work budget. Driven through the HTTP API in process,
 //! on a fresh SQLite file (or PostgreSQL with WFE_TEST_DATABASE_URL).
 
+#[path = "common/attacks.rs"]
+mod attacks;
 mod common;
 
 use actix_web::{test as atest, App};
+use attacks::regex_workflow;
 use chrono::Utc;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,16 +83,6 @@ async fn call(state: AppState, method: &str, path: &str, body: Option<Value>) ->
     .await;
     let (status, _, body) = send!(&app, method, path, body);
     (status, body)
-}
-
-/// A draft of `rules` distinct regex rules, each well inside the per-regex limits.
-fn regex_workflow(rules: usize) -> Value {
-    let rules: Vec<Value> = (0..rules)
-        .map(|i| json!({"field": "event.note", "operator": "regex", "value": format!("^(a|b)*x{i}[a-z]{{1,40}}$")}))
-        .collect();
-    json!({"name": "many regexes", "trigger_event": "customer.deposited",
-           "conditions": {"match": "any", "rules": rules},
-           "actions": [{"type": "add_note", "params": {"body": "hit"}}]})
 }
 
 fn big_deposits() -> Value {

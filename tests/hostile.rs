@@ -8,10 +8,13 @@
 //! tests/guards.rs, tests/secrets.rs) prove each refusal in detail; this one proves they
 //! hold together, under a memory cap, in one process.
 
+#[path = "common/attacks.rs"]
+mod attacks;
 mod common;
 #[path = "common/process.rs"]
 mod process;
 
+use attacks::{doubling_loops, filter_chain, regex_workflow};
 use process::{eventually, Engine, Scratch};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,34 +44,10 @@ token = "t-events"
 scopes = ["events"]
 "#;
 
-/// Nested loops that double a string per level (finding 1, first form).
-fn doubling_loops(depth: usize) -> String {
-    let mut source = "{% for a in [event.x] %}".to_owned();
-    source.push_str(&"{% for a in [a ~ a] %}".repeat(depth));
-    source.push_str("{{ a | length }}");
-    source.push_str(&"{% endfor %}".repeat(depth + 1));
-    source
-}
-
-/// `list` and `string` growing a text with no loop (finding 1, second form).
-fn filter_chain(pairs: usize) -> String {
-    format!("{{{{ event.x{} | length }}}}", " | list | string".repeat(pairs))
-}
-
 fn note_after_delay(body: &str) -> Value {
     json!({"name": "bomb", "trigger_event": "customer.deposited",
            "actions": [{"type": "delay", "params": {"minutes": 1}},
                        {"type": "add_note", "params": {"body": body}}]})
-}
-
-/// A thousand distinct regex rules (finding 3).
-fn regex_workflow(rules: usize) -> Value {
-    let rules: Vec<Value> = (0..rules)
-        .map(|i| json!({"field": "event.note", "operator": "regex", "value": format!("^(a|b)*x{i}[a-z]{{1,40}}$")}))
-        .collect();
-    json!({"name": "many regexes", "trigger_event": "customer.deposited",
-           "conditions": {"match": "any", "rules": rules},
-           "actions": [{"type": "add_note", "params": {"body": "hit"}}]})
 }
 
 /// A workflow whose actions emit its own trigger three times (finding 4).

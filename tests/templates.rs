@@ -6,9 +6,12 @@
 //! param), fail fast when rendered, keep a stored workflow out of the live set and fail
 //! its step permanently.
 
+#[path = "common/attacks.rs"]
+mod attacks;
 mod common;
 
 use actix_web::{test as atest, App};
+use attacks::{doubling_loops, filter_chain};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use workflow_engine::actions::{run_internal_step, ActionError, StepContext};
@@ -22,22 +25,6 @@ use workflow_engine::storage::runs::{self, PlannedRun};
 use workflow_engine::storage::{seed, workflows, Database};
 use workflow_engine::template;
 use workflow_engine::validate::Validator;
-
-/// The first form: each nested loop re-binds `a` to itself concatenated with
-/// itself, `depth` times, and prints only its length.
-fn doubling_loops(depth: usize) -> String {
-    let mut source = "{% for a in [event.x] %}".to_owned();
-    source.push_str(&"{% for a in [a ~ a] %}".repeat(depth));
-    source.push_str("{{ a | length }}");
-    source.push_str(&"{% endfor %}".repeat(depth + 1));
-    source
-}
-
-/// The second form: `list` then `string` grows a text about five times per pair,
-/// with no loop and no `~`.
-fn filter_chain(pairs: usize) -> String {
-    format!("{{{{ event.x{} | length }}}}", " | list | string".repeat(pairs))
-}
 
 fn note_workflow(body: &str) -> Value {
     json!({"name": "bomb", "trigger_event": "customer.deposited",

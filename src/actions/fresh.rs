@@ -131,22 +131,8 @@ pub async fn record_and_apply_in(
             // below, once applied, in one insert.
             let head = usize::try_from(run.run.next_step).unwrap_or(0);
             for (i, step) in steps.iter().enumerate().take(head) {
-                let index = i32::try_from(i).unwrap_or(i32::MAX);
-                let began = Instant::now();
-                let ctx = StepContext {
-                    fence,
-                    run_id: run.run.id,
-                    step_index: index,
-                    customer_id: run.run.customer_id,
-                    workflow_id: &run.run.workflow_id,
-                    facts_context: context,
-                    now,
-                };
-                let result = apply(txn, &ctx, &step.action).await?;
-                if let Some(record) = run.steps.iter_mut().find(|s| s.step_index == index) {
-                    mark_done(record, result, now);
-                }
-                applied.push((step.kind(), began.elapsed()));
+                let (_, took) = apply_step(txn, fence, &mut run, i, step, context, now).await?;
+                applied.push(took);
             }
             written.extend(run.steps.iter().cloned());
         }
@@ -182,23 +168,9 @@ pub async fn apply_leading(
         if !is_internal(step.kind()) {
             break;
         }
-        let index = i32::try_from(i).unwrap_or(i32::MAX);
-        let began = Instant::now();
-        let ctx = StepContext {
-            fence,
-            run_id: run.run.id,
-            step_index: index,
-            customer_id: run.run.customer_id,
-            workflow_id: &run.run.workflow_id,
-            facts_context: context,
-            now,
-        };
-        let result = apply(txn, &ctx, &step.action).await?;
-        runs::mark_step_done(txn, run.run.id, index, &result, now).await?;
-        if let Some(record) = run.steps.iter_mut().find(|s| s.step_index == index) {
-            mark_done(record, result, now);
-        }
-        applied.push((step.kind(), began.elapsed()));
+        let (result, took) = apply_step(txn, fence, run, i, step, context, now).await?;
+        runs::mark_step_done(txn, run.run.id, step_index(i), &result, now).await?;
+        applied.push(took);
     }
     let next = start + applied.len();
     let ended = next >= steps.len();
@@ -216,6 +188,40 @@ pub async fn apply_leading(
         run.run.updated_at = now;
     }
     Ok((applied, ended))
+}
+
+/// Applies step `i` of `run` in `txn` and marks its record in `run` done (the caller
+/// writes it). Returns the step's result and its kind with the time it took.
+async fn apply_step(
+    txn: &DatabaseTransaction,
+    fence: Fence,
+    run: &mut Run,
+    i: usize,
+    step: &Step,
+    context: &Value,
+    now: DateTime<Utc>,
+) -> Result<(Value, (ActionKind, Duration)), ActionError> {
+    let index = step_index(i);
+    let began = Instant::now();
+    let ctx = StepContext {
+        fence,
+        run_id: run.run.id,
+        step_index: index,
+        customer_id: run.run.customer_id,
+        workflow_id: &run.run.workflow_id,
+        facts_context: context,
+        now,
+    };
+    let result = apply(txn, &ctx, &step.action).await?;
+    if let Some(record) = run.steps.iter_mut().find(|s| s.step_index == index) {
+        mark_done(record, result.clone(), now);
+    }
+    Ok((result, (step.kind(), began.elapsed())))
+}
+
+/// A step's position as the database keeps it.
+fn step_index(i: usize) -> i32 {
+    i32::try_from(i).unwrap_or(i32::MAX)
 }
 
 /// `record` as the step's `done` record says it: what [`runs::mark_step_done`] writes.
