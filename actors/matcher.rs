@@ -61,6 +61,8 @@ pub struct Matcher {
     /// customer's `last_activity_at` instead of to their executors
     /// (`engine.activity_flush_ms`; `None` = through the executors).
     activity: Option<Recipient<TouchActivity>>,
+    /// The activity writer's mailbox meter, resolved once (counted per event).
+    activity_mailbox: Mailbox,
 }
 
 impl Matcher {
@@ -78,6 +80,7 @@ impl Matcher {
             sync_customers: false,
             archive: None,
             activity: None,
+            activity_mailbox: Metrics::global().mailbox("activity"),
         }
     }
 
@@ -114,12 +117,11 @@ impl Matcher {
             recorded: route.recorded,
             counted,
         };
-        let mailbox = Metrics::global().mailbox("activity");
-        mailbox.sent();
+        self.activity_mailbox.sent();
         match writer.try_send(touch) {
             Ok(()) => None,
             Err(SendError::Full(touch)) => {
-                let writer = writer.clone();
+                let (writer, mailbox) = (writer.clone(), self.activity_mailbox.clone());
                 let waited = Instant::now();
                 Some(Box::pin(
                     async move {
