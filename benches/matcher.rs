@@ -76,7 +76,7 @@ fn plans(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("one_trigger", n), &set, |b, set| {
             b.iter(|| {
                 for (event, customer) in &events {
-                    black_box(set.plan(Facts { event, customer }));
+                    black_box(set.plan(Facts::new(event, customer)));
                 }
             })
         });
@@ -88,7 +88,7 @@ fn plans(c: &mut Criterion) {
         |b, set| {
             b.iter(|| {
                 for (event, customer) in &events {
-                    black_box(set.plan(Facts { event, customer }));
+                    black_box(set.plan(Facts::new(event, customer)));
                 }
             })
         },
@@ -110,7 +110,7 @@ fn plans(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("one_beside_others", n), &set, |b, set| {
             b.iter(|| {
                 for (event, customer) in &events {
-                    black_box(set.plan(Facts { event, customer }));
+                    black_box(set.plan(Facts::new(event, customer)));
                 }
             })
         });
@@ -119,7 +119,7 @@ fn plans(c: &mut Criterion) {
     group.bench_with_input(BenchmarkId::new("seed_workflows", 4), &seed, |b, set| {
         b.iter(|| {
             for (event, customer) in &events {
-                black_box(set.plan(Facts { event, customer }));
+                black_box(set.plan(Facts::new(event, customer)));
             }
         })
     });

@@ -141,7 +141,7 @@ impl Backtest {
     /// newest first for the sample to be the newest matches.
     pub fn observe(&mut self, event: &EventEnvelope, customer: &Map<String, Value>) {
         self.events += 1;
-        let facts = Facts { event, customer };
+        let facts = Facts::new(event, customer);
         for j in &mut self.judged {
             if j.trigger != event.event_type {
                 continue;

@@ -1,13 +1,16 @@
-//! The action catalogue: the 14 built-in actions, each with a parameter schema, and the
+//! The action catalogue: the 16 built-in actions (two of them, `branch` and
+//! `wait_for_event`, hold further actions), each with a parameter schema, and the
 //! typed [`Action`] a validated step decodes into.
 //!
 //! The schema is data ([`ActionSchema`]), served by `/api/v1/schema` so a builder UI renders
 //! a form per action, and used by validation so the rules a form shows are the rules the
 //! engine enforces.
 
+use crate::conditions::ConditionNode;
 use crate::duration::Duration;
 use crate::problem::{json_type_name, Pointer, Problems};
 use crate::template;
+use crate::workflow::Step;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -31,10 +34,12 @@ pub enum ActionKind {
     FreezeAccount,
     Delay,
     Webhook,
+    Branch,
+    WaitForEvent,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 14] = [
+    pub const ALL: [ActionKind; 16] = [
         ActionKind::AssignToTeam,
         ActionKind::AssignToAgent,
         ActionKind::ReassignRoundRobin,
@@ -49,6 +54,8 @@ impl ActionKind {
         ActionKind::FreezeAccount,
         ActionKind::Delay,
         ActionKind::Webhook,
+        ActionKind::Branch,
+        ActionKind::WaitForEvent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +74,8 @@ impl ActionKind {
             ActionKind::FreezeAccount => "freeze_account",
             ActionKind::Delay => "delay",
             ActionKind::Webhook => "webhook",
+            ActionKind::Branch => "branch",
+            ActionKind::WaitForEvent => "wait_for_event",
         }
     }
 
@@ -78,6 +87,12 @@ impl ActionKind {
     /// with an idempotency key) rather than committing with its step.
     pub fn is_external(self) -> bool {
         matches!(self, ActionKind::SendEmail | ActionKind::SendSms | ActionKind::Webhook)
+    }
+
+    /// Whether the action holds further actions (a journey's `branch` and
+    /// `wait_for_event`): the validator decodes those, not the param schema alone.
+    pub fn is_flow(self) -> bool {
+        matches!(self, ActionKind::Branch | ActionKind::WaitForEvent)
     }
 
     pub fn schema(self) -> &'static ActionSchema {
@@ -106,6 +121,12 @@ pub enum ParamType {
     Headers,
     /// Any JSON; its strings are rendered as templates.
     Json,
+    /// A condition tree, as a workflow's `conditions`.
+    Conditions,
+    /// A list of actions (nested steps of a journey).
+    Actions,
+    /// A branch's paths: `[{"when": conditions, "actions": [...]}, ...]`.
+    Paths,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -290,6 +311,32 @@ fn build(kind: ActionKind) -> ActionSchema {
             ],
             vec![ParamRule::ExactlyOne(vec!["url", "endpoint"])],
         ),
+        ActionKind::Branch => (
+            "Branch",
+            "Run the actions of the first path whose conditions hold (or the otherwise actions), then go on after the branch.",
+            vec![
+                p("paths", Paths, true, "paths in order: {\"when\": conditions, \"actions\": [...]}"),
+                p("otherwise", Actions, false, "actions when no path's conditions hold"),
+            ],
+            vec![],
+        ),
+        ActionKind::WaitForEvent => (
+            "Wait for event",
+            "Wait for the customer's next event of a type (with conditions) until a timeout, then run on_event or on_timeout.",
+            vec![
+                p("event", Name, true, "the awaited event type"),
+                p(
+                    "conditions",
+                    Conditions,
+                    false,
+                    "over the awaited event (event.*), the trigger (trigger.*), the customer and earlier steps",
+                ),
+                p("timeout", Duration, true, "how long to wait"),
+                p("on_event", Actions, false, "actions when the event arrives"),
+                p("on_timeout", Actions, false, "actions when the timeout passes first"),
+            ],
+            vec![],
+        ),
     };
     ActionSchema {
         kind,
@@ -371,6 +418,27 @@ pub enum Action {
         body: Option<Value>,
         headers: BTreeMap<String, String>,
     },
+    /// The first path whose `when` holds runs; `otherwise` when none does.
+    Branch {
+        paths: Vec<BranchPath>,
+        otherwise: Vec<Step>,
+    },
+    /// Waits for the customer's next event of type `event` satisfying `conditions`, at
+    /// most `timeout`.
+    WaitForEvent {
+        event: String,
+        conditions: Option<ConditionNode>,
+        timeout: Duration,
+        on_event: Vec<Step>,
+        on_timeout: Vec<Step>,
+    },
+}
+
+/// One path of a branch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BranchPath {
+    pub when: ConditionNode,
+    pub actions: Vec<Step>,
 }
 
 impl Action {
@@ -390,6 +458,8 @@ impl Action {
             Action::FreezeAccount { .. } => ActionKind::FreezeAccount,
             Action::Delay { .. } => ActionKind::Delay,
             Action::Webhook { .. } => ActionKind::Webhook,
+            Action::Branch { .. } => ActionKind::Branch,
+            Action::WaitForEvent { .. } => ActionKind::WaitForEvent,
         }
     }
 
@@ -514,6 +584,8 @@ impl Action {
                     })
                     .unwrap_or_default(),
             },
+            // Their nested actions are decoded by the validator, which knows the tree.
+            ActionKind::Branch | ActionKind::WaitForEvent => return None,
         })
     }
 }
@@ -594,6 +666,8 @@ fn check_param(param_type: ParamType, value: &Value, at: &Pointer, problems: &mu
             None => problems.error(at, format!("expected an object of header names to values, got {got}")),
         },
         ParamType::Json => check_json_templates(value, at, problems),
+        // A journey's nested conditions and actions: the validator decodes them.
+        ParamType::Conditions | ParamType::Actions | ParamType::Paths => {}
     }
 }
 

@@ -12,11 +12,12 @@
 //! What the engine knows (pure: no I/O, no actors, no database):
 //! - [`envelope`]: the event envelope on the topic.
 //! - [`workflow`], [`validate`], [`problem`]: the workflow definition, its validation with
-//!   JSON-pointer paths, and the problems it reports.
+//!   JSON-pointer paths, and the problems it reports; [`flow`]: its actions (a journey's
+//!   branches and waits included) laid out flat, as runs walk them.
 //! - [`conditions`]: the condition tree, its 16 operators, the compiler, the evaluator and
 //!   the fast form plans run (specialised checks, one-step-per-rule programs).
 //! - [`schema`]: the fields each trigger offers, with types, labels and status options.
-//! - [`catalogue`], [`duration`], [`template`]: the 14 actions with their param schemas.
+//! - [`catalogue`], [`duration`], [`template`]: the 16 actions with their param schemas.
 //! - [`plan`]: the compiled workflow set, indexed by trigger, and the plan of an event.
 //! - [`guards`]: per-customer limits, send windows, consent, exit on event and cascade
 //!   depth: the decisions a real run and the dry run share.
@@ -85,6 +86,7 @@ pub mod conditions;
 pub mod demo;
 pub mod duration;
 pub mod envelope;
+pub mod flow;
 pub mod guards;
 pub mod kafka;
 pub mod live;

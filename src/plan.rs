@@ -51,6 +51,9 @@ pub struct WorkflowSet {
     /// The `exit_when` rules, indexed by their own trigger like the workflows, so an event
     /// checks only the exit rules of its type.
     exits_by_trigger: HashMap<String, Exits>,
+    /// The event types a journey's `wait_for_event` awaits: such an event goes to its
+    /// customer's executor even when no workflow starts on it, to end the waits it meets.
+    awaited: std::collections::HashSet<String>,
     len: usize,
 }
 
@@ -85,11 +88,17 @@ impl WorkflowSet {
         let mut by_trigger: HashMap<String, (Vec<Arc<CompiledWorkflow>>, FieldTable)> = HashMap::new();
         let mut exits_by_trigger: HashMap<String, Exits> = HashMap::new();
         let mut errors = Vec::new();
+        let mut awaited = std::collections::HashSet::new();
         let mut len = 0;
         for (i, workflow) in workflows.into_iter().enumerate() {
             let id = workflow.id.clone().unwrap_or_else(|| format!("draft-{i}"));
             if !workflow.active {
                 continue;
+            }
+            for slot in workflow.flow().slots() {
+                if let Action::WaitForEvent { event, .. } = &slot.step.action {
+                    awaited.insert(event.clone());
+                }
             }
             for rule in &workflow.exit_when {
                 let exits = exits_by_trigger.entry(rule.trigger_event.clone()).or_default();
@@ -136,6 +145,7 @@ impl WorkflowSet {
             Self {
                 by_trigger,
                 exits_by_trigger,
+                awaited,
                 len,
             },
             errors,
@@ -160,7 +170,13 @@ impl WorkflowSet {
     /// Whether any workflow listens to `trigger`: when none does, the event needs no
     /// customer snapshot and no database access at all.
     pub fn listens_to(&self, trigger: &str) -> bool {
-        self.by_trigger.contains_key(trigger) || self.exits_by_trigger.contains_key(trigger)
+        self.by_trigger.contains_key(trigger) || self.exits_by_trigger.contains_key(trigger) || self.awaits(trigger)
+    }
+
+    /// Whether an active workflow's `wait_for_event` awaits events of `event_type`. A run
+    /// of a version no longer active that awaits another type ends by its timeout.
+    pub fn awaits(&self, event_type: &str) -> bool {
+        self.awaited.contains(event_type)
     }
 
     /// Whether any workflow has an exit rule on `trigger`.
@@ -188,12 +204,12 @@ impl WorkflowSet {
     /// the event alone (rules on the customer count as "maybe"). When none could, the event
     /// needs no customer snapshot: the matcher acknowledges it without the database.
     pub fn may_match(&self, event: &crate::envelope::EventEnvelope) -> bool {
+        if self.awaits(&event.event_type) {
+            return true;
+        }
         let nobody = serde_json::Map::new();
         if let Some(exits) = self.exits_by_trigger.get(&event.event_type) {
-            let mut fields = exits.fields.resolver(Facts {
-                event,
-                customer: &nobody,
-            });
+            let mut fields = exits.fields.resolver(Facts::new(event, &nobody));
             if exits
                 .rules
                 .iter()
@@ -205,10 +221,7 @@ impl WorkflowSet {
         let Some(trigger) = self.by_trigger.get(&event.event_type) else {
             return false;
         };
-        let mut fields = trigger.fields.resolver(Facts {
-            event,
-            customer: &nobody,
-        });
+        let mut fields = trigger.fields.resolver(Facts::new(event, &nobody));
         trigger
             .workflows
             .iter()

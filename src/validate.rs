@@ -5,9 +5,12 @@
 //! the first error and reports line and column, where a user needs every error and the path
 //! of each (`/conditions/rules/1/value`).
 
-use crate::catalogue::{Action, ActionKind};
+use crate::catalogue::{Action, ActionKind, BranchPath};
 use crate::conditions::compile::{Bound, Limits, Test};
+use crate::conditions::{field_value, Namespace};
 use crate::conditions::{ConditionNode, FieldPath, Group, Match, Not, Operator, Rule};
+use crate::duration::Duration;
+use crate::flow::Flow;
 use crate::guards::exit::{ExitRule, MAX_EXIT_RULES};
 use crate::guards::limits::EntryLimit;
 use crate::guards::window::SendWindow;
@@ -19,6 +22,47 @@ use serde_json::{Map, Value};
 const MAX_NAME_LEN: usize = 200;
 const MAX_DESCRIPTION_LEN: usize = 4_000;
 const MAX_ID_LEN: usize = 64;
+
+/// Most steps a workflow holds, the nested ones of its branches and waits included.
+pub const MAX_TREE_STEPS: usize = 200;
+/// Deepest nesting of action lists (the workflow's own `actions` is level 1).
+pub const MAX_TREE_DEPTH: usize = 8;
+/// Longest step name.
+const MAX_STEP_NAME_LEN: usize = 64;
+/// Longest wait: a run waiting longer than a year is a forgotten one.
+const MAX_WAIT_SECS: u64 = 366 * 24 * 3600;
+
+/// What the whole action tree shares while it is decoded: the steps counted so far and
+/// the names taken.
+#[derive(Default)]
+struct Tree {
+    steps: usize,
+    names: std::collections::HashSet<String>,
+}
+
+/// What a condition tree may read: `event.*` typed by `trigger`, and in a journey's
+/// conditions (`journey`: the names of the steps before) `steps.*` and `trigger.*` too.
+#[derive(Clone, Copy)]
+struct Reads<'r> {
+    trigger: &'r str,
+    journey: Option<&'r [String]>,
+}
+
+impl<'r> Reads<'r> {
+    /// A workflow's or an exit rule's own conditions, judged on entry.
+    fn entry(trigger: &'r str) -> Self {
+        Self { trigger, journey: None }
+    }
+}
+
+/// Where a list of actions sits: its nesting level, and the names of the steps that run
+/// before it on every path to it (the only ones `steps.<name>` may read there).
+#[derive(Clone)]
+struct Scope<'t> {
+    trigger: &'t str,
+    depth: usize,
+    before: Vec<String>,
+}
 
 /// A valid workflow, and what deserves a second look.
 #[derive(Debug, Clone)]
@@ -146,7 +190,7 @@ impl<'s> Validator<'s> {
                 let mut rules = 0;
                 let at = root.key("conditions");
                 let trigger_name = trigger.as_deref().unwrap_or_default();
-                let node = self.node(node, &at, 1, trigger_name, &mut rules, problems);
+                let node = self.node(node, &at, 1, Reads::entry(trigger_name), &mut rules, problems);
                 if rules > self.limits.max_rules {
                     problems.error(
                         &at,
@@ -156,7 +200,15 @@ impl<'s> Validator<'s> {
                 node
             }
         };
-        let actions = required(object, "actions", root, problems, |v, at, p| self.steps(v, at, p));
+        let mut tree = Tree::default();
+        let scope = Scope {
+            trigger: trigger.as_deref().unwrap_or_default(),
+            depth: 1,
+            before: Vec::new(),
+        };
+        let actions = required(object, "actions", root, problems, |v, at, p| {
+            self.steps(v, at, &scope, &mut tree, p)
+        });
         let priority = optional(object, "priority", root, problems, |v, at, p| {
             match v.as_i64().map(i32::try_from) {
                 Some(Ok(n)) => Some(n),
@@ -196,6 +248,11 @@ impl<'s> Validator<'s> {
             send_window,
             exit_when: exit_when.unwrap_or_default(),
             version,
+            flow: Flow::default(),
+        })
+        .map(|mut workflow| {
+            workflow.flow = Flow::lay_out(&workflow.actions);
+            workflow
         })
     }
 
@@ -242,7 +299,7 @@ impl<'s> Validator<'s> {
                     Some(node) => {
                         let mut rules = 0;
                         let at = at.key("conditions");
-                        let node = self.node(node, &at, 1, &trigger, &mut rules, problems)?;
+                        let node = self.node(node, &at, 1, Reads::entry(&trigger), &mut rules, problems)?;
                         if rules > self.limits.max_rules {
                             problems.error(
                                 &at,
@@ -261,12 +318,21 @@ impl<'s> Validator<'s> {
         rules.into_iter().collect()
     }
 
-    fn steps(&self, value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Vec<Step>> {
+    /// Decodes a list of actions in `scope`; nested lists (a branch's paths, a wait's
+    /// outcomes) may be empty, the workflow's own may not.
+    fn steps(
+        &self,
+        value: &Value,
+        at: &Pointer,
+        scope: &Scope<'_>,
+        tree: &mut Tree,
+        problems: &mut Problems,
+    ) -> Option<Vec<Step>> {
         let Some(items) = value.as_array() else {
             problems.error(at, format!("expected a list of actions, got {}", json_type_name(value)));
             return None;
         };
-        if items.is_empty() {
+        if items.is_empty() && scope.depth == 1 {
             problems.error(at, "a workflow needs at least one action");
             return None;
         }
@@ -281,11 +347,33 @@ impl<'s> Validator<'s> {
             );
             return None;
         }
-        let steps: Vec<Option<Step>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| step(v, &at.index(i), problems))
-            .collect();
+        if scope.depth > MAX_TREE_DEPTH {
+            problems.error(
+                at,
+                format!("actions nest deeper than the maximum of {MAX_TREE_DEPTH} levels"),
+            );
+            return None;
+        }
+        tree.steps += items.len();
+        if tree.steps > MAX_TREE_STEPS {
+            // Said once, where the count first ran over; the rest is not decoded.
+            if tree.steps - items.len() <= MAX_TREE_STEPS {
+                problems.error(
+                    at,
+                    format!("the workflow holds more than the maximum of {MAX_TREE_STEPS} steps, nested ones included"),
+                );
+            }
+            return None;
+        }
+        let mut scope = scope.clone();
+        let mut steps = Vec::with_capacity(items.len());
+        for (i, v) in items.iter().enumerate() {
+            let step = self.step(v, &at.index(i), &scope, tree, problems);
+            if let Some(name) = step.as_ref().and_then(|s| s.name.clone()) {
+                scope.before.push(name);
+            }
+            steps.push(step);
+        }
         if let Some(Some(last)) = steps.last() {
             if last.kind() == ActionKind::Delay {
                 problems.warning(
@@ -297,6 +385,243 @@ impl<'s> Validator<'s> {
         steps.into_iter().collect()
     }
 
+    fn step(
+        &self,
+        value: &Value,
+        at: &Pointer,
+        scope: &Scope<'_>,
+        tree: &mut Tree,
+        problems: &mut Problems,
+    ) -> Option<Step> {
+        let Some(object) = value.as_object() else {
+            problems.error(
+                at,
+                format!(
+                    "expected an action {{\"type\", \"params\"}}, got {}",
+                    json_type_name(value)
+                ),
+            );
+            return None;
+        };
+        unknown_keys(
+            object,
+            &["type", "name", "params", "on_error", "transactional"],
+            at,
+            problems,
+        );
+        let on_error = match object.get("on_error") {
+            None | Some(Value::Null) => Some(OnError::default()),
+            Some(v) => named(
+                v,
+                &at.key("on_error"),
+                problems,
+                "on_error",
+                OnError::from_name,
+                OnError::ALL.map(OnError::name),
+            ),
+        };
+        let kind = required(object, "type", at, problems, |v, at, p| {
+            named(
+                v,
+                at,
+                p,
+                "action type",
+                ActionKind::from_name,
+                ActionKind::ALL.map(ActionKind::name),
+            )
+        });
+        let name = match object.get("name") {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => step_name(v, &at.key("name"), tree, problems).map(Some),
+        };
+        let params_at = at.key("params");
+        let params = match object.get("params") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(p)) => p.clone(),
+            Some(other) => {
+                problems.error(
+                    &params_at,
+                    format!("expected an object of params, got {}", json_type_name(other)),
+                );
+                return None;
+            }
+        };
+        let transactional = match object.get("transactional") {
+            None | Some(Value::Null) => Some(false),
+            Some(v) => boolean(v, &at.key("transactional"), problems),
+        };
+        let kind = kind?;
+        if transactional == Some(true) && !matches!(kind, ActionKind::SendEmail | ActionKind::SendSms) {
+            problems.error(
+                &at.key("transactional"),
+                "only send_email and send_sms steps can be transactional",
+            );
+        }
+        let name = name?;
+        if kind == ActionKind::WaitForEvent && name.is_none() {
+            problems.error(
+                &at.key("name"),
+                "a wait_for_event needs a name: later steps read its outcome as steps.<name>",
+            );
+        }
+        let action = match kind {
+            ActionKind::Branch => self.branch(&params, &params_at, scope, tree, problems),
+            ActionKind::WaitForEvent => self.wait(&params, &params_at, scope, name.as_deref(), tree, problems),
+            _ => Action::decode(kind, &params, &params_at, problems),
+        }?;
+        Some(Step {
+            name,
+            action,
+            params,
+            on_error: on_error?,
+            transactional: transactional?,
+        })
+    }
+
+    /// Decodes a branch's params: each path's `when` over the trigger, the customer and
+    /// the steps before it, and its actions one level deeper.
+    fn branch(
+        &self,
+        params: &Map<String, Value>,
+        at: &Pointer,
+        scope: &Scope<'_>,
+        tree: &mut Tree,
+        problems: &mut Problems,
+    ) -> Option<Action> {
+        unknown_keys(params, &["paths", "otherwise"], at, problems);
+        let inner = Scope {
+            depth: scope.depth + 1,
+            ..scope.clone()
+        };
+        let paths = required(params, "paths", at, problems, |v, at, p| {
+            let Some(items) = v.as_array().filter(|items| !items.is_empty()) else {
+                p.error(
+                    at,
+                    format!(
+                        "expected a non-empty list of paths {{\"when\", \"actions\"}}, got {}",
+                        describe_list(v)
+                    ),
+                );
+                return None;
+            };
+            let paths: Vec<Option<BranchPath>> = items
+                .iter()
+                .enumerate()
+                .map(|(k, item)| {
+                    let at = at.index(k);
+                    let Some(object) = item.as_object() else {
+                        p.error(
+                            &at,
+                            format!(
+                                "expected a path {{\"when\", \"actions\"}}, got {}",
+                                json_type_name(item)
+                            ),
+                        );
+                        return None;
+                    };
+                    unknown_keys(object, &["when", "actions"], &at, p);
+                    let when = required(object, "when", &at, p, |v, at, p| {
+                        self.journey_conditions(v, at, scope.trigger, &scope.before, p)
+                    });
+                    let actions = required(object, "actions", &at, p, |v, at, p| self.steps(v, at, &inner, tree, p));
+                    Some(BranchPath {
+                        when: when?,
+                        actions: actions?,
+                    })
+                })
+                .collect();
+            paths.into_iter().collect::<Option<Vec<_>>>()
+        });
+        let otherwise = match params.get("otherwise") {
+            None | Some(Value::Null) => Some(Vec::new()),
+            Some(v) => self.steps(v, &at.key("otherwise"), &inner, tree, problems),
+        };
+        Some(Action::Branch {
+            paths: paths?,
+            otherwise: otherwise?,
+        })
+    }
+
+    /// Decodes a wait's params: its conditions judge the awaited event (`event.*`, typed
+    /// by the awaited type) beside `trigger.*`; its outcomes may read the wait's own name.
+    fn wait(
+        &self,
+        params: &Map<String, Value>,
+        at: &Pointer,
+        scope: &Scope<'_>,
+        name: Option<&str>,
+        tree: &mut Tree,
+        problems: &mut Problems,
+    ) -> Option<Action> {
+        unknown_keys(
+            params,
+            &["event", "conditions", "timeout", "on_event", "on_timeout"],
+            at,
+            problems,
+        );
+        let event = required(params, "event", at, problems, event_type);
+        let conditions = match params.get("conditions") {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::Object(o)) if o.is_empty() => Some(None),
+            Some(v) => {
+                let awaited = event.as_deref().unwrap_or_default();
+                self.journey_conditions(v, &at.key("conditions"), awaited, &scope.before, problems)
+                    .map(Some)
+            }
+        };
+        let timeout = required(params, "timeout", at, problems, |v, at, p| {
+            let timeout = Duration::from_value(v, at, p)?;
+            if timeout.as_secs() == 0 || timeout.as_secs() > MAX_WAIT_SECS {
+                p.error(at, "a wait's timeout must be longer than zero and at most 366 days");
+                return None;
+            }
+            Some(timeout)
+        });
+        let mut inner = Scope {
+            depth: scope.depth + 1,
+            ..scope.clone()
+        };
+        inner.before.extend(name.map(str::to_owned));
+        let block = |key: &str, tree: &mut Tree, problems: &mut Problems| match params.get(key) {
+            None | Some(Value::Null) => Some(Vec::new()),
+            Some(v) => self.steps(v, &at.key(key), &inner, tree, problems),
+        };
+        let on_event = block("on_event", tree, problems);
+        let on_timeout = block("on_timeout", tree, problems);
+        Some(Action::WaitForEvent {
+            event: event?,
+            conditions: conditions?,
+            timeout: timeout?,
+            on_event: on_event?,
+            on_timeout: on_timeout?,
+        })
+    }
+
+    /// A journey's conditions (a branch's `when`, a wait's `conditions`): `event.*` is
+    /// typed by `trigger`, and `steps.*` may read only the names in `before`.
+    fn journey_conditions(
+        &self,
+        value: &Value,
+        at: &Pointer,
+        trigger: &str,
+        before: &[String],
+        problems: &mut Problems,
+    ) -> Option<ConditionNode> {
+        let mut rules = 0;
+        let reads = Reads {
+            trigger,
+            journey: Some(before),
+        };
+        let node = self.node(value, at, 1, reads, &mut rules, problems);
+        if rules > self.limits.max_rules {
+            problems.error(
+                at,
+                format!("has {rules} rules, more than the maximum of {}", self.limits.max_rules),
+            );
+        }
+        node
+    }
+
     /// Decodes a condition node at `depth` (a lone rule is 1). Recursion stops at the
     /// configured maximum, so a hostile tree costs at most that many frames.
     fn node(
@@ -304,7 +629,7 @@ impl<'s> Validator<'s> {
         value: &Value,
         at: &Pointer,
         depth: usize,
-        trigger: &str,
+        reads: Reads<'_>,
         rules: &mut usize,
         problems: &mut Problems,
     ) -> Option<ConditionNode> {
@@ -327,7 +652,7 @@ impl<'s> Validator<'s> {
         };
         if let Some(inner) = object.get("not") {
             unknown_keys(object, &["not"], at, problems);
-            let inner = self.node(inner, &at.key("not"), depth + 1, trigger, rules, problems)?;
+            let inner = self.node(inner, &at.key("not"), depth + 1, reads, rules, problems)?;
             return Some(ConditionNode::Not(Not { not: Box::new(inner) }));
         }
         if object.contains_key("match") || object.contains_key("rules") {
@@ -352,7 +677,7 @@ impl<'s> Validator<'s> {
                     let nodes: Vec<Option<ConditionNode>> = items
                         .iter()
                         .enumerate()
-                        .map(|(i, n)| self.node(n, &at.key("rules").index(i), depth + 1, trigger, rules, problems))
+                        .map(|(i, n)| self.node(n, &at.key("rules").index(i), depth + 1, reads, rules, problems))
                         .collect();
                     nodes.into_iter().collect::<Option<Vec<_>>>()
                 }
@@ -375,7 +700,7 @@ impl<'s> Validator<'s> {
         }
         if object.contains_key("field") || object.contains_key("operator") {
             *rules += 1;
-            return self.rule(object, at, trigger, problems).map(ConditionNode::Rule);
+            return self.rule(object, at, reads, problems).map(ConditionNode::Rule);
         }
         problems.error(
             at,
@@ -384,7 +709,14 @@ impl<'s> Validator<'s> {
         None
     }
 
-    fn rule(&self, object: &Map<String, Value>, at: &Pointer, trigger: &str, problems: &mut Problems) -> Option<Rule> {
+    fn rule(
+        &self,
+        object: &Map<String, Value>,
+        at: &Pointer,
+        reads: Reads<'_>,
+        problems: &mut Problems,
+    ) -> Option<Rule> {
+        let Reads { trigger, journey } = reads;
         unknown_keys(object, &["field", "operator", "value"], at, problems);
         let field = required(object, "field", at, problems, |v, at, p| text(v, at, p, MAX_NAME_LEN));
         let operator = required(object, "operator", at, problems, |v, at, p| {
@@ -406,7 +738,46 @@ impl<'s> Validator<'s> {
                 return None;
             }
         };
+        if !journey_field(&path, &field, journey, &field_at, problems) {
+            return None;
+        }
+        let value = object.get("value");
+        let value_at = at.key("value");
+        if let Some(other) = value.and_then(field_value) {
+            // A field-to-field rule: its value is read when the rule is judged.
+            let other_at = value_at.key("field");
+            let other_path = FieldPath::parse(other)
+                .map_err(|e| problems.error(&other_at, e.to_string()))
+                .ok()?;
+            if journey.is_none() {
+                problems.error(
+                    &value_at,
+                    "a {\"field\": ...} value compares two fields only in a branch's or a wait's conditions",
+                );
+                return None;
+            }
+            if !journey_field(&other_path, other, journey, &other_at, problems) {
+                return None;
+            }
+            if !FIELD_OPERATORS.contains(&operator) {
+                let fitting: Vec<&str> = FIELD_OPERATORS.iter().map(|o| o.name()).collect();
+                problems.error(
+                    &at.key("operator"),
+                    format!(
+                        "{operator} cannot compare two fields; use one of: {}",
+                        fitting.join(", ")
+                    ),
+                );
+                return None;
+            }
+            return Some(Rule {
+                field,
+                operator,
+                value: value.cloned(),
+            });
+        }
         let spec = match self.schema.lookup(trigger, &path, &field) {
+            _ if path.namespace.is_journey() => None,
             Lookup::Known(spec) => Some(spec),
             Lookup::Open { warn } => {
                 if warn {
@@ -431,8 +802,6 @@ impl<'s> Validator<'s> {
             );
             return None;
         }
-        let value = object.get("value");
-        let value_at = at.key("value");
         match Test::compile(operator, value, &self.limits) {
             Err(e) => problems.error(&value_at, e.0),
             Ok(test) => {
@@ -449,69 +818,83 @@ impl<'s> Validator<'s> {
     }
 }
 
-fn step(value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Step> {
-    let Some(object) = value.as_object() else {
+/// Operators a field-to-field rule may use: those that compare with one value.
+const FIELD_OPERATORS: [Operator; 10] = [
+    Operator::Eq,
+    Operator::Neq,
+    Operator::Gt,
+    Operator::Gte,
+    Operator::Lt,
+    Operator::Lte,
+    Operator::Contains,
+    Operator::NotContains,
+    Operator::StartsWith,
+    Operator::EndsWith,
+];
+
+/// Checks a field's journey namespaces: `steps.*` and `trigger.*` only in a journey's
+/// conditions (`journey` holds the names readable there), `steps.<name>` only of a step
+/// before this one on its path. False (with the problem recorded) when the field is refused.
+fn journey_field(
+    path: &FieldPath,
+    text: &str,
+    journey: Option<&[String]>,
+    at: &Pointer,
+    problems: &mut Problems,
+) -> bool {
+    if !path.namespace.is_journey() {
+        return true;
+    }
+    let Some(before) = journey else {
         problems.error(
             at,
             format!(
-                "expected an action {{\"type\", \"params\"}}, got {}",
-                json_type_name(value)
+                "{text}: {}.* is readable only in a branch's or a wait's conditions",
+                path.namespace.name()
             ),
         );
-        return None;
+        return false;
     };
-    unknown_keys(object, &["type", "params", "on_error", "transactional"], at, problems);
-    let on_error = match object.get("on_error") {
-        None | Some(Value::Null) => Some(OnError::default()),
-        Some(v) => named(
-            v,
-            &at.key("on_error"),
-            problems,
-            "on_error",
-            OnError::from_name,
-            OnError::ALL.map(OnError::name),
-        ),
-    };
-    let kind = required(object, "type", at, problems, |v, at, p| {
-        named(
-            v,
-            at,
-            p,
-            "action type",
-            ActionKind::from_name,
-            ActionKind::ALL.map(ActionKind::name),
-        )
-    });
-    let params_at = at.key("params");
-    let params = match object.get("params") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(p)) => p.clone(),
-        Some(other) => {
+    if path.namespace == Namespace::Steps {
+        let name = path.keys.first().map(|k| &**k).unwrap_or_default();
+        if !before.iter().any(|b| b == name) {
             problems.error(
-                &params_at,
-                format!("expected an object of params, got {}", json_type_name(other)),
+                at,
+                format!("{text}: no step named {name:?} runs before this one on its path"),
             );
-            return None;
+            return false;
         }
-    };
-    let transactional = match object.get("transactional") {
-        None | Some(Value::Null) => Some(false),
-        Some(v) => boolean(v, &at.key("transactional"), problems),
-    };
-    let kind = kind?;
-    if transactional == Some(true) && !matches!(kind, ActionKind::SendEmail | ActionKind::SendSms) {
-        problems.error(
-            &at.key("transactional"),
-            "only send_email and send_sms steps can be transactional",
-        );
     }
-    let action = Action::decode(kind, &params, &params_at, problems)?;
-    Some(Step {
-        action,
-        params,
-        on_error: on_error?,
-        transactional: transactional?,
-    })
+    true
+}
+
+/// A step's name: snake_case and unique in the workflow.
+fn step_name(value: &Value, at: &Pointer, tree: &mut Tree, problems: &mut Problems) -> Option<String> {
+    let name = text(value, at, problems, MAX_STEP_NAME_LEN)?;
+    let snake = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !snake {
+        problems.error(
+            at,
+            "a step name is snake_case: lowercase letters, digits and '_', starting with a letter",
+        );
+        return None;
+    }
+    if !tree.names.insert(name.clone()) {
+        problems.error(at, format!("another step is already named {name:?}"));
+        return None;
+    }
+    Some(name)
+}
+
+/// What a value that should have been a non-empty list is, for a message.
+fn describe_list(value: &Value) -> String {
+    match value.as_array() {
+        Some(_) => "an empty list".to_owned(),
+        None => json_type_name(value).to_owned(),
+    }
 }
 
 /// Checks a compiled rule's constants against the field's declared type, and status names

@@ -6,6 +6,7 @@
 
 use crate::catalogue::{Action, ActionKind};
 use crate::conditions::ConditionNode;
+use crate::flow::Flow;
 use crate::guards::exit::ExitRule;
 use crate::guards::limits::EntryLimit;
 use crate::guards::window::SendWindow;
@@ -46,11 +47,24 @@ pub struct Workflow {
     /// Assigned by storage on every save.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
+    /// `actions` laid out flat, as runs walk them (derived from `actions` by validation).
+    #[serde(skip)]
+    pub(crate) flow: Flow,
+}
+
+impl Workflow {
+    /// The actions as runs walk them: see [`crate::flow`].
+    pub fn flow(&self) -> &Flow {
+        &self.flow
+    }
 }
 
 /// One action step: the typed action, the params as written, and what a failure does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
+    /// `"name"` beside `type`: later steps read what this one produced as
+    /// `steps.<name>.*`. Unique in the workflow, snake_case.
+    pub name: Option<String>,
     pub action: Action,
     pub params: Map<String, Value>,
     pub on_error: OnError,
@@ -94,9 +108,12 @@ impl Step {
 impl Serialize for Step {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let continues = self.on_error == OnError::Continue;
-        let fields = 2 + usize::from(continues) + usize::from(self.transactional);
+        let fields = 2 + usize::from(continues) + usize::from(self.transactional) + usize::from(self.name.is_some());
         let mut s = serializer.serialize_struct("Step", fields)?;
         s.serialize_field("type", self.kind().name())?;
+        if let Some(name) = &self.name {
+            s.serialize_field("name", name)?;
+        }
         s.serialize_field("params", &self.params)?;
         // Written only when not the default, so stored definitions keep their shape.
         if continues {

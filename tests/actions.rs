@@ -38,6 +38,7 @@ async fn run_of(db: &Database, customer_id: i64, action: &Action) -> i64 {
         workflow_id: "wf-test".into(),
         workflow_version: 1,
         steps: vec![action.kind()],
+        paths: Vec::new(),
         limit: None,
     }];
     let fence = common::fence(db, 0).await;
@@ -61,14 +62,12 @@ async fn exec_step(db: &Database, run_id: i64, customer_id: i64, action: &Action
         .await
         .unwrap()
         .unwrap_or_default();
-    let context = template::context(&Facts {
-        event: &event,
-        customer: &customer,
-    });
+    let context = template::context(&Facts::new(&event, &customer));
     let ctx = StepContext {
         fence: common::fence(db, 0).await,
         run_id,
         step_index: 0,
+        next_step: 1,
         customer_id,
         workflow_id: "wf-test",
         facts_context: &context,

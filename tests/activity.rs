@@ -105,6 +105,7 @@ async fn run(db: &Database, customer_id: i64, at: DateTime<Utc>, actions: &[(Act
         workflow_id: "wf-test".into(),
         workflow_version: 1,
         steps: actions.iter().map(|(a, _)| a.kind()).collect(),
+        paths: Vec::new(),
         limit: None,
     }];
     let fence = common::fence(db, 0).await;
@@ -112,14 +113,12 @@ async fn run(db: &Database, customer_id: i64, at: DateTime<Utc>, actions: &[(Act
     let run_id = recorded.runs[0].run.id;
     for (index, (action, after)) in actions.iter().enumerate() {
         let customer = customers::snapshot(db, customer_id).await.unwrap().unwrap_or_default();
-        let context = template::context(&Facts {
-            event: &event,
-            customer: &customer,
-        });
+        let context = template::context(&Facts::new(&event, &customer));
         let ctx = StepContext {
             fence,
             run_id,
             step_index: index as i32,
+            next_step: index as i32 + 1,
             customer_id,
             workflow_id: "wf-test",
             facts_context: &context,

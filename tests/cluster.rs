@@ -284,6 +284,7 @@ async fn an_event_reusing_another_customers_id_never_replays_that_customers_run(
             workflow_engine::catalogue::ActionKind::AddNote,
             workflow_engine::catalogue::ActionKind::Webhook,
         ],
+        paths: Vec::new(),
         limit: None,
     }];
     runs::record_runs(db, fence, &event("e1", 1, 500), &planned, t0())
@@ -368,6 +369,7 @@ async fn two_attempts_at_one_step_apply_once_and_a_stale_epoch_commits_nothing()
         workflow_id: "w".into(),
         workflow_version: 1,
         steps: vec![workflow_engine::catalogue::ActionKind::AddNote; 2],
+        paths: Vec::new(),
         limit: None,
     }];
     let recorded = runs::record_runs(db, old, &event("e1", 1, 10), &planned, t0())
@@ -380,6 +382,7 @@ async fn two_attempts_at_one_step_apply_once_and_a_stale_epoch_commits_nothing()
         fence,
         run_id,
         step_index,
+        next_step: step_index + 1,
         customer_id: 1,
         workflow_id: "w",
         facts_context: &context,

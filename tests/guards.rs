@@ -140,6 +140,7 @@ async fn fifty_concurrent_events_of_one_customer_give_one_run() {
         workflow_id: "welcome".into(),
         workflow_version: 1,
         steps: vec![ActionKind::AddNote],
+        paths: Vec::new(),
         limit: Some(EntryLimit::OncePerCustomer),
     }];
     let attempts = (0..50).map(|i| {

@@ -37,7 +37,7 @@ fn object(value: Value) -> Map<String, Value> {
 
 /// Names of the planned workflows, checking plan() and explain() agree.
 fn plan_names(set: &WorkflowSet, event: &EventEnvelope, customer: &Map<String, Value>) -> Vec<String> {
-    let facts = Facts { event, customer };
+    let facts = Facts::new(event, customer);
     let fast: Vec<String> = set.plan(facts).iter().map(|w| w.workflow.name.clone()).collect();
     let explained: Vec<String> = set.explain(facts).plan.iter().map(|p| p.name.clone()).collect();
     assert_eq!(fast, explained, "plan and explain disagree");
@@ -76,10 +76,7 @@ fn every_operator_case_of_the_table() {
         }
         let e = event(json!({"id": "e", "type": "test.event", "customer_id": 1, "data": data}));
         let customer = Map::new();
-        let explanation = set.explain(Facts {
-            event: &e,
-            customer: &customer,
-        });
+        let explanation = set.explain(Facts::new(&e, &customer));
         let result = |id: &str| {
             explanation
                 .evaluated
@@ -92,10 +89,7 @@ fn every_operator_case_of_the_table() {
         assert_eq!(result("rule"), expect, "case {i}: {case}");
         assert_eq!(result("not"), !expect, "case {i} negated: {case}");
         let planned: Vec<String> = set
-            .plan(Facts {
-                event: &e,
-                customer: &customer,
-            })
+            .plan(Facts::new(&e, &customer))
             .iter()
             .map(|w| w.id.clone())
             .collect();
@@ -163,10 +157,7 @@ fn the_seed_example_plans_its_three_actions_in_order() {
     let (set, _) = WorkflowSet::build([workflow(definitions[0].clone())], &Limits::default());
     let e = event(json!({"id": "x", "type": "customer.deposited", "customer_id": 9, "data": {"amount": 1000}}));
     let customer = object(json!({"retention_status": "churning"}));
-    let explanation = set.explain(Facts {
-        event: &e,
-        customer: &customer,
-    });
+    let explanation = set.explain(Facts::new(&e, &customer));
     let types: Vec<&str> = explanation.plan[0]
         .actions
         .iter()
@@ -281,10 +272,7 @@ fn priority_orders_ties_break_by_id_and_stop_after_skips_lower_priorities() {
     // Below its threshold "b" does not match, so it stops nothing.
     assert_eq!(plan_names(&s, &e(50), &none), ["a", "c", "d"]);
 
-    let explanation = s.explain(Facts {
-        event: &e(500),
-        customer: &none,
-    });
+    let explanation = s.explain(Facts::new(&e(500), &none));
     let skipped: Vec<(&str, Option<&str>, bool)> = explanation
         .evaluated
         .iter()

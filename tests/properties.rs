@@ -664,10 +664,7 @@ fn agrees_with_reference(
         let customer = object(vec![("c", c)]);
         let event = EventEnvelope::from_value(json!({"id": "e", "type": "t.x", "customer_id": 1, "data": data}))
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let facts = workflow_engine::conditions::Facts {
-            event: &event,
-            customer: &customer,
-        };
+        let facts = workflow_engine::conditions::Facts::new(&event, &customer);
         let mut planned: Vec<String> = set.plan(facts).iter().map(|w| w.id.clone()).collect();
         planned.sort();
         let expected: Vec<String> = conditions

@@ -304,12 +304,14 @@ async fn runs_are_unique_per_event_and_workflow_and_resume() {
             workflow_id: "a".into(),
             workflow_version: 3,
             steps: vec![ActionKind::AddNote, ActionKind::Delay, ActionKind::SendEmail],
+            paths: Vec::new(),
             limit: None,
         },
         PlannedRun {
             workflow_id: "b".into(),
             workflow_version: 1,
             steps: vec![ActionKind::SetStatus],
+            paths: Vec::new(),
             limit: None,
         },
     ];
@@ -335,16 +337,17 @@ async fn runs_are_unique_per_event_and_workflow_and_resume() {
     // Progress, then the event is redelivered and planned differently (the customer or the
     // workflows changed): the recorded plan is replayed, the same runs come back with their
     // progress, and nothing new is recorded.
-    runs::complete_step(db, a.run.id, 0, &json!({"note_id": 1}), t0())
+    runs::complete_step(db, a.run.id, 0, 1, &json!({"note_id": 1}), t0())
         .await
         .unwrap();
-    runs::set_waiting(db, a.run.id, 1, t0()).await.unwrap();
+    runs::set_waiting(db, a.run.id, 1, 2, t0()).await.unwrap();
     let replanned = [
         planned[0].clone(),
         PlannedRun {
             workflow_id: "c".into(),
             workflow_version: 1,
             steps: vec![ActionKind::AddNote],
+            paths: Vec::new(),
             limit: None,
         },
     ];
@@ -629,6 +632,7 @@ async fn one_run(db: &Database, event_id: &str, workflow_id: &str, steps: Vec<Ac
         workflow_id: workflow_id.into(),
         workflow_version: 1,
         steps,
+        paths: Vec::new(),
         limit: None,
     }];
     runs::record_runs(db, fence, &event(event_id, 7), &planned, t0())
@@ -653,7 +657,7 @@ async fn a_retried_run_waits_from_its_failed_step_with_a_continuation_due_now() 
     )
     .await;
     let id = run.run.id;
-    runs::complete_step(db, id, 0, &json!({"note_id": 1}), t0())
+    runs::complete_step(db, id, 0, 1, &json!({"note_id": 1}), t0())
         .await
         .unwrap();
     // Only a failed run can be retried.
@@ -709,7 +713,7 @@ async fn a_cancelled_run_loses_its_continuation_and_never_resumes() {
         recovery::cancel(db, id, "test", t0()).await,
         Err(RecoveryError::WrongStatus { .. })
     ));
-    steps::delay(db, fence, id, 0, 7, 0, t0(), t0()).await.unwrap();
+    steps::delay(db, fence, id, 0, 1, 7, 0, t0(), t0()).await.unwrap();
     // The owner claimed the continuation just before the cancel.
     let claimed = scheduled::claim_due(db, "node", &[0], t0(), Duration::seconds(30), 10)
         .await
@@ -746,6 +750,7 @@ async fn bulk_recovery_is_bounded_and_runs_page_by_cursor_and_time() {
             workflow_id: if n < 4 { "a".into() } else { "b".into() },
             workflow_version: 1,
             steps: vec![ActionKind::AddNote],
+            paths: Vec::new(),
             limit: None,
         }];
         let at = t0() + Duration::minutes(n);
@@ -820,7 +825,7 @@ async fn a_failed_delivery_is_queued_again_with_its_key_and_the_request_as_built
         db,
         fence,
         &run.run,
-        0,
+        (0, 1),
         ActionKind::Webhook,
         &request("http://old/x"),
         &key,
@@ -834,7 +839,7 @@ async fn a_failed_delivery_is_queued_again_with_its_key_and_the_request_as_built
         panic!("nothing else holds the delivery")
     };
     let failed: Result<u16, String> = Err("http 500".into());
-    steps::finish_external(db, fence, run.run.id, 0, queued.outbox_id, 3, &failed, false, t0())
+    steps::finish_external(db, fence, run.run.id, (0, 1), queued.outbox_id, 3, &failed, false, t0())
         .await
         .unwrap();
     assert_eq!(runs::get(db, run.run.id).await.unwrap().unwrap().run.status, "failed");
@@ -843,7 +848,7 @@ async fn a_failed_delivery_is_queued_again_with_its_key_and_the_request_as_built
         db,
         fence,
         &run.run,
-        0,
+        (0, 1),
         ActionKind::Webhook,
         &request("http://fixed/x"),
         &key,
@@ -907,6 +912,7 @@ async fn a_plan_from_before_the_identity_is_judged_by_its_runs() {
         workflow_id: "a".into(),
         workflow_version: 1,
         steps: vec![ActionKind::AddNote],
+        paths: Vec::new(),
         limit: None,
     }];
     runs::record_runs(db, fence, &event("old-1", 7), &planned, t0())

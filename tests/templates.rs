@@ -141,6 +141,7 @@ async fn a_step_rendering_an_old_template_fails_permanently() {
         workflow_id: "wf-old".into(),
         workflow_version: 1,
         steps: vec![action.kind()],
+        paths: Vec::new(),
         limit: None,
     }];
     let fence = common::fence(db, 0).await;
@@ -148,14 +149,12 @@ async fn a_step_rendering_an_old_template_fails_permanently() {
         .await
         .unwrap();
     let customer = serde_json::Map::new();
-    let context = template::context(&Facts {
-        event: &event,
-        customer: &customer,
-    });
+    let context = template::context(&Facts::new(&event, &customer));
     let ctx = StepContext {
         fence,
         run_id: recorded.runs[0].run.id,
         step_index: 0,
+        next_step: 1,
         customer_id: 5,
         workflow_id: "wf-old",
         facts_context: &context,

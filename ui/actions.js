@@ -152,6 +152,10 @@ export function actionsEditor(ctx) {
           placeholder: p.default !== undefined ? String(p.default) : '',
           oninput: (e) => { const t = e.target.value.trim(); setParam(action, p.name, NUMBER_RE.test(t) ? Number(t) : t); },
         }));
+      // A journey's nested conditions and actions are edited as JSON for now.
+      case 'conditions':
+      case 'actions':
+      case 'paths':
       case 'json': {
         action.__raw = action.__raw || {};
         if (!(p.name in action.__raw)) action.__raw[p.name] = v === undefined ? '' : JSON.stringify(v, null, 2);
@@ -228,7 +232,10 @@ export function buildActions(actions) {
         params[name] = obj;
       }
     }
-    return { type: a.type, params };
+    // The step's own keys beside type and params (name, on_error, transactional) go back
+    // as they came; keys starting with __ are the form's.
+    const kept = Object.fromEntries(Object.entries(a).filter(([k]) => !k.startsWith('__') && k !== 'type' && k !== 'params'));
+    return { type: a.type, ...kept, params };
   });
   return { actions: out, problems };
 }

@@ -20,6 +20,7 @@ mod m20261207_000013_broker_journal;
 mod m20261207_000014_event_identity;
 mod m20261207_000015_provider_secrets;
 mod m20261207_000016_operator_view;
+mod m20261207_000017_journeys;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000014_event_identity::Migration),
             Box::new(m20261207_000015_provider_secrets::Migration),
             Box::new(m20261207_000016_operator_view::Migration),
+            Box::new(m20261207_000017_journeys::Migration),
         ]
     }
 }

@@ -22,15 +22,15 @@
 use super::{apply, is_internal, ActionError, StepContext};
 use crate::catalogue::ActionKind;
 use crate::envelope::EventEnvelope;
+use crate::flow::{Flow, Slot};
 use crate::guards::cascade::Budget;
 use crate::storage::entities::run_steps;
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, status, step_status, PlannedRun, Recorded, Run};
 use crate::storage::Database;
-use crate::workflow::Step;
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
 
 /// A run as recorded and started: its state after the commit, and the steps applied in
@@ -43,8 +43,9 @@ pub struct Started {
 
 /// Records the plan and runs of `event` in the cascade `budget` places it in (see
 /// [`runs::record_runs_in`]) and applies the leading internal steps of the fresh ones, in
-/// one transaction fenced by `fence`. `steps[i]` are the steps of `planned[i]`; `context`
-/// is the template context of the event and the customer.
+/// one transaction fenced by `fence`. `flows[i]` are the steps of `planned[i]`; `context`
+/// is the template context of the event and the customer; `awaited`, the customer, when
+/// runs may wait for an event of this type ([`runs::record_runs_in`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn record_and_apply(
     db: &Database,
@@ -52,12 +53,13 @@ pub async fn record_and_apply(
     event: &EventEnvelope,
     budget: &Budget,
     planned: &[PlannedRun],
-    steps: &[&[Step]],
+    flows: &[&Flow],
     context: &Value,
+    awaited: Option<&Map<String, Value>>,
     now: DateTime<Utc>,
 ) -> Result<Recorded<Started>, ActionError> {
     let txn = db.begin_fenced(fence).await?;
-    let started = record_and_apply_in(&txn, fence, event, budget, planned, steps, context, now).await?;
+    let started = record_and_apply_in(&txn, fence, event, budget, planned, flows, context, awaited, now).await?;
     if started.replayed || started.refused.is_some() {
         // A redelivery or a refused event: nothing was written; the caller continues the
         // recorded runs, or refuses the event.
@@ -78,17 +80,18 @@ pub async fn record_and_apply_in(
     event: &EventEnvelope,
     budget: &Budget,
     planned: &[PlannedRun],
-    steps: &[&[Step]],
+    flows: &[&Flow],
     context: &Value,
+    awaited: Option<&Map<String, Value>>,
     now: DateTime<Utc>,
 ) -> Result<Recorded<Started>, ActionError> {
     // How many leading steps each run applies here: its internal ones, up to the first
-    // that leaves the database. record_runs_in keeps only the first unfinished run's.
-    let heads: Vec<usize> = steps
-        .iter()
-        .map(|steps| steps.iter().take_while(|s| is_internal(s.kind())).count())
-        .collect();
-    let recorded = runs::record_runs_in(txn, event, budget, fence.partition, planned, Some(&heads), now).await?;
+    // that leaves the database (or branches or waits). Before any branch or wait, the
+    // layout is the list itself, so they are the first `head` slots. record_runs_in keeps
+    // only the first unfinished run's.
+    let heads: Vec<usize> = flows.iter().map(|flow| leading(flow, 0)).collect();
+    let recorded =
+        runs::record_runs_in(txn, event, budget, fence.partition, planned, Some(&heads), awaited, now).await?;
     if let Some(mismatch) = recorded.refused {
         // Another event's id: nothing was written and nothing of it may run.
         return Ok(Recorded {
@@ -120,18 +123,17 @@ pub async fn record_and_apply_in(
     let mut written = Vec::new();
     for (mut run, fresh) in recorded.runs {
         // A run held back by its limit has no record, so runs and plans are matched by id.
-        let steps = planned
+        let flow = planned
             .iter()
             .position(|p| p.workflow_id == run.run.workflow_id)
-            .and_then(|i| steps.get(i).copied())
-            .unwrap_or_default();
+            .and_then(|i| flows.get(i).copied());
         let mut applied = Vec::new();
-        if fresh {
+        if let (true, Some(flow)) = (fresh, flow) {
             // Written ahead as past its head (record_runs_in); its steps are written
             // below, once applied, in one insert.
             let head = usize::try_from(run.run.next_step).unwrap_or(0);
-            for (i, step) in steps.iter().enumerate().take(head) {
-                let (_, took) = apply_step(txn, fence, &mut run, i, step, context, now).await?;
+            for (i, slot) in flow.slots().iter().enumerate().take(head) {
+                let (_, took) = apply_step(txn, fence, &mut run, i, slot, context, now).await?;
                 applied.push(took);
             }
             written.extend(run.steps.iter().cloned());
@@ -149,7 +151,8 @@ pub async fn record_and_apply_in(
 }
 
 /// Applies the internal steps of `run` from its next step up to the first that leaves the
-/// database (an external action or a delay) or its end, inside `txn` (fenced by `fence`),
+/// database (an external action or a delay, a branch or a wait) or its end, inside `txn`
+/// (fenced by `fence`),
 /// and moves the run past them: `running` at its next step, or `done`. `run` is updated
 /// as committed. Returns the steps applied with the time each took, and whether the run
 /// ended. Used for a fresh run (from step 0, with its recording) and for a resumed one
@@ -158,22 +161,22 @@ pub async fn apply_leading(
     txn: &DatabaseTransaction,
     fence: Fence,
     run: &mut Run,
-    steps: &[Step],
+    flow: &Flow,
     context: &Value,
     now: DateTime<Utc>,
 ) -> Result<(Vec<(ActionKind, Duration)>, bool), ActionError> {
     let start = usize::try_from(run.run.next_step).unwrap_or(0);
     let mut applied = Vec::new();
-    for (i, step) in steps.iter().enumerate().skip(start) {
-        if !is_internal(step.kind()) {
-            break;
-        }
-        let (result, took) = apply_step(txn, fence, run, i, step, context, now).await?;
-        runs::mark_step_done(txn, run.run.id, step_index(i), &result, now).await?;
+    let mut next = start;
+    let mut left = leading(flow, start);
+    while let Some(slot) = flow.get(next).filter(|_| left > 0) {
+        left -= 1;
+        let (result, took) = apply_step(txn, fence, run, next, slot, context, now).await?;
+        runs::mark_step_done(txn, run.run.id, step_index(next), &result, now).await?;
         applied.push(took);
+        next = slot.next;
     }
-    let next = start + applied.len();
-    let ended = next >= steps.len();
+    let ended = next >= flow.len();
     if !applied.is_empty() || ended {
         let run_status = if ended { status::DONE } else { status::RUNNING };
         let next_step = i32::try_from(next).unwrap_or(i32::MAX);
@@ -197,16 +200,18 @@ async fn apply_step(
     fence: Fence,
     run: &mut Run,
     i: usize,
-    step: &Step,
+    slot: &Slot,
     context: &Value,
     now: DateTime<Utc>,
 ) -> Result<(Value, (ActionKind, Duration)), ActionError> {
+    let step = &slot.step;
     let index = step_index(i);
     let began = Instant::now();
     let ctx = StepContext {
         fence,
         run_id: run.run.id,
         step_index: index,
+        next_step: step_index(slot.next),
         customer_id: run.run.customer_id,
         workflow_id: &run.run.workflow_id,
         facts_context: context,
@@ -217,6 +222,22 @@ async fn apply_step(
         mark_done(record, result.clone(), now);
     }
     Ok((result, (step.kind(), began.elapsed())))
+}
+
+/// How many steps from `start` this transaction may apply: the internal ones up to the
+/// first that is not. None for a workflow with named steps: its templates read
+/// `steps.<name>`, which the chain keeps up to date step by step.
+fn leading(flow: &Flow, start: usize) -> usize {
+    if flow.has_names() {
+        return 0;
+    }
+    let mut count = 0;
+    let mut at = start;
+    while let Some(slot) = flow.get(at).filter(|s| is_internal(s.step.kind())) {
+        count += 1;
+        at = slot.next;
+    }
+    count
 }
 
 /// A step's position as the database keeps it.

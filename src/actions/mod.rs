@@ -42,6 +42,8 @@ pub struct StepContext<'a> {
     pub fence: Fence,
     pub run_id: i64,
     pub step_index: i32,
+    /// The step the run goes on to once this one is done (see [`crate::flow`]).
+    pub next_step: i32,
     pub customer_id: i64,
     pub workflow_id: &'a str,
     /// The template context of the run (`template::context` of its facts).
@@ -135,7 +137,7 @@ impl From<DbErr> for ActionError {
 /// Whether `kind` is applied by [`run_internal_step`] (as opposed to delivered through
 /// the outbox, or a delay handled by the scheduler).
 pub fn is_internal(kind: ActionKind) -> bool {
-    !kind.is_external() && kind != ActionKind::Delay
+    !kind.is_external() && kind != ActionKind::Delay && !kind.is_flow()
 }
 
 /// Applies one internal step in one transaction with its record; see the module doc.
@@ -187,7 +189,7 @@ pub async fn run_internal_step(
             return Err(e);
         }
     };
-    runs::complete_step(&txn, ctx.run_id, ctx.step_index, &result, ctx.now).await?;
+    runs::complete_step(&txn, ctx.run_id, ctx.step_index, ctx.next_step, &result, ctx.now).await?;
     txn.commit().await?;
     Ok(StepOutcome::Done { result })
 }

@@ -78,7 +78,8 @@ pub fn run_json(run: &Run) -> Value {
         "customer_id": r.customer_id, "trigger": r.trigger, "partition": r.partition, "status": r.status,
         "next_step": r.next_step, "error": r.error, "reason": r.reason, "created_at": rfc3339(r.created_at), "updated_at": rfc3339(r.updated_at),
         "steps": run.steps.iter().map(|s| json!({
-            "index": s.step_index, "type": s.action_type, "status": s.status, "attempts": s.attempts,
+            "index": s.step_index, "path": s.path.clone().unwrap_or_else(|| s.step_index.to_string()),
+            "type": s.action_type, "status": s.status, "attempts": s.attempts,
             "error": s.error, "result": s.result, "started_at": s.started_at.map(rfc3339), "finished_at": s.finished_at.map(rfc3339),
         })).collect::<Vec<_>>(),
     })

@@ -401,10 +401,7 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
                 }
             };
             deadline.check()?;
-            let explanation = set.explain(Facts {
-                event: &event,
-                customer: &customer,
-            });
+            let explanation = set.explain(Facts::new(&event, &customer));
             Ok((set, explanation, event, customer))
         })
         .await?;
@@ -424,10 +421,7 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
     set.apply_guards(&mut explanation, &event.event_type, &customer, at, &last_entered);
     // The waiting runs this event would cancel through the workflows' exit_when rules.
     let mut exits = Vec::new();
-    for workflow_id in set.exits(Facts {
-        event: &event,
-        customer: &customer,
-    }) {
+    for workflow_id in set.exits(Facts::new(&event, &customer)) {
         let waiting = runs::ids_matching(
             state.db.connection(),
             &runs::RunFilter {
@@ -444,10 +438,7 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
     // Each planned workflow's actions as they would run: templates rendered, the agent a
     // round-robin step would pick (its cursor untouched), or why the step would fail, beside
     // what the guard rails decided for the step.
-    let facts = Facts {
-        event: &event,
-        customer: &customer,
-    };
+    let facts = Facts::new(&event, &customer);
     let context = crate::template::context(&facts);
     // The explanation already planned: look its workflows up rather than plan again.
     let candidates = set.workflows_for(&event.event_type);

@@ -2,13 +2,14 @@
 //!
 //! This is the source form, kept so a workflow reads back exactly as it was saved and so
 //! a trace can show each rule as the operator wrote it. Evaluation uses the compiled form
-//! in [`super::compile`].
+//! in [`super::compile`]. It deserialises only to read back what was serialised from a
+//! validated tree (a waiting run's conditions): untrusted JSON goes through validation.
 
 use super::operator::Operator;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ConditionNode {
     Rule(Rule),
@@ -16,29 +17,29 @@ pub enum ConditionNode {
     Not(Not),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
     pub field: String,
     pub operator: Operator,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Match {
     All,
     Any,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     #[serde(rename = "match")]
     pub match_: Match,
     pub rules: Vec<ConditionNode>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Not {
     pub not: Box<ConditionNode>,
 }

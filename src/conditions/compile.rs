@@ -40,6 +40,18 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Limits for definitions validated when they were saved (a stored version, a waiting
+    /// run's conditions): the limits may have been lowered since, and what was accepted
+    /// then must still load.
+    pub fn saved() -> Self {
+        Self {
+            max_condition_depth: Self::DEPTH_CEILING,
+            max_rules: usize::MAX,
+            max_actions: usize::MAX,
+            ..Self::default()
+        }
+    }
+
     /// No configuration may raise the depth past this: at a few hundred bytes a frame the
     /// recursive evaluator stays far inside the smallest (2 MiB) thread stack.
     pub const DEPTH_CEILING: usize = 1_000;

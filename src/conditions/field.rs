@@ -30,16 +30,23 @@ pub enum Namespace {
     Task,
     /// `customer.x` = the customer snapshot taken when the event's turn came.
     Customer,
+    /// `steps.<name>.x` = what the named step of the run produced (journeys only).
+    Steps,
+    /// `trigger.x` = `data.x` of the run's triggering event, where `event` is another one
+    /// (a wait's conditions; journeys only).
+    Trigger,
 }
 
 impl Namespace {
-    pub const ALL: [Namespace; 6] = [
+    pub const ALL: [Namespace; 8] = [
         Namespace::Event,
         Namespace::Transaction,
         Namespace::Order,
         Namespace::Call,
         Namespace::Task,
         Namespace::Customer,
+        Namespace::Steps,
+        Namespace::Trigger,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,7 +57,14 @@ impl Namespace {
             Namespace::Call => "call",
             Namespace::Task => "task",
             Namespace::Customer => "customer",
+            Namespace::Steps => "steps",
+            Namespace::Trigger => "trigger",
         }
+    }
+
+    /// Whether the namespace exists only inside a journey's branch or wait conditions.
+    pub fn is_journey(self) -> bool {
+        matches!(self, Namespace::Steps | Namespace::Trigger)
     }
 
     fn from_name(name: &str) -> Option<Self> {
@@ -69,7 +83,7 @@ pub struct FieldPath {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldPathError {
     #[error(
-        "unknown field namespace {0:?}: fields start with event., transaction., order., call., task. or customer."
+        "unknown field namespace {0:?}: fields start with event., transaction., order., call., task., customer. (in a journey's conditions also steps. or trigger.)"
     )]
     UnknownNamespace(String),
     #[error("field {0:?} names no key after its namespace, e.g. event.amount")]
@@ -105,6 +119,8 @@ impl FieldPath {
             Namespace::Call => (&facts.event.data, Some("call")),
             Namespace::Task => (&facts.event.data, Some("task")),
             Namespace::Customer => (facts.customer, None),
+            Namespace::Steps => (facts.journey?.steps, None),
+            Namespace::Trigger => (&facts.journey?.trigger.data, None),
         };
         let mut keys = self.keys.iter();
         let mut current = match prefix {
@@ -128,6 +144,29 @@ impl FieldPath {
 pub struct Facts<'a> {
     pub event: &'a EventEnvelope,
     pub customer: &'a Map<String, Value>,
+    /// A run's own facts, for a journey's branch and wait conditions; `None` when a
+    /// workflow's entry is judged, where `steps.*` and `trigger.*` are never written.
+    pub journey: Option<Journey<'a>>,
+}
+
+impl<'a> Facts<'a> {
+    /// The facts of an event and its customer, as a workflow's entry is judged.
+    pub fn new(event: &'a EventEnvelope, customer: &'a Map<String, Value>) -> Self {
+        Self {
+            event,
+            customer,
+            journey: None,
+        }
+    }
+}
+
+/// What a run adds to the facts of its branch and wait conditions.
+#[derive(Debug, Clone, Copy)]
+pub struct Journey<'a> {
+    /// The run's triggering event (`trigger.*`).
+    pub trigger: &'a EventEnvelope,
+    /// What the run's named steps produced, by name (`steps.<name>.*`).
+    pub steps: &'a Map<String, Value>,
 }
 
 /// Slot number of an interned field path.
@@ -297,10 +336,7 @@ mod tests {
             json!({"amount": 5, "transaction": {"type": "deposit"}, "order": {"legs": [{"symbol": "EURUSD"}]}}),
         );
         let customer = json!({"country": "BR"}).as_object().cloned().unwrap();
-        let facts = Facts {
-            event: &event,
-            customer: &customer,
-        };
+        let facts = Facts::new(&event, &customer);
         let get = |p: &str| FieldPath::parse(p).unwrap().resolve(&facts).cloned();
         assert_eq!(get("event.amount"), Some(json!(5)));
         assert_eq!(get("event.transaction.type"), Some(json!("deposit")));

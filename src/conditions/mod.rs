@@ -7,12 +7,14 @@ pub mod check;
 pub mod compile;
 pub mod eval;
 pub mod field;
+pub mod journey;
 pub mod operator;
 pub mod program;
 
 pub use ast::{ConditionNode, Group, Match, Not, Rule};
 pub use compile::{compile, CompileError, Limits, Node, Test};
 pub use eval::{evaluate, explain, may_hold, Trace};
-pub use field::{Facts, FieldPath, FieldPathError, FieldTable, Namespace, Resolver, Slot};
+pub use field::{Facts, FieldPath, FieldPathError, FieldTable, Journey, Namespace, Resolver, Slot};
+pub use journey::{field_value, holds};
 pub use operator::Operator;
 pub use program::Program;

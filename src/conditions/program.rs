@@ -165,10 +165,7 @@ mod tests {
                     trace: None,
                 };
                 let customer = Map::new();
-                let facts = Facts {
-                    event: &event,
-                    customer: &customer,
-                };
+                let facts = Facts::new(&event, &customer);
                 let by_tree = evaluate(&node, &mut table.resolver(facts));
                 let by_program = program.run(&mut table.resolver(facts));
                 assert_eq!(by_program, by_tree, "{condition:?} with bits {bits:03b}");

@@ -26,12 +26,13 @@ use crate::actions::{self, ActionError, Started};
 use crate::catalogue::ActionKind;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
+use crate::flow::Flow;
 use crate::guards::cascade::Budget;
 use crate::plan::{CompiledWorkflow, WorkflowSet};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, PlannedRun, Recorded, Run};
 use crate::storage::{customers, scheduled, steps, StorageError};
-use crate::workflow::{Step, Workflow};
+use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
@@ -447,11 +448,14 @@ impl Runner {
                     context,
                     plan,
                     planned,
+                    awaits,
                 } => {
-                    let steps: Vec<&[Step]> = plan.iter().map(|w| w.workflow.actions.as_slice()).collect();
-                    let recorded =
-                        actions::record_and_apply_in(&txn, *fence, event, budget, planned, &steps, context, now)
-                            .await?;
+                    let flows: Vec<&Flow> = plan.iter().map(|w| w.workflow.flow()).collect();
+                    let awaited = awaits.then_some(customer);
+                    let recorded = actions::record_and_apply_in(
+                        &txn, *fence, event, budget, planned, &flows, context, awaited, now,
+                    )
+                    .await?;
                     Done::Event(Box::new(EventDone {
                         customer: customer.clone(),
                         context: context.clone(),
@@ -488,6 +492,8 @@ impl Runner {
         if !runs::resume(txn, run_id, now).await? {
             return Err(UnitError::NotWaiting(run_id));
         }
+        // A wait's continuation is its timeout: it ends the wait unless the event did first.
+        crate::storage::waits::time_out(txn, run_id, now).await?;
         let Some(mut run) = runs::get(txn, run_id).await? else {
             return Err(UnitError::NotWaiting(run_id));
         };
@@ -509,11 +515,8 @@ impl Runner {
                 ready: None,
             });
         };
-        let context = crate::template::context(&Facts {
-            event: &event,
-            customer,
-        });
-        let (applied, _ended) = actions::apply_leading(txn, fence, &mut run, &workflow.actions, &context, now).await?;
+        let context = crate::template::context(&Facts::new(&event, customer));
+        let (applied, _ended) = actions::apply_leading(txn, fence, &mut run, workflow.flow(), &context, now).await?;
         Ok(ResumeDone::Resumed {
             run: Box::new(run),
             ready: Some(Box::new(Ready {
@@ -565,6 +568,8 @@ enum Prepared {
         context: Value,
         plan: Vec<Arc<CompiledWorkflow>>,
         planned: Vec<PlannedRun>,
+        /// Runs may wait for events of its type ([`WorkflowSet::awaits`]).
+        awaits: bool,
     },
     Resume {
         fence: Fence,
@@ -608,16 +613,11 @@ fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
             ..
         } => {
             let customer = customer_of(snapshots, event.customer_id);
-            let facts = Facts {
-                event: &event,
-                customer: &customer,
-            };
+            let facts = Facts::new(&event, &customer);
             let plan = set.plan(facts);
             let planned = planned_runs(&plan);
-            let context = crate::template::context(&Facts {
-                event: &event,
-                customer: &customer,
-            });
+            let context = crate::template::context(&Facts::new(&event, &customer));
+            let awaits = set.awaits(&event.event_type);
             Prepared::Event {
                 fence,
                 event,
@@ -626,6 +626,7 @@ fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
                 context,
                 plan,
                 planned,
+                awaits,
             }
         }
         Job::Resume {
@@ -641,13 +642,24 @@ fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
     }
 }
 
+/// The paths a journey's step rows carry; none for a plain list (its paths are its
+/// indexes).
+pub(super) fn journey_paths(flow: &crate::flow::Flow) -> Vec<String> {
+    if flow.is_journey() {
+        flow.slots().iter().map(|s| s.path.clone()).collect()
+    } else {
+        Vec::new()
+    }
+}
+
 /// The runs a plan records.
 pub(super) fn planned_runs(plan: &[Arc<CompiledWorkflow>]) -> Vec<PlannedRun> {
     plan.iter()
         .map(|w| PlannedRun {
             workflow_id: w.id.clone(),
             workflow_version: w.workflow.version.unwrap_or(1),
-            steps: w.workflow.actions.iter().map(Step::kind).collect(),
+            steps: w.workflow.flow().slots().iter().map(|s| s.step.kind()).collect(),
+            paths: journey_paths(w.workflow.flow()),
             limit: w.workflow.limits,
         })
         .collect()

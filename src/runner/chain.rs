@@ -8,8 +8,11 @@
 
 use super::{run_done, Runner, Stopped};
 use crate::catalogue::Action;
+use crate::catalogue::BranchPath;
 use crate::conditions::Facts;
+use crate::conditions::{holds, Journey, Limits};
 use crate::envelope::EventEnvelope;
+use crate::flow::{Flow, Slot};
 use crate::guards::consent;
 use crate::guards::window::{self, SendWindow};
 use crate::metrics::Metrics;
@@ -18,8 +21,10 @@ use crate::retry::{Backoff, Classify};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::Run;
 use crate::storage::steps;
-use crate::workflow::{OnError, Step};
-use serde_json::{Map, Value};
+use crate::storage::{runs, waits};
+use crate::workflow::OnError;
+use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 /// How often a chain waiting on another process's delivery of its step looks again.
@@ -36,7 +41,8 @@ pub(super) struct Chain<'a> {
     pub fence: Fence,
     pub run: &'a Run,
     pub event: &'a EventEnvelope,
-    pub steps: &'a [Step],
+    /// The run's workflow version's steps, as laid out for runs.
+    pub flow: &'a Flow,
     /// The workflow's send window: email and SMS steps wait for it to open.
     pub window: Option<&'a SendWindow>,
 }
@@ -64,19 +70,71 @@ impl Chain<'_> {
         let runner = self.runner;
         let metrics = Metrics::global();
         let run = &self.run.run;
-        let facts = Facts {
-            event: self.event,
-            customer,
-        };
-        let start = usize::try_from(run.next_step).unwrap_or(0);
-        for (i, step) in self.steps.iter().enumerate().skip(start) {
+        let facts = Facts::new(self.event, customer);
+        // A journey's named steps are readable as `steps.<name>` in later templates and
+        // conditions: what they recorded, read again after each named step.
+        let mut named = named_results(self.flow, &self.run.steps);
+        let mut context = Cow::Borrowed(context);
+        if self.flow.has_names() {
+            context = Cow::Owned(with_steps(&context, &named));
+        }
+        let mut pc = usize::try_from(run.next_step).unwrap_or(0);
+        while let Some(slot) = self.flow.get(pc) {
             if !runner.ownership.holds(self.fence) {
                 return Err(Stopped::Revoked);
             }
-            let index = i32::try_from(i).unwrap_or(i32::MAX);
+            let index = step_index(pc);
+            let next = step_index(slot.next);
+            let step = &slot.step;
             let kind = step.kind();
             let started = Instant::now();
             let outcome = match &step.action {
+                Action::Branch { paths, .. } => {
+                    pc = self.branch(slot, index, paths, &named).await?;
+                    metrics.actions.with_label_values(&[kind.name(), "done"]).inc();
+                    if step.name.is_some() {
+                        self.reread_named(&mut named, &mut context).await?;
+                    }
+                    continue;
+                }
+                Action::WaitForEvent {
+                    event,
+                    conditions,
+                    timeout,
+                    ..
+                } => {
+                    let wait = runner.delay_override.unwrap_or_else(|| timeout.to_std());
+                    let due_at = runner.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                    let fork = slot.fork.as_ref();
+                    let on_event = fork.map_or(pc + 1..pc + 1, |f| f.block(0));
+                    let on_timeout = fork.map_or(pc + 1..pc + 1, |f| f.block(1));
+                    let target = |block: &std::ops::Range<usize>| {
+                        step_index(if block.is_empty() { slot.next } else { block.start })
+                    };
+                    let park = waits::Park {
+                        run_id: run.id,
+                        customer_id: run.customer_id,
+                        partition: run.partition,
+                        step_index: index,
+                        split: step_index(on_timeout.start),
+                        end: step_index(on_timeout.end),
+                        event_next: target(&on_event),
+                        timeout_next: target(&on_timeout),
+                        event_type: event,
+                        conditions: conditions.as_ref(),
+                        steps: &named,
+                        due_at,
+                    };
+                    runner
+                        .db("wait_for_event", self.fence, || {
+                            waits::park(&runner.db, self.fence, &park, runner.clock.now())
+                        })
+                        .await?;
+                    runner.wakeup.wake(due_at);
+                    metrics.actions.with_label_values(&[kind.name(), "waiting"]).inc();
+                    tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = %slot.path, awaited = %event, %due_at, "chain waits for an event");
+                    return Ok(());
+                }
                 Action::Delay { duration } => {
                     let wait = runner.delay_override.unwrap_or_else(|| duration.to_std());
                     let due_at = runner.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
@@ -87,6 +145,7 @@ impl Chain<'_> {
                                 self.fence,
                                 run.id,
                                 index,
+                                next,
                                 run.customer_id,
                                 run.partition,
                                 due_at,
@@ -103,12 +162,13 @@ impl Chain<'_> {
                     if let Some(reason) = consent::skip_reason(kind, step.transactional, customer) {
                         runner
                             .db("skip", self.fence, || {
-                                steps::skip(&runner.db, self.fence, run.id, index, reason, runner.clock.now())
+                                steps::skip(&runner.db, self.fence, run.id, index, next, reason, runner.clock.now())
                             })
                             .await?;
                         metrics.actions.with_label_values(&[kind.name(), "skipped"]).inc();
                         metrics.steps_skipped.with_label_values(&[reason]).inc();
                         tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, reason, "step skipped: the customer opted out");
+                        pc = slot.next;
                         continue;
                     }
                     let now = runner.clock.now();
@@ -135,10 +195,10 @@ impl Chain<'_> {
                         tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, %opens, "step waits for its send window");
                         return Ok(());
                     }
-                    self.external(index, step, &facts, context).await
+                    self.external(slot, index, &facts, &context).await
                 }
-                _ if kind.is_external() => self.external(index, step, &facts, context).await,
-                action => self.internal(index, action, context).await,
+                _ if kind.is_external() => self.external(slot, index, &facts, &context).await,
+                action => self.internal((index, next), action, &context).await,
             };
             metrics
                 .action_seconds
@@ -149,33 +209,36 @@ impl Chain<'_> {
                 Err(Failure::Stopped(stopped)) => return Err(stopped),
                 Err(Failure::Failed { message, recorded }) => {
                     metrics.actions.with_label_values(&[kind.name(), "failed"]).inc();
-                    if step.on_error == OnError::Continue {
-                        // A delivery's failure was recorded with the run moved past it.
-                        if !recorded {
-                            runner
-                                .db("fail_and_go_on", self.fence, || {
-                                    steps::fail_and_go_on(
-                                        &runner.db,
-                                        self.fence,
-                                        run.id,
-                                        index,
-                                        &message,
-                                        runner.clock.now(),
-                                    )
-                                })
-                                .await?;
+                    if step.on_error != OnError::Continue {
+                        if recorded {
+                            metrics.runs.with_label_values(&["failed"]).inc();
+                            tracing::warn!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, error = %message, "run failed");
+                            return Ok(());
                         }
-                        tracing::warn!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, error = %message, "step failed; the chain goes on (on_error: continue)");
-                        continue;
+                        return runner.fail_run(self.fence, self.run, index, &message).await;
                     }
-                    if recorded {
-                        metrics.runs.with_label_values(&["failed"]).inc();
-                        tracing::warn!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, error = %message, "run failed");
-                        return Ok(());
+                    // A delivery's failure was recorded with the run moved past it.
+                    if !recorded {
+                        runner
+                            .db("fail_and_go_on", self.fence, || {
+                                steps::fail_and_go_on(
+                                    &runner.db,
+                                    self.fence,
+                                    run.id,
+                                    (index, next),
+                                    &message,
+                                    runner.clock.now(),
+                                )
+                            })
+                            .await?;
                     }
-                    return runner.fail_run(self.fence, self.run, index, &message).await;
+                    tracing::warn!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, error = %message, "step failed; the chain goes on (on_error: continue)");
                 }
             }
+            if step.name.is_some() {
+                self.reread_named(&mut named, &mut context).await?;
+            }
+            pc = slot.next;
         }
         runner
             .db("finish_run", self.fence, || {
@@ -186,8 +249,87 @@ impl Chain<'_> {
         Ok(())
     }
 
+    /// Decides a branch: the first path whose `when` holds, against the trigger, the
+    /// customer as stored now (earlier steps' changes included) and the named steps'
+    /// results; `otherwise` when none does. The decision commits with the step, so a
+    /// replay goes on down the recorded path and never decides again. Returns the slot to
+    /// go on from.
+    async fn branch(
+        &self,
+        slot: &Slot,
+        index: i32,
+        paths: &[BranchPath],
+        named: &Map<String, Value>,
+    ) -> Result<usize, Stopped> {
+        let runner = self.runner;
+        let run = &self.run.run;
+        let customer = runner.snapshot(run.customer_id, self.fence).await?;
+        let facts = Facts {
+            journey: Some(Journey {
+                trigger: self.event,
+                steps: named,
+            }),
+            ..Facts::new(self.event, &customer)
+        };
+        let limits = Limits::saved();
+        let chosen = paths.iter().position(|path| match holds(&path.when, facts, &limits) {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(run_id = run.id, step = %slot.path, error = %e, "a branch path's conditions do not compile; the path is not taken");
+                false
+            }
+        });
+        let block = chosen.unwrap_or(paths.len());
+        let (keep, end) = match &slot.fork {
+            Some(fork) => (fork.block(block), fork.end),
+            None => (slot.next..slot.next, slot.next),
+        };
+        let target = if keep.is_empty() { slot.next } else { keep.start };
+        let first = usize::try_from(index).unwrap_or(0) + 1;
+        let dropped = [
+            (step_index(first), step_index(keep.start)),
+            (step_index(keep.end), step_index(end)),
+        ];
+        let result = match chosen {
+            Some(k) => json!({ "path": k }),
+            None => json!({ "path": "otherwise" }),
+        };
+        runner
+            .db("branch", self.fence, || {
+                steps::decide(
+                    &runner.db,
+                    self.fence,
+                    run.id,
+                    index,
+                    &result,
+                    &dropped,
+                    step_index(target),
+                    runner.clock.now(),
+                )
+            })
+            .await?;
+        tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = %slot.path, path = %result["path"], "branch decided");
+        Ok(target)
+    }
+
+    /// Reads the named steps' results again (a named step just finished) and puts them in
+    /// the template context.
+    async fn reread_named(&self, named: &mut Map<String, Value>, context: &mut Cow<'_, Value>) -> Result<(), Stopped> {
+        let runner = self.runner;
+        let run_id = self.run.run.id;
+        let Some(run) = runner
+            .db("read_steps", self.fence, || runs::get(runner.db.connection(), run_id))
+            .await?
+        else {
+            return Ok(());
+        };
+        *named = named_results(self.flow, &run.steps);
+        *context = Cow::Owned(with_steps(context, named));
+        Ok(())
+    }
+
     /// Applies an internal step; retries database failures up to the configured attempts.
-    async fn internal(&self, index: i32, action: &Action, context: &Value) -> Result<(), Failure> {
+    async fn internal(&self, (index, next): (i32, i32), action: &Action, context: &Value) -> Result<(), Failure> {
         let runner = self.runner;
         let run = &self.run.run;
         let mut attempt = 0;
@@ -197,6 +339,7 @@ impl Chain<'_> {
                 fence: self.fence,
                 run_id: run.id,
                 step_index: index,
+                next_step: next,
                 customer_id: run.customer_id,
                 workflow_id: &run.workflow_id,
                 facts_context: context,
@@ -244,7 +387,9 @@ impl Chain<'_> {
     }
 
     /// Sends an email, SMS or webhook through the durable outbox and waits for delivery.
-    async fn external(&self, index: i32, step: &Step, facts: &Facts<'_>, context: &Value) -> Result<(), Failure> {
+    async fn external(&self, slot: &Slot, index: i32, facts: &Facts<'_>, context: &Value) -> Result<(), Failure> {
+        let step = &slot.step;
+        let at = (index, step_index(slot.next));
         let action = &step.action;
         let runner = self.runner;
         let run = &self.run.run;
@@ -257,7 +402,7 @@ impl Chain<'_> {
                 message,
                 recorded: false,
             })?;
-        let key = steps::idempotency_key(run.id, index);
+        let key = steps::idempotency_key(run.id, &slot.path);
         let go_on = step.on_error == OnError::Continue;
         // Attempts made under a lease that ran out, not yet on the outbox row.
         let mut made = 0;
@@ -270,7 +415,7 @@ impl Chain<'_> {
                         &runner.db,
                         self.fence,
                         run,
-                        index,
+                        at,
                         action.kind(),
                         &request,
                         &key,
@@ -333,7 +478,7 @@ impl Chain<'_> {
                         &runner.db,
                         self.fence,
                         run.id,
-                        index,
+                        at,
                         queued.outbox_id,
                         report.attempts,
                         &outcome,
@@ -372,4 +517,39 @@ impl Chain<'_> {
             });
         }
     }
+}
+
+/// A step's position as the database keeps it.
+fn step_index(i: usize) -> i32 {
+    i32::try_from(i).unwrap_or(i32::MAX)
+}
+
+/// What the run's named steps recorded, by name: done steps' results (a wait's outcome, a
+/// branch's path, an action's result).
+fn named_results(flow: &Flow, rows: &[crate::storage::entities::run_steps::Model]) -> Map<String, Value> {
+    let mut named = Map::new();
+    if !flow.has_names() {
+        return named;
+    }
+    for row in rows {
+        let name = usize::try_from(row.step_index)
+            .ok()
+            .and_then(|i| flow.get(i))
+            .and_then(|slot| slot.step.name.as_ref());
+        if let (Some(name), Some(result)) = (name, &row.result) {
+            if row.status == crate::storage::runs::step_status::DONE {
+                named.insert(name.clone(), result.clone());
+            }
+        }
+    }
+    named
+}
+
+/// The template context with the named steps' results as `steps`.
+fn with_steps(context: &Value, named: &Map<String, Value>) -> Value {
+    let mut context = context.clone();
+    if let Value::Object(map) = &mut context {
+        map.insert("steps".to_owned(), Value::Object(named.clone()));
+    }
+    context
 }

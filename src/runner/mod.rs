@@ -25,6 +25,7 @@ pub use work::{Handled, Ticket, Why, Work};
 use crate::clock::SharedClock;
 use crate::conditions::Facts;
 use crate::envelope::EventEnvelope;
+use crate::flow::Flow;
 use crate::guards::cascade::Budget;
 use crate::guards::identity::Mismatch;
 use crate::metrics::{event_label, Metrics};
@@ -36,7 +37,6 @@ use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, status, Run};
 use crate::storage::steps;
 use crate::storage::{customers, recovery, Database, StorageError};
-use crate::workflow::Step;
 use cascade::cascade_over_budget;
 use chain::Chain;
 use chrono::{DateTime, Utc};
@@ -243,10 +243,7 @@ impl Runner {
             } else {
                 self.snapshot(customer_id, fence).await?
             };
-            for workflow_id in set.exits(Facts {
-                event,
-                customer: &customer,
-            }) {
+            for workflow_id in set.exits(Facts::new(event, &customer)) {
                 self.exit(event, workflow_id, fence).await?;
             }
         }
@@ -286,6 +283,10 @@ impl Runner {
             return Ok(());
         }
         answer(recorded, Handled::Recorded);
+        if set.awaits(&event.event_type) && !replayed {
+            // The event may have ended waits: their continuations are due now.
+            self.wakeup.wake(self.clock.now());
+        }
         if over_budget {
             cascade_over_budget(event, &budget);
             return Ok(());
@@ -325,7 +326,7 @@ impl Runner {
                 fence,
                 run: &run,
                 event,
-                steps: &workflow.workflow.actions,
+                flow: workflow.workflow.flow(),
                 window: workflow.workflow.send_window.as_ref(),
             };
             chain.run(&customer, &context).instrument(run_span(&run, None)).await?;
@@ -351,18 +352,14 @@ impl Runner {
         } else {
             self.snapshot(customer_id, fence).await?
         };
-        let plan = set.plan(Facts {
-            event,
-            customer: &customer,
-        });
+        let plan = set.plan(Facts::new(event, &customer));
         let planned = batch::planned_runs(&plan);
-        let steps: Vec<&[Step]> = plan.iter().map(|w| w.workflow.actions.as_slice()).collect();
-        let context = crate::template::context(&Facts {
-            event,
-            customer: &customer,
-        });
+        let flows: Vec<&Flow> = plan.iter().map(|w| w.workflow.flow()).collect();
+        let context = crate::template::context(&Facts::new(event, &customer));
+        let awaited = set.awaits(&event.event_type).then_some(&customer);
         let now = self.clock.now();
-        let started = crate::actions::record_and_apply(&self.db, fence, event, budget, &planned, &steps, &context, now);
+        let started =
+            crate::actions::record_and_apply(&self.db, fence, event, budget, &planned, &flows, &context, awaited, now);
         let recorded = match started.await {
             Ok(started) => started_runs(started),
             Err(e) if e.is_fenced() => return Err(Stopped::Revoked),
@@ -371,7 +368,7 @@ impl Runner {
                 tracing::debug!(event_id = %event.id, customer_id, error = %e, "recording with the first steps failed, going step by step");
                 let recorded = self
                     .db("record_runs", fence, || {
-                        runs::record_cascade_runs(&self.db, fence, event, budget, &planned, self.clock.now())
+                        runs::record_cascade_runs(&self.db, fence, event, budget, &planned, awaited, self.clock.now())
                     })
                     .await?;
                 EventRecorded {
@@ -478,7 +475,7 @@ impl Runner {
             fence,
             run: &run,
             event: &ready.event,
-            steps: &ready.workflow.actions,
+            flow: ready.workflow.flow(),
             window: ready.workflow.send_window.as_ref(),
         }
         .run(&ready.customer, &ready.context)
@@ -507,17 +504,14 @@ impl Runner {
             Err(e) => return self.fail_run(fence, &run, run.run.next_step, &e).await,
         };
         let customer = self.snapshot(customer_id, fence).await?;
-        let context = crate::template::context(&Facts {
-            event: &event,
-            customer: &customer,
-        });
+        let context = crate::template::context(&Facts::new(&event, &customer));
         let span = run_span(&run, event.trace.as_ref());
         Chain {
             runner: self,
             fence,
             run: &run,
             event: &event,
-            steps: &workflow.actions,
+            flow: workflow.flow(),
             window: workflow.send_window.as_ref(),
         }
         .run(&customer, &context)

@@ -38,6 +38,7 @@ pub mod sync;
 pub mod targets;
 pub mod tasks;
 pub mod teams;
+pub mod waits;
 pub mod workflows;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};

@@ -5,7 +5,7 @@
 use super::entities::{run_steps, runs};
 use super::ownership::Fence;
 use super::sql::statement;
-use super::{entries, plans};
+use super::{entries, plans, waits};
 use super::{Database, StorageError};
 use crate::catalogue::ActionKind;
 use crate::envelope::EventEnvelope;
@@ -15,7 +15,7 @@ use crate::guards::limits::EntryLimit;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Run statuses, as stored.
 pub mod status {
@@ -45,7 +45,11 @@ pub mod step_status {
 pub struct PlannedRun {
     pub workflow_id: String,
     pub workflow_version: i64,
+    /// One per slot of the workflow's [`Flow`](crate::flow::Flow).
     pub steps: Vec<ActionKind>,
+    /// Each step's path in a journey's tree; empty for a plain list, whose paths are the
+    /// indexes (stored as NULL).
+    pub paths: Vec<String>,
     /// The workflow's per-customer limit: the run is recorded only if the customer may
     /// enter ([`entries::enter`], in the same transaction).
     pub limit: Option<EntryLimit>,
@@ -145,21 +149,24 @@ pub async fn record_runs(
     planned: &[PlannedRun],
     now: DateTime<Utc>,
 ) -> Result<Recorded<Run>, StorageError> {
-    record_cascade_runs(db, fence, event, &Budget::outside(&event.id), planned, now).await
+    record_cascade_runs(db, fence, event, &Budget::outside(&event.id), planned, None, now).await
 }
 
-/// [`record_runs`] of an event in the cascade `budget` places it in.
+/// [`record_runs`] of an event in the cascade `budget` places it in; `awaited` as for
+/// [`record_runs_in`].
+#[allow(clippy::too_many_arguments)]
 pub async fn record_cascade_runs(
     db: &Database,
     fence: Fence,
     event: &EventEnvelope,
     budget: &Budget,
     planned: &[PlannedRun],
+    awaited: Option<&Map<String, Value>>,
     now: DateTime<Utc>,
 ) -> Result<Recorded<Run>, StorageError> {
     let recorded = db
         .fenced(fence, async |txn| {
-            record_runs_in(txn, event, budget, fence.partition, planned, None, now).await
+            record_runs_in(txn, event, budget, fence.partition, planned, None, awaited, now).await
         })
         .await?;
     Ok(Recorded {
@@ -205,6 +212,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
     partition: i32,
     planned: &[PlannedRun],
     heads: Option<&[usize]>,
+    awaited: Option<&Map<String, Value>>,
     now: DateTime<Utc>,
 ) -> Result<Recorded<(Run, bool)>, StorageError> {
     let lineage = &budget.lineage;
@@ -218,6 +226,14 @@ pub async fn record_runs_in<C: ConnectionTrait>(
     };
     let identity = Identity::of(event);
     let first_time = plans::record(conn, &event.id, &identity, partition, &workflow_ids, now).await?;
+    if let (true, Some(customer)) = (first_time, awaited) {
+        // Only the first time: an event planned before a wait began must not end it when
+        // it is redelivered.
+        let woken = waits::resolve_event(conn, event, customer, now).await?;
+        if !woken.is_empty() {
+            tracing::info!(event_id = %event.id, customer_id = event.customer_id, runs = ?woken, "awaited event ends waits");
+        }
+    }
     if first_time && over_budget {
         if let Some(run_id) = lineage.emitted_by {
             let reason = cascade::budget_reason(&event.event_type, &event.id, &lineage.root, budget.max_runs);
@@ -350,6 +366,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
                 result: None,
                 started_at: None,
                 finished_at: None,
+                path: plan.paths.get(i).cloned(),
             })
             .collect();
         if heads.is_none() {
@@ -366,7 +383,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
     })
 }
 
-/// Most step rows in one insert: 9 parameters a row, well under SQLite's 32,766.
+/// Most step rows in one insert: 10 parameters a row, well under SQLite's 32,766.
 const MAX_STEP_ROWS: usize = 1000;
 
 /// Writes `steps` as they are (status, attempts, result, times) in multi-row inserts: the
@@ -383,6 +400,7 @@ pub async fn insert_steps<C: ConnectionTrait>(conn: &C, steps: &[run_steps::Mode
             result: Set(step.result.clone()),
             started_at: Set(step.started_at),
             finished_at: Set(step.finished_at),
+            path: Set(step.path.clone()),
         });
         run_steps::Entity::insert_many(rows)
             .exec_without_returning(conn)
@@ -481,17 +499,19 @@ pub async fn mark_step_failed<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Marks a step done with what it did and moves the run past it. Actions call this inside
-/// their transaction, so the effect and the record commit together.
+/// Marks a step done with what it did and moves the run on to step `next` (the step after
+/// it in its workflow's [`Flow`](crate::flow::Flow)). Actions call this inside their
+/// transaction, so the effect and the record commit together.
 pub async fn complete_step<C: ConnectionTrait>(
     conn: &C,
     run_id: i64,
     step_index: i32,
+    next: i32,
     result: &Value,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
     mark_step_done(conn, run_id, step_index, result, now).await?;
-    advance(conn, run_id, step_index + 1, status::RUNNING, now).await
+    advance(conn, run_id, next, status::RUNNING, now).await
 }
 
 /// Marks a step done with what it did, leaving the run as it is: for a caller that applies
@@ -520,12 +540,13 @@ pub async fn mark_step_done<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Parks a run on its delay step: the step is `waiting`, the run `waiting` with its next
+/// Parks a run on its delay step: the step is `waiting`, the run `waiting` with `next`, its
 /// step after the delay. Call it in the transaction that schedules the continuation.
 pub async fn set_waiting<C: ConnectionTrait>(
     conn: &C,
     run_id: i64,
     step_index: i32,
+    next: i32,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
     conn.execute(statement(
@@ -540,7 +561,7 @@ pub async fn set_waiting<C: ConnectionTrait>(
         ],
     ))
     .await?;
-    advance(conn, run_id, step_index + 1, status::WAITING, now).await
+    advance(conn, run_id, next, status::WAITING, now).await
 }
 
 /// Wakes a waiting run: its delay steps are done and the run is running again. Returns

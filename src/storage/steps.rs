@@ -16,18 +16,21 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{json, Value};
 
-/// The idempotency key of a run's step: the same on every attempt and every replay.
-pub fn idempotency_key(run_id: i64, step_index: i32) -> String {
-    format!("run-{run_id}-step-{step_index}")
+/// The idempotency key of a run's step, by its path in the workflow (`"2"`, or
+/// `"2.paths.0.1"` in a journey): the same on every attempt and every replay.
+pub fn idempotency_key(run_id: i64, path: impl std::fmt::Display) -> String {
+    format!("run-{run_id}-step-{path}")
 }
 
-/// Parks the rest of a chain after the delay step at `step_index` until `due_at`.
+/// Parks the rest of a chain after the delay step at `step_index` until `due_at`; it goes
+/// on at step `next`.
 #[allow(clippy::too_many_arguments)]
 pub async fn delay(
     db: &Database,
     fence: Fence,
     run_id: i64,
     step_index: i32,
+    next: i32,
     customer_id: i64,
     partition: i32,
     due_at: DateTime<Utc>,
@@ -35,7 +38,7 @@ pub async fn delay(
 ) -> Result<(), StorageError> {
     db.fenced(fence, async |txn| {
         scheduled::schedule(txn, run_id, customer_id, partition, due_at, now).await?;
-        runs::set_waiting(txn, run_id, step_index, now).await?;
+        runs::set_waiting(txn, run_id, step_index, next, now).await?;
         Ok(())
     })
     .await
@@ -86,12 +89,13 @@ pub async fn wait_for_window(
 }
 
 /// Skips an email or SMS step for the customer's opt-out: the step is `skipped` with
-/// `{"skipped": reason}` as its result and the run moves past it, in one transaction.
+/// `{"skipped": reason}` as its result and the run moves on to `next`, in one transaction.
 pub async fn skip(
     db: &Database,
     fence: Fence,
     run_id: i64,
     step_index: i32,
+    next: i32,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
@@ -109,7 +113,33 @@ pub async fn skip(
             ],
         ))
         .await?;
-        runs::advance(txn, run_id, step_index + 1, status::RUNNING, now).await?;
+        runs::advance(txn, run_id, next, status::RUNNING, now).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Records a branch's decision in one transaction: the step `done` with the path taken as
+/// its result, the rows of the paths not taken (`dropped`, each `[from, to)`) deleted, and
+/// the run moved on to `next`, the taken path's first step (or the step after the branch).
+/// A replay finds the run past the branch and never decides again.
+#[allow(clippy::too_many_arguments)]
+pub async fn decide(
+    db: &Database,
+    fence: Fence,
+    run_id: i64,
+    step_index: i32,
+    result: &Value,
+    dropped: &[(i32, i32)],
+    next: i32,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    db.fenced(fence, async |txn| {
+        runs::mark_step_done(txn, run_id, step_index, result, now).await?;
+        for range in dropped {
+            super::waits::drop_steps(txn, run_id, *range).await?;
+        }
+        runs::advance(txn, run_id, next, status::RUNNING, now).await?;
         Ok(())
     })
     .await
@@ -132,6 +162,8 @@ pub async fn resumed(
         txn.rollback().await?;
         return Ok(false);
     }
+    // A wait's continuation is its timeout: it ends the wait unless the event did first.
+    super::waits::time_out(&txn, run_id, now).await?;
     txn.commit().await?;
     Ok(true)
 }
@@ -209,13 +241,7 @@ pub async fn workflow_version<C: ConnectionTrait>(
     // Only the steps matter here: check them against the permissive default schema, with
     // limits high enough that a definition saved under other limits still loads.
     let schema = FieldSchema::default();
-    let limits = Limits {
-        max_condition_depth: Limits::DEPTH_CEILING,
-        max_rules: usize::MAX,
-        max_actions: usize::MAX,
-        ..Limits::default()
-    };
-    Ok(Validator::new(&schema, limits)
+    Ok(Validator::new(&schema, Limits::saved())
         .workflow(&version.definition)
         .map(|v| v.workflow)
         .map_err(|e| e.to_string()))
@@ -256,7 +282,7 @@ pub async fn begin_external(
     db: &Database,
     fence: Fence,
     run: &run_rows::Model,
-    step_index: i32,
+    (step_index, next): (i32, i32),
     kind: crate::catalogue::ActionKind,
     request: &outbox::OutboundRequest,
     key: &str,
@@ -295,7 +321,8 @@ pub async fn begin_external(
             _ => None,
         };
         if let Some(outcome) = outcome {
-            record_outcome(&txn, run.id, step_index, stored.id, attempts, &outcome, go_on, now).await?;
+            let at = (step_index, next);
+            record_outcome(&txn, run.id, at, stored.id, attempts, &outcome, go_on, now).await?;
             txn.commit().await?;
             return Ok(Begun::Settled(outcome));
         }
@@ -357,7 +384,7 @@ pub async fn finish_external(
     db: &Database,
     fence: Fence,
     run_id: i64,
-    step_index: i32,
+    at: (i32, i32),
     outbox_id: i64,
     attempts: u32,
     outcome: &Result<u16, String>,
@@ -370,7 +397,7 @@ pub async fn finish_external(
             .as_ref()
             .map(|http_status| json!({"http_status": http_status, "attempts": attempts}))
             .map_err(Clone::clone);
-        record_outcome(txn, run_id, step_index, outbox_id, attempts, &outcome, go_on, now).await?;
+        record_outcome(txn, run_id, at, outbox_id, attempts, &outcome, go_on, now).await?;
         Ok(())
     })
     .await
@@ -434,7 +461,7 @@ pub async fn release_unowned(db: &Database, outbox_id: i64, node: &str) -> Resul
 async fn record_outcome<C: ConnectionTrait>(
     txn: &C,
     run_id: i64,
-    step_index: i32,
+    (step_index, next): (i32, i32),
     outbox_id: i64,
     attempts: i32,
     outcome: &Result<Value, String>,
@@ -455,7 +482,7 @@ async fn record_outcome<C: ConnectionTrait>(
                 ],
             ))
             .await?;
-            runs::complete_step(txn, run_id, step_index, result, now).await?;
+            runs::complete_step(txn, run_id, step_index, next, result, now).await?;
         }
         Err(error) => {
             txn.execute(statement(
@@ -481,7 +508,7 @@ async fn record_outcome<C: ConnectionTrait>(
     .await?;
     if outcome.is_err() {
         if go_on {
-            runs::advance(txn, run_id, step_index + 1, status::RUNNING, now).await?;
+            runs::advance(txn, run_id, next, status::RUNNING, now).await?;
         } else {
             let error = outcome.as_ref().err().map(String::as_str);
             runs::finish_run(txn, run_id, error, now).await?;
@@ -491,19 +518,19 @@ async fn record_outcome<C: ConnectionTrait>(
 }
 
 /// Records a step that failed with `"on_error": "continue"`: the step is `failed` with its
-/// error (what it would have done was rolled back) and the run moves past it, still
+/// error (what it would have done was rolled back) and the run moves on to `next`, still
 /// running, in one transaction.
 pub async fn fail_and_go_on(
     db: &Database,
     fence: Fence,
     run_id: i64,
-    step_index: i32,
+    (step_index, next): (i32, i32),
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
     db.fenced(fence, async |txn| {
         runs::mark_step_failed(txn, run_id, step_index, error, now).await?;
-        runs::advance(txn, run_id, step_index + 1, status::RUNNING, now).await?;
+        runs::advance(txn, run_id, next, status::RUNNING, now).await?;
         Ok(())
     })
     .await

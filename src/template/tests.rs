@@ -18,10 +18,7 @@ fn at(line: usize, column: usize) -> Position {
 fn renders_fields_and_missing_ones_as_empty() {
     let event = EventEnvelope::decode(br#"{"id":"1","type":"customer.deposited","customer_id":1,"data":{"amount":1500,"transaction":{"type":"deposit"}}}"#).unwrap();
     let customer = json!({"first_name": "Ana"}).as_object().cloned().unwrap();
-    let ctx = context(&Facts {
-        event: &event,
-        customer: &customer,
-    });
+    let ctx = context(&Facts::new(&event, &customer));
     let text = r(
         "Hi {{customer.first_name}}{{customer.nick.name}}, {{event.amount}} via {{transaction.type}}",
         &ctx,

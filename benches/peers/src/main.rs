@@ -454,7 +454,7 @@ fn main() {
             let t = Instant::now();
             let mut count = 0u64;
             for (event, customer) in inputs {
-                let mut fields = table.resolver(Facts { event, customer });
+                let mut fields = table.resolver(Facts::new(event, customer));
                 for p in programs {
                     count += p.run(&mut fields) as u64;
                 }
@@ -474,7 +474,7 @@ fn main() {
             let t = Instant::now();
             let mut count = 0u64;
             for (event, customer) in inputs {
-                let mut fields = table.resolver(Facts { event, customer });
+                let mut fields = table.resolver(Facts::new(event, customer));
                 for n in nodes {
                     count += evaluate(n, &mut fields) as u64;
                 }
@@ -494,7 +494,7 @@ fn main() {
             let t = Instant::now();
             let mut count = 0u64;
             for (event, customer) in inputs {
-                count += set.plan(Facts { event, customer }).len() as u64;
+                count += set.plan(Facts::new(event, customer)).len() as u64;
             }
             rows.push(Row {
                 name: "workflow-engine plan()",
@@ -757,13 +757,13 @@ fn breakdown(
     for _ in 0..reps {
         let t = Instant::now();
         for (event, customer) in inputs {
-            let r = table.resolver(Facts { event, customer });
+            let r = table.resolver(Facts::new(event, customer));
             black_box(&r);
         }
         best_alloc = best_alloc.min(t.elapsed().as_secs_f64() * 1e9 / n_events);
         let t = Instant::now();
         for (event, customer) in inputs {
-            let mut r = table.resolver(Facts { event, customer });
+            let mut r = table.resolver(Facts::new(event, customer));
             for s in 0..slots {
                 black_box(r.get(s));
             }
@@ -817,7 +817,7 @@ fn breakdown(
             let t = Instant::now();
             let mut c = 0u64;
             for (event, customer) in inputs {
-                let mut r = table.resolver(Facts { event, customer });
+                let mut r = table.resolver(Facts::new(event, customer));
                 for s in 0..slots {
                     black_box(r.get(s));
                 }

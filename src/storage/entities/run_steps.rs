@@ -20,6 +20,10 @@ pub struct Model {
     pub result: Option<Json>,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// The step's place in the workflow's tree (`"2.paths.0.1"`); NULL on rows written
+    /// before journeys, whose path is their index.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub path: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
