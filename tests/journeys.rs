@@ -571,3 +571,62 @@ fn bad_journeys_are_refused_with_pointers_into_the_tree() {
         "{found:?}"
     );
 }
+
+/// The dry run shows a journey as a run would take it: a branch it can decide names its
+/// path with each path's trace and the taken path's steps; a wait shows both
+/// continuations; a branch that reads a step's result is left undecided with every path.
+#[actix_rt::test]
+async fn the_dry_run_shows_the_path_a_branch_takes_and_both_continuations_of_a_wait() {
+    use actix_web::{test as web_test, App};
+    let t = fresh().await;
+    let db = &t.db;
+    common::add_customers(db, 1..=1).await;
+    add_workflow(
+        db,
+        json!({"id": "size", "name": "size", "trigger_event": "customer.deposited", "actions": [
+            {"type": "branch", "params": {
+                "paths": [{"when": {"field": "event.amount", "operator": "gte", "value": 1000}, "actions": [note("big {{event.amount}}")]}],
+                "otherwise": [note("small {{event.amount}}")]}},
+            {"type": "wait_for_event", "name": "next", "params": {
+                "event": "customer.deposited", "timeout": {"days": 1},
+                "on_event": [{"type": "branch", "params": {"paths": [
+                    {"when": {"field": "steps.next.event.amount", "operator": "gt", "value": 0}, "actions": [note("again")]}]}}],
+                "on_timeout": [note("quiet")]}}
+        ]}),
+    )
+    .await;
+    let app = web_test::init_service(
+        App::new()
+            .configure(|cfg| workflow_engine::api::configure(cfg, common::api_state(db), 1 << 20, None::<String>)),
+    )
+    .await;
+    let request = web_test::TestRequest::post()
+        .uri("/api/v1/dry-run")
+        .set_json(
+            json!({"event": {"id": "dry", "type": "customer.deposited", "customer_id": 1, "data": {"amount": 50}}}),
+        )
+        .to_request();
+    let body: Value = web_test::call_and_read_body_json(&app, request).await;
+    let previews = &body["plan"][0]["previews"];
+    let branch = &previews[0];
+    assert_eq!(branch["path"], json!("otherwise"), "{body:#}");
+    assert_eq!(branch["paths"][0]["result"], json!(false), "{branch:#}");
+    assert_eq!(
+        branch["actions"][0]["rendered"]["body"],
+        json!("small 50"),
+        "{branch:#}"
+    );
+    let wait = &previews[1];
+    assert_eq!(wait["waits_for"], json!("customer.deposited"), "{wait:#}");
+    assert_eq!(wait["on_timeout"][0]["rendered"]["body"], json!("quiet"), "{wait:#}");
+    let inner = &wait["on_event"][0];
+    assert_eq!(inner["path"], Value::Null, "{inner:#}");
+    assert_eq!(
+        inner["every_path"][0][0]["rendered"]["body"],
+        json!("again"),
+        "{inner:#}"
+    );
+    // Nothing ran.
+    assert!(runs_of_customer(db, 1).await.is_empty());
+    t.finish().await;
+}

@@ -4,6 +4,8 @@
 
 use super::assign;
 use crate::catalogue::{Action, WebhookTarget};
+use crate::conditions::journey::explain;
+use crate::conditions::{reads_steps, Facts, Journey, Limits};
 use crate::storage::entities::agents;
 use crate::storage::StorageError;
 use crate::workflow::Step;
@@ -102,4 +104,85 @@ pub async fn preview<C: ConnectionTrait>(
         out["error"] = Value::String(e);
     }
     Ok(out)
+}
+
+/// [`preview`] of a step as the dry run shows it inside a journey: a branch it can decide
+/// names the path a run would take (`"path"`), each path's trace (`"paths"`) and the
+/// previews of the taken path's steps (`"actions"`); one whose conditions read a step's
+/// result (which a dry run, running no step, cannot know) has `"path": null` and the
+/// previews of every path. A wait shows both continuations (`"on_event"`,
+/// `"on_timeout"`). `facts` are the event's and the customer's, as the plan judged them.
+pub fn preview_tree<'a, C: ConnectionTrait>(
+    conn: &'a C,
+    step: &'a Step,
+    facts: Facts<'a>,
+    context: &'a Value,
+) -> futures_util::future::LocalBoxFuture<'a, Result<Value, StorageError>> {
+    Box::pin(async move {
+        let customer = facts.customer;
+        let block = async |steps: &'a [Step]| -> Result<Value, StorageError> {
+            let mut out = Vec::with_capacity(steps.len());
+            for step in steps {
+                out.push(preview_tree(conn, step, facts, context).await?);
+            }
+            Ok(Value::Array(out))
+        };
+        match &step.action {
+            Action::Branch { paths, otherwise } => {
+                let mut out = json!({"type": step.kind().name()});
+                let no_steps = Map::new();
+                let judged = Facts {
+                    journey: Some(Journey {
+                        trigger: facts.event,
+                        steps: &no_steps,
+                    }),
+                    ..facts
+                };
+                let limits = Limits::saved();
+                let decidable = !paths.iter().any(|p| reads_steps(&p.when));
+                let mut traces = Vec::with_capacity(paths.len());
+                let mut taken = None;
+                for (k, path) in paths.iter().enumerate() {
+                    let trace = explain(&path.when, judged, &limits).map_err(|e| e.to_string());
+                    if decidable && taken.is_none() && trace.as_ref().is_ok_and(|t| t.result()) {
+                        taken = Some(k);
+                    }
+                    traces.push(match trace {
+                        Ok(trace) => serde_json::to_value(trace).unwrap_or_default(),
+                        Err(error) => json!({ "error": error }),
+                    });
+                }
+                out["paths"] = Value::Array(traces);
+                if decidable {
+                    out["path"] = taken.map_or(json!("otherwise"), Value::from);
+                    let steps = taken.map_or(otherwise.as_slice(), |k| paths[k].actions.as_slice());
+                    out["actions"] = block(steps).await?;
+                } else {
+                    out["path"] = Value::Null;
+                    out["undecided"] = json!("a path reads steps.*, which only a run knows");
+                    let mut every = Vec::with_capacity(paths.len() + 1);
+                    for path in paths {
+                        every.push(block(&path.actions).await?);
+                    }
+                    every.push(block(otherwise).await?);
+                    out["every_path"] = Value::Array(every);
+                }
+                Ok(out)
+            }
+            Action::WaitForEvent {
+                event,
+                timeout,
+                on_event,
+                on_timeout,
+                ..
+            } => Ok(json!({
+                "type": step.kind().name(),
+                "waits_for": event,
+                "timeout_secs": timeout.as_secs(),
+                "on_event": block(on_event).await?,
+                "on_timeout": block(on_timeout).await?,
+            })),
+            _ => preview(conn, step, customer, context).await,
+        }
+    })
 }

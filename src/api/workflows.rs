@@ -448,7 +448,7 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
         };
         for (slot, step) in entry.previews.iter_mut().zip(&compiled.workflow.actions) {
             if let Value::Object(preview) =
-                crate::actions::preview::preview(state.db.connection(), step, &customer, &context).await?
+                crate::actions::preview::preview_tree(state.db.connection(), step, facts, &context).await?
             {
                 slot.extend(preview);
             }

@@ -8,7 +8,7 @@
 
 use super::ast::{ConditionNode, Group, Match, Not};
 use super::compile::{compile, CompileError, Limits};
-use super::eval::evaluate;
+use super::eval::{evaluate, explain as explain_node, Trace};
 use super::field::{Facts, FieldPath, FieldTable};
 use serde_json::Value;
 
@@ -27,6 +27,26 @@ pub fn holds(node: &ConditionNode, facts: Facts<'_>, limits: &Limits) -> Result<
     let mut table = FieldTable::default();
     let compiled = compile(Some(&node), &mut table, limits)?;
     Ok(evaluate(&compiled, &mut table.resolver(facts)))
+}
+
+/// The trace of `node` for `facts` (what the dry run shows of a branch path), with
+/// field-to-field values read as [`holds`] reads them.
+pub fn explain(node: &ConditionNode, facts: Facts<'_>, limits: &Limits) -> Result<Trace, CompileError> {
+    let node = with_values(node, &facts);
+    let mut table = FieldTable::default();
+    let compiled = compile(Some(&node), &mut table, limits)?;
+    Ok(explain_node(&compiled, &mut table.resolver(facts)))
+}
+
+/// Whether `node` reads a step's result (`steps.*`, as a field or a field-to-field
+/// value): what a dry run, which runs no step, cannot know.
+pub fn reads_steps(node: &ConditionNode) -> bool {
+    let steps = |path: &str| path.starts_with("steps.");
+    match node {
+        ConditionNode::Rule(rule) => steps(&rule.field) || rule.value.as_ref().and_then(field_value).is_some_and(steps),
+        ConditionNode::Group(group) => group.rules.iter().any(reads_steps),
+        ConditionNode::Not(not) => reads_steps(&not.not),
+    }
 }
 
 /// `node` with every field-to-field value replaced by the other field's value in `facts`.

@@ -15,6 +15,6 @@ pub use ast::{ConditionNode, Group, Match, Not, Rule};
 pub use compile::{compile, CompileError, Limits, Node, Test};
 pub use eval::{evaluate, explain, may_hold, Trace};
 pub use field::{Facts, FieldPath, FieldPathError, FieldTable, Journey, Namespace, Resolver, Slot};
-pub use journey::{field_value, holds};
+pub use journey::{field_value, holds, reads_steps};
 pub use operator::Operator;
 pub use program::Program;
