@@ -714,3 +714,94 @@ async fn hand_over_mid_stream(broker_rtt: Duration) {
     }
     a.finish().await;
 }
+
+/// Journeys: runs wait for each customer's next deposit while their partitions move to a
+/// second engine and the first leaves. Half the customers deposit (some before the move
+/// ends, some after), the others do not and time out. Every run ends with exactly one
+/// outcome, once: its customer's receiver got exactly one request, the one the wait
+/// step recorded (`/event` when it was not `timed_out`), and nothing was sent twice.
+#[actix_rt::test]
+async fn waits_end_exactly_once_while_their_partitions_move() {
+    const TIMEOUT_SECS: u64 = 20;
+    let mut a = Engine::new(|s| {
+        // The wait's timeout counts as a delay for the override.
+        s.scheduler.delay_override_secs = TIMEOUT_SECS;
+    })
+    .await;
+    a.add_customers(1..=40).await;
+    let (on_event, on_timeout) = (a.listener.url("/event"), a.listener.url("/timeout"));
+    let journey = a
+        .add_workflow(
+            json!({"name": "first deposit", "trigger_event": "customer.registered", "actions": [
+            {"type": "wait_for_event", "name": "deposit", "params": {
+                "event": "customer.deposited", "timeout": {"days": 3},
+                "on_event": [{"type": "webhook", "params": {"url": on_event}}],
+                "on_timeout": [{"type": "webhook", "params": {"url": on_timeout}}]}}]}),
+        )
+        .await;
+    a.start().await;
+    let registrations: Vec<Value> = (1..=40)
+        .map(|c| json!({"id": format!("reg-{c}"), "type": "customer.registered", "customer_id": c, "data": {}}))
+        .collect();
+    a.publish_all(&registrations).await;
+    let db = a.test.connect_again().await;
+    eventually!("every run to wait", engine::PATIENCE, {
+        let runs = runs_where(&db, RunFilter::default()).await;
+        (runs.len() == 40 && runs.iter().all(|r| r.run.status == "waiting")).then_some(())
+    });
+    let deposit = |c: i64| json!({"id": format!("dep-{c}"), "type": "customer.deposited", "customer_id": c, "data": {"amount": 100}});
+    // Odd customers deposit: the first ten before the second engine joins.
+    a.publish_all(&(1..=20).step_by(2).map(deposit).collect::<Vec<_>>())
+        .await;
+
+    let mut settings_b = a.settings.clone();
+    settings_b.engine.node_id = format!("{}-b", settings_b.engine.node_id);
+    let b = Topology::start(&settings_b, a.test.connect_again().await, &a.brokers).unwrap();
+    eventually!(
+        "the second engine to own partitions",
+        Duration::from_secs(90),
+        b.consuming().then_some(())
+    );
+    a.publish_all(&(21..=40).step_by(2).map(deposit).collect::<Vec<_>>())
+        .await;
+    // The first leaves gracefully while runs wait; the second takes every partition.
+    a.stop().await;
+    eventually!("every run to end", Duration::from_secs(120), {
+        let runs = runs_where(&db, RunFilter::default()).await;
+        (runs.len() == 40 && runs.iter().all(|r| r.run.status == "done")).then_some(())
+    });
+    b.shutdown().await;
+
+    let mut sends: HashMap<String, usize> = HashMap::new();
+    let mut outcome_of: HashMap<i64, Vec<&'static str>> = HashMap::new();
+    for (path, outcome) in [("/event", "event"), ("/timeout", "timeout")] {
+        for r in a.listener.received(path) {
+            *sends.entry(r.idempotency_key.clone().unwrap_or_default()).or_default() += 1;
+            let customer = r.body["event"]["customer_id"].as_i64().unwrap();
+            outcome_of.entry(customer).or_default().push(outcome);
+        }
+    }
+    let doubled: Vec<_> = sends.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "keys sent more than once: {doubled:?}");
+    for c in 1..=40 {
+        let runs: Vec<_> = runs_of_customer(&db, c)
+            .await
+            .into_iter()
+            .filter(|r| r.run.workflow_id == journey)
+            .collect();
+        assert_eq!(runs.len(), 1, "customer {c}");
+        let wait = runs[0].steps.iter().find(|s| s.step_index == 0).unwrap();
+        let timed_out = wait.result.as_ref().unwrap()["timed_out"].as_bool().unwrap();
+        let expected = if timed_out { "timeout" } else { "event" };
+        assert_eq!(
+            outcome_of.get(&c).cloned().unwrap_or_default(),
+            [expected],
+            "customer {c}: {wait:?}"
+        );
+        if c % 2 == 0 {
+            assert!(timed_out, "customer {c} never deposited");
+        }
+        assert_eq!(runs[0].steps.len(), 2, "only the path taken: {:?}", runs[0].steps);
+    }
+    a.finish().await;
+}
