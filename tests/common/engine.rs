@@ -268,7 +268,16 @@ impl Engine {
                 (Some(cluster), brokers)
             }
         };
-        let producer = kafka::producer_with(&brokers, &settings.kafka.properties).unwrap();
+        // tansu 0.6 does not serve a fetch that starts inside a record batch: it goes on
+        // from the next batch, so a consumer resuming from a committed offset in the middle
+        // of one (as a hand-over's new owner does) never sees the rest of it. Real Kafka
+        // and the mock cluster do. Against an external broker the tests' producer writes
+        // one message a batch, so what they test is the engine, not that gap.
+        let mut producer_properties = settings.kafka.properties.clone();
+        if cluster.is_none() {
+            producer_properties.insert("batch.num.messages".to_owned(), "1".to_owned());
+        }
+        let producer = kafka::producer_with(&brokers, &producer_properties).unwrap();
         Engine {
             test: crate::common::fresh().await,
             settings,
