@@ -121,6 +121,7 @@ impl DeliveryPool {
             Err(e) => DeliveryReport {
                 attempts: attempts_before,
                 outcome: Err(DeliveryError::Transient(format!("delivery actor unavailable: {e}"))),
+                response: None,
             },
         }
     }

@@ -16,8 +16,9 @@ use crate::guards::limits::EntryLimit;
 use crate::guards::window::SendWindow;
 use crate::problem::{json_type_name, Pointer, Problem, Problems};
 use crate::schema::{FieldSchema, FieldSpec, FieldType, Lookup};
-use crate::workflow::{OnError, Step, Workflow, DEFAULT_PRIORITY};
+use crate::workflow::{OnError, Step, Workflow, DEFAULT_PRIORITY, SAVE_PREFIX};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 const MAX_NAME_LEN: usize = 200;
 const MAX_DESCRIPTION_LEN: usize = 4_000;
@@ -405,7 +406,7 @@ impl<'s> Validator<'s> {
         };
         unknown_keys(
             object,
-            &["type", "name", "params", "on_error", "transactional"],
+            &["type", "name", "params", "on_error", "transactional", "save"],
             at,
             problems,
         );
@@ -457,6 +458,14 @@ impl<'s> Validator<'s> {
                 "only send_email and send_sms steps can be transactional",
             );
         }
+        let save = match object.get("save") {
+            None | Some(Value::Null) => Some(BTreeMap::new()),
+            Some(_) if kind != ActionKind::Webhook => {
+                problems.error(&at.key("save"), "only a webhook step can save fields of its answer");
+                None
+            }
+            Some(v) => self.save(v, &at.key("save"), problems),
+        };
         let name = name?;
         if kind == ActionKind::WaitForEvent && name.is_none() {
             problems.error(
@@ -475,7 +484,51 @@ impl<'s> Validator<'s> {
             params,
             on_error: on_error?,
             transactional: transactional?,
+            save: save?,
         })
+    }
+
+    /// Decodes a webhook's `save`: `{"customer.custom.<field>": "<JSON pointer>"}`, each
+    /// field one of this database's custom fields.
+    fn save(&self, value: &Value, at: &Pointer, problems: &mut Problems) -> Option<BTreeMap<String, String>> {
+        let Some(object) = value.as_object() else {
+            problems.error(
+                at,
+                format!(
+                    "expected {{\"customer.custom.<field>\": \"<JSON pointer>\"}}, got {}",
+                    json_type_name(value)
+                ),
+            );
+            return None;
+        };
+        let builtin = FieldSchema::default();
+        let mut save = BTreeMap::new();
+        for (target, pointer) in object {
+            let at = at.key(target);
+            let field = target
+                .strip_prefix(SAVE_PREFIX)
+                .filter(|f| !f.is_empty() && !f.contains('.'));
+            let Some(field) = field else {
+                problems.error(&at, format!("a save target is {SAVE_PREFIX}<field>, got {target:?}"));
+                continue;
+            };
+            let path = format!("customer.{field}");
+            let custom = FieldPath::parse(&path).ok().is_some_and(|p| {
+                matches!(self.schema.lookup("", &p, &path), Lookup::Known(_))
+                    && !matches!(builtin.lookup("", &p, &path), Lookup::Known(_))
+            });
+            if !custom {
+                problems.error(&at, format!("{field:?} is not a custom field of this database"));
+                continue;
+            }
+            match pointer.as_str() {
+                Some(p) if p.is_empty() || p.starts_with('/') => {
+                    save.insert(field.to_owned(), p.to_owned());
+                }
+                _ => problems.error(&at, "expected a JSON pointer into the answer, e.g. \"/account/id\""),
+            }
+        }
+        Some(save)
     }
 
     /// Decodes a branch's params: each path's `when` over the trigger, the customer and

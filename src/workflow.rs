@@ -13,6 +13,10 @@ use crate::guards::window::SendWindow;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// How a webhook's `save` names a custom field: `customer.custom.<name>`.
+pub const SAVE_PREFIX: &str = "customer.custom.";
 
 /// The priority of a workflow that does not give one: after any the operator ranked.
 pub const DEFAULT_PRIORITY: i32 = 100;
@@ -71,6 +75,9 @@ pub struct Step {
     /// Sent whatever the customer's opt-out (`"transactional": true`, email and SMS only):
     /// statements and security notices, not marketing.
     pub transactional: bool,
+    /// A webhook's `"save"`: custom field name to the JSON pointer of the value in the
+    /// 2xx answer's body, written in the transaction that records the step done.
+    pub save: BTreeMap<String, String>,
 }
 
 /// What a step's failure does to its run (`"on_error"` beside `type` and `params`).
@@ -108,7 +115,11 @@ impl Step {
 impl Serialize for Step {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let continues = self.on_error == OnError::Continue;
-        let fields = 2 + usize::from(continues) + usize::from(self.transactional) + usize::from(self.name.is_some());
+        let fields = 2
+            + usize::from(continues)
+            + usize::from(self.transactional)
+            + usize::from(self.name.is_some())
+            + usize::from(!self.save.is_empty());
         let mut s = serializer.serialize_struct("Step", fields)?;
         s.serialize_field("type", self.kind().name())?;
         if let Some(name) = &self.name {
@@ -121,6 +132,14 @@ impl Serialize for Step {
         }
         if self.transactional {
             s.serialize_field("transactional", &true)?;
+        }
+        if !self.save.is_empty() {
+            let save: BTreeMap<String, &String> = self
+                .save
+                .iter()
+                .map(|(field, pointer)| (format!("{SAVE_PREFIX}{field}"), pointer))
+                .collect();
+            s.serialize_field("save", &save)?;
         }
         s.end()
     }

@@ -456,6 +456,7 @@ impl Outbound for Held {
             DeliveryReport {
                 attempts: request.attempts_before + u32::from(outcome != Err(DeliveryError::LeaseOver)),
                 outcome,
+                response: None,
             }
         })
     }

@@ -630,3 +630,114 @@ async fn the_dry_run_shows_the_path_a_branch_takes_and_both_continuations_of_a_w
     assert!(runs_of_customer(db, 1).await.is_empty());
     t.finish().await;
 }
+
+/// A named webhook's answer is recorded with its step and readable as
+/// `steps.<name>.response.*`; its `save` writes custom fields in the transaction that
+/// records the step done. An answer that is not JSON fails a step that saves, with the
+/// reason; the engine goes on. Through the embedded broker and a real HTTP receiver.
+#[actix_rt::test]
+async fn a_webhooks_answer_is_read_by_later_steps_and_saved_into_custom_fields() {
+    use sea_orm::ConnectionTrait;
+    let mut e = engine::Engine::new(|_| {}).await;
+    e.add_customers(1..=2).await;
+    e.db()
+        .connection()
+        .execute_unprepared("INSERT INTO custom_field_definitions (name, field_type) VALUES ('account_ref', 'string')")
+        .await
+        .unwrap();
+    e.listener
+        .answer_with("/open", r#"{"account": {"id": "A-77"}, "tier": "gold"}"#);
+    e.listener.answer_with("/text", "accepted");
+    let (open, text) = (e.listener.url("/open"), e.listener.url("/text"));
+    e.add_workflow(json!({"name": "open account", "trigger_event": "customer.registered", "actions": [
+        {"type": "webhook", "name": "open", "params": {"url": open}, "save": {"customer.custom.account_ref": "/account/id"}},
+        {"type": "branch", "params": {"paths": [
+            {"when": {"field": "steps.open.response.tier", "operator": "eq", "value": "gold"},
+             "actions": [note("gold {{steps.open.response.account.id}}")]}],
+            "otherwise": [note("plain")]}}
+    ]}))
+    .await;
+    e.add_workflow(
+        json!({"name": "bad answer", "trigger_event": "customer.verified", "actions": [
+            {"type": "webhook", "name": "ask", "params": {"url": text}, "save": {"customer.custom.account_ref": "/id"}}
+        ]}),
+    )
+    .await;
+    e.start().await;
+    e.publish(&json!({"id": "reg-1", "type": "customer.registered", "customer_id": 1, "data": {}}))
+        .await;
+    e.publish(&json!({"id": "ver-2", "type": "customer.verified", "customer_id": 2, "data": {}}))
+        .await;
+    let runs = eventually!("both runs to end", engine::PATIENCE, {
+        let runs = engine::runs_where(e.db(), Default::default()).await;
+        (runs.len() == 2 && runs.iter().all(|r| r.run.status == "done" || r.run.status == "failed")).then_some(runs)
+    });
+    let opened = runs.iter().find(|r| r.run.event_id == "reg-1").unwrap();
+    assert_eq!(opened.run.status, "done", "{opened:?}");
+    assert_eq!(
+        opened.steps[0].result.as_ref().unwrap()["response"],
+        json!({"account": {"id": "A-77"}, "tier": "gold"})
+    );
+    assert_eq!(note_bodies(e.db(), 1).await, ["gold A-77"]);
+    assert_eq!(
+        engine::customer(e.db(), 1).await.custom_fields["account_ref"],
+        json!("A-77")
+    );
+
+    let bad = runs.iter().find(|r| r.run.event_id == "ver-2").unwrap();
+    assert_eq!(bad.run.status, "failed", "{bad:?}");
+    let error = bad.steps[0].error.clone().unwrap_or_default();
+    assert!(error.contains("nothing saved") && error.contains("not JSON"), "{error}");
+    assert!(engine::customer(e.db(), 2)
+        .await
+        .custom_fields
+        .get("account_ref")
+        .is_none());
+    e.finish().await;
+}
+
+/// `save` is refused at save time unless it targets one of the database's custom fields
+/// with a JSON pointer, on a webhook step.
+#[actix_rt::test]
+async fn a_save_must_target_a_custom_field_with_a_pointer() {
+    use sea_orm::ConnectionTrait;
+    use workflow_engine::conditions::Limits;
+    use workflow_engine::storage::statuses;
+    use workflow_engine::validate::Validator;
+    let t = fresh().await;
+    t.db.connection()
+        .execute_unprepared("INSERT INTO custom_field_definitions (name, field_type) VALUES ('account_ref', 'string')")
+        .await
+        .unwrap();
+    let schema = statuses::field_schema(t.db.connection()).await.unwrap();
+    let paths = |step: Value| -> Vec<String> {
+        let definition = json!({"name": "s", "trigger_event": "customer.registered", "actions": [step]});
+        match Validator::new(&schema, Limits::default()).workflow(&definition) {
+            Ok(_) => Vec::new(),
+            Err(invalid) => invalid.problems.into_iter().map(|p| p.path).collect(),
+        }
+    };
+    let hook = |save: Value| json!({"type": "webhook", "params": {"url": "https://x.example/"}, "save": save});
+    assert!(paths(hook(json!({"customer.custom.account_ref": "/id"}))).is_empty());
+    assert_eq!(
+        paths(hook(json!({"customer.country": "/id"}))),
+        ["/actions/0/save/customer.country"]
+    );
+    assert_eq!(
+        paths(hook(json!({"customer.custom.country": "/id"}))),
+        ["/actions/0/save/customer.custom.country"]
+    );
+    assert_eq!(
+        paths(hook(json!({"customer.custom.nope": "/id"}))),
+        ["/actions/0/save/customer.custom.nope"]
+    );
+    assert_eq!(
+        paths(hook(json!({"customer.custom.account_ref": "id"}))),
+        ["/actions/0/save/customer.custom.account_ref"]
+    );
+    assert_eq!(
+        paths(json!({"type": "add_note", "params": {"body": "x"}, "save": {"customer.custom.account_ref": "/id"}})),
+        ["/actions/0/save"]
+    );
+    t.finish().await;
+}

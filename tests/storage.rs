@@ -839,9 +839,20 @@ async fn a_failed_delivery_is_queued_again_with_its_key_and_the_request_as_built
         panic!("nothing else holds the delivery")
     };
     let failed: Result<u16, String> = Err("http 500".into());
-    steps::finish_external(db, fence, run.run.id, (0, 1), queued.outbox_id, 3, &failed, false, t0())
-        .await
-        .unwrap();
+    steps::finish_external(
+        db,
+        fence,
+        run.run.id,
+        (0, 1),
+        queued.outbox_id,
+        3,
+        &failed,
+        &Default::default(),
+        false,
+        t0(),
+    )
+    .await
+    .unwrap();
     assert_eq!(runs::get(db, run.run.id).await.unwrap().unwrap().run.status, "failed");
 
     let again = steps::begin_external(

@@ -194,6 +194,7 @@ impl Integrations {
             signing_key,
             auth_key,
             configured,
+            keep_response: false,
         })
     }
 }

@@ -19,6 +19,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
 use crate::retry::{retry, Backoff, Classify, Retried, Verdict};
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -177,11 +178,12 @@ pub async fn deliver(
     .await;
     let attempts = msg.attempts_before + made;
     match outcome {
-        Retried::Ok(status) => {
+        Retried::Ok((status, response)) => {
             metrics.delivery_attempts.with_label_values(&[kind, "ok"]).inc();
             DeliveryReport {
                 attempts,
                 outcome: Ok(status),
+                response,
             }
         }
         Retried::Failed { error, .. } => {
@@ -189,10 +191,18 @@ pub async fn deliver(
             DeliveryReport {
                 attempts,
                 outcome: Err(error),
+                response: None,
             }
         }
     }
 }
+
+/// The largest answer body kept for a step that reads it.
+pub const MAX_RESPONSE: usize = 64 * 1024;
+
+/// What an accepted attempt answered: its status, and its body when the request keeps it
+/// (JSON of at most [`MAX_RESPONSE`] bytes, or why it is not).
+type Accepted = (u16, Option<Result<Value, String>>);
 
 /// One attempt: the target checked, the workflow's headers then the engine's (which win),
 /// signed now, sent, and the answer classified.
@@ -201,7 +211,7 @@ async fn attempt(
     policy: &DeliveryPolicy,
     clock: &dyn Clock,
     msg: &Deliver,
-) -> Result<u16, DeliveryError> {
+) -> Result<Accepted, DeliveryError> {
     let request = &msg.request;
     // Every message names the target redacted: it becomes the step's error, which the
     // runs API shows, and a log line (issue 22, finding 5).
@@ -245,7 +255,7 @@ async fn attempt(
             .insert_header((TIMESTAMP_HEADER, timestamp.to_string()))
             .insert_header((SIGNATURE_HEADER, secrets.sign(key, timestamp, request.body.as_bytes())));
     }
-    let response = builder
+    let mut response = builder
         .send_body(request.body.clone())
         .await
         .map_err(|e| match guard::refusal(&e) {
@@ -255,7 +265,22 @@ async fn attempt(
     let status = response.status();
     let answered = || format!("{} answered {status}", shown());
     match status.as_u16() {
-        200..=299 => Ok(status.as_u16()),
+        200..=299 => {
+            let kept = match request.keep_response {
+                false => None,
+                true => Some(match response.body().limit(MAX_RESPONSE).await {
+                    Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+                        .map_err(|e| format!("{} answered with a body that is not JSON: {e}", shown())),
+                    Err(awc::error::PayloadError::Overflow) => Err(format!(
+                        "{} answered with a body over {} KiB",
+                        shown(),
+                        MAX_RESPONSE / 1024
+                    )),
+                    Err(e) => Err(format!("{}'s answer could not be read: {e}", shown())),
+                }),
+            };
+            Ok((status.as_u16(), kept))
+        }
         429 | 503 => {
             let after = response
                 .headers()
@@ -303,6 +328,9 @@ pub struct DeliveryReport {
     pub attempts: u32,
     /// The HTTP status of the accepted attempt, or the last error.
     pub outcome: Result<u16, DeliveryError>,
+    /// The accepted attempt's body, when the request keeps it
+    /// ([`OutboundRequest::keep_response`](crate::storage::outbox::OutboundRequest)).
+    pub response: Option<Result<Value, String>>,
 }
 
 #[cfg(test)]
@@ -403,6 +431,7 @@ mod tests {
                 signing_key,
                 auth_key: None,
                 configured: false,
+                keep_response: false,
             },
             idempotency_key: "run-1-step-0".into(),
             attempts_before: 0,
@@ -438,7 +467,8 @@ mod tests {
             report,
             DeliveryReport {
                 attempts: 4,
-                outcome: Ok(200)
+                outcome: Ok(200),
+                response: None,
             }
         );
         // 7 s, then until the date (start + 20 s), then a day capped to the backoff
@@ -468,7 +498,8 @@ mod tests {
             report,
             DeliveryReport {
                 attempts: 2,
-                outcome: Err(DeliveryError::LeaseOver)
+                outcome: Err(DeliveryError::LeaseOver),
+                response: None,
             }
         );
         assert_eq!(script.got.lock().unwrap().len(), 2);

@@ -393,7 +393,7 @@ impl Chain<'_> {
         let action = &step.action;
         let runner = self.runner;
         let run = &self.run.run;
-        let request = runner
+        let mut request = runner
             .db("prepare_request", self.fence, || {
                 runner.integrations.request(&runner.db, run, action, facts, context)
             })
@@ -402,6 +402,8 @@ impl Chain<'_> {
                 message,
                 recorded: false,
             })?;
+        // A named step's answer is readable as steps.<name>.response; a save writes from it.
+        request.keep_response = step.name.is_some() || !step.save.is_empty();
         let key = steps::idempotency_key(run.id, &slot.path);
         let go_on = step.on_error == OnError::Continue;
         // Attempts made under a lease that ran out, not yet on the outbox row.
@@ -471,7 +473,22 @@ impl Chain<'_> {
                 made += report.attempts.saturating_sub(attempts_before);
                 continue;
             }
-            let outcome = report.outcome.map_err(|e| e.to_string());
+            let mut outcome = report.outcome.map_err(|e| e.to_string());
+            let response = report.response.as_ref().and_then(|r| r.as_ref().ok());
+            let mut saved = Map::new();
+            if outcome.is_ok() && !step.save.is_empty() {
+                match &report.response {
+                    Some(Ok(body)) => saved.extend(step.save.iter().map(|(field, pointer)| {
+                        (field.clone(), body.pointer(pointer).cloned().unwrap_or(Value::Null))
+                    })),
+                    Some(Err(why)) => outcome = Err(format!("nothing saved: {why}")),
+                    None => outcome = Err("nothing saved: the answer was not kept".to_owned()),
+                }
+            }
+            let kept = steps::Kept {
+                response,
+                save: (!saved.is_empty()).then_some((run.customer_id, &saved)),
+            };
             let finished = runner
                 .db("finish_external", self.fence, || {
                     steps::finish_external(
@@ -482,6 +499,7 @@ impl Chain<'_> {
                         queued.outbox_id,
                         report.attempts,
                         &outcome,
+                        &kept,
                         go_on,
                         runner.clock.now(),
                     )

@@ -361,3 +361,29 @@ pub async fn statuses_of<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Vec<(S
         .map(|r| Ok((r.try_get("", "type_name")?, r.try_get("", "status_name")?)))
         .collect()
 }
+
+/// Sets custom fields of customer `customer_id` (a journey's webhook `save`), keeping the
+/// others; a customer without a row is left alone. Call it in the transaction that
+/// records the step.
+pub async fn save_custom<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: i64,
+    fields: &Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let Some(row) = customers::Entity::find_by_id(customer_id).one(conn).await? else {
+        return Ok(());
+    };
+    let mut custom = match row.custom_fields {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    custom.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+    conn.execute(statement(
+        conn,
+        "UPDATE customers SET custom_fields = $1, updated_at = $2 WHERE id = $3",
+        vec![Value::Object(custom).into(), now.into(), customer_id.into()],
+    ))
+    .await?;
+    Ok(())
+}

@@ -44,6 +44,10 @@ pub struct OutboundRequest {
     /// [`DeliveryPolicy::trusts`]: crate::outbound::send::DeliveryPolicy::trusts
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub configured: bool,
+    /// Keep the 2xx answer's body (JSON, at most 64 KiB): a journey's step reads it as
+    /// `steps.<name>.response`, or saves fields of it (`"save"`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_response: bool,
 }
 
 /// What the delivery pool does with a message.

@@ -14,7 +14,7 @@ use crate::validate::Validator;
 use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// The idempotency key of a run's step, by its path in the workflow (`"2"`, or
 /// `"2.paths.0.1"` in a journey): the same on every attempt and every replay.
@@ -376,6 +376,16 @@ pub async fn begin_external(
     }))
 }
 
+/// What a delivered step keeps of its answer (a journey's webhook): the body, recorded
+/// with the step as `response`, and the customer's custom fields it saves from it,
+/// written in the transaction that records the step done.
+#[derive(Debug, Default)]
+pub struct Kept<'a> {
+    pub response: Option<&'a Value>,
+    /// The customer and the custom fields to set.
+    pub save: Option<(i64, &'a Map<String, Value>)>,
+}
+
 /// Records a delivery's outcome on the outbox row and the step, in one transaction, and
 /// ends the delivery's lease. On failure the run fails too, unless `go_on` (the step's
 /// `"on_error": "continue"`): then the run moves past the failed step and stays running.
@@ -388,6 +398,7 @@ pub async fn finish_external(
     outbox_id: i64,
     attempts: u32,
     outcome: &Result<u16, String>,
+    kept: &Kept<'_>,
     go_on: bool,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
@@ -395,8 +406,17 @@ pub async fn finish_external(
         let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
         let outcome = outcome
             .as_ref()
-            .map(|http_status| json!({"http_status": http_status, "attempts": attempts}))
+            .map(|http_status| {
+                let mut result = json!({"http_status": http_status, "attempts": attempts});
+                if let Some(response) = kept.response {
+                    result["response"] = response.clone();
+                }
+                result
+            })
             .map_err(Clone::clone);
+        if let (Ok(_), Some((customer_id, fields))) = (&outcome, kept.save) {
+            super::customers::save_custom(txn, customer_id, fields, now).await?;
+        }
         record_outcome(txn, run_id, at, outbox_id, attempts, &outcome, go_on, now).await?;
         Ok(())
     })

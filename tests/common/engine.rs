@@ -93,6 +93,8 @@ struct Inbox {
     failures: Mutex<HashMap<String, u32>>,
     /// How long each answer takes (a slow receiver).
     delay: Mutex<Duration>,
+    /// Path -> the raw body its 200 answers carry (`{"ok": true}` otherwise).
+    answers: Mutex<HashMap<String, String>>,
 }
 
 /// A local HTTP server recording every POST; it can fail the first requests to a path.
@@ -135,10 +137,11 @@ async fn receive(req: HttpRequest, body: web::Bytes, inbox: web::Data<Arc<Inbox>
     if !delay.is_zero() {
         actix_rt::time::sleep(delay).await;
     }
-    if fail {
-        HttpResponse::ServiceUnavailable().finish()
-    } else {
-        HttpResponse::Ok().json(serde_json::json!({"ok": true}))
+    let answer = inbox.answers.lock().unwrap().get(req.path()).cloned();
+    match (fail, answer) {
+        (true, _) => HttpResponse::ServiceUnavailable().finish(),
+        (false, Some(raw)) => HttpResponse::Ok().content_type("application/json").body(raw),
+        (false, None) => HttpResponse::Ok().json(serde_json::json!({"ok": true})),
     }
 }
 
@@ -176,6 +179,11 @@ impl Listener {
     /// Answers the next `n` requests to `path` with 503.
     pub fn fail_first(&self, path: &str, n: u32) {
         self.inbox.failures.lock().unwrap().insert(path.to_owned(), n);
+    }
+
+    /// Answers requests to `path` with 200 and `raw` as the body.
+    pub fn answer_with(&self, path: &str, raw: impl Into<String>) {
+        self.inbox.answers.lock().unwrap().insert(path.to_owned(), raw.into());
     }
 
     /// Requests to `path`, in arrival order.

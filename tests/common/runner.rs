@@ -34,6 +34,7 @@ impl Outbound for Sent {
         Box::pin(std::future::ready(DeliveryReport {
             attempts: request.attempts_before + 1,
             outcome: Ok(200),
+            response: None,
         }))
     }
 }
