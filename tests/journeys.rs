@@ -741,3 +741,46 @@ async fn a_save_must_target_a_custom_field_with_a_pointer() {
     );
     t.finish().await;
 }
+
+/// An `exit_when` event cancels a run waiting for an event: its wait goes with it, so the
+/// awaited event that comes later ends nothing and its timeout finds nothing either.
+#[actix_rt::test]
+async fn exit_when_cancels_a_waiting_run_and_its_wait() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = ManualClock::new(t0());
+    let (runner, fence, _) = owning_runner(db, "node-a", &clock).await;
+    common::add_customers(db, 1..=1).await;
+    let mut journey = first_deposit();
+    journey["exit_when"] = json!([{"trigger_event": "customer.closed"}]);
+    let id = add_workflow(db, journey).await;
+    send(&runner, fence, db, event("r1", "customer.registered", 1, json!({}))).await;
+    send(&runner, fence, db, event("x1", "customer.closed", 1, json!({}))).await;
+    assert_eq!(run_of(db, 1, &id).await.run.status, status::CANCELLED);
+    use sea_orm::ConnectionTrait;
+    let waits = db
+        .connection()
+        .query_one(workflow_engine::storage::sql::statement(
+            db.connection(),
+            "SELECT COUNT(*) AS n FROM waits",
+            vec![],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(waits, 0, "the cancelled run's wait went with it");
+    send(
+        &runner,
+        fence,
+        db,
+        event("d1", "customer.deposited", 1, json!({"amount": 5})),
+    )
+    .await;
+    clock.advance(Duration::from_secs(4 * 86_400));
+    assert_eq!(resume_due(&runner, fence, db, &clock).await, 0);
+    assert!(note_bodies(db, 1).await.is_empty());
+    assert_eq!(run_of(db, 1, &id).await.run.status, status::CANCELLED);
+    t.finish().await;
+}
