@@ -8,7 +8,7 @@
 //! WFE_BENCH_SCALE=delays cargo bench --bench scale
 //! ```
 //!
-//! Scenarios (`WFE_BENCH_SCALE=delays,customers`, default both; each runs in a child
+//! Scenarios (`WFE_BENCH_SCALE=delays,customers,waits`, default all; each runs in a child
 //! process of its own, so one's memory and metrics do not leak into the other's figures):
 //!
 //! - `delays`: the scheduler with `WFE_BENCH_DELAYS` (1,000,000) parked runs due over the
@@ -25,6 +25,10 @@
 //!   `engine.executor_idle_secs` = 2 so executors are evicted while the run goes on.
 //!   Prints resident memory and live executors every 100,000 events consumed (every
 //!   fifth of the events below 500,000).
+//!
+//! - `waits`: journeys, `WFE_BENCH_WAITS` (1,000,000) runs waiting for their customer's
+//!   next event: the lookup an arriving event makes, with and without its index, and the
+//!   engine's resident memory on that table (see [`waits`]).
 //!
 //! What the figures mean:
 //!
@@ -741,9 +745,213 @@ async fn customers() {
     drop(cluster);
 }
 
+/// The journeys' `waits` index (migration m20261207_000017), dropped and recreated by the
+/// `waits` scenario to show what it saves.
+const WAITS_INDEX: (&str, &str) = (
+    "ix_waits_customer_event",
+    "CREATE INDEX IF NOT EXISTS ix_waits_customer_event ON waits (customer_id, event_type)",
+);
+
+/// Writes, in multi-row INSERTs of 1,000 runs a transaction, exactly the rows the executor
+/// leaves when a run of the `waits` scenario's workflow (wait_for_event with one on_event
+/// step) parks on its wait: the run `waiting` at step 0, the wait step `waiting`, the
+/// on_event step `pending`, the `waits` row and its timeout as a `scheduled` row. See
+/// `storage::waits::park`.
+async fn park_waits(db: &Database, workflow: &StoredWorkflow, ids: std::ops::RangeInclusive<i64>) {
+    let now = chrono::Utc::now();
+    let parked_at = ts(now);
+    let due = ts(now + chrono::Duration::days(3));
+    let (wf, version) = (&workflow.id, workflow.version);
+    for chunk in ids.collect::<Vec<_>>().chunks(1000) {
+        let (mut runs, mut steps, mut waits, mut due_rows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for &id in chunk {
+            let partition = id.rem_euclid(i64::from(PARTITIONS));
+            let event = EventEnvelope::from_value(json!({"id": format!("reg-{id}"), "type": "customer.registered",
+                "customer_id": id, "data": {}}))
+            .expect("bench envelope");
+            let event = serde_json::to_string(&event)
+                .expect("envelope json")
+                .replace('\'', "''");
+            runs.push(format!(
+                "({id}, 'reg-{id}', '{wf}', {version}, {id}, 'customer.registered', {partition}, '{event}', 'waiting', 0, NULL, {parked_at}, {parked_at})"
+            ));
+            steps.push(format!(
+                "({id}, 0, 'wait_for_event', 'waiting', 1, NULL, NULL, {parked_at}, NULL, NULL)"
+            ));
+            steps.push(format!(
+                "({id}, 1, 'add_note', 'pending', 0, NULL, NULL, NULL, NULL, '0.on_event.0')"
+            ));
+            waits.push(format!(
+                "({id}, {id}, '{TRIGGER}', {partition}, 0, 2, 2, 1, 2, NULL, '{{}}', {parked_at})"
+            ));
+            due_rows.push(format!("({id}, {id}, {partition}, {due}, NULL, NULL, {parked_at})"));
+        }
+        let txn = db.begin().await.expect("begin");
+        for (sql, rows) in [
+            ("INSERT INTO runs (\"id\", \"event_id\", \"workflow_id\", \"workflow_version\", \"customer_id\", \"trigger\", \
+              \"partition\", \"event\", \"status\", \"next_step\", \"error\", \"created_at\", \"updated_at\") VALUES ", &runs),
+            ("INSERT INTO run_steps (\"run_id\", \"step_index\", \"action_type\", \"status\", \"attempts\", \"error\", \
+              \"result\", \"started_at\", \"finished_at\", \"path\") VALUES ", &steps),
+            ("INSERT INTO waits (\"run_id\", \"customer_id\", \"event_type\", \"partition\", \"step_index\", \"split\", \
+              \"end_index\", \"event_next\", \"timeout_next\", \"conditions\", \"steps\", \"started_at\") VALUES ", &waits),
+            ("INSERT INTO scheduled (\"run_id\", \"customer_id\", \"partition\", \"due_at\", \"claimed_by\", \
+              \"claimed_until\", \"created_at\") VALUES ", &due_rows),
+        ] {
+            txn.execute_unprepared(&format!("{sql}{}", rows.join(", "))).await.expect("park waits");
+        }
+        txn.commit().await.expect("commit");
+    }
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_unprepared("SELECT setval(pg_get_serial_sequence('runs', 'id'), (SELECT MAX(id) FROM runs))")
+            .await
+            .expect("runs sequence");
+    }
+}
+
+/// Journeys: `WFE_BENCH_WAITS` (1,000,000) runs waiting for their customer's next deposit.
+/// Prints the cost of the lookup an arriving event makes (the query of
+/// `storage::waits::resolve_event`, for a customer who waits and one who does not),
+/// without then with the waits index; then the engine's resident memory when it starts
+/// on that table and after it consumed `WFE_BENCH_WAIT_EVENTS` (20,000) deposits, half of
+/// them of waiting customers (each ends its wait and runs the on_event step) and half of
+/// customers who do not wait. The bench writes the rows itself, so it also prints the
+/// resident memory before the engine starts: the engine's own share is the difference.
+/// Run it with `WFE_BENCH_WAITS=0` for the baseline.
+async fn waits() {
+    let waiting = env_or("WFE_BENCH_WAITS", 1_000_000) as i64;
+    let events = env_or("WFE_BENCH_WAIT_EVENTS", 20_000) as i64;
+    let settings = settings("engine-scale-waits");
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let (db, scratch) = fresh_database("waits", settings.database.max_connections).await;
+    let backend = db.backend();
+    let workflow = create_workflow(
+        &db,
+        &json!({"name": "first deposit", "trigger_event": "customer.registered", "actions": [
+            {"type": "wait_for_event", "name": "deposit", "params": {"event": TRIGGER, "timeout": {"days": 3},
+                "on_event": [{"type": "add_note", "params": {"body": "deposited"}}]}}]}),
+    )
+    .await;
+    // Customers 1..=waiting wait; the events go to the first events/2 of them and to as
+    // many customers after them, who do not.
+    let half = events / 2;
+    if waiting > 0 {
+        insert_customers(&db, 1..=half.min(waiting)).await;
+    }
+    insert_customers(&db, waiting + 1..=waiting + half).await;
+    let t = Instant::now();
+    if waiting > 0 {
+        park_waits(&db, &workflow, 1..=waiting).await;
+    }
+    let load = t.elapsed();
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_unprepared("ANALYZE").await.expect("analyze");
+    }
+    println!(
+        "waits/load           waiting runs {waiting:>8}  written in {:>6.1} s  [{backend}]",
+        load.as_secs_f64()
+    );
+    let lookup = "SELECT w.run_id, w.partition, w.step_index, w.split, w.end_index, w.event_next, \
+         w.conditions, w.steps, r.event AS trigger_event FROM waits w JOIN runs r ON r.id = w.run_id \
+         WHERE w.customer_id = $1 AND w.event_type = $2 ORDER BY w.started_at, w.run_id";
+    let time_lookup = |customer: i64| {
+        let db = db.clone();
+        async move {
+            let conn = db.connection();
+            let mut samples = Vec::with_capacity(9);
+            for _ in 0..9 {
+                let t = Instant::now();
+                conn.query_all(statement(conn, lookup, vec![customer.into(), TRIGGER.into()]))
+                    .await
+                    .expect("lookup");
+                samples.push(t.elapsed());
+            }
+            median(samples)
+        }
+    };
+    for (label, create) in [("without", false), ("with", true)] {
+        let sql = if create {
+            WAITS_INDEX.1.to_owned()
+        } else {
+            format!("DROP INDEX IF EXISTS {}", WAITS_INDEX.0)
+        };
+        db.execute_unprepared(&sql).await.expect("waits index");
+        let (one, none) = (time_lookup(waiting.max(1) / 2).await, time_lookup(waiting + 1).await);
+        println!(
+            "waits/lookup         waiting runs {waiting:>8}  {label:<7} the index: a waiting customer {:>8.3} ms  a customer who does not wait {:>8.3} ms  (medians of 9)  [{backend}]",
+            ms(one),
+            ms(none)
+        );
+    }
+
+    // The rows were written by this process: what that left resident (SQLite's page cache,
+    // the allocator's arenas) is in every figure below, engine or not.
+    let rss_loaded = status_mib("VmRSS");
+    let topology = Topology::start(&settings, db.clone(), &brokers).expect("engine");
+    while !topology.consuming() {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    actix_rt::time::sleep(Duration::from_secs(2)).await;
+    let rss_start = status_mib("VmRSS");
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let customers: Vec<i64> = (1..=half.min(waiting)).chain(waiting + 1..=waiting + half).collect();
+    let mut deliveries = Vec::with_capacity(customers.len());
+    for customer in &customers {
+        let payload = json!({"id": format!("dep-{customer}"), "type": TRIGGER, "customer_id": customer,
+            "data": {"amount": 100}})
+        .to_string();
+        let key = customer.to_string();
+        let mut record = FutureRecord::to(TOPIC).key(&key).payload(&payload);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((_, r)) => {
+                    record = r;
+                    actix_rt::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+    for d in deliveries {
+        let _ = d.await;
+    }
+    let t = Instant::now();
+    let expected = half.min(waiting);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut ended = 0;
+    while Instant::now() < deadline {
+        ended = count(&db, "SELECT COUNT(*) AS n FROM runs WHERE status = 'done'", vec![]).await;
+        if ended >= expected {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let consumed_in = t.elapsed();
+    actix_rt::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "waits/memory         waiting runs {waiting:>8}  RSS before the engine {rss_loaded:.1} MiB  engine started {rss_start:.1} MiB (+{:.1})  after {} deposits ({ended} waits ended{}) {:.1} MiB  peak {:.1} MiB  in {:.1} s  [{backend}]",
+        rss_start - rss_loaded,
+        customers.len(),
+        if ended >= expected { "" } else { ", INCOMPLETE" },
+        status_mib("VmRSS"),
+        status_mib("VmHWM"),
+        consumed_in.as_secs_f64(),
+    );
+    topology.shutdown().await;
+    drop_database(db, scratch).await;
+    drop(cluster);
+}
+
 fn main() {
     let wanted = std::env::var("WFE_BENCH_SCALE").unwrap_or_default();
-    let scenarios: Vec<&str> = ["delays", "customers"]
+    let scenarios: Vec<&str> = ["delays", "customers", "waits"]
         .into_iter()
         .filter(|s| wanted.trim().is_empty() || wanted.split(',').any(|w| w.trim() == *s))
         .collect();
@@ -768,7 +976,8 @@ fn main() {
         match scenarios.first() {
             Some(&"delays") => delays().await,
             Some(&"customers") => customers().await,
-            _ => eprintln!("WFE_BENCH_SCALE names no scenario (delays, customers)"),
+            Some(&"waits") => waits().await,
+            _ => eprintln!("WFE_BENCH_SCALE names no scenario (delays, customers, waits)"),
         }
     });
 }
