@@ -921,6 +921,75 @@ async fn crash_with_a_pending_delay_resumes_it() {
     chain_completes_after_restart(&second.api(), &listener).await;
 }
 
+/// Journeys across kill -9: two runs wait for their customer's next deposit when the
+/// process is killed. After a restart on the same database and broker, one customer
+/// deposits and the other never does: every wait ends exactly once, the receiver got one
+/// request per customer, the one its wait step recorded, and the one that never deposited
+/// timed out.
+#[actix_rt::test]
+async fn crash_while_runs_wait_for_an_event_ends_each_wait_once() {
+    let scratch = Scratch::new("crash-wait");
+    let broker = Broker::start();
+    let listener = Listener::start().await;
+    let env = [
+        ("WFE__SCHEDULER__DELAY_OVERRIDE_SECS", "20"),
+        ("WFE__SCHEDULER__LEASE_SECS", "5"),
+    ];
+    let mut first = engine(&scratch, &broker, "wait-before-crash", &env).await;
+    first.ready(READY).await;
+    let api = first.api();
+    let journey = json!({"id": "journey", "name": "first deposit", "trigger_event": "customer.registered",
+        "actions": [{"type": "wait_for_event", "name": "deposit", "params": {
+            "event": "customer.deposited", "timeout": {"days": 3},
+            "on_event": [{"type": "webhook", "params": {"url": format!("{}/event", listener.base)}}],
+            "on_timeout": [{"type": "webhook", "params": {"url": format!("{}/timeout", listener.base)}}]}}]});
+    let (status, body) = api.post("/api/v1/workflows", &journey).await;
+    assert_eq!(status, 201, "{body}");
+    for customer in [801, 802] {
+        broker
+            .produce(&json!({"id": format!("reg-{customer}"), "type": "customer.registered",
+                "customer_id": customer, "data": {}}))
+            .await;
+    }
+    eventually("both runs to wait", SETTLE, || async {
+        let runs = api.runs_of("journey").await;
+        (runs.len() == 2 && runs.iter().all(|r| r["status"] == "waiting")).then_some(())
+    })
+    .await;
+    first.crash();
+
+    let second = engine(&scratch, &broker, "wait-after-crash", &env).await;
+    let api = second.api();
+    broker
+        .produce(&json!({"id": "dep-801", "type": "customer.deposited", "customer_id": 801, "data": {"amount": 5}}))
+        .await;
+    let runs = finished_runs(&api, "journey", 2).await;
+    let received = listener.received();
+    for run in &runs {
+        let customer = run["customer_id"].as_i64().unwrap();
+        let wait = &run["steps"][0];
+        let timed_out = wait["result"]["timed_out"].as_bool().expect("an outcome");
+        let paths: Vec<&str> = received
+            .iter()
+            .filter(|r| r.body["event"]["customer_id"] == customer)
+            .map(|r| r.path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            [if timed_out { "/timeout" } else { "/event" }],
+            "customer {customer}: {run:#}"
+        );
+        assert_eq!(
+            run["steps"].as_array().unwrap().len(),
+            2,
+            "only the path taken: {run:#}"
+        );
+        if customer == 802 {
+            assert!(timed_out, "802 never deposited: {run:#}");
+        }
+    }
+}
+
 /// A crash in the middle of a burst of 50 events: after a restart every event's run is
 /// done and every idempotency key was delivered; a key is delivered again only across the
 /// crash (its first delivery's outcome was not committed), never twice by one process.
