@@ -22,11 +22,9 @@ pub const MAX_STATUSES: usize = 50;
 /// Most lines of one import, and its largest body in bytes: an import is one transaction.
 pub const MAX_IMPORT_LINES: usize = 10_000;
 pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
-/// Imports read at once in the process: each may buffer [`MAX_IMPORT_BYTES`], so the
+/// Imports one server reads at once: each may buffer [`MAX_IMPORT_BYTES`], so the
 /// memory they take is bounded by this many times that, whoever sends them.
 pub const MAX_CONCURRENT_IMPORTS: usize = 2;
-
-static IMPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_IMPORTS);
 
 const KEYS: [&str; 20] = [
     "id",
@@ -267,7 +265,7 @@ pub async fn import(
             "an import is at most {MAX_IMPORT_BYTES} bytes: split it"
         )));
     }
-    let Ok(_permit) = IMPORTS.try_acquire() else {
+    let Some(_permit) = state.heavy.import_permit() else {
         return Err(ApiError::new(
             actix_web::http::StatusCode::TOO_MANY_REQUESTS,
             "busy",

@@ -33,6 +33,13 @@ pub struct Heavy {
 
 struct Inner {
     permits: Arc<Semaphore>,
+    /// Customer imports read at once ([`MAX_CONCURRENT_IMPORTS`]): each may buffer
+    /// [`MAX_IMPORT_BYTES`]. Held by the pool, not the process, so each server (and each
+    /// test's) counts its own.
+    ///
+    /// [`MAX_CONCURRENT_IMPORTS`]: super::customers::MAX_CONCURRENT_IMPORTS
+    /// [`MAX_IMPORT_BYTES`]: super::customers::MAX_IMPORT_BYTES
+    imports: Arc<Semaphore>,
     concurrency: usize,
     timeout: Duration,
     budget: WorkBudget,
@@ -59,6 +66,7 @@ impl Heavy {
         Self {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(concurrency)),
+                imports: Arc::new(Semaphore::new(super::customers::MAX_CONCURRENT_IMPORTS)),
                 concurrency,
                 timeout: Duration::from_millis(settings.heavy_timeout_ms.max(1)),
                 budget: WorkBudget {
@@ -80,6 +88,7 @@ impl Heavy {
         Self {
             inner: Arc::new(Inner {
                 permits: inner.permits.clone(),
+                imports: inner.imports.clone(),
                 concurrency: inner.concurrency,
                 timeout: inner.timeout,
                 budget: inner.budget,
@@ -87,6 +96,11 @@ impl Heavy {
                 probe: Some(Arc::new(probe)),
             }),
         }
+    }
+
+    /// A permit to read a customer import, or `None` when as many are being read as allowed.
+    pub(super) fn import_permit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.inner.imports).try_acquire_owned().ok()
     }
 
     /// Requests running now.
