@@ -129,6 +129,11 @@ impl Flow {
     }
 }
 
+/// A slot's index as the database keeps it (`run_steps.step_index`, `runs.next_step`).
+pub fn stored_index(i: usize) -> i32 {
+    i32::try_from(i).unwrap_or(i32::MAX)
+}
+
 /// Slots a step takes: itself and everything nested in it.
 fn size(step: &Step) -> usize {
     1 + blocks(&step.action).map_or(0, |blocks| {

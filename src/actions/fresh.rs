@@ -22,7 +22,7 @@
 use super::{apply, is_internal, ActionError, StepContext};
 use crate::catalogue::ActionKind;
 use crate::envelope::EventEnvelope;
-use crate::flow::{Flow, Slot};
+use crate::flow::{stored_index, Flow, Slot};
 use crate::guards::cascade::Budget;
 use crate::storage::entities::run_steps;
 use crate::storage::ownership::Fence;
@@ -172,7 +172,7 @@ pub async fn apply_leading(
     while let Some(slot) = flow.get(next).filter(|_| left > 0) {
         left -= 1;
         let (result, took) = apply_step(txn, fence, run, next, slot, context, now).await?;
-        runs::mark_step_done(txn, run.run.id, step_index(next), &result, now).await?;
+        runs::mark_step_done(txn, run.run.id, stored_index(next), &result, now).await?;
         applied.push(took);
         next = slot.next;
     }
@@ -205,13 +205,13 @@ async fn apply_step(
     now: DateTime<Utc>,
 ) -> Result<(Value, (ActionKind, Duration)), ActionError> {
     let step = &slot.step;
-    let index = step_index(i);
+    let index = stored_index(i);
     let began = Instant::now();
     let ctx = StepContext {
         fence,
         run_id: run.run.id,
         step_index: index,
-        next_step: step_index(slot.next),
+        next_step: stored_index(slot.next),
         customer_id: run.run.customer_id,
         workflow_id: &run.run.workflow_id,
         facts_context: context,
@@ -238,11 +238,6 @@ fn leading(flow: &Flow, start: usize) -> usize {
         at = slot.next;
     }
     count
-}
-
-/// A step's position as the database keeps it.
-fn step_index(i: usize) -> i32 {
-    i32::try_from(i).unwrap_or(i32::MAX)
 }
 
 /// `record` as the step's `done` record says it: what [`runs::mark_step_done`] writes.

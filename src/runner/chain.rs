@@ -7,12 +7,10 @@
 //! commits nothing.
 
 use super::{run_done, Runner, Stopped};
-use crate::catalogue::Action;
-use crate::catalogue::BranchPath;
-use crate::conditions::Facts;
-use crate::conditions::{holds, Journey, Limits};
+use crate::catalogue::{Action, BranchPath};
+use crate::conditions::{holds, Facts, Journey, Limits};
 use crate::envelope::EventEnvelope;
-use crate::flow::{Flow, Slot};
+use crate::flow::{stored_index, Flow, Slot};
 use crate::guards::consent;
 use crate::guards::window::{self, SendWindow};
 use crate::metrics::Metrics;
@@ -83,8 +81,8 @@ impl Chain<'_> {
             if !runner.ownership.holds(self.fence) {
                 return Err(Stopped::Revoked);
             }
-            let index = step_index(pc);
-            let next = step_index(slot.next);
+            let index = stored_index(pc);
+            let next = stored_index(slot.next);
             let step = &slot.step;
             let kind = step.kind();
             let started = Instant::now();
@@ -103,37 +101,9 @@ impl Chain<'_> {
                     timeout,
                     ..
                 } => {
-                    let wait = runner.delay_override.unwrap_or_else(|| timeout.to_std());
-                    let due_at = runner.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                    let fork = slot.fork.as_ref();
-                    let on_event = fork.map_or(pc + 1..pc + 1, |f| f.block(0));
-                    let on_timeout = fork.map_or(pc + 1..pc + 1, |f| f.block(1));
-                    let target = |block: &std::ops::Range<usize>| {
-                        step_index(if block.is_empty() { slot.next } else { block.start })
-                    };
-                    let park = waits::Park {
-                        run_id: run.id,
-                        customer_id: run.customer_id,
-                        partition: run.partition,
-                        step_index: index,
-                        split: step_index(on_timeout.start),
-                        end: step_index(on_timeout.end),
-                        event_next: target(&on_event),
-                        timeout_next: target(&on_timeout),
-                        event_type: event,
-                        conditions: conditions.as_ref(),
-                        steps: &named,
-                        due_at,
-                    };
-                    runner
-                        .db("wait_for_event", self.fence, || {
-                            waits::park(&runner.db, self.fence, &park, runner.clock.now())
-                        })
-                        .await?;
-                    runner.wakeup.wake(due_at);
-                    metrics.actions.with_label_values(&[kind.name(), "waiting"]).inc();
-                    tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = %slot.path, awaited = %event, %due_at, "chain waits for an event");
-                    return Ok(());
+                    return self
+                        .wait(slot, index, (event, conditions.as_ref()), timeout, &named)
+                        .await;
                 }
                 Action::Delay { duration } => {
                     let wait = runner.delay_override.unwrap_or_else(|| duration.to_std());
@@ -249,6 +219,57 @@ impl Chain<'_> {
         Ok(())
     }
 
+    /// Parks the run on its wait step: the wait, its blocks and where each outcome goes
+    /// on, and its timeout (a delay for `scheduler.delay_override_secs`). The chain ends
+    /// here; the awaited event or the timeout goes on with it ([`waits`]).
+    async fn wait(
+        &self,
+        slot: &Slot,
+        index: i32,
+        (event, conditions): (&str, Option<&crate::conditions::ConditionNode>),
+        timeout: &crate::duration::Duration,
+        named: &Map<String, Value>,
+    ) -> Result<(), Stopped> {
+        let runner = self.runner;
+        let run = &self.run.run;
+        let wait = runner.delay_override.unwrap_or_else(|| timeout.to_std());
+        let due_at = runner.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        let first = usize::try_from(index).unwrap_or(0) + 1;
+        let (on_event, on_timeout) = match &slot.fork {
+            Some(fork) => (fork.block(0), fork.block(1)),
+            None => (first..first, first..first),
+        };
+        let target =
+            |block: &std::ops::Range<usize>| stored_index(if block.is_empty() { slot.next } else { block.start });
+        let park = waits::Park {
+            run_id: run.id,
+            customer_id: run.customer_id,
+            partition: run.partition,
+            step_index: index,
+            split: stored_index(on_timeout.start),
+            end: stored_index(on_timeout.end),
+            event_next: target(&on_event),
+            timeout_next: target(&on_timeout),
+            event_type: event,
+            conditions,
+            steps: named,
+            due_at,
+        };
+        runner
+            .db("wait_for_event", self.fence, || {
+                waits::park(&runner.db, self.fence, &park, runner.clock.now())
+            })
+            .await?;
+        runner.wakeup.wake(due_at);
+        let metrics = Metrics::global();
+        metrics
+            .actions
+            .with_label_values(&[slot.step.kind().name(), "waiting"])
+            .inc();
+        tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = %slot.path, awaited = %event, %due_at, "chain waits for an event");
+        Ok(())
+    }
+
     /// Decides a branch: the first path whose `when` holds, against the trigger, the
     /// customer as stored now (earlier steps' changes included) and the named steps'
     /// results; `otherwise` when none does. The decision commits with the step, so a
@@ -287,8 +308,8 @@ impl Chain<'_> {
         let target = if keep.is_empty() { slot.next } else { keep.start };
         let first = usize::try_from(index).unwrap_or(0) + 1;
         let dropped = [
-            (step_index(first), step_index(keep.start)),
-            (step_index(keep.end), step_index(end)),
+            (stored_index(first), stored_index(keep.start)),
+            (stored_index(keep.end), stored_index(end)),
         ];
         let result = match chosen {
             Some(k) => json!({ "path": k }),
@@ -303,7 +324,7 @@ impl Chain<'_> {
                     index,
                     &result,
                     &dropped,
-                    step_index(target),
+                    stored_index(target),
                     runner.clock.now(),
                 )
             })
@@ -389,7 +410,7 @@ impl Chain<'_> {
     /// Sends an email, SMS or webhook through the durable outbox and waits for delivery.
     async fn external(&self, slot: &Slot, index: i32, facts: &Facts<'_>, context: &Value) -> Result<(), Failure> {
         let step = &slot.step;
-        let at = (index, step_index(slot.next));
+        let at = (index, stored_index(slot.next));
         let action = &step.action;
         let runner = self.runner;
         let run = &self.run.run;
@@ -535,11 +556,6 @@ impl Chain<'_> {
             });
         }
     }
-}
-
-/// A step's position as the database keeps it.
-fn step_index(i: usize) -> i32 {
-    i32::try_from(i).unwrap_or(i32::MAX)
 }
 
 /// What the run's named steps recorded, by name: done steps' results (a wait's outcome, a
