@@ -6,7 +6,8 @@
 //! reads the archive page by page and loads the customers, and hands each event over.
 
 use crate::budget::{BudgetError, Deadline};
-use crate::conditions::{Facts, Limits};
+use crate::catalogue::Action;
+use crate::conditions::{holds, reads_steps, Facts, Journey, Limits};
 use crate::envelope::EventEnvelope;
 use crate::guards::limits::EntryLimit;
 use crate::plan::{BuildError, WorkflowSet};
@@ -14,7 +15,7 @@ use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Most workflows one backtest judges.
 pub const MAX_WORKFLOWS: usize = 50;
@@ -70,6 +71,11 @@ pub struct WorkflowReport {
     /// in time order from the first match read: a customer who entered before the events
     /// read is not known to have entered. Included in `matched`.
     pub limited: u64,
+    /// A journey's branches the backtest can decide (on the event and the customer; not
+    /// those that read a step's result or come after a wait), by the branch's step path:
+    /// how many matches each path would take (`"0"`, `"1"`, ..., `"otherwise"`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub paths: BTreeMap<String, BTreeMap<String, u64>>,
     pub sample: Vec<Sample>,
 }
 
@@ -80,6 +86,56 @@ pub struct Sample {
     pub customer_id: i64,
     /// The steps as written (`{"type", "params"}`).
     pub actions: Vec<Value>,
+    /// The path each decidable branch would take, by the branch's step path.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub paths: BTreeMap<String, String>,
+}
+
+/// The paths a run of `workflow` would take through the branches it can decide for this
+/// event and customer, following the run from its first step: a branch that reads a
+/// step's result, or a wait, stops the walk (what follows depends on what only a run
+/// knows). By the branch's step path.
+fn decided_paths(workflow: &Workflow, facts: Facts<'_>) -> BTreeMap<String, String> {
+    let flow = workflow.flow();
+    let mut taken = BTreeMap::new();
+    if !flow.is_journey() {
+        return taken;
+    }
+    let no_steps = Map::new();
+    let judged = Facts {
+        journey: Some(Journey {
+            trigger: facts.event,
+            steps: &no_steps,
+        }),
+        ..facts
+    };
+    let limits = Limits::saved();
+    let mut at = 0;
+    while let Some(slot) = flow.get(at) {
+        at = match (&slot.step.action, &slot.fork) {
+            (Action::Branch { paths, .. }, Some(fork)) => {
+                if paths.iter().any(|p| reads_steps(&p.when)) {
+                    break;
+                }
+                let chosen = paths
+                    .iter()
+                    .position(|p| holds(&p.when, judged, &limits).unwrap_or(false));
+                let block = fork.block(chosen.unwrap_or(paths.len()));
+                taken.insert(
+                    slot.path.clone(),
+                    chosen.map_or("otherwise".to_owned(), |k| k.to_string()),
+                );
+                if block.is_empty() {
+                    slot.next
+                } else {
+                    block.start
+                }
+            }
+            (Action::WaitForEvent { .. }, _) => break,
+            _ => slot.next,
+        };
+    }
+    taken
 }
 
 impl Backtest {
@@ -122,6 +178,7 @@ impl Backtest {
                     considered: 0,
                     matched: 0,
                     limited: 0,
+                    paths: BTreeMap::new(),
                     sample: Vec::new(),
                 },
             });
@@ -151,6 +208,15 @@ impl Backtest {
                 continue;
             };
             j.report.matched += 1;
+            let taken = decided_paths(&run.workflow, facts);
+            for (branch, path) in &taken {
+                *j.report
+                    .paths
+                    .entry(branch.clone())
+                    .or_default()
+                    .entry(path.clone())
+                    .or_default() += 1;
+            }
             if j.limit.is_some() {
                 let at = event.occurred_at.unwrap_or(DateTime::<Utc>::MIN_UTC);
                 j.matches.entry(event.customer_id).or_default().push(at);
@@ -165,6 +231,7 @@ impl Backtest {
                         .iter()
                         .map(|s| serde_json::to_value(s).unwrap_or_default())
                         .collect(),
+                    paths: taken,
                 });
             }
         }
@@ -278,5 +345,38 @@ mod tests {
         // Enters at 0; 10 is within a day of it (held); 30 enters again; 50 is within a day
         // of 30 (held). Customer 2 enters once.
         assert_eq!((by_id("cool").matched, by_id("cool").limited), (5, 2));
+    }
+
+    #[test]
+    fn a_journey_reports_the_paths_its_decidable_branches_would_take() {
+        let journey = workflow(
+            json!({"id": "size", "name": "size", "trigger_event": "customer.deposited", "actions": [
+                {"type": "branch", "params": {"paths": [
+                    {"when": {"field": "event.amount", "operator": "gte", "value": 1000},
+                     "actions": [{"type": "add_note", "params": {"body": "big"}}]}],
+                    "otherwise": [{"type": "branch", "params": {"paths": [
+                        {"when": {"field": "customer.country", "operator": "eq", "value": "BR"},
+                         "actions": [{"type": "add_note", "params": {"body": "br"}}]}]}}]}},
+                {"type": "wait_for_event", "name": "next", "params": {"event": "customer.deposited", "timeout": {"days": 1},
+                    "on_event": [{"type": "branch", "params": {"paths": [
+                        {"when": {"field": "steps.next.event.amount", "operator": "gt", "value": 0}, "actions": []}]}}]}}
+            ]}),
+        );
+        let mut bt = Backtest::new(vec![journey], &Limits::default()).unwrap();
+        let brazil = json!({"id": 1, "country": "BR"}).as_object().cloned().unwrap();
+        for (i, amount) in [2000, 50, 10, 5000].into_iter().enumerate() {
+            bt.observe(&deposit(&format!("e{i}"), 1, amount), &brazil);
+        }
+        let report = bt.finish();
+        let paths = &report.workflows[0].paths;
+        assert_eq!(
+            paths["0"],
+            BTreeMap::from([("0".to_owned(), 2), ("otherwise".to_owned(), 2)])
+        );
+        // The nested branch is reached only by the small deposits.
+        assert_eq!(paths["0.otherwise.0"], BTreeMap::from([("0".to_owned(), 2)]));
+        // The branch after the wait reads its outcome: not decided.
+        assert_eq!(paths.len(), 2, "{paths:?}");
+        assert_eq!(report.workflows[0].sample[1].paths["0"], "otherwise");
     }
 }
