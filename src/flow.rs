@@ -20,6 +20,10 @@ use crate::workflow::Step;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Flow {
     slots: Vec<Slot>,
+    /// Whether any step branches or waits; decided once here, since runs ask per event.
+    journey: bool,
+    /// Whether any step has a name; likewise.
+    names: bool,
 }
 
 /// One step in the layout.
@@ -60,9 +64,13 @@ impl Flow {
     pub fn lay_out(actions: &[Step]) -> Self {
         let mut flow = Self {
             slots: Vec::with_capacity(actions.iter().map(size).sum()),
+            journey: false,
+            names: false,
         };
         let end = flow.slots.capacity();
         flow.lay(actions, end, "", "/actions");
+        flow.journey = flow.slots.iter().any(|s| s.fork.is_some());
+        flow.names = flow.slots.iter().any(|s| s.step.name.is_some());
         flow
     }
 
@@ -115,12 +123,12 @@ impl Flow {
 
     /// Whether any step is a branch or a wait: a plain list runs as it always did.
     pub fn is_journey(&self) -> bool {
-        self.slots.iter().any(|s| s.fork.is_some())
+        self.journey
     }
 
     /// Whether any step has a name (its results are then readable as `steps.<name>`).
     pub fn has_names(&self) -> bool {
-        self.slots.iter().any(|s| s.step.name.is_some())
+        self.names
     }
 
     /// The slot a named step has.

@@ -188,17 +188,8 @@ impl<'s> Validator<'s> {
             None | Some(Value::Null) => None,
             Some(Value::Object(o)) if o.is_empty() => None,
             Some(node) => {
-                let mut rules = 0;
-                let at = root.key("conditions");
                 let trigger_name = trigger.as_deref().unwrap_or_default();
-                let node = self.node(node, &at, 1, Reads::entry(trigger_name), &mut rules, problems);
-                if rules > self.limits.max_rules {
-                    problems.error(
-                        &at,
-                        format!("has {rules} rules, more than the maximum of {}", self.limits.max_rules),
-                    );
-                }
-                node
+                self.conditions(node, &root.key("conditions"), Reads::entry(trigger_name), problems)
             }
         };
         let mut tree = Tree::default();
@@ -298,16 +289,7 @@ impl<'s> Validator<'s> {
                     None | Some(Value::Null) => None,
                     Some(Value::Object(o)) if o.is_empty() => None,
                     Some(node) => {
-                        let mut rules = 0;
-                        let at = at.key("conditions");
-                        let node = self.node(node, &at, 1, Reads::entry(&trigger), &mut rules, problems)?;
-                        if rules > self.limits.max_rules {
-                            problems.error(
-                                &at,
-                                format!("has {rules} rules, more than the maximum of {}", self.limits.max_rules),
-                            );
-                        }
-                        Some(node)
+                        Some(self.conditions(node, &at.key("conditions"), Reads::entry(&trigger), problems)?)
                     }
                 };
                 Some(ExitRule {
@@ -660,11 +642,23 @@ impl<'s> Validator<'s> {
         before: &[String],
         problems: &mut Problems,
     ) -> Option<ConditionNode> {
-        let mut rules = 0;
         let reads = Reads {
             trigger,
             journey: Some(before),
         };
+        self.conditions(value, at, reads, problems)
+    }
+
+    /// Decodes a condition tree (a workflow's, an exit rule's, a journey's) and checks its
+    /// rule count against the limit.
+    fn conditions(
+        &self,
+        value: &Value,
+        at: &Pointer,
+        reads: Reads<'_>,
+        problems: &mut Problems,
+    ) -> Option<ConditionNode> {
+        let mut rules = 0;
         let node = self.node(value, at, 1, reads, &mut rules, problems);
         if rules > self.limits.max_rules {
             problems.error(

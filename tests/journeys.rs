@@ -78,23 +78,25 @@ async fn resume_due(runner: &Runner, fence: Fence, db: &Database, clock: &Manual
     )
     .await
     .unwrap();
-    let counter = Arc::new(AtomicUsize::new(0));
     for row in &claimed {
-        runner
-            .process(
-                row.customer_id,
-                Work::Resume {
-                    run_id: row.run_id,
-                    fence,
-                    why: Why::Due {
-                        due_at: row.due_at,
-                        ticket: Ticket::issue(&counter),
-                    },
-                },
-            )
-            .await;
+        resume(runner, fence, row).await;
     }
     claimed.len()
+}
+
+/// Resumes one claimed continuation, as the scheduler hands it to its customer's executor.
+async fn resume(runner: &Runner, fence: Fence, row: &scheduled::Scheduled) {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let why = Why::Due {
+        due_at: row.due_at,
+        ticket: Ticket::issue(&counter),
+    };
+    let work = Work::Resume {
+        run_id: row.run_id,
+        fence,
+        why,
+    };
+    runner.process(row.customer_id, work).await;
 }
 
 /// The one run of `workflow_id` for the customer.
@@ -260,20 +262,7 @@ async fn an_event_and_the_timeout_racing_give_one_outcome() {
     )
     .await;
     // The claimed timeout is resumed now: stale.
-    let counter = Arc::new(AtomicUsize::new(0));
-    runner
-        .process(
-            1,
-            Work::Resume {
-                run_id: claimed[0].run_id,
-                fence,
-                why: Why::Due {
-                    due_at: claimed[0].due_at,
-                    ticket: Ticket::issue(&counter),
-                },
-            },
-        )
-        .await;
+    resume(&runner, fence, &claimed[0]).await;
     // The event's continuation runs.
     assert_eq!(resume_due(&runner, fence, db, &clock).await, 1);
     let run = run_of(db, 1, &id).await;

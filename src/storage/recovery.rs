@@ -133,7 +133,7 @@ pub async fn cancel(db: &Database, run_id: i64, reason: &str, now: DateTime<Utc>
         vec![run_id.into()],
     ))
     .await?;
-    super::waits::forget(&txn, &[run_id]).await?;
+    super::waits::forget(&txn, run_id).await?;
     // A parked delay step never finishes now; say so on the step rather than leave it waiting.
     run_steps::Entity::update_many()
         .col_expr(
@@ -196,7 +196,7 @@ pub async fn exit_waiting(
                 vec![run_id.into()],
             ))
             .await?;
-            super::waits::forget(txn, &[run_id]).await?;
+            super::waits::forget(txn, run_id).await?;
             txn.execute(statement(
                 txn,
                 "UPDATE run_steps SET status = $1 WHERE run_id = $2 AND status = $3",

@@ -201,17 +201,9 @@ pub async fn time_out<C: ConnectionTrait>(conn: &C, run_id: i64, now: DateTime<U
     Ok(true)
 }
 
-/// Deletes the waits of `run_ids` (their runs were cancelled or ended otherwise).
-pub async fn forget<C: ConnectionTrait>(conn: &C, run_ids: &[i64]) -> Result<(), StorageError> {
-    for run_id in run_ids {
-        conn.execute(statement(
-            conn,
-            "DELETE FROM waits WHERE run_id = $1",
-            vec![(*run_id).into()],
-        ))
-        .await?;
-    }
-    Ok(())
+/// Deletes the wait of `run_id`, if any (its run was cancelled).
+pub async fn forget<C: ConnectionTrait>(conn: &C, run_id: i64) -> Result<(), StorageError> {
+    take(conn, run_id).await.map(drop)
 }
 
 /// Deletes the wait row of `run_id`: true for the one transaction that deleted it.
