@@ -101,22 +101,54 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn serve(name: &str) -> Option<HttpResponse> {
+    if let Some(found) = from_disk(name) {
+        return found;
+    }
     let (_, content_type, body) = ASSETS.iter().find(|(n, _, _)| *n == name)?;
-    Some(
-        HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, *content_type))
-            .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
-            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-            .insert_header((header::REFERRER_POLICY, "no-referrer"))
-            .insert_header((header::X_FRAME_OPTIONS, "DENY"))
-            // The assets change only with the binary; revalidating is cheap and never stale.
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
-            .body(*body),
-    )
+    Some(respond(content_type, *body))
 }
 
-async fn index() -> HttpResponse {
-    serve("index.html").expect("index.html is embedded")
+fn respond(content_type: &str, body: impl actix_web::body::MessageBody + 'static) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        // The assets change only with the binary; revalidating is cheap and never stale.
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body)
+}
+
+/// Debug builds only: with `WFE_UI_DIR` set, the page's files are read from that folder on
+/// every request, so the builder can be worked on without rebuilding the binary. Release
+/// builds ignore it and serve only what is embedded. A name must be a plain file name
+/// with a known extension; `None` means "not in dev mode", `Some(None)` "no such file".
+fn from_disk(name: &str) -> Option<Option<HttpResponse>> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let dir = std::env::var_os("WFE_UI_DIR")?;
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    let content_type = match name.rsplit('.').next() {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("html") => "text/html; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        _ => return Some(None),
+    };
+    if !plain {
+        return Some(None);
+    }
+    let body = std::fs::read(std::path::Path::new(&dir).join(name)).ok();
+    Some(body.map(|body| respond(content_type, body)))
+}
+
+async fn index() -> Result<HttpResponse, ApiError> {
+    serve("index.html").ok_or_else(|| ApiError::not_found("no index.html in WFE_UI_DIR".to_owned()))
 }
 
 async fn asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
