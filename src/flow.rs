@@ -131,6 +131,39 @@ impl Flow {
         self.names
     }
 
+    /// The slots `pick` chooses along the one way through the tree that meets the most of
+    /// them, in order: a run takes one path of each branch and one outcome of each wait, so
+    /// this is the most of them a single run can meet (the save-time fan-out check).
+    pub fn most_on_one_path(&self, pick: impl Fn(&Slot) -> bool + Copy) -> Vec<usize> {
+        self.walk(0..self.slots.len(), pick)
+    }
+
+    fn walk(&self, block: std::ops::Range<usize>, pick: impl Fn(&Slot) -> bool + Copy) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut pc = block.start;
+        while let Some(slot) = self.slots.get(pc).filter(|_| pc < block.end) {
+            if pick(slot) {
+                out.push(pc);
+            }
+            match &slot.fork {
+                Some(fork) => {
+                    // The first block with the most, so the result does not depend on ties.
+                    let mut most = Vec::new();
+                    for i in 0..fork.starts.len() {
+                        let found = self.walk(fork.block(i), pick);
+                        if found.len() > most.len() {
+                            most = found;
+                        }
+                    }
+                    out.extend(most);
+                    pc = fork.end;
+                }
+                None => pc += 1,
+            }
+        }
+        out
+    }
+
     /// The slot a named step has.
     pub fn named(&self, name: &str) -> Option<usize> {
         self.slots.iter().position(|s| s.step.name.as_deref() == Some(name))

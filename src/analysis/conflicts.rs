@@ -11,7 +11,7 @@
 
 use super::cycles::Node;
 use crate::catalogue::{Action, StatusRef};
-use crate::problem::{Pointer, Problem, Severity};
+use crate::problem::{Problem, Severity};
 
 /// What an action decides about the customer, when it is something another action can
 /// contradict.
@@ -113,11 +113,12 @@ pub fn check(nodes: &[Node<'_>]) -> Vec<Problem> {
         {
             continue;
         }
-        let found = me.workflow.actions.iter().enumerate().find_map(|(i, mine)| {
-            let mine = decision(&mine.action)?;
-            other.workflow.actions.iter().enumerate().find_map(|(j, theirs)| {
-                let theirs = decision(&theirs.action)?;
-                contradiction(&mine, &theirs).map(|(what, against)| (i, j, what, against))
+        // Any step of either tree: some run may take its path.
+        let found = me.workflow.flow().slots().iter().find_map(|mine| {
+            let decided = decision(&mine.step.action)?;
+            other.workflow.flow().slots().iter().find_map(|theirs| {
+                let against = decision(&theirs.step.action)?;
+                contradiction(&decided, &against).map(|(what, against)| (mine, theirs, what, against))
             })
         });
         if let Some((i, j, what, against)) = found {
@@ -128,11 +129,11 @@ pub fn check(nodes: &[Node<'_>]) -> Vec<Problem> {
                 format!("the one that runs last (priority {} vs {}) wins", mp, op)
             };
             out.push(Problem {
-                path: Pointer::root().key("actions").index(i).as_str().to_owned(),
+                path: i.pointer.clone(),
                 message: format!(
                     "contradicts workflow {:?} ({}): both can match the same {} events; this one {what}, \
-                     that one (action {j}) {against}; {order}",
-                    other.workflow.name, other.id, me.workflow.trigger_event
+                     that one (action {}) {against}; {order}",
+                    other.workflow.name, other.id, me.workflow.trigger_event, j.path
                 ),
                 severity: Severity::Warning,
             });

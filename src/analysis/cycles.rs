@@ -10,7 +10,7 @@
 
 use super::emits::emitted;
 use super::overlap::Requirements;
-use crate::problem::{Pointer, Problem, Severity};
+use crate::problem::{Problem, Severity};
 use crate::workflow::Workflow;
 use std::collections::VecDeque;
 
@@ -22,13 +22,16 @@ pub struct Node<'w> {
 }
 
 /// The shortest cycle through `nodes[0]` (the workflow being saved), as node indexes from
-/// it back to it, with the index of the action of `nodes[0]` that starts it.
+/// it back to it, with the slot of the step of `nodes[0]` that starts it (any step of a
+/// journey's tree: some run may take its path).
 fn shortest_cycle(nodes: &[Node<'_>]) -> Option<(usize, Vec<usize>)> {
-    // Edges from node `from`: (action index, to).
+    // Edges from node `from`: (slot, to).
     let edges = |from: usize| -> Vec<(usize, usize)> {
         let mut out = Vec::new();
-        for (i, step) in nodes[from].workflow.actions.iter().enumerate() {
-            let Some(emitted) = emitted(&step.action) else { continue };
+        for (i, slot) in nodes[from].workflow.flow().slots().iter().enumerate() {
+            let Some(emitted) = emitted(&slot.step.action) else {
+                continue;
+            };
             for (to, node) in nodes.iter().enumerate() {
                 if to == from && emitted.only_on_change {
                     continue;
@@ -82,13 +85,13 @@ pub fn check(nodes: &[Node<'_>]) -> Option<Problem> {
     if nodes.is_empty() || nodes[0].requirements.impossible() {
         return None;
     }
-    let (action, path) = shortest_cycle(nodes)?;
+    let (slot, path) = shortest_cycle(nodes)?;
     let names: Vec<String> = path
         .iter()
         .map(|&i| format!("{:?} ({})", nodes[i].workflow.name, nodes[i].id))
         .collect();
     Some(Problem {
-        path: Pointer::root().key("actions").index(action).as_str().to_owned(),
+        path: nodes[0].workflow.flow().get(slot)?.pointer.clone(),
         message: format!(
             "closes a cycle: {}; each one's actions emit an event that starts the next, so they \
              can set each other off until engine.max_cascade_depth stops the cascade",

@@ -12,7 +12,7 @@
 
 use super::emits::emitted;
 use super::overlap::Requirements;
-use crate::problem::{Pointer, Problem, Severity};
+use crate::problem::{Problem, Severity};
 use crate::workflow::Workflow;
 
 /// An error at the second action of `workflow` that emits its own trigger, if there is one.
@@ -21,17 +21,19 @@ pub fn check(workflow: &Workflow) -> Option<Problem> {
     if requirements.impossible() {
         return None;
     }
-    let mut retriggering = workflow.actions.iter().enumerate().filter(|(_, step)| {
-        emitted(&step.action)
+    // Steps on different paths of a branch or outcomes of a wait never run in one run.
+    let flow = workflow.flow();
+    let retriggering = flow.most_on_one_path(|slot| {
+        emitted(&slot.step.action)
             .is_some_and(|e| e.trigger == workflow.trigger_event && requirements.disjoint_from(&e.facts).is_none())
     });
-    let (first, _) = retriggering.next()?;
-    let (second, _) = retriggering.next()?;
-    let count = 2 + retriggering.count();
+    let pointer = |i: usize| flow.get(*retriggering.get(i)?).map(|slot| slot.pointer.clone());
+    let (first, second) = (pointer(0)?, pointer(1)?);
+    let count = retriggering.len();
     Some(Problem {
-        path: Pointer::root().key("actions").index(second).as_str().to_owned(),
+        path: second,
         message: format!(
-            "{count} actions (the first at /actions/{first}) emit {}, this workflow's own trigger: \
+            "{count} actions (the first at {first}) emit {}, this workflow's own trigger: \
              every run would start {count} more of it, {count} times more each generation; keep at \
              most one such action, or trigger another workflow",
             workflow.trigger_event
@@ -92,5 +94,44 @@ mod tests {
             json!({"field": "event.new_status", "operator": "eq", "value": "a"})
         ))
         .is_none());
+    }
+
+    /// A run takes one path of a branch and one outcome of a wait: actions on different
+    /// ones never fan out together, actions on one path do, wherever they are nested.
+    #[test]
+    fn only_actions_one_run_can_meet_count_in_a_journey() {
+        let freeze = json!({"type": "freeze_account", "params": {"reason": "r"}});
+        let journey = |on_event: serde_json::Value| {
+            workflow(
+                json!({"name": "j", "trigger_event": "compliance.freeze_requested", "actions": [
+                    {"type": "branch", "params": {"paths": [{"when": {"field": "event.reason", "operator": "eq", "value": "a"},
+                                                             "actions": [freeze]}],
+                                                  "otherwise": [freeze]}},
+                    {"type": "wait_for_event", "name": "w", "params": {"event": "customer.deposited",
+                        "timeout": {"days": 1}, "on_event": on_event, "on_timeout": [freeze]}}
+                ]}),
+            )
+        };
+        let problem = check(&journey(json!([]))).expect("a path through the branch and the timeout meets two");
+        assert_eq!(problem.path, "/actions/1/params/on_timeout/0");
+        assert!(
+            problem
+                .message
+                .starts_with("2 actions (the first at /actions/0/params/paths/0/actions/0)"),
+            "{}",
+            problem.message
+        );
+        let problem = check(&journey(json!([freeze, freeze]))).expect("the event's outcome meets three");
+        assert_eq!(problem.path, "/actions/1/params/on_event/0");
+        assert!(problem.message.starts_with("3 actions"), "{}", problem.message);
+
+        let apart = workflow(
+            json!({"name": "k", "trigger_event": "compliance.freeze_requested", "actions": [
+                {"type": "branch", "params": {"paths": [{"when": {"field": "event.reason", "operator": "eq", "value": "a"},
+                                                         "actions": [freeze]}],
+                                              "otherwise": [freeze]}}
+            ]}),
+        );
+        assert!(check(&apart).is_none(), "two paths of one branch never both run");
     }
 }

@@ -105,6 +105,30 @@ pub(crate) mod tests {
         assert!(analyze(&b_to_a, "wf_ba", &[off]).is_empty());
     }
 
+    /// A step nested in a branch's path or a wait's outcome closes a cycle as well as one
+    /// at the top: some run may take that path. The warning points into the tree.
+    #[test]
+    fn a_cycle_through_a_journeys_nested_step_points_into_the_tree() {
+        let a_to_b = status_flip("wf_ab", "A", "B");
+        let nested = workflow(
+            json!({"id": "wf_ba", "name": "B to A, later", "trigger_event": "customer.status_changed",
+            "conditions": {"match": "all", "rules": [
+                {"field": "event.status_type", "operator": "eq", "value": "sales"},
+                {"field": "event.new_status", "operator": "eq", "value": "B"}]},
+            "actions": [{"type": "wait_for_event", "name": "w", "params": {"event": "customer.deposited",
+                "timeout": {"days": 1}, "on_timeout": [
+                    {"type": "branch", "params": {"paths": [
+                        {"when": {"field": "customer.country", "operator": "eq", "value": "BR"},
+                         "actions": [{"type": "set_status", "params": {"type": "sales", "status": "A"}}]}]}}]}}]}),
+        );
+        let warnings = analyze(&nested, "wf_ba", std::slice::from_ref(&a_to_b));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(
+            warnings[0].path,
+            "/actions/0/params/on_timeout/0/params/paths/0/actions/0"
+        );
+    }
+
     #[test]
     fn a_three_workflow_cycle_through_retention() {
         let ret = workflow(
