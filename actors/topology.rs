@@ -120,6 +120,7 @@ impl Topology {
             max_step_attempts: settings.engine.max_step_attempts.max(1),
             max_cascade_depth: settings.engine.max_cascade_depth,
             max_cascade_runs: settings.engine.max_cascade_runs,
+            max_waits_per_customer: settings.engine.max_waits_per_customer,
             delivery_lease,
             delay_override: match settings.scheduler.delay_override_secs {
                 0 => None,

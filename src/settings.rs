@@ -249,6 +249,10 @@ pub struct Engine {
     /// it starts none (guards::cascade).
     #[serde(default = "default_max_cascade_runs")]
     pub max_cascade_runs: u32,
+    /// Runs one customer may have waiting for an event at once; a wait past it fails its
+    /// step (storage::waits). It bounds what one arriving event reads.
+    #[serde(default = "default_max_waits_per_customer")]
+    pub max_waits_per_customer: u32,
 }
 
 fn default_activity_flush_ms() -> u64 {
@@ -261,6 +265,10 @@ fn default_max_cascade_depth() -> u32 {
 
 fn default_max_cascade_runs() -> u32 {
     crate::guards::cascade::DEFAULT_MAX_RUNS
+}
+
+fn default_max_waits_per_customer() -> u32 {
+    crate::storage::waits::DEFAULT_MAX_PER_CUSTOMER
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -84,6 +84,8 @@ pub struct Invalid {
 pub struct Validator<'s> {
     pub schema: &'s FieldSchema,
     pub limits: Limits,
+    /// Reading again a definition accepted when it was saved ([`Validator::stored`]).
+    stored: bool,
 }
 
 /// Parses JSON text, turning the parser's errors (including its nesting limit, which
@@ -111,7 +113,23 @@ pub fn parse_json(text: &str) -> Result<Value, Invalid> {
 
 impl<'s> Validator<'s> {
     pub fn new(schema: &'s FieldSchema, limits: Limits) -> Self {
-        Self { schema, limits }
+        Self {
+            schema,
+            limits,
+            stored: false,
+        }
+    }
+
+    /// For a definition accepted when it was saved (the version a run started with): the
+    /// limits of [`Limits::saved`], and nothing checked again that depends on the
+    /// database's catalogue of that moment (the custom fields a `save` writes), so a run
+    /// finishes as it began without reading the catalogue on every resume.
+    pub fn stored(schema: &'s FieldSchema) -> Self {
+        Self {
+            schema,
+            limits: Limits::saved(),
+            stored: true,
+        }
     }
 
     /// Validates one definition.
@@ -496,7 +514,7 @@ impl<'s> Validator<'s> {
             };
             let path = format!("customer.{field}");
             let custom = FieldPath::parse(&path).ok().is_some_and(|p| {
-                matches!(self.schema.lookup("", &p, &path), Lookup::Known(_))
+                (self.stored || matches!(self.schema.lookup("", &p, &path), Lookup::Known(_)))
                     && !matches!(builtin.lookup("", &p, &path), Lookup::Known(_))
             });
             if !custom {

@@ -422,6 +422,8 @@ struct Held {
     answers: Arc<tokio::sync::Semaphore>,
     /// What the next answers are, oldest first.
     outcomes: Arc<std::sync::Mutex<std::collections::VecDeque<Result<u16, DeliveryError>>>>,
+    /// The body of every 2xx answer, for requests that keep it (a journey's webhook).
+    body: Arc<std::sync::Mutex<Option<Value>>>,
 }
 
 impl Default for Held {
@@ -430,6 +432,7 @@ impl Default for Held {
             sent: Arc::default(),
             answers: Arc::new(tokio::sync::Semaphore::new(0)),
             outcomes: Arc::default(),
+            body: Arc::default(),
         }
     }
 }
@@ -450,13 +453,15 @@ impl Outbound for Held {
     fn deliver(&self, request: Deliver) -> LocalBoxFuture<'static, DeliveryReport> {
         self.sent.lock().unwrap().push(request.idempotency_key);
         let (answers, outcomes) = (Arc::clone(&self.answers), Arc::clone(&self.outcomes));
+        let body = self.body.lock().unwrap().clone();
         Box::pin(async move {
             answers.acquire().await.unwrap().forget();
             let outcome = outcomes.lock().unwrap().pop_front().unwrap();
+            let keep = request.request.keep_response && outcome.is_ok();
             DeliveryReport {
                 attempts: request.attempts_before + u32::from(outcome != Err(DeliveryError::LeaseOver)),
                 outcome,
-                response: None,
+                response: body.filter(|_| keep).map(Ok),
             }
         })
     }
@@ -599,6 +604,85 @@ async fn a_request_out_when_its_partition_moves_is_not_sent_again_while_its_send
     assert_eq!(held_b.sent()[1], steps::idempotency_key(run_3, 0));
     assert_eq!(runs_of_customer(db, 3).await[0].run.status, "done");
     assert_eq!(note_bodies(db, 3).await, ["after the hook"]);
+    t.finish().await;
+}
+
+/// A journey's webhook whose partition moves while its request is out: the answer the old
+/// owner gets reaches the new owner with the outcome, so the step keeps the response, its
+/// `save` writes the custom field and later steps read `steps.<name>.response`.
+#[actix_rt::test]
+async fn a_webhooks_answer_and_save_survive_its_partition_moving_while_it_is_out() {
+    use sea_orm::ConnectionTrait;
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = SteppedClock::new(t0());
+    let (own_a, own_b) = (Ownership::default(), Ownership::default());
+    let fence_a = owned_by_a(&t, &own_a).await;
+    let (held_a, held_b) = (Held::default(), Held::default());
+    *held_a.body.lock().unwrap() = Some(json!({"account": {"id": "A-77"}}));
+    let unused = ManualClock::new(t0());
+    let runner = |held: &Held, node: &str, own: &Ownership| {
+        Arc::new(Runner {
+            outbound: Arc::new(held.clone()),
+            clock: Arc::new(clock.clone()),
+            ..harness::runner(db, node, &unused, own, &Sent::default())
+        })
+    };
+    common::add_customers(db, [1]).await;
+    db.connection()
+        .execute_unprepared("INSERT INTO custom_field_definitions (name, field_type) VALUES ('account_ref', 'string')")
+        .await
+        .unwrap();
+    let (a, b) = (runner(&held_a, "node-a", &own_a), runner(&held_b, "node-b", &own_b));
+    add_workflow(
+        db,
+        json!({"name": "open an account", "trigger_event": "customer.deposited", "actions": [
+            {"type": "webhook", "name": "open", "params": {"url": "http://127.0.0.1:9/open"},
+             "save": {"customer.custom.account_ref": "/account/id"}},
+            {"type": "add_note", "params": {"body": "opened {{steps.open.response.account.id}}"}}]}),
+    )
+    .await;
+    let set = live_set(db).await;
+    let sending = {
+        let (a, set) = (Arc::clone(&a), Arc::clone(&set));
+        actix_rt::spawn(async move { handle(&a, &set, fence_a, event("e1", 1, 10)).await })
+    };
+    until("node-a's request to leave", || held_a.sent().len() == 1).await;
+    let fence_b = move_partition(db, &own_a, &own_b, "node-b", clock.now()).await;
+    let run_id = runs_of_customer(db, 1).await[0].run.id;
+    let waiting = {
+        let b = Arc::clone(&b);
+        actix_rt::spawn(async move {
+            let why = Why::Recover;
+            b.process(
+                1,
+                Work::Resume {
+                    run_id,
+                    fence: fence_b,
+                    why,
+                },
+            )
+            .await
+        })
+    };
+    clock.advance(Duration::from_secs(1));
+    held_a.answer_one(Ok(200));
+    assert!(sending.await.unwrap());
+    clock.advance(Duration::from_secs(1));
+    waiting.await.unwrap();
+    assert!(held_b.sent().is_empty(), "node-b sent the request again");
+    let run = runs_of_customer(db, 1).await.remove(0);
+    assert_eq!(run.run.status, "done", "{run:?}");
+    assert_eq!(run.steps[0].result.as_ref().unwrap()["delivered_by"], "node-a");
+    assert_eq!(
+        run.steps[0].result.as_ref().unwrap()["response"],
+        json!({"account": {"id": "A-77"}})
+    );
+    assert_eq!(note_bodies(db, 1).await, ["opened A-77"]);
+    assert_eq!(
+        engine::customer(db, 1).await.custom_fields["account_ref"],
+        json!("A-77")
+    );
     t.finish().await;
 }
 

@@ -144,6 +144,22 @@ fn first_deposit() -> Value {
     })
 }
 
+/// How many runs wait for an event, all customers together.
+async fn waits(db: &Database) -> i64 {
+    use sea_orm::ConnectionTrait;
+    db.connection()
+        .query_one(workflow_engine::storage::sql::statement(
+            db.connection(),
+            "SELECT COUNT(*) AS n FROM waits",
+            vec![],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
+}
+
 fn wait_of(run: &Run) -> &workflow_engine::storage::entities::run_steps::Model {
     run.steps.iter().find(|s| s.step_index == 0).unwrap()
 }
@@ -295,6 +311,54 @@ async fn a_timeout_committed_first_leaves_the_event_nothing_to_end() {
     assert_eq!(resume_due(&runner, fence, db, &clock).await, 0);
     assert_eq!(note_bodies(db, 1).await, ["nudge", "after"]);
     assert_eq!(run_of(db, 1, &id).await.run.status, status::DONE);
+    t.finish().await;
+}
+
+/// Timeouts claimed by a scheduler whose resumes queued behind a backlog until the claims'
+/// leases ran out: the continuations are claimed again and resumed, then the first claims'
+/// resumes come and find nothing to do. Customer 1's wait times out once; customer 2's
+/// deposit, arriving while the first claim was out, ends that wait once, by the event.
+#[actix_rt::test]
+async fn a_timeout_claimed_twice_after_its_lease_ran_out_ends_the_wait_once() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = ManualClock::new(t0());
+    let (runner, fence, _) = owning_runner(db, "node-a", &clock).await;
+    common::add_customers(db, 1..=2).await;
+    let id = add_workflow(db, first_deposit()).await;
+    let lease = chrono::Duration::seconds(60);
+    let claim = || {
+        let now = clock.now();
+        async move { scheduled::claim_due(db, "node-a", &[0], now, lease, 100).await.unwrap() }
+    };
+    send(&runner, fence, db, event("r1", "customer.registered", 1, json!({}))).await;
+    send(&runner, fence, db, event("r2", "customer.registered", 2, json!({}))).await;
+    clock.advance(Duration::from_secs(3 * 86_400));
+    let first = claim().await;
+    assert_eq!(first.len(), 2, "both timeouts are due and claimed");
+    assert!(claim().await.is_empty(), "the lease holds");
+    // Customer 2's deposit comes while the claims are out.
+    send(
+        &runner,
+        fence,
+        db,
+        event("d2", "customer.deposited", 2, json!({"amount": 10})),
+    )
+    .await;
+
+    clock.advance(Duration::from_secs(61));
+    let second = claim().await;
+    assert_eq!(second.len(), 2, "claimed again once the lease ran out: {second:?}");
+    for row in second.iter().chain(&first) {
+        resume(&runner, fence, row).await;
+    }
+    assert_eq!(resume_due(&runner, fence, db, &clock).await, 0);
+    assert_eq!(note_bodies(db, 1).await, ["nudge", "after"]);
+    assert_eq!(note_bodies(db, 2).await, ["thanks", "after"]);
+    for customer in [1, 2] {
+        assert_eq!(run_of(db, customer, &id).await.run.status, status::DONE);
+    }
+    assert_eq!(waits(db).await, 0);
     t.finish().await;
 }
 
@@ -622,8 +686,8 @@ async fn the_dry_run_shows_the_path_a_branch_takes_and_both_continuations_of_a_w
 
 /// A named webhook's answer is recorded with its step and readable as
 /// `steps.<name>.response.*`; its `save` writes custom fields in the transaction that
-/// records the step done. An answer that is not JSON fails a step that saves, with the
-/// reason; the engine goes on. Through the embedded broker and a real HTTP receiver.
+/// records the step done. An answer that is not JSON, or over 64 KiB, fails a step that
+/// saves, with the reason; the engine goes on. Through the embedded broker and a real HTTP receiver.
 #[actix_rt::test]
 async fn a_webhooks_answer_is_read_by_later_steps_and_saved_into_custom_fields() {
     use sea_orm::ConnectionTrait;
@@ -637,7 +701,11 @@ async fn a_webhooks_answer_is_read_by_later_steps_and_saved_into_custom_fields()
     e.listener
         .answer_with("/open", r#"{"account": {"id": "A-77"}, "tier": "gold"}"#);
     e.listener.answer_with("/text", "accepted");
-    let (open, text) = (e.listener.url("/open"), e.listener.url("/text"));
+    // Valid JSON, one byte over what a step keeps.
+    let big = format!(r#"{{"id": "{}"}}"#, "x".repeat(64 * 1024 - 10 + 1));
+    assert_eq!(big.len(), 64 * 1024 + 1);
+    e.listener.answer_with("/big", &big);
+    let (open, text, big) = (e.listener.url("/open"), e.listener.url("/text"), e.listener.url("/big"));
     e.add_workflow(json!({"name": "open account", "trigger_event": "customer.registered", "actions": [
         {"type": "webhook", "name": "open", "params": {"url": open}, "save": {"customer.custom.account_ref": "/account/id"}},
         {"type": "branch", "params": {"paths": [
@@ -648,7 +716,9 @@ async fn a_webhooks_answer_is_read_by_later_steps_and_saved_into_custom_fields()
     .await;
     e.add_workflow(
         json!({"name": "bad answer", "trigger_event": "customer.verified", "actions": [
-            {"type": "webhook", "name": "ask", "params": {"url": text}, "save": {"customer.custom.account_ref": "/id"}}
+            {"type": "webhook", "name": "ask", "params": {"url": text}, "save": {"customer.custom.account_ref": "/id"},
+             "on_error": "continue"},
+            {"type": "webhook", "name": "big", "params": {"url": big}, "save": {"customer.custom.account_ref": "/id"}}
         ]}),
     )
     .await;
@@ -677,6 +747,11 @@ async fn a_webhooks_answer_is_read_by_later_steps_and_saved_into_custom_fields()
     assert_eq!(bad.run.status, "failed", "{bad:?}");
     let error = bad.steps[0].error.clone().unwrap_or_default();
     assert!(error.contains("nothing saved") && error.contains("not JSON"), "{error}");
+    let error = bad.steps[1].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("nothing saved") && error.contains("over 64 KiB"),
+        "{error}"
+    );
     assert!(engine::customer(e.db(), 2)
         .await
         .custom_fields
@@ -746,20 +821,7 @@ async fn exit_when_cancels_a_waiting_run_and_its_wait() {
     send(&runner, fence, db, event("r1", "customer.registered", 1, json!({}))).await;
     send(&runner, fence, db, event("x1", "customer.closed", 1, json!({}))).await;
     assert_eq!(run_of(db, 1, &id).await.run.status, status::CANCELLED);
-    use sea_orm::ConnectionTrait;
-    let waits = db
-        .connection()
-        .query_one(workflow_engine::storage::sql::statement(
-            db.connection(),
-            "SELECT COUNT(*) AS n FROM waits",
-            vec![],
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "n")
-        .unwrap();
-    assert_eq!(waits, 0, "the cancelled run's wait went with it");
+    assert_eq!(waits(db).await, 0, "the cancelled run's wait went with it");
     send(
         &runner,
         fence,
@@ -771,5 +833,57 @@ async fn exit_when_cancels_a_waiting_run_and_its_wait() {
     assert_eq!(resume_due(&runner, fence, db, &clock).await, 0);
     assert!(note_bodies(db, 1).await.is_empty());
     assert_eq!(run_of(db, 1, &id).await.run.status, status::CANCELLED);
+    t.finish().await;
+}
+
+/// A producer that starts runs without end for one customer fills that customer's
+/// allowance of waits (`engine.max_waits_per_customer`), not the table: the run past it
+/// fails its wait with the reason, and the customer's next event still ends the waits
+/// there are. Every event of theirs reads at most that many rows.
+#[actix_rt::test]
+async fn a_customer_has_at_most_max_waits_runs_waiting() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = ManualClock::new(t0());
+    let ownership = Ownership::default();
+    let fence = ownership::acquire(db, 0, "node-a", clock.now()).await.unwrap();
+    ownership.grant(fence);
+    let runner = Runner {
+        max_waits_per_customer: 2,
+        ..harness::runner(db, "node-a", &clock, &ownership, &Sent::default())
+    };
+    common::add_customers(db, 1..=2).await;
+    let id = add_workflow(db, first_deposit()).await;
+    for (n, customer) in [(1, 1), (2, 1), (3, 1), (4, 2)] {
+        send(
+            &runner,
+            fence,
+            db,
+            event(&format!("r{n}"), "customer.registered", customer, json!({})),
+        )
+        .await;
+    }
+    let runs = runs_of_customer(db, 1).await;
+    let statuses: Vec<&str> = runs.iter().map(|r| r.run.status.as_str()).collect();
+    assert_eq!(statuses, [status::WAITING, status::WAITING, status::FAILED], "{runs:?}");
+    let error = runs[2].steps[0].error.clone().unwrap_or_default();
+    assert!(error.contains("max_waits_per_customer"), "{error}");
+    assert_eq!(
+        run_of(db, 2, &id).await.run.status,
+        status::WAITING,
+        "another customer's allowance is their own"
+    );
+    assert_eq!(waits(db).await, 3);
+
+    send(
+        &runner,
+        fence,
+        db,
+        event("d1", "customer.deposited", 1, json!({"amount": 5})),
+    )
+    .await;
+    assert_eq!(resume_due(&runner, fence, db, &clock).await, 2);
+    assert_eq!(note_bodies(db, 1).await, ["thanks", "after", "thanks", "after"]);
+    assert_eq!(waits(db).await, 1);
     t.finish().await;
 }

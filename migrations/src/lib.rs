@@ -21,6 +21,7 @@ mod m20261207_000014_event_identity;
 mod m20261207_000015_provider_secrets;
 mod m20261207_000016_operator_view;
 mod m20261207_000017_journeys;
+mod m20261207_000018_kept_answers;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_provider_secrets::Migration),
             Box::new(m20261207_000016_operator_view::Migration),
             Box::new(m20261207_000017_journeys::Migration),
+            Box::new(m20261207_000018_kept_answers::Migration),
         ]
     }
 }

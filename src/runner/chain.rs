@@ -100,11 +100,19 @@ impl Chain<'_> {
                     conditions,
                     timeout,
                     ..
-                } => {
-                    return self
-                        .wait(slot, index, (event, conditions.as_ref()), timeout, &named)
-                        .await;
-                }
+                } => match self
+                    .wait(slot, index, (event, conditions.as_ref()), timeout, &named)
+                    .await?
+                {
+                    waits::Parked::Waiting => return Ok(()),
+                    waits::Parked::Full => Err(Failure::Failed {
+                        message: format!(
+                            "customer {} already has {} runs waiting for an event (engine.max_waits_per_customer)",
+                            run.customer_id, runner.max_waits_per_customer
+                        ),
+                        recorded: false,
+                    }),
+                },
                 Action::Delay { duration } => {
                     let wait = runner.delay_override.unwrap_or_else(|| duration.to_std());
                     let due_at = runner.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
@@ -221,7 +229,8 @@ impl Chain<'_> {
 
     /// Parks the run on its wait step: the wait, its blocks and where each outcome goes
     /// on, and its timeout (a delay for `scheduler.delay_override_secs`). The chain ends
-    /// here; the awaited event or the timeout goes on with it ([`waits`]).
+    /// here; the awaited event or the timeout goes on with it ([`waits`]). A customer with
+    /// no room for another wait gets `Full`, with nothing written.
     async fn wait(
         &self,
         slot: &Slot,
@@ -229,7 +238,7 @@ impl Chain<'_> {
         (event, conditions): (&str, Option<&crate::conditions::ConditionNode>),
         timeout: &crate::duration::Duration,
         named: &Map<String, Value>,
-    ) -> Result<(), Stopped> {
+    ) -> Result<waits::Parked, Stopped> {
         let runner = self.runner;
         let run = &self.run.run;
         let wait = runner.delay_override.unwrap_or_else(|| timeout.to_std());
@@ -254,12 +263,16 @@ impl Chain<'_> {
             conditions,
             steps: named,
             due_at,
+            max_waits: runner.max_waits_per_customer,
         };
-        runner
+        let parked = runner
             .db("wait_for_event", self.fence, || {
                 waits::park(&runner.db, self.fence, &park, runner.clock.now())
             })
             .await?;
+        if parked == waits::Parked::Full {
+            return Ok(parked);
+        }
         runner.wakeup.wake(due_at);
         let metrics = Metrics::global();
         metrics
@@ -267,7 +280,7 @@ impl Chain<'_> {
             .with_label_values(&[slot.step.kind().name(), "waiting"])
             .inc();
         tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = %slot.path, awaited = %event, %due_at, "chain waits for an event");
-        Ok(())
+        Ok(parked)
     }
 
     /// Decides a branch: the first path whose `when` holds, against the trigger, the
@@ -533,8 +546,8 @@ impl Chain<'_> {
                     &runner.db,
                     queued.outbox_id,
                     &runner.node_id,
-                    report.attempts,
-                    &outcome,
+                    (report.attempts, &outcome),
+                    &kept,
                     runner.clock.now(),
                 )
                 .await;

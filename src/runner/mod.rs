@@ -94,6 +94,9 @@ pub struct Runner {
     /// An emitted event that would take the runs of its cascade past this starts none
     /// (`engine.max_cascade_runs`): the depth alone lets a fan-out grow exponentially.
     pub max_cascade_runs: u32,
+    /// A run that would take its customer past this many waiting runs fails its wait step
+    /// instead (`engine.max_waits_per_customer`).
+    pub max_waits_per_customer: u32,
 }
 
 impl Runner {

@@ -8,7 +8,6 @@ use super::ownership::Fence;
 use super::runs::{self, status, step_status, Run};
 use super::sql::statement;
 use super::{scheduled, workflows, Database, StorageError};
-use crate::conditions::Limits;
 use crate::schema::FieldSchema;
 use crate::validate::Validator;
 use crate::workflow::Workflow;
@@ -238,10 +237,10 @@ pub async fn workflow_version<C: ConnectionTrait>(
             r.workflow_id, r.workflow_version
         )));
     };
-    // Only the steps matter here: check them against the permissive default schema, with
-    // limits high enough that a definition saved under other limits still loads.
+    // Only the steps matter here: check them against the permissive default schema, as a
+    // definition that was valid when saved (under other limits, other custom fields).
     let schema = FieldSchema::default();
-    Ok(Validator::new(&schema, Limits::saved())
+    Ok(Validator::stored(&schema)
         .workflow(&version.definition)
         .map(|v| v.workflow)
         .map_err(|e| e.to_string()))
@@ -315,12 +314,24 @@ pub async fn begin_external(
     // record the outcome with the step (`settle_unowned`). The outcome stands.
     if let (false, Some(sender)) = (fresh, &stored.claimed_by) {
         let attempts = stored.attempts;
+        let kept = stored.kept.as_ref();
         let outcome = match stored.status.as_str() {
-            outbox::status::DELIVERED => Some(Ok(json!({"attempts": attempts, "delivered_by": sender}))),
+            outbox::status::DELIVERED => {
+                let mut result = json!({"attempts": attempts, "delivered_by": sender});
+                if let Some(response) = kept.and_then(|k| k.get("response")) {
+                    result["response"] = response.clone();
+                }
+                Some(Ok(result))
+            }
             outbox::status::FAILED => Some(Err(stored.last_error.clone().unwrap_or_default())),
             _ => None,
         };
         if let Some(outcome) = outcome {
+            // The sender took the custom fields to save from the answer; they are written
+            // with the step, as they would have been by the sender.
+            if let (Ok(_), Some(Value::Object(fields))) = (&outcome, kept.and_then(|k| k.get("save"))) {
+                super::customers::save_custom(&txn, run.customer_id, fields, now).await?;
+            }
             let at = (step_index, next);
             record_outcome(&txn, run.id, at, stored.id, attempts, &outcome, go_on, now).await?;
             txn.commit().await?;
@@ -386,6 +397,24 @@ pub struct Kept<'a> {
     pub save: Option<(i64, &'a Map<String, Value>)>,
 }
 
+impl Kept<'_> {
+    /// As left on the outbox row for the partition's next owner (`outbox.kept`); `None`
+    /// when nothing was kept.
+    fn stored(&self) -> Option<Value> {
+        if self.response.is_none() && self.save.is_none() {
+            return None;
+        }
+        let mut kept = Map::new();
+        if let Some(response) = self.response {
+            kept.insert("response".to_owned(), response.clone());
+        }
+        if let Some((_, fields)) = self.save {
+            kept.insert("save".to_owned(), Value::Object(fields.clone()));
+        }
+        Some(Value::Object(kept))
+    }
+}
+
 /// Records a delivery's outcome on the outbox row and the step, in one transaction, and
 /// ends the delivery's lease. On failure the run fails too, unless `go_on` (the step's
 /// `"on_error": "continue"`): then the run moves past the failed step and stays running.
@@ -426,13 +455,14 @@ pub async fn finish_external(
 /// Records what became of a delivery whose partition moved away while its request was
 /// out, on the outbox row alone and without the fence (it is a fact, not a decision): the
 /// new owner, waiting on the lease, takes it as the step's outcome instead of sending the
-/// request again. Only the lease holder's pending row is changed; returns whether it was.
+/// request again, with what the step kept of the answer. Only the lease holder's pending
+/// row is changed; returns whether it was.
 pub async fn settle_unowned(
     db: &Database,
     outbox_id: i64,
     node: &str,
-    attempts: u32,
-    outcome: &Result<u16, String>,
+    (attempts, outcome): (u32, &Result<u16, String>),
+    kept: &Kept<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool, StorageError> {
     let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
@@ -443,13 +473,14 @@ pub async fn settle_unowned(
     let changed = db
         .execute(statement(
             db,
-            "UPDATE outbox SET status = $1, attempts = $2, last_error = $3, delivered_at = $4 \
-             WHERE id = $5 AND claimed_by = $6 AND status = $7",
+            "UPDATE outbox SET status = $1, attempts = $2, last_error = $3, delivered_at = $4, kept = $5 \
+             WHERE id = $6 AND claimed_by = $7 AND status = $8",
             vec![
                 state.into(),
                 attempts.into(),
                 error.into(),
                 delivered_at.into(),
+                kept.stored().into(),
                 outbox_id.into(),
                 node.into(),
                 outbox::status::PENDING.into(),
@@ -550,6 +581,8 @@ pub async fn fail_and_go_on(
 ) -> Result<(), StorageError> {
     db.fenced(fence, async |txn| {
         runs::mark_step_failed(txn, run_id, step_index, error, now).await?;
+        // A wait that could not park goes on past both its outcomes, which never run.
+        super::waits::drop_steps(txn, run_id, (step_index + 1, next)).await?;
         runs::advance(txn, run_id, next, status::RUNNING, now).await?;
         Ok(())
     })

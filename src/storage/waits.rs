@@ -31,6 +31,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult};
 use serde_json::{json, Map, Value};
 
+/// The default of `engine.max_waits_per_customer`: far more journeys than a customer is in
+/// at once, few enough that an event reads its customer's waits in one small query.
+pub const DEFAULT_MAX_PER_CUSTOMER: u32 = 100;
+
 /// A run about to wait, with everything its two outcomes need.
 #[derive(Debug, Clone)]
 pub struct Park<'a> {
@@ -52,11 +56,25 @@ pub struct Park<'a> {
     /// What the run's named steps produced so far (`steps.*` of the conditions).
     pub steps: &'a Map<String, Value>,
     pub due_at: DateTime<Utc>,
+    /// How many runs the customer may have waiting (`engine.max_waits_per_customer`).
+    pub max_waits: u32,
+}
+
+/// What became of a run that asked to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parked {
+    Waiting,
+    /// The customer already has `max_waits` runs waiting: nothing was written.
+    Full,
 }
 
 /// Parks a run on its wait step, in one fenced transaction: the wait, its timeout as a
-/// scheduled continuation, the step `waiting` and the run `waiting` at that step.
-pub async fn park(db: &Database, fence: Fence, wait: &Park<'_>, now: DateTime<Utc>) -> Result<(), StorageError> {
+/// scheduled continuation, the step `waiting` and the run `waiting` at that step. The
+/// customer's waits are counted first, in the same transaction: a producer that starts
+/// runs without end for one customer fills their allowance, not the table, and every event
+/// of theirs reads at most `max_waits` rows ([`resolve_event`]). One customer's runs
+/// park one at a time under the partition's fence, so the count cannot race.
+pub async fn park(db: &Database, fence: Fence, wait: &Park<'_>, now: DateTime<Utc>) -> Result<Parked, StorageError> {
     let conditions = match wait.conditions {
         Some(node) => Some(serde_json::to_value(node).map_err(|source| StorageError::Encode {
             what: "wait conditions",
@@ -68,6 +86,19 @@ pub async fn park(db: &Database, fence: Fence, wait: &Park<'_>, now: DateTime<Ut
     let waiting = json!({"waiting_for": wait.event_type, "until": until});
     let reason = format!("waiting for {} until {until}", wait.event_type);
     db.fenced(fence, async |txn| {
+        let parked = txn
+            .query_one(statement(
+                txn,
+                "SELECT COUNT(*) AS n FROM waits WHERE customer_id = $1",
+                vec![wait.customer_id.into()],
+            ))
+            .await?
+            .map(|row| row.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0);
+        if parked >= i64::from(wait.max_waits) {
+            return Ok(Parked::Full);
+        }
         txn.execute(statement(
             txn,
             "INSERT INTO waits (run_id, customer_id, event_type, partition, step_index, split, end_index, \
@@ -114,7 +145,7 @@ pub async fn park(db: &Database, fence: Fence, wait: &Park<'_>, now: DateTime<Ut
             ],
         ))
         .await?;
-        Ok(())
+        Ok(Parked::Waiting)
     })
     .await
 }

@@ -64,6 +64,7 @@ pub fn runner(db: &Database, node_id: &str, clock: &ManualClock, ownership: &Own
         max_step_attempts: 3,
         max_cascade_depth: 5,
         max_cascade_runs: workflow_engine::guards::cascade::DEFAULT_MAX_RUNS,
+        max_waits_per_customer: workflow_engine::storage::waits::DEFAULT_MAX_PER_CUSTOMER,
         delivery_lease: Duration::from_secs(60),
         delay_override: None,
         batches: Batches::default(),

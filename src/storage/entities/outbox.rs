@@ -30,6 +30,12 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub claimed_by: Option<String>,
     pub claimed_until: Option<DateTimeUtc>,
+    /// What a journey's webhook kept of its answer (`{"response": .., "save": {..}}`), left
+    /// by a sender that lost the partition while its request was out ([`settle_unowned`]).
+    ///
+    /// [`settle_unowned`]: crate::storage::steps::settle_unowned
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub kept: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
