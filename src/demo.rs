@@ -1,8 +1,8 @@
 //! `workflow-engine demo`: the seed's three use cases end to end on the embedded
 //! defaults. A fresh SQLite file and the embedded broker, the demo data and the seed's
-//! workflows (plus one with a delay, shortened to `demo.delay_seconds`), a local HTTP
-//! listener standing in for the email service, the SMS provider and Slack; then sample
-//! events through Kafka, and what each did.
+//! workflows (plus one with a delay and the registration journey, their waits shortened to
+//! `demo.delay_seconds`), a local HTTP listener standing in for the email service, the SMS
+//! provider and Slack; then sample events through Kafka, and what each did.
 
 use crate::actors::topology::Topology;
 use crate::envelope::EventEnvelope;
@@ -36,6 +36,31 @@ fn delayed_follow_up() -> Value {
     })
 }
 
+/// The registration journey of docs/workflow-language.md: wait up to 3 days for the first
+/// deposit; a big one goes to the VIP desk, a small one gets a thank-you, none a call.
+fn first_deposit_journey() -> Value {
+    json!({
+        "id": "demo-first-deposit",
+        "name": "First deposit journey",
+        "trigger_event": "customer.registered",
+        "actions": [
+            {"type": "wait_for_event", "name": "deposit", "params": {
+                "event": "customer.deposited", "timeout": {"days": 3},
+                "conditions": {"field": "event.amount", "operator": "gt", "value": 0},
+                "on_event": [
+                    {"type": "branch", "name": "size", "params": {
+                        "paths": [{"when": {"field": "steps.deposit.event.amount", "operator": "gte", "value": 10000},
+                                   "actions": [{"type": "add_note", "params": {"body": "VIP desk: first deposit of {{steps.deposit.event.amount}}"}}]}],
+                        "otherwise": [{"type": "send_email", "params": {"subject": "Thank you for your first deposit, {{customer.first_name}}"}}]
+                    }}
+                ],
+                "on_timeout": [{"type": "add_note", "params": {"body": "No deposit within 3 days: call {{customer.first_name}}"}}]
+            }}
+        ],
+        "priority": 40
+    })
+}
+
 fn events() -> Vec<(&'static str, Value)> {
     vec![
         (
@@ -52,6 +77,21 @@ fn events() -> Vec<(&'static str, Value)> {
             "High-value deposit alert: Ana (BR, churning) deposits 12,000",
             json!({"id": "demo-3", "type": "customer.deposited", "customer_id": 1,
                    "data": {"amount": 12000, "currency": "USD", "transaction": {"type": "deposit"}}}),
+        ),
+        (
+            "First deposit journey: Felipe registers; his journey waits for a deposit",
+            json!({"id": "demo-4", "type": "customer.registered", "customer_id": 6,
+                   "data": {"first_name": "Felipe", "email": "felipe@example.com", "country": "BR"}}),
+        ),
+        (
+            "First deposit journey: Felipe deposits 1,500, which ends his wait (the thank-you path)",
+            json!({"id": "demo-5", "type": "customer.deposited", "customer_id": 6,
+                   "data": {"amount": 1500, "currency": "USD", "transaction": {"type": "deposit"}}}),
+        ),
+        (
+            "First deposit journey: Greta registers and never deposits (the timeout path)",
+            json!({"id": "demo-6", "type": "customer.registered", "customer_id": 7,
+                   "data": {"first_name": "Greta", "email": "greta@example.com", "country": "DE"}}),
         ),
     ]
 }
@@ -113,11 +153,14 @@ async fn demo(mut settings: Settings) -> anyhow::Result<Option<crate::kafka::Emb
     seed::load_demo_against(&db, &base).await.context("loading demo data")?;
     let conn = db.connection();
     let schema = FieldSchema::default();
-    let follow_up = Validator::new(&schema, settings.limits)
-        .workflow(&delayed_follow_up())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if workflows::get(conn, "demo-follow-up").await?.is_none() {
-        workflows::create(&db, &follow_up.workflow, "demo").await?;
+    for definition in [delayed_follow_up(), first_deposit_journey()] {
+        let valid = Validator::new(&schema, settings.limits)
+            .workflow(&definition)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let id = valid.workflow.id.clone().unwrap_or_default();
+        if workflows::get(conn, &id).await?.is_none() {
+            workflows::create(&db, &valid.workflow, "demo").await?;
+        }
     }
 
     let (broker, brokers) = crate::service::broker(&settings)?;
@@ -206,12 +249,12 @@ async fn demo(mut settings: Settings) -> anyhow::Result<Option<crate::kafka::Emb
                     .clone()
                     .or_else(|| step.result.as_ref().map(|r| r.to_string()))
                     .unwrap_or_default();
-                println!(
-                    "      {}. {:<26} {:<8} {detail}",
-                    step.step_index + 1,
-                    step.action_type,
-                    step.status
-                );
+                // A journey's step shows its place in the tree (`0.on_event.0`).
+                let place = match &step.path {
+                    Some(path) if path.contains('.') => path.clone(),
+                    _ => (step.step_index + 1).to_string(),
+                };
+                println!("      {place}. {:<26} {:<8} {detail}", step.action_type, step.status);
             }
         }
     }
