@@ -19,6 +19,8 @@
 //! - [`schema`]: the fields each trigger offers, with types, labels and status options.
 //! - [`catalogue`], [`duration`], [`template`]: the 16 actions with their param schemas.
 //! - [`plan`]: the compiled workflow set, indexed by trigger, and the plan of an event.
+//!   [`verdict`]: what planning decided for each workflow of an event's trigger, recorded
+//!   with the plan for the event inspector.
 //! - [`guards`]: per-customer limits, send windows, consent, exit on event and cascade
 //!   depth: the decisions a real run and the dry run share.
 //! - [`check`]: `workflow-engine check FILE.json`.
@@ -107,4 +109,5 @@ pub mod telemetry;
 pub mod template;
 pub mod trace;
 pub mod validate;
+pub mod verdict;
 pub mod workflow;

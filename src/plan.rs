@@ -6,6 +6,7 @@
 
 use crate::catalogue::Action;
 use crate::conditions::{compile, explain, CompileError, Facts, FieldTable, Limits, Node, Program, Trace};
+use crate::verdict::Verdict;
 use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -238,21 +239,45 @@ impl WorkflowSet {
     /// priority than a matching `stop_after` workflow. Workflows of the stopping priority
     /// itself still run.
     pub fn plan(&self, facts: Facts<'_>) -> Vec<Arc<CompiledWorkflow>> {
+        self.decide(facts, None)
+    }
+
+    /// [`plan`](Self::plan), with the verdict on every workflow of the trigger, as the
+    /// event's plan records them: matched, no match (with the rules that decided it) or
+    /// skipped by a `stop_after` workflow.
+    pub fn judge(&self, facts: Facts<'_>) -> (Vec<Arc<CompiledWorkflow>>, Vec<Verdict>) {
+        let mut verdicts = Vec::new();
+        let plan = self.decide(facts, Some(&mut verdicts));
+        (plan, verdicts)
+    }
+
+    fn decide(&self, facts: Facts<'_>, mut verdicts: Option<&mut Vec<Verdict>>) -> Vec<Arc<CompiledWorkflow>> {
         let Some(trigger) = self.by_trigger.get(&facts.event.event_type) else {
             return Vec::new();
         };
         let mut fields = trigger.fields.resolver(facts);
         let mut runs = Vec::new();
-        let mut stop_at: Option<i32> = None;
+        let mut stopper: Option<&CompiledWorkflow> = None;
         for w in trigger.workflows.iter() {
-            if stop_at.is_some_and(|p| w.priority() > p) {
-                break;
+            let version = w.workflow.version.unwrap_or(1);
+            if let Some(stopper) = stopper.filter(|s| w.priority() > s.priority()) {
+                match verdicts.as_deref_mut() {
+                    Some(verdicts) => verdicts.push(Verdict::skipped(&w.id, version, &stopper.id)),
+                    None => break,
+                }
+                continue;
             }
             if w.program.run(&mut fields) {
-                if w.workflow.stop_after && stop_at.is_none() {
-                    stop_at = Some(w.priority());
+                if w.workflow.stop_after && stopper.is_none() {
+                    stopper = Some(w);
                 }
                 runs.push(Arc::clone(w));
+                if let Some(verdicts) = verdicts.as_deref_mut() {
+                    verdicts.push(Verdict::matched(&w.id, version));
+                }
+            } else if let Some(verdicts) = verdicts.as_deref_mut() {
+                // The trace only for a workflow that did not match: why is what an operator asks.
+                verdicts.push(Verdict::no_match(&w.id, version, &explain(&w.condition, &mut fields)));
             }
         }
         runs

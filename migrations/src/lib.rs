@@ -22,6 +22,7 @@ mod m20261207_000015_provider_secrets;
 mod m20261207_000016_operator_view;
 mod m20261207_000017_journeys;
 mod m20261207_000018_kept_answers;
+mod m20261207_000019_plan_verdicts;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000016_operator_view::Migration),
             Box::new(m20261207_000017_journeys::Migration),
             Box::new(m20261207_000018_kept_answers::Migration),
+            Box::new(m20261207_000019_plan_verdicts::Migration),
         ]
     }
 }

@@ -28,6 +28,7 @@ use crate::storage::entities::run_steps;
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, status, step_status, PlannedRun, Recorded, Run};
 use crate::storage::Database;
+use crate::verdict::Verdict;
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
 use serde_json::{Map, Value};
@@ -52,14 +53,25 @@ pub async fn record_and_apply(
     fence: Fence,
     event: &EventEnvelope,
     budget: &Budget,
-    planned: &[PlannedRun],
+    (planned, verdicts): (&[PlannedRun], &[Verdict]),
     flows: &[&Flow],
     context: &Value,
     awaited: Option<&Map<String, Value>>,
     now: DateTime<Utc>,
 ) -> Result<Recorded<Started>, ActionError> {
     let txn = db.begin_fenced(fence).await?;
-    let started = record_and_apply_in(&txn, fence, event, budget, planned, flows, context, awaited, now).await?;
+    let started = record_and_apply_in(
+        &txn,
+        fence,
+        event,
+        budget,
+        (planned, verdicts),
+        flows,
+        context,
+        awaited,
+        now,
+    )
+    .await?;
     if started.replayed || started.refused.is_some() {
         // A redelivery or a refused event: nothing was written; the caller continues the
         // recorded runs, or refuses the event.
@@ -79,7 +91,7 @@ pub async fn record_and_apply_in(
     fence: Fence,
     event: &EventEnvelope,
     budget: &Budget,
-    planned: &[PlannedRun],
+    (planned, verdicts): (&[PlannedRun], &[Verdict]),
     flows: &[&Flow],
     context: &Value,
     awaited: Option<&Map<String, Value>>,
@@ -90,8 +102,17 @@ pub async fn record_and_apply_in(
     // layout is the list itself, so they are the first `head` slots. record_runs_in keeps
     // only the first unfinished run's.
     let heads: Vec<usize> = flows.iter().map(|flow| leading(flow, 0)).collect();
-    let recorded =
-        runs::record_runs_in(txn, event, budget, fence.partition, planned, Some(&heads), awaited, now).await?;
+    let recorded = runs::record_runs_in(
+        txn,
+        event,
+        budget,
+        fence.partition,
+        (planned, verdicts),
+        Some(&heads),
+        awaited,
+        now,
+    )
+    .await?;
     if let Some(mismatch) = recorded.refused {
         // Another event's id: nothing was written and nothing of it may run.
         return Ok(Recorded {

@@ -12,6 +12,7 @@ mod events;
 mod health;
 mod heavy;
 mod input;
+mod inspect;
 mod integrations;
 mod openapi;
 mod runs;
@@ -197,6 +198,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
                 .add(Method::POST, "/dry-run", workflows::dry_run)
                 .add(Method::POST, "/backtest", backtest::backtest)
                 .add(Method::POST, "/events", events::publish)
+                .add(Method::GET, "/events/{id}", inspect::inspect)
                 .add(Method::GET, "/runs", runs::list)
                 .add(Method::POST, "/runs/retry", runs::retry_many)
                 .add(Method::POST, "/runs/cancel", runs::cancel_many)

@@ -2,7 +2,8 @@
 //! annotations and the error types, so it changes with the code.
 
 use super::{
-    activity, backtest, customers, events, health, integrations, runs, schema, statuses, tasks, teams, workflows,
+    activity, backtest, customers, events, health, inspect, integrations, runs, schema, statuses, tasks, teams,
+    workflows,
 };
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
@@ -29,6 +30,7 @@ use utoipa::OpenApi;
         workflows::dry_run,
         backtest::backtest,
         events::publish,
+        inspect::inspect,
         runs::list,
         runs::get,
         runs::retry,
@@ -128,6 +130,7 @@ mod tests {
             ("/api/v1/workflows/{id}/versions", "get"),
             ("/api/v1/dry-run", "post"),
             ("/api/v1/events", "post"),
+            ("/api/v1/events/{id}", "get"),
             ("/api/v1/runs", "get"),
             ("/api/v1/runs/{id}", "get"),
             ("/api/v1/runs/{id}/retry", "post"),

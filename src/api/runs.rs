@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 pub struct RunsQuery {
     /// Only this customer's runs.
     customer_id: Option<i64>,
+    /// Only the runs this event started.
+    event_id: Option<String>,
     /// Only this workflow's runs.
     workflow_id: Option<String>,
     /// pending, running, waiting, done, failed or cancelled.
@@ -95,6 +97,7 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<RunsQuery>) -> R
     let limit = q.limit.unwrap_or(100).clamp(1, super::MAX_LIST_LIMIT);
     let filter = RunFilter {
         customer_id: q.customer_id,
+        event_id: q.event_id,
         workflow_id: q.workflow_id,
         status: q.status,
         since: param_time(q.since.as_deref(), "since")?,

@@ -32,6 +32,7 @@ use crate::plan::{CompiledWorkflow, WorkflowSet};
 use crate::storage::ownership::Fence;
 use crate::storage::runs::{self, PlannedRun, Recorded, Run};
 use crate::storage::{customers, scheduled, steps, StorageError};
+use crate::verdict::Verdict;
 use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -448,12 +449,21 @@ impl Runner {
                     context,
                     plan,
                     planned,
+                    verdicts,
                     awaits,
                 } => {
                     let flows: Vec<&Flow> = plan.iter().map(|w| w.workflow.flow()).collect();
                     let awaited = awaits.then_some(customer);
                     let recorded = actions::record_and_apply_in(
-                        &txn, *fence, event, budget, planned, &flows, context, awaited, now,
+                        &txn,
+                        *fence,
+                        event,
+                        budget,
+                        (planned, verdicts),
+                        &flows,
+                        context,
+                        awaited,
+                        now,
                     )
                     .await?;
                     Done::Event(Box::new(EventDone {
@@ -568,6 +578,8 @@ enum Prepared {
         context: Value,
         plan: Vec<Arc<CompiledWorkflow>>,
         planned: Vec<PlannedRun>,
+        /// The verdict on each workflow of the trigger, recorded with the plan.
+        verdicts: Vec<Verdict>,
         /// Runs may wait for events of its type ([`WorkflowSet::awaits`]).
         awaits: bool,
     },
@@ -614,7 +626,7 @@ fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
         } => {
             let customer = customer_of(snapshots, event.customer_id);
             let facts = Facts::new(&event, &customer);
-            let plan = set.plan(facts);
+            let (plan, verdicts) = set.judge(facts);
             let planned = planned_runs(&plan);
             let context = crate::template::context(&Facts::new(&event, &customer));
             let awaits = set.awaits(&event.event_type);
@@ -626,6 +638,7 @@ fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
                 context,
                 plan,
                 planned,
+                verdicts,
                 awaits,
             }
         }

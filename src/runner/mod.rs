@@ -355,14 +355,23 @@ impl Runner {
         } else {
             self.snapshot(customer_id, fence).await?
         };
-        let plan = set.plan(Facts::new(event, &customer));
+        let (plan, verdicts) = set.judge(Facts::new(event, &customer));
         let planned = batch::planned_runs(&plan);
         let flows: Vec<&Flow> = plan.iter().map(|w| w.workflow.flow()).collect();
         let context = crate::template::context(&Facts::new(event, &customer));
         let awaited = set.awaits(&event.event_type).then_some(&customer);
         let now = self.clock.now();
-        let started =
-            crate::actions::record_and_apply(&self.db, fence, event, budget, &planned, &flows, &context, awaited, now);
+        let started = crate::actions::record_and_apply(
+            &self.db,
+            fence,
+            event,
+            budget,
+            (&planned, &verdicts),
+            &flows,
+            &context,
+            awaited,
+            now,
+        );
         let recorded = match started.await {
             Ok(started) => started_runs(started),
             Err(e) if e.is_fenced() => return Err(Stopped::Revoked),
@@ -371,7 +380,15 @@ impl Runner {
                 tracing::debug!(event_id = %event.id, customer_id, error = %e, "recording with the first steps failed, going step by step");
                 let recorded = self
                     .db("record_runs", fence, || {
-                        runs::record_cascade_runs(&self.db, fence, event, budget, &planned, awaited, self.clock.now())
+                        runs::record_cascade_runs(
+                            &self.db,
+                            fence,
+                            event,
+                            budget,
+                            (&planned, &verdicts),
+                            awaited,
+                            self.clock.now(),
+                        )
                     })
                     .await?;
                 EventRecorded {

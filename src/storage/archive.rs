@@ -111,6 +111,14 @@ pub async fn page<C: ConnectionTrait>(conn: &C, query: &PageQuery<'_>) -> Result
     Ok(select.all(conn).await?)
 }
 
+/// The archived event `event_id`, if the archive holds it.
+pub async fn get<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<Option<ArchivedEvent>, StorageError> {
+    Ok(event_archive::Entity::find()
+        .filter(event_archive::Column::EventId.eq(event_id))
+        .one(conn)
+        .await?)
+}
+
 /// How many events the archive holds.
 pub async fn count<C: ConnectionTrait>(conn: &C) -> Result<u64, StorageError> {
     use sea_orm::PaginatorTrait;

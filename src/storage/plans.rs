@@ -13,9 +13,20 @@
 use super::sql::statement;
 use super::StorageError;
 use crate::guards::identity::{self, Identity};
+use crate::verdict::Verdict;
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
+
+/// A plan as the event inspector reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspected {
+    pub workflows: Vec<String>,
+    /// `None` on plans recorded before verdicts were.
+    pub verdicts: Option<Vec<Verdict>>,
+    pub partition: i32,
+    pub created_at: DateTime<Utc>,
+}
 
 /// A plan as recorded: the workflows, in execution order, and what identified the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,23 +36,29 @@ pub struct Plan {
 }
 
 /// Records that the event `identity` describes, `event_id`, matched `workflow_ids` (in
-/// execution order). Returns false, changing nothing, when a plan was recorded under
-/// `event_id` before: the caller judges whether the event is the one that recorded it
-/// ([`judge`]) and replays it if so.
+/// execution order), with the verdict on every workflow of its trigger. Returns false,
+/// changing nothing, when a plan was recorded under `event_id` before: the caller judges
+/// whether the event is the one that recorded it ([`judge`]) and replays it if so.
+#[allow(clippy::too_many_arguments)]
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     event_id: &str,
     identity: &Identity,
     partition: i32,
     workflow_ids: &[String],
+    verdicts: &[Verdict],
     now: DateTime<Utc>,
 ) -> Result<bool, StorageError> {
     let workflows = Value::from(workflow_ids.to_vec());
+    let verdicts = serde_json::to_value(verdicts).map_err(|source| StorageError::Encode {
+        what: "verdicts",
+        source,
+    })?;
     let inserted = conn
         .execute(statement(
             conn,
-            "INSERT INTO event_plans (event_id, partition, workflows, created_at, customer_id, event_type, digest) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+            "INSERT INTO event_plans (event_id, partition, workflows, created_at, customer_id, event_type, digest, verdicts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
             vec![
                 event_id.into(),
                 partition.into(),
@@ -50,6 +67,7 @@ pub async fn record<C: ConnectionTrait>(
                 identity.customer_id.into(),
                 identity.event_type.as_str().into(),
                 identity.digest.as_str().into(),
+                verdicts.into(),
             ],
         ))
         .await?
@@ -93,5 +111,27 @@ pub async fn get<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<Option<
             .map(|ids| ids.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default(),
         identity,
+    }))
+}
+
+/// The plan recorded under `event_id`, with its verdicts, for the event inspector.
+pub async fn inspect<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<Option<Inspected>, StorageError> {
+    let row = conn
+        .query_one(statement(
+            conn,
+            "SELECT workflows, verdicts, partition, created_at FROM event_plans WHERE event_id = $1",
+            vec![event_id.into()],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let workflows: Value = row.try_get("", "workflows")?;
+    let verdicts: Option<Value> = row.try_get("", "verdicts")?;
+    Ok(Some(Inspected {
+        workflows: serde_json::from_value(workflows).unwrap_or_default(),
+        // A verdict list this version cannot read is shown as none rather than failing the
+        // whole inspection.
+        verdicts: verdicts.and_then(|v| serde_json::from_value(v).ok()),
+        partition: row.try_get("", "partition")?,
+        created_at: row.try_get("", "created_at")?,
     }))
 }

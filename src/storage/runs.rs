@@ -4,14 +4,16 @@
 
 use super::entities::{run_steps, runs};
 use super::ownership::Fence;
+use super::plans;
 use super::sql::statement;
-use super::{entries, plans, waits};
+use super::{entries, waits};
 use super::{Database, StorageError};
 use crate::catalogue::ActionKind;
 use crate::envelope::EventEnvelope;
 use crate::guards::cascade::{self, Budget};
 use crate::guards::identity::{self, Identity, Mismatch};
 use crate::guards::limits::EntryLimit;
+use crate::verdict::Verdict;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
@@ -66,6 +68,8 @@ pub struct Run {
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub customer_id: Option<i64>,
+    /// The runs one event started (the event inspector's "jump to the runs").
+    pub event_id: Option<String>,
     pub workflow_id: Option<String>,
     pub status: Option<String>,
     /// Only runs created at or after this time.
@@ -88,6 +92,9 @@ impl RunFilter {
         }
         if let Some(workflow_id) = &self.workflow_id {
             query = query.filter(runs::Column::WorkflowId.eq(workflow_id.as_str()));
+        }
+        if let Some(event_id) = &self.event_id {
+            query = query.filter(runs::Column::EventId.eq(event_id.as_str()));
         }
         if let Some(status) = &self.status {
             query = query.filter(runs::Column::Status.eq(status.as_str()));
@@ -149,7 +156,7 @@ pub async fn record_runs(
     planned: &[PlannedRun],
     now: DateTime<Utc>,
 ) -> Result<Recorded<Run>, StorageError> {
-    record_cascade_runs(db, fence, event, &Budget::outside(&event.id), planned, None, now).await
+    record_cascade_runs(db, fence, event, &Budget::outside(&event.id), (planned, &[]), None, now).await
 }
 
 /// [`record_runs`] of an event in the cascade `budget` places it in; `awaited` as for
@@ -160,7 +167,7 @@ pub async fn record_cascade_runs(
     fence: Fence,
     event: &EventEnvelope,
     budget: &Budget,
-    planned: &[PlannedRun],
+    planned: (&[PlannedRun], &[Verdict]),
     awaited: Option<&Map<String, Value>>,
     now: DateTime<Utc>,
 ) -> Result<Recorded<Run>, StorageError> {
@@ -210,7 +217,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
     event: &EventEnvelope,
     budget: &Budget,
     partition: i32,
-    planned: &[PlannedRun],
+    (planned, verdicts): (&[PlannedRun], &[Verdict]),
     heads: Option<&[usize]>,
     awaited: Option<&Map<String, Value>>,
     now: DateTime<Utc>,
@@ -225,7 +232,14 @@ pub async fn record_runs_in<C: ConnectionTrait>(
         planned.iter().map(|p| p.workflow_id.clone()).collect()
     };
     let identity = Identity::of(event);
-    let first_time = plans::record(conn, &event.id, &identity, partition, &workflow_ids, now).await?;
+    let stopped: Vec<Verdict>;
+    let verdicts = if over_budget {
+        stopped = verdicts.iter().cloned().map(Verdict::stopped_by_budget).collect();
+        &stopped
+    } else {
+        verdicts
+    };
+    let first_time = plans::record(conn, &event.id, &identity, partition, &workflow_ids, verdicts, now).await?;
     if let (true, Some(customer)) = (first_time, awaited) {
         // Only the first time: an event planned before a wait began must not end it when
         // it is redelivered.
