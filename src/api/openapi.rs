@@ -193,6 +193,7 @@ mod tests {
             names,
             [
                 "customer_id",
+                "event_id",
                 "workflow_id",
                 "status",
                 "since",
