@@ -492,3 +492,52 @@ async fn the_running_engine_archives_every_consumed_event_and_the_backtest_reads
     assert_eq!(body["workflows"][0]["sample"][0]["event_id"], "e2e-login", "{body}");
     engine.finish().await;
 }
+
+/// Issue 25: a destination the outbound guard would refuse (an internal address, a local
+/// name) is a warning at save, with the pointer of the step, nested ones included, and in
+/// the dry run, rather than a failed run later. A public name is left to the guard. The
+/// targets a journey's nested steps name are checked as the top-level ones are.
+#[actix_rt::test]
+async fn destinations_the_guard_would_refuse_are_warned_at_save_and_in_the_dry_run() {
+    let t = common::fresh().await;
+    let hook = |url: &str| json!({"type": "webhook", "params": {"url": url}});
+    let workflow = json!({"name": "hooks", "trigger_event": "customer.deposited", "actions": [
+        hook("https://hooks.example.com/ok"),
+        {"type": "branch", "params": {
+            "paths": [{"when": {"field": "event.amount", "operator": "gt", "value": 0},
+                       "actions": [hook("http://127.0.0.1:9/internal"),
+                                   {"type": "assign_to_team", "params": {"team_id": 999}}]}],
+            "otherwise": [hook("http://localhost:8025/mail")]}}]});
+    let (status, saved) = call(&t.db, "POST", "/api/v1/workflows", Some(workflow)).await;
+    assert_eq!(status, 201, "{saved}");
+    let refused = messages(&saved, "refuse");
+    let paths: Vec<&str> = refused.iter().map(|(path, _)| path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/actions/1/params/paths/0/actions/0/params/url",
+            "/actions/1/params/otherwise/0/params/url"
+        ],
+        "{saved}"
+    );
+    assert!(refused[0].1.contains("delivery.webhook_allowlist"), "{}", refused[0].1);
+    assert!(refused[1].1.contains("localhost is a local name"), "{}", refused[1].1);
+    // The targets check reads the nested steps too.
+    assert_eq!(
+        messages(&saved, "unknown team")[0].0,
+        "/actions/1/params/paths/0/actions/1/params/team_id"
+    );
+
+    let event = json!({"id": "dry-1", "type": "customer.deposited", "customer_id": 1, "data": {"amount": 5}});
+    let (status, dry) = call(&t.db, "POST", "/api/v1/dry-run", Some(json!({"event": event}))).await;
+    assert_eq!(status, 200, "{dry}");
+    let warned: Vec<&str> = dry["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(warned, paths, "{dry}");
+    assert_eq!(dry["warnings"][0]["workflow_id"], saved["id"]);
+    t.finish().await;
+}

@@ -11,6 +11,7 @@ use crate::actors::protocol::Reload;
 use crate::budget::Tally;
 use crate::conditions::Facts;
 use crate::envelope::{EnvelopeError, EventEnvelope};
+use crate::outbound::destinations;
 use crate::plan::WorkflowSet;
 use crate::problem::{Pointer, Problem, Severity};
 
@@ -75,6 +76,10 @@ async fn validate_body(state: &AppState, admitted: &Admitted, mut body: Value) -
     // Teams, agents, statuses, endpoints and the SMS provider the actions name.
     let targets = crate::storage::targets::check(state.db.connection(), &validated.workflow).await?;
     validated.warnings.extend(targets);
+    // Where its requests would go, as the outbound guard will judge them.
+    let conn = state.db.connection();
+    let destinations = destinations::warnings(conn, &validated.workflow, &state.webhook_allowlist).await?;
+    validated.warnings.extend(destinations);
     Ok(validated)
 }
 
@@ -287,7 +292,7 @@ pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Res
 /// those without an id are named draft-0, draft-1, ... in the order given.
 #[utoipa::path(post, path = "/api/v1/dry-run", tag = "workflows",
     request_body(content = Object, description = "`{\"event\": envelope, \"customer\"?: object, \"workflows\"?: [definitions]}`"),
-    responses((status = 200, description = "`{\"plan\": [{..., \"previews\": [{\"skipped\"?, \"waits_until\"?}]}], \"evaluated\": [{..., \"limited_by\"}], \"exits\": [{\"workflow_id\", \"cancels\"}], \"customer\"}`"), (status = 422, body = ErrorBody),
+    responses((status = 200, description = "`{\"plan\": [{..., \"previews\": [{\"skipped\"?, \"waits_until\"?}]}], \"evaluated\": [{..., \"limited_by\"}], \"exits\": [{\"workflow_id\", \"cancels\"}], \"warnings\": [{\"workflow_id\", \"path\", \"message\"}], \"customer\"}`: `warnings` names each planned step whose destination the outbound guard would refuse"), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody, description = "`busy`: the heavy-request pool is full; see `Retry-After`"),
         (status = 503, body = ErrorBody, description = "`time_budget_exceeded`")))]
 pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
@@ -442,10 +447,15 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
     let context = crate::template::context(&facts);
     // The explanation already planned: look its workflows up rather than plan again.
     let candidates = set.workflows_for(&event.event_type);
+    let mut warnings = Vec::new();
     for entry in &mut explanation.plan {
         let Some(compiled) = candidates.iter().find(|w| w.id == entry.workflow_id) else {
             continue;
         };
+        let conn = state.db.connection();
+        for problem in destinations::warnings(conn, &compiled.workflow, &state.webhook_allowlist).await? {
+            warnings.push(json!({"workflow_id": compiled.id, "path": problem.path, "message": problem.message}));
+        }
         for (slot, step) in entry.previews.iter_mut().zip(&compiled.workflow.actions) {
             if let Value::Object(preview) =
                 crate::actions::preview::preview_tree(state.db.connection(), step, facts, &context).await?
@@ -456,6 +466,7 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
     }
     let mut out = serde_json::to_value(&explanation).map_err(|e| ApiError::internal(e.to_string()))?;
     out["exits"] = Value::from(exits);
+    out["warnings"] = Value::from(warnings);
     out["customer"] = Value::Object(customer);
     Ok(HttpResponse::Ok().json(out))
 }

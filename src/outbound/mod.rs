@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod build;
+pub mod destinations;
 pub mod guard;
 pub mod send;
 pub mod signing;

@@ -7,48 +7,48 @@
 use super::entities::{agents, statuses, teams};
 use super::StorageError;
 use crate::catalogue::{Action, StatusRef, WebhookTarget};
-use crate::problem::{Pointer, Problem, Severity};
+use crate::problem::{Problem, Severity};
 use crate::workflow::Workflow;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-fn warning(at: Pointer, message: String) -> Problem {
+fn warning(path: String, message: String) -> Problem {
     Problem {
-        path: at.as_str().to_owned(),
+        path,
         message,
         severity: Severity::Warning,
     }
 }
 
-/// The warnings for every action target of `workflow` that the database does not have.
+/// The warnings for every action target of `workflow` that the database does not have,
+/// in every step of its tree (a journey's branches and waits included).
 pub async fn check<C: ConnectionTrait>(conn: &C, workflow: &Workflow) -> Result<Vec<Problem>, StorageError> {
     let mut warnings = Vec::new();
-    for (i, step) in workflow.actions.iter().enumerate() {
-        let params = Pointer::root().key("actions").index(i).key("params");
-        match &step.action {
+    for slot in workflow.flow().slots() {
+        let param = |key: &str| format!("{}/params/{key}", slot.pointer);
+        match &slot.step.action {
             Action::AssignToTeam { team_id } | Action::HandoverToRetention { team_id: Some(team_id) } => {
                 let found = teams::Entity::find_by_id(*team_id).one(conn).await?;
                 found.is_none().then(|| {
                     warnings.push(warning(
-                        params.key("team_id"),
+                        param("team_id"),
                         format!("unknown team {team_id} (it may be created later)"),
                     ))
                 });
             }
             Action::AssignToAgent { agent_id } => match agents::Entity::find_by_id(*agent_id).one(conn).await? {
                 None => warnings.push(warning(
-                    params.key("agent_id"),
+                    param("agent_id"),
                     format!("unknown agent {agent_id} (it may be created later)"),
                 )),
-                Some(agent) if !agent.active => warnings.push(warning(
-                    params.key("agent_id"),
-                    format!("agent {agent_id} is not active"),
-                )),
+                Some(agent) if !agent.active => {
+                    warnings.push(warning(param("agent_id"), format!("agent {agent_id} is not active")))
+                }
                 Some(_) => {}
             },
             Action::SetStatus { status_type, status } => {
                 let Some(found) = super::statuses::type_by_name(conn, status_type).await? else {
                     warnings.push(warning(
-                        params.key("type"),
+                        param("type"),
                         format!("unknown status type {status_type:?} (it may be created later)"),
                     ));
                     continue;
@@ -72,7 +72,7 @@ pub async fn check<C: ConnectionTrait>(conn: &C, workflow: &Workflow) -> Result<
                 };
                 if !exists {
                     warnings.push(warning(
-                        params.key(key),
+                        param(key),
                         format!("unknown status {shown} of type {status_type:?} (it may be created later)"),
                     ));
                 }
@@ -84,7 +84,7 @@ pub async fn check<C: ConnectionTrait>(conn: &C, workflow: &Workflow) -> Result<
                 let found = super::endpoints::by_name(conn, name).await?;
                 if found.is_none() {
                     warnings.push(warning(
-                        params.key("endpoint"),
+                        param("endpoint"),
                         format!("unknown webhook endpoint {name:?} (it may be created later)"),
                     ));
                 }
@@ -93,7 +93,7 @@ pub async fn check<C: ConnectionTrait>(conn: &C, workflow: &Workflow) -> Result<
                 let active = super::sms_providers::active(conn).await?;
                 if active.is_none() {
                     warnings.push(warning(
-                        Pointer::root().key("actions").index(i).key("type"),
+                        format!("{}/type", slot.pointer),
                         "no SMS provider is active: send_sms fails until one is".to_owned(),
                     ));
                 }
