@@ -20,7 +20,10 @@ pub async fn database(settings: &Settings) -> anyhow::Result<Database> {
 /// an engine never runs against a schema older than its code.
 pub async fn connect(settings: &Settings, migrate: bool) -> anyhow::Result<Database> {
     let url = redact(&settings.database.url);
-    let key = settings.security.sealing_key().context("reading security.secret_key")?;
+    let key = match settings.security.sealing_key().context("reading security.secret_key")? {
+        Some(key) => Some(key),
+        None => generated_key(&settings.database.url)?,
+    };
     let mut db = Database::connect_with_pool(&settings.database.url, Some(settings.database.max_connections))
         .await
         .with_context(|| format!("connecting to the database {url}"))?;
@@ -46,9 +49,19 @@ pub async fn connect(settings: &Settings, migrate: bool) -> anyhow::Result<Datab
     }
     // Before anything reads a secret: a sealed one that cannot be opened stops the
     // process here, with the reason, rather than failing every send later.
-    let prepared = crate::storage::secrets::prepare(&db)
+    let previous = settings
+        .security
+        .previous_key()
+        .context("reading security.previous_secret_key")?;
+    let prepared = crate::storage::secrets::prepare(&db, previous.as_ref())
         .await
         .context("checking the integration secrets in the database")?;
+    if prepared.resealed > 0 {
+        tracing::info!(
+            resealed = prepared.resealed,
+            "integration secrets sealed with security.previous_secret_key sealed again with security.secret_key"
+        );
+    }
     if prepared.sealed_now > 0 {
         tracing::info!(
             sealed = prepared.sealed_now,
@@ -62,6 +75,54 @@ pub async fn connect(settings: &Settings, migrate: bool) -> anyhow::Result<Datab
         );
     }
     Ok(db)
+}
+
+/// The key file kept beside an SQLite database file.
+pub const GENERATED_KEY_FILE: &str = "secret.key";
+
+/// On an SQLite file database with no `security.secret_key` (the embedded defaults), the
+/// sealing key kept in `secret.key` beside the database file, made once (32 random bytes,
+/// hex, mode 0600), so a fresh install seals integration secrets from its first save. A
+/// PostgreSQL database never gets one: there the key is the operator's to set and to keep
+/// apart from the database's backups (docs/security.md).
+fn generated_key(database_url: &str) -> anyhow::Result<Option<crate::sealing::SealingKey>> {
+    let Some(path) = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .filter(|path| !path.is_empty() && !path.contains(":memory:"))
+    else {
+        return Ok(None);
+    };
+    let file = std::path::Path::new(path)
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new(""))
+        .join(GENERATED_KEY_FILE);
+    let shown = file.display().to_string();
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            openssl::rand::rand_bytes(&mut bytes).context("generating a sealing key")?;
+            let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut out = options.open(&file).with_context(|| format!("creating {shown}"))?;
+            std::io::Write::write_all(&mut out, format!("{text}\n").as_bytes())
+                .with_context(|| format!("writing {shown}"))?;
+            tracing::info!(file = %shown, "generated the key integration secrets are sealed with; keep it, and back it up apart from the database");
+            text
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {shown}")),
+    };
+    let key =
+        crate::sealing::SealingKey::parse(&text).with_context(|| format!("reading the sealing key in {shown}"))?;
+    Ok(Some(key))
 }
 
 /// The configuration of every Kafka client the engine makes, for checking

@@ -41,6 +41,16 @@ pub enum SettingsError {
     /// that would never leave the process.
     #[error("{by} asks for OTLP span export, but this build has no OTLP exporter: build with `cargo build --release --features otlp`, or unset {by}")]
     OtlpNotBuilt { by: String },
+    /// A `WFE__…_FILE` variable whose file cannot be read.
+    #[error("{variable}: cannot read {path}: {source}")]
+    SettingFile {
+        variable: String,
+        path: String,
+        source: std::io::Error,
+    },
+    /// A setting given both as a value and as a file.
+    #[error("{variable} and {variable}_FILE both give the setting; keep one")]
+    TwoSources { variable: String },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -475,10 +485,31 @@ impl Settings {
                 properties.insert(name.to_ascii_lowercase().replace("__", "."), value);
             } else if let Some(rest) = strip_prefix_ci(&variable, ENV_PREFIX) {
                 let key = rest.to_ascii_lowercase().replace("__", ".");
+                // `WFE__SECTION__KEY_FILE=/run/secrets/x`: the setting is the file's text,
+                // as Docker and Kubernetes hand out secrets, so none has to sit in the
+                // environment.
+                let from_file = key.strip_suffix("_file").filter(|k| known.contains(*k));
+                if let Some(key) = from_file {
+                    let plain = variable[..variable.len() - "_FILE".len()].to_owned();
+                    let text = std::fs::read_to_string(&value).map_err(|source| SettingsError::SettingFile {
+                        variable: variable.clone(),
+                        path: value.clone(),
+                        source,
+                    })?;
+                    let text = text.strip_suffix('\n').unwrap_or(&text);
+                    let text = text.strip_suffix('\r').unwrap_or(text).to_owned();
+                    tracing::debug!(setting = key, file = %value, "setting read from a file");
+                    if overrides.insert(plain.clone(), text).is_some() {
+                        return Err(SettingsError::TwoSources { variable: plain });
+                    }
+                    continue;
+                }
                 if !known.contains(&key) {
                     return Err(SettingsError::UnknownEnv { variable, key });
                 }
-                overrides.insert(variable, value);
+                if overrides.insert(variable.clone(), value).is_some() {
+                    return Err(SettingsError::TwoSources { variable });
+                }
             } else if strip_prefix_ci(&variable, "WFE_").is_some() && variable.contains("__") {
                 return Err(SettingsError::MisspeltEnv { variable });
             }
@@ -560,6 +591,36 @@ mod tests {
         assert!(s.database.migrate);
         assert!(s.archive.enabled);
         assert_eq!((s.archive.days(), s.archive.max_events()), (30, 1_000_000));
+    }
+
+    /// `WFE__…_FILE` gives any setting from a file (a mounted secret), its one trailing
+    /// newline dropped; a file that cannot be read, or a setting given twice, stops the load.
+    #[test]
+    fn a_setting_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("secret_key");
+        std::fs::write(&key, format!("{}\n", "ab".repeat(32))).unwrap();
+        let key = key.to_str().unwrap();
+        let s = load(&[("WFE__SECURITY__SECRET_KEY_FILE", key)]).unwrap();
+        assert_eq!(s.security.secret_key, "ab".repeat(32));
+        assert!(s.security.sealing_key().unwrap().is_some());
+
+        let both = load(&[
+            ("WFE__SECURITY__SECRET_KEY_FILE", key),
+            ("WFE__SECURITY__SECRET_KEY", "cd"),
+        ]);
+        assert!(matches!(both, Err(SettingsError::TwoSources { .. })), "{both:?}");
+        let missing = load(&[("WFE__DATABASE__URL_FILE", "/nonexistent/wfe-db-url")]);
+        let error = missing.unwrap_err().to_string();
+        assert!(
+            error.contains("WFE__DATABASE__URL_FILE") && error.contains("/nonexistent/wfe-db-url"),
+            "{error}"
+        );
+        // No such setting: still a typo.
+        assert!(matches!(
+            load(&[("WFE__SECURITY__NOPE_FILE", key)]),
+            Err(SettingsError::UnknownEnv { .. })
+        ));
     }
 
     #[test]

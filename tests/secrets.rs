@@ -338,10 +338,10 @@ async fn start_up_needs_the_key_of_sealed_secrets_and_seals_old_ones() {
         .await
         .unwrap();
     // No key: kept as written, and counted for the warning.
-    assert_eq!(secrets::prepare(&plain).await.unwrap().unsealed, 1);
+    assert_eq!(secrets::prepare(&plain, None).await.unwrap().unsealed, 1);
 
     let sealed = plain.clone().with_sealing_key(SealingKey::parse(KEY).unwrap());
-    assert_eq!(secrets::prepare(&sealed).await.unwrap().sealed_now, 1);
+    assert_eq!(secrets::prepare(&sealed, None).await.unwrap().sealed_now, 1);
     let row = sms_providers::Entity::find()
         .one(plain.connection())
         .await
@@ -356,14 +356,34 @@ async fn start_up_needs_the_key_of_sealed_secrets_and_seals_old_ones() {
         secrets::open(&sealed, secrets::PROVIDER_AUTH, &stored).unwrap(),
         credentials
     );
-    assert_eq!(secrets::prepare(&sealed).await.unwrap(), Default::default());
+    assert_eq!(secrets::prepare(&sealed, None).await.unwrap(), Default::default());
 
-    let error = secrets::prepare(&plain).await.unwrap_err().to_string();
+    let error = secrets::prepare(&plain, None).await.unwrap_err().to_string();
     assert!(error.contains("security.secret_key"), "{error}");
     let other = plain
         .clone()
         .with_sealing_key(SealingKey::parse(&"ab".repeat(32)).unwrap());
-    let error = secrets::prepare(&other).await.unwrap_err().to_string();
+    let error = secrets::prepare(&other, None).await.unwrap_err().to_string();
     assert!(error.contains("does not open"), "{error}");
+
+    // Rotation: started once with the new key and the old one as previous_secret_key,
+    // what the old key sealed is sealed again with the new one; then the new key alone opens it.
+    let old_key = SealingKey::parse(KEY).unwrap();
+    let rotated = secrets::prepare(&other, Some(&old_key)).await.unwrap();
+    assert_eq!(rotated.resealed, 1);
+    assert_eq!(secrets::prepare(&other, None).await.unwrap(), Default::default());
+    let row = sms_providers::Entity::find()
+        .one(plain.connection())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        secrets::open(&other, secrets::PROVIDER_AUTH, &row.auth.unwrap()).unwrap(),
+        credentials
+    );
+    assert!(
+        secrets::prepare(&sealed, None).await.is_err(),
+        "the old key no longer opens it"
+    );
     test.finish().await;
 }

@@ -325,3 +325,39 @@ async fn a_process_owning_no_partition_is_ready_and_says_so() {
     assert_eq!(idle["ready"], true, "{idle}");
     assert_eq!(idle["partitions"], serde_json::json!([]), "{idle}");
 }
+
+/// On an SQLite file with no `security.secret_key` (the embedded defaults), the engine
+/// makes a sealing key once, beside the database, readable by its owner alone, and uses
+/// the same key on every start. With a key given (here as a file, `…_FILE`), it makes none.
+#[test]
+fn an_sqlite_install_without_a_key_makes_one_beside_its_database() {
+    let scratch = Scratch::new("generated-key");
+    let env = process::base_env(scratch.path(), "127.0.0.1:9");
+    let (ok, stderr) = run(scratch.path(), "migrate-1", &["migrate"], &env);
+    assert!(ok, "{stderr}");
+    let file = scratch.path().join("secret.key");
+    let key = std::fs::read_to_string(&file).expect("a generated key");
+    assert_eq!(key.trim().len(), 64, "{key}");
+    assert!(key.trim().chars().all(|c| c.is_ascii_hexdigit()), "{key}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let (ok, stderr) = run(scratch.path(), "migrate-2", &["migrate"], &env);
+    assert!(ok, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), key, "made once");
+
+    let other = Scratch::new("given-key");
+    let given = other.path().join("given");
+    std::fs::write(&given, "cd".repeat(32)).unwrap();
+    let mut env = process::base_env(other.path(), "127.0.0.1:9");
+    env.push(("WFE__SECURITY__SECRET_KEY_FILE".to_owned(), given.display().to_string()));
+    let (ok, stderr) = run(other.path(), "migrate-given", &["migrate"], &env);
+    assert!(ok, "{stderr}");
+    assert!(
+        !other.path().join("secret.key").exists(),
+        "a given key is used as it is"
+    );
+}

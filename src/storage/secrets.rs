@@ -5,7 +5,7 @@
 
 use super::entities::{sms_providers, webhook_endpoints};
 use super::{Database, StorageError};
-use crate::sealing::{self, SealError};
+use crate::sealing::{self, SealError, SealingKey};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 
 /// `webhook_endpoints.secret`: the associated data a value is sealed with.
@@ -32,12 +32,18 @@ pub struct Prepared {
     pub sealed_now: usize,
     /// Values kept unsealed, as there is no key.
     pub unsealed: usize,
+    /// Values sealed with the previous key, sealed again with the current one.
+    pub resealed: usize,
 }
 
 /// At start-up: with a key, checks that every sealed secret opens with it (a wrong key
 /// fails here, not at the first send) and seals the ones written before the key was set;
 /// without one, fails if any secret is sealed, since nothing could be sent with it.
-pub async fn prepare(db: &Database) -> Result<Prepared, StorageError> {
+///
+/// Rotation: a value that does not open with the key but opens with `previous`
+/// (`security.previous_secret_key`) is sealed again with the key, so an operator changes
+/// the key by starting once with both.
+pub async fn prepare(db: &Database, previous: Option<&SealingKey>) -> Result<Prepared, StorageError> {
     let key = db.sealing_key();
     let mut prepared = Prepared::default();
     // Whether `value` of `column` must be (re)written: checked, and counted.
@@ -51,7 +57,15 @@ pub async fn prepare(db: &Database) -> Result<Prepared, StorageError> {
                 prepared.unsealed += 1;
                 Ok(None)
             }
-            (Some(key), true) => key.open(column, value).map(|_| None).map_err(Into::into),
+            (Some(key), true) => match (key.open(column, value), previous) {
+                (Ok(_), _) => Ok(None),
+                (Err(SealError::WrongKey), Some(previous)) => {
+                    let opened = previous.open(column, value)?;
+                    prepared.resealed += 1;
+                    Ok(Some(key.seal(column, &opened)?))
+                }
+                (Err(e), _) => Err(e.into()),
+            },
             (Some(key), false) => {
                 prepared.sealed_now += 1;
                 Ok(Some(key.seal(column, value)?))
