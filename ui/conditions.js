@@ -1,7 +1,9 @@
 // The condition tree editor: nested all/any groups, `not`, and rules whose field picker,
 // operator list and value input follow the field schema of the chosen trigger.
-// It edits the workflow's `conditions` object in place; every control carries the JSON
-// pointer of the value it edits (data-path) so API errors land next to it.
+// It edits a condition tree in place (the workflow's `conditions`, or a journey's: a
+// branch path's `when`, a wait's `conditions`); every control carries the JSON pointer of
+// the value it edits (data-path) so API errors land next to it, and its id is made from
+// that pointer, so several trees on one page never share an id.
 
 import { h, newId } from './dom.js';
 
@@ -10,25 +12,37 @@ const LIST_OPS = new Set(['in', 'not_in']);
 const NUMERIC_OPS = new Set(['gt', 'gte', 'lt', 'lte', 'between']);
 const CUSTOM = '__custom__';
 const NUMBER_RE = /^\s*-?\d+(\.\d+)?([eE][-+]?\d+)?\s*$/;
+/** The operators that may compare a field with another field (journey conditions only). */
+const FIELD_OPS = new Set(['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'contains', 'not_contains', 'starts_with', 'ends_with']);
 
 const idFor = (path, part) => 'c' + path.replace(/\//g, '-') + '-' + part;
 const isGroup = (n) => n && typeof n === 'object' && 'match' in n;
 const isNot = (n) => n && typeof n === 'object' && 'not' in n;
+/** A rule value that names another field: `{"field": "trigger.transaction.id"}`. */
+const isFieldRef = (v) => Boolean(v) && typeof v === 'object' && !Array.isArray(v) && typeof v.field === 'string';
 
-/** A group root (a single rule or a not at the root is the same as a group of one). */
+/**
+ * A group root (a single rule or a not at the root is the same as a group of one). A lone
+ * node is marked, so that cleanConditions gives it back as it came while it stays alone:
+ * loading and saving a workflow unchanged keeps its JSON.
+ */
 export function normalizeRoot(conditions) {
   if (!conditions || typeof conditions !== 'object' || Object.keys(conditions).length === 0) return { match: 'all', rules: [] };
   if (isGroup(conditions)) return { match: conditions.match, rules: conditions.rules || [] };
-  return { match: 'all', rules: [conditions] };
+  return { match: 'all', rules: [conditions], __lone: true };
 }
 
 /**
- * ctx: { root: () => group, fields: () => [{path,label,type,options?}], schema }
+ * ctx: { root: () => group, fields: () => [{path,label,type,options?}], schema,
+ *   path?: the tree's JSON pointer (default /conditions), label?: what the root group
+ *   decides, empty?: what no rule means, fieldValues?: rules may compare with another
+ *   field (journey conditions) }
  * Returns { el, render(focusId?) }.
  */
 export function conditionsEditor(ctx) {
   const el = h('div', { class: 'conditions' });
   const s = ctx.schema;
+  const rootPath = ctx.path || '/conditions';
   const opLabel = Object.fromEntries(s.operators.map((o) => [o.name, o.label]));
 
   function fieldInfo(path) {
@@ -43,7 +57,7 @@ export function conditionsEditor(ctx) {
 
   function render(focusId) {
     const active = focusId || document.activeElement?.id;
-    el.replaceChildren(renderGroup(ctx.root(), '/conditions', null));
+    el.replaceChildren(renderGroup(ctx.root(), rootPath, null));
     if (active) document.getElementById(active)?.focus();
   }
 
@@ -125,11 +139,11 @@ export function conditionsEditor(ctx) {
     return h('fieldset', { class: parent ? 'group' : 'group root', 'data-path': path },
       h('legend', { class: parent ? null : 'sr-only' }, depthLabel),
       h('div', { class: 'group-head' },
-        h('label', { for: matchSel.id }, parent ? 'This group is true when' : 'The workflow runs when'),
+        h('label', { for: matchSel.id }, parent ? 'This group is true when' : ctx.label || 'The workflow runs when'),
         matchSel,
         h('span', { class: 'spacer' }),
         nodeButtons(group, path, parent, 'group')),
-      group.rules.length ? list : h('p', { class: 'muted small' }, parent ? 'An empty group is always true.' : 'No conditions: the workflow runs on every event of its trigger.'),
+      group.rules.length ? list : h('p', { class: 'muted small' }, parent ? 'An empty group is always true.' : ctx.empty || 'No conditions: the workflow runs on every event of its trigger.'),
       h('div', { class: 'group-tools' }, addRule, addGroup));
   }
 
@@ -168,13 +182,7 @@ export function conditionsEditor(ctx) {
         render(idFor(path, 'field'));
       },
     });
-    const groups = new Map();
-    for (const f of fields) {
-      const ns = f.path.split('.')[0];
-      if (!groups.has(ns)) groups.set(ns, h('optgroup', { label: ns }));
-      groups.get(ns).append(h('option', { value: f.path, selected: f.path === rule.field && !customMode.has(path) }, `${f.label} (${f.path})`));
-    }
-    fieldSel.append(...groups.values(), h('option', { value: CUSTOM, selected: !known || customMode.has(path) }, 'Other field (type its path)…'));
+    fieldSel.append(...fieldOptions(fields, rule.field, !known || customMode.has(path)));
     const custom = (!known || customMode.has(path)) ? h('input', {
       id: idFor(path, 'custom'), type: 'text', value: rule.field || '', placeholder: 'event.my_field', spellcheck: 'false',
       onchange: (e) => { setField(rule, e.target.value.trim()); render(); },
@@ -201,11 +209,23 @@ export function conditionsEditor(ctx) {
 
   const customMode = new Set();
 
+  /** The options of a field picker: the fields by namespace, then "Other field". */
+  function fieldOptions(fields, current, custom) {
+    const groups = new Map();
+    for (const f of fields) {
+      const ns = f.path.split('.')[0];
+      if (!groups.has(ns)) groups.set(ns, h('optgroup', { label: ns }));
+      groups.get(ns).append(h('option', { value: f.path, selected: f.path === current && !custom }, `${f.label} (${f.path})`));
+    }
+    return [...groups.values(), h('option', { value: CUSTOM, selected: custom }, 'Other field (type its path)…')];
+  }
+
   function setField(rule, field) {
     const before = typeOf(rule.field);
     rule.field = field;
     const ops = opsFor(field);
     if (!ops.includes(rule.operator)) rule.operator = ops[0];
+    if (isFieldRef(rule.value)) return;
     if (typeOf(field) !== before || fieldInfo(field)?.options) setValue(rule, defaultValue(field, rule.operator));
   }
 
@@ -213,6 +233,8 @@ export function conditionsEditor(ctx) {
     const old = rule.operator;
     rule.operator = op;
     const v = rule.value;
+    if (isFieldRef(v) && FIELD_OPS.has(op)) return;
+    if (isFieldRef(v)) return setValue(rule, defaultValue(rule.field, op));
     if (NO_VALUE.has(op)) return setValue(rule, undefined);
     if (LIST_OPS.has(op)) return setValue(rule, Array.isArray(v) ? (LIST_OPS.has(old) ? v : v.filter((x) => x !== '')) : (v === undefined || v === '' ? [] : [v]));
     if (op === 'between') return setValue(rule, Array.isArray(v) ? [v[0] ?? '', v[1] ?? ''] : [v ?? '', '']);
@@ -259,10 +281,57 @@ export function conditionsEditor(ctx) {
     return [h('label', { for: id }, label), input];
   }
 
+  /** "Compare with a value / another field", where the tree allows it. */
+  function valueKind(rule, path) {
+    const sel = h('select', {
+      id: idFor(path, 'value-kind'),
+      onchange: (e) => {
+        setValue(rule, e.target.value === 'field' ? { field: ctx.fields()[0]?.path || '' } : defaultValue(rule.field, rule.operator));
+        render(idFor(path, 'value-kind'));
+      },
+    },
+    h('option', { value: 'value', selected: !isFieldRef(rule.value) }, 'a value'),
+    h('option', { value: 'field', selected: isFieldRef(rule.value) }, 'another field'));
+    return [h('label', { for: sel.id }, 'Compare with'), sel];
+  }
+
+  /** The other field of a field-to-field rule: picked, or typed as "Other field". */
+  function fieldRefEditor(rule, path) {
+    const fields = ctx.fields();
+    const ref = rule.value;
+    const key = `${path}/value`;
+    const custom = !fields.some((f) => f.path === ref.field) || customMode.has(key);
+    const sel = h('select', {
+      id: idFor(path, 'value-field'),
+      onchange: (e) => {
+        if (e.target.value === CUSTOM) customMode.add(key);
+        else { customMode.delete(key); ref.field = e.target.value; }
+        render(idFor(path, e.target.value === CUSTOM ? 'value-field-custom' : 'value-field'));
+      },
+    }, fieldOptions(fields, ref.field, custom));
+    const typed = custom ? h('input', {
+      id: idFor(path, 'value-field-custom'), type: 'text', value: ref.field, placeholder: 'trigger.transaction.id', spellcheck: 'false',
+      'aria-label': 'Other field path', oninput: (e) => { ref.field = e.target.value.trim(); },
+    }) : null;
+    return h('div', { class: 'field-ref', 'data-path': `${key}/field` }, h('label', { for: sel.id }, 'Field'), sel, typed);
+  }
+
   function valueEditor(rule, path, type, info) {
     const op = rule.operator;
     const vpath = `${path}/value`;
     if (NO_VALUE.has(op)) return h('p', { class: 'muted small', 'data-path': vpath }, 'no value needed');
+    if (ctx.fieldValues && FIELD_OPS.has(op)) {
+      return h('div', { class: 'scalar' }, valueKind(rule, path),
+        isFieldRef(rule.value) ? fieldRefEditor(rule, path) : scalarEditor(rule, path, type, info));
+    }
+    if (isFieldRef(rule.value)) setValue(rule, defaultValue(rule.field, op));
+    return scalarEditor(rule, path, type, info);
+  }
+
+  /** The value input of a rule whose value is a constant (or a list, or two bounds). */
+  function scalarEditor(rule, path, type, info) {
+    const op = rule.operator;
+    const vpath = `${path}/value`;
     if (op === 'between') {
       if (!Array.isArray(rule.value)) rule.value = ['', ''];
       const parts = [0, 1].map((i) => h('div', { class: 'bound' }, scalarInput(
@@ -295,8 +364,9 @@ export function conditionsEditor(ctx) {
   return { el, render };
 }
 
-/** Drops values the operator does not take, before sending. */
+/** Drops values the operator does not take, before sending; a lone root goes back alone. */
 export function cleanConditions(node) {
+  if (isGroup(node) && node.__lone && node.match === 'all' && node.rules?.length === 1) return cleanConditions(node.rules[0]);
   if (isGroup(node)) return { match: node.match, rules: (node.rules || []).map(cleanConditions) };
   if (isNot(node)) return { not: cleanConditions(node.not) };
   const out = { field: node.field, operator: node.operator };

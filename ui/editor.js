@@ -7,6 +7,7 @@ import { get, post, put, schema } from './api.js';
 import { h, announce, clearErrors, showErrors, labelled, badge } from './dom.js';
 import { conditionsEditor, normalizeRoot, cleanConditions } from './conditions.js';
 import { actionsEditor, buildActions } from './actions.js';
+import { drawFlow } from './flow.js';
 import { testPanel } from './testpanel.js';
 import { guardState, guardsEditor } from './guards.js';
 import { loadCrm, withCrmOptions } from './pickers.js';
@@ -54,6 +55,7 @@ export async function renderEditor(view, id, params) {
     wf.trigger_event = triggerSel.value === OTHER ? triggerText.value.trim() : triggerSel.value;
     triggerOther.hidden = triggerSel.value !== OTHER;
     cond.render();
+    acts.render(); // journey conditions read the trigger's fields
     panel.triggerChanged();
   };
   triggerSel.addEventListener('change', () => { onTrigger(); if (triggerSel.value === OTHER) triggerText.focus(); });
@@ -63,7 +65,7 @@ export async function renderEditor(view, id, params) {
   const active = h('input', { id: 'wf-active', type: 'checkbox', checked: wf.active, onchange: (e) => { wf.active = e.target.checked; } });
 
   const cond = conditionsEditor({ root: () => wf.conditions, fields, schema: s });
-  const acts = actionsEditor({ actions: () => wf.actions, schema: s, crm });
+  const acts = actionsEditor({ actions: () => wf.actions, schema: s, crm, trigger: () => wf.trigger_event });
   const guards = guardsEditor({ g: guardState(source), actions: () => wf.actions, triggers: s.triggers });
   acts.el.addEventListener('change', () => guards.refresh());
   acts.el.addEventListener('click', () => queueMicrotask(() => guards.refresh()));
@@ -120,6 +122,25 @@ export async function renderEditor(view, id, params) {
   });
 
   form.addEventListener('submit', (e) => { e.preventDefault(); save(); });
+
+  // The flow diagram follows the draft: redrawn (once a frame at most) after any edit.
+  const labels = Object.fromEntries(s.actions.map((a) => [a.type, a.label]));
+  const flowBox = h('div', { class: 'flow-box', id: 'wf-flow' });
+  let drawing = false;
+  const redrawFlow = () => {
+    if (drawing) return;
+    drawing = true;
+    requestAnimationFrame(() => {
+      drawing = false;
+      flowBox.replaceChildren(drawFlow(buildDraft().draft, { labels }));
+    });
+  };
+  for (const kind of ['input', 'change', 'click']) form.addEventListener(kind, redrawFlow);
+  const flowPanel = h('section', { class: 'panel flow-panel', 'aria-labelledby': 'flow-title' },
+    h('h3', { id: 'flow-title' }, 'Flow'),
+    h('p', { class: 'hint' }, 'Redrawn as you edit; hover a box or an arm for its whole text.'),
+    flowBox);
+  redrawFlow();
 
   function showProblems(details, headline) {
     clearErrors(form);
@@ -188,7 +209,7 @@ export async function renderEditor(view, id, params) {
   view.replaceChildren(...[
     h('div', { class: 'view-head' }, title, meta),
     fromVersion && source !== stored ? h('p', { class: 'notice' }, `Showing version ${fromVersion}. Saving makes it the current version (${stored.version + 1}).`) : null,
-    h('div', { class: 'editor-grid' }, form, h('aside', { 'aria-label': 'Test the draft' }, panel.el)),
+    h('div', { class: 'editor-grid' }, form, h('aside', { 'aria-label': 'Flow and test of the draft' }, flowPanel, panel.el)),
   ].filter(Boolean));
   if (!stored) name.focus();
   return null;

@@ -4,6 +4,7 @@
 // Shapes: docs/workflow-language.md, "Guard rails".
 
 import { h, labelled, newId } from './dom.js';
+import { allLists, childPath, labelOf, pointerOf } from './tree.js';
 
 const DAYS = [['mon', 'Mon'], ['tue', 'Tue'], ['wed', 'Wed'], ['thu', 'Thu'], ['fri', 'Fri'], ['sat', 'Sat'], ['sun', 'Sun']];
 const UNITS = ['minutes', 'hours', 'days'];
@@ -68,14 +69,14 @@ export function guardsEditor({ g, actions, triggers }) {
   // --- transactional messages ------------------------------------------------------------
   const messages = h('div', { class: 'transactional', id: 'wf-transactional' });
   function refresh() {
-    const steps = actions();
-    const rows = steps
-      .map((a, i) => [a, i])
+    // every message of the tree, a journey's nested ones too
+    const rows = allLists(actions())
+      .flatMap(({ path, list }) => list.map((a, i) => [a, childPath(path, i)]))
       .filter(([a]) => MESSAGES.includes(a.type))
-      .map(([a, i]) => {
+      .map(([a, path]) => {
         const box = h('input', { type: 'checkbox', id: newId('tx'), checked: Boolean(a.transactional), onchange: (e) => { a.transactional = e.target.checked; } });
-        return h('div', { class: 'checkbox', 'data-path': `/actions/${i}/transactional` }, box,
-          h('label', { for: box.id }, `Step ${i + 1} (${a.type}) is transactional: sent even to customers who opted out`));
+        return h('div', { class: 'checkbox', 'data-path': `${pointerOf(path)}/transactional` }, box,
+          h('label', { for: box.id }, `Step ${labelOf(path)} (${a.type}) is transactional: sent even to customers who opted out`));
       });
     messages.replaceChildren(...(rows.length ? rows : [h('p', { class: 'hint' }, 'No email or SMS steps.')]));
   }

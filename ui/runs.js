@@ -2,9 +2,13 @@
 // errors, retry and cancel (one run, or every run the filter matches), "test with this
 // run's event", and the pending delays (GET /api/v1/scheduled) with their due time.
 // Pages of 50 go back in time with the list's cursor; the current page refreshes itself.
+// An open run shows where each step sits in a journey (its path), what a branch or a wait
+// decided, and the flow diagram of its workflow version with the way the run went.
 
-import { get, post } from './api.js';
+import { get, post, schema } from './api.js';
 import { h, announce, confirmDialog, fmtTime, relTime, badge } from './dom.js';
+import { drawFlow } from './flow.js';
+import { labelOf } from './tree.js';
 
 const STATUSES = ['pending', 'running', 'waiting', 'done', 'failed', 'cancelled'];
 /** Runs a page: small enough to read, and the refresh stays cheap. */
@@ -25,8 +29,43 @@ function fromLocalInput(value) {
   return Number.isNaN(d.getTime()) ? '' : d.toISOString();
 }
 
+/** What a branch or a wait decided, from its step's result; null for other steps. */
+function outcome(st) {
+  const r = st.result;
+  if (!r || typeof r !== 'object') return null;
+  if (st.type === 'branch' && 'path' in r) return r.path === 'otherwise' ? 'took otherwise' : `took path ${Number(r.path) + 1}`;
+  if (st.type === 'wait_for_event') {
+    if (r.waiting_for) return `waiting for ${r.waiting_for}${r.until ? ` until ${fmtTime(r.until)}` : ''}`;
+    if (r.timed_out === true) return 'timed out: went on timeout';
+    if (r.timed_out === false) return `${r.event_type || 'the event'} arrived: went on event`;
+  }
+  return null;
+}
+
+/** Where a waiting run waits and what comes next: an event (or its timeout), or a delay. */
+function waitingText(r, sched) {
+  const due = `${fmtTime(sched.due_at)} (${relTime(sched.due_at)})`;
+  const wait = r.steps.find((st) => st.status === 'waiting' && st.result?.waiting_for);
+  return wait
+    ? `Waiting at step ${labelOf(wait.path)} for ${wait.result.waiting_for} until ${due}, then on event or on timeout.`
+    : `Waiting: due ${due}, then step ${(r.next_step ?? 0) + 1}.`;
+}
+
+/** The definitions of workflow versions ("id@version"), read once each: a version never changes. */
+const definitions = new Map();
+function definitionOf(id, version) {
+  const key = `${id}@${version}`;
+  if (!definitions.has(key)) {
+    definitions.set(key, get(`/api/v1/workflows/${encodeURIComponent(id)}/versions?limit=1000`)
+      .then(({ versions }) => versions.find((v) => v.version === version)?.definition ?? null)
+      .catch(() => { definitions.delete(key); return null; }));
+  }
+  return definitions.get(key);
+}
+
 export async function renderRuns(view, params) {
-  const { workflows } = await get('/api/v1/workflows');
+  const [{ workflows }, s] = await Promise.all([get('/api/v1/workflows'), schema()]);
+  const labels = Object.fromEntries(s.actions.map((a) => [a.type, a.label]));
   const names = Object.fromEntries(workflows.map((w) => [w.id, w.name]));
   const wfSel = h('select', { id: 'r-workflow', name: 'workflow_id' },
     h('option', { value: '' }, 'any workflow'),
@@ -228,10 +267,10 @@ export async function renderRuns(view, params) {
   function runItem(r, sched) {
     const steps = h('table', { class: 'list compact steps' },
       h('caption', { class: 'sr-only' }, `Steps of run ${r.id}`),
-      h('thead', {}, h('tr', {}, ['#', 'Action', 'Status', 'Attempts', 'Error', 'Result', 'Finished'].map((c) => h('th', { scope: 'col' }, c)))),
-      h('tbody', {}, r.steps.map((st) => h('tr', { class: `step-${st.status}` },
-        h('td', { class: 'num' }, String(st.index + 1)),
-        h('td', {}, h('code', {}, st.type)),
+      h('thead', {}, h('tr', {}, ['Step', 'Action', 'Status', 'Attempts', 'Error', 'Result', 'Finished'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, r.steps.map((st) => h('tr', { class: `step-${st.status}`, dataset: { path: st.path ?? String(st.index) } },
+        h('td', { class: 'num step-path' }, labelOf(st.path ?? String(st.index))),
+        h('td', {}, h('code', {}, st.type), outcome(st) ? h('div', { class: 'small step-outcome' }, outcome(st)) : null),
         h('td', {}, badge(st.status)),
         h('td', { class: 'num' }, String(st.attempts)),
         h('td', { class: 'error-text' }, st.error || ''),
@@ -243,23 +282,31 @@ export async function renderRuns(view, params) {
       // The editor loads the run's event (GET /runs/{id}) into its test panel.
       names[r.workflow_id] ? h('a', { class: 'button', href: `#/edit/${encodeURIComponent(r.workflow_id)}?test_run=${encodeURIComponent(r.id)}`, 'aria-label': `Test with the event of run ${r.id}` }, 'Test with this run’s event') : null,
     ].filter(Boolean);
-    return h('li', { class: `run run-${r.status}`, dataset: { run: String(r.id) } },
-      h('details', { open: open.has(String(r.id)) || undefined, dataset: { run: String(r.id) } },
-        h('summary', {},
-          badge(r.status), ' ',
-          h('strong', {}, names[r.workflow_id] || r.workflow_id), ` v${r.workflow_version} · `,
-          'customer ', h('span', { class: 'cust' }, String(r.customer_id)), ' · ',
-          h('code', {}, r.trigger), ' · ', h('span', { class: 'muted' }, fmtTime(r.created_at)),
-          r.steps.length ? ` · ${r.steps.filter((x) => x.status === 'done').length}/${r.steps.length} steps done` : '',
-          sched ? h('span', { class: 'badge badge-waiting' }, ` resumes ${relTime(sched.due_at)}`) : null),
-        h('div', { class: 'run-body' },
-          tools.length ? h('div', { class: 'buttons run-tools' }, tools) : null,
-          r.error ? h('p', { class: 'error-text' }, `Error: ${r.error}`) : null,
-          sched ? h('p', {}, `Waiting: due ${fmtTime(sched.due_at)} (${relTime(sched.due_at)}), then step ${(r.next_step ?? 0) + 1}.`) : null,
-          h('p', { class: 'small muted' }, `run ${r.id} · event `, h('code', {}, r.event_id), ` · partition ${r.partition} · `,
-            h('a', { href: `#/runs?customer_id=${r.customer_id}` }, `all runs of customer ${r.customer_id}`), ' · ',
-            h('a', { href: `#/runs?workflow_id=${encodeURIComponent(r.workflow_id)}` }, 'all runs of this workflow')),
-          r.steps.length ? steps : h('p', { class: 'muted' }, 'No step has started.'))));
+    // The diagram of the run's workflow version, drawn once the run is opened.
+    const flow = h('div', { class: 'run-flow' });
+    const drawRun = () => definitionOf(r.workflow_id, r.workflow_version).then((def) => {
+      flow.replaceChildren(def ? drawFlow(def, { labels, run: r }) : h('p', { class: 'muted' }, 'The definition of this version could not be read.'));
+    });
+    const details = h('details', { open: open.has(String(r.id)) || undefined, dataset: { run: String(r.id) } },
+      h('summary', {},
+        badge(r.status), ' ',
+        h('strong', {}, names[r.workflow_id] || r.workflow_id), ` v${r.workflow_version} · `,
+        'customer ', h('span', { class: 'cust' }, String(r.customer_id)), ' · ',
+        h('code', {}, r.trigger), ' · ', h('span', { class: 'muted' }, fmtTime(r.created_at)),
+        r.steps.length ? ` · ${r.steps.filter((x) => x.status === 'done').length}/${r.steps.length} steps done` : '',
+        sched ? h('span', { class: 'badge badge-waiting' }, ` resumes ${relTime(sched.due_at)}`) : null),
+      h('div', { class: 'run-body' },
+        tools.length ? h('div', { class: 'buttons run-tools' }, tools) : null,
+        r.error ? h('p', { class: 'error-text' }, `Error: ${r.error}`) : null,
+        sched ? h('p', {}, waitingText(r, sched)) : null,
+        h('p', { class: 'small muted' }, `run ${r.id} · event `, h('code', {}, r.event_id), ` · partition ${r.partition} · `,
+          h('a', { href: `#/runs?customer_id=${r.customer_id}` }, `all runs of customer ${r.customer_id}`), ' · ',
+          h('a', { href: `#/runs?workflow_id=${encodeURIComponent(r.workflow_id)}` }, 'all runs of this workflow')),
+        r.steps.length ? steps : h('p', { class: 'muted' }, 'No step has started.'),
+        flow));
+    details.addEventListener('toggle', () => { if (details.open) drawRun(); });
+    if (details.open) drawRun();
+    return h('li', { class: `run run-${r.status}`, dataset: { run: String(r.id) } }, details);
   }
 
   await load();

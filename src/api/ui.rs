@@ -90,6 +90,21 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/guards.js"),
     ),
+    (
+        "tree.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/tree.js"),
+    ),
+    (
+        "journey.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/journey.js"),
+    ),
+    (
+        "flow.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/flow.js"),
+    ),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../ui/favicon.svg")),
 ];
 

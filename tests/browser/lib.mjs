@@ -15,6 +15,41 @@ export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const SEED_WORKFLOWS = JSON.parse(readFileSync(join(ROOT, 'tests/fixtures/seed_workflows.json'), 'utf8'));
 
 /**
+ * The registration journey of docs/workflow-language.md ("Journeys"), as the journey test
+ * builds it through the page and the API then holds it; the screenshots show it too. A
+ * task on timeout (not an SMS) keeps every step inside the engine, so its runs end done.
+ */
+export const REGISTRATION_JOURNEY = {
+  name: 'First deposit journey',
+  trigger_event: 'customer.registered',
+  actions: [{
+    type: 'wait_for_event',
+    name: 'deposit',
+    params: {
+      event: 'customer.deposited',
+      timeout: { days: 3 },
+      conditions: { match: 'all', rules: [{ field: 'event.amount', operator: 'gt', value: 0 }] },
+      on_event: [{
+        type: 'branch',
+        params: {
+          paths: [
+            {
+              when: { match: 'all', rules: [{ field: 'steps.deposit.event.amount', operator: 'gte', value: 1000 }] },
+              actions: [{ type: 'add_note', params: { body: 'Big first deposit: {{steps.deposit.event.amount}}' } }],
+            },
+            {
+              when: { match: 'all', rules: [{ field: 'steps.deposit.event.amount', operator: 'lt', value: 1000 }] },
+              actions: [{ type: 'add_note', params: { body: 'Small first deposit' } }],
+            },
+          ],
+        },
+      }],
+      on_timeout: [{ type: 'create_task', params: { title: 'Call {{customer.first_name}}: no deposit yet', due_in: { days: 1 } } }],
+    },
+  }],
+};
+
+/**
  * Statuses, so status fields offer their options (as a broker's CRM has). A fresh database
  * already has the status types sales, kyc and retention; ids are looked up by name.
  */

@@ -6,17 +6,28 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startEngine, startBrowser, api, ruleId, ROOT, SEED_WORKFLOWS } from './lib.mjs';
+import { startEngine, startBrowser, api, ruleId, ROOT, SEED_WORKFLOWS, REGISTRATION_JOURNEY } from './lib.mjs';
 
 const OUT = join(ROOT, 'docs/screenshots');
 mkdirSync(OUT, { recursive: true });
-const engine = await startEngine();
+// A wait's timeout counts as a delay: 6 s leaves the journey's deposit time to arrive.
+const engine = await startEngine({ env: { WFE__SCHEDULER__DELAY_OVERRIDE_SECS: '6' } });
 const browser = await startBrowser();
 const { page } = browser;
 page.setDefaultTimeout(20_000);
 const shot = async (name) => {
   await page.screenshot({ path: join(OUT, name) });
   console.log(`docs/screenshots/${name}`);
+};
+/** Polls the API until the newest run of `query` (customer, workflow) has `status` (any, when null). */
+const runOf = async (query, status) => {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const run = (await api(engine.base, 'GET', `/api/v1/runs?${new URLSearchParams(query)}`)).body.runs[0];
+    if (run && (status === null || run.status === status)) return run;
+    if (Date.now() > deadline) throw new Error(`run of ${JSON.stringify(query)} not ${status}: ${JSON.stringify(run)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 };
 try {
   const ids = {};
@@ -55,6 +66,7 @@ try {
   })).body;
   void ana;
   await api(engine.base, 'POST', '/api/v1/events', { id: 'shot-1', type: 'customer.deposited', customer_id: 1042, data: { amount: 12500, currency: 'USD' } });
+  await runOf({ customer_id: 1042 }, null); // the list reads each workflow's last run once
 
   await page.goto(`${engine.base}/#/workflows`);
   await page.locator('tr', { hasText: 'High-value deposit alert' }).locator('.last-run .badge').waitFor({ timeout: 30_000 });
@@ -67,6 +79,9 @@ try {
   await page.check('#t-others');
   await page.click('#t-dry-run');
   await page.locator('#t-result .dry-run-result').waitFor();
+  // the page from its top, the side panel from the test panel (the flow panel is above it)
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.locator('aside').evaluate((el) => { el.scrollTop = el.querySelector('.test-panel').offsetTop - 8; });
   await shot('02-editor.png');
   await page.locator('#t-result h4', { hasText: 'Conditions' }).scrollIntoViewIfNeeded();
   await page.locator('aside').evaluate((el) => { el.scrollTop = el.scrollHeight; });
@@ -131,6 +146,27 @@ try {
   await page.goto(`${engine.base}/#/sms-providers`);
   await page.locator('#rec-list tr', { hasText: 'vonage' }).waitFor();
   await shot('10-sms-providers.png');
+
+  // a journey: the action tree beside its flow diagram, then a run and the way it went
+  const journey = (await api(engine.base, 'POST', '/api/v1/workflows', REGISTRATION_JOURNEY)).body;
+  await page.goto(`${engine.base}/#/edit/${journey.id}`);
+  await page.locator('#wf-flow svg').waitFor();
+  await page.locator('#a-0-heading').evaluate((el) => { el.scrollIntoView(); window.scrollBy(0, -16); });
+  await page.locator('#wf-flow').evaluate((el) => { el.scrollLeft = (el.scrollWidth - el.clientWidth) / 2; });
+  await shot('11-journey-flow.png');
+
+  await api(engine.base, 'PUT', '/api/v1/customers/1101', { first_name: 'Marta', last_name: 'Lima', country: 'BR' });
+  await api(engine.base, 'POST', '/api/v1/events', { id: 'shot-reg-1', type: 'customer.registered', customer_id: 1101, data: { source: 'landing_page' } });
+  const ofJourney = { customer_id: 1101, workflow_id: journey.id };
+  await runOf(ofJourney, 'waiting');
+  await api(engine.base, 'POST', '/api/v1/events', { id: 'shot-dep-1', type: 'customer.deposited', customer_id: 1101, data: { amount: 2500, currency: 'BRL' } });
+  await runOf(ofJourney, 'done');
+  await page.goto(`${engine.base}/#/runs?customer_id=1101&workflow_id=${journey.id}`);
+  const run = page.locator('li.run', { hasText: REGISTRATION_JOURNEY.name });
+  await run.locator('summary').click();
+  await run.locator('.run-flow svg').waitFor();
+  await run.locator('table.steps').evaluate((el) => el.scrollIntoView());
+  await shot('12-run-path.png');
 } finally {
   await browser.close();
   await engine.stop();
