@@ -550,8 +550,13 @@ impl Settings {
         Ok(built.try_deserialize()?)
     }
 
-    /// This process's name in claims and logs.
+    /// This process's name in claims and logs: `engine.node_id`, or the host, the pid and
+    /// a tag drawn once per process. The tag makes every start a new node even where the
+    /// host and pid repeat (a container restarted in its pod is `<pod>`, pid 1, again), so
+    /// a restarted process waits for its old self's delivery leases like anyone's
+    /// (docs/guarantees.md) instead of taking them for its own.
     pub fn node_id(&self) -> String {
+        static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         if !self.engine.node_id.is_empty() {
             return self.engine.node_id.clone();
         }
@@ -561,7 +566,18 @@ impl Settings {
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "node".to_owned());
-        format!("{host}-{}", std::process::id())
+        let tag = TAG.get_or_init(|| {
+            let mut bytes = [0u8; 3];
+            // Without randomness the time still tells two starts apart.
+            if openssl::rand::rand_bytes(&mut bytes).is_err() {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                bytes.copy_from_slice(&nanos.to_le_bytes()[..3]);
+            }
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        });
+        format!("{host}-{}-{tag}", std::process::id())
     }
 }
 
