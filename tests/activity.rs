@@ -576,3 +576,37 @@ async fn the_activity_feed_merges_every_source_newest_first_and_pages_without_ga
     assert_eq!(status, 401);
     t.finish().await;
 }
+
+/// The Customers page's list: by id, or a first name, last name or e-mail prefix in any
+/// case, newest first, paged; a search too long is a 400 naming `q`.
+#[actix_rt::test]
+async fn customers_are_found_by_id_name_or_email_prefix() {
+    let t = demo().await;
+    let app = app!(&t.db);
+    let found = |body: &Value| ids(body, "customers");
+    // Bruno Lima, and Dieter Braun by his last name.
+    let (status, b) = get!(app, "/api/v1/customers?q=b");
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(found(&b), [4, 2]);
+    assert_eq!(b["customers"][0]["first_name"], "Dieter");
+    let (_, sou) = get!(app, "/api/v1/customers?q=SOU");
+    assert_eq!(found(&sou), [1], "any case: {sou}");
+    let (_, mail) = get!(app, "/api/v1/customers?q=emma.c");
+    assert_eq!(found(&mail), [5], "{mail}");
+    let (_, by_id) = get!(app, "/api/v1/customers?q=3");
+    assert_eq!(found(&by_id), [3], "{by_id}");
+    let (_, none) = get!(app, "/api/v1/customers?q=zz");
+    assert!(found(&none).is_empty());
+
+    let (_, first) = get!(app, "/api/v1/customers?limit=2");
+    assert_eq!(found(&first), [5, 4]);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let (_, second) = get!(app, &format!("/api/v1/customers?limit=2&cursor={cursor}"));
+    assert_eq!(found(&second), [3, 2]);
+
+    let long = "x".repeat(101);
+    let (status, refused) = get!(app, &format!("/api/v1/customers?q={long}"));
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["path"], "q");
+    t.finish().await;
+}

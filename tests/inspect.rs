@@ -130,5 +130,24 @@ async fn the_inspector_says_why_each_workflow_did_or_did_not_run() {
         .contains("no active workflow listened"));
     let (status, _) = get(&db, "/api/v1/events/never-sent").await;
     assert_eq!(status, 404);
+
+    // The customer's archived events, newest first, paged, each a way into the inspector.
+    let (status, page) = get(&db, "/api/v1/events?customer_id=1&limit=2").await;
+    assert_eq!(status, 200, "{page}");
+    let ids = |body: &Value| -> Vec<String> {
+        body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&page), ["x1", "d2"]);
+    let before = page["next_before"].as_i64().unwrap();
+    let (_, rest) = get(&db, &format!("/api/v1/events?customer_id=1&limit=2&before={before}")).await;
+    assert_eq!(ids(&rest), ["d1"]);
+    assert_eq!(rest["next_before"], Value::Null);
+    let (status, _) = get(&db, "/api/v1/events").await;
+    assert_eq!(status, 400, "a customer is required");
     e.finish().await;
 }

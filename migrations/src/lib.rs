@@ -23,6 +23,7 @@ mod m20261207_000016_operator_view;
 mod m20261207_000017_journeys;
 mod m20261207_000018_kept_answers;
 mod m20261207_000019_plan_verdicts;
+mod m20261207_000020_operator_lists;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000017_journeys::Migration),
             Box::new(m20261207_000018_kept_answers::Migration),
             Box::new(m20261207_000019_plan_verdicts::Migration),
+            Box::new(m20261207_000020_operator_lists::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ use crate::storage::customers::{self, CustomerInput};
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 /// Most custom fields on one customer, and the longest custom field name.
@@ -363,4 +364,45 @@ mod tests {
         assert_eq!(ok.timezone.as_deref(), Some("America/Sao_Paulo"));
         assert_eq!(ok.statuses, [("kyc".to_owned(), "approved".to_owned())]);
     }
+}
+
+/// Filters of GET /api/v1/customers.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CustomersQuery {
+    /// The customer's id, or the start of a first name, last name or e-mail (any case).
+    q: Option<String>,
+    /// At most this many, newest first by id (default 50, at most 1000).
+    limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/customers", operation_id = "list_customers", tag = "crm", params(CustomersQuery), responses(
+    (status = 200, description = "`{\"customers\": [{\"id\", \"first_name\", \"last_name\", \"email\", \"country\", \"desk\", \"agent_id\", \"team_id\", \"last_activity_at\"}], \"next_cursor\"}`, newest first by id; `next_cursor` is null on the last page"),
+    (status = 400, description = "a bad cursor, or a search over 100 characters", body = ErrorBody)))]
+pub async fn list(state: web::Data<AppState>, query: web::Query<CustomersQuery>) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    if q.q.as_ref().is_some_and(|s| s.chars().count() > customers::MAX_SEARCH) {
+        return Err(super::input::bad_param(
+            "q",
+            format!("a search is at most {} characters", customers::MAX_SEARCH),
+        ));
+    }
+    let before_id = super::input::id_cursor(q.cursor.as_deref())?;
+    let limit = q.limit.unwrap_or(50).clamp(1, super::MAX_LIST_LIMIT);
+    let found = customers::list(state.db.connection(), q.q.as_deref(), before_id, limit).await?;
+    let next_cursor = (found.len() as u64 == limit)
+        .then(|| found.last().map(|c| c.id.to_string()))
+        .flatten();
+    let rows: Vec<Value> = found
+        .iter()
+        .map(|c| {
+            json!({"id": c.id, "first_name": c.first_name, "last_name": c.last_name, "email": c.email,
+                   "country": c.country, "desk": c.desk, "agent_id": c.agent_id, "team_id": c.team_id,
+                   "last_activity_at": c.last_activity_at.map(rfc3339)})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"customers": rows, "next_cursor": next_cursor})))
 }

@@ -1,4 +1,5 @@
-//! GET /api/v1/events/{id}: the event inspector. Why did (or didn't) a workflow run for
+//! GET /api/v1/events/{id}: the event inspector (and GET /api/v1/events, a customer's
+//! archived events, to find one). Why did (or didn't) a workflow run for
 //! this event: the archived event, and for every workflow of its trigger the verdict
 //! recorded with its plan (matched, no match with the rules that decided it and what they
 //! saw, skipped by a `stop_after` workflow, held back by its limit, stopped by the
@@ -12,6 +13,7 @@ use crate::storage::runs::{self, RunFilter};
 use crate::storage::{archive, plans, workflows};
 use crate::verdict::{kind, Verdict};
 use actix_web::{web, HttpResponse};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// What an event with no recorded plan may have met.
@@ -106,4 +108,43 @@ pub async fn inspect(state: web::Data<AppState>, id: web::Path<String>) -> Resul
         "explanation": explanation, "workflows": shown,
         "runs": found.iter().map(run_json).collect::<Vec<_>>(),
     })))
+}
+
+/// Filters of GET /api/v1/events.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// The customer whose archived events to list (required).
+    customer_id: Option<i64>,
+    /// At most this many, newest first (default 50, at most 1000).
+    limit: Option<u64>,
+    /// The `next_before` of the previous page.
+    before: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/events", operation_id = "list_events", tag = "events", params(EventsQuery), responses(
+    (status = 200, description = "`{\"events\": [{\"id\", \"type\", \"customer_id\", \"occurred_at\", \"archived_at\"}], \"next_before\"}`: the customer's archived events, newest first; each opens with GET /api/v1/events/{id}; `next_before` is null on the last page"),
+    (status = 400, description = "no customer_id", body = ErrorBody)))]
+pub async fn list(state: web::Data<AppState>, query: web::Query<EventsQuery>) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let customer_id = q.customer_id.ok_or_else(|| {
+        super::input::bad_param(
+            "customer_id",
+            "the customer whose events to list is required".to_owned(),
+        )
+    })?;
+    let limit = q.limit.unwrap_or(50).clamp(1, super::MAX_LIST_LIMIT);
+    let found = archive::of_customer(state.db.connection(), customer_id, q.before, limit).await?;
+    let next_before = (found.len() as u64 == limit)
+        .then(|| found.last().map(|e| e.seq))
+        .flatten();
+    let events: Vec<Value> = found
+        .iter()
+        .map(|e| {
+            json!({"id": e.event_id, "type": e.event_type, "customer_id": e.customer_id,
+                   "occurred_at": rfc3339(e.occurred_at), "archived_at": rfc3339(e.archived_at)})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"events": events, "next_before": next_before})))
 }

@@ -119,6 +119,24 @@ pub async fn get<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<Option<
         .await?)
 }
 
+/// A customer's archived events, newest first, below `before` (a `seq`): the operator's
+/// "what did this customer send". Served by the index on `(customer_id, seq)`.
+pub async fn of_customer<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: i64,
+    before: Option<i64>,
+    limit: u64,
+) -> Result<Vec<ArchivedEvent>, StorageError> {
+    let mut select = event_archive::Entity::find()
+        .filter(event_archive::Column::CustomerId.eq(customer_id))
+        .order_by_desc(event_archive::Column::Seq)
+        .limit(limit.max(1));
+    if let Some(before) = before {
+        select = select.filter(event_archive::Column::Seq.lt(before));
+    }
+    Ok(select.all(conn).await?)
+}
+
 /// How many events the archive holds.
 pub async fn count<C: ConnectionTrait>(conn: &C) -> Result<u64, StorageError> {
     use sea_orm::PaginatorTrait;
