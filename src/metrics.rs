@@ -74,6 +74,12 @@ pub struct Metrics {
     /// Heavy API requests (backtest, dry run, validation, saves) by endpoint and whether the
     /// pool admitted them or answered 429 (`admitted`, `busy`).
     pub api_heavy: IntCounterVec,
+    /// HTTP requests by route pattern (`/api/v1/runs/{id}`: bounded, never the path
+    /// itself), method and status.
+    pub http_requests: IntCounterVec,
+    pub http_seconds: HistogramVec,
+    /// The database pool, set at each scrape: `open`, `idle` and `max` connections.
+    pub db_pool: IntGaugeVec,
 }
 
 /// The `trigger` label of an event: its type when a workflow listens to it or it is one
@@ -127,6 +133,16 @@ impl Metrics {
             .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 30.0, 60.0, 300.0]),
         )?;
         registry.register(Box::new(scheduler_lateness.clone()))?;
+        let http_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time to answer an HTTP request, by route",
+            )
+            .namespace("wfe")
+            .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
+            &["route"],
+        )?;
+        registry.register(Box::new(http_seconds.clone()))?;
         let scheduler_claimed = IntCounter::with_opts(opts("scheduler_claimed_total", "Delayed chains claimed"))?;
         registry.register(Box::new(scheduler_claimed.clone()))?;
         let workflows_active = IntGauge::with_opts(opts("workflows_active", "Active workflows in the live set"))?;
@@ -226,6 +242,17 @@ impl Metrics {
                 "api_heavy_requests_total",
                 "Heavy API requests, by endpoint and admission",
                 &["endpoint", "outcome"],
+            )?,
+            http_requests: counter(
+                "http_requests_total",
+                "HTTP requests by route pattern, method and status",
+                &["route", "method", "status"],
+            )?,
+            http_seconds,
+            db_pool: gauge(
+                "db_pool_connections",
+                "Database pool connections at the last scrape (state=open, idle, max)",
+                &["state"],
             )?,
             registry,
         })

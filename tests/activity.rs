@@ -610,3 +610,32 @@ async fn customers_are_found_by_id_name_or_email_prefix() {
     assert_eq!(refused["error"]["path"], "q");
     t.finish().await;
 }
+
+/// HTTP requests are counted by route pattern, never by the path a caller sends, so any
+/// number of ids makes one series; the database pool is reported at each scrape.
+#[actix_rt::test]
+async fn http_requests_are_counted_by_route_and_the_pool_is_reported() {
+    let t = demo().await;
+    let app = app!(&t.db);
+    for id in [1, 2, 999_999] {
+        let _ = get!(app, &format!("/api/v1/customers/{id}"));
+    }
+    let response = atest::call_service(&app, atest::TestRequest::get().uri("/metrics").to_request()).await;
+    let text = String::from_utf8(atest::read_body(response).await.to_vec()).unwrap();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("wfe_http_requests_total{") && l.contains("/api/v1/customers/"))
+        .collect();
+    assert!(
+        series.iter().all(|l| l.contains(r#"route="/api/v1/customers/{id}""#)),
+        "{series:?}"
+    );
+    assert!(series.iter().any(|l| l.contains(r#"status="200""#)), "{series:?}");
+    assert!(series.iter().any(|l| l.contains(r#"status="404""#)), "{series:?}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(r#"wfe_db_pool_connections{state="max"}"#)),
+        "{text}"
+    );
+    t.finish().await;
+}

@@ -48,7 +48,12 @@ async fn broker_answers(state: &AppState) -> bool {
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics() -> HttpResponse {
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let (open, idle, max) = state.db.pool();
+    let pool = &Metrics::global().db_pool;
+    for (label, value) in [("open", open), ("idle", idle), ("max", max)] {
+        pool.with_label_values(&[label]).set(i64::from(value));
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(Metrics::global().render())

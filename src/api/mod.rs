@@ -262,12 +262,32 @@ impl ApiRoutes {
         Args: actix_web::FromRequest + 'static,
         F::Output: actix_web::Responder + 'static,
     {
-        let scope = auth::required_scope(&method, &format!("/api/v1{pattern}"));
+        let route_label = format!("/api/v1{pattern}");
+        let scope = auth::required_scope(&method, &route_label);
+        let method_label = method.as_str().to_owned();
         let route =
             web::method(method)
                 .to(handler)
                 .wrap(actix_web::middleware::from_fn(move |req, next: Next<BoxBody>| {
-                    auth::require(scope, req, next)
+                    let (route, method) = (route_label.clone(), method_label.clone());
+                    async move {
+                        let started = std::time::Instant::now();
+                        let answered = auth::require(scope, req, next).await;
+                        let status = match &answered {
+                            Ok(response) => response.status(),
+                            Err(e) => e.as_response_error().status_code(),
+                        };
+                        let metrics = crate::metrics::Metrics::global();
+                        metrics
+                            .http_requests
+                            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+                            .inc();
+                        metrics
+                            .http_seconds
+                            .with_label_values(&[route.as_str()])
+                            .observe(started.elapsed().as_secs_f64());
+                        answered
+                    }
                 }));
         ApiRoutes(self.0.route(pattern, route))
     }

@@ -279,6 +279,23 @@ impl Database {
         }
     }
 
+    /// The connection pool as it stands: `(open, idle, max)` connections. In use is open
+    /// minus idle; a pool at its max with none idle makes every statement queue.
+    pub fn pool(&self) -> (u32, u32, u32) {
+        let idle = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        match self.conn.get_database_backend() {
+            DbBackend::Sqlite => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (pool.size(), idle(pool.num_idle()), pool.options().get_max_connections())
+            }
+            DbBackend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (pool.size(), idle(pool.num_idle()), pool.options().get_max_connections())
+            }
+            DbBackend::MySql => (0, 0, 0),
+        }
+    }
+
     /// The underlying sea-orm connection.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.conn
