@@ -1,6 +1,6 @@
 // The builder page: a hash router over its views (workflow list, version history and
-// comparison, editor with its test panel, runs, webhook endpoints, SMS providers).
-// Everything it shows comes from /api/v1.
+// comparison, editor with its test panel, runs, the event inspector, customers, teams,
+// agents, webhook endpoints, SMS providers). Everything it shows comes from /api/v1.
 
 import { get } from './api.js';
 import { h, announce } from './dom.js';
@@ -8,6 +8,9 @@ import { renderList, renderHistory } from './list.js';
 import { renderEditor } from './editor.js';
 import { renderRuns } from './runs.js';
 import { renderEndpoints, renderProviders } from './crm.js';
+import { renderEvents } from './events.js';
+import { renderCustomers, renderCustomer } from './customers.js';
+import { renderTeams, renderAgents, renderAgent } from './teams.js';
 
 const view = document.getElementById('view');
 let cleanup = null;
@@ -30,6 +33,12 @@ async function route() {
     else if (name === 'edit' && id) { nav = 'editor-existing'; cleanup = await renderEditor(view, id, params); }
     else if (name === 'history' && id) { nav = 'workflows'; cleanup = await renderHistory(view, id, params); }
     else if (name === 'runs') { cleanup = await renderRuns(view, params); }
+    else if (name === 'events') { cleanup = await renderEvents(view, params, id); }
+    else if (name === 'customers' && id) { cleanup = await renderCustomer(view, id); }
+    else if (name === 'customers') { cleanup = await renderCustomers(view, params); }
+    else if (name === 'teams') { cleanup = await renderTeams(view, params); }
+    else if (name === 'agents' && id) { cleanup = await renderAgent(view, id); }
+    else if (name === 'agents') { cleanup = await renderAgents(view, params); }
     else if (name === 'endpoints') { cleanup = await renderEndpoints(view); }
     else if (name === 'sms-providers') { cleanup = await renderProviders(view); }
     else { nav = 'workflows'; cleanup = await renderList(view); }

@@ -91,6 +91,9 @@ export async function renderEditor(view, id, params) {
   const summary = h('div', { class: 'form-summary', 'data-path': '', tabindex: '-1', id: 'wf-summary' });
   const saveBtn = h('button', { type: 'submit', class: 'primary', id: 'wf-save' }, 'Save');
   const checkBtn = h('button', { type: 'button', id: 'wf-check', onclick: () => check() }, 'Check');
+  // Beside the buttons, which stay in sight (sticky): the summary above them may be far
+  // off-screen on a long workflow, and "Saved" must be seen where the user pressed Save.
+  const outcome = h('span', { id: 'wf-outcome', class: 'saved', role: 'status' });
 
   const form = h('form', { class: 'editor', id: 'wf-form', novalidate: true, 'aria-labelledby': 'editor-title' },
     h('section', { class: 'panel', 'aria-labelledby': 'basics-title' },
@@ -111,10 +114,12 @@ export async function renderEditor(view, id, params) {
       acts.el),
     guards.el,
     summary,
-    h('div', { class: 'buttons sticky' }, saveBtn, checkBtn, h('a', { class: 'button', href: '#/workflows' }, 'Back to the list')));
+    h('div', { class: 'buttons sticky' }, saveBtn, checkBtn, h('a', { class: 'button', href: '#/workflows' }, 'Back to the list'), outcome));
 
   const panel = testPanel({
     trigger: () => wf.trigger_event,
+    fields,
+    crm,
     draft: buildDraft,
     workflowId: () => state.id,
     form,
@@ -145,6 +150,7 @@ export async function renderEditor(view, id, params) {
   function showProblems(details, headline) {
     clearErrors(form);
     summary.replaceChildren();
+    outcome.textContent = '';
     const first = showErrors(form, details, { fallback: summary });
     const errors = details.filter((d) => d.severity !== 'warning');
     const warnings = details.length - errors.length;
@@ -167,6 +173,7 @@ export async function renderEditor(view, id, params) {
     try {
       const out = await post('/api/v1/workflows/validate', draft);
       showProblems(out.warnings || [], 'Valid.');
+      outcome.textContent = out.warnings?.length ? `Valid, with ${out.warnings.length} warning(s) under the fields.` : 'Valid.';
       announce(out.warnings?.length ? `Valid, with ${out.warnings.length} warning(s).` : 'Valid.');
     } catch (e) {
       focusFirst(showProblems(e.details, e.status === 422 ? 'Not valid.' : e.message));
@@ -184,6 +191,7 @@ export async function renderEditor(view, id, params) {
       state.id = out.id;
       state.version = out.version;
       showProblems(out.warnings || [], `Saved “${out.name}”, version ${out.version}.`);
+      outcome.textContent = `Saved “${out.name}”, version ${out.version}${out.warnings?.length ? `, with ${out.warnings.length} warning(s) under the fields` : ''}.`;
       title.textContent = `Edit: ${out.name}`;
       meta.replaceChildren(...metaLine(out));
       history.replaceState(null, '', `#/edit/${encodeURIComponent(out.id)}`);

@@ -7,6 +7,7 @@
 // names, templates and values come from users.
 
 import { childPath, listPathOf } from './tree.js';
+import { conditionsText, durationText } from './words.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 /** Node size and spacing, in px; a title line holds about CHARS characters at 11px (app.css). */
@@ -20,40 +21,6 @@ const EMPTY_ARM_W = 112;
 const PAD = 12;
 const CHARS = 25;
 const CHAR_W = 6.4;
-
-const OPS = {
-  eq: '=', neq: '≠', gt: '>', gte: '≥', lt: '<', lte: '≤', contains: 'contains', not_contains: 'does not contain',
-  starts_with: 'starts with', ends_with: 'ends with', in: 'in', not_in: 'not in', between: 'between',
-  is_empty: 'is empty', is_not_empty: 'is not empty',
-};
-
-/** "3 days" for {"days": 3}. */
-function durationText(d) {
-  if (!d || typeof d !== 'object') return '?';
-  const [unit, n] = Object.entries(d)[0] || ['', '?'];
-  return `${n} ${Number(n) === 1 ? unit.replace(/s$/, '') : unit}`;
-}
-
-const valueText = (v) => {
-  if (v && typeof v === 'object' && !Array.isArray(v) && typeof v.field === 'string') return v.field;
-  if (Array.isArray(v)) return `[${v.map(valueText).join(', ')}]`;
-  return typeof v === 'string' ? `"${v}"` : String(v);
-};
-
-/** A condition tree in one line: `event.amount ≥ 1000 and customer.country = "BR"`; "always" when empty. */
-function conditionsText(node, nested = false) {
-  if (!node || typeof node !== 'object' || !Object.keys(node).length) return 'always';
-  if ('not' in node) return `not (${conditionsText(node.not, false)})`;
-  if ('match' in node) {
-    const rules = node.rules || [];
-    if (!rules.length) return 'always';
-    const text = rules.map((r) => conditionsText(r, true)).join(node.match === 'any' ? ' or ' : ' and ');
-    return nested && rules.length > 1 ? `(${text})` : text;
-  }
-  const op = OPS[node.operator] || node.operator;
-  if (node.operator === 'between' && Array.isArray(node.value)) return `${node.field} ${op} ${valueText(node.value[0])} and ${valueText(node.value[1])}`;
-  return 'value' in node ? `${node.field} ${op} ${valueText(node.value)}` : `${node.field} ${op}`;
-}
 
 /** What a step does, in a few words, under its title. */
 function stepText(step) {

@@ -14,6 +14,18 @@ const STATUSES = ['pending', 'running', 'waiting', 'done', 'failed', 'cancelled'
 /** Runs a page: small enough to read, and the refresh stays cheap. */
 export const PAGE = 50;
 
+/**
+ * The runs view showing one run opened: filtered by its workflow and customer (so it is on
+ * the first page unless they have more than 50 newer runs), `open` naming the run.
+ */
+export function runHref(run) {
+  const q = new URLSearchParams();
+  if (run.workflow_id) q.set('workflow_id', run.workflow_id);
+  if (run.customer_id != null) q.set('customer_id', String(run.customer_id));
+  q.set('open', String(run.id));
+  return `#/runs?${q}`;
+}
+
 /** An RFC 3339 time as the value of a datetime-local input (local time, minutes). */
 function toLocalInput(iso) {
   const d = new Date(iso);
@@ -213,7 +225,7 @@ export async function renderRuns(view, params) {
   }
 
   let last = '';
-  const open = new Set();
+  const open = new Set(params.get('open') ? [params.get('open')] : []);
   // Loads run one after another: the 3 s refresh is skipped while one is under way, a
   // load the user asked for (new filter, another page, after retry) waits its turn.
   let chain = Promise.resolve();
@@ -299,7 +311,9 @@ export async function renderRuns(view, params) {
         tools.length ? h('div', { class: 'buttons run-tools' }, tools) : null,
         r.error ? h('p', { class: 'error-text' }, `Error: ${r.error}`) : null,
         sched ? h('p', {}, waitingText(r, sched)) : null,
-        h('p', { class: 'small muted' }, `run ${r.id} · event `, h('code', {}, r.event_id), ` · partition ${r.partition} · `,
+        h('p', { class: 'small muted' }, `run ${r.id} · event `, h('code', {}, r.event_id), ' (',
+          h('a', { href: `#/events/${encodeURIComponent(r.event_id)}`, 'aria-label': `Why: inspect event ${r.event_id} of run ${r.id}` }, 'why'),
+          `) · partition ${r.partition} · `, h('a', { href: `#/customers/${r.customer_id}` }, `customer ${r.customer_id}`), ' · ',
           h('a', { href: `#/runs?customer_id=${r.customer_id}` }, `all runs of customer ${r.customer_id}`), ' · ',
           h('a', { href: `#/runs?workflow_id=${encodeURIComponent(r.workflow_id)}` }, 'all runs of this workflow')),
         r.steps.length ? steps : h('p', { class: 'muted' }, 'No step has started.'),
@@ -310,6 +324,8 @@ export async function renderRuns(view, params) {
   }
 
   await load();
+  // A link to one run (runHref) lands on it.
+  if (params.get('open')) list.querySelector(`details[data-run="${CSS.escape(params.get('open'))}"] > summary`)?.focus();
   const timer = setInterval(() => { if (auto.checked && document.visibilityState === 'visible') load(); }, 3000);
   return () => clearInterval(timer);
 }

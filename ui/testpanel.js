@@ -1,8 +1,10 @@
-// The test panel of the editor: an event (prefilled per trigger, or a run's event) and a
-// customer (stored, by id, or a typed snapshot) → POST /api/v1/dry-run with the draft,
-// shown as the plan in order with every action's templates rendered and the agent a
-// round-robin would pick, what stop_after skipped, and each workflow's trace with the
-// value every rule saw.
+// The test panel of the editor: an event — a form built from the schema (the trigger's
+// payload fields, typed), or its raw JSON under "Advanced" — and a customer (one from the
+// database, searched by name or id, or a typed snapshot) → POST /api/v1/dry-run with the
+// draft, shown as the plan in order, each step said in a sentence ("assigned to Ana Costa,
+// retention desk") over its rendered templates and the agent a round-robin would pick, the
+// destinations the outbound guard would refuse, what stop_after skipped, and each
+// workflow's trace with the value every rule saw.
 // "Send event" publishes the same event for real (POST /api/v1/events). "Backtest" judges
 // the draft, and the saved version beside it, against the archived events of the last N
 // days (POST /api/v1/backtest).
@@ -10,45 +12,95 @@
 import { get, post } from './api.js';
 import { h, announce, clearErrors, showErrors } from './dom.js';
 import { exampleEvent, EXAMPLE_CUSTOMER } from './examples.js';
+import { eventForm } from './eventform.js';
+import { storedCustomer, typedCustomer } from './customerpick.js';
+import { sayStep, sayArms } from './sentences.js';
 
 /**
- * ctx: { trigger(), draft() → {draft, problems} | null, workflowId(), form, schema,
+ * ctx: { trigger(), fields() → the trigger's fields (event.* and customer.*), draft() →
+ *        {draft, problems}, workflowId(), form, crm (the CRM's lists, or null),
  *        testRun: a run id whose event (and stored customer) to load and dry-run, or null }
  */
 export function testPanel(ctx) {
-  const eventText = h('textarea', { id: 't-event', rows: 12, class: 'code', spellcheck: 'false', 'aria-describedby': 't-event-hint' });
-  let lastExample = '';
-  const prefill = () => {
-    lastExample = JSON.stringify(exampleEvent(ctx.trigger(), Number(customerId.value) || 1), null, 2);
-    eventText.value = lastExample;
+  // The event was edited by hand: choosing another trigger keeps it rather than prefill.
+  let edited = false;
+  const eventText = h('textarea', { id: 't-event', rows: 12, class: 'code', spellcheck: 'false', 'aria-describedby': 't-event-hint', oninput: () => { edited = true; } });
+  const snapshot = h('textarea', { id: 't-customer-json', rows: 8, class: 'code', spellcheck: 'false', 'aria-label': 'Customer snapshot (JSON)' });
+  const raw = h('input', { type: 'checkbox', id: 't-raw' });
+  /** The JSON views follow the forms while the forms are what is edited. */
+  const syncText = () => {
+    if (raw.checked) return;
+    eventText.value = JSON.stringify(evForm.value(), null, 2);
+    snapshot.value = JSON.stringify(cuForm.value(), null, 2);
   };
-  const customerId = h('input', { id: 't-customer-id', type: 'number', min: '1', step: '1', value: '1', inputmode: 'numeric' });
-  const snapshot = h('textarea', { id: 't-customer-json', rows: 6, class: 'code', spellcheck: 'false', value: JSON.stringify(EXAMPLE_CUSTOMER, null, 2) });
+  const evForm = eventForm({ fields: ctx.fields, changed: () => { edited = true; syncText(); } });
+  const cuForm = typedCustomer({ fields: ctx.fields, changed: syncText });
+  const stored = storedCustomer({ storedId: (id) => { if (id) setCustomerId(id); } });
+  const customerId = stored.input;
+  const setEvent = (ev) => {
+    evForm.set(ev);
+    eventText.value = JSON.stringify(ev, null, 2);
+  };
+  const prefill = () => {
+    setEvent(exampleEvent(ctx.trigger(), Number(customerId.value) || 1));
+    edited = false;
+  };
+  /** The stored customer chosen sets the event's customer_id. */
+  function setCustomerId(id) {
+    if (!raw.checked) {
+      setEvent({ ...evForm.value(), customer_id: id });
+      return;
+    }
+    try {
+      const ev = JSON.parse(eventText.value);
+      ev.customer_id = id;
+      eventText.value = JSON.stringify(ev, null, 2);
+    } catch { /* the event text is being edited: leave it */ }
+  }
   const modeStored = h('input', { type: 'radio', name: 't-mode', id: 't-mode-stored', value: 'stored' });
   const modeTyped = h('input', { type: 'radio', name: 't-mode', id: 't-mode-typed', value: 'typed', checked: true });
   const others = h('input', { type: 'checkbox', id: 't-others' });
-  const storedBox = h('div', { class: 'field', 'data-path': '/customer_id' },
-    h('label', { for: customerId.id }, 'Customer id'), customerId,
-    h('span', { class: 'hint' }, 'the customer as stored in the database now; sets the event’s customer_id'));
-  const typedBox = h('div', { class: 'field', 'data-path': '/customer' },
+  const eventRaw = h('div', { class: 'field raw', hidden: true },
+    h('label', { for: eventText.id }, 'Event (envelope JSON)'), eventText,
+    h('span', { class: 'hint', id: 't-event-hint' }, 'id, type and customer_id are required; data holds the payload (event.*)'));
+  const customerRaw = h('div', { class: 'field raw', hidden: true },
     h('label', { for: snapshot.id }, 'Customer snapshot (JSON)'), snapshot,
     h('span', { class: 'hint' }, 'the fields customer.* read; status fields by name, e.g. retention_status'));
-  const syncMode = () => { storedBox.hidden = !modeStored.checked; typedBox.hidden = !modeTyped.checked; };
+  const typedBox = h('div', { 'data-path': '/customer' }, cuForm.el, customerRaw);
+  const syncMode = () => {
+    stored.el.hidden = !modeStored.checked;
+    typedBox.hidden = !modeTyped.checked;
+    if (modeStored.checked) stored.describe();
+  };
   modeStored.addEventListener('change', syncMode);
   modeTyped.addEventListener('change', syncMode);
-  customerId.addEventListener('input', () => {
-    try {
-      const wasExample = eventText.value === lastExample;
-      const ev = JSON.parse(eventText.value);
-      ev.customer_id = Number(customerId.value) || ev.customer_id;
-      eventText.value = JSON.stringify(ev, null, 2);
-      if (wasExample) lastExample = eventText.value;
-    } catch { /* the event text is being edited: leave it */ }
+
+  /** Advanced: the event and the snapshot as JSON; back to the forms only from valid JSON. */
+  raw.addEventListener('change', () => {
+    clearErrors(el);
+    if (raw.checked) {
+      eventRaw.hidden = false;
+      customerRaw.hidden = false;
+      evForm.show(false);
+      cuForm.show(false);
+      return;
+    }
+    const ev = parse(eventText, '/event');
+    const cu = ev && parse(snapshot, '/customer');
+    if (!ev || !cu) { raw.checked = true; return; }
+    eventRaw.hidden = true;
+    customerRaw.hidden = true;
+    evForm.set(ev);
+    cuForm.set(cu);
+    evForm.show(true);
+    cuForm.show(true);
+    syncText();
   });
+
   const result = h('div', { class: 'test-result', id: 't-result', 'aria-live': 'polite' });
   const dryBtn = h('button', { type: 'button', class: 'primary', id: 't-dry-run', onclick: () => dryRun() }, 'Dry run');
   const sendBtn = h('button', { type: 'button', id: 't-send', onclick: () => send() }, 'Send event');
-  const resetBtn = h('button', { type: 'button', id: 't-reset', onclick: () => { prefill(); eventText.focus(); } }, 'New example event');
+  const resetBtn = h('button', { type: 'button', id: 't-reset', onclick: () => { prefill(); (raw.checked ? eventText : el.querySelector('#t-ev-id'))?.focus(); } }, 'New example event');
   const days = h('input', { id: 't-bt-days', type: 'number', min: '1', max: '365', step: '1', value: '7', inputmode: 'numeric' });
   const btBtn = h('button', { type: 'button', id: 't-backtest', onclick: () => backtest() }, 'Backtest');
   const btResult = h('div', { class: 'test-result', id: 't-bt-result', 'aria-live': 'polite' });
@@ -56,13 +108,13 @@ export function testPanel(ctx) {
   const el = h('section', { class: 'panel test-panel', 'aria-labelledby': 't-title' },
     h('h3', { id: 't-title' }, 'Test'),
     h('p', { class: 'hint' }, 'Dry run: what the engine would do with this draft, with no side effect. Nothing is saved.'),
-    h('div', { class: 'field', 'data-path': '/event' },
-      h('label', { for: eventText.id }, 'Event (envelope JSON)'), eventText,
-      h('span', { class: 'hint', id: 't-event-hint' }, 'id, type and customer_id are required; data holds the payload (event.*)')),
-    h('fieldset', { class: 'mode' }, h('legend', {}, 'Customer'),
-      h('div', { class: 'radio' }, modeTyped, h('label', { for: modeTyped.id }, 'Typed snapshot')),
-      h('div', { class: 'radio' }, modeStored, h('label', { for: modeStored.id }, 'Stored customer'))),
-    typedBox, storedBox,
+    h('fieldset', { class: 'test-part', 'data-path': '/event' }, h('legend', {}, 'Event'), evForm.el, eventRaw),
+    h('fieldset', { class: 'test-part' }, h('legend', {}, 'Customer'),
+      h('div', { class: 'mode' },
+        h('div', { class: 'radio' }, modeTyped, h('label', { for: modeTyped.id }, 'Typed snapshot')),
+        h('div', { class: 'radio' }, modeStored, h('label', { for: modeStored.id }, 'From the database'))),
+      typedBox, stored.el),
+    h('div', { class: 'checkbox' }, raw, h('label', { for: raw.id }, 'Advanced: edit the event and the snapshot as JSON')),
     h('div', { class: 'checkbox' }, others, h('label', { for: others.id }, 'Also evaluate the other active workflows of this trigger (priorities, stop_after)')),
     h('div', { class: 'buttons' }, dryBtn, sendBtn, resetBtn),
     h('div', { class: 'field-errors', 'data-path': '' }),
@@ -73,6 +125,8 @@ export function testPanel(ctx) {
     h('div', { class: 'buttons' }, btBtn),
     btResult);
   prefill();
+  cuForm.set(structuredClone(EXAMPLE_CUSTOMER));
+  syncText();
   syncMode();
   if (ctx.testRun) loadRun(ctx.testRun);
 
@@ -80,9 +134,9 @@ export function testPanel(ctx) {
   async function loadRun(runId) {
     try {
       const run = await get(`/api/v1/runs/${encodeURIComponent(runId)}`);
-      eventText.value = JSON.stringify(run.event, null, 2);
-      lastExample = '';
-      customerId.value = String(run.customer_id);
+      setEvent(run.event);
+      edited = true;
+      stored.set(run.customer_id);
       modeStored.checked = true;
       syncMode();
       result.replaceChildren();
@@ -95,14 +149,20 @@ export function testPanel(ctx) {
     }
   }
 
-  function readEvent() {
+  /** The JSON of a textarea, or null with the problem shown at `path`. */
+  function parse(textarea, path) {
     try {
-      return JSON.parse(eventText.value);
+      return JSON.parse(textarea.value);
     } catch (e) {
-      showErrors(el, [{ path: '/event', message: `not valid JSON: ${e.message}` }]);
-      eventText.focus();
+      showErrors(el, [{ path, message: `not valid JSON: ${e.message}` }]);
+      textarea.focus();
       return null;
     }
+  }
+
+  /** The event as the form or the JSON holds it (a copy: the request must not change with the form). */
+  function readEvent() {
+    return raw.checked ? parse(eventText, '/event') : structuredClone(evForm.value());
   }
 
   async function dryRun() {
@@ -118,11 +178,8 @@ export function testPanel(ctx) {
     }
     const body = { event, workflows: [built.draft] };
     if (modeTyped.checked) {
-      try { body.customer = JSON.parse(snapshot.value); } catch (e) {
-        showErrors(el, [{ path: '/customer', message: `not valid JSON: ${e.message}` }]);
-        snapshot.focus();
-        return;
-      }
+      body.customer = raw.checked ? parse(snapshot, '/customer') : structuredClone(cuForm.value());
+      if (!body.customer) return;
     }
     if (others.checked) {
       const { workflows } = await get('/api/v1/workflows');
@@ -138,6 +195,9 @@ export function testPanel(ctx) {
     try {
       const out = await post('/api/v1/dry-run', body);
       renderResult(out, built.draft);
+      // the draft's refused destinations also under the params that name them, as a save shows them
+      showErrors(ctx.form, (out.warnings || []).filter((w) => w.workflow_id === 'draft-0' || w.workflow_id === built.draft.id)
+        .map((w) => ({ ...w, severity: 'warning' })));
       announce('Dry run done.');
     } catch (e) {
       result.replaceChildren(h('p', { class: 'error-text', role: 'alert' }, `Dry run refused: ${e.message}`));
@@ -199,8 +259,9 @@ export function testPanel(ctx) {
     sendBtn.disabled = true;
     try {
       const out = await post('/api/v1/events', event);
-      eventText.value = JSON.stringify({ ...event, id: exampleEvent(event.type).id }, null, 2);
-      lastExample = eventText.value;
+      // the next send is another event, not a redelivery of this one
+      if (raw.checked) eventText.value = JSON.stringify({ ...event, id: exampleEvent(event.type).id }, null, 2);
+      else setEvent({ ...event, id: exampleEvent(event.type).id });
       result.replaceChildren(h('div', { class: 'sent', role: 'status' },
         h('p', {}, `Event ${out.id} (${out.type}) published to ${out.topic}, partition ${out.partition}, offset ${out.offset}.`),
         h('p', {}, 'Only saved, active workflows run on it. ',
@@ -216,14 +277,27 @@ export function testPanel(ctx) {
 
   function renderResult(out, draft) {
     const names = Object.fromEntries(out.evaluated.map((e) => [e.workflow_id, e.name]));
+    const said = { crm: ctx.crm, customer: out.customer };
+    const step = (a, pv) => {
+      const { text, arms } = sayStep(a, pv, said);
+      return h('li', {},
+        h('span', { class: 'sentence' }, text), ' ', h('span', { class: 'muted small' }, '(', h('code', {}, a.type), ')'),
+        sayArms(arms, said),
+        preview(pv),
+        h('details', { class: 'as-json' }, h('summary', {}, 'as JSON'), h('pre', { class: 'json', tabindex: '0' }, JSON.stringify(a, null, 2))));
+    };
     const plan = out.plan.length
       ? h('ol', { class: 'plan' }, out.plan.map((p) => h('li', {},
         h('strong', {}, p.name), ` (priority ${p.priority}${p.workflow_id.startsWith('draft-') || p.workflow_id === draft.id ? ', this draft' : ''})`,
-        h('ol', { class: 'plan-actions' }, p.actions.map((a, k) => h('li', {}, h('code', {}, a.type), ' ', h('span', { class: 'muted small' }, summarize(a.params)),
-          preview(p.previews?.[k])))))))
+        h('ol', { class: 'plan-actions' }, p.actions.map((a, k) => step(a, p.previews?.[k]))))))
       : h('p', {}, 'Nothing would run.');
     const skipped = out.evaluated.filter((e) => e.skipped_by);
+    // destinations the outbound guard would refuse: said before the plan, which they spoil
+    const warnings = out.warnings || [];
     result.replaceChildren(h('div', { class: 'dry-run-result' },
+      warnings.length ? h('div', { class: 'warnings', id: 't-warnings', role: 'alert' },
+        h('h4', {}, 'Would be refused'),
+        h('ul', {}, warnings.map((w) => h('li', {}, h('strong', {}, names[w.workflow_id] || w.workflow_id), ` at ${w.path}: ${w.message}`)))) : null,
       h('h4', {}, 'Planned actions, in order'), plan,
       skipped.length ? h('div', {}, h('h4', {}, 'Skipped by stop_after'), h('ul', {}, skipped.map((e) => h('li', {},
         h('strong', {}, e.name), ` matched but was skipped by ${names[e.skipped_by] || e.skipped_by} (stop_after)`)))) : null,
@@ -263,7 +337,9 @@ export function testPanel(ctx) {
   return {
     el,
     triggerChanged() {
-      if (!eventText.value.trim() || eventText.value === lastExample) prefill();
+      if (!edited) prefill();
+      // an edited event keeps what was typed, as an event of the new trigger, with its fields
+      else if (!raw.checked) setEvent({ ...evForm.value(), type: ctx.trigger() });
     },
   };
 }
@@ -274,8 +350,8 @@ export function testPanel(ctx) {
  * not move), or why it would fail (an unknown endpoint, team, status...).
  */
 function preview(pv) {
-  if (!pv) return null;
-  const rendered = Object.entries(pv.rendered || {});
+  const rendered = Object.entries(pv?.rendered || {});
+  if (!pv || (!pv.agent && !rendered.length && !pv.error)) return null;
   return h('div', { class: 'preview' },
     pv.agent ? h('p', { class: 'agent' }, 'Would go to agent ', h('strong', {}, pv.agent.name), ` (id ${pv.agent.id})`) : null,
     rendered.length ? h('dl', { class: 'rendered' }, rendered.map(([param, text]) => [
@@ -283,9 +359,4 @@ function preview(pv) {
       h('dd', {}, typeof text === 'string' ? text : JSON.stringify(text)),
     ])) : null,
     pv.error ? h('p', { class: 'error-text preview-error' }, `Would fail: ${pv.error}`) : null);
-}
-
-function summarize(params) {
-  const s = JSON.stringify(params);
-  return s === '{}' ? '' : s.length > 120 ? s.slice(0, 117) + '…' : s;
 }

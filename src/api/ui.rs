@@ -105,6 +105,56 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/flow.js"),
     ),
+    (
+        "words.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/words.js"),
+    ),
+    (
+        "records.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/records.js"),
+    ),
+    (
+        "events.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/events.js"),
+    ),
+    (
+        "tasks.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/tasks.js"),
+    ),
+    (
+        "teams.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/teams.js"),
+    ),
+    (
+        "activity.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/activity.js"),
+    ),
+    (
+        "customers.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/customers.js"),
+    ),
+    (
+        "eventform.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/eventform.js"),
+    ),
+    (
+        "customerpick.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/customerpick.js"),
+    ),
+    (
+        "sentences.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/sentences.js"),
+    ),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../ui/favicon.svg")),
 ];
 

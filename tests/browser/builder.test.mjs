@@ -115,6 +115,7 @@ test('validation errors land next to the field their path names', async () => {
 test('a dry run shows the trace with the value each rule saw, the plan and what stop_after skipped', async () => {
   await openEditorOf('Auto-assign high-value deposits');
   const event = { id: 'ui-dry-1', type: 'customer.deposited', customer_id: 2, data: { amount: 1500, currency: 'USD' } };
+  await page.check('#t-raw'); // the event and the snapshot as JSON ("Advanced")
   await page.fill('#t-event', JSON.stringify(event));
   await page.check('#t-mode-typed');
   await page.fill('#t-customer-json', JSON.stringify({ id: 2, first_name: 'Bruno', country: 'BR', retention_status: 'churning' }));
@@ -158,6 +159,7 @@ test('a sent event shows up in the runs view with its steps and errors', async (
   // customer 4242 has no row: the snapshot is only its id, so only the workflow that looks
   // at the event alone matches; its internal steps then fail on the missing customer.
   const event = { id: 'ui-sent-1', type: 'customer.deposited', customer_id: 4242, data: { amount: 12000, currency: 'USD' } };
+  await page.check('#t-raw');
   await page.fill('#t-event', JSON.stringify(event, null, 2));
   await page.click('#t-send');
   await page.locator('#t-result', { hasText: 'Event ui-sent-1 (customer.deposited) published' }).waitFor();

@@ -205,6 +205,7 @@ test('the dry run shows rendered templates and the agent a round-robin would pic
   await page.selectOption('#add-action-type', 'assign_to_team');
   await page.click('#add-action');
   await page.selectOption('#a-1-p-team_id', { label: await optionStarting('#a-1-p-team_id', 'Retention EU') });
+  await page.check('#t-raw');
   await page.fill('#t-event', JSON.stringify({ id: 'preview-1', type: 'customer.deposited', customer_id: 501, data: { amount: 700, currency: 'BRL' } }));
   await page.check('#t-mode-stored');
   await page.fill('#t-customer-id', '501');

@@ -64,7 +64,6 @@ try {
       { type: 'webhook', params: { endpoint: 'ops_alerts', body: { text: 'Deposit {{event.amount}} by {{customer.id}}' } } },
     ],
   })).body;
-  void ana;
   await api(engine.base, 'POST', '/api/v1/events', { id: 'shot-1', type: 'customer.deposited', customer_id: 1042, data: { amount: 12500, currency: 'USD' } });
   await runOf({ customer_id: 1042 }, null); // the list reads each workflow's last run once
 
@@ -73,7 +72,8 @@ try {
   await shot('01-workflows.png');
 
   await page.goto(`${engine.base}/#/edit/${ids['Auto-assign high-value deposits']}`);
-  await page.locator('#t-event').waitFor();
+  await page.locator('#t-raw').waitFor();
+  await page.check('#t-raw');
   await page.fill('#t-event', JSON.stringify({ id: 'try-1', type: 'customer.deposited', customer_id: 2, data: { amount: 12000, currency: 'USD' } }, null, 2));
   await page.fill('#t-customer-json', JSON.stringify({ id: 2, first_name: 'Bruno', country: 'BR', retention_status: 'churning' }, null, 2));
   await page.check('#t-others');
@@ -129,6 +129,7 @@ try {
 
   await page.goto(`${engine.base}/#/edit/${picked.id}`);
   await page.locator('#a-0-p-team_id').waitFor();
+  await page.check('#t-raw');
   await page.fill('#t-event', JSON.stringify({ id: 'try-2', type: 'customer.deposited', customer_id: 2, data: { amount: 7000, currency: 'BRL' } }, null, 2));
   await page.check('#t-mode-stored');
   await page.fill('#t-customer-id', '2');
@@ -167,6 +168,52 @@ try {
   await run.locator('.run-flow svg').waitFor();
   await run.locator('table.steps').evaluate((el) => el.scrollIntoView());
   await shot('12-run-path.png');
+
+  // the test panel as a form: the event's fields from the schema, the customer found by name
+  await page.goto(`${engine.base}/#/edit/${picked.id}`);
+  await page.locator('#t-ev-data-amount').waitFor();
+  await page.fill('#t-ev-data-amount', '7000');
+  await page.fill('#t-ev-data-currency', 'BRL');
+  await page.check('#t-mode-stored');
+  await page.fill('#t-customer-search', 'bruno');
+  await page.click('#t-customer-find');
+  await page.getByRole('button', { name: /^Use customer 2:/ }).click();
+  await page.locator('#t-customer-info', { hasText: 'Bruno' }).waitFor();
+  await page.click('#t-dry-run');
+  await page.locator('#t-result .dry-run-result').waitFor();
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.locator('aside').evaluate((el) => { el.scrollTop = el.querySelector('.test-panel').offsetTop - 8; });
+  await shot('16-test-panel-form.png');
+  await page.locator('aside').evaluate((el) => { el.scrollTop = el.querySelector('#t-result').offsetTop - 8; });
+  await shot('17-dry-run-sentences.png');
+
+  // the operator's view: why an event ran what it ran, a customer's week, an agent's tasks
+  await api(engine.base, 'PUT', '/api/v1/customers/2', { last_name: 'Souza', agent_id: ana.id, custom: { vip_score: 4 } });
+  const call = (await api(engine.base, 'POST', '/api/v1/workflows', {
+    name: 'Call after a big deposit', trigger_event: 'customer.deposited', priority: 40,
+    conditions: { match: 'all', rules: [{ field: 'event.amount', operator: 'gte', value: 5000 }] },
+    actions: [{ type: 'create_task', params: { title: 'Call {{customer.first_name}} about the {{event.amount}} {{event.currency}} deposit', due_in: { days: 1 } } }],
+  })).body;
+  await api(engine.base, 'POST', '/api/v1/events', { id: 'dep-7000', type: 'customer.deposited', customer_id: 2, data: { amount: 7000, currency: 'BRL', method: 'pix' } });
+  await runOf({ customer_id: 2, workflow_id: call.id }, 'done'); // its task is created
+  for (const deadline = Date.now() + 30_000; ;) {
+    const ev = (await api(engine.base, 'GET', '/api/v1/events/dep-7000')).body;
+    if (ev?.planned && ev.archived_at) break;
+    if (Date.now() > deadline) throw new Error(`event dep-7000 not archived: ${JSON.stringify(ev)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await page.goto(`${engine.base}/#/events/dep-7000`);
+  await page.locator('#ev-verdicts').waitFor();
+  await shot('13-events-inspector.png');
+
+  await page.goto(`${engine.base}/#/customers/2`);
+  await page.locator('#act-week', { hasText: 'In the last 7 days' }).waitFor();
+  await page.locator('section[aria-labelledby="cu-events-title"] tbody tr').first().waitFor();
+  await shot('14-customer.png');
+
+  await page.goto(`${engine.base}/#/agents/${ana.id}`);
+  await page.locator('.task-list tbody tr').first().waitFor();
+  await shot('15-agent-tasks.png');
 } finally {
   await browser.close();
   await engine.stop();
