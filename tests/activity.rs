@@ -506,6 +506,11 @@ async fn the_activity_feed_merges_every_source_newest_first_and_pages_without_ga
     assert_eq!(all[11]["summary"], "sales: new -> vip");
     assert_eq!(all[7]["summary"], "sales: already vip, unchanged");
     assert_eq!((&all[10]["agent_id"], &all[10]["step"]), (&json!(3), &json!(1)));
+    // Summaries name the agent; a workflow that is not stored keeps its id.
+    let assigned = all[10]["summary"].as_str().unwrap();
+    assert!(assigned.starts_with("assigned to Lucia LatAm"), "{assigned}");
+    let ran = all[4]["summary"].as_str().unwrap();
+    assert!(ran.starts_with("workflow \"wf-test\" v1"), "{ran}");
     assert_eq!(
         all[9]["summary"],
         "task \"welcome call\" created, due 2026-11-25T11:00:03Z"

@@ -11,12 +11,13 @@ use super::input::bad_param;
 use super::{ApiError, AppState, ErrorBody};
 use crate::clock::rfc3339;
 use crate::storage::activity::{self, Detail, Entry, Kind, MessageRow, Position, StepRow};
-use crate::storage::customers;
 use crate::storage::outbox::OutboxKind;
 use crate::storage::tasks::status;
+use crate::storage::{agents, customers, workflows};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// Most entries of one page: each page reads up to this many rows (plus one) from each of
 /// the feed's seven sources, message payloads among them, so it is kept below the other
@@ -114,7 +115,52 @@ fn text_of<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
 }
 
-fn entry_json(e: &Entry) -> ActivityEntry {
+/// The names a page's summaries use, read in one query per kind for the whole page, so a
+/// summary says "Ana Costa" and "Big deposit alert" rather than ids.
+#[derive(Default)]
+struct Names {
+    workflows: HashMap<String, String>,
+    agents: HashMap<i64, String>,
+}
+
+impl Names {
+    async fn of(conn: &sea_orm::DatabaseConnection, entries: &[Entry]) -> Result<Names, ApiError> {
+        let mut workflow_ids = Vec::new();
+        let mut agent_ids = Vec::new();
+        for e in entries {
+            match &e.detail {
+                Detail::Run(r) => workflow_ids.push(r.workflow_id.clone()),
+                Detail::Step(s) => agent_ids.extend(
+                    s.result
+                        .as_ref()
+                        .and_then(|r| r.get("agent_id"))
+                        .and_then(Value::as_i64),
+                ),
+                _ => {}
+            }
+        }
+        workflow_ids.sort();
+        workflow_ids.dedup();
+        agent_ids.sort_unstable();
+        agent_ids.dedup();
+        Ok(Names {
+            workflows: workflows::names(conn, &workflow_ids).await?,
+            agents: agents::names(conn, &agent_ids).await?,
+        })
+    }
+
+    /// `"Big deposit alert"`, or the id quoted when the workflow is gone.
+    fn workflow(&self, id: &str) -> String {
+        format!("{:?}", self.workflows.get(id).map_or(id, String::as_str))
+    }
+
+    /// `Ana Costa`, or `agent 3` when the agent is gone.
+    fn agent(&self, id: i64) -> String {
+        self.agents.get(&id).cloned().unwrap_or_else(|| format!("agent {id}"))
+    }
+}
+
+fn entry_json(e: &Entry, names: &Names) -> ActivityEntry {
     match &e.detail {
         Detail::Run(r) => ActivityEntry {
             status: Some(r.status.clone()),
@@ -124,12 +170,15 @@ fn entry_json(e: &Entry) -> ActivityEntry {
             ..ActivityEntry::new(
                 e,
                 format!(
-                    "workflow {:?} v{} on {}: {}",
-                    r.workflow_id, r.workflow_version, r.trigger, r.status
+                    "workflow {} v{} on {}: {}",
+                    names.workflow(&r.workflow_id),
+                    r.workflow_version,
+                    r.trigger,
+                    r.status
                 ),
             )
         },
-        Detail::Step(s) => step_json(e, s),
+        Detail::Step(s) => step_json(e, s, names),
         Detail::Task(t) => {
             let title = cut(&t.title, SUMMARY_TEXT);
             let summary = if e.kind == Kind::TaskDone {
@@ -160,7 +209,7 @@ fn entry_json(e: &Entry) -> ActivityEntry {
     }
 }
 
-fn step_json(e: &Entry, s: &StepRow) -> ActivityEntry {
+fn step_json(e: &Entry, s: &StepRow, names: &Names) -> ActivityEntry {
     let result = s.result.clone().unwrap_or(Value::Null);
     let id = |key: &str| result.get(key).and_then(Value::as_i64);
     let summary = if e.kind == Kind::StatusChange {
@@ -176,8 +225,8 @@ fn step_json(e: &Entry, s: &StepRow) -> ActivityEntry {
         }
     } else {
         let whom = match (id("agent_id"), text_of(&result, "desk")) {
-            (Some(agent), Some(desk)) => format!("agent {agent} (desk {desk})"),
-            (Some(agent), None) => format!("agent {agent}"),
+            (Some(agent), Some(desk)) => format!("{} ({desk} desk)", names.agent(agent)),
+            (Some(agent), None) => names.agent(agent),
             (None, _) => "an agent".to_owned(),
         };
         if s.action_type == crate::catalogue::ActionKind::HandoverToRetention.name() {
@@ -247,8 +296,9 @@ pub async fn customer_activity(
         return Err(ApiError::not_found(format!("customer {id} not found")));
     }
     let page = activity::page(conn, id, before, limit).await?;
+    let names = Names::of(conn, &page.entries).await?;
     Ok(HttpResponse::Ok().json(ActivityPage {
-        activity: page.entries.iter().map(entry_json).collect(),
+        activity: page.entries.iter().map(|e| entry_json(e, &names)).collect(),
         next_before: page.next.map(|p| p.to_string()),
     }))
 }

@@ -129,3 +129,20 @@ pub async fn delete(db: &Database, id: i64) -> Result<(), CrmError> {
     txn.commit().await?;
     Ok(())
 }
+
+/// The names of the agents `ids` names, in one query; an unknown id is absent.
+pub async fn names<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, String>, super::StorageError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(agents::Entity::find()
+        .filter(agents::Column::Id.is_in(ids.iter().copied()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.name))
+        .collect())
+}

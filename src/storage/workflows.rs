@@ -269,3 +269,21 @@ mod tests {
         assert!(ids.iter().all(|id| id.len() == 15 && id.starts_with("wf_")));
     }
 }
+
+/// The names of the workflows `ids` names (deleted ones included: a feed names what ran),
+/// in one query; an unknown id is absent.
+pub async fn names<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, StorageError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(workflows::Entity::find()
+        .filter(workflows::Column::Id.is_in(ids.iter().cloned()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|w| (w.id, w.name))
+        .collect())
+}

@@ -200,7 +200,7 @@ test("a customer's page: what the workflows did this week, their tasks and event
   for (const part of ['3 runs', '2 tasks created', '2 assignments', '1 note']) assert.ok(weekText.includes(part), weekText);
   const runEntry = page.locator('#act-list li[data-kind="run"]', { hasText: 'Retention call' }).first();
   assert.ok(await runEntry.getByRole('link', { name: 'its event (why)' }).count());
-  assert.match(await page.locator('#act-list li[data-kind="assignment"]').first().textContent(), /assigned to agent .*retention.*agent Ana Costa/s);
+  assert.match(await page.locator('#act-list li[data-kind="assignment"]').first().textContent(), /assigned to Ana Costa \(retention desk\).*agent Ana Costa/s);
 
   // its open tasks: one marked done from here
   const tasks = page.locator('section[aria-labelledby="cu-tasks-title"]');
