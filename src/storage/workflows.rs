@@ -258,18 +258,6 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_ids_are_short_and_distinct() {
-        let ids: std::collections::HashSet<String> = (0..1000).map(|_| generate_id()).collect();
-        assert_eq!(ids.len(), 1000);
-        assert!(ids.iter().all(|id| id.len() == 15 && id.starts_with("wf_")));
-    }
-}
-
 /// The names of the workflows `ids` names (deleted ones included: a feed names what ran),
 /// in one query; an unknown id is absent.
 pub async fn names<C: ConnectionTrait>(
@@ -286,4 +274,16 @@ pub async fn names<C: ConnectionTrait>(
         .into_iter()
         .map(|w| (w.id, w.name))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_short_and_distinct() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| generate_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|id| id.len() == 15 && id.starts_with("wf_")));
+    }
 }
