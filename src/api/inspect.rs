@@ -62,9 +62,11 @@ pub async fn inspect(state: web::Data<AppState>, id: web::Path<String>) -> Resul
         };
         plan.workflows.iter().map(|w| Verdict::matched(w, version(w))).collect()
     });
+    // The names in one query for the whole list, as the activity feed reads them.
+    let ids: Vec<String> = verdicts.iter().map(|v| v.workflow_id.clone()).collect();
+    let names = workflows::names(conn, &ids).await?;
     let mut shown = Vec::with_capacity(verdicts.len());
     for verdict in &verdicts {
-        let stored = workflows::get(conn, &verdict.workflow_id).await?;
         let its_runs: Vec<Value> = found
             .iter()
             .filter(|r| r.run.workflow_id == verdict.workflow_id)
@@ -72,7 +74,7 @@ pub async fn inspect(state: web::Data<AppState>, id: web::Path<String>) -> Resul
             .collect();
         let mut entry = json!({
             "workflow_id": verdict.workflow_id,
-            "name": stored.as_ref().map(|w| w.name.clone()),
+            "name": names.get(&verdict.workflow_id),
             "version": verdict.version,
             "verdict": verdict.verdict,
             "runs": its_runs,

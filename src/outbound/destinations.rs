@@ -24,6 +24,8 @@ pub async fn warnings<C: ConnectionTrait>(
     allowlist: &[String],
 ) -> Result<Vec<Problem>, StorageError> {
     let mut out = Vec::new();
+    // The active provider's URL, read once however many SMS steps the tree has.
+    let mut provider: Option<Option<String>> = None;
     for slot in workflow.flow().slots() {
         let (key, url, what) = match &slot.step.action {
             Action::Webhook {
@@ -38,11 +40,12 @@ pub async fn warnings<C: ConnectionTrait>(
                 endpoints::by_name(conn, name).await?.map(|e| e.url),
                 format!("endpoint {name:?}: "),
             ),
-            Action::SendSms { .. } => (
-                "",
-                sms_providers::active(conn).await?.map(|p| p.url),
-                "the active SMS provider: ".to_owned(),
-            ),
+            Action::SendSms { .. } => {
+                if provider.is_none() {
+                    provider = Some(sms_providers::active(conn).await?.map(|p| p.url));
+                }
+                ("", provider.clone().flatten(), "the active SMS provider: ".to_owned())
+            }
             _ => continue,
         };
         let Some(reason) = url.as_deref().and_then(|url| refusal(url, allowlist)) else {
