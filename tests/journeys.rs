@@ -17,15 +17,13 @@ mod harness;
 
 use common::{fresh, t0};
 use engine::{note_bodies, runs_of_customer};
-use harness::{add_workflow, live_set, Sent};
+use harness::{add_workflow, owning_runner, resume, resume_due, send, Sent};
 use serde_json::{json, Value};
-use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
 use std::time::Duration;
 use workflow_engine::clock::{Clock, ManualClock};
 use workflow_engine::envelope::EventEnvelope;
-use workflow_engine::runner::{Handled, Ownership, Runner, Ticket, Why, Work};
-use workflow_engine::storage::ownership::{self, Fence};
+use workflow_engine::runner::{Handled, Ownership, Runner};
+use workflow_engine::storage::ownership;
 use workflow_engine::storage::runs::{status, step_status, Run};
 use workflow_engine::storage::{scheduled, Database};
 
@@ -35,68 +33,6 @@ fn event(id: &str, event_type: &str, customer_id: i64, data: Value) -> EventEnve
         "occurred_at": "2026-11-25T10:00:00Z", "data": data
     }))
     .unwrap()
-}
-
-async fn owning_runner(db: &Database, node: &str, clock: &ManualClock) -> (Runner, Fence, Ownership) {
-    let ownership = Ownership::default();
-    let fence = ownership::acquire(db, 0, node, clock.now()).await.unwrap();
-    ownership.grant(fence);
-    let runner = harness::runner(db, node, clock, &ownership, &Sent::default());
-    (runner, fence, ownership)
-}
-
-/// Hands `event` to the runner as the matcher would, and waits for its work to end; its
-/// answer, or `None` when the work stopped unanswered (a fenced owner).
-async fn send(runner: &Runner, fence: Fence, db: &Database, event: EventEnvelope) -> Option<Handled> {
-    let set = live_set(db).await;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let customer_id = event.customer_id;
-    runner
-        .process(
-            customer_id,
-            Work::Event {
-                event,
-                set,
-                fence,
-                recorded: tx,
-            },
-        )
-        .await;
-    rx.await.ok()
-}
-
-/// Claims what is due on partition 0 for `runner`'s node and resumes it, as the scheduler
-/// would. Returns how many continuations it resumed.
-async fn resume_due(runner: &Runner, fence: Fence, db: &Database, clock: &ManualClock) -> usize {
-    let claimed = scheduled::claim_due(
-        db,
-        &runner.node_id,
-        &[0],
-        clock.now(),
-        chrono::Duration::seconds(60),
-        100,
-    )
-    .await
-    .unwrap();
-    for row in &claimed {
-        resume(runner, fence, row).await;
-    }
-    claimed.len()
-}
-
-/// Resumes one claimed continuation, as the scheduler hands it to its customer's executor.
-async fn resume(runner: &Runner, fence: Fence, row: &scheduled::Scheduled) {
-    let counter = Arc::new(AtomicUsize::new(0));
-    let why = Why::Due {
-        due_at: row.due_at,
-        ticket: Ticket::issue(&counter),
-    };
-    let work = Work::Resume {
-        run_id: row.run_id,
-        fence,
-        why,
-    };
-    runner.process(row.customer_id, work).await;
 }
 
 /// The one run of `workflow_id` for the customer.

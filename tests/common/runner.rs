@@ -6,15 +6,20 @@
 use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use workflow_engine::clock::ManualClock;
+use workflow_engine::clock::{Clock, ManualClock};
 use workflow_engine::conditions::Limits;
+use workflow_engine::envelope::EventEnvelope;
 use workflow_engine::live;
 use workflow_engine::outbound::send::{Deliver, DeliveryReport};
 use workflow_engine::plan::WorkflowSet;
 use workflow_engine::runner::batch::Batches;
+use workflow_engine::runner::{Handled, Ticket, Why, Work};
 use workflow_engine::runner::{Outbound, Ownership, Runner, Wakeup};
+use workflow_engine::storage::ownership::{self, Fence};
+use workflow_engine::storage::scheduled;
 use workflow_engine::storage::{statuses, workflows, Database};
 use workflow_engine::validate::Validator;
 
@@ -84,4 +89,67 @@ pub async fn add_workflow(db: &Database, definition: Value) -> String {
 /// The active workflows as the matcher would hold them.
 pub async fn live_set(db: &Database) -> Arc<WorkflowSet> {
     Arc::new(live::load(db, Limits::default()).await.unwrap().1)
+}
+
+/// A runner of node `node` that owns partition 0 under a fresh fence.
+pub async fn owning_runner(db: &Database, node: &str, clock: &ManualClock) -> (Runner, Fence, Ownership) {
+    let ownership = Ownership::default();
+    let fence = ownership::acquire(db, 0, node, clock.now()).await.unwrap();
+    ownership.grant(fence);
+    let runner = runner(db, node, clock, &ownership, &Sent::default());
+    (runner, fence, ownership)
+}
+
+/// Hands `event` to the runner as the matcher would, and waits for its work to end; its
+/// answer, or `None` when the work stopped unanswered (a fenced owner).
+pub async fn send(runner: &Runner, fence: Fence, db: &Database, event: EventEnvelope) -> Option<Handled> {
+    let set = live_set(db).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let customer_id = event.customer_id;
+    runner
+        .process(
+            customer_id,
+            Work::Event {
+                event,
+                set,
+                fence,
+                recorded: tx,
+            },
+        )
+        .await;
+    rx.await.ok()
+}
+
+/// Claims what is due on partition 0 for `runner`'s node and resumes it, as the scheduler
+/// would. Returns how many continuations it resumed.
+pub async fn resume_due(runner: &Runner, fence: Fence, db: &Database, clock: &ManualClock) -> usize {
+    let claimed = scheduled::claim_due(
+        db,
+        &runner.node_id,
+        &[0],
+        clock.now(),
+        chrono::Duration::seconds(60),
+        100,
+    )
+    .await
+    .unwrap();
+    for row in &claimed {
+        resume(runner, fence, row).await;
+    }
+    claimed.len()
+}
+
+/// Resumes one claimed continuation, as the scheduler hands it to its customer's executor.
+pub async fn resume(runner: &Runner, fence: Fence, row: &scheduled::Scheduled) {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let why = Why::Due {
+        due_at: row.due_at,
+        ticket: Ticket::issue(&counter),
+    };
+    let work = Work::Resume {
+        run_id: row.run_id,
+        fence,
+        why,
+    };
+    runner.process(row.customer_id, work).await;
 }
