@@ -9,6 +9,7 @@ use crate::budget::{BudgetError, Deadline};
 use crate::catalogue::Action;
 use crate::conditions::{holds, reads_steps, Facts, Journey, Limits};
 use crate::envelope::EventEnvelope;
+use crate::experiment::assign;
 use crate::guards::limits::EntryLimit;
 use crate::plan::{BuildError, WorkflowSet};
 use crate::workflow::Workflow;
@@ -73,9 +74,14 @@ pub struct WorkflowReport {
     pub limited: u64,
     /// A journey's branches the backtest can decide (on the event and the customer; not
     /// those that read a step's result or come after a wait), by the branch's step path:
-    /// how many matches each path would take (`"0"`, `"1"`, ..., `"otherwise"`).
+    /// how many matches each path would take (`"0"`, `"1"`, ..., `"otherwise"`); and its
+    /// splits', by each customer's stable draw. Held-out matches take no path.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub paths: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Matches whose customer is in the workflow's holdout (a run that performs nothing);
+    /// included in `matched`. Only for a workflow with a holdout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<u64>,
     pub sample: Vec<Sample>,
 }
 
@@ -92,10 +98,10 @@ pub struct Sample {
 }
 
 /// The paths a run of `workflow` would take through the branches it can decide for this
-/// event and customer, following the run from its first step: a branch that reads a
-/// step's result, or a wait, stops the walk (what follows depends on what only a run
-/// knows). By the branch's step path.
-fn decided_paths(workflow: &Workflow, facts: Facts<'_>) -> BTreeMap<String, String> {
+/// event and customer, and through its splits (the customer's stable draw), following the
+/// run from its first step: a branch that reads a step's result, or a wait, stops the
+/// walk (what follows depends on what only a run knows). By the step's path.
+fn decided_paths(workflow_id: &str, workflow: &Workflow, facts: Facts<'_>) -> BTreeMap<String, String> {
     let flow = workflow.flow();
     let mut taken = BTreeMap::new();
     if !flow.is_journey() {
@@ -125,6 +131,18 @@ fn decided_paths(workflow: &Workflow, facts: Facts<'_>) -> BTreeMap<String, Stri
                     slot.path.clone(),
                     chosen.map_or("otherwise".to_owned(), |k| k.to_string()),
                 );
+                if block.is_empty() {
+                    slot.next
+                } else {
+                    block.start
+                }
+            }
+            (Action::Split { paths }, Some(fork)) => {
+                let percents: Vec<u8> = paths.iter().map(|p| p.percent).collect();
+                let bucket = assign::bucket(facts.event.customer_id, workflow_id, &slot.path);
+                let k = assign::split_path(&percents, bucket);
+                taken.insert(slot.path.clone(), k.to_string());
+                let block = fork.block(k);
                 if block.is_empty() {
                     slot.next
                 } else {
@@ -163,6 +181,7 @@ impl Backtest {
             let workflow_id = workflow.id.clone().unwrap_or_else(|| "draft-0".to_owned());
             let trigger = workflow.trigger_event.clone();
             let limit = workflow.limits;
+            let holdout = workflow.holdout.is_some();
             let (set, mut errors) = WorkflowSet::build([workflow], limits);
             if let Some(mut error) = errors.pop() {
                 error.workflow_id = workflow_id;
@@ -179,6 +198,7 @@ impl Backtest {
                     matched: 0,
                     limited: 0,
                     paths: BTreeMap::new(),
+                    held_out: holdout.then_some(0),
                     sample: Vec::new(),
                 },
             });
@@ -208,7 +228,15 @@ impl Backtest {
                 continue;
             };
             j.report.matched += 1;
-            let taken = decided_paths(&run.workflow, facts);
+            let held_out = run.holds_out(event.customer_id);
+            if let Some(n) = j.report.held_out.as_mut() {
+                *n += u64::from(held_out);
+            }
+            let taken = if held_out {
+                BTreeMap::new()
+            } else {
+                decided_paths(&run.id, &run.workflow, facts)
+            };
             for (branch, path) in &taken {
                 *j.report
                     .paths
@@ -316,6 +344,34 @@ mod tests {
         // Not hidden by big's stop_after: judged alone.
         assert_eq!(by_id("draft-0").matched, 7);
         assert_eq!((by_id("reg").matched, by_id("reg").considered), (0, 0));
+    }
+
+    /// The backtest sizes an experiment as runs would split it: each customer's stable
+    /// draw for the holdout and for each split, held-out customers taking no path.
+    #[test]
+    fn the_holdout_and_each_split_path_are_sized_by_each_customers_draw() {
+        let ab = workflow(json!({"id": "ab", "name": "ab", "trigger_event": "customer.deposited",
+            "holdout": {"percent": 20},
+            "actions": [{"type": "split", "params": {"paths": [
+                {"percent": 30, "actions": []}, {"percent": 70, "actions": []}]}}]}));
+        let mut bt = Backtest::new(vec![ab], &Limits::default()).unwrap();
+        let (mut held, mut paths) = (0, [0u64; 2]);
+        for c in 1..=500 {
+            let customer = json!({ "id": c }).as_object().cloned().unwrap();
+            bt.observe(&deposit(&format!("e{c}"), c, 10), &customer);
+            if assign::held_out(c, "ab", 20) {
+                held += 1;
+            } else {
+                paths[assign::split_path(&[30, 70], assign::bucket(c, "ab", "0"))] += 1;
+            }
+        }
+        let report = bt.finish();
+        let ab = &report.workflows[0];
+        assert_eq!((ab.matched, ab.held_out), (500, Some(held)));
+        assert!((60..140).contains(&held), "about a fifth: {held}");
+        let sized = &ab.paths["0"];
+        assert_eq!((sized["0"], sized["1"]), (paths[0], paths[1]));
+        assert_eq!(paths[0] + paths[1] + held, 500);
     }
 
     #[test]

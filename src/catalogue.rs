@@ -36,10 +36,11 @@ pub enum ActionKind {
     Webhook,
     Branch,
     WaitForEvent,
+    Split,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 16] = [
+    pub const ALL: [ActionKind; 17] = [
         ActionKind::AssignToTeam,
         ActionKind::AssignToAgent,
         ActionKind::ReassignRoundRobin,
@@ -56,6 +57,7 @@ impl ActionKind {
         ActionKind::Webhook,
         ActionKind::Branch,
         ActionKind::WaitForEvent,
+        ActionKind::Split,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +78,7 @@ impl ActionKind {
             ActionKind::Webhook => "webhook",
             ActionKind::Branch => "branch",
             ActionKind::WaitForEvent => "wait_for_event",
+            ActionKind::Split => "split",
         }
     }
 
@@ -89,10 +92,10 @@ impl ActionKind {
         matches!(self, ActionKind::SendEmail | ActionKind::SendSms | ActionKind::Webhook)
     }
 
-    /// Whether the action holds further actions (a journey's `branch` and
-    /// `wait_for_event`): the validator decodes those, not the param schema alone.
+    /// Whether the action holds further actions (a journey's `branch`, `wait_for_event`
+    /// and `split`): the validator decodes those, not the param schema alone.
     pub fn is_flow(self) -> bool {
-        matches!(self, ActionKind::Branch | ActionKind::WaitForEvent)
+        matches!(self, ActionKind::Branch | ActionKind::WaitForEvent | ActionKind::Split)
     }
 
     pub fn schema(self) -> &'static ActionSchema {
@@ -337,6 +340,17 @@ fn build(kind: ActionKind) -> ActionSchema {
             ],
             vec![],
         ),
+        ActionKind::Split => (
+            "Split",
+            "Send each customer down one path by a stable draw: the path's percent of customers take it, the same ones every time.",
+            vec![p(
+                "paths",
+                Paths,
+                true,
+                "paths: {\"percent\": whole number, \"actions\": [...]}, percents summing to 100",
+            )],
+            vec![],
+        ),
     };
     ActionSchema {
         kind,
@@ -432,12 +446,24 @@ pub enum Action {
         on_event: Vec<Step>,
         on_timeout: Vec<Step>,
     },
+    /// Sends each customer down one path, chosen by a stable hash of the customer, the
+    /// workflow and the step's path ([`crate::experiment::assign`]); the percents sum to 100.
+    Split {
+        paths: Vec<SplitPath>,
+    },
 }
 
 /// One path of a branch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BranchPath {
     pub when: ConditionNode,
+    pub actions: Vec<Step>,
+}
+
+/// One path of a split: the share of customers it takes, and its actions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SplitPath {
+    pub percent: u8,
     pub actions: Vec<Step>,
 }
 
@@ -460,6 +486,7 @@ impl Action {
             Action::Webhook { .. } => ActionKind::Webhook,
             Action::Branch { .. } => ActionKind::Branch,
             Action::WaitForEvent { .. } => ActionKind::WaitForEvent,
+            Action::Split { .. } => ActionKind::Split,
         }
     }
 
@@ -585,7 +612,7 @@ impl Action {
                     .unwrap_or_default(),
             },
             // Their nested actions are decoded by the validator, which knows the tree.
-            ActionKind::Branch | ActionKind::WaitForEvent => return None,
+            ActionKind::Branch | ActionKind::WaitForEvent | ActionKind::Split => return None,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! A workflow's actions laid out flat: the order a run walks its steps in, and where each
 //! step goes next.
 //!
-//! A journey nests actions in `branch` paths and `wait_for_event` outcomes; a run still
+//! A journey nests actions in `branch` and `split` paths and `wait_for_event` outcomes; a run still
 //! keeps one step counter (`runs.next_step`) and one row per step (`run_steps.step_index`),
 //! so the tree is laid out in pre-order and every slot says which slot follows it. A
 //! branch's or a wait's nested lists ("blocks") come right after it, one after another;
@@ -198,6 +198,13 @@ fn blocks(action: &Action) -> Option<Vec<(String, String, &[Step])>> {
             blocks.push(("otherwise".to_owned(), "otherwise".to_owned(), otherwise.as_slice()));
             Some(blocks)
         }
+        Action::Split { paths } => Some(
+            paths
+                .iter()
+                .enumerate()
+                .map(|(k, p)| (format!("paths.{k}"), format!("paths/{k}/actions"), p.actions.as_slice()))
+                .collect(),
+        ),
         Action::WaitForEvent {
             on_event, on_timeout, ..
         } => Some(vec![

@@ -17,7 +17,7 @@
 //! - [`conditions`]: the condition tree, its 16 operators, the compiler, the evaluator and
 //!   the fast form plans run (specialised checks, one-step-per-rule programs).
 //! - [`schema`]: the fields each trigger offers, with types, labels and status options.
-//! - [`catalogue`], [`duration`], [`template`]: the 16 actions with their param schemas.
+//! - [`catalogue`], [`duration`], [`template`]: the 17 actions with their param schemas.
 //! - [`plan`]: the compiled workflow set, indexed by trigger, and the plan of an event.
 //!   [`verdict`]: what planning decided for each workflow of an event's trigger, recorded
 //!   with the plan for the event inspector.
@@ -88,6 +88,7 @@ pub mod conditions;
 pub mod demo;
 pub mod duration;
 pub mod envelope;
+pub mod experiment;
 pub mod flow;
 pub mod guards;
 pub mod kafka;

@@ -80,7 +80,16 @@ pub struct Metrics {
     pub http_seconds: HistogramVec,
     /// The database pool, set at each scrape: `open`, `idle` and `max` connections.
     pub db_pool: IntGaugeVec,
+    /// Runs that reached their workflow's goal, and runs held out, by workflow: series
+    /// exist only for workflows with a goal or a holdout, at most [`MAX_WORKFLOW_LABELS`].
+    goals_reached: IntCounterVec,
+    runs_held_out: IntCounterVec,
+    workflow_labels: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+/// Most workflows that get series of their own in the per-workflow counters; the rest
+/// share `other`, so no number of saved workflows grows the label set without bound.
+pub const MAX_WORKFLOW_LABELS: usize = 200;
 
 /// The `trigger` label of an event: its type when a workflow listens to it or it is one
 /// of the product's triggers, else `other`, so a producer cannot grow the label set.
@@ -97,6 +106,32 @@ fn opts(name: &str, help: &str) -> Opts {
 }
 
 impl Metrics {
+    /// Counts a run that reached its workflow's goal.
+    pub fn goal_reached(&self, workflow_id: &str) {
+        let label = self.workflow_label(workflow_id);
+        self.goals_reached.with_label_values(&[&label]).inc();
+    }
+
+    /// Counts a run recorded `held_out`.
+    pub fn held_out(&self, workflow_id: &str) {
+        let label = self.workflow_label(workflow_id);
+        self.runs_held_out.with_label_values(&[&label]).inc();
+    }
+
+    /// The `workflow` label of a per-workflow counter: the id while fewer than
+    /// [`MAX_WORKFLOW_LABELS`] have one, then `other` for new ones.
+    fn workflow_label(&self, workflow_id: &str) -> String {
+        let mut known = self.workflow_labels.lock().unwrap_or_else(|e| e.into_inner());
+        if known.contains(workflow_id) {
+            return workflow_id.to_owned();
+        }
+        if known.len() < MAX_WORKFLOW_LABELS {
+            known.insert(workflow_id.to_owned());
+            return workflow_id.to_owned();
+        }
+        "other".to_owned()
+    }
+
     fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let gauge = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
@@ -254,6 +289,17 @@ impl Metrics {
                 "Database pool connections at the last scrape (state=open, idle, max)",
                 &["state"],
             )?,
+            goals_reached: counter(
+                "goals_reached_total",
+                "Runs that reached their workflow's goal, by workflow (only workflows with a goal)",
+                &["workflow"],
+            )?,
+            runs_held_out: counter(
+                "runs_held_out_total",
+                "Runs recorded held_out by their workflow's holdout, by workflow",
+                &["workflow"],
+            )?,
+            workflow_labels: std::sync::Mutex::new(std::collections::HashSet::new()),
             registry,
         })
     }

@@ -34,6 +34,14 @@ impl CompiledWorkflow {
     pub fn actions(&self) -> impl Iterator<Item = &Action> {
         self.workflow.actions.iter().map(|s| &s.action)
     }
+
+    /// Whether the customer is in this workflow's holdout (stable, see
+    /// [`crate::experiment::assign`]): their run is recorded `held_out` and performs nothing.
+    pub fn holds_out(&self, customer_id: i64) -> bool {
+        self.workflow
+            .holdout
+            .is_some_and(|h| crate::experiment::assign::held_out(customer_id, &self.id, h.percent))
+    }
 }
 
 /// A workflow left out of a set because it did not compile (e.g. the limits were lowered
@@ -52,8 +60,9 @@ pub struct WorkflowSet {
     /// The `exit_when` rules, indexed by their own trigger like the workflows, so an event
     /// checks only the exit rules of its type.
     exits_by_trigger: HashMap<String, Exits>,
-    /// The event types a journey's `wait_for_event` awaits: such an event goes to its
-    /// customer's executor even when no workflow starts on it, to end the waits it meets.
+    /// The event types a run may be waiting for, a journey's `wait_for_event` or a
+    /// workflow's `goal`: such an event goes to its customer's executor even when no
+    /// workflow starts on it, to end the waits and reach the goals it meets.
     awaited: std::collections::HashSet<String>,
     len: usize,
 }
@@ -100,6 +109,9 @@ impl WorkflowSet {
                 if let Action::WaitForEvent { event, .. } = &slot.step.action {
                     awaited.insert(event.clone());
                 }
+            }
+            if let Some(goal) = &workflow.goal {
+                awaited.insert(goal.event.clone());
             }
             for rule in &workflow.exit_when {
                 let exits = exits_by_trigger.entry(rule.trigger_event.clone()).or_default();
@@ -174,8 +186,9 @@ impl WorkflowSet {
         self.by_trigger.contains_key(trigger) || self.exits_by_trigger.contains_key(trigger) || self.awaits(trigger)
     }
 
-    /// Whether an active workflow's `wait_for_event` awaits events of `event_type`. A run
-    /// of a version no longer active that awaits another type ends by its timeout.
+    /// Whether an active workflow's `wait_for_event` or `goal` awaits events of
+    /// `event_type`. A run of a version no longer active that awaits another type ends by
+    /// its timeout; one whose goal is another type's is no longer watched.
     pub fn awaits(&self, event_type: &str) -> bool {
         self.awaited.contains(event_type)
     }
@@ -273,7 +286,11 @@ impl WorkflowSet {
                 }
                 runs.push(Arc::clone(w));
                 if let Some(verdicts) = verdicts.as_deref_mut() {
-                    verdicts.push(Verdict::matched(&w.id, version));
+                    verdicts.push(if w.holds_out(facts.event.customer_id) {
+                        Verdict::held_out(&w.id, version)
+                    } else {
+                        Verdict::matched(&w.id, version)
+                    });
                 }
             } else if let Some(verdicts) = verdicts.as_deref_mut() {
                 // The trace only for a workflow that did not match: why is what an operator asks.
@@ -313,6 +330,7 @@ impl WorkflowSet {
                         .map(|s| serde_json::to_value(s).unwrap_or_default())
                         .collect(),
                     previews: vec![serde_json::Map::new(); w.workflow.actions.len()],
+                    held_out: false,
                 });
             }
             explanation.evaluated.push(Evaluation {
@@ -322,6 +340,7 @@ impl WorkflowSet {
                 matched,
                 skipped_by,
                 limited_by: None,
+                held_out: false,
                 trace,
             });
         }
@@ -334,16 +353,18 @@ impl WorkflowSet {
     /// `now`: a planned workflow whose limit holds the customer back (judged by
     /// `last_entered`, the customer's last entry per workflow id) leaves the plan and is
     /// `limited_by` in `evaluated`; each remaining action gets its preview (consent skips
-    /// and send-window waits, with delays moving the time on as a run would).
+    /// and send-window waits, with delays moving the time on as a run would). A customer
+    /// in a planned workflow's holdout is `held_out` there and in `evaluated`: the run
+    /// would be recorded and perform nothing.
     pub fn apply_guards(
         &self,
         explanation: &mut Explanation,
-        trigger: &str,
+        event: &crate::envelope::EventEnvelope,
         customer: &serde_json::Map<String, serde_json::Value>,
         now: DateTime<Utc>,
         last_entered: &HashMap<String, DateTime<Utc>>,
     ) {
-        let workflows = self.workflows_for(trigger);
+        let workflows = self.workflows_for(&event.event_type);
         let find = |id: &str| workflows.iter().find(|w| w.id == id);
         explanation.plan.retain_mut(|planned| {
             let Some(w) = find(&planned.workflow_id) else {
@@ -356,6 +377,13 @@ impl WorkflowSet {
                     }
                     return false;
                 }
+            }
+            if w.holds_out(event.customer_id) {
+                planned.held_out = true;
+                if let Some(e) = explanation.evaluated.iter_mut().find(|e| e.workflow_id == w.id) {
+                    e.held_out = true;
+                }
+                return true;
             }
             let previews = step_previews(&w.workflow, customer, now);
             for (slot, preview) in planned.previews.iter_mut().zip(previews) {
@@ -388,6 +416,10 @@ pub struct PlannedRun {
     /// "<opt-out>"` for a message the customer opted out of, `"waits_until": "<rfc3339>"`
     /// for one that waits for its send window.
     pub previews: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// The customer is in the workflow's holdout: the run would be recorded `held_out`
+    /// and perform none of `actions`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub held_out: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -402,6 +434,9 @@ pub struct Evaluation {
     /// The limit (`once_per_customer`, `cooldown`) that keeps this customer from entering:
     /// a real run would not be created.
     pub limited_by: Option<&'static str>,
+    /// The customer is in the workflow's holdout (see [`PlannedRun::held_out`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub held_out: bool,
     pub trace: Trace,
 }
 

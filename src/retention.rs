@@ -8,7 +8,7 @@
 
 use crate::clock::SharedClock;
 use crate::settings::{Archive, Retention};
-use crate::storage::{retention, Database, StorageError};
+use crate::storage::{goals, retention, Database, StorageError};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::time::Duration;
@@ -20,6 +20,8 @@ pub struct Pruned {
     pub plans: u64,
     pub outbox: u64,
     pub versions: u64,
+    /// Goal watches whose window closed.
+    pub goals: u64,
 }
 
 /// The cutoff for an age of `days` (0 = keep forever: no cutoff).
@@ -63,6 +65,8 @@ pub async fn prune_once(db: &Database, clock: &SharedClock, policy: &Retention) 
         let keep = policy.versions_keep;
         pruned.versions = drain(clock, policy, |n| retention::prune_versions(db.connection(), keep, n)).await?;
     }
+    // A closed window can no longer be reached, whatever the retention of runs.
+    pruned.goals = drain(clock, policy, |n| goals::prune_closed(db.connection(), now, n)).await?;
     Ok(pruned)
 }
 

@@ -5,11 +5,12 @@
 //! the first error and reports line and column, where a user needs every error and the path
 //! of each (`/conditions/rules/1/value`).
 
-use crate::catalogue::{Action, ActionKind, BranchPath};
+use crate::catalogue::{Action, ActionKind, BranchPath, SplitPath};
 use crate::conditions::compile::{Bound, Limits, Test};
 use crate::conditions::{field_value, Namespace};
 use crate::conditions::{ConditionNode, FieldPath, Group, Match, Not, Operator, Rule};
 use crate::duration::Duration;
+use crate::experiment::goal::{Goal, Holdout, MAX_WITHIN_SECS};
 use crate::flow::Flow;
 use crate::guards::exit::{ExitRule, MAX_EXIT_RULES};
 use crate::guards::limits::EntryLimit;
@@ -163,7 +164,7 @@ impl<'s> Validator<'s> {
             );
             return None;
         };
-        const KEYS: [&str; 13] = [
+        const KEYS: [&str; 15] = [
             "id",
             "name",
             "description",
@@ -177,6 +178,8 @@ impl<'s> Validator<'s> {
             "limits",
             "send_window",
             "exit_when",
+            "holdout",
+            "goal",
         ];
         unknown_keys(object, &KEYS, root, problems);
 
@@ -244,6 +247,8 @@ impl<'s> Validator<'s> {
         let exit_when = optional(object, "exit_when", root, problems, |v, at, p| {
             self.exit_rules(v, at, p)
         });
+        let holdout = optional(object, "holdout", root, problems, Holdout::from_value);
+        let goal = optional(object, "goal", root, problems, |v, at, p| self.goal(v, at, p));
         Some(Workflow {
             id,
             name: name?,
@@ -257,12 +262,55 @@ impl<'s> Validator<'s> {
             limits,
             send_window,
             exit_when: exit_when.unwrap_or_default(),
+            holdout,
+            goal,
             version,
             flow: Flow::default(),
         })
         .map(|mut workflow| {
             workflow.flow = Flow::lay_out(&workflow.actions);
             workflow
+        })
+    }
+
+    /// Decodes `goal`: its conditions read the goal event (`event.*`, typed by its type) and
+    /// the run's trigger (`trigger.*`), like a wait's.
+    fn goal(&self, value: &Value, at: &Pointer, problems: &mut Problems) -> Option<Goal> {
+        let Some(object) = value.as_object() else {
+            problems.error(
+                at,
+                format!(
+                    "expected {{\"event\", \"within\", \"conditions\"?, \"exit\"?}}, got {}",
+                    json_type_name(value)
+                ),
+            );
+            return None;
+        };
+        unknown_keys(object, &["event", "conditions", "within", "exit"], at, problems);
+        let event = required(object, "event", at, problems, event_type);
+        let conditions = match object.get("conditions") {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::Object(o)) if o.is_empty() => Some(None),
+            Some(v) => {
+                let goal_event = event.as_deref().unwrap_or_default();
+                self.journey_conditions(v, &at.key("conditions"), goal_event, &[], problems)
+                    .map(Some)
+            }
+        };
+        let within = required(object, "within", at, problems, |v, at, p| {
+            let within = Duration::from_value(v, at, p)?;
+            if within.as_secs() == 0 || within.as_secs() > MAX_WITHIN_SECS {
+                p.error(at, "a goal's window must be longer than zero and at most 366 days");
+                return None;
+            }
+            Some(within)
+        });
+        let exit = optional(object, "exit", at, problems, boolean);
+        Some(Goal {
+            event: event?,
+            conditions: conditions?,
+            within: within?,
+            exit: exit.unwrap_or(false),
         })
     }
 
@@ -475,6 +523,7 @@ impl<'s> Validator<'s> {
         }
         let action = match kind {
             ActionKind::Branch => self.branch(&params, &params_at, scope, tree, problems),
+            ActionKind::Split => self.split(&params, &params_at, scope, tree, problems),
             ActionKind::WaitForEvent => self.wait(&params, &params_at, scope, name.as_deref(), tree, problems),
             _ => Action::decode(kind, &params, &params_at, problems),
         }?;
@@ -593,6 +642,73 @@ impl<'s> Validator<'s> {
             paths: paths?,
             otherwise: otherwise?,
         })
+    }
+
+    /// Decodes a split's params: each path's whole-number percent, summing to 100 over
+    /// the paths, and its actions one level deeper.
+    fn split(
+        &self,
+        params: &Map<String, Value>,
+        at: &Pointer,
+        scope: &Scope<'_>,
+        tree: &mut Tree,
+        problems: &mut Problems,
+    ) -> Option<Action> {
+        unknown_keys(params, &["paths"], at, problems);
+        let inner = Scope {
+            depth: scope.depth + 1,
+            ..scope.clone()
+        };
+        let paths = required(params, "paths", at, problems, |v, at, p| {
+            let Some(items) = v.as_array().filter(|items| !items.is_empty()) else {
+                p.error(
+                    at,
+                    format!(
+                        "expected a non-empty list of paths {{\"percent\", \"actions\"}}, got {}",
+                        describe_list(v)
+                    ),
+                );
+                return None;
+            };
+            let paths: Vec<Option<SplitPath>> = items
+                .iter()
+                .enumerate()
+                .map(|(k, item)| {
+                    let at = at.index(k);
+                    let Some(object) = item.as_object() else {
+                        p.error(
+                            &at,
+                            format!(
+                                "expected a path {{\"percent\", \"actions\"}}, got {}",
+                                json_type_name(item)
+                            ),
+                        );
+                        return None;
+                    };
+                    unknown_keys(object, &["percent", "actions"], &at, p);
+                    let percent = required(object, "percent", &at, p, |v, at, p| match v.as_u64() {
+                        Some(n) if n <= 100 => Some(n as u8),
+                        _ => {
+                            p.error(at, format!("expected a whole number from 0 to 100, got {v}"));
+                            None
+                        }
+                    });
+                    let actions = required(object, "actions", &at, p, |v, at, p| self.steps(v, at, &inner, tree, p));
+                    Some(SplitPath {
+                        percent: percent?,
+                        actions: actions?,
+                    })
+                })
+                .collect();
+            let paths = paths.into_iter().collect::<Option<Vec<_>>>()?;
+            let sum: u32 = paths.iter().map(|path| u32::from(path.percent)).sum();
+            if sum != 100 {
+                p.error(at, format!("the paths' percents sum to {sum}, not 100"));
+                return None;
+            }
+            Some(paths)
+        });
+        Some(Action::Split { paths: paths? })
     }
 
     /// Decodes a wait's params: its conditions judge the awaited event (`event.*`, typed

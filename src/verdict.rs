@@ -27,7 +27,7 @@ pub struct Verdict {
 impl Verdict {
     /// A matched workflow whose event went past its cascade's budget of runs.
     pub fn stopped_by_budget(mut self) -> Self {
-        if self.verdict == kind::MATCHED {
+        if self.verdict == kind::MATCHED || self.verdict == kind::HELD_OUT {
             self.verdict = kind::STOPPED.to_owned();
         }
         self
@@ -42,6 +42,9 @@ pub mod kind {
     pub const SKIPPED: &str = "skipped";
     /// Matched, but the event would have taken its cascade past `engine.max_cascade_runs`.
     pub const STOPPED: &str = "stopped";
+    /// Matched, and the customer is in the workflow's holdout: the run is recorded
+    /// `held_out` and performs nothing.
+    pub const HELD_OUT: &str = "held_out";
 }
 
 /// Most failing rules kept per workflow: enough to say why, bounded whatever the tree.
@@ -60,6 +63,10 @@ impl Verdict {
             failing,
             ..Self::new(workflow_id, version, kind::NO_MATCH)
         }
+    }
+
+    pub fn held_out(workflow_id: &str, version: i64) -> Self {
+        Self::new(workflow_id, version, kind::HELD_OUT)
     }
 
     pub fn skipped(workflow_id: &str, version: i64, by: &str) -> Self {

@@ -6,6 +6,7 @@
 
 use crate::catalogue::{Action, ActionKind};
 use crate::conditions::ConditionNode;
+use crate::experiment::goal::{Goal, Holdout};
 use crate::flow::Flow;
 use crate::guards::exit::ExitRule;
 use crate::guards::limits::EntryLimit;
@@ -48,6 +49,13 @@ pub struct Workflow {
     /// Events that cancel this workflow's waiting runs of their customer.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exit_when: Vec<ExitRule>,
+    /// The share of entering customers who get a `held_out` run that performs nothing:
+    /// the experiment's control group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<Holdout>,
+    /// The event that counts as the workflow's success for a run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goal: Option<Goal>,
     /// Assigned by storage on every save.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,

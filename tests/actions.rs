@@ -40,6 +40,8 @@ async fn run_of(db: &Database, customer_id: i64, action: &Action) -> i64 {
         steps: vec![action.kind()],
         paths: Vec::new(),
         limit: None,
+        held_out: false,
+        goal: None,
     }];
     let fence = common::fence(db, 0).await;
     let recorded = runs::record_runs(db, fence, &event, &planned, t0()).await.unwrap();

@@ -107,6 +107,8 @@ async fn run(db: &Database, customer_id: i64, at: DateTime<Utc>, actions: &[(Act
         steps: actions.iter().map(|(a, _)| a.kind()).collect(),
         paths: Vec::new(),
         limit: None,
+        held_out: false,
+        goal: None,
     }];
     let fence = common::fence(db, 0).await;
     let recorded = runs::record_runs(db, fence, &event, &planned, at).await.unwrap();

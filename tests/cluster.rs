@@ -286,6 +286,8 @@ async fn an_event_reusing_another_customers_id_never_replays_that_customers_run(
         ],
         paths: Vec::new(),
         limit: None,
+        held_out: false,
+        goal: None,
     }];
     runs::record_runs(db, fence, &event("e1", 1, 500), &planned, t0())
         .await
@@ -371,6 +373,8 @@ async fn two_attempts_at_one_step_apply_once_and_a_stale_epoch_commits_nothing()
         steps: vec![workflow_engine::catalogue::ActionKind::AddNote; 2],
         paths: Vec::new(),
         limit: None,
+        held_out: false,
+        goal: None,
     }];
     let recorded = runs::record_runs(db, old, &event("e1", 1, 10), &planned, t0())
         .await

@@ -466,7 +466,7 @@ async fn operational_endpoints() {
         assert!(operators.contains(o), "{o} missing from {operators:?}");
     }
     let actions = schema["actions"].as_array().expect("actions");
-    assert_eq!(actions.len(), 16, "{:#}", schema["actions"]);
+    assert_eq!(actions.len(), 17, "{:#}", schema["actions"]);
 }
 
 // 5. ------------------------------------------------------------------------------------

@@ -142,6 +142,8 @@ async fn fifty_concurrent_events_of_one_customer_give_one_run() {
         steps: vec![ActionKind::AddNote],
         paths: Vec::new(),
         limit: Some(EntryLimit::OncePerCustomer),
+        held_out: false,
+        goal: None,
     }];
     let attempts = (0..50).map(|i| {
         let db = pools[i % pools.len()].clone();

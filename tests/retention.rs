@@ -139,7 +139,8 @@ async fn pruning_deletes_only_what_is_old_and_ended() {
             runs: 3,
             plans: 4,
             outbox: 2,
-            versions: 0
+            versions: 0,
+            goals: 0
         }
     );
     assert_eq!(

@@ -306,6 +306,8 @@ async fn runs_are_unique_per_event_and_workflow_and_resume() {
             steps: vec![ActionKind::AddNote, ActionKind::Delay, ActionKind::SendEmail],
             paths: Vec::new(),
             limit: None,
+            held_out: false,
+            goal: None,
         },
         PlannedRun {
             workflow_id: "b".into(),
@@ -313,6 +315,8 @@ async fn runs_are_unique_per_event_and_workflow_and_resume() {
             steps: vec![ActionKind::SetStatus],
             paths: Vec::new(),
             limit: None,
+            held_out: false,
+            goal: None,
         },
     ];
     let e = event("evt-1", 7);
@@ -349,6 +353,8 @@ async fn runs_are_unique_per_event_and_workflow_and_resume() {
             steps: vec![ActionKind::AddNote],
             paths: Vec::new(),
             limit: None,
+            held_out: false,
+            goal: None,
         },
     ];
     let again = runs::record_runs(db, fence, &e, &replanned, t0()).await.unwrap();
@@ -634,6 +640,8 @@ async fn one_run(db: &Database, event_id: &str, workflow_id: &str, steps: Vec<Ac
         steps,
         paths: Vec::new(),
         limit: None,
+        held_out: false,
+        goal: None,
     }];
     runs::record_runs(db, fence, &event(event_id, 7), &planned, t0())
         .await
@@ -752,6 +760,8 @@ async fn bulk_recovery_is_bounded_and_runs_page_by_cursor_and_time() {
             steps: vec![ActionKind::AddNote],
             paths: Vec::new(),
             limit: None,
+            held_out: false,
+            goal: None,
         }];
         let at = t0() + Duration::minutes(n);
         let run = runs::record_runs(db, fence, &event(&format!("evt-{n}"), 7), &planned, at)
@@ -925,6 +935,8 @@ async fn a_plan_from_before_the_identity_is_judged_by_its_runs() {
         steps: vec![ActionKind::AddNote],
         paths: Vec::new(),
         limit: None,
+        held_out: false,
+        goal: None,
     }];
     runs::record_runs(db, fence, &event("old-1", 7), &planned, t0())
         .await

@@ -143,6 +143,8 @@ async fn a_step_rendering_an_old_template_fails_permanently() {
         steps: vec![action.kind()],
         paths: Vec::new(),
         limit: None,
+        held_out: false,
+        goal: None,
     }];
     let fence = common::fence(db, 0).await;
     let recorded = runs::record_runs(db, fence, &event, &planned, common::t0())

@@ -24,6 +24,7 @@ mod m20261207_000017_journeys;
 mod m20261207_000018_kept_answers;
 mod m20261207_000019_plan_verdicts;
 mod m20261207_000020_operator_lists;
+mod m20261208_000021_experiments;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000018_kept_answers::Migration),
             Box::new(m20261207_000019_plan_verdicts::Migration),
             Box::new(m20261207_000020_operator_lists::Migration),
+            Box::new(m20261208_000021_experiments::Migration),
         ]
     }
 }

@@ -121,6 +121,7 @@ pub async fn record_and_apply_in(
             held_back: Vec::new(),
             over_budget: false,
             refused: Some(mismatch),
+            reached: Vec::new(),
         });
     }
     if recorded.replayed {
@@ -138,6 +139,7 @@ pub async fn record_and_apply_in(
             held_back: Vec::new(),
             over_budget: false,
             refused: None,
+            reached: Vec::new(),
         });
     }
     let mut started = Vec::with_capacity(recorded.runs.len());
@@ -168,6 +170,7 @@ pub async fn record_and_apply_in(
         held_back: recorded.held_back,
         over_budget: recorded.over_budget,
         refused: None,
+        reached: recorded.reached,
     })
 }
 

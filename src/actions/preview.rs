@@ -6,6 +6,7 @@ use super::assign;
 use crate::catalogue::{Action, WebhookTarget};
 use crate::conditions::journey::explain;
 use crate::conditions::{reads_steps, Facts, Journey, Limits};
+use crate::experiment::assign as experiment;
 use crate::storage::entities::agents;
 use crate::storage::StorageError;
 use crate::workflow::Step;
@@ -111,19 +112,23 @@ pub async fn preview<C: ConnectionTrait>(
 /// previews of the taken path's steps (`"actions"`); one whose conditions read a step's
 /// result (which a dry run, running no step, cannot know) has `"path": null` and the
 /// previews of every path. A wait shows both continuations (`"on_event"`,
-/// `"on_timeout"`). `facts` are the event's and the customer's, as the plan judged them.
+/// `"on_timeout"`). A split names the path this customer's stable draw takes, as a run of
+/// `workflow_id` would. `facts` are the event's and the customer's, as the plan judged
+/// them; `path` is the step's place in the tree (`"1"`, `"1.paths.0.0"`).
 pub fn preview_tree<'a, C: ConnectionTrait>(
     conn: &'a C,
+    (workflow_id, path): (&'a str, String),
     step: &'a Step,
     facts: Facts<'a>,
     context: &'a Value,
 ) -> futures_util::future::LocalBoxFuture<'a, Result<Value, StorageError>> {
     Box::pin(async move {
         let customer = facts.customer;
-        let block = async |steps: &'a [Step]| -> Result<Value, StorageError> {
+        let block = async |steps: &'a [Step], block: &str| -> Result<Value, StorageError> {
             let mut out = Vec::with_capacity(steps.len());
-            for step in steps {
-                out.push(preview_tree(conn, step, facts, context).await?);
+            for (i, step) in steps.iter().enumerate() {
+                let at = format!("{path}.{block}.{i}");
+                out.push(preview_tree(conn, (workflow_id, at), step, facts, context).await?);
             }
             Ok(Value::Array(out))
         };
@@ -155,19 +160,32 @@ pub fn preview_tree<'a, C: ConnectionTrait>(
                 out["paths"] = Value::Array(traces);
                 if decidable {
                     out["path"] = taken.map_or(json!("otherwise"), Value::from);
-                    let steps = taken.map_or(otherwise.as_slice(), |k| paths[k].actions.as_slice());
-                    out["actions"] = block(steps).await?;
+                    out["actions"] = match taken {
+                        Some(k) => block(&paths[k].actions, &format!("paths.{k}")).await?,
+                        None => block(otherwise, "otherwise").await?,
+                    };
                 } else {
                     out["path"] = Value::Null;
                     out["undecided"] = json!("a path reads steps.*, which only a run knows");
                     let mut every = Vec::with_capacity(paths.len() + 1);
-                    for path in paths {
-                        every.push(block(&path.actions).await?);
+                    for (k, p) in paths.iter().enumerate() {
+                        every.push(block(&p.actions, &format!("paths.{k}")).await?);
                     }
-                    every.push(block(otherwise).await?);
+                    every.push(block(otherwise, "otherwise").await?);
                     out["every_path"] = Value::Array(every);
                 }
                 Ok(out)
+            }
+            Action::Split { paths } => {
+                let percents: Vec<u8> = paths.iter().map(|p| p.percent).collect();
+                let bucket = experiment::bucket(facts.event.customer_id, workflow_id, &path);
+                let k = experiment::split_path(&percents, bucket);
+                Ok(json!({
+                    "type": step.kind().name(),
+                    "path": k,
+                    "percents": percents,
+                    "actions": block(&paths[k].actions, &format!("paths.{k}")).await?,
+                }))
             }
             Action::WaitForEvent {
                 event,
@@ -179,8 +197,8 @@ pub fn preview_tree<'a, C: ConnectionTrait>(
                 "type": step.kind().name(),
                 "waits_for": event,
                 "timeout_secs": timeout.as_secs(),
-                "on_event": block(on_event).await?,
-                "on_timeout": block(on_timeout).await?,
+                "on_event": block(on_event, "on_event").await?,
+                "on_timeout": block(on_timeout, "on_timeout").await?,
             })),
             _ => preview(conn, step, customer, context).await,
         }

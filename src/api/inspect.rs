@@ -24,7 +24,7 @@ const NOT_PLANNED: &str = "not planned: when it arrived no active workflow liste
 #[utoipa::path(get, path = "/api/v1/events/{id}", operation_id = "inspect_event", tag = "events",
     params(("id" = String, Path, description = "the event's id")),
     responses(
-        (status = 200, description = "`{\"event_id\", \"event\", \"archived_at\", \"planned\", \"planned_at\", \"partition\", \"explanation\", \"workflows\": [{\"workflow_id\", \"name\", \"version\", \"verdict\", \"failing\"?, \"skipped_by\"?, \"limits\"?, \"runs\"}], \"runs\"}`; `verdict` is matched, no_match, skipped, limited or stopped"),
+        (status = 200, description = "`{\"event_id\", \"event\", \"archived_at\", \"planned\", \"planned_at\", \"partition\", \"explanation\", \"workflows\": [{\"workflow_id\", \"name\", \"version\", \"verdict\", \"failing\"?, \"skipped_by\"?, \"limits\"?, \"runs\"}], \"runs\"}`; `verdict` is matched, held_out, no_match, skipped, limited or stopped"),
         (status = 404, description = "the engine knows no event with this id (not archived, not planned)", body = ErrorBody)))]
 pub async fn inspect(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -87,7 +87,7 @@ pub async fn inspect(state: web::Data<AppState>, id: web::Path<String>) -> Resul
         }
         // A matched workflow without a run for the event: its limit held the customer back
         // in the transaction that recorded the plan.
-        if verdict.verdict == kind::MATCHED && its_runs.is_empty() {
+        if (verdict.verdict == kind::MATCHED || verdict.verdict == kind::HELD_OUT) && its_runs.is_empty() {
             entry["verdict"] = Value::from("limited");
             let version = workflows::version(conn, &verdict.workflow_id, verdict.version).await?;
             entry["limits"] = version

@@ -17,6 +17,7 @@ mod integrations;
 mod openapi;
 mod runs;
 mod schema;
+mod stats;
 mod statuses;
 mod tasks;
 mod teams;
@@ -195,6 +196,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
                 .add(Method::PUT, "/workflows/{id}", workflows::update)
                 .add(Method::DELETE, "/workflows/{id}", workflows::delete)
                 .add(Method::GET, "/workflows/{id}/versions", workflows::versions)
+                .add(Method::GET, "/workflows/{id}/stats", stats::workflow_stats)
                 .add(Method::POST, "/dry-run", workflows::dry_run)
                 .add(Method::POST, "/backtest", backtest::backtest)
                 .add(Method::POST, "/events", events::publish)

@@ -2,7 +2,7 @@
 //! annotations and the error types, so it changes with the code.
 
 use super::{
-    activity, backtest, customers, events, health, inspect, integrations, runs, schema, statuses, tasks, teams,
+    activity, backtest, customers, events, health, inspect, integrations, runs, schema, stats, statuses, tasks, teams,
     workflows,
 };
 use actix_web::HttpResponse;
@@ -27,6 +27,7 @@ use utoipa::OpenApi;
         workflows::update,
         workflows::delete,
         workflows::versions,
+        stats::workflow_stats,
         workflows::dry_run,
         backtest::backtest,
         events::publish,
@@ -130,6 +131,7 @@ mod tests {
             ("/api/v1/workflows/{id}", "put"),
             ("/api/v1/workflows/{id}", "delete"),
             ("/api/v1/workflows/{id}/versions", "get"),
+            ("/api/v1/workflows/{id}/stats", "get"),
             ("/api/v1/dry-run", "post"),
             ("/api/v1/events", "post"),
             ("/api/v1/events/{id}", "get"),

@@ -79,6 +79,7 @@ pub fn run_json(run: &Run) -> Value {
         "id": r.id, "event_id": r.event_id, "workflow_id": r.workflow_id, "workflow_version": r.workflow_version,
         "customer_id": r.customer_id, "trigger": r.trigger, "partition": r.partition, "status": r.status,
         "next_step": r.next_step, "error": r.error, "reason": r.reason, "created_at": rfc3339(r.created_at), "updated_at": rfc3339(r.updated_at),
+        "goal_reached_at": r.goal_reached_at.map(rfc3339),
         "steps": run.steps.iter().map(|s| json!({
             "index": s.step_index, "path": s.path.clone().unwrap_or_else(|| s.step_index.to_string()),
             "type": s.action_type, "status": s.status, "attempts": s.attempts,

@@ -423,7 +423,7 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
     // A real run decides when it handles the event, moments after it occurred; the dry run
     // decides at the event's `occurred_at`, or now without one.
     let at = event.occurred_at.unwrap_or_else(chrono::Utc::now);
-    set.apply_guards(&mut explanation, &event.event_type, &customer, at, &last_entered);
+    set.apply_guards(&mut explanation, &event, &customer, at, &last_entered);
     // The waiting runs this event would cancel through the workflows' exit_when rules.
     let mut exits = Vec::new();
     for workflow_id in set.exits(Facts::new(&event, &customer)) {
@@ -456,9 +456,13 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
         for problem in destinations::warnings(conn, &compiled.workflow, &state.webhook_allowlist).await? {
             warnings.push(json!({"workflow_id": compiled.id, "path": problem.path, "message": problem.message}));
         }
-        for (slot, step) in entry.previews.iter_mut().zip(&compiled.workflow.actions) {
+        if entry.held_out {
+            continue;
+        }
+        for (i, (slot, step)) in entry.previews.iter_mut().zip(&compiled.workflow.actions).enumerate() {
+            let place = (compiled.id.as_str(), i.to_string());
             if let Value::Object(preview) =
-                crate::actions::preview::preview_tree(state.db.connection(), step, facts, &context).await?
+                crate::actions::preview::preview_tree(state.db.connection(), place, step, facts, &context).await?
             {
                 slot.extend(preview);
             }

@@ -627,7 +627,7 @@ fn prepare(job: Job, snapshots: &HashMap<i64, Map<String, Value>>) -> Prepared {
             let customer = customer_of(snapshots, event.customer_id);
             let facts = Facts::new(&event, &customer);
             let (plan, verdicts) = set.judge(facts);
-            let planned = planned_runs(&plan);
+            let planned = planned_runs(&plan, event.customer_id);
             let context = crate::template::context(&Facts::new(&event, &customer));
             let awaits = set.awaits(&event.event_type);
             Prepared::Event {
@@ -665,8 +665,8 @@ pub(super) fn journey_paths(flow: &crate::flow::Flow) -> Vec<String> {
     }
 }
 
-/// The runs a plan records.
-pub(super) fn planned_runs(plan: &[Arc<CompiledWorkflow>]) -> Vec<PlannedRun> {
+/// The runs a plan records for the customer.
+pub(super) fn planned_runs(plan: &[Arc<CompiledWorkflow>], customer_id: i64) -> Vec<PlannedRun> {
     plan.iter()
         .map(|w| PlannedRun {
             workflow_id: w.id.clone(),
@@ -674,6 +674,8 @@ pub(super) fn planned_runs(plan: &[Arc<CompiledWorkflow>]) -> Vec<PlannedRun> {
             steps: w.workflow.flow().slots().iter().map(|s| s.step.kind()).collect(),
             paths: journey_paths(w.workflow.flow()),
             limit: w.workflow.limits,
+            held_out: w.holds_out(customer_id),
+            goal: w.workflow.goal.clone(),
         })
         .collect()
 }

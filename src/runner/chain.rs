@@ -7,9 +7,10 @@
 //! commits nothing.
 
 use super::{run_done, Runner, Stopped};
-use crate::catalogue::{Action, BranchPath};
+use crate::catalogue::{Action, SplitPath};
 use crate::conditions::{holds, Facts, Journey, Limits};
 use crate::envelope::EventEnvelope;
+use crate::experiment::assign;
 use crate::flow::{stored_index, Flow, Slot};
 use crate::guards::consent;
 use crate::guards::window::{self, SendWindow};
@@ -87,8 +88,12 @@ impl Chain<'_> {
             let kind = step.kind();
             let started = Instant::now();
             let outcome = match &step.action {
-                Action::Branch { paths, .. } => {
-                    pc = self.branch(slot, index, paths, &named).await?;
+                Action::Branch { .. } | Action::Split { .. } => {
+                    pc = if let Action::Split { paths } = &step.action {
+                        self.split(slot, index, paths).await?
+                    } else {
+                        self.branch(slot, index, &named).await?
+                    };
                     metrics.actions.with_label_values(&[kind.name(), "done"]).inc();
                     if step.name.is_some() {
                         self.reread_named(&mut named, &mut context).await?;
@@ -288,13 +293,10 @@ impl Chain<'_> {
     /// results; `otherwise` when none does. The decision commits with the step, so a
     /// replay goes on down the recorded path and never decides again. Returns the slot to
     /// go on from.
-    async fn branch(
-        &self,
-        slot: &Slot,
-        index: i32,
-        paths: &[BranchPath],
-        named: &Map<String, Value>,
-    ) -> Result<usize, Stopped> {
+    async fn branch(&self, slot: &Slot, index: i32, named: &Map<String, Value>) -> Result<usize, Stopped> {
+        let Action::Branch { paths, .. } = &slot.step.action else {
+            return Ok(slot.next);
+        };
         let runner = self.runner;
         let run = &self.run.run;
         let customer = runner.snapshot(run.customer_id, self.fence).await?;
@@ -314,6 +316,31 @@ impl Chain<'_> {
             }
         });
         let block = chosen.unwrap_or(paths.len());
+        let result = match chosen {
+            Some(k) => json!({ "path": k }),
+            None => json!({ "path": "otherwise" }),
+        };
+        self.take_path(slot, index, block, &result).await
+    }
+
+    /// Decides a split: the path the customer's stable bucket falls in
+    /// ([`crate::experiment::assign`]), the same on every node, after a restart and in the
+    /// dry run. Recorded like a branch's decision, so a replay reads it, never draws again.
+    async fn split(&self, slot: &Slot, index: i32, paths: &[SplitPath]) -> Result<usize, Stopped> {
+        let run = &self.run.run;
+        let percents: Vec<u8> = paths.iter().map(|p| p.percent).collect();
+        let bucket = assign::bucket(run.customer_id, &run.workflow_id, &slot.path);
+        let block = assign::split_path(&percents, bucket);
+        self.take_path(slot, index, block, &json!({ "path": block })).await
+    }
+
+    /// Records a branch's or a split's decision to take its `block`: the step done with
+    /// `result`, the other blocks' step rows deleted (a run shows only the path it took)
+    /// and the run moved on to the block's first step (or past the step, for an empty
+    /// block), in one transaction. Returns the slot to go on from.
+    async fn take_path(&self, slot: &Slot, index: i32, block: usize, result: &Value) -> Result<usize, Stopped> {
+        let runner = self.runner;
+        let run = &self.run.run;
         let (keep, end) = match &slot.fork {
             Some(fork) => (fork.block(block), fork.end),
             None => (slot.next..slot.next, slot.next),
@@ -324,10 +351,6 @@ impl Chain<'_> {
             (stored_index(first), stored_index(keep.start)),
             (stored_index(keep.end), stored_index(end)),
         ];
-        let result = match chosen {
-            Some(k) => json!({ "path": k }),
-            None => json!({ "path": "otherwise" }),
-        };
         runner
             .db("branch", self.fence, || {
                 steps::decide(
@@ -335,14 +358,14 @@ impl Chain<'_> {
                     self.fence,
                     run.id,
                     index,
-                    &result,
+                    result,
                     &dropped,
                     stored_index(target),
                     runner.clock.now(),
                 )
             })
             .await?;
-        tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = %slot.path, path = %result["path"], "branch decided");
+        tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = %slot.path, kind = slot.step.kind().name(), path = %result["path"], "path taken");
         Ok(target)
     }
 

@@ -266,6 +266,7 @@ impl Runner {
             held_back,
             over_budget,
             refused,
+            reached,
         } = match self.batched(job).await {
             Ok(batch::Done::Event(done)) => {
                 let done = *done;
@@ -290,13 +291,22 @@ impl Runner {
             // The event may have ended waits: their continuations are due now.
             self.wakeup.wake(self.clock.now());
         }
+        let metrics = Metrics::global();
+        for goal in &reached {
+            metrics.goal_reached(&goal.workflow_id);
+            if goal.exited {
+                metrics.runs_exited.inc();
+            }
+        }
         if over_budget {
             cascade_over_budget(event, &budget);
             return Ok(());
         }
-        let metrics = Metrics::global();
         for held in &held_back {
             metrics.runs_held_back.with_label_values(&[held.limited_by]).inc();
+        }
+        for run in runs.iter().filter(|r| r.run.status == status::HELD_OUT && !replayed) {
+            metrics.held_out(&run.run.workflow_id);
         }
         let label = event_label(&event.event_type, set.listens_to(&event.event_type));
         if replayed {
@@ -356,7 +366,7 @@ impl Runner {
             self.snapshot(customer_id, fence).await?
         };
         let (plan, verdicts) = set.judge(Facts::new(event, &customer));
-        let planned = batch::planned_runs(&plan);
+        let planned = batch::planned_runs(&plan, customer_id);
         let flows: Vec<&Flow> = plan.iter().map(|w| w.workflow.flow()).collect();
         let context = crate::template::context(&Facts::new(event, &customer));
         let awaited = set.awaits(&event.event_type).then_some(&customer);
@@ -397,6 +407,7 @@ impl Runner {
                     held_back: recorded.held_back,
                     over_budget: recorded.over_budget,
                     refused: recorded.refused,
+                    reached: recorded.reached,
                     ..EventRecorded::default()
                 }
             }
@@ -643,6 +654,7 @@ fn started_runs(started: runs::Recorded<crate::actions::Started>) -> EventRecord
         held_back: started.held_back,
         over_budget: started.over_budget,
         refused: started.refused,
+        reached: started.reached,
         ..EventRecorded::default()
     }
 }
@@ -663,6 +675,8 @@ struct EventRecorded {
     over_budget: bool,
     /// Another event's id: no runs, nothing replayed; the event is refused.
     refused: Option<Mismatch>,
+    /// The runs whose goal the event reached.
+    reached: Vec<crate::storage::goals::Reached>,
 }
 
 /// Sends the event's answer to its reader, once.

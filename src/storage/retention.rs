@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, Value};
 
 /// Run statuses that are final.
-pub const ENDED_RUNS: [&str; 3] = ["done", "failed", "cancelled"];
+pub const ENDED_RUNS: [&str; 4] = ["done", "failed", "cancelled", "held_out"];
 
 /// Deletes up to `batch` ended runs last updated before `cutoff`, and their steps.
 /// Returns how many runs went.
@@ -34,11 +34,14 @@ pub async fn prune_runs(db: &Database, cutoff: DateTime<Utc>, batch: u64) -> Res
     let rows = txn
         .query_all(statement(
             &txn,
-            &format!("SELECT id FROM runs WHERE status IN ($1, $2, $3) AND updated_at < $4 ORDER BY id LIMIT $5{lock}"),
+            &format!(
+                "SELECT id FROM runs WHERE status IN ($1, $2, $3, $4) AND updated_at < $5 ORDER BY id LIMIT $6{lock}"
+            ),
             vec![
                 ENDED_RUNS[0].into(),
                 ENDED_RUNS[1].into(),
                 ENDED_RUNS[2].into(),
+                ENDED_RUNS[3].into(),
                 cutoff.into(),
                 limit(batch),
             ],
@@ -54,6 +57,8 @@ pub async fn prune_runs(db: &Database, cutoff: DateTime<Utc>, batch: u64) -> Res
     }
     let list = id_list(&ids);
     txn.execute_unprepared(&format!("DELETE FROM run_steps WHERE run_id IN ({list})"))
+        .await?;
+    txn.execute_unprepared(&format!("DELETE FROM goals WHERE run_id IN ({list})"))
         .await?;
     let deleted = txn
         .execute_unprepared(&format!("DELETE FROM runs WHERE id IN ({list})"))
@@ -92,12 +97,13 @@ pub async fn prune_versions<C: ConnectionTrait>(conn: &C, keep: u32, batch: u64)
                                    WHERE n.workflow_id = v.workflow_id) - $1 \
                AND NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = v.workflow_id AND w.version = v.version) \
                AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.workflow_id = v.workflow_id \
-                               AND r.workflow_version = v.version AND r.status NOT IN ($2, $3)) \
-               ORDER BY v.workflow_id, v.version LIMIT $4)",
+                               AND r.workflow_version = v.version AND r.status NOT IN ($2, $3, $4)) \
+               ORDER BY v.workflow_id, v.version LIMIT $5)",
             vec![
                 i64::from(keep).into(),
                 ENDED_RUNS[0].into(),
                 ENDED_RUNS[2].into(),
+                ENDED_RUNS[3].into(),
                 limit(batch),
             ],
         ))

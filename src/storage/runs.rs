@@ -6,10 +6,11 @@ use super::entities::{run_steps, runs};
 use super::ownership::Fence;
 use super::plans;
 use super::sql::statement;
-use super::{entries, waits};
+use super::{entries, goals, waits};
 use super::{Database, StorageError};
 use crate::catalogue::ActionKind;
 use crate::envelope::EventEnvelope;
+use crate::experiment::goal::Goal;
 use crate::guards::cascade::{self, Budget};
 use crate::guards::identity::{self, Identity, Mismatch};
 use crate::guards::limits::EntryLimit;
@@ -28,8 +29,11 @@ pub mod status {
     pub const FAILED: &str = "failed";
     /// Stopped by an operator (`POST /api/v1/runs/{id}/cancel`): never resumed.
     pub const CANCELLED: &str = "cancelled";
+    /// The customer is in the workflow's holdout: the run is recorded, counted by limits
+    /// and goals, and performs nothing.
+    pub const HELD_OUT: &str = "held_out";
     /// Every run status, for filters.
-    pub const ALL: [&str; 6] = [PENDING, RUNNING, WAITING, DONE, FAILED, CANCELLED];
+    pub const ALL: [&str; 7] = [PENDING, RUNNING, WAITING, DONE, FAILED, CANCELLED, HELD_OUT];
 }
 
 /// Step statuses, as stored.
@@ -55,6 +59,12 @@ pub struct PlannedRun {
     /// The workflow's per-customer limit: the run is recorded only if the customer may
     /// enter ([`entries::enter`], in the same transaction).
     pub limit: Option<EntryLimit>,
+    /// The customer is in the workflow's holdout: the run is recorded `held_out`, with no
+    /// steps.
+    pub held_out: bool,
+    /// The workflow's goal: the run watches for it from the moment it is recorded
+    /// ([`goals::watch`]).
+    pub goal: Option<Goal>,
 }
 
 /// A run with its steps in order.
@@ -131,6 +141,8 @@ pub struct Recorded<T> {
     /// this one is no redelivery. Nothing was written, `runs` is empty and the other
     /// event's plan was not replayed; the event must not run.
     pub refused: Option<Mismatch>,
+    /// The runs of the customer whose goal this event reached.
+    pub reached: Vec<goals::Reached>,
 }
 
 /// A planned run not created because of its workflow's limit.
@@ -182,6 +194,7 @@ pub async fn record_cascade_runs(
         held_back: recorded.held_back,
         over_budget: recorded.over_budget,
         refused: recorded.refused,
+        reached: recorded.reached,
     })
 }
 
@@ -240,12 +253,17 @@ pub async fn record_runs_in<C: ConnectionTrait>(
         verdicts
     };
     let first_time = plans::record(conn, &event.id, &identity, partition, &workflow_ids, verdicts, now).await?;
+    let mut reached = Vec::new();
     if let (true, Some(customer)) = (first_time, awaited) {
         // Only the first time: an event planned before a wait began must not end it when
         // it is redelivered.
         let woken = waits::resolve_event(conn, event, customer, now).await?;
         if !woken.is_empty() {
             tracing::info!(event_id = %event.id, customer_id = event.customer_id, runs = ?woken, "awaited event ends waits");
+        }
+        reached = goals::reach(conn, event, customer, now).await?;
+        for reached in &reached {
+            tracing::info!(event_id = %event.id, customer_id = event.customer_id, run_id = reached.run_id, workflow_id = %reached.workflow_id, exited = reached.exited, "run reached its goal");
         }
     }
     if first_time && over_budget {
@@ -259,6 +277,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
             held_back: Vec::new(),
             over_budget: true,
             refused: None,
+            reached,
         });
     }
     if !first_time {
@@ -273,6 +292,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
                 held_back: Vec::new(),
                 over_budget: false,
                 refused: Some(mismatch),
+                reached: Vec::new(),
             });
         }
         let recorded = plan.map(|plan| plan.workflows).unwrap_or_default();
@@ -294,6 +314,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
             held_back: Vec::new(),
             over_budget: false,
             refused: None,
+            reached: Vec::new(),
         });
     }
     let envelope = serde_json::to_value(event).map_err(|source| StorageError::Encode { what: "event", source })?;
@@ -313,10 +334,11 @@ pub async fn record_runs_in<C: ConnectionTrait>(
             }
         }
         let head = match heads {
-            Some(heads) if !blocked => heads.get(i).copied().unwrap_or(0).min(plan.steps.len()),
+            Some(heads) if !blocked && !plan.held_out => heads.get(i).copied().unwrap_or(0).min(plan.steps.len()),
             _ => 0,
         };
         let run_status = match heads {
+            _ if plan.held_out => status::HELD_OUT,
             Some(_) if head == plan.steps.len() => status::DONE,
             Some(_) if head > 0 => status::RUNNING,
             _ => status::PENDING,
@@ -365,6 +387,13 @@ pub async fn record_runs_in<C: ConnectionTrait>(
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(goal) = &plan.goal {
+            goals::watch(conn, run.id, event.customer_id, goal, now).await?;
+        }
+        if plan.held_out {
+            recorded.push((Run { run, steps: Vec::new() }, true));
+            continue;
+        }
         blocked = blocked || head < plan.steps.len();
         let steps: Vec<run_steps::Model> = plan
             .steps
@@ -394,6 +423,7 @@ pub async fn record_runs_in<C: ConnectionTrait>(
         held_back,
         over_budget: false,
         refused: None,
+        reached,
     })
 }
 

@@ -38,6 +38,9 @@ pub struct Model {
     /// against `engine.max_cascade_runs`. `None` on runs recorded before it was kept.
     #[sea_orm(column_type = "Text", nullable)]
     pub cascade_root: Option<String>,
+    /// When the customer reached the workflow's `goal` within its window after the run
+    /// started (storage::goals); held-out runs too.
+    pub goal_reached_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,121 @@
+//! A workflow's stats over a large history: `WFE_BENCH_RUNS` (1,000,000) runs of one
+//! workflow over a week, a tenth held out, the rest split 50/50 with a step on each path,
+//! a fifth reaching the goal, answered as GET /api/v1/workflows/{id}/stats reads them:
+//! the counts and the hourly series (one grouped read of `ix_runs_workflow_stats`), and
+//! the split paths with the funnel (a grouped join of the step rows), each measured alone.
+//!
+//! ```sh
+//! cargo bench --bench stats
+//! WFE_BENCH_RUNS=100000 cargo bench --bench stats
+//! WFE_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench stats
+//! ```
+//!
+//! The runs and their steps are written once before measuring (not measured), 1,000 rows
+//! a statement.
+
+#[path = "common/database.rs"]
+mod database;
+
+use chrono::{Duration, Utc};
+use criterion::{criterion_group, criterion_main, Criterion};
+use sea_orm::ConnectionTrait;
+use workflow_engine::storage::stats::{self, Bucket};
+use workflow_engine::storage::Database;
+
+const WORKFLOW: &str = "win-back";
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Writes `runs` runs created over the week before `end`, ids 1..=runs, and their steps.
+async fn fill(db: &Database, runs: u64, end: chrono::DateTime<Utc>) {
+    let start = end - Duration::days(7);
+    let spacing = (7 * 86_400 * 1000 / runs.max(1)) as i64;
+    for first in (1..=runs).step_by(1000) {
+        let last = (first + 999).min(runs);
+        let mut run_rows = Vec::with_capacity(1000);
+        let mut step_rows = Vec::with_capacity(2000);
+        for id in first..=last {
+            let created = start + Duration::milliseconds(spacing * id as i64);
+            let at = created.to_rfc3339();
+            let held_out = id % 10 == 0;
+            let status = match id % 10 {
+                0 => "held_out",
+                1 => "failed",
+                _ => "done",
+            };
+            let goal = if id % 5 == 0 {
+                format!("'{}'", (created + Duration::hours(1)).to_rfc3339())
+            } else {
+                "NULL".to_owned()
+            };
+            run_rows.push(format!(
+                "('bench-{id}', '{WORKFLOW}', 1, {id}, 'customer.status_changed', 0, '{{}}', '{status}', 2, '{at}', '{at}', {goal})"
+            ));
+            if !held_out {
+                let path = id % 2;
+                step_rows.push(format!("({id}, 0, 'split', 'done', 1, '0', '{{\"path\": {path}}}')"));
+                step_rows.push(format!("({id}, 1, 'add_note', 'done', 1, '0.paths.{path}.0', NULL)"));
+            }
+        }
+        db.execute_unprepared(&format!(
+            "INSERT INTO runs (event_id, workflow_id, workflow_version, customer_id, trigger, partition, event, \
+             status, next_step, created_at, updated_at, goal_reached_at) VALUES {}",
+            run_rows.join(", ")
+        ))
+        .await
+        .expect("runs");
+        db.execute_unprepared(&format!(
+            "INSERT INTO run_steps (run_id, step_index, action_type, status, attempts, path, result) VALUES {}",
+            step_rows.join(", ")
+        ))
+        .await
+        .expect("steps");
+    }
+    // What a database that has seen this history knows of its tables.
+    let analyze = match db.connection().get_database_backend() {
+        sea_orm::DbBackend::Postgres => "ANALYZE runs; ANALYZE run_steps",
+        _ => "ANALYZE",
+    };
+    db.execute_unprepared(analyze).await.expect("analyze");
+}
+
+fn bench(c: &mut Criterion) {
+    let runs = env("WFE_BENCH_RUNS", 1_000_000);
+    let runtime = actix_rt::Runtime::new().expect("runtime");
+    let end = Utc::now();
+    let (db, scratch) = runtime.block_on(async {
+        let (db, scratch) = database::fresh_database("stats", 10).await;
+        fill(&db, runs, end).await;
+        (db, scratch)
+    });
+    let range = (end - Duration::days(7), end + Duration::seconds(1));
+    let mut group = c.benchmark_group("stats");
+    group.sample_size(10);
+    group.bench_function(format!("{runs}_runs_counts_and_hourly_series"), |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let counts = stats::counts(db.connection(), WORKFLOW, range, Bucket::Hour)
+                    .await
+                    .expect("counts");
+                assert_eq!(counts.counts.entered, runs);
+                counts
+            })
+        })
+    });
+    group.bench_function(format!("{runs}_runs_paths_and_funnel"), |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let steps = stats::steps(db.connection(), WORKFLOW, range).await.expect("steps");
+                assert_eq!(steps.paths.len(), 2);
+                steps
+            })
+        })
+    });
+    group.finish();
+    runtime.block_on(database::drop_database(db, scratch));
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
