@@ -375,7 +375,8 @@ pub struct Explanation {
     pub evaluated: Vec<Evaluation>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A workflow a dry run would start, with its steps.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PlannedRun {
     pub workflow_id: String,
     pub name: String,
@@ -390,7 +391,8 @@ pub struct PlannedRun {
     pub previews: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// How a dry run judged one workflow of the trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Evaluation {
     pub workflow_id: String,
     pub name: String,
@@ -402,6 +404,9 @@ pub struct Evaluation {
     /// The limit (`once_per_customer`, `cooldown`) that keeps this customer from entering:
     /// a real run would not be created.
     pub limited_by: Option<&'static str>,
+    /// The condition tree as evaluated: each group and rule with its result, each rule
+    /// with the value it saw (`saw`), as docs/http-api.md shows under the dry run.
+    #[schema(value_type = Object)]
     pub trace: Trace,
 }
 
