@@ -54,14 +54,15 @@ struct Judged {
 }
 
 /// What the backtest answers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Report {
     /// Archived events read (of the workflows' triggers).
     pub events: u64,
     pub workflows: Vec<WorkflowReport>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What the backtest found for one workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WorkflowReport {
     pub workflow_id: String,
     /// Events of its trigger read, the denominator of `matched`.
@@ -86,7 +87,7 @@ pub struct WorkflowReport {
 }
 
 /// A matched event and what would have run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Sample {
     pub event_id: String,
     pub customer_id: i64,

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 /// The name of an action, as `type` in a workflow step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     AssignToTeam,
@@ -104,7 +104,7 @@ impl ActionKind {
 }
 
 /// The kind of value a parameter takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamType {
     /// A database id: a positive integer.
@@ -132,7 +132,8 @@ pub enum ParamType {
     Paths,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One parameter of an action.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ParamSchema {
     pub name: &'static str,
     #[serde(rename = "type")]
@@ -144,7 +145,7 @@ pub struct ParamSchema {
 }
 
 /// How a set of optional params must be filled.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "rule", content = "params")]
 pub enum ParamRule {
     /// Exactly one of these params must be present.
@@ -153,7 +154,8 @@ pub enum ParamRule {
     AtLeastOne(Vec<&'static str>),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An action as a builder renders its form: its params and the rules they follow.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ActionSchema {
     #[serde(rename = "type")]
     pub kind: ActionKind,

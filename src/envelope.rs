@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 /// Longest accepted `id` and `type`: both end up in database keys and metric labels.
 pub const MAX_ID_LEN: usize = 200;
 
-/// A decoded platform event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A decoded platform event: the body of POST /api/v1/events, and a run's `event`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventEnvelope {
     /// Producer-assigned unique id; with the workflow id it makes a run unique, so a
     /// redelivered event is recognised.
@@ -30,6 +30,7 @@ pub struct EventEnvelope {
     pub customer_id: i64,
     /// When it happened at the source; `None` means "use the broker timestamp".
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = DateTime)]
     pub occurred_at: Option<DateTime<Utc>>,
     /// `occurred_at` is the broker's timestamp, set by the consumer, not the producer's:
     /// it is no part of what the event says, so the event's digest leaves it out (a
@@ -37,6 +38,8 @@ pub struct EventEnvelope {
     #[serde(skip)]
     pub occurred_at_stamped: bool,
     /// The payload conditions read as `event.*`, `transaction.*`, `order.*`, ...
+    /// Optional on the way in (absent or null is `{}`), always there on the way out.
+    #[schema(required = false)]
     pub data: Map<String, Value>,
     /// Set on events the engine emits: the run that emitted it and how deep the cascade
     /// is. `None` for events from outside the engine (depth 0).

@@ -403,7 +403,8 @@ pub struct Explanation {
     pub evaluated: Vec<Evaluation>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A workflow a dry run would start, with its steps.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PlannedRun {
     pub workflow_id: String,
     pub name: String,
@@ -422,7 +423,8 @@ pub struct PlannedRun {
     pub held_out: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// How a dry run judged one workflow of the trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Evaluation {
     pub workflow_id: String,
     pub name: String,
@@ -437,6 +439,9 @@ pub struct Evaluation {
     /// The customer is in the workflow's holdout (see [`PlannedRun::held_out`]).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub held_out: bool,
+    /// The condition tree as evaluated: each group and rule with its result, each rule
+    /// with the value it saw (`saw`), as docs/http-api.md shows under the dry run.
+    #[schema(value_type = Object)]
     pub trace: Trace,
 }
 

@@ -255,7 +255,7 @@ fn too_many(count: usize, by_id: bool) -> ApiError {
 /// POST /api/v1/backtest
 #[utoipa::path(post, path = "/api/v1/backtest", tag = "workflows",
     request_body(content = Object, description = "`{\"workflows\"?: [definitions], \"workflow_ids\"?: [ids], \"since\"?: RFC 3339, \"limit\"?: 1..100000 (default 10000)}`; neither workflows nor ids = the active workflows"),
-    responses((status = 200, description = "`{\"events\": n, \"workflows\": [{\"workflow_id\", \"matched\", \"limited\", \"sample\": [{\"event_id\", \"customer_id\", \"actions\"}]}]}`"),
+    responses((status = 200, description = "how many archived events were read, and per workflow how many it matched, how many its limits would hold back, and a sample", body = crate::backtest::Report),
         (status = 422, body = ErrorBody, description = "invalid, or `work_budget_exceeded`"),
         (status = 429, body = ErrorBody, description = "`busy`: the heavy-request pool is full; see `Retry-After`"),
         (status = 503, body = ErrorBody, description = "`time_budget_exceeded`")))]

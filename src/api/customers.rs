@@ -9,8 +9,9 @@ use crate::storage::customers::{self, CustomerInput};
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Most custom fields on one customer, and the longest custom field name.
 pub const MAX_CUSTOM_FIELDS: usize = 100;
@@ -158,30 +159,73 @@ fn is_field_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// The customer as the API shows it: built-in fields, `custom`, `statuses` by type name.
-async fn customer_json(state: &AppState, id: i64) -> Result<Option<Value>, ApiError> {
+/// A customer as the API shows it: built-in fields, `custom`, `statuses` by type name.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Customer {
+    active: bool,
+    agent_id: Option<i64>,
+    balance: f64,
+    country: String,
+    /// Custom fields by name.
+    #[schema(value_type = Object)]
+    custom: Value,
+    desk: String,
+    email: String,
+    email_opt_out: bool,
+    first_name: String,
+    frozen: bool,
+    id: i64,
+    language: String,
+    #[schema(format = DateTime)]
+    last_activity_at: Option<String>,
+    last_name: String,
+    phone: String,
+    #[schema(format = DateTime)]
+    registered_at: Option<String>,
+    sms_opt_out: bool,
+    /// Status type name to status name.
+    statuses: BTreeMap<String, String>,
+    team_id: Option<i64>,
+    /// IANA time zone name.
+    timezone: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+/// Customer `id` as the API shows it; `None` when there is none.
+async fn customer_json(state: &AppState, id: i64) -> Result<Option<Customer>, ApiError> {
     let conn = state.db.connection();
     let Some(c) = customers::get(conn, id).await? else {
         return Ok(None);
     };
-    let statuses: Map<String, Value> = customers::statuses_of(conn, id)
-        .await?
-        .into_iter()
-        .map(|(t, s)| (t, Value::from(s)))
-        .collect();
-    Ok(Some(json!({
-        "id": c.id, "first_name": c.first_name, "last_name": c.last_name, "email": c.email,
-        "phone": c.phone, "country": c.country, "language": c.language, "balance": c.balance,
-        "registered_at": c.registered_at.map(rfc3339), "last_activity_at": c.last_activity_at.map(rfc3339),
-        "agent_id": c.agent_id, "team_id": c.team_id, "desk": c.desk, "active": c.active,
-        "frozen": c.frozen, "timezone": c.timezone, "email_opt_out": c.email_opt_out,
-        "sms_opt_out": c.sms_opt_out, "custom": c.custom_fields, "statuses": statuses,
-        "updated_at": rfc3339(c.updated_at),
-    })))
+    let statuses = customers::statuses_of(conn, id).await?.into_iter().collect();
+    Ok(Some(Customer {
+        active: c.active,
+        agent_id: c.agent_id,
+        balance: c.balance,
+        country: c.country,
+        custom: c.custom_fields,
+        desk: c.desk,
+        email: c.email,
+        email_opt_out: c.email_opt_out,
+        first_name: c.first_name,
+        frozen: c.frozen,
+        id: c.id,
+        language: c.language,
+        last_activity_at: c.last_activity_at.map(rfc3339),
+        last_name: c.last_name,
+        phone: c.phone,
+        registered_at: c.registered_at.map(rfc3339),
+        sms_opt_out: c.sms_opt_out,
+        statuses,
+        team_id: c.team_id,
+        timezone: c.timezone,
+        updated_at: rfc3339(c.updated_at),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}", operation_id = "get_customer", tag = "crm", params(("id" = i64, Path, description = "the CRM's customer id")), responses(
-    (status = 200, description = "the customer: built-in fields, `custom`, `statuses` (type name to status name)"),
+    (status = 200, description = "the customer: built-in fields, `custom`, `statuses` (type name to status name)", body = Customer),
     (status = 404, body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -193,7 +237,7 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpR
 
 #[utoipa::path(put, path = "/api/v1/customers/{id}", tag = "crm", params(("id" = i64, Path, description = "the CRM's customer id")),
     request_body(content = Object, description = "built-in fields (first_name, last_name, email, phone, country, language, balance, registered_at, last_activity_at, agent_id, team_id, desk, active, frozen, timezone (IANA), email_opt_out, sms_opt_out), `custom` (replaces the custom fields), `statuses` (type name to status name); keys left out keep their stored value"),
-    responses((status = 201, description = "created"), (status = 200, description = "updated"), (status = 422, description = "a bad field, an unknown time zone, status type or status", body = ErrorBody)))]
+    responses((status = 201, description = "created", body = Customer), (status = 200, description = "updated", body = Customer), (status = 422, description = "a bad field, an unknown time zone, status type or status", body = ErrorBody)))]
 pub async fn put(
     state: web::Data<AppState>,
     id: web::Path<i64>,
@@ -246,9 +290,25 @@ fn too_large(message: String) -> ApiError {
     )
 }
 
+/// What an import loaded and which lines it refused.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ImportReport {
+    errors: Vec<ImportError>,
+    /// Lines loaded.
+    upserted: u64,
+}
+
+/// A line an import refused.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ImportError {
+    /// Its number, from 1.
+    line: usize,
+    message: String,
+}
+
 #[utoipa::path(post, path = "/api/v1/customers/import", tag = "crm",
     request_body(content = String, content_type = "application/x-ndjson", description = "one customer object a line, each with its `id`; at most 10000 lines and 16 MiB"),
-    responses((status = 200, description = "`{\"upserted\": n, \"errors\": [{\"line\", \"message\"}]}`: the good lines are loaded, each bad one is reported by its number (from 1)"),
+    responses((status = 200, description = "the good lines are loaded, each bad one is reported by its number (from 1)", body = ImportReport),
         (status = 413, description = "more than 10000 lines or 16 MiB; nothing was loaded", body = ErrorBody)))]
 pub async fn import(
     req: actix_web::HttpRequest,
@@ -302,7 +362,7 @@ pub async fn import(
     let mut upserted = 0u64;
     let txn = state.db.begin().await?;
     for (number, line) in lines {
-        let fail = |message: String| json!({"line": number, "message": message});
+        let fail = |message: String| ImportError { line: number, message };
         let value: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
@@ -329,7 +389,7 @@ pub async fn import(
     }
     txn.commit().await.map_err(crate::storage::StorageError::from)?;
     tracing::info!(upserted, errors = errors.len(), "customers imported");
-    Ok(HttpResponse::Ok().json(json!({"upserted": upserted, "errors": errors})))
+    Ok(HttpResponse::Ok().json(ImportReport { errors, upserted }))
 }
 
 /// Problems of one import line as one message: `pointer: message; ...`.
@@ -344,6 +404,7 @@ fn describe(problems: &[Problem]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn bad_fields_are_named_by_pointer() {
@@ -379,8 +440,31 @@ pub struct CustomersQuery {
     cursor: Option<String>,
 }
 
+/// A customer as listed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CustomerSummary {
+    agent_id: Option<i64>,
+    country: String,
+    desk: String,
+    email: String,
+    first_name: String,
+    id: i64,
+    #[schema(format = DateTime)]
+    last_activity_at: Option<String>,
+    last_name: String,
+    team_id: Option<i64>,
+}
+
+/// A page of customers, newest first by id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CustomerPage {
+    customers: Vec<CustomerSummary>,
+    /// The `cursor` of the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
 #[utoipa::path(get, path = "/api/v1/customers", operation_id = "list_customers", tag = "crm", params(CustomersQuery), responses(
-    (status = 200, description = "`{\"customers\": [{\"id\", \"first_name\", \"last_name\", \"email\", \"country\", \"desk\", \"agent_id\", \"team_id\", \"last_activity_at\"}], \"next_cursor\"}`, newest first by id; `next_cursor` is null on the last page"),
+    (status = 200, description = "newest first by id; `next_cursor` is null on the last page", body = CustomerPage),
     (status = 400, description = "a bad cursor, or a search over 100 characters", body = ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<CustomersQuery>) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
@@ -396,13 +480,19 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<CustomersQuery>)
     let next_cursor = (found.len() as u64 == limit)
         .then(|| found.last().map(|c| c.id.to_string()))
         .flatten();
-    let rows: Vec<Value> = found
-        .iter()
-        .map(|c| {
-            json!({"id": c.id, "first_name": c.first_name, "last_name": c.last_name, "email": c.email,
-                   "country": c.country, "desk": c.desk, "agent_id": c.agent_id, "team_id": c.team_id,
-                   "last_activity_at": c.last_activity_at.map(rfc3339)})
+    let customers = found
+        .into_iter()
+        .map(|c| CustomerSummary {
+            agent_id: c.agent_id,
+            country: c.country,
+            desk: c.desk,
+            email: c.email,
+            first_name: c.first_name,
+            id: c.id,
+            last_activity_at: c.last_activity_at.map(rfc3339),
+            last_name: c.last_name,
+            team_id: c.team_id,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"customers": rows, "next_cursor": next_cursor})))
+    Ok(HttpResponse::Ok().json(CustomerPage { customers, next_cursor }))
 }

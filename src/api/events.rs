@@ -9,12 +9,25 @@ use crate::kafka::journal::{publish_durably, Message};
 use crate::problem::{Problem, Severity};
 use crate::trace::{self, TraceParent};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Where an event was published.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Published {
+    customer_id: i64,
+    id: String,
+    offset: i64,
+    partition: i32,
+    topic: String,
+    #[serde(rename = "type")]
+    event_type: String,
+}
 
 #[utoipa::path(post, path = "/api/v1/events", tag = "events",
-    request_body(content = Object, description = "an event envelope: `{\"id\", \"type\", \"customer_id\", \"occurred_at\"?, \"data\"?}`"),
+    request_body(content = EventEnvelope, description = "an event envelope; keys the engine does not know are ignored"),
     responses(
-        (status = 202, description = "published: `{\"id\", \"type\", \"customer_id\", \"topic\", \"partition\", \"offset\"}`"),
+        (status = 202, description = "published", body = Published),
         (status = 422, description = "invalid envelope, every problem with its path", body = ErrorBody),
         (status = 503, description = "the broker is unavailable", body = ErrorBody)))]
 pub async fn publish(
@@ -50,8 +63,12 @@ pub async fn publish(
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     tracing::info!(event_id = %event.id, customer_id = event.customer_id, partition, offset, "event published");
-    Ok(HttpResponse::Accepted().json(json!({
-        "id": event.id, "type": event.event_type, "customer_id": event.customer_id,
-        "topic": state.topic, "partition": partition, "offset": offset,
-    })))
+    Ok(HttpResponse::Accepted().json(Published {
+        customer_id: event.customer_id,
+        id: event.id,
+        offset,
+        partition,
+        topic: state.topic.clone(),
+        event_type: event.event_type,
+    }))
 }

@@ -6,25 +6,94 @@
 //! cascade's budget), with the runs it started. An event with no plan never reached the
 //! database's planning: the answer says what can keep one out.
 
-use super::runs::run_json;
+use super::runs::{run_json, Run};
 use super::{ApiError, AppState, ErrorBody};
 use crate::clock::rfc3339;
 use crate::storage::runs::{self, RunFilter};
 use crate::storage::{archive, plans, workflows};
 use crate::verdict::{kind, Verdict};
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// What an event with no recorded plan may have met.
 const NOT_PLANNED: &str = "not planned: when it arrived no active workflow listened to its type or could \
      match it (the matcher let it go before the database), it was past engine.max_cascade_depth, or it \
      has not been handled yet";
 
+/// What the engine knows of an event and why each workflow of its trigger did or did not
+/// run for it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Inspection {
+    /// When it was archived; null when it is not archived.
+    #[schema(format = DateTime)]
+    archived_at: Option<String>,
+    /// The archived event; null when it is not archived.
+    event: Option<ArchivedEvent>,
+    event_id: String,
+    /// In words: what was planned, or what can keep an event from being planned.
+    explanation: String,
+    /// The partition that planned it (planned events only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<i32>,
+    planned: bool,
+    /// When it was planned (planned events only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    planned_at: Option<String>,
+    /// The runs it started, in plan order.
+    runs: Vec<Run>,
+    /// The workflows of its trigger, in plan order, with their verdicts.
+    workflows: Vec<WorkflowVerdict>,
+}
+
+/// An archived event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ArchivedEvent {
+    customer_id: i64,
+    /// The envelope's `data`.
+    data: Value,
+    id: String,
+    #[schema(format = DateTime)]
+    occurred_at: String,
+    #[serde(rename = "type")]
+    event_type: String,
+}
+
+/// How planning judged one workflow for the event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkflowVerdict {
+    /// For `no_match`: the rules that decided it, with what each saw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failing: Option<Vec<Value>>,
+    /// For `limited`: the `limits` of the version that matched (null when that version
+    /// cannot be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<Value>,
+    /// Null when the workflow is gone.
+    name: Option<String>,
+    /// The runs it started for the event.
+    runs: Vec<RunStatus>,
+    /// For `skipped`: the `stop_after` workflow that kept it from running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped_by: Option<String>,
+    /// matched, no_match, skipped, limited or stopped.
+    verdict: String,
+    version: i64,
+    workflow_id: String,
+}
+
+/// A run by id and status (GET /api/v1/runs/{id} has the rest).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunStatus {
+    id: i64,
+    status: String,
+}
+
 #[utoipa::path(get, path = "/api/v1/events/{id}", operation_id = "inspect_event", tag = "events",
     params(("id" = String, Path, description = "the event's id")),
     responses(
-        (status = 200, description = "`{\"event_id\", \"event\", \"archived_at\", \"planned\", \"planned_at\", \"partition\", \"explanation\", \"workflows\": [{\"workflow_id\", \"name\", \"version\", \"verdict\", \"failing\"?, \"skipped_by\"?, \"limits\"?, \"runs\"}], \"runs\"}`; `verdict` is matched, held_out, no_match, skipped, limited or stopped"),
+        (status = 200, description = "the event, whether and when it was planned, each workflow of its trigger with its verdict (matched, held_out, no_match, skipped, limited or stopped), and the runs it started", body = Inspection),
         (status = 404, description = "the engine knows no event with this id (not archived, not planned)", body = ErrorBody)))]
 pub async fn inspect(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -41,16 +110,25 @@ pub async fn inspect(state: web::Data<AppState>, id: web::Path<String>) -> Resul
     if archived.is_none() && plan.is_none() && found.is_empty() {
         return Err(ApiError::not_found(format!("no event {id:?} is archived or planned")));
     }
-    let event = archived.as_ref().map(|a| {
-        json!({"id": a.event_id, "type": a.event_type, "customer_id": a.customer_id,
-               "occurred_at": rfc3339(a.occurred_at), "data": a.payload})
+    let event = archived.as_ref().map(|a| ArchivedEvent {
+        customer_id: a.customer_id,
+        data: a.payload.clone(),
+        id: a.event_id.clone(),
+        occurred_at: rfc3339(a.occurred_at),
+        event_type: a.event_type.clone(),
     });
     let Some(plan) = plan else {
-        return Ok(HttpResponse::Ok().json(json!({
-            "event_id": id, "event": event, "archived_at": archived.map(|a| rfc3339(a.archived_at)),
-            "planned": false, "explanation": NOT_PLANNED, "workflows": [],
-            "runs": found.iter().map(run_json).collect::<Vec<_>>(),
-        })));
+        return Ok(HttpResponse::Ok().json(Inspection {
+            archived_at: archived.map(|a| rfc3339(a.archived_at)),
+            event,
+            event_id: id,
+            explanation: NOT_PLANNED.to_owned(),
+            partition: None,
+            planned: false,
+            planned_at: None,
+            runs: found.iter().map(run_json).collect(),
+            workflows: Vec::new(),
+        }));
     };
     // Plans recorded before verdicts were: what they matched is all they say.
     let verdicts = plan.verdicts.unwrap_or_else(|| {
@@ -67,49 +145,53 @@ pub async fn inspect(state: web::Data<AppState>, id: web::Path<String>) -> Resul
     let names = workflows::names(conn, &ids).await?;
     let mut shown = Vec::with_capacity(verdicts.len());
     for verdict in &verdicts {
-        let its_runs: Vec<Value> = found
+        let its_runs: Vec<RunStatus> = found
             .iter()
             .filter(|r| r.run.workflow_id == verdict.workflow_id)
-            .map(|r| json!({"id": r.run.id, "status": r.run.status}))
+            .map(|r| RunStatus {
+                id: r.run.id,
+                status: r.run.status.clone(),
+            })
             .collect();
-        let mut entry = json!({
-            "workflow_id": verdict.workflow_id,
-            "name": names.get(&verdict.workflow_id),
-            "version": verdict.version,
-            "verdict": verdict.verdict,
-            "runs": its_runs,
-        });
-        if !verdict.failing.is_empty() {
-            entry["failing"] = Value::from(verdict.failing.clone());
-        }
-        if let Some(by) = &verdict.skipped_by {
-            entry["skipped_by"] = Value::from(by.clone());
-        }
+        let mut entry = WorkflowVerdict {
+            failing: Some(verdict.failing.clone()).filter(|f| !f.is_empty()),
+            limits: None,
+            name: names.get(&verdict.workflow_id).cloned(),
+            runs: its_runs,
+            skipped_by: verdict.skipped_by.clone(),
+            verdict: verdict.verdict.clone(),
+            version: verdict.version,
+            workflow_id: verdict.workflow_id.clone(),
+        };
         // A matched workflow without a run for the event: its limit held the customer back
         // in the transaction that recorded the plan.
-        if (verdict.verdict == kind::MATCHED || verdict.verdict == kind::HELD_OUT) && its_runs.is_empty() {
-            entry["verdict"] = Value::from("limited");
+        if (verdict.verdict == kind::MATCHED || verdict.verdict == kind::HELD_OUT) && entry.runs.is_empty() {
+            entry.verdict = "limited".to_owned();
             let version = workflows::version(conn, &verdict.workflow_id, verdict.version).await?;
-            entry["limits"] = version
-                .and_then(|v| v.definition.get("limits").cloned())
-                .unwrap_or(Value::Null);
+            entry.limits = Some(
+                version
+                    .and_then(|v| v.definition.get("limits").cloned())
+                    .unwrap_or(Value::Null),
+            );
         }
         shown.push(entry);
     }
-    let ran = shown
-        .iter()
-        .filter(|w| !w["runs"].as_array().is_some_and(Vec::is_empty))
-        .count();
+    let ran = shown.iter().filter(|w| !w.runs.is_empty()).count();
     let explanation = match (verdicts.len(), ran) {
         (0, _) => "planned: no active workflow of its trigger was there to judge it".to_owned(),
         (n, ran) => format!("planned: {ran} of the {n} workflows of its trigger started a run"),
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "event_id": id, "event": event, "archived_at": archived.map(|a| rfc3339(a.archived_at)),
-        "planned": true, "planned_at": rfc3339(plan.created_at), "partition": plan.partition,
-        "explanation": explanation, "workflows": shown,
-        "runs": found.iter().map(run_json).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(Inspection {
+        archived_at: archived.map(|a| rfc3339(a.archived_at)),
+        event,
+        event_id: id,
+        explanation,
+        partition: Some(plan.partition),
+        planned: true,
+        planned_at: Some(rfc3339(plan.created_at)),
+        runs: found.iter().map(run_json).collect(),
+        workflows: shown,
+    }))
 }
 
 /// Filters of GET /api/v1/events.
@@ -125,8 +207,29 @@ pub struct EventsQuery {
     before: Option<i64>,
 }
 
+/// A customer's archived event as listed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventSummary {
+    #[schema(format = DateTime)]
+    archived_at: String,
+    customer_id: i64,
+    id: String,
+    #[schema(format = DateTime)]
+    occurred_at: String,
+    #[serde(rename = "type")]
+    event_type: String,
+}
+
+/// A page of a customer's archived events, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    events: Vec<EventSummary>,
+    /// The `before` of the next page; null on the last.
+    next_before: Option<i64>,
+}
+
 #[utoipa::path(get, path = "/api/v1/events", operation_id = "list_events", tag = "events", params(EventsQuery), responses(
-    (status = 200, description = "`{\"events\": [{\"id\", \"type\", \"customer_id\", \"occurred_at\", \"archived_at\"}], \"next_before\"}`: the customer's archived events, newest first; each opens with GET /api/v1/events/{id}; `next_before` is null on the last page"),
+    (status = 200, description = "the customer's archived events, newest first; each opens with GET /api/v1/events/{id}; `next_before` is null on the last page", body = EventPage),
     (status = 400, description = "no customer_id", body = ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<EventsQuery>) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
@@ -141,12 +244,15 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<EventsQuery>) ->
     let next_before = (found.len() as u64 == limit)
         .then(|| found.last().map(|e| e.seq))
         .flatten();
-    let events: Vec<Value> = found
+    let events = found
         .iter()
-        .map(|e| {
-            json!({"id": e.event_id, "type": e.event_type, "customer_id": e.customer_id,
-                   "occurred_at": rfc3339(e.occurred_at), "archived_at": rfc3339(e.archived_at)})
+        .map(|e| EventSummary {
+            archived_at: rfc3339(e.archived_at),
+            customer_id: e.customer_id,
+            id: e.event_id.clone(),
+            occurred_at: rfc3339(e.occurred_at),
+            event_type: e.event_type.clone(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"events": events, "next_before": next_before})))
+    Ok(HttpResponse::Ok().json(EventPage { events, next_before }))
 }

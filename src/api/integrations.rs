@@ -15,18 +15,73 @@ use crate::storage::entities::{sms_providers as provider_rows, webhook_endpoints
 use crate::storage::sms_providers::{self, ProviderInput};
 use crate::storage::{secrets, Database};
 use actix_web::{web, HttpResponse};
+use serde::Serialize;
 use serde_json::{json, Value};
 
-/// The secret itself is never shown, only whether there is one.
-fn endpoint_json(db: &Database, e: &endpoint_rows::Model) -> Value {
-    json!({"id": e.id, "name": e.name, "url": redact::url(&e.url),
-           "has_secret": e.secret.as_deref().is_some_and(|s| !s.is_empty()),
-           "auth": auth_json(db, secrets::ENDPOINT_AUTH, e.auth.as_deref())})
+/// A webhook endpoint as the API shows it: its secret never, only whether there is one.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookEndpoint {
+    /// The credentials' kind and what is not secret (`{"type": "basic", "username",
+    /// "password_set": true}`, `{"type": "bearer", "token_set": true}`, `{"type": "header",
+    /// "name", "value_set": true}`); null for none.
+    #[schema(value_type = Option<Object>)]
+    auth: Value,
+    has_secret: bool,
+    id: i64,
+    name: String,
+    /// Redacted: no credentials in its userinfo or query.
+    url: String,
 }
 
-fn provider_json(db: &Database, p: &provider_rows::Model) -> Value {
-    json!({"id": p.id, "name": p.name, "url": redact::url(&p.url), "active": p.active,
-           "auth": auth_json(db, secrets::PROVIDER_AUTH, p.auth.as_deref())})
+/// An SMS provider as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SmsProvider {
+    /// Exactly one provider is active at a time.
+    active: bool,
+    /// As a webhook endpoint's: what is not secret; null for none.
+    #[schema(value_type = Option<Object>)]
+    auth: Value,
+    id: i64,
+    name: String,
+    /// Redacted: no credentials in its userinfo or query.
+    url: String,
+}
+
+/// A page of webhook endpoints, by id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookEndpointPage {
+    /// The `cursor` of the next page; null on the last.
+    next_cursor: Option<String>,
+    webhook_endpoints: Vec<WebhookEndpoint>,
+}
+
+/// A page of SMS providers, by id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SmsProviderPage {
+    /// The `cursor` of the next page; null on the last.
+    next_cursor: Option<String>,
+    sms_providers: Vec<SmsProvider>,
+}
+
+/// The secret itself is never shown, only whether there is one.
+fn endpoint_json(db: &Database, e: &endpoint_rows::Model) -> WebhookEndpoint {
+    WebhookEndpoint {
+        auth: auth_json(db, secrets::ENDPOINT_AUTH, e.auth.as_deref()),
+        has_secret: e.secret.as_deref().is_some_and(|s| !s.is_empty()),
+        id: e.id,
+        name: e.name.clone(),
+        url: redact::url(&e.url),
+    }
+}
+
+fn provider_json(db: &Database, p: &provider_rows::Model) -> SmsProvider {
+    SmsProvider {
+        active: p.active,
+        auth: auth_json(db, secrets::PROVIDER_AUTH, p.auth.as_deref()),
+        id: p.id,
+        name: p.name.clone(),
+        url: redact::url(&p.url),
+    }
 }
 
 /// `auth` as shown: its kind and what is not secret ([`Credentials::shown`]); `null` for
@@ -139,20 +194,21 @@ fn provider_input(state: &AppState, body: &Value) -> Result<ProviderInput, ApiEr
 }
 
 #[utoipa::path(get, path = "/api/v1/webhook-endpoints", tag = "crm", params(PageQuery), responses(
-    (status = 200, description = "`{\"webhook_endpoints\": [{\"id\", \"name\", \"url\" (redacted), \"has_secret\", \"auth\" (without its secret)}], \"next_cursor\"}` by id")))]
+    (status = 200, description = "the endpoints by id, their URLs redacted and their `auth` without its secret", body = WebhookEndpointPage)))]
 pub async fn list_endpoints(
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page()?;
     let rows = endpoints::list(state.db.connection(), page).await?;
-    let next = page.next_cursor(rows.iter().map(|e| e.id).collect::<Vec<_>>().into_iter());
-    Ok(HttpResponse::Ok()
-        .json(json!({"webhook_endpoints": rows.iter().map(|e| endpoint_json(&state.db, e)).collect::<Vec<_>>(), "next_cursor": next})))
+    Ok(HttpResponse::Ok().json(WebhookEndpointPage {
+        next_cursor: page.next_cursor(rows.iter().map(|e| e.id)),
+        webhook_endpoints: rows.iter().map(|e| endpoint_json(&state.db, e)).collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/webhook-endpoints/{id}", tag = "crm", params(("id" = i64, Path, description = "endpoint id")),
-    responses((status = 200, description = "the endpoint, with `has_secret` instead of its secret"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the endpoint, with `has_secret` instead of its secret", body = WebhookEndpoint), (status = 404, body = ErrorBody)))]
 pub async fn get_endpoint(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     match endpoints::get(state.db.connection(), id).await? {
@@ -163,7 +219,7 @@ pub async fn get_endpoint(state: web::Data<AppState>, id: web::Path<i64>) -> Res
 
 #[utoipa::path(post, path = "/api/v1/webhook-endpoints", tag = "crm",
     request_body(content = Object, description = "`{\"name\", \"url\", \"secret\"?, \"auth\"?}` (`auth`: `{\"type\": \"basic\", \"username\", \"password\"}`, `{\"type\": \"bearer\", \"token\"}` or `{\"type\": \"header\", \"name\", \"value\"}`, write-only): the URL follows the outbound guard (http(s), no internal address unless allowlisted)"),
-    responses((status = 201, description = "created"), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "created", body = WebhookEndpoint), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_endpoint(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let input = endpoint_input(&state, &body)?;
     let endpoint = endpoints::create(&state.db, input).await?;
@@ -173,7 +229,7 @@ pub async fn create_endpoint(state: web::Data<AppState>, body: web::Json<Value>)
 
 #[utoipa::path(put, path = "/api/v1/webhook-endpoints/{id}", tag = "crm", params(("id" = i64, Path, description = "endpoint id")),
     request_body(content = Object, description = "`{\"name\", \"url\", \"secret\"?, \"auth\"?}`: without `secret` or `auth` the stored one is kept, `null` removes it; the redacted URL a read showed keeps the stored one"),
-    responses((status = 200, description = "updated"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "updated", body = WebhookEndpoint), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_endpoint(
     state: web::Data<AppState>,
     id: web::Path<i64>,
@@ -196,20 +252,21 @@ pub async fn delete_endpoint(state: web::Data<AppState>, id: web::Path<i64>) -> 
 }
 
 #[utoipa::path(get, path = "/api/v1/sms-providers", tag = "crm", params(PageQuery), responses(
-    (status = 200, description = "`{\"sms_providers\": [{\"id\", \"name\", \"url\" (redacted), \"active\", \"auth\" (without its secret)}], \"next_cursor\"}` by id")))]
+    (status = 200, description = "the providers by id, their URLs redacted and their `auth` without its secret", body = SmsProviderPage)))]
 pub async fn list_providers(
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page()?;
     let rows = sms_providers::list(state.db.connection(), page).await?;
-    let next = page.next_cursor(rows.iter().map(|p| p.id).collect::<Vec<_>>().into_iter());
-    Ok(HttpResponse::Ok()
-        .json(json!({"sms_providers": rows.iter().map(|p| provider_json(&state.db, p)).collect::<Vec<_>>(), "next_cursor": next})))
+    Ok(HttpResponse::Ok().json(SmsProviderPage {
+        next_cursor: page.next_cursor(rows.iter().map(|p| p.id)),
+        sms_providers: rows.iter().map(|p| provider_json(&state.db, p)).collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/sms-providers/{id}", tag = "crm", params(("id" = i64, Path, description = "provider id")),
-    responses((status = 200, description = "the provider"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the provider", body = SmsProvider), (status = 404, body = ErrorBody)))]
 pub async fn get_provider(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     match sms_providers::get(state.db.connection(), id).await? {
@@ -220,7 +277,7 @@ pub async fn get_provider(state: web::Data<AppState>, id: web::Path<i64>) -> Res
 
 #[utoipa::path(post, path = "/api/v1/sms-providers", tag = "crm",
     request_body(content = Object, description = "`{\"name\", \"url\", \"active\"? = false, \"auth\"?}` (`auth` as for webhook endpoints, write-only): an active one deactivates the others in the same transaction"),
-    responses((status = 201, description = "created"), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "created", body = SmsProvider), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_provider(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let input = provider_input(&state, &body)?;
     let provider = sms_providers::create(&state.db, input).await?;
@@ -234,7 +291,7 @@ pub async fn create_provider(state: web::Data<AppState>, body: web::Json<Value>)
 
 #[utoipa::path(put, path = "/api/v1/sms-providers/{id}", tag = "crm", params(("id" = i64, Path, description = "provider id")),
     request_body(content = Object, description = "`{\"name\", \"url\", \"active\"? = false, \"auth\"?}`: without `auth` the stored one is kept, `null` removes it; the redacted URL a read showed keeps the stored one"),
-    responses((status = 200, description = "updated"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "updated", body = SmsProvider), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_provider(
     state: web::Data<AppState>,
     id: web::Path<i64>,

@@ -2,6 +2,14 @@
 //! run, backtest, events, runs and scheduled continuations, CRM data, and the operator's
 //! view (tasks, a customer's activity). Handlers parse and answer; what they do lives in
 //! the storage and language modules.
+//!
+//! Handlers answer with structs deriving `utoipa::ToSchema`, so the OpenAPI document
+//! (openapi.rs) describes what they send. Their fields are in alphabetical order: they
+//! replaced `json!` objects, whose keys `serde_json` (without `preserve_order`) writes
+//! sorted, and the bodies stayed byte for byte the same. For the same reason a value of
+//! another type inside one (a `Problem`, the action catalogue) is held as the `Value`
+//! `json!` makes of it, its keys sorted too, and typed for the document with
+//! `#[schema(value_type = ...)]`.
 
 mod activity;
 pub mod auth;

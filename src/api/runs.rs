@@ -4,13 +4,14 @@
 use super::input::{bad_param, id_cursor, param_time};
 use super::{ApiError, AppState, ErrorBody};
 use crate::clock::rfc3339;
+use crate::envelope::EventEnvelope;
 use crate::storage::recovery::{self, RecoveryError};
-use crate::storage::runs::{self, status, Run, RunFilter};
+use crate::storage::runs::{self, status, RunFilter};
 use crate::storage::scheduled;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Filters of GET /api/v1/runs.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -23,7 +24,7 @@ pub struct RunsQuery {
     event_id: Option<String>,
     /// Only this workflow's runs.
     workflow_id: Option<String>,
-    /// pending, running, waiting, done, failed or cancelled.
+    /// pending, running, waiting, done, failed, cancelled or held_out.
     status: Option<String>,
     /// Only runs created at or after this time (RFC 3339).
     since: Option<String>,
@@ -72,24 +73,133 @@ impl BulkFilter {
     }
 }
 
+/// A run as the API shows it: its record and its steps.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Run {
+    #[schema(format = DateTime)]
+    created_at: String,
+    customer_id: i64,
+    error: Option<String>,
+    /// The envelope the run started from: GET /api/v1/runs/{id} only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = EventEnvelope)]
+    event: Option<Value>,
+    event_id: String,
+    /// When the customer reached the workflow's goal (docs/experiments.md); null until then.
+    #[schema(format = DateTime)]
+    goal_reached_at: Option<String>,
+    id: i64,
+    /// The index of the step to run next.
+    next_step: i32,
+    partition: i32,
+    /// Why the run is as it is beyond its status (a send window it waits for, a cascade
+    /// it started that was stopped).
+    reason: Option<String>,
+    /// pending, running, waiting, done, failed, cancelled or held_out.
+    status: String,
+    steps: Vec<RunStep>,
+    /// The event type that started it.
+    trigger: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    workflow_id: String,
+    workflow_version: i64,
+}
+
+/// One step of a run, as far as it went.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunStep {
+    attempts: i32,
+    error: Option<String>,
+    #[schema(format = DateTime)]
+    finished_at: Option<String>,
+    index: i32,
+    /// The step's place in the workflow's tree (`"2.paths.0.1"`).
+    path: String,
+    /// What the step produced (later steps read it as `steps.<name>.*`).
+    result: Option<Value>,
+    #[schema(format = DateTime)]
+    started_at: Option<String>,
+    status: String,
+    /// The action.
+    #[serde(rename = "type")]
+    action_type: String,
+}
+
+/// A page of runs, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunPage {
+    /// The `cursor` of the next page; null on the last.
+    next_cursor: Option<String>,
+    runs: Vec<Run>,
+}
+
+/// What a bulk retry or cancel did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Affected {
+    /// How many runs it retried or cancelled.
+    affected: u64,
+}
+
+/// A delayed chain waiting for its time.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduledChain {
+    /// The node whose claim it is under, if any.
+    claimed_by: Option<String>,
+    #[schema(format = DateTime)]
+    claimed_until: Option<String>,
+    customer_id: i64,
+    #[schema(format = DateTime)]
+    due_at: String,
+    partition: i32,
+    run_id: i64,
+}
+
+/// The delayed chains, soonest due first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduledList {
+    scheduled: Vec<ScheduledChain>,
+}
+
 /// A run as listed: its record and its steps (`GET /api/v1/runs/{id}` adds the event).
-pub fn run_json(run: &Run) -> Value {
+pub fn run_json(run: &runs::Run) -> Run {
     let r = &run.run;
-    json!({
-        "id": r.id, "event_id": r.event_id, "workflow_id": r.workflow_id, "workflow_version": r.workflow_version,
-        "customer_id": r.customer_id, "trigger": r.trigger, "partition": r.partition, "status": r.status,
-        "next_step": r.next_step, "error": r.error, "reason": r.reason, "created_at": rfc3339(r.created_at), "updated_at": rfc3339(r.updated_at),
-        "goal_reached_at": r.goal_reached_at.map(rfc3339),
-        "steps": run.steps.iter().map(|s| json!({
-            "index": s.step_index, "path": s.path.clone().unwrap_or_else(|| s.step_index.to_string()),
-            "type": s.action_type, "status": s.status, "attempts": s.attempts,
-            "error": s.error, "result": s.result, "started_at": s.started_at.map(rfc3339), "finished_at": s.finished_at.map(rfc3339),
-        })).collect::<Vec<_>>(),
-    })
+    Run {
+        created_at: rfc3339(r.created_at),
+        customer_id: r.customer_id,
+        error: r.error.clone(),
+        event: None,
+        event_id: r.event_id.clone(),
+        goal_reached_at: r.goal_reached_at.map(rfc3339),
+        id: r.id,
+        next_step: r.next_step,
+        partition: r.partition,
+        reason: r.reason.clone(),
+        status: r.status.clone(),
+        steps: run
+            .steps
+            .iter()
+            .map(|s| RunStep {
+                attempts: s.attempts,
+                error: s.error.clone(),
+                finished_at: s.finished_at.map(rfc3339),
+                index: s.step_index,
+                path: s.path.clone().unwrap_or_else(|| s.step_index.to_string()),
+                result: s.result.clone(),
+                started_at: s.started_at.map(rfc3339),
+                status: s.status.clone(),
+                action_type: s.action_type.clone(),
+            })
+            .collect(),
+        trigger: r.trigger.clone(),
+        updated_at: rfc3339(r.updated_at),
+        workflow_id: r.workflow_id.clone(),
+        workflow_version: r.workflow_version,
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/runs", operation_id = "list_runs", tag = "runs", params(RunsQuery), responses(
-    (status = 200, description = "`{\"runs\": [...], \"next_cursor\"}`, newest first, each with its steps, attempts and errors; `next_cursor` is null on the last page"),
+    (status = 200, description = "newest first, each with its steps, attempts and errors; `next_cursor` is null on the last page", body = RunPage),
     (status = 400, description = "a bad filter or cursor", body = ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<RunsQuery>) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
@@ -111,14 +221,14 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<RunsQuery>) -> R
     let next_cursor = (found.len() as u64 == limit)
         .then(|| found.last().map(|r| r.run.id.to_string()))
         .flatten();
-    Ok(HttpResponse::Ok().json(json!({
-        "runs": found.iter().map(run_json).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-    })))
+    Ok(HttpResponse::Ok().json(RunPage {
+        next_cursor,
+        runs: found.iter().map(run_json).collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/runs/{id}", operation_id = "get_run", tag = "runs", params(("id" = i64, Path, description = "run id")), responses(
-    (status = 200, description = "the run with its `event` (the envelope it started from) and its `steps`"),
+    (status = 200, description = "the run with its `event` (the envelope it started from) and its `steps`", body = Run),
     (status = 404, description = "no such run", body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -126,7 +236,7 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpR
         .await?
         .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
     let mut body = run_json(&run);
-    body["event"] = run.run.event.clone();
+    body.event = Some(run.run.event.clone());
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -149,7 +259,7 @@ async fn current(state: &AppState, id: i64) -> Result<HttpResponse, ApiError> {
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/retry", tag = "runs", params(("id" = i64, Path, description = "run id")), responses(
-    (status = 200, description = "the run, now `waiting` with `next_step` at its failed step: the partition's owner resumes it within `scheduler.poll_interval_secs`; steps already done are not repeated and a retried delivery keeps its idempotency key"),
+    (status = 200, description = "the run, now `waiting` with `next_step` at its failed step: the partition's owner resumes it within `scheduler.poll_interval_secs`; steps already done are not repeated and a retried delivery keeps its idempotency key", body = Run),
     (status = 404, description = "no such run", body = ErrorBody),
     (status = 409, description = "the run is not failed", body = ErrorBody)))]
 pub async fn retry(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
@@ -159,7 +269,7 @@ pub async fn retry(state: web::Data<AppState>, id: web::Path<i64>) -> Result<Htt
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = i64, Path, description = "run id")), responses(
-    (status = 200, description = "the run, now `cancelled`; a waiting run's delay is dropped and it never resumes"),
+    (status = 200, description = "the run, now `cancelled`; a waiting run's delay is dropped and it never resumes", body = Run),
     (status = 404, description = "no such run", body = ErrorBody),
     (status = 409, description = "the run is neither waiting nor failed", body = ErrorBody)))]
 pub async fn cancel(
@@ -174,16 +284,16 @@ pub async fn cancel(
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/retry", tag = "runs", request_body = BulkFilter, responses(
-    (status = 200, description = "`{\"affected\": n}`: failed runs queued for retry, newest first, at most 1000 a call (call again for more)"),
+    (status = 200, description = "failed runs queued for retry, newest first, at most 1000 a call (call again for more)", body = Affected),
     (status = 400, description = "a bad filter", body = ErrorBody)))]
 pub async fn retry_many(state: web::Data<AppState>, body: web::Json<BulkFilter>) -> Result<HttpResponse, ApiError> {
     let filter = body.into_inner().filter()?;
     let affected = recovery::retry_matching(&state.db, &filter, recovery::MAX_BULK, Utc::now()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "affected": affected })))
+    Ok(HttpResponse::Ok().json(Affected { affected }))
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/cancel", tag = "runs", request_body = BulkFilter, responses(
-    (status = 200, description = "`{\"affected\": n}`: waiting and failed runs cancelled, newest first, at most 1000 a call (call again for more)"),
+    (status = 200, description = "waiting and failed runs cancelled, newest first, at most 1000 a call (call again for more)", body = Affected),
     (status = 400, description = "a bad filter", body = ErrorBody)))]
 pub async fn cancel_many(
     req: HttpRequest,
@@ -193,23 +303,27 @@ pub async fn cancel_many(
     let filter = body.into_inner().filter()?;
     let reason = format!("cancelled by {}", super::workflows::who(&req));
     let affected = recovery::cancel_matching(&state.db, &filter, &reason, recovery::MAX_BULK, Utc::now()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "affected": affected })))
+    Ok(HttpResponse::Ok().json(Affected { affected }))
 }
 
 #[utoipa::path(get, path = "/api/v1/scheduled", tag = "runs", params(super::ListQuery), responses(
-    (status = 200, description = "`{\"scheduled\": [...]}`: delayed chains with their due time and claim")))]
+    (status = 200, description = "delayed chains with their due time and claim", body = ScheduledList)))]
 pub async fn scheduled(
     state: web::Data<AppState>,
     query: web::Query<super::ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit(super::MAX_LIST_LIMIT) as u64;
     let rows = scheduled::list(state.db.connection(), limit).await?;
-    let items: Vec<Value> = rows
+    let scheduled = rows
         .iter()
-        .map(|s| {
-            json!({"run_id": s.run_id, "customer_id": s.customer_id, "partition": s.partition,
-                   "due_at": rfc3339(s.due_at), "claimed_by": s.claimed_by, "claimed_until": s.claimed_until.map(rfc3339)})
+        .map(|s| ScheduledChain {
+            claimed_by: s.claimed_by.clone(),
+            claimed_until: s.claimed_until.map(rfc3339),
+            customer_id: s.customer_id,
+            due_at: rfc3339(s.due_at),
+            partition: s.partition,
+            run_id: s.run_id,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "scheduled": items })))
+    Ok(HttpResponse::Ok().json(ScheduledList { scheduled }))
 }

@@ -7,7 +7,41 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::problem::Pointer;
 use crate::storage::statuses::{self, MAX_TYPE_NAME_LEN};
 use actix_web::{web, HttpResponse};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+
+/// A status type: its statuses are `customer.<name>_status`'s values.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatusType {
+    id: i64,
+    name: String,
+}
+
+/// A status of a type.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Status {
+    id: i64,
+    name: String,
+    /// Its status type's name.
+    #[serde(rename = "type")]
+    status_type: String,
+}
+
+/// A page of status types, by id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatusTypePage {
+    /// The `cursor` of the next page; null on the last.
+    next_cursor: Option<String>,
+    status_types: Vec<StatusType>,
+}
+
+/// A page of one type's statuses, by id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatusPage {
+    /// The `cursor` of the next page; null on the last.
+    next_cursor: Option<String>,
+    statuses: Vec<Status>,
+}
 
 /// Status type names become field names (`customer.<type>_status`).
 fn is_type_name(name: &str) -> bool {
@@ -38,28 +72,35 @@ fn name_of(body: &Value, type_name: bool) -> Result<String, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/v1/status-types", tag = "crm", params(PageQuery), responses(
-    (status = 200, description = "`{\"status_types\": [{\"id\", \"name\"}], \"next_cursor\"}` by id")))]
+    (status = 200, description = "the status types by id", body = StatusTypePage)))]
 pub async fn list_types(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let page = query.page()?;
     let rows = statuses::list_types(state.db.connection(), page).await?;
-    let next = page.next_cursor(rows.iter().map(|t| t.id).collect::<Vec<_>>().into_iter());
-    let items: Vec<Value> = rows.iter().map(|t| json!({"id": t.id, "name": t.name})).collect();
-    Ok(HttpResponse::Ok().json(json!({"status_types": items, "next_cursor": next})))
+    Ok(HttpResponse::Ok().json(StatusTypePage {
+        next_cursor: page.next_cursor(rows.iter().map(|t| t.id)),
+        status_types: rows
+            .into_iter()
+            .map(|t| StatusType { id: t.id, name: t.name })
+            .collect(),
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/status-types", tag = "crm",
     request_body(content = Object, description = "`{\"name\"}`: lowercase letters, digits and _"),
-    responses((status = 201, description = "created; `customer.<name>_status` is a field at once"), (status = 409, description = "it exists", body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "created; `customer.<name>_status` is a field at once", body = StatusType), (status = 409, description = "it exists", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_type(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let name = name_of(&body, true)?;
     let row = statuses::create_type(&state.db, &name).await?;
     tracing::info!(status_type = %row.name, "status type created");
     reload(&state).await;
-    Ok(HttpResponse::Created().json(json!({"id": row.id, "name": row.name})))
+    Ok(HttpResponse::Created().json(StatusType {
+        id: row.id,
+        name: row.name,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/status-types/{name}/statuses", tag = "crm", params(("name" = String, Path, description = "status type name"), PageQuery), responses(
-    (status = 200, description = "`{\"statuses\": [{\"id\", \"name\", \"type\"}], \"next_cursor\"}` by id"), (status = 404, body = ErrorBody)))]
+    (status = 200, description = "the type's statuses by id", body = StatusPage), (status = 404, body = ErrorBody)))]
 pub async fn list_statuses(
     state: web::Data<AppState>,
     name: web::Path<String>,
@@ -73,17 +114,22 @@ pub async fn list_statuses(
         )));
     };
     let rows = statuses::list_statuses(state.db.connection(), status_type.id, page).await?;
-    let next = page.next_cursor(rows.iter().map(|s| s.id).collect::<Vec<_>>().into_iter());
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|s| json!({"id": s.id, "name": s.name, "type": status_type.name}))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({"statuses": items, "next_cursor": next})))
+    Ok(HttpResponse::Ok().json(StatusPage {
+        next_cursor: page.next_cursor(rows.iter().map(|s| s.id)),
+        statuses: rows
+            .into_iter()
+            .map(|s| Status {
+                id: s.id,
+                name: s.name,
+                status_type: status_type.name.clone(),
+            })
+            .collect(),
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/status-types/{name}/statuses", tag = "crm", params(("name" = String, Path, description = "status type name")),
     request_body(content = Object, description = "`{\"name\"}`"),
-    responses((status = 201, description = "created; offered by the schema and accepted by validation at once"), (status = 404, description = "no such type", body = ErrorBody),
+    responses((status = 201, description = "created; offered by the schema and accepted by validation at once", body = Status), (status = 404, description = "no such type", body = ErrorBody),
         (status = 409, description = "it exists", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_status(
     state: web::Data<AppState>,
@@ -94,7 +140,11 @@ pub async fn create_status(
     let row = statuses::create_status(&state.db, &name, &status).await?;
     tracing::info!(status_type = %name.as_str(), status = %row.name, "status created");
     reload(&state).await;
-    Ok(HttpResponse::Created().json(json!({"id": row.id, "name": row.name, "type": name.as_str()})))
+    Ok(HttpResponse::Created().json(Status {
+        id: row.id,
+        name: row.name,
+        status_type: name.into_inner(),
+    }))
 }
 
 /// This process's matcher reloads at once; others follow the change counter.

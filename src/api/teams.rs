@@ -3,18 +3,69 @@
 use super::input::{PageQuery, Reader, MAX_NAME_LEN, MAX_TEXT_LEN};
 use super::{ApiError, AppState, ErrorBody};
 use crate::problem::Pointer;
-use crate::storage::crm::Page;
 use crate::storage::entities::{agents as agent_rows, teams as team_rows};
 use crate::storage::{agents, teams};
 use actix_web::{web, HttpResponse};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
-fn team_json(t: &team_rows::Model) -> Value {
-    json!({"id": t.id, "name": t.name, "parent_id": t.parent_id, "desk": t.desk})
+/// A team as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Team {
+    /// The desk its agents work (sales, retention, ...).
+    desk: String,
+    id: i64,
+    name: String,
+    /// The team above it; null at the top.
+    parent_id: Option<i64>,
 }
 
-fn agent_json(a: &agent_rows::Model) -> Value {
-    json!({"id": a.id, "name": a.name, "email": a.email, "team_id": a.team_id, "manager_id": a.manager_id, "active": a.active})
+/// An agent as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Agent {
+    /// Inactive agents are not assigned customers.
+    active: bool,
+    email: String,
+    id: i64,
+    manager_id: Option<i64>,
+    name: String,
+    team_id: i64,
+}
+
+/// A page of teams, by id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TeamPage {
+    /// The `cursor` of the next page; null on the last.
+    next_cursor: Option<String>,
+    teams: Vec<Team>,
+}
+
+/// A page of agents, by id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentPage {
+    agents: Vec<Agent>,
+    /// The `cursor` of the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+fn team_json(t: &team_rows::Model) -> Team {
+    Team {
+        desk: t.desk.clone(),
+        id: t.id,
+        name: t.name.clone(),
+        parent_id: t.parent_id,
+    }
+}
+
+fn agent_json(a: &agent_rows::Model) -> Agent {
+    Agent {
+        active: a.active,
+        email: a.email.clone(),
+        id: a.id,
+        manager_id: a.manager_id,
+        name: a.name.clone(),
+        team_id: a.team_id,
+    }
 }
 
 /// The body's `id`, which must match the URL's when both are given.
@@ -77,21 +128,19 @@ fn agent_input(body: &Value, url_id: Option<i64>) -> Result<(Option<i64>, agents
     }
 }
 
-fn page_json(key: &str, page: Page, items: Vec<Value>, ids: Vec<i64>) -> Value {
-    json!({ key: items, "next_cursor": page.next_cursor(ids.into_iter()) })
-}
-
 #[utoipa::path(get, path = "/api/v1/teams", tag = "crm", params(PageQuery), responses(
-    (status = 200, description = "`{\"teams\": [{\"id\", \"name\", \"parent_id\", \"desk\"}], \"next_cursor\"}` by id")))]
+    (status = 200, description = "the teams by id", body = TeamPage)))]
 pub async fn list_teams(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let page = query.page()?;
     let rows = teams::list(state.db.connection(), page).await?;
-    let ids = rows.iter().map(|t| t.id).collect();
-    Ok(HttpResponse::Ok().json(page_json("teams", page, rows.iter().map(team_json).collect(), ids)))
+    Ok(HttpResponse::Ok().json(TeamPage {
+        next_cursor: page.next_cursor(rows.iter().map(|t| t.id)),
+        teams: rows.iter().map(team_json).collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "crm", params(("id" = i64, Path, description = "team id")),
-    responses((status = 200, description = "the team"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the team", body = Team), (status = 404, body = ErrorBody)))]
 pub async fn get_team(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     match teams::get(state.db.connection(), id).await? {
@@ -102,7 +151,7 @@ pub async fn get_team(state: web::Data<AppState>, id: web::Path<i64>) -> Result<
 
 #[utoipa::path(post, path = "/api/v1/teams", tag = "crm",
     request_body(content = Object, description = "`{\"id\"?, \"name\", \"parent_id\"?, \"desk\"? = \"sales\"}`; without `id` the next free one"),
-    responses((status = 201, description = "created"), (status = 409, description = "the id exists", body = ErrorBody),
+    responses((status = 201, description = "created", body = Team), (status = 409, description = "the id exists", body = ErrorBody),
         (status = 422, description = "a bad field, an unknown parent or a cycle", body = ErrorBody)))]
 pub async fn create_team(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let (id, input) = team_input(&body, None)?;
@@ -113,7 +162,7 @@ pub async fn create_team(state: web::Data<AppState>, body: web::Json<Value>) -> 
 
 #[utoipa::path(put, path = "/api/v1/teams/{id}", tag = "crm", params(("id" = i64, Path, description = "team id")),
     request_body(content = Object, description = "`{\"name\", \"parent_id\"?, \"desk\"? = \"sales\"}`"),
-    responses((status = 201, description = "created"), (status = 200, description = "replaced"),
+    responses((status = 201, description = "created", body = Team), (status = 200, description = "replaced", body = Team),
         (status = 422, description = "a bad field, an unknown parent or a cycle", body = ErrorBody)))]
 pub async fn put_team(
     state: web::Data<AppState>,
@@ -140,16 +189,18 @@ pub async fn delete_team(state: web::Data<AppState>, id: web::Path<i64>) -> Resu
 }
 
 #[utoipa::path(get, path = "/api/v1/agents", tag = "crm", params(PageQuery), responses(
-    (status = 200, description = "`{\"agents\": [{\"id\", \"name\", \"email\", \"team_id\", \"manager_id\", \"active\"}], \"next_cursor\"}` by id")))]
+    (status = 200, description = "the agents by id", body = AgentPage)))]
 pub async fn list_agents(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let page = query.page()?;
     let rows = agents::list(state.db.connection(), page).await?;
-    let ids = rows.iter().map(|a| a.id).collect();
-    Ok(HttpResponse::Ok().json(page_json("agents", page, rows.iter().map(agent_json).collect(), ids)))
+    Ok(HttpResponse::Ok().json(AgentPage {
+        agents: rows.iter().map(agent_json).collect(),
+        next_cursor: page.next_cursor(rows.iter().map(|a| a.id)),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "crm", params(("id" = i64, Path, description = "agent id")),
-    responses((status = 200, description = "the agent"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the agent", body = Agent), (status = 404, body = ErrorBody)))]
 pub async fn get_agent(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     match agents::get(state.db.connection(), id).await? {
@@ -160,7 +211,7 @@ pub async fn get_agent(state: web::Data<AppState>, id: web::Path<i64>) -> Result
 
 #[utoipa::path(post, path = "/api/v1/agents", tag = "crm",
     request_body(content = Object, description = "`{\"id\"?, \"name\", \"email\"?, \"team_id\", \"manager_id\"?, \"active\"? = true}`"),
-    responses((status = 201, description = "created"), (status = 409, description = "the id exists", body = ErrorBody),
+    responses((status = 201, description = "created", body = Agent), (status = 409, description = "the id exists", body = ErrorBody),
         (status = 422, description = "a bad field, an unknown team or manager", body = ErrorBody)))]
 pub async fn create_agent(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let (id, input) = agent_input(&body, None)?;
@@ -171,7 +222,7 @@ pub async fn create_agent(state: web::Data<AppState>, body: web::Json<Value>) ->
 
 #[utoipa::path(put, path = "/api/v1/agents/{id}", tag = "crm", params(("id" = i64, Path, description = "agent id")),
     request_body(content = Object, description = "`{\"name\", \"email\"?, \"team_id\", \"manager_id\"?, \"active\"? = true}`"),
-    responses((status = 201, description = "created"), (status = 200, description = "replaced"),
+    responses((status = 201, description = "created", body = Agent), (status = 200, description = "replaced", body = Agent),
         (status = 422, description = "a bad field, an unknown team or manager", body = ErrorBody)))]
 pub async fn put_agent(
     state: web::Data<AppState>,

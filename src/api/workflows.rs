@@ -18,7 +18,9 @@ use crate::problem::{Pointer, Problem, Severity};
 use crate::storage::{customers, entries, recovery, runs, statuses, workflows, StorageError};
 use crate::validate::{Validated, Validator};
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 /// Keys the API adds to a stored workflow; accepted and ignored on the way back in, so a
 /// client can PUT what it GOT.
@@ -39,16 +41,151 @@ pub(super) fn who(req: &HttpRequest) -> String {
         .map_or_else(|| "api".to_owned(), |v| v.chars().take(100).collect())
 }
 
-fn stored_json(stored: &workflows::StoredWorkflow) -> Value {
-    let mut out = stored.definition.clone();
-    if let Value::Object(map) = &mut out {
-        map.insert("id".into(), json!(stored.id));
-        map.insert("version".into(), json!(stored.version));
-        map.insert("active".into(), json!(stored.active));
-        map.insert("created_at".into(), json!(crate::clock::rfc3339(stored.created_at)));
-        map.insert("updated_at".into(), json!(crate::clock::rfc3339(stored.updated_at)));
+/// A workflow definition: its trigger, its conditions (a tree of rules and groups), its
+/// actions (a tree of steps) and the settings beside them, as docs/workflow-language.md
+/// describes. GET /api/v1/schema lists the triggers, fields, operators and actions one may
+/// use; a save or POST /api/v1/workflows/validate names every problem by its JSON pointer.
+// An object, not a schema of the tree: GET /api/v1/schema and the validator are what say
+// what a definition may hold, and a second, hand-written description would drift from
+// them. Named all the same, so generated clients get a type for it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct WorkflowDefinition(pub Value);
+
+/// A stored workflow as the API shows it: its definition with the keys storage keeps
+/// beside it put in, so a client can PUT what it GOT (`created_at` and `updated_at` are
+/// ignored on the way in, a `version` must be the current one). Saves add `warnings`.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct StoredWorkflow {
+    #[serde(flatten)]
+    definition: WorkflowDefinition,
+    id: String,
+    version: i64,
+    active: bool,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    /// What validation and the save-time analysis found (saves only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<Problem>)]
+    warnings: Option<Value>,
+}
+
+impl StoredWorkflow {
+    fn new(stored: &workflows::StoredWorkflow) -> Self {
+        StoredWorkflow {
+            definition: WorkflowDefinition(stored.definition.clone()),
+            id: stored.id.clone(),
+            version: stored.version,
+            active: stored.active,
+            created_at: crate::clock::rfc3339(stored.created_at),
+            updated_at: crate::clock::rfc3339(stored.updated_at),
+            warnings: None,
+        }
     }
-    out
+
+    /// The same with the warnings of a save.
+    fn saved(stored: &workflows::StoredWorkflow, warnings: &[Problem]) -> Self {
+        StoredWorkflow {
+            warnings: Some(json!(warnings)),
+            ..Self::new(stored)
+        }
+    }
+}
+
+/// One object: the definition's keys with the stored ones put in (replacing any the
+/// definition holds), sorted, as the `serde_json` map this body was built in wrote them.
+impl Serialize for StoredWorkflow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(definition) = &self.definition.0 else {
+            return self.definition.serialize(serializer);
+        };
+        let stored = [
+            ("id", Value::from(self.id.as_str())),
+            ("version", Value::from(self.version)),
+            ("active", Value::from(self.active)),
+            ("created_at", Value::from(self.created_at.as_str())),
+            ("updated_at", Value::from(self.updated_at.as_str())),
+        ];
+        let mut keys: BTreeMap<&str, &Value> = definition.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        keys.extend(stored.iter().map(|(k, v)| (*k, v)));
+        if let Some(warnings) = &self.warnings {
+            keys.insert("warnings", warnings);
+        }
+        keys.serialize(serializer)
+    }
+}
+
+/// The live workflows.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkflowList {
+    workflows: Vec<StoredWorkflow>,
+}
+
+/// One version of a workflow.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkflowVersion {
+    /// created, updated or deleted.
+    change: String,
+    #[schema(format = DateTime)]
+    changed_at: String,
+    changed_by: String,
+    definition: WorkflowDefinition,
+    version: i64,
+}
+
+/// A workflow's newest versions, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkflowVersions {
+    versions: Vec<WorkflowVersion>,
+}
+
+/// A valid definition as the engine reads it, with its warnings.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ValidationReport {
+    /// Always true: an invalid definition is a 422.
+    valid: bool,
+    /// What validation and the save-time analysis found.
+    #[schema(value_type = Vec<Problem>)]
+    warnings: Value,
+    /// The definition with its defaults filled in.
+    workflow: WorkflowDefinition,
+}
+
+/// What a dry run found: the plan, how every workflow of the trigger was judged, what the
+/// event would cancel, and the customer it was judged with.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DryRunReport {
+    /// The customer the conditions read: the request's, else the stored one.
+    customer: Map<String, Value>,
+    /// Every workflow of the trigger, in evaluation order.
+    #[schema(value_type = Vec<crate::plan::Evaluation>)]
+    evaluated: Value,
+    /// The waiting runs the event would cancel through each workflow's `exit_when`.
+    exits: Vec<DryRunExit>,
+    /// What would run, in execution order; each step's preview beside it.
+    #[schema(value_type = Vec<crate::plan::PlannedRun>)]
+    plan: Value,
+    /// Each planned step whose destination the outbound guard would refuse.
+    warnings: Vec<DryRunWarning>,
+}
+
+/// The waiting runs of one workflow a dry run's event would cancel.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DryRunExit {
+    cancels: Vec<i64>,
+    workflow_id: String,
+}
+
+/// A planned step whose destination the outbound guard would refuse.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DryRunWarning {
+    message: String,
+    /// JSON pointer of the step in the workflow's definition.
+    path: String,
+    workflow_id: String,
 }
 
 async fn validate_body(state: &AppState, admitted: &Admitted, mut body: Value) -> Result<Validated, ApiError> {
@@ -145,28 +282,28 @@ async fn reload(state: &AppState) {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/workflows", operation_id = "list_workflows", tag = "workflows", params(super::ListQuery), responses((status = 200, description = "`{\"workflows\": [...]}`")))]
+#[utoipa::path(get, path = "/api/v1/workflows", operation_id = "list_workflows", tag = "workflows", params(super::ListQuery), responses((status = 200, description = "the stored workflows", body = WorkflowList)))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<super::ListQuery>) -> Result<HttpResponse, ApiError> {
     let rows = workflows::list(state.db.connection()).await?;
-    let items: Vec<Value> = rows
+    let workflows = rows
         .iter()
         .take(query.limit(super::MAX_LIST_LIMIT))
-        .map(stored_json)
+        .map(StoredWorkflow::new)
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "workflows": items })))
+    Ok(HttpResponse::Ok().json(WorkflowList { workflows }))
 }
 
 #[utoipa::path(get, path = "/api/v1/workflows/{id}", operation_id = "get_workflow", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
-    responses((status = 200, description = "the workflow with id, version, created_at, updated_at"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the workflow with id, version, created_at, updated_at", body = StoredWorkflow), (status = 404, body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     match workflows::get(state.db.connection(), &id).await? {
-        Some(stored) => Ok(HttpResponse::Ok().json(stored_json(&stored))),
+        Some(stored) => Ok(HttpResponse::Ok().json(StoredWorkflow::new(&stored))),
         None => Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str()))),
     }
 }
 
 #[utoipa::path(get, path = "/api/v1/workflows/{id}/versions", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
-    responses((status = 200, description = "`{\"versions\": [{\"version\", \"change\", \"changed_by\", \"changed_at\", \"definition\"}]}`"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the newest versions, oldest first", body = WorkflowVersions), (status = 404, body = ErrorBody)))]
 pub async fn versions(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -178,19 +315,22 @@ pub async fn versions(
         return Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str())));
     }
     // The newest `limit` versions, in order.
-    let items: Vec<Value> = rows
+    let versions = rows
         .iter()
-        .map(|v| {
-            json!({"version": v.version, "change": v.change, "changed_by": v.changed_by,
-                   "changed_at": crate::clock::rfc3339(v.changed_at), "definition": v.definition})
+        .map(|v| WorkflowVersion {
+            change: v.change.clone(),
+            changed_at: crate::clock::rfc3339(v.changed_at),
+            changed_by: v.changed_by.clone(),
+            definition: WorkflowDefinition(v.definition.clone()),
+            version: v.version,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "versions": items })))
+    Ok(HttpResponse::Ok().json(WorkflowVersions { versions }))
 }
 
 #[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows",
-    request_body(content = Object, description = "a workflow definition (docs/workflow-language.md)"),
-    responses((status = 201, description = "stored, with id, version 1 and warnings"), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    request_body(content = WorkflowDefinition, description = "a workflow definition (docs/workflow-language.md)"),
+    responses((status = 201, description = "stored, with id, version 1 and warnings", body = StoredWorkflow), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -204,14 +344,12 @@ pub async fn create(
     reload(&state).await;
     let mut warnings = validated.warnings;
     warnings.extend(analysis_warnings(&state, &admitted, &validated.workflow, &stored.id).await);
-    let mut out = stored_json(&stored);
-    out["warnings"] = json!(warnings);
-    Ok(HttpResponse::Created().json(out))
+    Ok(HttpResponse::Created().json(StoredWorkflow::saved(&stored, &warnings)))
 }
 
 #[utoipa::path(put, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
-    request_body(content = Object, description = "the whole definition; a `version` must be the current one"),
-    responses((status = 200, description = "stored as a new version"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    request_body(content = WorkflowDefinition, description = "the whole definition; a `version` must be the current one"),
+    responses((status = 200, description = "stored as a new version, with warnings", body = StoredWorkflow), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -252,9 +390,7 @@ pub async fn update(
     reload(&state).await;
     let mut warnings = validated.warnings;
     warnings.extend(analysis_warnings(&state, &admitted, &validated.workflow, &stored.id).await);
-    let mut out = stored_json(&stored);
-    out["warnings"] = json!(warnings);
-    Ok(HttpResponse::Ok().json(out))
+    Ok(HttpResponse::Ok().json(StoredWorkflow::saved(&stored, &warnings)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/workflows/{id}", operation_id = "delete_workflow", tag = "workflows", params(("id" = String, Path, description = "workflow id")),
@@ -271,8 +407,8 @@ pub async fn delete(
 }
 
 #[utoipa::path(post, path = "/api/v1/workflows/validate", tag = "workflows",
-    request_body(content = Object, description = "a workflow definition"),
-    responses((status = 200, description = "`{\"valid\": true, \"warnings\", \"workflow\"}`"), (status = 422, body = ErrorBody),
+    request_body(content = WorkflowDefinition, description = "a workflow definition"),
+    responses((status = 200, description = "valid, with its warnings", body = ValidationReport), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody, description = "`busy`: the heavy-request pool is full; see `Retry-After`"),
         (status = 503, body = ErrorBody, description = "`time_budget_exceeded`")))]
 pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
@@ -283,7 +419,11 @@ pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Res
     let id = validated.workflow.id.clone().unwrap_or_else(|| "new".to_owned());
     let extra = analysis_warnings(&state, &admitted, &validated.workflow, &id).await;
     validated.warnings.extend(extra);
-    Ok(HttpResponse::Ok().json(json!({"valid": true, "warnings": validated.warnings, "workflow": validated.workflow})))
+    Ok(HttpResponse::Ok().json(ValidationReport {
+        valid: true,
+        warnings: json!(validated.warnings),
+        workflow: WorkflowDefinition(json!(validated.workflow)),
+    }))
 }
 
 /// POST /api/v1/dry-run: `{"event", "customer"?, "workflows"?}` → the plan and the trace,
@@ -292,7 +432,7 @@ pub async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> Res
 /// those without an id are named draft-0, draft-1, ... in the order given.
 #[utoipa::path(post, path = "/api/v1/dry-run", tag = "workflows",
     request_body(content = Object, description = "`{\"event\": envelope, \"customer\"?: object, \"workflows\"?: [definitions]}`"),
-    responses((status = 200, description = "`{\"plan\": [{..., \"previews\": [{\"skipped\"?, \"waits_until\"?}]}], \"evaluated\": [{..., \"limited_by\"}], \"exits\": [{\"workflow_id\", \"cancels\"}], \"warnings\": [{\"workflow_id\", \"path\", \"message\"}], \"customer\"}`: `warnings` names each planned step whose destination the outbound guard would refuse"), (status = 422, body = ErrorBody),
+    responses((status = 200, description = "the plan and the trace, with no side effects: `warnings` names each planned step whose destination the outbound guard would refuse", body = DryRunReport), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody, description = "`busy`: the heavy-request pool is full; see `Retry-After`"),
         (status = 503, body = ErrorBody, description = "`time_budget_exceeded`")))]
 pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
@@ -438,7 +578,10 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
             recovery::MAX_BULK,
         )
         .await?;
-        exits.push(json!({"workflow_id": workflow_id, "cancels": waiting}));
+        exits.push(DryRunExit {
+            cancels: waiting,
+            workflow_id: workflow_id.to_owned(),
+        });
     }
     // Each planned workflow's actions as they would run: templates rendered, the agent a
     // round-robin step would pick (its cursor untouched), or why the step would fail, beside
@@ -454,7 +597,11 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
         };
         let conn = state.db.connection();
         for problem in destinations::warnings(conn, &compiled.workflow, &state.webhook_allowlist).await? {
-            warnings.push(json!({"workflow_id": compiled.id, "path": problem.path, "message": problem.message}));
+            warnings.push(DryRunWarning {
+                message: problem.message,
+                path: problem.path,
+                workflow_id: compiled.id.clone(),
+            });
         }
         if entry.held_out {
             continue;
@@ -468,11 +615,16 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
             }
         }
     }
-    let mut out = serde_json::to_value(&explanation).map_err(|e| ApiError::internal(e.to_string()))?;
-    out["exits"] = Value::from(exits);
-    out["warnings"] = Value::from(warnings);
-    out["customer"] = Value::Object(customer);
-    Ok(HttpResponse::Ok().json(out))
+    // Every field of the explanation, named: one added to it must be added here too.
+    let crate::plan::Explanation { plan, evaluated } = explanation;
+    let internal = |e: serde_json::Error| ApiError::internal(e.to_string());
+    Ok(HttpResponse::Ok().json(DryRunReport {
+        customer,
+        evaluated: serde_json::to_value(&evaluated).map_err(internal)?,
+        exits,
+        plan: serde_json::to_value(&plan).map_err(internal)?,
+        warnings,
+    }))
 }
 
 /// The workflows a dry run plans with: the stored active ones or the request's drafts.

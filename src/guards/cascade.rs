@@ -33,7 +33,7 @@ pub const DEFAULT_MAX_RUNS: u32 = 100;
 pub const MAX_DEPTH_VALUE: u32 = 1_000_000;
 
 /// What made the engine emit an event: the run of `workflow_id` for `event_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cause {
     pub event_id: String,
     pub workflow_id: String,
