@@ -1,11 +1,12 @@
 // The action tree editor: a workflow's steps as nested lists (a branch's paths and
-// otherwise, a wait's outcomes), one form per step built from the action's param schema in
-// GET /api/v1/schema: durations as number + unit, webhook headers as key/value rows,
-// webhook body as JSON text; a branch's and a wait's own parts, and a webhook's `save`,
-// come from journey.js. Steps are added, removed, moved up and down and moved to any other
-// list ("Move to…"); any may carry a name. A step's JSON stays editable as an advanced
-// fallback. Edits `actions` in place; `buildActions` turns the form state into what the
-// API takes, and gives an untouched workflow back as it came.
+// otherwise, a split's paths, a wait's outcomes), one form per step built from the
+// action's param schema in GET /api/v1/schema: durations as number + unit, webhook
+// headers as key/value rows, webhook body as JSON text; a branch's, a split's and a
+// wait's own parts, and a webhook's `save`, come from journey.js. Steps are added,
+// removed, moved up and down and moved to any other list ("Move to…"); any may carry a
+// name. A step's JSON stays editable as an advanced fallback. Edits `actions` in place;
+// `buildActions` turns the form state into what the API takes, and gives an untouched
+// workflow back as it came.
 // Ids and data-path follow the step's place: step "0.on_event.1" has ids a-0-on_event-1-*
 // and the pointer /actions/0/params/on_event/1; the workflow's own steps stay a-<i>-*.
 
@@ -20,6 +21,9 @@ const NUMBER_RE = /^\s*-?\d+(\.\d+)?\s*$/;
 const LONG_TEXT = new Set(['body', 'text']);
 /** Param types journey.js draws (a branch's paths and otherwise, a wait's conditions and outcomes). */
 const NESTED = new Set(['conditions', 'actions', 'paths']);
+/** Params journey.js draws whatever type the schema gives them (a split's paths). */
+const OWN_PARAMS = { branch: ['paths', 'otherwise'], split: ['paths'] };
+const drawnByJourney = (type, p) => NESTED.has(p.type) || Boolean(OWN_PARAMS[type]?.includes(p.name));
 const idFor = (path, part) => `a-${path.replace(/\./g, '-')}-${part}`;
 /** The ids of a list's "new action" select and button; the workflow's own list keeps its old ones. */
 const addIds = (listPath) => (listPath === ''
@@ -85,7 +89,7 @@ export function actionsEditor(ctx) {
         }
         const next = byType[e.target.value];
         const keep = {};
-        for (const p of next?.params || []) if (p.name in action.params && !NESTED.has(p.type)) keep[p.name] = action.params[p.name];
+        for (const p of next?.params || []) if (p.name in action.params && !drawnByJourney(e.target.value, p)) keep[p.name] = action.params[p.name];
         action.type = e.target.value;
         action.params = keep;
         for (const k of ['__raw', '__absent', '__headers']) delete action[k];
@@ -103,7 +107,7 @@ export function actionsEditor(ctx) {
     };
     const rules = (spec?.rules || []).map((r) => h('p', { class: 'hint' },
       r.rule === 'exactly_one' ? `Give exactly one of: ${r.params.join(', ')}.` : r.rule === 'at_least_one' ? `Give at least one of: ${r.params.join(', ')}.` : `${r.rule}: ${r.params.join(', ')}`));
-    const simple = spec ? spec.params.filter((p) => !NESTED.has(p.type)) : [];
+    const simple = spec ? spec.params.filter((p) => !drawnByJourney(action.type, p)) : [];
     return h('section', { class: `action action-${action.type}`, 'data-path': at, 'aria-labelledby': idFor(path, 'heading') },
       h('div', { class: 'action-head' },
         h('h4', { id: idFor(path, 'heading') }, `Step ${n}`),
@@ -351,6 +355,9 @@ function buildStep(a, path, problems) {
       ...rest, when: cleanConditions(when), actions: buildList(actions, `${path}.paths.${k}`, problems),
     }));
     if (Array.isArray(params.otherwise)) params.otherwise = buildList(params.otherwise, `${path}.otherwise`, problems);
+  }
+  if (a.type === 'split' && Array.isArray(params.paths)) {
+    params.paths = params.paths.map(({ actions, ...rest }, k) => ({ ...rest, actions: buildList(actions, `${path}.paths.${k}`, problems) }));
   }
   if (a.type === 'wait_for_event') {
     // Conditions and outcomes the step came without stay out while they are empty.

@@ -1,12 +1,13 @@
 // The builder page: a hash router over its views (workflow list, version history and
-// comparison, editor with its test panel, runs, the event inspector, customers, teams,
-// agents, webhook endpoints, SMS providers). Everything it shows comes from /api/v1.
+// comparison, editor with its test panel, a workflow's results, runs, the event
+// inspector, customers, teams, agents, webhook endpoints, SMS providers). Everything it shows comes from /api/v1.
 
 import { get } from './api.js';
 import { h, announce } from './dom.js';
 import { renderList, renderHistory } from './list.js';
 import { renderEditor } from './editor.js';
 import { renderRuns } from './runs.js';
+import { renderResults } from './results.js';
 import { renderEndpoints, renderProviders } from './crm.js';
 import { renderEvents } from './events.js';
 import { renderCustomers, renderCustomer } from './customers.js';
@@ -32,6 +33,7 @@ async function route() {
     if (name === 'new') { nav = 'editor'; cleanup = await renderEditor(view, null, params); }
     else if (name === 'edit' && id) { nav = 'editor-existing'; cleanup = await renderEditor(view, id, params); }
     else if (name === 'history' && id) { nav = 'workflows'; cleanup = await renderHistory(view, id, params); }
+    else if (name === 'results' && id) { nav = 'workflows'; cleanup = await renderResults(view, id, params); }
     else if (name === 'runs') { cleanup = await renderRuns(view, params); }
     else if (name === 'events') { cleanup = await renderEvents(view, params, id); }
     else if (name === 'customers' && id) { cleanup = await renderCustomer(view, id); }

@@ -9,7 +9,7 @@ import { conditionsEditor, normalizeRoot, cleanConditions } from './conditions.j
 import { actionsEditor, buildActions } from './actions.js';
 import { drawFlow } from './flow.js';
 import { testPanel } from './testpanel.js';
-import { guardState, guardsEditor } from './guards.js';
+import { guardState, guardsEditor, experimentState, experimentEditor } from './guards.js';
 import { loadCrm, withCrmOptions } from './pickers.js';
 
 const OTHER = '__other__';
@@ -34,6 +34,9 @@ export async function renderEditor(view, id, params) {
     stop_after: source?.stop_after ?? false,
     active: source?.active ?? true,
     conditions: normalizeRoot(structuredClone(source?.conditions ?? null)),
+    // no `conditions` (always true) stays absent while no rule is added: saved unchanged,
+    // a workflow gives back the JSON it was loaded with
+    noConditions: source?.conditions === undefined || source?.conditions === null,
     actions: structuredClone(source?.actions ?? []),
   };
   const state = { id: stored?.id ?? null, version: stored?.version ?? null };
@@ -67,6 +70,7 @@ export async function renderEditor(view, id, params) {
   const cond = conditionsEditor({ root: () => wf.conditions, fields, schema: s });
   const acts = actionsEditor({ actions: () => wf.actions, schema: s, crm, trigger: () => wf.trigger_event });
   const guards = guardsEditor({ g: guardState(source), actions: () => wf.actions, triggers: s.triggers });
+  const experiment = experimentEditor({ x: experimentState(source), schema: s, crm });
   acts.el.addEventListener('change', () => guards.refresh());
   acts.el.addEventListener('click', () => queueMicrotask(() => guards.refresh()));
 
@@ -80,11 +84,13 @@ export async function renderEditor(view, id, params) {
       stop_after: wf.stop_after,
       active: wf.active,
     };
+    if (wf.noConditions && !wf.conditions.rules.length) delete draft.conditions;
     if (wf.description.trim()) draft.description = wf.description.trim();
     const p = String(wf.priority).trim();
     if (p !== '') draft.priority = /^-?\d+$/.test(p) ? Number(p) : p;
     if (state.id) { draft.id = state.id; draft.version = state.version; }
     guards.apply(draft, problems);
+    experiment.apply(draft, problems);
     return { draft, problems };
   }
 
@@ -113,6 +119,7 @@ export async function renderEditor(view, id, params) {
       h('h3', { id: 'actions-title' }, 'Actions, in order'),
       acts.el),
     guards.el,
+    experiment.el,
     summary,
     h('div', { class: 'buttons sticky' }, saveBtn, checkBtn, h('a', { class: 'button', href: '#/workflows' }, 'Back to the list'), outcome));
 
@@ -209,7 +216,8 @@ export async function renderEditor(view, id, params) {
     if (!w) return [h('span', { class: 'muted' }, 'not saved yet')];
     return [h('span', {}, `id `, h('code', {}, w.id)), ` · version ${w.version} · `, w.active ? badge('active', 'done') : badge('disabled', 'off'), ' · ',
       h('a', { href: `#/history/${encodeURIComponent(w.id)}` }, 'history'), ' · ',
-      h('a', { href: `#/runs?workflow_id=${encodeURIComponent(w.id)}` }, 'runs')];
+      h('a', { href: `#/runs?workflow_id=${encodeURIComponent(w.id)}` }, 'runs'), ' ',
+      h('a', { class: 'button', href: `#/results/${encodeURIComponent(w.id)}`, id: 'wf-results' }, 'Results')];
   }
 
   const title = h('h2', { id: 'editor-title' }, stored ? `Edit: ${stored.name}` : 'New workflow');

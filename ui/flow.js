@@ -1,7 +1,7 @@
 // The flow diagram: a workflow drawn top to bottom as an SVG the page builds itself —
 // trigger, conditions, each step; a branch splits into an arm per path (labelled with its
-// `when`) plus `otherwise`, a wait into "on event <type>" and "after <timeout>", and the
-// arms join again after it. Given a run, it marks the steps the run went through (by each
+// `when`) plus `otherwise`, a split into an arm per path (labelled with its percent), a
+// wait into "on event <type>" and "after <timeout>", and the arms join again after it. Given a run, it marks the steps the run went through (by each
 // step's `path`, as the runs API reports it), greys the arms it did not take and shows
 // where a waiting run waits. Every label is set as text (textContent), never as markup:
 // names, templates and values come from users.
@@ -27,6 +27,7 @@ function stepText(step) {
   const p = step.params || {};
   switch (step.type) {
     case 'branch': return `${(p.paths || []).length} path(s)${Array.isArray(p.otherwise) ? ' and otherwise' : ''}`;
+    case 'split': return (p.paths || []).map((x) => percentText(x?.percent)).join(' / ');
     case 'wait_for_event': return `${p.event || '?'} · ${durationText(p.timeout)}`;
     case 'delay': return durationText(p);
     case 'webhook': return p.endpoint || p.url || '';
@@ -37,6 +38,9 @@ function stepText(step) {
     }
   }
 }
+
+/** A split path's share: "50%" ("?%" while it is not set). */
+const percentText = (v) => `${v === undefined || v === null || v === '' ? '?' : v}%`;
 
 const fit = (text, chars) => (text.length > chars ? `${text.slice(0, Math.max(1, chars - 1))}…` : text);
 
@@ -60,6 +64,7 @@ function runFacts(run) {
       const st = byPath.get(path);
       const r = st?.result;
       if (!r || typeof r !== 'object') return undefined;
+      if (step.type === 'split' && 'path' in r) return listPathOf(path, `paths.${r.path}`);
       if (step.type === 'branch' && 'path' in r) return r.path === 'otherwise' ? listPathOf(path, 'otherwise') : listPathOf(path, `paths.${r.path}`);
       if (step.type === 'wait_for_event' && typeof r.timed_out === 'boolean') return listPathOf(path, r.timed_out ? 'on_timeout' : 'on_event');
       return undefined;
@@ -100,6 +105,8 @@ export function drawFlow(def, { labels = {}, run = null } = {}) {
         ...(p.paths || []).map((b, k) => ({ key: listPathOf(path, `paths.${k}`), label: `when ${conditionsText(b.when)}`, steps: b.actions })),
         { key: listPathOf(path, 'otherwise'), label: 'otherwise', steps: p.otherwise },
       ];
+    } else if (step.type === 'split') {
+      arms = (p.paths || []).map((b, k) => ({ key: listPathOf(path, `paths.${k}`), label: percentText(b?.percent), steps: b?.actions }));
     } else if (step.type === 'wait_for_event') {
       arms = [
         { key: listPathOf(path, 'on_event'), label: `on event ${p.event || '?'}`, steps: p.on_event },

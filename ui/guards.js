@@ -1,10 +1,16 @@
-// Guard rails of a workflow in the builder: the per-customer limit, the send window, the
-// exit rules and which messages are transactional. One panel; the editor hands it the
-// workflow being edited and asks it to add its keys to the draft it saves or tests.
-// Shapes: docs/workflow-language.md, "Guard rails".
+// The workflow-level keys in the builder. Guard rails: the per-customer limit, the send
+// window, the exit rules and which messages are transactional. Experiment: the holdout
+// (a share of customers held out to measure the workflow against) and the goal (the
+// event that counts as success, within a window after the run started). One panel each;
+// the editor hands them the workflow being edited and asks them to add their keys to the
+// draft it saves or tests, as they came when they were not touched.
+// Shapes: docs/workflow-language.md, "Guard rails" and "Experiments and goals".
 
 import { h, labelled, newId } from './dom.js';
 import { allLists, childPath, labelOf, pointerOf } from './tree.js';
+import { conditionsEditor, normalizeRoot, cleanConditions } from './conditions.js';
+import { eventTypePicker, fieldsOf } from './journey.js';
+import { withCrmOptions } from './pickers.js';
 
 const DAYS = [['mon', 'Mon'], ['tue', 'Tue'], ['wed', 'Wed'], ['thu', 'Thu'], ['fri', 'Fri'], ['sat', 'Sat'], ['sun', 'Sun']];
 const UNITS = ['minutes', 'hours', 'days'];
@@ -143,4 +149,94 @@ export function guardsEditor({ g, actions, triggers }) {
   }
 
   return { el, apply, refresh };
+}
+
+// --- experiment: holdout and goal ----------------------------------------------------------
+
+const whole = (t) => (/^\s*-?\d+\s*$/.test(t) ? Number(t) : t.trim());
+
+/** The holdout and goal of a stored definition, as the experiment panel edits them. */
+export function experimentState(source) {
+  const goal = source?.goal ?? null;
+  const within = goal?.within && typeof goal.within === 'object' ? goal.within : null;
+  const unit = within ? UNITS.find((u) => u in within) ?? 'days' : 'days';
+  return {
+    holdout: source?.holdout?.percent === undefined || source?.holdout?.percent === null ? '' : String(source.holdout.percent),
+    goal: Boolean(goal),
+    event: goal?.event ?? '',
+    // absent conditions stay absent while no rule is added (the wait step does the same)
+    conditions: goal?.conditions === undefined ? { match: 'all', rules: [], __optional: true } : normalizeRoot(structuredClone(goal.conditions)),
+    withinUnit: unit,
+    withinValue: within ? String(within[unit]) : '7',
+    exit: goal?.exit === true,
+    exitStored: goal ? 'exit' in goal : false,
+  };
+}
+
+/**
+ * The experiment panel: the holdout percent (0 to 50, empty for none) and the goal (its
+ * event type from the triggers or typed, conditions on that event as `event.*` and on the
+ * customer, the window after the run started, and whether reaching it ends a waiting
+ * run). `x` is experimentState(...); returns { el, apply(draft, problems) }.
+ */
+export function experimentEditor({ x, schema, crm }) {
+  const holdout = h('input', {
+    id: 'wf-holdout', type: 'number', min: '0', max: '50', step: '1', inputmode: 'numeric', value: x.holdout, placeholder: 'none',
+    oninput: (e) => { x.holdout = e.target.value; },
+  });
+
+  const goalOn = h('input', { id: 'wf-goal', type: 'checkbox', checked: x.goal, onchange: (e) => { x.goal = e.target.checked; goalBox.hidden = !x.goal; } });
+  const conditionsBox = h('div', { 'data-path': '/goal/conditions' });
+  const drawConditions = () => {
+    const fields = () => withCrmOptions(fieldsOf(schema, x.event), crm);
+    conditionsBox.replaceChildren(conditionsEditor({
+      root: () => x.conditions, fields, schema, path: '/goal/conditions',
+      label: 'The goal event counts when', empty: `No conditions: any ${x.event || 'such event'} of the customer counts.`,
+    }).el);
+  };
+  const eventPicker = eventTypePicker({
+    id: 'wf-goal-event', value: x.event || undefined, triggers: schema.triggers, typedLabel: 'Goal event type (typed)',
+    set: (v) => { x.event = v ?? ''; }, redraw: drawConditions,
+  });
+  const withinValue = h('input', { id: 'wf-goal-within-n', type: 'number', min: '1', step: '1', inputmode: 'numeric', value: x.withinValue, 'aria-label': 'Within: amount', oninput: (e) => { x.withinValue = e.target.value; } });
+  const withinUnit = h('select', { id: 'wf-goal-within-unit', 'aria-label': 'Within: unit', onchange: (e) => { x.withinUnit = e.target.value; } },
+    UNITS.map((u) => h('option', { value: u, selected: u === x.withinUnit }, u)));
+  const exit = h('input', { id: 'wf-goal-exit', type: 'checkbox', checked: x.exit, onchange: (e) => { x.exit = e.target.checked; } });
+  const goalBox = h('div', { class: 'goal', hidden: !x.goal },
+    h('div', { class: 'grid2' },
+      h('div', { class: 'field', 'data-path': '/goal/event' },
+        h('label', { for: 'wf-goal-event' }, 'Goal event'), eventPicker,
+        h('span', { class: 'hint' }, 'the customer’s event that counts as success; its data is event.* below')),
+      h('div', { class: 'field', 'data-path': '/goal/within' },
+        h('span', { class: 'label', id: 'wf-goal-within-label' }, 'Within'),
+        h('div', { class: 'duration', role: 'group', 'aria-labelledby': 'wf-goal-within-label' }, withinValue, withinUnit),
+        h('span', { class: 'hint' }, 'after the run started; a later event does not count'))),
+    conditionsBox,
+    h('div', { class: 'checkbox', 'data-path': '/goal/exit' }, exit, h('label', { for: exit.id }, 'Exit on goal: reaching it cancels the customer’s waiting run of this workflow')));
+  drawConditions();
+
+  const el = h('section', { class: 'panel', 'aria-labelledby': 'experiment-title', id: 'wf-experiment' },
+    h('h3', { id: 'experiment-title' }, 'Experiment: holdout and goal'),
+    h('div', { class: 'holdout', 'data-path': '/holdout' },
+      h('div', { 'data-path': '/holdout/percent' }, labelled('Holdout (% of entering customers)', holdout,
+        '0 to 50, empty for none: that share of customers (a stable hash) get a run that does nothing (held_out), the baseline the Results page compares with'))),
+    h('div', { class: 'checkbox', 'data-path': '/goal' }, goalOn, h('label', { for: goalOn.id }, 'This workflow has a goal: an event of the customer that counts as success')),
+    goalBox);
+
+  /** Adds `holdout` and `goal` to `draft`, in the order the language gives their keys. */
+  function apply(draft) {
+    if (String(x.holdout).trim() !== '') draft.holdout = { percent: whole(String(x.holdout)) };
+    if (x.goal) {
+      const goal = { event: x.event };
+      const c = x.conditions;
+      if (!(c.__optional && !c.rules.length)) goal.conditions = cleanConditions(c);
+      const n = String(x.withinValue).trim();
+      if (n !== '') goal.within = { [x.withinUnit]: whole(n) };
+      if (x.exit) goal.exit = true;
+      else if (x.exitStored) goal.exit = false;
+      draft.goal = goal;
+    }
+  }
+
+  return { el, apply };
 }

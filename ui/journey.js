@@ -1,6 +1,8 @@
 // The parts of a step that make a journey, for the action tree editor (actions.js): a
-// branch's paths (each a `when` tree and a nested list) and its `otherwise`, a wait's
-// awaited event type, conditions and outcome lists, and a named webhook's `save` map.
+// branch's paths (each a `when` tree and a nested list) and its `otherwise`, a split's
+// paths (each a percent of the customers and a nested list, the percents adding up to
+// 100), a wait's awaited event type, conditions and outcome lists, and a named webhook's
+// `save` map.
 // Conditions are edited with the workflow's own editor (conditions.js), offered the
 // fields the engine lets them read there: in a branch, the trigger's `event.*`, the
 // customer and `steps.<name>.*` of the named steps before; in a wait, the awaited event
@@ -17,7 +19,7 @@ const OTHER = '__other__';
 const SAVE_PREFIX = 'customer.custom.';
 
 /** The fields of an event type: its own (event.*) and the customer's, as the schema lists them. */
-function fieldsOf(schema, type) {
+export function fieldsOf(schema, type) {
   return (schema.triggers.find((t) => t.name === type) || schema.other_trigger).fields;
 }
 
@@ -70,6 +72,11 @@ export function prepareStep(step) {
     p.paths = p.paths.map((path) => ({ ...path, when: normalizeRoot(path?.when), actions: Array.isArray(path?.actions) ? path.actions : [] }));
     for (const path of p.paths) path.actions.forEach(prepareStep);
     if (Array.isArray(p.otherwise)) p.otherwise.forEach(prepareStep);
+  } else if (step.type === 'split') {
+    // a new split starts as an even A/B test; a stored one keeps its paths as they came
+    if (!Array.isArray(p.paths) || !p.paths.length) p.paths = [{ percent: 50, actions: [] }, { percent: 50, actions: [] }];
+    p.paths = p.paths.map((path) => ({ ...path, actions: Array.isArray(path?.actions) ? path.actions : [] }));
+    for (const path of p.paths) path.actions.forEach(prepareStep);
   } else if (step.type === 'wait_for_event') {
     p.conditions = p.conditions === undefined ? { match: 'all', rules: [], __optional: true } : normalizeRoot(p.conditions);
     step.__absent = ['on_event', 'on_timeout'].filter((k) => !Array.isArray(p[k]));
@@ -88,11 +95,11 @@ const newPath = () => ({ when: { match: 'all', rules: [] }, actions: [] });
  * also calls `redraw()` (the conditions' fields follow it). A typed one does not: a
  * redraw on blur would swallow the click that caused the blur.
  */
-export function eventTypePicker({ id, value, triggers, set, redraw, describedBy }) {
+export function eventTypePicker({ id, value, triggers, set, redraw, describedBy, typedLabel = 'Awaited event type (typed)' }) {
   const known = triggers.some((t) => t.name === value);
   const typed = h('input', {
     id: `${id}-other`, type: 'text', value: known ? '' : value ?? '', spellcheck: 'false', hidden: known || !value,
-    'aria-label': 'Awaited event type (typed)', placeholder: 'e.g. bonus.granted',
+    'aria-label': typedLabel, placeholder: 'e.g. bonus.granted',
     oninput: (e) => set(e.target.value.trim() || undefined),
   });
   const sel = h('select', {
@@ -116,6 +123,7 @@ export function eventTypePicker({ id, value, triggers, set, redraw, describedBy 
  */
 export function journeyParts(step, stepPath, ctx) {
   if (step.type === 'branch') return branchParts(step, stepPath, ctx);
+  if (step.type === 'split') return splitParts(step, stepPath, ctx);
   if (step.type === 'wait_for_event') return waitParts(step, stepPath, ctx);
   return null;
 }
@@ -175,6 +183,104 @@ function branchParts(step, stepPath, ctx) {
       h('button', { type: 'button', id: id('add-path'), onclick: () => { p.paths.push(newPath()); ctx.render(ctx.idFor(stepPath, `path-${p.paths.length - 1}-up`)); } }, 'Add path'),
       otherwise ? null : h('button', { type: 'button', id: id('add-otherwise'), onclick: () => { p.otherwise = []; ctx.render(id('remove-otherwise')); } }, 'Add otherwise')),
     otherwise);
+}
+
+/** The percents of a split's paths as numbers (NaN where one is not a whole number 0..100). */
+export function splitPercents(paths) {
+  return (paths || []).map((path) => {
+    const v = path?.percent;
+    const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
+    return Number.isInteger(n) && n >= 0 && n <= 100 ? n : NaN;
+  });
+}
+
+/**
+ * What the percents of a split add up to, said for its sum line: { ok, text }. Not 100
+ * (or a percent that is not a whole number from 0 to 100) is an error the engine refuses.
+ */
+export function splitSum(paths) {
+  const percents = splitPercents(paths);
+  const bad = percents.findIndex((n) => Number.isNaN(n));
+  if (bad >= 0) return { ok: false, text: `Path ${bad + 1}: a percent is a whole number from 0 to 100.` };
+  const sum = percents.reduce((a, b) => a + b, 0);
+  if (sum === 100) return { ok: true, text: 'Total: 100%.' };
+  return { ok: false, text: `The percents add up to ${sum}%, not 100%: ${sum < 100 ? `${100 - sum} left to give` : `${sum - 100} too many`}.` };
+}
+
+/**
+ * A split's paths: each with the percent of customers it takes (a stable hash of the
+ * customer, the workflow and the step picks it) and its own list; the running sum above
+ * them, with an error while it is not 100. "Split evenly" shares 100 between the paths.
+ */
+function splitParts(step, stepPath, ctx) {
+  const p = step.params;
+  const at = pointerOf(stepPath);
+  const id = (part) => ctx.idFor(stepPath, part);
+  const sum = h('p', { id: id('split-sum'), 'aria-live': 'polite', 'data-path': `${at}/params/paths` });
+  const showSum = () => {
+    const { ok, text } = splitSum(p.paths);
+    sum.textContent = text;
+    sum.className = ok ? 'split-sum ok' : 'split-sum error-text';
+    sum.dataset.ok = String(ok);
+    for (const input of inputs) {
+      if (ok) input.removeAttribute('aria-invalid');
+      else input.setAttribute('aria-invalid', 'true');
+    }
+  };
+  const inputs = [];
+  const paths = p.paths.map((path, k) => {
+    const n = k + 1;
+    const swap = (d) => {
+      [p.paths[k], p.paths[k + d]] = [p.paths[k + d], p.paths[k]];
+      ctx.render(id(`path-${k + d}-${d < 0 ? 'up' : 'down'}`));
+    };
+    const remove = async () => {
+      if (path.actions.length && !await confirmDialog(`Remove path ${n}?`, `Path ${n} and its ${path.actions.length} step(s) are removed from the draft.`, 'Remove path')) return;
+      p.paths.splice(k, 1);
+      ctx.render(id('add-path'));
+    };
+    const percentId = id(`path-${k}-percent`);
+    const percent = h('input', {
+      id: percentId, type: 'number', min: '0', max: '100', step: '1', inputmode: 'numeric', class: 'percent',
+      value: path.percent === undefined ? '' : String(path.percent), 'aria-describedby': id('split-sum'),
+      oninput: (e) => {
+        const t = e.target.value.trim();
+        if (t === '') delete path.percent;
+        else path.percent = /^-?\d+(\.\d+)?$/.test(t) ? Number(t) : t;
+        showSum();
+      },
+    });
+    inputs.push(percent);
+    return arm(`Path ${n}`, null,
+      h('div', { class: 'arm-tools' },
+        h('div', { class: 'field inline percent-field', 'data-path': `${at}/params/paths/${k}/percent` },
+          h('label', { for: percentId }, `Path ${n} takes`), percent, h('span', { 'aria-hidden': 'true' }, '% of the customers')),
+        h('span', { class: 'spacer' }),
+        h('button', { type: 'button', class: 'icon', id: id(`path-${k}-up`), disabled: k === 0, 'aria-label': `Move path ${n} up`, title: 'Move up', onclick: () => swap(-1) }, '↑'),
+        h('button', { type: 'button', class: 'icon', id: id(`path-${k}-down`), disabled: k === p.paths.length - 1, 'aria-label': `Move path ${n} down`, title: 'Move down', onclick: () => swap(1) }, '↓'),
+        h('button', { type: 'button', class: 'danger', id: id(`path-${k}-remove`), disabled: p.paths.length === 1, 'aria-label': `Remove path ${n}`, onclick: remove }, 'Remove path')),
+      ctx.list(path.actions, listPathOf(stepPath, `paths.${k}`)));
+  });
+  const addPath = () => {
+    // the new path gets what the others leave of 100 (0 when they take it all)
+    const given = splitPercents(p.paths).reduce((a, b) => a + (Number.isNaN(b) ? 0 : b), 0);
+    p.paths.push({ percent: Math.max(0, 100 - given), actions: [] });
+    ctx.render(id(`path-${p.paths.length - 1}-percent`));
+  };
+  const even = () => {
+    const n = p.paths.length;
+    p.paths.forEach((path, k) => { path.percent = Math.floor(100 / n) + (k < 100 % n ? 1 : 0); });
+    ctx.render(id('split-even'));
+  };
+  // the sum first: it is in sight while the first percents are typed
+  const el = h('div', { class: 'journey split' },
+    sum,
+    paths,
+    h('div', { class: 'buttons' },
+      h('button', { type: 'button', id: id('add-path'), onclick: addPath }, 'Add path'),
+      h('button', { type: 'button', id: id('split-even'), onclick: even }, 'Split evenly')));
+  showSum();
+  return el;
 }
 
 function waitParts(step, stepPath, ctx) {

@@ -75,6 +75,7 @@ export async function renderList(view) {
         toggle,
         h('a', { class: 'button', href: `#/history/${encodeURIComponent(wf.id)}`, 'aria-label': `History of ${wf.name}` }, 'History'),
         h('a', { class: 'button', href: `#/runs?workflow_id=${encodeURIComponent(wf.id)}`, 'aria-label': `Runs of ${wf.name}` }, 'Runs'),
+        h('a', { class: 'button', href: `#/results/${encodeURIComponent(wf.id)}`, 'aria-label': `Results of ${wf.name}` }, 'Results'),
         remove)));
     get(`/api/v1/runs?workflow_id=${encodeURIComponent(wf.id)}&limit=1`).then(({ runs }) => {
       const run = runs[0];

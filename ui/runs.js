@@ -10,7 +10,7 @@ import { h, announce, confirmDialog, fmtTime, relTime, badge } from './dom.js';
 import { drawFlow } from './flow.js';
 import { labelOf } from './tree.js';
 
-const STATUSES = ['pending', 'running', 'waiting', 'done', 'failed', 'cancelled'];
+const STATUSES = ['pending', 'running', 'waiting', 'done', 'failed', 'cancelled', 'held_out'];
 /** Runs a page: small enough to read, and the refresh stays cheap. */
 export const PAGE = 50;
 
@@ -41,10 +41,11 @@ function fromLocalInput(value) {
   return Number.isNaN(d.getTime()) ? '' : d.toISOString();
 }
 
-/** What a branch or a wait decided, from its step's result; null for other steps. */
+/** What a branch, a split or a wait decided, from its step's result; null for other steps. */
 function outcome(st) {
   const r = st.result;
   if (!r || typeof r !== 'object') return null;
+  if (st.type === 'split' && 'path' in r) return `took path ${Number(r.path) + 1} of the split`;
   if (st.type === 'branch' && 'path' in r) return r.path === 'otherwise' ? 'took otherwise' : `took path ${Number(r.path) + 1}`;
   if (st.type === 'wait_for_event') {
     if (r.waiting_for) return `waiting for ${r.waiting_for}${r.until ? ` until ${fmtTime(r.until)}` : ''}`;
@@ -306,6 +307,8 @@ export async function renderRuns(view, params) {
         'customer ', h('span', { class: 'cust' }, String(r.customer_id)), ' · ',
         h('code', {}, r.trigger), ' · ', h('span', { class: 'muted' }, fmtTime(r.created_at)),
         r.steps.length ? ` · ${r.steps.filter((x) => x.status === 'done').length}/${r.steps.length} steps done` : '',
+        r.status === 'held_out' ? h('span', { class: 'muted' }, ' · held out: performs nothing') : null,
+        r.goal_reached_at ? [' · ', h('span', { class: 'badge badge-goal', title: fmtTime(r.goal_reached_at) }, `goal reached ${relTime(r.goal_reached_at)}`)] : null,
         sched ? h('span', { class: 'badge badge-waiting' }, ` resumes ${relTime(sched.due_at)}`) : null),
       h('div', { class: 'run-body' },
         tools.length ? h('div', { class: 'buttons run-tools' }, tools) : null,
@@ -316,7 +319,8 @@ export async function renderRuns(view, params) {
           `) · partition ${r.partition} · `, h('a', { href: `#/customers/${r.customer_id}` }, `customer ${r.customer_id}`), ' · ',
           h('a', { href: `#/runs?customer_id=${r.customer_id}` }, `all runs of customer ${r.customer_id}`), ' · ',
           h('a', { href: `#/runs?workflow_id=${encodeURIComponent(r.workflow_id)}` }, 'all runs of this workflow')),
-        r.steps.length ? steps : h('p', { class: 'muted' }, 'No step has started.'),
+        r.goal_reached_at ? h('p', { class: 'small' }, `The workflow’s goal was reached ${fmtTime(r.goal_reached_at)}.`) : null,
+        r.steps.length ? steps : h('p', { class: 'muted' }, r.status === 'held_out' ? 'Held out of the workflow (its holdout): no step runs; it is counted against the treated customers on the Results page.' : 'No step has started.'),
         flow));
     details.addEventListener('toggle', () => { if (details.open) drawRun(); });
     if (details.open) drawRun();

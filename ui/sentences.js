@@ -105,6 +105,18 @@ export function sayStep(action, pv = {}, ctx) {
       }
       break;
     }
+    case 'split': {
+      // the dry run knows the customer, so it may say which path the hash picks
+      const paths = p.paths || [];
+      if (typeof pv.path === 'number') {
+        text = `took path ${pv.path + 1} of the split (${paths[pv.path]?.percent ?? '?'}% of the customers)`;
+        arms = [{ label: `path ${pv.path + 1}`, actions: paths[pv.path]?.actions || [], previews: pv.actions }];
+      } else {
+        text = `splits the customers: ${paths.map((x, k) => `path ${k + 1} ${x.percent ?? '?'}%`).join(', ')}`;
+        arms = paths.map((x, k) => ({ label: `path ${k + 1} (${x.percent ?? '?'}%)`, actions: x.actions || [], previews: pv.every_path?.[k] }));
+      }
+      break;
+    }
     case 'wait_for_event':
       text = `waits up to ${durationText(p.timeout)} for ${p.event}`;
       arms = [

@@ -1,5 +1,5 @@
-// A journey's actions as a tree. A branch holds a list per path (and `otherwise`), a wait
-// holds `on_event` and `on_timeout`; every step and list is named by its path in the form
+// A journey's actions as a tree. A branch holds a list per path (and `otherwise`), a split
+// a list per path, a wait holds `on_event` and `on_timeout`; every step and list is named by its path in the form
 // the runs API reports it ("0", "2.paths.0.1", "3.on_timeout.0"), so the editor, the flow
 // diagram and a run's steps all point at the same places. A list's path is its step's
 // path and the list's key ("2.paths.0", "3.on_timeout"); the workflow's own list is "".
@@ -7,6 +7,9 @@
 /** The nested lists of a step, in the engine's order: each path, then `otherwise`; `on_event`, then `on_timeout`. */
 export function blocks(step) {
   const p = step?.params || {};
+  if (step?.type === 'split') {
+    return (Array.isArray(p.paths) ? p.paths : []).map((path, k) => ({ key: `paths.${k}`, list: path?.actions }));
+  }
   if (step?.type === 'branch') {
     return [
       ...(Array.isArray(p.paths) ? p.paths : []).map((path, k) => ({ key: `paths.${k}`, list: path?.actions })),

@@ -155,6 +155,16 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/sentences.js"),
     ),
+    (
+        "results.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/results.js"),
+    ),
+    (
+        "charts.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/charts.js"),
+    ),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../ui/favicon.svg")),
 ];
 

@@ -1,6 +1,7 @@
 // Regenerates docs/screenshots/*.png: the main screens of the builder page at 1280x800.
 // Usage (from the repository root, after `cargo build` and `npm ci` in tests/browser):
-//   node tests/browser/screenshots.mjs
+//   node tests/browser/screenshots.mjs            # every screenshot
+//   node tests/browser/screenshots.mjs 18 19      # only those whose names start so
 // Workflows and CRM records are created through the API here (the tests build them
 // through the page).
 
@@ -15,7 +16,9 @@ const engine = await startEngine({ env: { WFE__SCHEDULER__DELAY_OVERRIDE_SECS: '
 const browser = await startBrowser();
 const { page } = browser;
 page.setDefaultTimeout(20_000);
+const only = process.argv.slice(2);
 const shot = async (name) => {
+  if (only.length && !only.some((prefix) => name.startsWith(prefix))) return;
   await page.screenshot({ path: join(OUT, name) });
   console.log(`docs/screenshots/${name}`);
 };
@@ -214,6 +217,54 @@ try {
   await page.goto(`${engine.base}/#/agents/${ana.id}`);
   await page.locator('.task-list tbody tr').first().waitFor();
   await shot('15-agent-tasks.png');
+
+  // an experiment: a holdout, a goal and a three-way split, its runs, its Results page
+  const experiment = (await api(engine.base, 'POST', '/api/v1/workflows', {
+    name: 'Welcome offer test', trigger_event: 'customer.registered', priority: 60,
+    holdout: { percent: 20 },
+    goal: { event: 'customer.ftd', within: { days: 7 }, exit: true },
+    actions: [
+      { type: 'add_note', params: { body: 'Entered the welcome offer test' } },
+      {
+        type: 'split', name: 'welcome_offer',
+        params: {
+          paths: [
+            { percent: 40, actions: [{ type: 'send_email', params: { subject: 'Welcome, {{customer.first_name}}: your first deposit is matched' } }] },
+            { percent: 40, actions: [{ type: 'send_sms', params: { text: 'Welcome! Deposit today and get free trades' } }] },
+            { percent: 20, actions: [{ type: 'create_task', params: { title: 'Welcome call for {{customer.first_name}}', due_in: { days: 1 } } }] },
+          ],
+        },
+      },
+    ],
+  })).body;
+  await page.goto(`${engine.base}/#/edit/${experiment.id}`);
+  await page.locator('#a-1-path-2-percent').waitFor();
+  await page.fill('#a-1-path-2-percent', '30'); // the running sum says what is wrong
+  await page.locator('#a-1-split-sum.error-text').waitFor();
+  await page.locator('#a-1-heading').evaluate((el) => { el.scrollIntoView(); window.scrollBy(0, -16); });
+  await page.locator('#wf-flow').evaluate((el) => { el.scrollLeft = (el.scrollWidth - el.clientWidth) / 2; el.scrollTop = el.scrollHeight; });
+  await shot('19-split-editor.png');
+
+  // The Results page draws GET .../stats. A screenshot run cannot make a week of runs, so
+  // the page is given a week's answer of the same shape (its runs are made for real in
+  // experiments.test.mjs, which compares every number drawn with the engine's).
+  const day = (d) => new Date(Date.UTC(2026, 2, 2 + d)).toISOString().replace('.000Z', 'Z');
+  const entered = [182, 240, 231, 205, 260, 148, 121, 96];
+  const series = entered.map((n, d) => ({ at: day(d), entered: n, done: Math.round(n * 0.78), failed: Math.round(n * 0.02), goal_reached: Math.round(n * 0.11) }));
+  const sum = (k) => series.reduce((a, b) => a + b[k], 0);
+  await page.route(`**/api/v1/workflows/${experiment.id}/stats**`, (r) => r.fulfill({
+    json: {
+      entered: sum('entered'), done: sum('done'), failed: sum('failed'), cancelled: 12, waiting: 9, held_out: 295, goal_reached: sum('goal_reached'),
+      paths: { '1:0': { entered: 473, goal_reached: 62 }, '1:1': { entered: 468, goal_reached: 49 }, '1:2': { entered: 247, goal_reached: 36 } },
+      steps: { 0: 1188, 1: 1188, '1.paths.0.0': 473, '1.paths.1.0': 468, '1.paths.2.0': 247 },
+      lift: { treated_rate: 0.1237, holdout_rate: 0.0847, difference: 0.039, ci95: [0.0012, 0.0768] },
+      series,
+    },
+  }));
+  await page.goto(`${engine.base}/#/results/${experiment.id}?since=2026-03-02T00:00:00Z&until=2026-03-10T00:00:00Z&bucket=day`);
+  await page.locator('#res-lift-sentence').waitFor();
+  await page.locator('#res-time-title').evaluate((el) => { el.scrollIntoView(); window.scrollBy(0, -24); });
+  await shot('18-experiment-results.png');
 } finally {
   await browser.close();
   await engine.stop();
