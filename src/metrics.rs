@@ -368,3 +368,36 @@ impl Mailbox {
         self.processed.get()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However many workflows reach goals or hold customers out, the per-workflow counters
+    /// have at most MAX_WORKFLOW_LABELS series of their own, and the rest count as `other`.
+    #[test]
+    fn per_workflow_counters_have_bounded_labels() {
+        let metrics = Metrics::new().expect("metrics");
+        for i in 0..(MAX_WORKFLOW_LABELS + 50) {
+            metrics.goal_reached(&format!("w{i}"));
+            metrics.held_out(&format!("w{i}"));
+        }
+        metrics.goal_reached("w0");
+        let families = metrics.registry.gather();
+        let series = |name: &str| {
+            families
+                .iter()
+                .find(|f| f.name() == name)
+                .map(|f| f.get_metric().len())
+                .unwrap_or_default()
+        };
+        assert_eq!(series("wfe_goals_reached_total"), MAX_WORKFLOW_LABELS + 1);
+        assert_eq!(series("wfe_runs_held_out_total"), MAX_WORKFLOW_LABELS + 1);
+        assert_eq!(
+            metrics.goals_reached.with_label_values(&["w0"]).get(),
+            2,
+            "known ids keep theirs"
+        );
+        assert_eq!(metrics.goals_reached.with_label_values(&["other"]).get(), 50);
+    }
+}

@@ -831,7 +831,7 @@ async fn the_readme_tour_ends_in_a_done_run() {
         .post(
             "/api/v1/workflows",
             &json!({
-            "name": "Big deposit alert", "trigger_event": "customer.deposited",
+            "id": "big-deposit-alert", "name": "Big deposit alert", "trigger_event": "customer.deposited",
             "conditions": {"match": "all", "rules": [{"field": "event.amount", "operator": "gte", "value": 1000}]},
             "actions": [{"type": "add_note", "params": {"body": "Deposit of {{event.amount}} {{event.currency}}"}}],
             "priority": 10}),
@@ -862,6 +862,9 @@ async fn the_readme_tour_ends_in_a_done_run() {
     assert_eq!(status, 202, "{published}");
     let runs = process::finished_runs(&api, workflow["id"].as_str().unwrap(), 1, SETTLE).await;
     assert_eq!(runs[0]["customer_id"], 1, "{runs:#?}");
+    let (status, stats) = api.get("/api/v1/workflows/big-deposit-alert/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!((&stats["entered"], &stats["done"]), (&json!(1), &json!(1)), "{stats:#}");
     drop(engine);
     store.finish().await;
 }
