@@ -69,6 +69,8 @@ pub struct Metrics {
     pub steps_skipped: IntCounterVec,
     /// Email and SMS steps parked until their send window opened.
     pub send_window_waits: IntCounter,
+    /// Email and SMS steps a contact cap held, by action and outcome (skipped, deferred).
+    pub contact_held: IntCounterVec,
     /// Events offered to the archive, by outcome (archived, duplicate, dropped, failed).
     pub archive_events: IntCounterVec,
     /// Heavy API requests (backtest, dry run, validation, saves) by endpoint and whether the
@@ -223,6 +225,11 @@ impl Metrics {
             causes_untrusted,
             runs_exited,
             send_window_waits,
+            contact_held: counter(
+                "contact_held_total",
+                "Email and SMS steps a contact cap held, by action and outcome (skipped, deferred)",
+                &["action", "outcome"],
+            )?,
             events_refused: counter(
                 "events_refused_total",
                 "Events refused and dead-lettered: their id is another event's (differs=customer, type or content)",

@@ -8,7 +8,7 @@
 
 use crate::clock::SharedClock;
 use crate::settings::{Archive, Retention};
-use crate::storage::{goals, retention, Database, StorageError};
+use crate::storage::{contact, goals, retention, Database, StorageError};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::time::Duration;
@@ -22,6 +22,8 @@ pub struct Pruned {
     pub versions: u64,
     /// Goal watches whose window closed.
     pub goals: u64,
+    /// Counted and held sends older than any contact cap looks back.
+    pub contact: u64,
 }
 
 /// The cutoff for an age of `days` (0 = keep forever: no cutoff).
@@ -67,6 +69,7 @@ pub async fn prune_once(db: &Database, clock: &SharedClock, policy: &Retention) 
     }
     // A closed window can no longer be reached, whatever the retention of runs.
     pruned.goals = drain(clock, policy, |n| goals::prune_closed(db.connection(), now, n)).await?;
+    pruned.contact = drain(clock, policy, |n| contact::prune(db.connection(), now, n)).await?;
     Ok(pruned)
 }
 

@@ -140,7 +140,8 @@ async fn pruning_deletes_only_what_is_old_and_ended() {
             plans: 4,
             outbox: 2,
             versions: 0,
-            goals: 0
+            goals: 0,
+            contact: 0
         }
     );
     assert_eq!(

@@ -840,7 +840,7 @@ async fn a_failed_delivery_is_queued_again_with_its_key_and_the_request_as_built
         &request("http://old/x"),
         &key,
         lease,
-        false,
+        (false, None),
         t0(),
     )
     .await
@@ -874,7 +874,7 @@ async fn a_failed_delivery_is_queued_again_with_its_key_and_the_request_as_built
         &request("http://fixed/x"),
         &key,
         lease,
-        false,
+        (false, None),
         t0(),
     )
     .await

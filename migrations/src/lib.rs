@@ -25,6 +25,7 @@ mod m20261207_000018_kept_answers;
 mod m20261207_000019_plan_verdicts;
 mod m20261207_000020_operator_lists;
 mod m20261208_000021_experiments;
+mod m20261208_000022_contact_policy;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000019_plan_verdicts::Migration),
             Box::new(m20261207_000020_operator_lists::Migration),
             Box::new(m20261208_000021_experiments::Migration),
+            Box::new(m20261208_000022_contact_policy::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@
 mod activity;
 pub mod auth;
 mod backtest;
+mod contact;
 mod customers;
 mod error;
 mod events;
@@ -206,6 +207,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
                 .add(Method::GET, "/workflows/{id}/versions", workflows::versions)
                 .add(Method::GET, "/workflows/{id}/stats", stats::workflow_stats)
                 .add(Method::POST, "/dry-run", workflows::dry_run)
+                .add(Method::GET, "/contact-policy", contact::get_policy)
+                .add(Method::PUT, "/contact-policy", contact::put_policy)
+                .add(Method::GET, "/contact-policy/held", contact::held)
                 .add(Method::POST, "/backtest", backtest::backtest)
                 .add(Method::POST, "/events", events::publish)
                 .add(Method::GET, "/events", inspect::list)

@@ -2,8 +2,8 @@
 //! annotations and the error types, so it changes with the code.
 
 use super::{
-    activity, backtest, customers, events, health, inspect, integrations, runs, schema, stats, statuses, tasks, teams,
-    workflows,
+    activity, backtest, contact, customers, events, health, inspect, integrations, runs, schema, stats, statuses,
+    tasks, teams, workflows,
 };
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
@@ -29,6 +29,9 @@ use utoipa::OpenApi;
         workflows::versions,
         stats::workflow_stats,
         workflows::dry_run,
+        contact::get_policy,
+        contact::put_policy,
+        contact::held,
         backtest::backtest,
         events::publish,
         inspect::inspect,
@@ -133,6 +136,9 @@ mod tests {
             ("/api/v1/workflows/{id}/versions", "get"),
             ("/api/v1/workflows/{id}/stats", "get"),
             ("/api/v1/dry-run", "post"),
+            ("/api/v1/contact-policy", "get"),
+            ("/api/v1/contact-policy", "put"),
+            ("/api/v1/contact-policy/held", "get"),
             ("/api/v1/events", "post"),
             ("/api/v1/events/{id}", "get"),
             ("/api/v1/events", "get"),

@@ -15,6 +15,7 @@ use crate::outbound::destinations;
 use crate::plan::WorkflowSet;
 use crate::problem::{Pointer, Problem, Severity};
 
+use crate::guards::contact::Channel;
 use crate::storage::{customers, entries, recovery, runs, statuses, workflows, StorageError};
 use crate::validate::{Validated, Validator};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -591,6 +592,10 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
     // The explanation already planned: look its workflows up rather than plan again.
     let candidates = set.workflows_for(&event.event_type);
     let mut warnings = Vec::new();
+    // The contact policy's caps, counted as the plan's messages would take them: in
+    // priority order, each one sent counting against the next.
+    let policy = crate::storage::contact::policy(state.db.connection()).await?;
+    let mut sent = std::collections::HashMap::new();
     for entry in &mut explanation.plan {
         let Some(compiled) = candidates.iter().find(|w| w.id == entry.workflow_id) else {
             continue;
@@ -612,6 +617,19 @@ pub async fn dry_run(state: web::Data<AppState>, body: web::Json<Value>) -> Resu
                 crate::actions::preview::preview_tree(state.db.connection(), place, step, facts, &context).await?
             {
                 slot.extend(preview);
+            }
+            let channel = Channel::of(step.kind()).filter(|_| !step.transactional && !slot.contains_key("skipped"));
+            if let Some(channel) = channel {
+                let already = sent.entry(channel).or_insert(0u32);
+                let conn = state.db.connection();
+                match crate::storage::contact::would_hold(conn, &policy, event.customer_id, channel, *already, at)
+                    .await?
+                {
+                    Some(cap) => {
+                        slot.insert("capped".into(), json!({"cap": cap.describe(), "on_cap": policy.on_cap}));
+                    }
+                    None => *already += 1,
+                }
             }
         }
     }

@@ -1,7 +1,8 @@
 //! The guard rails of a workflow: who may enter it and how often ([`limits`]), when its
 //! messages may go out ([`window`]), who must not get them ([`consent`]), what ends its
 //! waiting runs early ([`exit`]), how deep events the engine emits may cascade
-//! ([`cascade`]), and whether an event with a used id is that event again ([`identity`]).
+//! ([`cascade`]), whether an event with a used id is that event again ([`identity`]), and
+//! how many messages one customer gets across workflows ([`contact`]).
 //!
 //! Pure decisions, no I/O: the runner and the dry run call the same functions with the
 //! same facts, so a dry run reports what a real run decides. What must hold across
@@ -10,6 +11,7 @@
 
 pub mod cascade;
 pub mod consent;
+pub mod contact;
 pub mod exit;
 pub mod identity;
 pub mod limits;

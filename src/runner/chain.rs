@@ -13,6 +13,7 @@ use crate::envelope::EventEnvelope;
 use crate::experiment::assign;
 use crate::flow::{stored_index, Flow, Slot};
 use crate::guards::consent;
+use crate::guards::contact::Channel;
 use crate::guards::window::{self, SendWindow};
 use crate::metrics::Metrics;
 use crate::outbound::send::{Deliver, DeliveryError};
@@ -54,6 +55,9 @@ enum Failure {
         recorded: bool,
     },
     Stopped(Stopped),
+    /// A contact cap held the message (skipped, the run moved on; or deferred, the run
+    /// parked), recorded with the step.
+    Held(steps::Held),
 }
 
 impl From<Stopped> for Failure {
@@ -190,6 +194,19 @@ impl Chain<'_> {
             match outcome {
                 Ok(()) => metrics.actions.with_label_values(&[kind.name(), "done"]).inc(),
                 Err(Failure::Stopped(stopped)) => return Err(stopped),
+                Err(Failure::Held(steps::Held::Skipped(reason))) => {
+                    metrics.actions.with_label_values(&[kind.name(), "skipped"]).inc();
+                    metrics.contact_held.with_label_values(&[kind.name(), "skipped"]).inc();
+                    tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, %reason, "message skipped by a contact cap");
+                    pc = slot.next;
+                    continue;
+                }
+                Err(Failure::Held(steps::Held::Deferred { until, reason })) => {
+                    runner.wakeup.wake(until);
+                    metrics.contact_held.with_label_values(&[kind.name(), "deferred"]).inc();
+                    tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = index, %reason, %until, "message deferred by a contact cap");
+                    return Ok(());
+                }
                 Err(Failure::Failed { message, recorded }) => {
                     metrics.actions.with_label_values(&[kind.name(), "failed"]).inc();
                     if step.on_error != OnError::Continue {
@@ -463,6 +480,8 @@ impl Chain<'_> {
         request.keep_response = step.name.is_some() || !step.save.is_empty();
         let key = steps::idempotency_key(run.id, &slot.path);
         let go_on = step.on_error == OnError::Continue;
+        // Messages count against the contact policy's caps, unless transactional.
+        let capped = Channel::of(step.kind()).filter(|_| !step.transactional);
         // Attempts made under a lease that ran out, not yet on the outbox row.
         let mut made = 0;
         loop {
@@ -479,13 +498,14 @@ impl Chain<'_> {
                         &request,
                         &key,
                         (&runner.node_id, lease_until),
-                        go_on,
+                        (go_on, capped),
                         now,
                     )
                 })
                 .await?;
             let queued = match begun {
                 steps::Begun::Send(queued) => queued,
+                steps::Begun::Held(held) => return Err(Failure::Held(held)),
                 steps::Begun::Settled(outcome) => {
                     tracing::info!(run_id = run.id, step = index, idempotency_key = %key, ok = outcome.is_ok(), "delivery settled by the partition's previous owner");
                     return outcome.map(drop).map_err(|message| Failure::Failed {

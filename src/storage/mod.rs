@@ -14,6 +14,7 @@ pub mod activity;
 pub mod agents;
 pub mod archive;
 pub mod changes;
+pub mod contact;
 pub mod crm;
 pub mod customers;
 pub mod emitters;

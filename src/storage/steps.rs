@@ -7,11 +7,13 @@ use super::outbox::{self, Origin, OutboxKind};
 use super::ownership::Fence;
 use super::runs::{self, status, step_status, Run};
 use super::sql::statement;
-use super::{scheduled, workflows, Database, StorageError};
+use super::{contact, scheduled, workflows, Database, StorageError};
+use crate::guards::contact::Channel;
 use crate::schema::FieldSchema;
 use crate::validate::Validator;
 use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
+pub use contact::Held;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{json, Map, Value};
 
@@ -63,28 +65,42 @@ pub async fn wait_for_window(
     let reason = format!("waiting for the send window to open at {until}");
     db.fenced(fence, async |txn| {
         scheduled::schedule(txn, run_id, customer_id, partition, opens_at, now).await?;
-        txn.execute(statement(
-            txn,
-            "UPDATE run_steps SET status = $1, result = $2, started_at = COALESCE(started_at, $3) \
-             WHERE run_id = $4 AND step_index = $5",
-            vec![
-                step_status::WAITING.into(),
-                result.into(),
-                now.into(),
-                run_id.into(),
-                step_index.into(),
-            ],
-        ))
-        .await?;
-        txn.execute(statement(
-            txn,
-            "UPDATE runs SET status = $1, reason = $2, updated_at = $3 WHERE id = $4",
-            vec![status::WAITING.into(), reason.into(), now.into(), run_id.into()],
-        ))
-        .await?;
-        Ok(())
+        park_in(txn, run_id, step_index, &result, &reason, now).await
     })
     .await
+}
+
+/// Parks a run at step `step_index` inside the caller's transaction, its continuation
+/// already scheduled: the step `waiting` with `result`, the run `waiting` at that same
+/// step with `reason`. On resume the step runs again from the start.
+pub async fn park_in<C: ConnectionTrait>(
+    conn: &C,
+    run_id: i64,
+    step_index: i32,
+    result: &Value,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "UPDATE run_steps SET status = $1, result = $2, started_at = COALESCE(started_at, $3) \
+         WHERE run_id = $4 AND step_index = $5",
+        vec![
+            step_status::WAITING.into(),
+            result.clone().into(),
+            now.into(),
+            run_id.into(),
+            step_index.into(),
+        ],
+    ))
+    .await?;
+    conn.execute(statement(
+        conn,
+        "UPDATE runs SET status = $1, reason = $2, updated_at = $3 WHERE id = $4",
+        vec![status::WAITING.into(), reason.into(), now.into(), run_id.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Skips an email or SMS step for the customer's opt-out: the step is `skipped` with
@@ -99,23 +115,35 @@ pub async fn skip(
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
     db.fenced(fence, async |txn| {
-        txn.execute(statement(
-            txn,
-            "UPDATE run_steps SET status = $1, result = $2, error = NULL, \
-             started_at = COALESCE(started_at, $3), finished_at = $3 WHERE run_id = $4 AND step_index = $5",
-            vec![
-                step_status::SKIPPED.into(),
-                json!({ "skipped": reason }).into(),
-                now.into(),
-                run_id.into(),
-                step_index.into(),
-            ],
-        ))
-        .await?;
-        runs::advance(txn, run_id, next, status::RUNNING, now).await?;
-        Ok(())
+        skip_in(txn, run_id, (step_index, next), reason, now).await
     })
     .await
+}
+
+/// [`skip`] inside the caller's transaction (a contact cap skips in the transaction that
+/// would have queued the send).
+pub async fn skip_in<C: ConnectionTrait>(
+    conn: &C,
+    run_id: i64,
+    (step_index, next): (i32, i32),
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    conn.execute(statement(
+        conn,
+        "UPDATE run_steps SET status = $1, result = $2, error = NULL, \
+         started_at = COALESCE(started_at, $3), finished_at = $3 WHERE run_id = $4 AND step_index = $5",
+        vec![
+            step_status::SKIPPED.into(),
+            json!({ "skipped": reason }).into(),
+            now.into(),
+            run_id.into(),
+            step_index.into(),
+        ],
+    ))
+    .await?;
+    runs::advance(conn, run_id, next, status::RUNNING, now).await?;
+    Ok(())
 }
 
 /// Records a branch's decision in one transaction: the step `done` with the path taken as
@@ -267,6 +295,9 @@ pub enum Begun {
     /// A process that lost the partition while its request was out recorded what became
     /// of it; that outcome is now the step's (recorded in the same transaction).
     Settled(Result<Value, String>),
+    /// A contact cap held the message: skipped or deferred, recorded in the same
+    /// transaction; nothing was queued.
+    Held(Held),
 }
 
 /// Queues an external step's request in the outbox (or finds it, on a replay), marks the
@@ -286,7 +317,7 @@ pub async fn begin_external(
     request: &outbox::OutboundRequest,
     key: &str,
     lease: (&str, DateTime<Utc>),
-    go_on: bool,
+    (go_on, capped): (bool, Option<Channel>),
     now: DateTime<Utc>,
 ) -> Result<Begun, StorageError> {
     let kind = match kind {
@@ -300,6 +331,20 @@ pub async fn begin_external(
     })?;
     let (node, lease_until) = lease;
     let txn = db.begin_fenced(fence).await?;
+    if let Some(channel) = capped {
+        let send = contact::Send {
+            run_id: run.id,
+            customer_id: run.customer_id,
+            partition: run.partition,
+            channel,
+            key,
+            step: (step_index, next),
+        };
+        if let Some(held) = contact::take(&txn, &send, now).await? {
+            txn.commit().await?;
+            return Ok(Begun::Held(held));
+        }
+    }
     let origin = Origin {
         run_id: Some(run.id),
         step_index: Some(step_index),
