@@ -596,43 +596,16 @@ impl<'s> Validator<'s> {
             ..scope.clone()
         };
         let paths = required(params, "paths", at, problems, |v, at, p| {
-            let Some(items) = v.as_array().filter(|items| !items.is_empty()) else {
-                p.error(
-                    at,
-                    format!(
-                        "expected a non-empty list of paths {{\"when\", \"actions\"}}, got {}",
-                        describe_list(v)
-                    ),
-                );
-                return None;
-            };
-            let paths: Vec<Option<BranchPath>> = items
-                .iter()
-                .enumerate()
-                .map(|(k, item)| {
-                    let at = at.index(k);
-                    let Some(object) = item.as_object() else {
-                        p.error(
-                            &at,
-                            format!(
-                                "expected a path {{\"when\", \"actions\"}}, got {}",
-                                json_type_name(item)
-                            ),
-                        );
-                        return None;
-                    };
-                    unknown_keys(object, &["when", "actions"], &at, p);
-                    let when = required(object, "when", &at, p, |v, at, p| {
-                        self.journey_conditions(v, at, scope.trigger, &scope.before, p)
-                    });
-                    let actions = required(object, "actions", &at, p, |v, at, p| self.steps(v, at, &inner, tree, p));
-                    Some(BranchPath {
-                        when: when?,
-                        actions: actions?,
-                    })
+            paths_of(v, at, "when", p, |object, at, p| {
+                let when = required(object, "when", at, p, |v, at, p| {
+                    self.journey_conditions(v, at, scope.trigger, &scope.before, p)
+                });
+                let actions = required(object, "actions", at, p, |v, at, p| self.steps(v, at, &inner, tree, p));
+                Some(BranchPath {
+                    when: when?,
+                    actions: actions?,
                 })
-                .collect();
-            paths.into_iter().collect::<Option<Vec<_>>>()
+            })
         });
         let otherwise = match params.get("otherwise") {
             None | Some(Value::Null) => Some(Vec::new()),
@@ -660,47 +633,20 @@ impl<'s> Validator<'s> {
             ..scope.clone()
         };
         let paths = required(params, "paths", at, problems, |v, at, p| {
-            let Some(items) = v.as_array().filter(|items| !items.is_empty()) else {
-                p.error(
-                    at,
-                    format!(
-                        "expected a non-empty list of paths {{\"percent\", \"actions\"}}, got {}",
-                        describe_list(v)
-                    ),
-                );
-                return None;
-            };
-            let paths: Vec<Option<SplitPath>> = items
-                .iter()
-                .enumerate()
-                .map(|(k, item)| {
-                    let at = at.index(k);
-                    let Some(object) = item.as_object() else {
-                        p.error(
-                            &at,
-                            format!(
-                                "expected a path {{\"percent\", \"actions\"}}, got {}",
-                                json_type_name(item)
-                            ),
-                        );
-                        return None;
-                    };
-                    unknown_keys(object, &["percent", "actions"], &at, p);
-                    let percent = required(object, "percent", &at, p, |v, at, p| match v.as_u64() {
-                        Some(n) if n <= 100 => Some(n as u8),
-                        _ => {
-                            p.error(at, format!("expected a whole number from 0 to 100, got {v}"));
-                            None
-                        }
-                    });
-                    let actions = required(object, "actions", &at, p, |v, at, p| self.steps(v, at, &inner, tree, p));
-                    Some(SplitPath {
-                        percent: percent?,
-                        actions: actions?,
-                    })
+            let paths = paths_of(v, at, "percent", p, |object, at, p| {
+                let percent = required(object, "percent", at, p, |v, at, p| match v.as_u64() {
+                    Some(n) if n <= 100 => Some(n as u8),
+                    _ => {
+                        p.error(at, format!("expected a whole number from 0 to 100, got {v}"));
+                        None
+                    }
+                });
+                let actions = required(object, "actions", at, p, |v, at, p| self.steps(v, at, &inner, tree, p));
+                Some(SplitPath {
+                    percent: percent?,
+                    actions: actions?,
                 })
-                .collect();
-            let paths = paths.into_iter().collect::<Option<Vec<_>>>()?;
+            })?;
             let sum: u32 = paths.iter().map(|path| u32::from(path.percent)).sum();
             if sum != 100 {
                 p.error(at, format!("the paths' percents sum to {sum}, not 100"));
@@ -1164,6 +1110,48 @@ fn named<T>(
         );
         None
     })
+}
+
+/// Decodes a branch's or a split's `paths`: a non-empty list of `{<key>, "actions"}`
+/// objects, each handed to `decode` at its pointer. Every path is decoded, so every
+/// problem is reported; `None` if any failed.
+fn paths_of<T>(
+    value: &Value,
+    at: &Pointer,
+    key: &str,
+    problems: &mut Problems,
+    mut decode: impl FnMut(&Map<String, Value>, &Pointer, &mut Problems) -> Option<T>,
+) -> Option<Vec<T>> {
+    let Some(items) = value.as_array().filter(|items| !items.is_empty()) else {
+        problems.error(
+            at,
+            format!(
+                "expected a non-empty list of paths {{\"{key}\", \"actions\"}}, got {}",
+                describe_list(value)
+            ),
+        );
+        return None;
+    };
+    let paths: Vec<Option<T>> = items
+        .iter()
+        .enumerate()
+        .map(|(k, item)| {
+            let at = at.index(k);
+            let Some(object) = item.as_object() else {
+                problems.error(
+                    &at,
+                    format!(
+                        "expected a path {{\"{key}\", \"actions\"}}, got {}",
+                        json_type_name(item)
+                    ),
+                );
+                return None;
+            };
+            unknown_keys(object, &[key, "actions"], &at, problems);
+            decode(object, &at, problems)
+        })
+        .collect();
+    paths.into_iter().collect()
 }
 
 fn unknown_keys(object: &Map<String, Value>, known: &[&str], at: &Pointer, problems: &mut Problems) {
