@@ -166,14 +166,14 @@ pub async fn take<C: ConnectionTrait>(
     let (step_index, next) = send.step;
     match policy.on_cap {
         OnCap::Skip => {
-            super::steps::skip_in(conn, send.run_id, (step_index, next), &reason, now).await?;
+            super::progress::skip_in(conn, send.run_id, (step_index, next), &reason, now).await?;
             Ok(Some(Held::Skipped(reason)))
         }
         OnCap::Defer => {
             let result = json!({"waiting_for": "contact_cap", "until": crate::clock::rfc3339(until), "cap": reason});
             let why = format!("{reason}: waiting until {}", crate::clock::rfc3339(until));
             scheduled::schedule(conn, send.run_id, send.customer_id, send.partition, until, now).await?;
-            super::steps::park_in(conn, send.run_id, step_index, &result, &why, now).await?;
+            super::progress::park_in(conn, send.run_id, step_index, &result, &why, now).await?;
             Ok(Some(Held::Deferred { until, reason }))
         }
     }

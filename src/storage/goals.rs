@@ -12,9 +12,8 @@
 //! A row past its window is deleted by the first event that reads it and by the
 //! retention job.
 
-use super::runs::status;
 use super::sql::statement;
-use super::StorageError;
+use super::{waits, StorageError};
 use crate::conditions::{holds, ConditionNode, Facts, Journey, Limits};
 use crate::envelope::EventEnvelope;
 use crate::experiment::goal::{self, Goal};
@@ -82,7 +81,7 @@ pub async fn reach<C: ConnectionTrait>(
         .query_all(statement(
             conn,
             &format!(
-                "SELECT g.run_id, g.conditions, g.until, g.exit_run, r.workflow_id, r.status, r.event AS trigger_event \
+                "SELECT g.run_id, g.conditions, g.until, g.exit_run, r.workflow_id, r.event AS trigger_event \
                  FROM goals g JOIN runs r ON r.id = g.run_id \
                  WHERE g.customer_id = $1 AND g.event_type = $2 ORDER BY g.run_id LIMIT {MAX_PER_EVENT}"
             ),
@@ -110,11 +109,9 @@ pub async fn reach<C: ConnectionTrait>(
         .await?;
         forget(conn, run_id).await?;
         let exit: bool = row.try_get("", "exit_run")?;
-        let run_status: String = row.try_get("", "status")?;
-        let exited = exit
-            && run_status == status::WAITING
-            && super::recovery::cancel_waiting(conn, run_id, &goal::exit_reason(&event.event_type, &event.id), now)
-                .await?;
+        // Cancels only a run still waiting.
+        let exited =
+            exit && waits::cancel_waiting(conn, run_id, &goal::exit_reason(&event.event_type, &event.id), now).await?;
         reached.push(Reached {
             run_id,
             workflow_id: row.try_get("", "workflow_id")?,

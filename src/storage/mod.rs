@@ -26,6 +26,7 @@ pub mod journal;
 pub mod outbox;
 pub mod ownership;
 pub mod plans;
+pub mod progress;
 pub mod recovery;
 pub mod retention;
 pub mod runs;

@@ -173,56 +173,13 @@ pub async fn exit_waiting(
             .collect();
         let mut cancelled = Vec::with_capacity(waiting.len());
         for run_id in waiting {
-            if cancel_waiting(txn, run_id, reason, now).await? {
+            if super::waits::cancel_waiting(txn, run_id, reason, now).await? {
                 cancelled.push(run_id);
             }
         }
         Ok(cancelled)
     })
     .await
-}
-
-/// Cancels `run_id` inside the caller's fenced transaction if it is waiting (an
-/// `exit_when` rule, a goal with `exit`): `cancelled` with `reason`, its continuation and
-/// its wait deleted, its waiting step back to pending. False, changing nothing, for a run
-/// in any other state.
-pub async fn cancel_waiting<C: ConnectionTrait>(
-    conn: &C,
-    run_id: i64,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<bool, StorageError> {
-    let moved = conn
-        .execute(statement(
-            conn,
-            "UPDATE runs SET status = $1, error = $2, reason = NULL, updated_at = $3 WHERE id = $4 AND status = $5",
-            vec![
-                status::CANCELLED.into(),
-                reason.into(),
-                now.into(),
-                run_id.into(),
-                status::WAITING.into(),
-            ],
-        ))
-        .await?
-        .rows_affected();
-    if moved == 0 {
-        return Ok(false);
-    }
-    conn.execute(statement(
-        conn,
-        "DELETE FROM scheduled WHERE run_id = $1",
-        vec![run_id.into()],
-    ))
-    .await?;
-    super::waits::forget(conn, run_id).await?;
-    conn.execute(statement(
-        conn,
-        "UPDATE run_steps SET status = $1 WHERE run_id = $2 AND status = $3",
-        vec![step_status::PENDING.into(), run_id.into(), step_status::WAITING.into()],
-    ))
-    .await?;
-    Ok(true)
 }
 
 /// Retries the failed runs `filter` selects, newest first, at most `limit` (capped at

@@ -5,6 +5,7 @@
 use super::entities::{run_steps, runs};
 use super::ownership::Fence;
 use super::plans;
+pub use super::progress::{advance, mark_step_done, park_in, skip_in, status, step_status};
 use super::sql::statement;
 use super::{entries, goals, waits};
 use super::{Database, StorageError};
@@ -19,32 +20,6 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::{Map, Value};
-
-/// Run statuses, as stored.
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const RUNNING: &str = "running";
-    pub const WAITING: &str = "waiting";
-    pub const DONE: &str = "done";
-    pub const FAILED: &str = "failed";
-    /// Stopped by an operator (`POST /api/v1/runs/{id}/cancel`): never resumed.
-    pub const CANCELLED: &str = "cancelled";
-    /// The customer is in the workflow's holdout: the run is recorded, counted by limits
-    /// and goals, and performs nothing.
-    pub const HELD_OUT: &str = "held_out";
-    /// Every run status, for filters.
-    pub const ALL: [&str; 7] = [PENDING, RUNNING, WAITING, DONE, FAILED, CANCELLED, HELD_OUT];
-}
-
-/// Step statuses, as stored.
-pub mod step_status {
-    pub const PENDING: &str = "pending";
-    pub const DONE: &str = "done";
-    pub const FAILED: &str = "failed";
-    pub const WAITING: &str = "waiting";
-    /// Not run for this customer (an opt-out): the result says why.
-    pub const SKIPPED: &str = "skipped";
-}
 
 /// A workflow chosen for an event: the version that matched and its steps in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -558,32 +533,6 @@ pub async fn complete_step<C: ConnectionTrait>(
     advance(conn, run_id, next, status::RUNNING, now).await
 }
 
-/// Marks a step done with what it did, leaving the run as it is: for a caller that applies
-/// several steps in one transaction and moves the run once, with [`advance`].
-pub async fn mark_step_done<C: ConnectionTrait>(
-    conn: &C,
-    run_id: i64,
-    step_index: i32,
-    result: &Value,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    conn.execute(statement(
-        conn,
-        "UPDATE run_steps SET status = $1, attempts = attempts + 1, error = NULL, result = $2, \
-         started_at = COALESCE(started_at, $3), finished_at = $3 \
-         WHERE run_id = $4 AND step_index = $5",
-        vec![
-            step_status::DONE.into(),
-            result.clone().into(),
-            now.into(),
-            run_id.into(),
-            step_index.into(),
-        ],
-    ))
-    .await?;
-    Ok(())
-}
-
 /// Parks a run on its delay step: the step is `waiting`, the run `waiting` with `next`, its
 /// step after the delay. Call it in the transaction that schedules the continuation.
 pub async fn set_waiting<C: ConnectionTrait>(
@@ -693,25 +642,6 @@ pub async fn cascade_runs<C: ConnectionTrait>(conn: &C, root: &str) -> Result<u6
         None => 0,
     };
     Ok(u64::try_from(n).unwrap_or(0))
-}
-
-/// Moves `next_step` forward to `next` (never back, so a late replay cannot rewind it) and
-/// sets the run's status.
-pub async fn advance<C: ConnectionTrait>(
-    conn: &C,
-    run_id: i64,
-    next: i32,
-    run_status: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    conn.execute(statement(
-        conn,
-        "UPDATE runs SET next_step = CASE WHEN next_step < $1 THEN $1 ELSE next_step END, \
-         status = $2, updated_at = $3 WHERE id = $4",
-        vec![next.into(), run_status.into(), now.into(), run_id.into()],
-    ))
-    .await?;
-    Ok(())
 }
 
 async fn steps_of<C: ConnectionTrait>(conn: &C, run_id: i64) -> Result<Vec<run_steps::Model>, StorageError> {

@@ -65,42 +65,9 @@ pub async fn wait_for_window(
     let reason = format!("waiting for the send window to open at {until}");
     db.fenced(fence, async |txn| {
         scheduled::schedule(txn, run_id, customer_id, partition, opens_at, now).await?;
-        park_in(txn, run_id, step_index, &result, &reason, now).await
+        runs::park_in(txn, run_id, step_index, &result, &reason, now).await
     })
     .await
-}
-
-/// Parks a run at step `step_index` inside the caller's transaction, its continuation
-/// already scheduled: the step `waiting` with `result`, the run `waiting` at that same
-/// step with `reason`. On resume the step runs again from the start.
-pub async fn park_in<C: ConnectionTrait>(
-    conn: &C,
-    run_id: i64,
-    step_index: i32,
-    result: &Value,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    conn.execute(statement(
-        conn,
-        "UPDATE run_steps SET status = $1, result = $2, started_at = COALESCE(started_at, $3) \
-         WHERE run_id = $4 AND step_index = $5",
-        vec![
-            step_status::WAITING.into(),
-            result.clone().into(),
-            now.into(),
-            run_id.into(),
-            step_index.into(),
-        ],
-    ))
-    .await?;
-    conn.execute(statement(
-        conn,
-        "UPDATE runs SET status = $1, reason = $2, updated_at = $3 WHERE id = $4",
-        vec![status::WAITING.into(), reason.into(), now.into(), run_id.into()],
-    ))
-    .await?;
-    Ok(())
 }
 
 /// Skips an email or SMS step for the customer's opt-out: the step is `skipped` with
@@ -115,35 +82,9 @@ pub async fn skip(
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
     db.fenced(fence, async |txn| {
-        skip_in(txn, run_id, (step_index, next), reason, now).await
+        runs::skip_in(txn, run_id, (step_index, next), reason, now).await
     })
     .await
-}
-
-/// [`skip`] inside the caller's transaction (a contact cap skips in the transaction that
-/// would have queued the send).
-pub async fn skip_in<C: ConnectionTrait>(
-    conn: &C,
-    run_id: i64,
-    (step_index, next): (i32, i32),
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    conn.execute(statement(
-        conn,
-        "UPDATE run_steps SET status = $1, result = $2, error = NULL, \
-         started_at = COALESCE(started_at, $3), finished_at = $3 WHERE run_id = $4 AND step_index = $5",
-        vec![
-            step_status::SKIPPED.into(),
-            json!({ "skipped": reason }).into(),
-            now.into(),
-            run_id.into(),
-            step_index.into(),
-        ],
-    ))
-    .await?;
-    runs::advance(conn, run_id, next, status::RUNNING, now).await?;
-    Ok(())
 }
 
 /// Records a branch's decision in one transaction: the step `done` with the path taken as

@@ -22,7 +22,7 @@
 //! the run's next step becomes the outcome's first one.
 
 use super::ownership::Fence;
-use super::runs::{self, status, step_status};
+use super::progress::{mark_step_done, status, step_status};
 use super::sql::statement;
 use super::{scheduled, Database, StorageError};
 use crate::conditions::{holds, ConditionNode, Facts, Journey, Limits};
@@ -237,6 +237,49 @@ pub async fn forget<C: ConnectionTrait>(conn: &C, run_id: i64) -> Result<(), Sto
     take(conn, run_id).await.map(drop)
 }
 
+/// Cancels `run_id` inside the caller's fenced transaction if it is waiting (an
+/// `exit_when` rule, a goal with `exit`): `cancelled` with `reason`, its continuation and
+/// its wait deleted, its waiting step back to pending. False, changing nothing, for a run
+/// in any other state.
+pub async fn cancel_waiting<C: ConnectionTrait>(
+    conn: &C,
+    run_id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    let moved = conn
+        .execute(statement(
+            conn,
+            "UPDATE runs SET status = $1, error = $2, reason = NULL, updated_at = $3 WHERE id = $4 AND status = $5",
+            vec![
+                status::CANCELLED.into(),
+                reason.into(),
+                now.into(),
+                run_id.into(),
+                status::WAITING.into(),
+            ],
+        ))
+        .await?
+        .rows_affected();
+    if moved == 0 {
+        return Ok(false);
+    }
+    conn.execute(statement(
+        conn,
+        "DELETE FROM scheduled WHERE run_id = $1",
+        vec![run_id.into()],
+    ))
+    .await?;
+    forget(conn, run_id).await?;
+    conn.execute(statement(
+        conn,
+        "UPDATE run_steps SET status = $1 WHERE run_id = $2 AND status = $3",
+        vec![step_status::PENDING.into(), run_id.into(), step_status::WAITING.into()],
+    ))
+    .await?;
+    Ok(true)
+}
+
 /// Deletes the wait row of `run_id`: true for the one transaction that deleted it.
 async fn take<C: ConnectionTrait>(conn: &C, run_id: i64) -> Result<bool, StorageError> {
     let deleted = conn
@@ -328,7 +371,7 @@ struct Outcome<'a> {
 
 impl Outcome<'_> {
     async fn record<C: ConnectionTrait>(&self, conn: &C, now: DateTime<Utc>) -> Result<(), StorageError> {
-        runs::mark_step_done(conn, self.run_id, self.step_index, self.result, now).await?;
+        mark_step_done(conn, self.run_id, self.step_index, self.result, now).await?;
         drop_steps(conn, self.run_id, self.dropped).await?;
         conn.execute(statement(
             conn,
