@@ -409,6 +409,30 @@ async fn stats_count_the_runs_exactly_and_give_the_lift_when_there_are_enough() 
     let difference = lift["difference"].as_f64().unwrap();
     assert!(lo < difference && difference < hi, "{lift}");
 
+    // Ranges that start or end inside an hour count exactly there too.
+    let within = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "/api/v1/workflows/{id}/stats?since={}&until={}&bucket=hour",
+            workflow_engine::clock::rfc3339(from),
+            workflow_engine::clock::rfc3339(to)
+        )
+    };
+    let minutes = chrono::Duration::minutes;
+    for (from, to, entered) in [
+        (t0() - minutes(30), t0() + minutes(30), 10),
+        (t0() + minutes(30), t0() + minutes(61), 190),
+        (t0() + minutes(1), t0() + minutes(59), 0),
+        (t0(), t0() + minutes(60), 10),
+        (t0() - minutes(90), t0() + minutes(150), 200),
+    ] {
+        let (code, part) = get_json(db, &within(from, to)).await;
+        assert_eq!(
+            (code, &part["entered"]),
+            (200, &json!(entered)),
+            "{from} to {to}: {part}"
+        );
+    }
+
     // Bad input.
     let (code, bad) = get_json(db, &format!("/api/v1/workflows/{id}/stats?bucket=week")).await;
     assert_eq!((code, bad["error"]["path"].clone()), (400, json!("bucket")), "{bad}");

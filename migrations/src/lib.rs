@@ -26,6 +26,7 @@ mod m20261207_000019_plan_verdicts;
 mod m20261207_000020_operator_lists;
 mod m20261208_000021_experiments;
 mod m20261208_000022_contact_policy;
+mod m20261208_000023_stats_hours;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000020_operator_lists::Migration),
             Box::new(m20261208_000021_experiments::Migration),
             Box::new(m20261208_000022_contact_policy::Migration),
+            Box::new(m20261208_000023_stats_hours::Migration),
         ]
     }
 }

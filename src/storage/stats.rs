@@ -1,15 +1,18 @@
 //! A workflow's results over a time range (`GET /api/v1/workflows/{id}/stats`), counted
 //! exactly from the runs table at the moment of the request.
 //!
-//! The counts and the series are one grouped read of the index
-//! `ix_runs_workflow_stats` (workflow, created_at, status, goal_reached_at), which holds
-//! every column they need: the database never touches the runs themselves. The paths of
-//! splits and the steps' funnel join the step rows, one more grouped read.
+//! The counts and the series group the runs by the hour they were created in, read from
+//! the index `ix_runs_workflow_hour` (workflow, hour, status, goal_reached_at) in its own
+//! order: no sort, and the database never touches the runs themselves. Whole hours of the
+//! range come from that index; the parts of an hour at either end of a range that does
+//! not start or end on the hour come from `ix_runs_workflow_stats` (workflow, created_at,
+//! ...). Days are summed from their hours. The paths of splits and the steps' funnel
+//! join the step rows, one more grouped read.
 
 use super::runs::{status, step_status};
 use super::sql::statement;
 use super::StorageError;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -37,32 +40,42 @@ impl Bucket {
         }
     }
 
-    /// The SQL of a run's bucket as text, `YYYY-MM-DD` or `YYYY-MM-DD?HH` (UTC).
-    fn sql(self, backend: DbBackend) -> &'static str {
-        match (backend, self) {
-            // SQLite keeps times as RFC 3339 text: the bucket is a prefix of it.
-            (DbBackend::Sqlite, Bucket::Hour) => "substr(created_at, 1, 13)",
-            (DbBackend::Sqlite, Bucket::Day) => "substr(created_at, 1, 10)",
-            (_, Bucket::Hour) => "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')",
-            (_, Bucket::Day) => "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-        }
-    }
-
-    /// The start of the bucket [`Bucket::sql`] names.
-    fn start(self, text: &str) -> Option<DateTime<Utc>> {
+    /// The start of the bucket `at` (an hour's start) falls in.
+    fn of(self, at: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            Bucket::Day => NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d")
-                .ok()?
-                .and_hms_opt(0, 0, 0)
-                .map(|t| t.and_utc()),
-            Bucket::Hour => {
-                let text = format!("{}:00:00", text.get(..13)?.replace(' ', "T"));
-                NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S")
-                    .ok()
-                    .map(|t| t.and_utc())
-            }
+            Bucket::Hour => at,
+            Bucket::Day => at.duration_trunc(Duration::days(1)).unwrap_or(at),
         }
     }
+}
+
+/// A run's hour as the hourly index holds it (migration 000023 writes the same), and
+/// that hour as text the stats read back, `YYYY-MM-DD?HH` (UTC).
+fn hour_sql(backend: DbBackend) -> (&'static str, &'static str) {
+    match backend {
+        // SQLite keeps times as RFC 3339 text: the hour is a prefix of it.
+        DbBackend::Sqlite => ("substr(created_at, 1, 13)", "substr(created_at, 1, 13)"),
+        _ => (
+            "date_trunc('hour', created_at AT TIME ZONE 'UTC')",
+            "to_char(date_trunc('hour', created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24')",
+        ),
+    }
+}
+
+/// The hour a time's bound falls in, written as the index compares it.
+fn hour_bound(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Sqlite => format!("substr(${n}, 1, 13)"),
+        _ => format!("date_trunc('hour', ${n} AT TIME ZONE 'UTC')"),
+    }
+}
+
+/// The start of the hour `text` names (`YYYY-MM-DDTHH` or `YYYY-MM-DD HH`).
+fn hour_start(text: &str) -> Option<DateTime<Utc>> {
+    let text = format!("{}:00:00", text.get(..13)?.replace(' ', "T"));
+    NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc())
 }
 
 /// Runs by outcome.
@@ -125,36 +138,57 @@ pub async fn counts<C: ConnectionTrait>(
     bucket: Bucket,
 ) -> Result<Counted, StorageError> {
     let backend = conn.get_database_backend();
-    let rows = conn
-        .query_all(statement(
-            conn,
-            &format!(
-                "SELECT {} AS at, status, COUNT(*) AS n, COUNT(goal_reached_at) AS goals FROM runs \
-                 WHERE workflow_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY 1, 2 ORDER BY 1",
-                bucket.sql(backend)
+    let (hour, label) = hour_sql(backend);
+    let hour_of = |t: DateTime<Utc>| t.duration_trunc(Duration::hours(1)).unwrap_or(t);
+    let first_whole = if hour_of(since) == since {
+        since
+    } else {
+        hour_of(since) + Duration::hours(1)
+    };
+    let last_whole = hour_of(until);
+    // Each read: its condition on the range, and the range.
+    let mut reads: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = Vec::with_capacity(3);
+    if first_whole < last_whole {
+        reads.push((
+            format!(
+                "{hour} >= {} AND {hour} < {}",
+                hour_bound(backend, 2),
+                hour_bound(backend, 3)
             ),
-            vec![workflow_id.into(), since.into(), until.into()],
-        ))
-        .await?;
+            first_whole,
+            last_whole,
+        ));
+    }
+    for (from, to) in [(since, first_whole.min(until)), (last_whole.max(first_whole), until)] {
+        if from < to {
+            reads.push(("created_at >= $2 AND created_at < $3".to_owned(), from, to));
+        }
+    }
+    let mut hours: BTreeMap<DateTime<Utc>, Counts> = BTreeMap::new();
     let mut counted = Counted::default();
-    for row in rows {
-        let at: String = row.try_get("", "at")?;
-        let run_status: String = row.try_get("", "status")?;
-        let runs = count(row.try_get("", "n")?);
-        let goals = count(row.try_get("", "goals")?);
-        counted.counts.add(&run_status, runs, goals);
-        let Some(start) = bucket.start(&at) else {
-            continue;
-        };
-        match counted.series.last_mut() {
-            Some((last, counts)) if *last == start => counts.add(&run_status, runs, goals),
-            _ => {
-                let mut counts = Counts::default();
-                counts.add(&run_status, runs, goals);
-                counted.series.push((start, counts));
+    for (range, from, to) in reads {
+        let rows = conn
+            .query_all(statement(
+                conn,
+                &format!(
+                    "SELECT {label} AS at, status, COUNT(*) AS n, COUNT(goal_reached_at) AS goals FROM runs \
+                     WHERE workflow_id = $1 AND {range} GROUP BY {hour}, status"
+                ),
+                vec![workflow_id.into(), from.into(), to.into()],
+            ))
+            .await?;
+        for row in rows {
+            let at: String = row.try_get("", "at")?;
+            let run_status: String = row.try_get("", "status")?;
+            let runs = count(row.try_get("", "n")?);
+            let goals = count(row.try_get("", "goals")?);
+            counted.counts.add(&run_status, runs, goals);
+            if let Some(start) = hour_start(&at) {
+                hours.entry(bucket.of(start)).or_default().add(&run_status, runs, goals);
             }
         }
     }
+    counted.series = hours.into_iter().collect();
     Ok(counted)
 }
 
@@ -216,13 +250,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_read_back_as_their_start() {
-        let day = Bucket::Day.start("2026-12-08").expect("a day");
-        assert_eq!(crate::clock::rfc3339(day), "2026-12-08T00:00:00Z");
-        let hour = Bucket::Hour.start("2026-12-08T13").expect("an hour");
+    fn hours_read_back_as_their_start_and_days_sum_them() {
+        let hour = hour_start("2026-12-08T13").expect("an hour");
         assert_eq!(crate::clock::rfc3339(hour), "2026-12-08T13:00:00Z");
-        let spaced = Bucket::Hour.start("2026-12-08 13").expect("an hour");
-        assert_eq!(spaced, hour);
-        assert_eq!(Bucket::Day.start("garbage"), None);
+        assert_eq!(hour_start("2026-12-08 13"), Some(hour));
+        assert_eq!(hour_start("garbage"), None);
+        assert_eq!(crate::clock::rfc3339(Bucket::Day.of(hour)), "2026-12-08T00:00:00Z");
+        assert_eq!(Bucket::Hour.of(hour), hour);
     }
 }
