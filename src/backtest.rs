@@ -10,6 +10,7 @@ use crate::catalogue::Action;
 use crate::conditions::{holds, reads_steps, Facts, Journey, Limits};
 use crate::envelope::EventEnvelope;
 use crate::experiment::assign;
+use crate::guards::contact::{Channel, ContactPolicy};
 use crate::guards::limits::EntryLimit;
 use crate::plan::{BuildError, WorkflowSet};
 use crate::workflow::Workflow;
@@ -40,6 +41,17 @@ pub enum BacktestError {
 pub struct Backtest {
     judged: Vec<Judged>,
     events: u64,
+    /// A contact policy to replay over the matches' messages, with what each customer's
+    /// runs would have sent: (time, priority, workflow id, channel).
+    contact: Option<(ContactPolicy, HashMap<i64, Vec<Message>>)>,
+}
+
+/// A message a matched run would have sent, for the policy replay.
+struct Message {
+    at: DateTime<Utc>,
+    priority: i32,
+    workflow: usize,
+    channel: Channel,
 }
 
 struct Judged {
@@ -59,6 +71,18 @@ pub struct Report {
     /// Archived events read (of the workflows' triggers).
     pub events: u64,
     pub workflows: Vec<WorkflowReport>,
+    /// With a contact policy: per channel, the messages the matches' runs would have sent
+    /// and how many of them the caps would have held (skipped or deferred).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub contact: BTreeMap<&'static str, ContactReplay>,
+}
+
+/// What a contact policy would have done to one channel's messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ContactReplay {
+    pub messages: u64,
+    pub held: u64,
 }
 
 /// What the backtest found for one workflow.
@@ -204,7 +228,20 @@ impl Backtest {
                 },
             });
         }
-        Ok(Self { judged, events: 0 })
+        Ok(Self {
+            judged,
+            events: 0,
+            contact: None,
+        })
+    }
+
+    /// Replays `policy` over the messages the matches' runs would send: each customer's
+    /// messages across the workflows under test, in time order (priority, then workflow,
+    /// within one event), counted against the caps as runs count them. Messages nested in
+    /// branches, splits and waits are not replayed: only the workflows' own steps.
+    pub fn with_contact_policy(mut self, policy: ContactPolicy) -> Self {
+        self.contact = Some((policy, HashMap::new()));
+        self
     }
 
     /// The triggers whose events the backtest needs, without repeats.
@@ -220,7 +257,7 @@ impl Backtest {
     pub fn observe(&mut self, event: &EventEnvelope, customer: &Map<String, Value>) {
         self.events += 1;
         let facts = Facts::new(event, customer);
-        for j in &mut self.judged {
+        for (index, j) in self.judged.iter_mut().enumerate() {
             if j.trigger != event.event_type {
                 continue;
             }
@@ -230,6 +267,19 @@ impl Backtest {
             };
             j.report.matched += 1;
             let held_out = run.holds_out(event.customer_id);
+            if let (Some((_, sends)), false) = (self.contact.as_mut(), held_out) {
+                let at = event.occurred_at.unwrap_or(DateTime::<Utc>::MIN_UTC);
+                for step in run.workflow.actions.iter().filter(|s| !s.transactional) {
+                    if let Some(channel) = Channel::of(step.kind()) {
+                        sends.entry(event.customer_id).or_default().push(Message {
+                            at,
+                            priority: run.priority(),
+                            workflow: index,
+                            channel,
+                        });
+                    }
+                }
+            }
             if let Some(n) = j.report.held_out.as_mut() {
                 *n += u64::from(held_out);
             }
@@ -267,6 +317,10 @@ impl Backtest {
     }
 
     pub fn finish(self) -> Report {
+        let contact = self
+            .contact
+            .map(|(policy, sends)| replay(&policy, sends))
+            .unwrap_or_default();
         let workflows = self
             .judged
             .into_iter()
@@ -290,8 +344,36 @@ impl Backtest {
         Report {
             events: self.events,
             workflows,
+            contact,
         }
     }
+}
+
+/// Counts each customer's messages against the policy's caps in time order, as runs would
+/// have taken them: a message past a cap is held and not counted.
+fn replay(policy: &ContactPolicy, sends: HashMap<i64, Vec<Message>>) -> BTreeMap<&'static str, ContactReplay> {
+    let mut out: BTreeMap<&'static str, ContactReplay> = BTreeMap::new();
+    for mut messages in sends.into_values() {
+        messages.sort_by_key(|m| (m.at, m.priority, m.workflow));
+        let mut sent: HashMap<Channel, Vec<DateTime<Utc>>> = HashMap::new();
+        for m in messages {
+            let counted = sent.entry(m.channel).or_default();
+            let room = policy.caps_of(m.channel).all(|cap| {
+                let since =
+                    m.at - chrono::Duration::seconds(i64::try_from(cap.per.as_secs()).unwrap_or(i64::MAX / 1000));
+                // `counted` is in time order: those after `since` are the period's.
+                counted.len() - counted.partition_point(|t| *t <= since) < cap.max as usize
+            });
+            let entry = out.entry(m.channel.name()).or_default();
+            entry.messages += 1;
+            if room {
+                counted.push(m.at);
+            } else {
+                entry.held += 1;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -373,6 +455,43 @@ mod tests {
         let sized = &ab.paths["0"];
         assert_eq!((sized["0"], sized["1"]), (paths[0], paths[1]));
         assert_eq!(paths[0] + paths[1] + held, 500);
+    }
+
+    /// A contact policy replayed over the matches: each customer's messages across the
+    /// workflows, in time order and priority within one event, counted against the caps;
+    /// transactional messages are neither capped nor counted.
+    #[test]
+    fn a_contact_policy_is_replayed_over_each_customers_messages_in_order() {
+        let email = |s: &str| json!({"type": "send_email", "params": {"subject": s}});
+        let first = workflow(
+            json!({"id": "first", "name": "first", "trigger_event": "customer.deposited",
+            "priority": 1, "actions": [email("a"), {"type": "send_email", "transactional": true, "params": {"subject": "receipt"}}]}),
+        );
+        let second = workflow(
+            json!({"id": "second", "name": "second", "trigger_event": "customer.deposited",
+            "priority": 2, "actions": [email("b"), {"type": "send_sms", "params": {"text": "c"}}]}),
+        );
+        let mut problems = crate::problem::Problems::default();
+        let policy = ContactPolicy::from_value(
+            &json!({"caps": [{"channel": "email", "max": 1, "per": {"days": 1}}]}),
+            &mut problems,
+        )
+        .expect("a policy");
+        let mut bt = Backtest::new(vec![second, first], &Limits::default())
+            .unwrap()
+            .with_contact_policy(policy);
+        let customer = json!({"id": 1}).as_object().cloned().unwrap();
+        // Newest first, as the archive is read: hours 30, 1 and 0.
+        for (id, hour) in [("c", 30), ("b", 1), ("a", 0)] {
+            let mut event = deposit(id, 1, 10);
+            event.occurred_at = Some(DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::hours(hour));
+            bt.observe(&event, &customer);
+        }
+        let report = bt.finish();
+        // Hour 0: first's email goes (priority 1), second's is held; hour 1: both held;
+        // hour 30: first's goes, second's held. SMS has no cap.
+        assert_eq!(report.contact["email"], ContactReplay { messages: 6, held: 4 });
+        assert_eq!(report.contact["sms"], ContactReplay { messages: 3, held: 0 });
     }
 
     #[test]

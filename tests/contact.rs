@@ -435,3 +435,52 @@ async fn a_send_queued_before_the_cap_existed_is_not_held_when_taken_up_again() 
     );
     t.finish().await;
 }
+
+/// The backtest replays a policy over the archive: "with this policy, these messages
+/// would have been held"; a bad policy is a 422 pointing into it.
+#[actix_rt::test]
+async fn the_backtest_replays_a_policy_over_the_archive() {
+    let t = fresh().await;
+    let db = &t.db;
+    common::add_customers(db, 1..=2).await;
+    add_workflow(
+        db,
+        json!({"name": "thanks", "trigger_event": "customer.deposited", "actions": [email("thanks")]}),
+    )
+    .await;
+    let events: Vec<EventEnvelope> = (0..6)
+        .map(|i| {
+            EventEnvelope::from_value(json!({
+                "id": format!("d{i}"), "type": "customer.deposited", "customer_id": 1 + i % 2,
+                "occurred_at": workflow_engine::clock::rfc3339(t0() + chrono::Duration::hours(i)), "data": {}
+            }))
+            .unwrap()
+        })
+        .collect();
+    workflow_engine::storage::archive::insert(db.connection(), &events, t0())
+        .await
+        .unwrap();
+    let policy = json!({"caps": [{"channel": "email", "max": 2, "per": {"days": 1}}]});
+    let (code, report) = call(db, "POST", "/api/v1/backtest", Some(json!({"contact_policy": policy}))).await;
+    assert_eq!(code, 200, "{report}");
+    // Three deposits each, within a day: the third of each customer is held.
+    assert_eq!(
+        report["contact"]["email"],
+        json!({"messages": 6, "held": 2}),
+        "{report:#}"
+    );
+
+    let (code, bad) = call(
+        db,
+        "POST",
+        "/api/v1/backtest",
+        Some(json!({"contact_policy": {"caps": [{"channel": "email", "max": 0, "per": {"days": 1}}]}})),
+    )
+    .await;
+    assert_eq!(code, 422, "{bad}");
+    assert_eq!(
+        bad["error"]["details"][0]["path"], "/contact_policy/caps/0/max",
+        "{bad:#}"
+    );
+    t.finish().await;
+}

@@ -10,6 +10,7 @@ use super::heavy::Admitted;
 use super::{ApiError, AppState, ErrorBody};
 use crate::backtest::{Backtest, BacktestError, DEFAULT_EVENTS, MAX_EVENTS, MAX_WORKFLOWS};
 use crate::budget::{BudgetError, Tally};
+use crate::guards::contact::ContactPolicy;
 use crate::problem::{json_type_name, Pointer, Problem, Problems, Severity};
 use crate::storage::archive;
 use crate::storage::{statuses, workflows};
@@ -24,6 +25,8 @@ struct Request {
     workflows: Vec<Workflow>,
     since: Option<DateTime<Utc>>,
     limit: u64,
+    /// A contact policy to replay over the matches' messages.
+    contact_policy: Option<ContactPolicy>,
 }
 
 async fn parse(state: &AppState, admitted: &Admitted, body: Value) -> Result<Request, ApiError> {
@@ -33,20 +36,24 @@ async fn parse(state: &AppState, admitted: &Admitted, body: Value) -> Result<Req
         problems.error(
             &root,
             format!(
-                "expected {{\"workflows\"?, \"workflow_ids\"?, \"since\"?, \"limit\"?}}, got {}",
+                "expected {{\"workflows\"?, \"workflow_ids\"?, \"since\"?, \"limit\"?, \"contact_policy\"?}}, got {}",
                 json_type_name(&body)
             ),
         );
         return Err(ApiError::invalid(problems.into_vec()));
     };
     for key in body.keys() {
-        if !["workflows", "workflow_ids", "since", "limit"].contains(&key.as_str()) {
+        if !["workflows", "workflow_ids", "since", "limit", "contact_policy"].contains(&key.as_str()) {
             problems.error(
                 &root.key(key),
-                format!("unknown key {key:?}: expected workflows, workflow_ids, since or limit"),
+                format!("unknown key {key:?}: expected workflows, workflow_ids, since, limit or contact_policy"),
             );
         }
     }
+    let contact_policy = match body.remove("contact_policy") {
+        None | Some(Value::Null) => None,
+        Some(policy) => ContactPolicy::at(&policy, &root.key("contact_policy"), &mut problems),
+    };
     let budget = admitted.budget();
     let mut tally = Tally::new(budget, &state.limits);
     let by_drafts = body.get("workflows").is_some_and(|w| !w.is_null());
@@ -236,6 +243,7 @@ async fn parse(state: &AppState, admitted: &Admitted, body: Value) -> Result<Req
         workflows: chosen,
         since,
         limit,
+        contact_policy,
     })
 }
 
@@ -254,7 +262,7 @@ fn too_many(count: usize, by_id: bool) -> ApiError {
 
 /// POST /api/v1/backtest
 #[utoipa::path(post, path = "/api/v1/backtest", tag = "workflows",
-    request_body(content = Object, description = "`{\"workflows\"?: [definitions], \"workflow_ids\"?: [ids], \"since\"?: RFC 3339, \"limit\"?: 1..100000 (default 10000)}`; neither workflows nor ids = the active workflows"),
+    request_body(content = Object, description = "`{\"workflows\"?: [definitions], \"workflow_ids\"?: [ids], \"since\"?: RFC 3339, \"limit\"?: 1..100000 (default 10000), \"contact_policy\"?: a policy to replay over the matches' messages}`; neither workflows nor ids = the active workflows"),
     responses((status = 200, description = "how many archived events were read, and per workflow how many it matched, how many its limits would hold back, and a sample", body = crate::backtest::Report),
         (status = 422, body = ErrorBody, description = "invalid, or `work_budget_exceeded`"),
         (status = 429, body = ErrorBody, description = "`busy`: the heavy-request pool is full; see `Retry-After`"),
@@ -271,18 +279,25 @@ async fn run(state: &AppState, admitted: &Admitted, request: Request) -> Result<
         workflows,
         since,
         limit,
+        contact_policy,
     } = request;
     let limits = state.limits;
     let mut backtest = admitted
         .cpu(move |deadline| {
-            Backtest::within(workflows, &limits, deadline).map_err(|e| match e {
-                BacktestError::Budget(e) => e.into(),
-                BacktestError::Build(e) => ApiError::invalid(vec![Problem {
-                    path: String::new(),
-                    message: e.to_string(),
-                    severity: Severity::Error,
-                }]),
-            })
+            let backtest = Backtest::within(workflows, &limits, deadline);
+            backtest
+                .map(|b| match contact_policy {
+                    Some(policy) => b.with_contact_policy(policy),
+                    None => b,
+                })
+                .map_err(|e| match e {
+                    BacktestError::Budget(e) => e.into(),
+                    BacktestError::Build(e) => ApiError::invalid(vec![Problem {
+                        path: String::new(),
+                        message: e.to_string(),
+                        severity: Severity::Error,
+                    }]),
+                })
         })
         .await?;
     let mut pages = archive::Replay::new(backtest.triggers(), since, limit);

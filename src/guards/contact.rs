@@ -108,7 +108,13 @@ impl ContactPolicy {
 
     /// Reads a policy, every problem at once, each at its pointer.
     pub fn from_value(value: &Value, problems: &mut Problems) -> Option<Self> {
-        let root = Pointer::root();
+        Self::at(value, &Pointer::root(), problems)
+    }
+
+    /// [`ContactPolicy::from_value`] of a policy found at `root` in a larger body (the
+    /// backtest's `contact_policy`), so pointers point into the whole body.
+    pub fn at(value: &Value, root: &Pointer, problems: &mut Problems) -> Option<Self> {
+        let root = root.clone();
         let Some(object) = value.as_object() else {
             problems.error(
                 &root,
