@@ -1,6 +1,7 @@
 // The builder page: a hash router over its views (workflow list, version history and
 // comparison, editor with its test panel, a workflow's results, runs, the event
-// inspector, customers, teams, agents, webhook endpoints, SMS providers). Everything it shows comes from /api/v1.
+// inspector, customers, teams, agents, webhook endpoints, SMS providers, the contact
+// policy). Everything it shows comes from /api/v1.
 
 import { get } from './api.js';
 import { h, announce } from './dom.js';
@@ -12,6 +13,7 @@ import { renderEndpoints, renderProviders } from './crm.js';
 import { renderEvents } from './events.js';
 import { renderCustomers, renderCustomer } from './customers.js';
 import { renderTeams, renderAgents, renderAgent } from './teams.js';
+import { renderContactPolicy } from './contact.js';
 
 const view = document.getElementById('view');
 let cleanup = null;
@@ -43,6 +45,7 @@ async function route() {
     else if (name === 'agents') { cleanup = await renderAgents(view, params); }
     else if (name === 'endpoints') { cleanup = await renderEndpoints(view); }
     else if (name === 'sms-providers') { cleanup = await renderProviders(view); }
+    else if (name === 'contact-policy') { cleanup = await renderContactPolicy(view); }
     else { nav = 'workflows'; cleanup = await renderList(view); }
   } catch (e) {
     view.replaceChildren(h('div', { class: 'panel error-panel', role: 'alert' },

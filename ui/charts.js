@@ -73,10 +73,11 @@ export function bucketsOf(series, keys, bucket) {
 /**
  * Counts per time bucket as lines with a point per bucket. opts: { series: the API's
  * [{at, <key>: n}], keys: [{key, label}], bucket: 'hour'|'day', from, to (ms): the range
- * asked for, title }. Points: `circle.point[data-series][data-at][data-value]`
+ * asked for, title, unit: what is counted (the y axis' title, "runs" unless given), empty:
+ * the note drawn when there is no bucket }. Points: `circle.point[data-series][data-at][data-value]`
  * (`data-filled` on the zeros between buckets the API left out).
  */
-export function timeChart({ series, keys, bucket, from, to, title }) {
+export function timeChart({ series, keys, bucket, from, to, title, unit = 'runs', empty = 'No runs in this range.' }) {
   const W = 760;
   const H = 240;
   const M = { left: 52, right: 18, top: 14, bottom: 52 };
@@ -102,7 +103,7 @@ export function timeChart({ series, keys, bucket, from, to, title }) {
     yAxis.append(svg('line', { x1: M.left, x2: W - M.right, y1: py(t), y2: py(t), class: 'grid' }),
       svg('text', { x: M.left - 6, y: py(t) + 4, class: 'tick', 'text-anchor': 'end' }, String(t)));
   }
-  yAxis.append(svg('text', { x: 14, y: (M.top + H - M.bottom) / 2, class: 'axis-title', transform: `rotate(-90 14 ${(M.top + H - M.bottom) / 2})`, 'text-anchor': 'middle' }, 'runs'));
+  yAxis.append(svg('text', { x: 14, y: (M.top + H - M.bottom) / 2, class: 'axis-title', transform: `rotate(-90 14 ${(M.top + H - M.bottom) / 2})`, 'text-anchor': 'middle' }, unit));
   out.append(yAxis);
   // x axis: bucket starts at round times, in UTC
   const xAxis = svg('g', { class: 'axis x-axis' });
@@ -136,7 +137,7 @@ export function timeChart({ series, keys, bucket, from, to, title }) {
     }
     out.append(g);
   }
-  if (!buckets.length) out.append(svg('text', { x: W / 2, y: H / 2, class: 'empty-note', 'text-anchor': 'middle' }, 'No runs in this range.'));
+  if (!buckets.length) out.append(svg('text', { x: W / 2, y: H / 2, class: 'empty-note', 'text-anchor': 'middle' }, empty));
   return out;
 }
 

@@ -9,6 +9,7 @@ import { get, post, schema } from './api.js';
 import { h, announce, confirmDialog, fmtTime, relTime, badge } from './dom.js';
 import { drawFlow } from './flow.js';
 import { labelOf } from './tree.js';
+import { heldText } from './sentences.js';
 
 const STATUSES = ['pending', 'running', 'waiting', 'done', 'failed', 'cancelled', 'held_out'];
 /** Runs a page: small enough to read, and the refresh stays cheap. */
@@ -41,10 +42,15 @@ function fromLocalInput(value) {
   return Number.isNaN(d.getTime()) ? '' : d.toISOString();
 }
 
-/** What a branch, a split or a wait decided, from its step's result; null for other steps. */
+/**
+ * What a branch, a split or a wait decided, or what a contact cap did to a message (skipped
+ * it, or holds it until its period has room), from its step's result; null for other steps.
+ */
 function outcome(st) {
   const r = st.result;
   if (!r || typeof r !== 'object') return null;
+  const held = heldText(st);
+  if (held) return held;
   if (st.type === 'split' && 'path' in r) return `took path ${Number(r.path) + 1} of the split`;
   if (st.type === 'branch' && 'path' in r) return r.path === 'otherwise' ? 'took otherwise' : `took path ${Number(r.path) + 1}`;
   if (st.type === 'wait_for_event') {
@@ -59,6 +65,10 @@ function outcome(st) {
 function waitingText(r, sched) {
   const due = `${fmtTime(sched.due_at)} (${relTime(sched.due_at)})`;
   const wait = r.steps.find((st) => st.status === 'waiting' && st.result?.waiting_for);
+  if (wait?.result.waiting_for === 'contact_cap') {
+    const cap = String(wait.result.cap || '').replace(/^contact cap:\s*/, '');
+    return `Waiting at step ${labelOf(wait.path)}: its message is held by the contact cap${cap ? ` (${cap})` : ''} until ${due}; then it is sent if the cap has room.`;
+  }
   return wait
     ? `Waiting at step ${labelOf(wait.path)} for ${wait.result.waiting_for} until ${due}, then on event or on timeout.`
     : `Waiting: due ${due}, then step ${(r.next_step ?? 0) + 1}.`;

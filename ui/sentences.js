@@ -3,6 +3,9 @@
 // "waits 2 days", "took path 2". Names come from the CRM's lists (the editor's pickers
 // read them), texts from the dry run's rendered templates, the path a branch takes and a
 // wait's two outcomes from its previews. The raw JSON stays one click away in the panel.
+// What the contact policy's caps did or would do to a message is said here too, for the
+// dry run ("would be deferred by the contact cap: …") and for a run's steps ("skipped:
+// contact cap: …", "waits for the contact cap until 14:00").
 
 import { h, fmtTime } from './dom.js';
 import { durationText } from './words.js';
@@ -129,7 +132,44 @@ export function sayStep(action, pv = {}, ctx) {
   }
   if (pv.skipped) text += `: not sent, the customer opted out (${pv.skipped})`;
   if (pv.waits_until) text += `, after waiting for the send window until ${fmtTime(pv.waits_until)}`;
+  if (pv.capped) text += `; ${cappedText(pv.capped)}`;
   return { text, arms };
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const pad2 = (n) => String(n).padStart(2, '0');
+
+/** "14:00" today, "Mar 4 14:00" on another day, in this browser's time zone. */
+export function clockTime(iso) {
+  const d = new Date(iso);
+  if (!iso || Number.isNaN(d.getTime())) return String(iso ?? '?');
+  const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+  return d.toDateString() === new Date().toDateString() ? hm : `${MONTHS[d.getMonth()]} ${d.getDate()} ${hm}`;
+}
+
+/**
+ * A dry run's `capped` preview: "would be deferred by the contact cap: at most 1 email
+ * per 1 day" (or "skipped", as the policy's on_cap says).
+ */
+export function cappedText(capped) {
+  const how = capped?.on_cap === 'defer' ? 'deferred' : 'skipped';
+  return `would be ${how} by the ${capped?.cap || 'contact cap'}`;
+}
+
+/**
+ * What a contact cap did to a run's message step, from its status and result, or null:
+ * "skipped: contact cap: at most 2 email per 1 day", "waits for the contact cap until
+ * 14:00 (at most 1 email per 1 day)".
+ */
+export function heldText(step) {
+  const r = step?.result;
+  if (!r || typeof r !== 'object') return null;
+  if (r.waiting_for === 'contact_cap') {
+    const cap = typeof r.cap === 'string' ? r.cap.replace(/^contact cap:\s*/, '') : '';
+    return `waits for the contact cap until ${clockTime(r.until)}${cap ? ` (${cap})` : ''}`;
+  }
+  if (step.status === 'skipped' && typeof r.skipped === 'string') return `skipped: ${r.skipped}`;
+  return null;
 }
 
 /** The lists a branch or a wait goes on with, each step said, nested as deep as they go. */

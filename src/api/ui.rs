@@ -165,6 +165,11 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/charts.js"),
     ),
+    (
+        "contact.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/contact.js"),
+    ),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../ui/favicon.svg")),
 ];
 

@@ -33,7 +33,7 @@ if [ -z "${WFE_BINARY:-}" ]; then
 fi
 
 cd "$here"
-node --test --test-concurrency=1 builder.test.mjs operations.test.mjs crm.test.mjs journeys.test.mjs operators.test.mjs experiments.test.mjs
+node --test --test-concurrency=1 builder.test.mjs operations.test.mjs crm.test.mjs journeys.test.mjs operators.test.mjs experiments.test.mjs contact.test.mjs
 if [ "${1:-}" = "--screenshots" ]; then
   node screenshots.mjs
 fi

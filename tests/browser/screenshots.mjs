@@ -265,6 +265,29 @@ try {
   await page.locator('#res-lift-sentence').waitFor();
   await page.locator('#res-time-title').evaluate((el) => { el.scrollIntoView(); window.scrollBy(0, -24); });
   await shot('18-experiment-results.png');
+
+  // The contact policy: two caps, deferring past them, and what they held back in the last
+  // 24 hours. Its chart is given a day's answer of the same shape (contact.test.mjs makes
+  // held messages for real and compares every number drawn with the engine's).
+  await api(engine.base, 'PUT', '/api/v1/contact-policy', {
+    caps: [{ channel: 'email', max: 2, per: { days: 1 } }, { channel: 'sms', max: 3, per: { days: 7 } }],
+    on_cap: 'defer',
+  });
+  const hourNow = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+  const at = (h) => new Date(hourNow - h * 3_600_000).toISOString().replace('.000Z', 'Z');
+  const heldDay = [];
+  const emailDeferred = [0, 0, 2, 5, 9, 12, 8, 4, 0, 0, 0, 1, 3, 6, 11, 14, 10, 6, 3, 0, 0, 0, 0, 1];
+  const smsDeferred = [0, 0, 0, 1, 2, 3, 2, 0, 0, 0, 0, 0, 1, 2, 4, 3, 1, 0, 0, 0, 0, 0, 0, 0];
+  for (let h = 23; h >= 0; h--) {
+    const k = 23 - h;
+    if (emailDeferred[k]) heldDay.push({ at: at(h), channel: 'email', outcome: 'deferred', count: emailDeferred[k] });
+    if (smsDeferred[k]) heldDay.push({ at: at(h), channel: 'sms', outcome: 'deferred', count: smsDeferred[k] });
+  }
+  await page.route('**/api/v1/contact-policy/held**', (r) => r.fulfill({ json: { held: heldDay } }));
+  await page.goto(`${engine.base}/#/contact-policy`);
+  await page.locator('#cp-held-chart svg').waitFor();
+  await page.locator('#cp-on-cap').evaluate((el) => { el.scrollIntoView(); window.scrollBy(0, -12); });
+  await shot('20-contact-policy.png');
 } finally {
   await browser.close();
   await engine.stop();
