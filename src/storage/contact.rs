@@ -61,9 +61,9 @@ pub async fn put_policy(
     Ok(())
 }
 
-/// A send about to be queued, as the caps see it.
+/// A message about to be queued, as the caps see it.
 #[derive(Debug, Clone, Copy)]
-pub struct Send<'a> {
+pub struct Message<'a> {
     pub run_id: i64,
     pub customer_id: i64,
     pub partition: i32,
@@ -89,7 +89,7 @@ pub enum Held {
 /// queued or counted before (a replay) and one no cap covers always go.
 pub async fn take<C: ConnectionTrait>(
     conn: &C,
-    send: &Send<'_>,
+    send: &Message<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<Held>, StorageError> {
     let policy = policy(conn).await?;
@@ -278,7 +278,7 @@ async fn queued<C: ConnectionTrait>(conn: &C, key: &str) -> Result<bool, Storage
 }
 
 /// Whether the step's send was counted before (a replay of a counted step).
-async fn counted<C: ConnectionTrait>(conn: &C, send: &Send<'_>) -> Result<bool, StorageError> {
+async fn counted<C: ConnectionTrait>(conn: &C, send: &Message<'_>) -> Result<bool, StorageError> {
     Ok(conn
         .query_one(statement(
             conn,
@@ -293,7 +293,7 @@ async fn counted<C: ConnectionTrait>(conn: &C, send: &Send<'_>) -> Result<bool, 
 /// `max`-th newest counted send leaves the period.
 async fn room_at<C: ConnectionTrait>(
     conn: &C,
-    send: &Send<'_>,
+    send: &Message<'_>,
     cap: &Cap,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, StorageError> {

@@ -273,7 +273,7 @@ pub async fn begin_external(
     let (node, lease_until) = lease;
     let txn = db.begin_fenced(fence).await?;
     if let Some(channel) = capped {
-        let send = contact::Send {
+        let send = contact::Message {
             run_id: run.id,
             customer_id: run.customer_id,
             partition: run.partition,
