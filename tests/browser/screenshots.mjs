@@ -17,9 +17,9 @@ const browser = await startBrowser();
 const { page } = browser;
 page.setDefaultTimeout(20_000);
 const only = process.argv.slice(2);
-const shot = async (name) => {
+const shot = async (name, options = {}) => {
   if (only.length && !only.some((prefix) => name.startsWith(prefix))) return;
-  await page.screenshot({ path: join(OUT, name) });
+  await page.screenshot({ path: join(OUT, name), ...options });
   console.log(`docs/screenshots/${name}`);
 };
 /** Polls the API until the newest run of `query` (customer, workflow) has `status` (any, when null). */
@@ -286,8 +286,8 @@ try {
   await page.route('**/api/v1/contact-policy/held**', (r) => r.fulfill({ json: { held: heldDay } }));
   await page.goto(`${engine.base}/#/contact-policy`);
   await page.locator('#cp-held-chart svg').waitFor();
-  await page.locator('#cp-on-cap').evaluate((el) => { el.scrollIntoView(); window.scrollBy(0, -12); });
-  await shot('20-contact-policy.png');
+  // The whole page: the caps, the choice and the chart in one picture.
+  await shot('20-contact-policy.png', { fullPage: true });
 } finally {
   await browser.close();
   await engine.stop();
