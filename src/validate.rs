@@ -29,6 +29,9 @@ const MAX_ID_LEN: usize = 64;
 pub const MAX_TREE_STEPS: usize = 200;
 /// Deepest nesting of action lists (the workflow's own `actions` is level 1).
 pub const MAX_TREE_DEPTH: usize = 8;
+/// Most paths of one branch or split: empty paths cost no step, so the tree's step count
+/// alone would not bound them.
+pub const MAX_PATHS: usize = 20;
 /// Longest step name.
 const MAX_STEP_NAME_LEN: usize = 64;
 /// Longest wait: a run waiting longer than a year is a forgotten one.
@@ -1132,6 +1135,13 @@ fn paths_of<T>(
         );
         return None;
     };
+    if items.len() > MAX_PATHS {
+        problems.error(
+            at,
+            format!("has {} paths, more than the maximum of {MAX_PATHS}", items.len()),
+        );
+        return None;
+    }
     let paths: Vec<Option<T>> = items
         .iter()
         .enumerate()

@@ -487,6 +487,33 @@ fn bad_experiments_are_refused_with_pointers() {
     has("/actions/0/params/paths", "sum to 90, not 100");
     has("/actions/1/params/paths/0/percent", "from 0 to 100");
     has("/actions/2/params/paths", "non-empty");
+
+    // Empty paths cost no step: a split or a branch of a thousand of them is refused by
+    // its own cap, not by the tree's step count.
+    let many: Vec<Value> = (0..1000)
+        .map(|k| json!({"percent": if k == 0 { 100 } else { 0 }, "actions": []}))
+        .collect();
+    let branches: Vec<Value> = (0..1000)
+        .map(|_| json!({"when": {"field": "event.amount", "operator": "gt", "value": 0}, "actions": []}))
+        .collect();
+    let wide = validator
+        .workflow(
+            &json!({"name": "wide", "trigger_event": "customer.registered", "actions": [
+                {"type": "split", "params": {"paths": many}},
+                {"type": "branch", "params": {"paths": branches}},
+                note("after")
+            ]}),
+        )
+        .expect_err("too many paths");
+    for at in ["/actions/0/params/paths", "/actions/1/params/paths"] {
+        assert!(
+            wide.problems
+                .iter()
+                .any(|p| p.path == at && p.message.contains("more than the maximum of 20")),
+            "{at}: {:#?}",
+            wide.problems
+        );
+    }
 }
 
 /// The dry run shows what a run would do for this customer: held out (nothing performed)

@@ -7,7 +7,7 @@
 //! commits nothing.
 
 use super::{run_done, Runner, Stopped};
-use crate::catalogue::{Action, SplitPath};
+use crate::catalogue::{Action, BranchPath, SplitPath};
 use crate::conditions::{holds, Facts, Journey, Limits};
 use crate::envelope::EventEnvelope;
 use crate::experiment::assign;
@@ -92,16 +92,14 @@ impl Chain<'_> {
             let kind = step.kind();
             let started = Instant::now();
             let outcome = match &step.action {
-                Action::Branch { .. } | Action::Split { .. } => {
-                    pc = if let Action::Split { paths } = &step.action {
-                        self.split(slot, index, paths).await?
-                    } else {
-                        self.branch(slot, index, &named).await?
-                    };
-                    metrics.actions.with_label_values(&[kind.name(), "done"]).inc();
-                    if step.name.is_some() {
-                        self.reread_named(&mut named, &mut context).await?;
-                    }
+                Action::Branch { paths, .. } => {
+                    pc = self.branch(slot, index, paths, &named).await?;
+                    self.path_taken(step, &mut named, &mut context).await?;
+                    continue;
+                }
+                Action::Split { paths } => {
+                    pc = self.split(slot, index, paths).await?;
+                    self.path_taken(step, &mut named, &mut context).await?;
                     continue;
                 }
                 Action::WaitForEvent {
@@ -310,10 +308,13 @@ impl Chain<'_> {
     /// results; `otherwise` when none does. The decision commits with the step, so a
     /// replay goes on down the recorded path and never decides again. Returns the slot to
     /// go on from.
-    async fn branch(&self, slot: &Slot, index: i32, named: &Map<String, Value>) -> Result<usize, Stopped> {
-        let Action::Branch { paths, .. } = &slot.step.action else {
-            return Ok(slot.next);
-        };
+    async fn branch(
+        &self,
+        slot: &Slot,
+        index: i32,
+        paths: &[BranchPath],
+        named: &Map<String, Value>,
+    ) -> Result<usize, Stopped> {
         let runner = self.runner;
         let run = &self.run.run;
         let customer = runner.snapshot(run.customer_id, self.fence).await?;
@@ -384,6 +385,24 @@ impl Chain<'_> {
             .await?;
         tracing::info!(run_id = run.id, workflow_id = %run.workflow_id, customer_id = run.customer_id, step = %slot.path, kind = slot.step.kind().name(), path = %result["path"], "path taken");
         Ok(target)
+    }
+
+    /// After a branch or a split took its path: counted, and a named one's result read
+    /// into the context.
+    async fn path_taken(
+        &self,
+        step: &crate::workflow::Step,
+        named: &mut Map<String, Value>,
+        context: &mut Cow<'_, Value>,
+    ) -> Result<(), Stopped> {
+        Metrics::global()
+            .actions
+            .with_label_values(&[step.kind().name(), "done"])
+            .inc();
+        if step.name.is_some() {
+            self.reread_named(named, context).await?;
+        }
+        Ok(())
     }
 
     /// Reads the named steps' results again (a named step just finished) and puts them in
