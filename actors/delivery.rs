@@ -2,22 +2,23 @@
 //!
 //! What one delivery does (attempts, retries, signing, the outbound guard) is
 //! [`crate::outbound::send`]; this file only keeps the actors that run it. Each member runs
-//! many requests at once (bounded by a semaphore shared by the pool), so a slow endpoint
-//! holds one slot, never the pool.
+//! many requests at once (bounded by request slots shared by the pool, taken per attempt
+//! once its rate slot has come: [`Pace`]), so a slow or rate-limited endpoint holds up its
+//! own requests, never the pool.
 
 use crate::metrics::{Mailbox, Metrics};
 use crate::outbound::guard::{self, Guard};
+use crate::outbound::pace::Pace;
 use crate::outbound::send::Deliver;
 use crate::outbound::send::{deliver, DeliveryError, DeliveryPolicy, DeliveryReport, Jittered};
 use actix::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 /// One member of the pool: an awc client (not `Send`, so one per arbiter thread).
 pub struct Delivery {
     policy: Arc<DeliveryPolicy>,
-    slots: Arc<Semaphore>,
+    pace: Arc<Pace>,
     client: Option<awc::Client>,
     /// For requests to destinations the configuration names ([`DeliveryPolicy::trusts`]).
     trusted: Option<awc::Client>,
@@ -61,12 +62,8 @@ impl Handler<Deliver> for Delivery {
                 )
             })
         };
-        let policy = Arc::clone(&self.policy);
-        let slots = Arc::clone(&self.slots);
-        Box::pin(async move {
-            let _slot = slots.acquire_owned().await;
-            deliver(&client, &policy, &Jittered::for_key(&msg.idempotency_key), &msg).await
-        })
+        let (policy, pace) = (Arc::clone(&self.policy), Arc::clone(&self.pace));
+        Box::pin(async move { deliver(&client, &policy, &Jittered::for_key(&msg.idempotency_key), &pace, &msg).await })
     }
 }
 
@@ -83,20 +80,20 @@ pub struct DeliveryPool {
 }
 
 impl DeliveryPool {
-    /// Starts `size` members sharing `concurrency` request slots.
-    pub fn start(size: usize, concurrency: usize, policy: DeliveryPolicy) -> Self {
+    /// Starts `size` members sharing `pace` (the request slots and the rate limits).
+    pub fn start(size: usize, pace: Pace, policy: DeliveryPolicy) -> Self {
         let policy = Arc::new(policy);
-        let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        let pace = Arc::new(pace);
         let mailbox = Metrics::global().mailbox("delivery");
         mailbox.set_capacity(DELIVERY_MAILBOX);
         let members: Vec<Addr<Delivery>> = (0..size.max(1))
             .map(|_| {
-                let (policy, slots, mailbox) = (Arc::clone(&policy), Arc::clone(&slots), mailbox.clone());
+                let (policy, pace, mailbox) = (Arc::clone(&policy), Arc::clone(&pace), mailbox.clone());
                 Delivery::start_in_arbiter(&Arbiter::new().handle(), move |ctx| {
                     ctx.set_mailbox_capacity(DELIVERY_MAILBOX);
                     Delivery {
                         policy,
-                        slots,
+                        pace,
                         client: None,
                         trusted: None,
                         mailbox,

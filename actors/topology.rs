@@ -24,6 +24,7 @@ use super::protocol::{Halt, Reload, Shutdown, Wake};
 use super::scheduler::{Scheduler, SchedulerConfig};
 use crate::kafka::DeadLetters;
 use crate::metrics::Metrics;
+use crate::outbound::pace::Pace;
 use crate::outbound::send::{Deliver, DeliveryPolicy, DeliveryReport};
 use crate::runner::{Outbound, Ownership, Runner, Wakeup};
 use crate::settings::Settings;
@@ -97,14 +98,15 @@ impl Topology {
             keyring: Arc::clone(&keyring),
         };
         let delivery_lease = policy.lease();
-        let delivery = DeliveryPool::start(shards.min(4), d.concurrency, policy);
+        let clock = crate::clock::system();
+        let pace = Pace::new(d.concurrency, Some(db.clone()), Arc::clone(&clock));
+        let delivery = DeliveryPool::start(shards.min(4), pace, policy);
         let ownership = Ownership::default();
         let node_id = settings.node_id();
 
         // The scheduler and the executors know each other: create the scheduler's context
         // first so its address exists before the matcher and executors start.
         let scheduler_ctx = Context::<Scheduler>::new();
-        let clock = crate::clock::system();
         let runner = Arc::new(Runner {
             db: db.clone(),
             clock: Arc::clone(&clock),
@@ -113,6 +115,7 @@ impl Topology {
             ownership: ownership.clone(),
             integrations: crate::outbound::Integrations {
                 email_url: d.email_url.clone(),
+                email_rate_per_sec: Some(d.email_rate_per_sec).filter(|n| *n > 0),
                 webhook_secret: d.webhook_secret.clone(),
                 keyring,
             },

@@ -86,7 +86,39 @@ pub struct Metrics {
     /// exist only for workflows with a goal or a holdout, at most [`MAX_WORKFLOW_LABELS`].
     goals_reached: IntCounterVec,
     runs_held_out: IntCounterVec,
-    workflow_labels: std::sync::Mutex<std::collections::HashSet<String>>,
+    workflow_labels: BoundedLabels,
+    /// Requests that waited for a slot under their destination's rate limit, and those
+    /// waiting now on this process, by destination (`email`, `sms_provider:<id>`,
+    /// `webhook_endpoint:<id>`), at most [`MAX_WORKFLOW_LABELS`] of them.
+    rate_waited: IntCounterVec,
+    rate_queued: IntGaugeVec,
+    destination_labels: BoundedLabels,
+}
+
+/// The values of a label that get series of their own: the first [`MAX_WORKFLOW_LABELS`]
+/// seen; later ones share `other`.
+#[derive(Default)]
+struct BoundedLabels(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl BoundedLabels {
+    fn label(&self, value: &str) -> String {
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if known.contains(value) || known.len() < MAX_WORKFLOW_LABELS {
+            known.insert(value.to_owned());
+            return value.to_owned();
+        }
+        "other".to_owned()
+    }
+}
+
+/// A request waiting for its slot under a rate limit, counted in the queue depth while it
+/// lives ([`Metrics::rate_queued`]).
+pub struct Queued(prometheus::IntGauge);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Most workflows that get series of their own in the per-workflow counters; the rest
@@ -123,15 +155,17 @@ impl Metrics {
     /// The `workflow` label of a per-workflow counter: the id while fewer than
     /// [`MAX_WORKFLOW_LABELS`] have one, then `other` for new ones.
     fn workflow_label(&self, workflow_id: &str) -> String {
-        let mut known = self.workflow_labels.lock().unwrap_or_else(|e| e.into_inner());
-        if known.contains(workflow_id) {
-            return workflow_id.to_owned();
-        }
-        if known.len() < MAX_WORKFLOW_LABELS {
-            known.insert(workflow_id.to_owned());
-            return workflow_id.to_owned();
-        }
-        "other".to_owned()
+        self.workflow_labels.label(workflow_id)
+    }
+
+    /// Counts a request that has to wait for its slot under `destination`'s rate limit;
+    /// it is in the queue depth until the guard is dropped.
+    pub fn rate_queued(&self, destination: &str) -> Queued {
+        let label = self.destination_labels.label(destination);
+        self.rate_waited.with_label_values(&[&label]).inc();
+        let depth = self.rate_queued.with_label_values(&[&label]);
+        depth.inc();
+        Queued(depth)
     }
 
     fn new() -> Result<Self, prometheus::Error> {
@@ -306,7 +340,18 @@ impl Metrics {
                 "Runs recorded held_out by their workflow's holdout, by workflow",
                 &["workflow"],
             )?,
-            workflow_labels: std::sync::Mutex::new(std::collections::HashSet::new()),
+            workflow_labels: BoundedLabels::default(),
+            rate_waited: counter(
+                "rate_waited_total",
+                "Requests that waited for a slot under their destination's rate limit, by destination",
+                &["destination"],
+            )?,
+            rate_queued: gauge(
+                "rate_queue_depth",
+                "Requests waiting now, on this process, for a slot under their destination's rate limit",
+                &["destination"],
+            )?,
+            destination_labels: BoundedLabels::default(),
             registry,
         })
     }

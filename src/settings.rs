@@ -51,6 +51,8 @@ pub enum SettingsError {
     /// A setting given both as a value and as a file.
     #[error("{variable} and {variable}_FILE both give the setting; keep one")]
     TwoSources { variable: String },
+    #[error("{key} is {value}; it may be at most {max}")]
+    TooHigh { key: &'static str, value: u64, max: u64 },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +303,8 @@ pub struct Delivery {
     pub backoff_initial_ms: u64,
     pub backoff_max_ms: u64,
     pub email_url: String,
+    /// The email service's limit in requests per second across the cluster; 0 = none.
+    pub email_rate_per_sec: u32,
     pub webhook_secret: String,
     pub webhook_allowlist: Vec<String>,
 }
@@ -535,6 +539,14 @@ impl Settings {
         let mut settings: Settings = built.try_deserialize()?;
         settings.kafka.properties.extend(properties);
         settings.telemetry.otlp_variable = otlp_variable;
+        let max = crate::storage::rates::MAX_PER_SEC;
+        if settings.delivery.email_rate_per_sec > max {
+            return Err(SettingsError::TooHigh {
+                key: "delivery.email_rate_per_sec",
+                value: settings.delivery.email_rate_per_sec.into(),
+                max: max.into(),
+            });
+        }
         #[cfg(not(feature = "otlp"))]
         if let Some(by) = settings.telemetry.otlp_requested_by() {
             return Err(SettingsError::OtlpNotBuilt { by });

@@ -13,7 +13,7 @@ use crate::redact;
 use crate::storage::endpoints::{self, EndpointInput};
 use crate::storage::entities::{sms_providers as provider_rows, webhook_endpoints as endpoint_rows};
 use crate::storage::sms_providers::{self, ProviderInput};
-use crate::storage::{secrets, Database};
+use crate::storage::{rates, secrets, Database};
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -29,6 +29,8 @@ pub struct WebhookEndpoint {
     has_secret: bool,
     id: i64,
     name: String,
+    /// Requests per second across the cluster; null = unlimited.
+    rate_per_sec: Option<i32>,
     /// Redacted: no credentials in its userinfo or query.
     url: String,
 }
@@ -43,6 +45,8 @@ pub struct SmsProvider {
     auth: Value,
     id: i64,
     name: String,
+    /// Requests per second across the cluster; null = unlimited.
+    rate_per_sec: Option<i32>,
     /// Redacted: no credentials in its userinfo or query.
     url: String,
 }
@@ -70,6 +74,7 @@ fn endpoint_json(db: &Database, e: &endpoint_rows::Model) -> WebhookEndpoint {
         has_secret: e.secret.as_deref().is_some_and(|s| !s.is_empty()),
         id: e.id,
         name: e.name.clone(),
+        rate_per_sec: e.rate_per_sec,
         url: redact::url(&e.url),
     }
 }
@@ -80,6 +85,7 @@ fn provider_json(db: &Database, p: &provider_rows::Model) -> SmsProvider {
         auth: auth_json(db, secrets::PROVIDER_AUTH, p.auth.as_deref()),
         id: p.id,
         name: p.name.clone(),
+        rate_per_sec: p.rate_per_sec,
         url: redact::url(&p.url),
     }
 }
@@ -129,6 +135,28 @@ fn auth_input(r: &mut Reader<'_>) -> Option<Option<String>> {
     }
 }
 
+/// `rate_per_sec`: absent or null = unlimited, else a whole number of requests per second.
+fn rate_input(r: &mut Reader<'_>) -> Option<i32> {
+    let value = r.raw("rate_per_sec").filter(|v| !v.is_null())?;
+    match value
+        .as_i64()
+        .filter(|n| (1..=i64::from(rates::MAX_PER_SEC)).contains(n))
+    {
+        Some(n) => i32::try_from(n).ok(),
+        None => {
+            let at = r.pointer("rate_per_sec");
+            r.error(
+                &at,
+                format!(
+                    "rate_per_sec must be a whole number from 1 to {}, got {value}",
+                    rates::MAX_PER_SEC
+                ),
+            );
+            None
+        }
+    }
+}
+
 /// The URL to store: a URL sent back as a read showed it (redacted) keeps the stored one,
 /// so a client that reads, edits another field and writes back does not replace working
 /// credentials with `redacted`.
@@ -143,7 +171,7 @@ fn endpoint_input(state: &AppState, body: &Value) -> Result<EndpointInput, ApiEr
     let mut r = Reader::new(
         body,
         Pointer::root(),
-        &["id", "name", "url", "secret", "has_secret", "auth"],
+        &["id", "name", "url", "secret", "has_secret", "auth", "rate_per_sec"],
     )
     .map_err(ApiError::invalid)?;
     let name = r.string("name", true, MAX_NAME_LEN);
@@ -159,6 +187,7 @@ fn endpoint_input(state: &AppState, body: &Value) -> Result<EndpointInput, ApiEr
             .map(|s| Some(s).filter(|s| !s.is_empty())),
     };
     let auth = auth_input(&mut r);
+    let rate_per_sec = rate_input(&mut r);
     let problems = r.problems;
     match (name, url) {
         (Some(name), Some(url)) if problems.is_empty() => Ok(EndpointInput {
@@ -166,14 +195,19 @@ fn endpoint_input(state: &AppState, body: &Value) -> Result<EndpointInput, ApiEr
             url,
             secret,
             auth,
+            rate_per_sec,
         }),
         _ => Err(ApiError::invalid(problems)),
     }
 }
 
 fn provider_input(state: &AppState, body: &Value) -> Result<ProviderInput, ApiError> {
-    let mut r =
-        Reader::new(body, Pointer::root(), &["id", "name", "url", "active", "auth"]).map_err(ApiError::invalid)?;
+    let mut r = Reader::new(
+        body,
+        Pointer::root(),
+        &["id", "name", "url", "active", "auth", "rate_per_sec"],
+    )
+    .map_err(ApiError::invalid)?;
     let name = r.string("name", true, MAX_NAME_LEN);
     let url = r.string("url", true, MAX_TEXT_LEN);
     if let Some(url) = &url {
@@ -181,6 +215,7 @@ fn provider_input(state: &AppState, body: &Value) -> Result<ProviderInput, ApiEr
     }
     let active = r.boolean("active").unwrap_or(false);
     let auth = auth_input(&mut r);
+    let rate_per_sec = rate_input(&mut r);
     let problems = r.problems;
     match (name, url) {
         (Some(name), Some(url)) if problems.is_empty() => Ok(ProviderInput {
@@ -188,6 +223,7 @@ fn provider_input(state: &AppState, body: &Value) -> Result<ProviderInput, ApiEr
             url,
             active,
             auth,
+            rate_per_sec,
         }),
         _ => Err(ApiError::invalid(problems)),
     }

@@ -8,6 +8,7 @@ use crate::outbound::auth::Credentials;
 use crate::outbound::signing::Keyring;
 use crate::outbound::{is_reserved_header, OutboundRequest};
 use crate::storage::entities::{runs as run_rows, sms_providers, webhook_endpoints};
+use crate::storage::rates::Rate;
 use crate::storage::{secrets, Database, StorageError};
 use crate::template;
 use crate::trace::TraceParent;
@@ -19,6 +20,8 @@ use std::collections::BTreeMap;
 pub struct Integrations {
     /// The integration service that sends email.
     pub email_url: String,
+    /// Its limit in requests per second across the cluster (`delivery.email_rate_per_sec`).
+    pub email_rate_per_sec: Option<u32>,
     /// Signs webhooks without an endpoint secret of their own; empty = unsigned. Several
     /// whitespace-separated secrets all sign (rotation); `whsec_<base64>` is decoded.
     pub webhook_secret: String,
@@ -101,6 +104,13 @@ impl Integrations {
         // The target's credentials, with the source the keyring knows them by.
         let mut auth: Option<(String, Option<String>)> = None;
         let mut configured = false;
+        // The destination's limit, by a key naming it whatever it is called later.
+        let mut rate = None;
+        let limit = |key: String, per_sec: Option<i32>| {
+            per_sec
+                .and_then(|n| u32::try_from(n).ok())
+                .map(|per_sec| Rate { key, per_sec })
+        };
         let (kind, url) = match (action, target) {
             (
                 Action::SendEmail {
@@ -116,6 +126,10 @@ impl Integrations {
                 body["subject"] = render(subject)?;
                 body["body"] = render(text)?;
                 configured = true;
+                rate = self.email_rate_per_sec.map(|per_sec| Rate {
+                    key: "email".to_owned(),
+                    per_sec,
+                });
                 ("email", self.email_url.clone())
             }
             (Action::SendSms { template, text }, Target::Sms(provider)) => {
@@ -126,6 +140,7 @@ impl Integrations {
                 body["template"] = json!(template);
                 body["text"] = render(text)?;
                 auth = Some((format!("sms:{}", provider.name), provider.auth));
+                rate = limit(format!("sms_provider:{}", provider.id), provider.rate_per_sec);
                 ("sms", provider.url)
             }
             (
@@ -144,6 +159,7 @@ impl Integrations {
                             .filter(|s| !s.is_empty())
                             .map(|s| (format!("endpoint:{}", endpoint.name), s));
                         auth = Some((format!("endpoint:{}", endpoint.name), endpoint.auth));
+                        rate = limit(format!("webhook_endpoint:{}", endpoint.id), endpoint.rate_per_sec);
                         endpoint.url
                     }
                     (WebhookTarget::Endpoint(name), _) => return Err(format!("no webhook endpoint named {name:?}")),
@@ -195,6 +211,7 @@ impl Integrations {
             auth_key,
             configured,
             keep_response: false,
+            rate,
         })
     }
 }

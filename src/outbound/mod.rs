@@ -6,6 +6,7 @@ pub mod auth;
 mod build;
 pub mod destinations;
 pub mod guard;
+pub mod pace;
 pub mod send;
 pub mod signing;
 

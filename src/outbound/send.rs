@@ -13,6 +13,7 @@
 //! runs it, tests run it with a manual clock.
 
 use super::guard::{self, check_target};
+use super::pace::Pace;
 use super::signing::{Keyring, ID_HEADER, TIMESTAMP_HEADER};
 use super::{is_reserved_header, OutboundRequest, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 use crate::clock::{Clock, SystemClock};
@@ -140,6 +141,7 @@ pub async fn deliver(
     client: &awc::Client,
     policy: &DeliveryPolicy,
     clock: &dyn Clock,
+    pace: &Pace,
     msg: &Deliver,
 ) -> DeliveryReport {
     let metrics = Metrics::global();
@@ -150,7 +152,11 @@ pub async fn deliver(
     };
     // A replay continues the count, but always makes at least one attempt.
     let allowed = policy.max_attempts.saturating_sub(msg.attempts_before).max(1);
-    let mut made = 0u32;
+    // Attempts that left (a wait for a slot that failed is not one).
+    let made = std::cell::Cell::new(0u32);
+    let timeout = chrono::Duration::from_std(policy.timeout).unwrap_or_default();
+    // The last moment an attempt may leave: none may still be out when the lease ends.
+    let latest = msg.send_until.map(|until| until - timeout);
     let outcome = retry(
         clock,
         backoff,
@@ -160,23 +166,20 @@ pub async fn deliver(
             metrics.delivery_attempts.with_label_values(&[kind, "retry"]).inc();
             tracing::warn!(idempotency_key = %msg.idempotency_key, kind, attempts = msg.attempts_before + n, error = %e, retry_in_ms = wait.as_millis() as u64, "delivery failed, retrying");
         },
-        || {
-            let over = msg
-                .send_until
-                .is_some_and(|until| clock.now() + chrono::Duration::from_std(policy.timeout).unwrap_or_default() > until);
-            if !over {
-                made += 1;
+        || async {
+            if latest.is_some_and(|latest| clock.now() > latest) {
+                return Err(DeliveryError::LeaseOver);
             }
-            async move {
-                if over {
-                    return Err(DeliveryError::LeaseOver);
-                }
-                attempt(client, policy, clock, msg).await
+            let _slot = pace.admit(msg.request.rate.as_ref(), latest).await?;
+            if latest.is_some_and(|latest| clock.now() > latest) {
+                return Err(DeliveryError::LeaseOver);
             }
+            made.set(made.get() + 1);
+            attempt(client, policy, clock, msg).await
         },
     )
     .await;
-    let attempts = msg.attempts_before + made;
+    let attempts = msg.attempts_before + made.get();
     match outcome {
         Retried::Ok((status, response)) => {
             metrics.delivery_attempts.with_label_values(&[kind, "ok"]).inc();
@@ -432,11 +435,16 @@ mod tests {
                 auth_key: None,
                 configured: false,
                 keep_response: false,
+                rate: None,
             },
             idempotency_key: "run-1-step-0".into(),
             attempts_before: 0,
             send_until: None,
         }
+    }
+
+    fn unpaced() -> Pace {
+        Pace::new(4, None, crate::clock::system())
     }
 
     fn clock() -> ManualClock {
@@ -460,6 +468,7 @@ mod tests {
             &client(&policy),
             &policy,
             &clock,
+            &unpaced(),
             &msg(format!("http://127.0.0.1:{port}/h"), &[], None),
         )
         .await;
@@ -493,7 +502,7 @@ mod tests {
             send_until: Some(start + chrono::Duration::milliseconds(10_250)),
             ..msg(format!("http://127.0.0.1:{port}/h"), &[], None)
         };
-        let report = deliver(&client(&policy), &policy, &clock, &leased).await;
+        let report = deliver(&client(&policy), &policy, &clock, &unpaced(), &leased).await;
         assert_eq!(
             report,
             DeliveryReport {
@@ -526,6 +535,7 @@ mod tests {
                 &client(&policy),
                 &policy,
                 &clock(),
+                &unpaced(),
                 &msg(format!("http://127.0.0.1:{port}/h"), &[], None),
             )
             .await;
@@ -556,6 +566,7 @@ mod tests {
             &client(&policy),
             &policy,
             &clock,
+            &unpaced(),
             &msg(format!("http://127.0.0.1:{port}/h"), &evil, key),
         )
         .await;
@@ -596,6 +607,7 @@ mod tests {
                 &client(&policy),
                 &policy,
                 &clock(),
+                &unpaced(),
                 &msg(format!("http://127.0.0.1:{port}/h"), &headers, None),
             )
             .await;
@@ -614,7 +626,14 @@ mod tests {
         let url = format!("http://rebind.example:{port}/h");
         let policy_open = policy(&[]);
         let refused = guard::client(policy_open.timeout, Guard::new(vec![], lookup_to("127.0.0.1")));
-        let report = deliver(&refused, &policy_open, &clock(), &msg(url.clone(), &[], None)).await;
+        let report = deliver(
+            &refused,
+            &policy_open,
+            &clock(),
+            &unpaced(),
+            &msg(url.clone(), &[], None),
+        )
+        .await;
         assert_eq!(report.attempts, 1);
         let error = report.outcome.unwrap_err();
         assert!(
@@ -628,7 +647,14 @@ mod tests {
             policy_open.timeout,
             Guard::new(vec!["rebind.example".into()], lookup_to("127.0.0.1")),
         );
-        let report = deliver(&allowed, &policy(&["rebind.example"]), &clock(), &msg(url, &[], None)).await;
+        let report = deliver(
+            &allowed,
+            &policy(&["rebind.example"]),
+            &clock(),
+            &unpaced(),
+            &msg(url, &[], None),
+        )
+        .await;
         assert_eq!(report.outcome, Ok(200));
         assert_eq!(script.got.lock().unwrap().len(), 1);
         server.stop(false).await;
@@ -649,12 +675,12 @@ mod tests {
         let mut configured = msg(url.clone(), &[], None);
         configured.request.configured = true;
         assert!(policy.trusts(&configured.request));
-        let report = deliver(&trusting, &policy, &clock(), &configured).await;
+        let report = deliver(&trusting, &policy, &clock(), &unpaced(), &configured).await;
         assert_eq!(report.outcome, Ok(200));
 
         let chosen = msg(url.clone(), &[], None);
         assert!(!policy.trusts(&chosen.request), "the same URL chosen by a workflow");
-        let report = deliver(&client(&policy), &policy, &clock(), &chosen).await;
+        let report = deliver(&client(&policy), &policy, &clock(), &unpaced(), &chosen).await;
         assert!(report.outcome.unwrap_err().is_permanent());
 
         let mut stale = msg(format!("http://127.0.0.1:{port}/old"), &[], None);

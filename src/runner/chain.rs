@@ -560,13 +560,19 @@ impl Chain<'_> {
                 })
                 .await;
             if matches!(report.outcome, Err(DeliveryError::LeaseOver)) {
-                // The lease went waiting for a request slot or between attempts. Still the
-                // owner: take it again, counting on from the attempts made. Not: the new
-                // owner sends once the lease is over.
+                // The lease went waiting for a request slot or between attempts, or the
+                // destination's rate limit has no slot free within it. Still the owner:
+                // take it again, counting on from the attempts made. Not: the new owner
+                // sends once the lease is over.
                 if !runner.ownership.holds(self.fence) {
                     return Err(self.release(queued.outbox_id, &key).await);
                 }
-                made += report.attempts.saturating_sub(attempts_before);
+                let sent = report.attempts.saturating_sub(attempts_before);
+                if sent == 0 {
+                    // Behind a queue longer than a lease: ask again a little later.
+                    runner.clock.sleep(LEASE_POLL).await;
+                }
+                made += sent;
                 continue;
             }
             let mut outcome = report.outcome.map_err(|e| e.to_string());

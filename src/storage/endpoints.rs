@@ -16,6 +16,8 @@ pub struct EndpointInput {
     pub url: String,
     pub secret: Option<Option<String>>,
     pub auth: Option<Option<String>>,
+    /// Requests per second across the cluster; `None` = unlimited.
+    pub rate_per_sec: Option<i32>,
 }
 
 /// Leaves the secrets out.
@@ -71,6 +73,7 @@ pub async fn create(db: &Database, input: EndpointInput) -> Result<webhook_endpo
         url: Set(input.url),
         secret: Set(sealed(db, super::secrets::ENDPOINT_SECRET, input.secret.flatten())?),
         auth: Set(sealed(db, super::secrets::ENDPOINT_AUTH, input.auth.flatten())?),
+        rate_per_sec: Set(input.rate_per_sec),
         ..Default::default()
     }
     .insert(db.connection())
@@ -86,6 +89,7 @@ pub async fn update(db: &Database, id: i64, input: EndpointInput) -> Result<webh
     let mut row: webhook_endpoints::ActiveModel = existing.into();
     row.name = Set(input.name);
     row.url = Set(input.url);
+    row.rate_per_sec = Set(input.rate_per_sec);
     if let Some(secret) = input.secret {
         row.secret = Set(sealed(db, super::secrets::ENDPOINT_SECRET, secret)?);
     }

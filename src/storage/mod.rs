@@ -27,6 +27,7 @@ pub mod outbox;
 pub mod ownership;
 pub mod plans;
 pub mod progress;
+pub mod rates;
 pub mod recovery;
 pub mod retention;
 pub mod runs;

@@ -48,6 +48,10 @@ pub struct OutboundRequest {
     /// `steps.<name>.response`, or saves fields of it (`"save"`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_response: bool,
+    /// The destination's rate limit as it was when the step was queued; `None` = none.
+    /// Every attempt waits for a slot under it ([`super::rates`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<super::rates::Rate>,
 }
 
 /// What the delivery pool does with a message.

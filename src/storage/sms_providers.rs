@@ -20,6 +20,8 @@ pub struct ProviderInput {
     pub url: String,
     pub active: bool,
     pub auth: Option<Option<String>>,
+    /// Requests per second across the cluster; `None` = unlimited.
+    pub rate_per_sec: Option<i32>,
 }
 
 /// Leaves the credentials out.
@@ -100,6 +102,7 @@ pub async fn create(db: &Database, input: ProviderInput) -> Result<sms_providers
         url: Set(input.url),
         active: Set(input.active),
         auth: Set(sealed_auth(db, input.auth.flatten())?),
+        rate_per_sec: Set(input.rate_per_sec),
         ..Default::default()
     }
     .insert(&txn)
@@ -122,6 +125,7 @@ pub async fn update(db: &Database, id: i64, input: ProviderInput) -> Result<sms_
     row.name = Set(input.name);
     row.url = Set(input.url);
     row.active = Set(input.active);
+    row.rate_per_sec = Set(input.rate_per_sec);
     if let Some(auth) = input.auth {
         row.auth = Set(sealed_auth(db, auth)?);
     }

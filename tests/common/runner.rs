@@ -62,6 +62,7 @@ pub fn runner(db: &Database, node_id: &str, clock: &ManualClock, ownership: &Own
         ownership: ownership.clone(),
         integrations: workflow_engine::outbound::Integrations {
             email_url: "http://email.invalid/send".into(),
+            email_rate_per_sec: None,
             webhook_secret: String::new(),
             keyring: Arc::default(),
         },

@@ -16,6 +16,8 @@ pub struct Model {
     /// `security.secret_key` is set); write-only through the API.
     #[sea_orm(column_type = "Text", nullable)]
     pub auth: Option<String>,
+    /// Requests per second across the cluster ([`crate::storage::rates`]); `None` = unlimited.
+    pub rate_per_sec: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
