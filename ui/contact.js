@@ -5,6 +5,10 @@
 // names. Below, what the caps held back in the last 24 hours
 // (GET /api/v1/contact-policy/held), drawn per hour by charts.js, one series per channel
 // and outcome, each point carrying its count in data-value, and said in a sentence.
+// Last, each provider's rate: the SMS providers and webhook endpoints with their
+// `rate_per_sec` (requests per second across the cluster, empty = unlimited), each saved
+// on its own by reading the provider and writing it back with the new rate
+// (GET then PUT /api/v1/sms-providers/{id} or /api/v1/webhook-endpoints/{id}).
 
 import { get, put } from './api.js';
 import { h, announce, clearErrors, showErrors } from './dom.js';
@@ -79,6 +83,82 @@ export function heldSentence(held, hours = HOURS) {
   const keys = [...known, ...[...totals.keys()].filter((k) => !known.includes(k)).sort()];
   const parts = keys.filter((k) => totals.get(k) > 0).map((k) => `${totals.get(k)} ${k.replace('_', ' ')}`);
   return parts.length ? `${parts.join(', ')} in the last ${hours} hours.` : `Nothing was held back in the last ${hours} hours.`;
+}
+
+/** The kinds of provider that take a rate, as the API lists them. */
+const PROVIDERS = [
+  { path: '/api/v1/sms-providers', list: 'sms_providers', kind: 'SMS provider', slug: 'sms' },
+  { path: '/api/v1/webhook-endpoints', list: 'webhook_endpoints', kind: 'Webhook endpoint', slug: 'endpoint' },
+];
+
+/** "At most 50 requests a second, across all nodes; more wait their turn." or unlimited. */
+export function rateSentence(rate) {
+  const t = String(rate ?? '').trim();
+  if (t === '') return 'Unlimited: requests leave as soon as they are ready.';
+  if (!/^\d+$/.test(t) || Number(t) < 1) return 'A whole number of requests per second (at least 1), or empty for unlimited.';
+  return `At most ${plural(Number(t), 'request')} a second, across all nodes; more wait their turn, none is dropped.`;
+}
+
+/** The section listing each provider with its rate, each row saved on its own. */
+async function providerRates() {
+  const rows = h('div', { class: 'rates', id: 'cp-rates' });
+  const section = h('section', { class: 'panel', 'aria-labelledby': 'cp-rates-title', id: 'cp-rates-section' },
+    h('h3', { id: 'cp-rates-title' }, 'Provider rates'),
+    h('p', { class: 'hint' }, 'How many requests per second each provider takes, held across the whole cluster: past it, messages and webhooks queue and leave in their turn, each customer’s in order. The email service’s rate is set in the engine’s configuration (delivery.email_rate_per_sec).'),
+    rows);
+  const found = [];
+  for (const p of PROVIDERS) {
+    try {
+      const page = await get(`${p.path}?limit=100`);
+      for (const item of page[p.list] || []) found.push({ p, item });
+    } catch (e) {
+      rows.append(h('p', { class: 'error-text', role: 'alert' }, `Could not load the ${p.kind.toLowerCase()}s: ${e.message}`));
+    }
+  }
+  if (!found.length) rows.append(h('p', { class: 'muted', id: 'cp-no-providers' }, 'No SMS provider or webhook endpoint yet: add them on the Webhook endpoints and SMS providers pages.'));
+  for (const { p, item } of found) rows.append(rateRow(p, item));
+  return section;
+}
+
+function rateRow(p, item) {
+  const id = (part) => `cp-rate-${p.slug}-${item.id}-${part}`;
+  let value = item.rate_per_sec == null ? '' : String(item.rate_per_sec);
+  const says = h('p', { class: 'hint', id: id('says') }, rateSentence(value));
+  const status = h('span', { class: 'muted', id: id('saved'), role: 'status' });
+  const input = h('input', {
+    id: id('input'), type: 'number', min: '1', step: '1', inputmode: 'numeric', value, placeholder: 'unlimited',
+    'data-path': '/rate_per_sec', 'aria-describedby': says.id,
+    oninput: (e) => { value = e.target.value; says.textContent = rateSentence(value); status.textContent = ''; },
+  });
+  const row = h('form', { class: 'rate-row', novalidate: true, id: id('row'), dataset: { provider: `${p.slug}:${item.id}` } },
+    h('div', { class: 'cap-fields' },
+      h('strong', { class: 'cap-title' }, `${p.kind}: ${item.name}`),
+      h('div', { class: 'field' }, h('label', { for: input.id }, 'Requests per second'), input),
+      h('div', { class: 'cap-tools' }, h('button', { type: 'submit', id: id('save') }, 'Save rate'), status)),
+    says);
+  row.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearErrors(row);
+    status.textContent = '';
+    try {
+      // written back as read: the API keeps the secrets and the URL a read shows redacted
+      const current = await get(`${p.path}/${item.id}`);
+      const t = value.trim();
+      current.rate_per_sec = t === '' ? null : (/^\d+$/.test(t) ? Number(t) : t);
+      const stored = await put(`${p.path}/${item.id}`, current);
+      value = stored.rate_per_sec == null ? '' : String(stored.rate_per_sec);
+      input.value = value;
+      says.textContent = rateSentence(value);
+      status.textContent = 'Saved.';
+      announce(`${p.kind} ${item.name}: ${rateSentence(value)}`);
+    } catch (err) {
+      showErrors(row, err.details, { fallback: says });
+      status.textContent = `Not saved: ${err.message}`;
+      announce(`Rate of ${item.name} not saved: ${err.message}`, 'error');
+      input.focus();
+    }
+  });
+  return row;
 }
 
 export async function renderContactPolicy(view) {
@@ -275,7 +355,8 @@ export async function renderContactPolicy(view) {
     h('section', { class: 'panel', 'aria-labelledby': 'cp-held-title', id: 'cp-held-section' },
       h('div', { class: 'view-head' }, h('h3', { id: 'cp-held-title' }, `Held back in the last ${HOURS} hours`), refresh),
       h('p', { class: 'hint' }, 'Messages a cap skipped or deferred, per hour (UTC), by channel. A deferred message that is held again when it tries again counts again.'),
-      heldBox));
+      heldBox),
+    await providerRates());
   drawCaps();
   drawOnCap();
   await loadHeld();

@@ -341,6 +341,44 @@ test('the runs page and the dry run say what the cap did and would do', async ()
   assert.deepEqual(free.said, ['email “Thanks, Nova” to nova@example.com']);
 });
 
+test('each provider\'s rate is shown, saved on its own and refused at its field', async () => {
+  const sms = await must('POST', '/api/v1/sms-providers', { name: 'gateway', url: 'https://sms.example/send', active: true, auth: { type: 'bearer', token: 's3cret' } });
+  const hook = await must('POST', '/api/v1/webhook-endpoints', { name: 'partner', url: 'https://partner.example/hook', rate_per_sec: 20 });
+  await openPolicyPage();
+  const input = (p, id) => `#cp-rate-${p}-${id}-input`;
+  await page.locator(input('sms', sms.id)).waitFor();
+  assert.equal(await page.inputValue(input('sms', sms.id)), '');
+  assert.match(await page.locator(`#cp-rate-sms-${sms.id}-says`).textContent(), /^Unlimited/);
+  assert.equal(await page.inputValue(input('endpoint', hook.id)), '20');
+  assert.match(await page.locator(`#cp-rate-endpoint-${hook.id}-says`).textContent(), /At most 20 requests a second/);
+
+  // a rate of 0 is refused at its field and nothing is stored
+  await page.fill(input('sms', sms.id), '0');
+  await page.click(`#cp-rate-sms-${sms.id}-save`);
+  await page.locator(`#cp-rate-sms-${sms.id}-row [aria-invalid="true"][data-path="/rate_per_sec"]`).waitFor();
+  assert.match(await page.locator(`#cp-rate-sms-${sms.id}-saved`).textContent(), /^Not saved/);
+  assert.equal((await must('GET', `/api/v1/sms-providers/${sms.id}`)).rate_per_sec, null);
+
+  // 50 a second is saved, the provider's credentials and URL kept; the other row untouched
+  await page.fill(input('sms', sms.id), '50');
+  await page.click(`#cp-rate-sms-${sms.id}-save`);
+  await page.locator(`#cp-rate-sms-${sms.id}-saved:text("Saved.")`).waitFor();
+  const stored = await must('GET', `/api/v1/sms-providers/${sms.id}`);
+  assert.equal(stored.rate_per_sec, 50);
+  assert.equal(stored.url, 'https://sms.example/send');
+  assert.deepEqual(stored.auth, { type: 'bearer', token_set: true });
+  assert.equal(stored.active, true);
+  assert.equal((await must('GET', `/api/v1/webhook-endpoints/${hook.id}`)).rate_per_sec, 20);
+
+  // emptied, the endpoint is unlimited again
+  await page.fill(input('endpoint', hook.id), '');
+  await page.click(`#cp-rate-endpoint-${hook.id}-save`);
+  await page.locator(`#cp-rate-endpoint-${hook.id}-saved:text("Saved.")`).waitFor();
+  assert.equal((await must('GET', `/api/v1/webhook-endpoints/${hook.id}`)).rate_per_sec, null);
+  await openPolicyPage();
+  assert.equal(await page.inputValue(input('sms', sms.id)), '50');
+});
+
 test('the contact policy pages logged no error and asked nothing of another origin', () => {
   assert.deepEqual(requests.filter((u) => !u.startsWith(engine.base)), []);
   assert.deepEqual(problems, []);

@@ -53,8 +53,8 @@ try {
   const ana = (await api(engine.base, 'POST', '/api/v1/agents', { name: 'Ana Costa', email: 'ana@broker.example', team_id: retention.id, active: true })).body;
   await api(engine.base, 'POST', '/api/v1/agents', { name: 'Rui Lima', email: 'rui@broker.example', team_id: sales.id, active: true });
   await api(engine.base, 'POST', '/api/v1/webhook-endpoints', { name: 'slack_notification', url: 'https://hooks.slack.example/T000/B000', secret: 'whsec_c2NyZWVuc2hvdA==' });
-  await api(engine.base, 'POST', '/api/v1/webhook-endpoints', { name: 'ops_alerts', url: 'https://ops.example.com/hooks/deposits' });
-  await api(engine.base, 'POST', '/api/v1/sms-providers', { name: 'twilio', url: 'https://sms.twilio.example/send', active: true });
+  await api(engine.base, 'POST', '/api/v1/webhook-endpoints', { name: 'ops_alerts', url: 'https://ops.example.com/hooks/deposits', rate_per_sec: 20 });
+  await api(engine.base, 'POST', '/api/v1/sms-providers', { name: 'twilio', url: 'https://sms.twilio.example/send', active: true, rate_per_sec: 50 });
   await api(engine.base, 'POST', '/api/v1/sms-providers', { name: 'vonage', url: 'https://sms.vonage.example/send', active: false });
   await api(engine.base, 'PUT', '/api/v1/customers/2', { first_name: 'Bruno', last_name: 'Souza', email: 'bruno@example.com', country: 'BR', team_id: sales.id, statuses: { retention: 'churning' } });
   const picked = (await api(engine.base, 'POST', '/api/v1/workflows', {
