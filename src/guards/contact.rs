@@ -291,4 +291,19 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn more_than_ten_caps_are_refused_at_the_list() {
+        let cap = json!({"channel": "email", "max": 1, "per": {"days": 1}});
+        let ten = json!({"caps": vec![cap.clone(); MAX_CAPS], "on_cap": "skip"});
+        assert!(problems_of(ten).is_empty());
+        let found = problems_of(json!({"caps": vec![cap; MAX_CAPS + 1], "on_cap": "skip"}));
+        assert_eq!(
+            found,
+            [(
+                "/caps".to_owned(),
+                format!("has 11 caps, more than the maximum of {MAX_CAPS}")
+            )]
+        );
+    }
 }
