@@ -214,6 +214,55 @@ async fn a_goal_is_reached_once_by_the_first_matching_event_after_the_run_within
     t.finish().await;
 }
 
+/// A goal event reads at most `goals::MAX_PER_EVENT` (1000) watching runs of its
+/// customer, so one event's transaction stays bounded however many runs watch; the runs
+/// past the bound are reached by the customer's next goal event.
+#[actix_rt::test]
+async fn one_goal_event_reaches_at_most_a_thousand_runs_and_the_next_one_the_rest() {
+    let t = fresh().await;
+    let db = &t.db;
+    let clock = ManualClock::new(t0());
+    let (runner, fence, _) = owning_runner(db, "node-a", &clock).await;
+    common::add_customers(db, 1..=1).await;
+    let id = add_workflow(
+        db,
+        json!({"name": "watch", "trigger_event": "customer.status_changed",
+               "goal": {"event": "customer.deposited", "within": {"days": 7}},
+               "actions": [note("watched")]}),
+    )
+    .await;
+    let bound = workflow_engine::storage::goals::MAX_PER_EVENT as usize;
+    for i in 0..=bound {
+        send(
+            &runner,
+            fence,
+            db,
+            event(&format!("s{i}"), "customer.status_changed", 1, json!({})),
+        )
+        .await;
+    }
+    let reached = |runs: &[Run]| runs.iter().filter(|r| r.run.goal_reached_at.is_some()).count();
+    assert_eq!(runs_of(db, 1, &id).await.len(), bound + 1);
+    clock.advance(Duration::from_secs(60));
+    send(
+        &runner,
+        fence,
+        db,
+        event("d1", "customer.deposited", 1, json!({"amount": 1})),
+    )
+    .await;
+    assert_eq!(reached(&runs_of(db, 1, &id).await), bound);
+    send(
+        &runner,
+        fence,
+        db,
+        event("d2", "customer.deposited", 1, json!({"amount": 1})),
+    )
+    .await;
+    assert_eq!(reached(&runs_of(db, 1, &id).await), bound + 1);
+    t.finish().await;
+}
+
 #[actix_rt::test]
 async fn a_goal_with_exit_cancels_the_waiting_run_and_held_out_runs_reach_goals_too() {
     let t = fresh().await;
