@@ -5,6 +5,7 @@
 pub mod auth;
 mod build;
 pub mod destinations;
+mod error;
 pub mod guard;
 pub mod pace;
 pub mod send;

@@ -7,7 +7,7 @@
 //! on the system clock, not the delivery's jittered one: a slot is a time, and a request
 //! that leaves more than [`rates::GUARD`] after its slot gives it up and reserves another.
 
-use super::send::DeliveryError;
+use super::error::DeliveryError;
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::storage::rates::{self, Rate, Slot};

@@ -12,13 +12,14 @@
 //! slip past the check. Plain async code over an injected clock: the delivery actor pool
 //! runs it, tests run it with a manual clock.
 
+pub use super::error::DeliveryError;
 use super::guard::{self, check_target};
 use super::pace::Pace;
 use super::signing::{Keyring, ID_HEADER, TIMESTAMP_HEADER};
 use super::{is_reserved_header, OutboundRequest, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
-use crate::retry::{retry, Backoff, Classify, Retried, Verdict};
+use crate::retry::{retry, Backoff, Retried};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::sync::Arc;
@@ -72,40 +73,6 @@ impl DeliveryPolicy {
 /// Room in a delivery lease for the hand-off from the chain to the pool (a queue for a
 /// request slot, the database write that takes the lease).
 pub const LEASE_SLACK: Duration = Duration::from_secs(5);
-
-/// Why a request was not delivered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeliveryError {
-    /// Will not be retried: a 4xx other than 408/429, a refused or malformed target, an
-    /// invalid header.
-    #[error("{0}")]
-    Permanent(String),
-    /// Retried until the attempts run out.
-    #[error("{0}")]
-    Transient(String),
-    /// Retried, not before the server's `Retry-After` (capped by the backoff maximum).
-    #[error("{0}")]
-    RetryAfter(String, Duration),
-    /// Not attempted: the attempt could outlast the sender's lease on the delivery.
-    #[error("the delivery's lease ran out before the next attempt")]
-    LeaseOver,
-}
-
-impl DeliveryError {
-    pub fn is_permanent(&self) -> bool {
-        matches!(self, DeliveryError::Permanent(_))
-    }
-}
-
-impl Classify for DeliveryError {
-    fn verdict(&self) -> Verdict {
-        match self {
-            DeliveryError::Permanent(_) | DeliveryError::LeaseOver => Verdict::Permanent,
-            DeliveryError::Transient(_) => Verdict::Transient,
-            DeliveryError::RetryAfter(_, after) => Verdict::After(*after),
-        }
-    }
-}
 
 /// The system clock, with every wait stretched by a deterministic 0-20% per idempotency
 /// key, so many requests that failed together (an endpoint's outage) do not retry in
