@@ -122,16 +122,24 @@ pub struct Sample {
     pub paths: BTreeMap<String, String>,
 }
 
+/// Where a run of a workflow would go for one event and customer, as far as it can be
+/// decided without running it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Walk {
+    /// The path each decidable branch and split would take, by the step's path.
+    pub paths: BTreeMap<String, String>,
+    /// The kinds of the steps the run would reach, in order (branches and splits are
+    /// where it turns, not steps that act; a wait is the last step known).
+    pub steps: Vec<&'static str>,
+}
+
 /// The paths a run of `workflow` would take through the branches it can decide for this
 /// event and customer, and through its splits (the customer's stable draw), following the
-/// run from its first step: a branch that reads a step's result, or a wait, stops the
-/// walk (what follows depends on what only a run knows). By the step's path.
-fn decided_paths(workflow_id: &str, workflow: &Workflow, facts: Facts<'_>) -> BTreeMap<String, String> {
+/// run from its first step, with the steps it reaches: a branch that reads a step's
+/// result, or a wait, stops the walk (what follows depends on what only a run knows).
+pub fn walk(workflow_id: &str, workflow: &Workflow, facts: Facts<'_>) -> Walk {
     let flow = workflow.flow();
-    let mut taken = BTreeMap::new();
-    if !flow.is_journey() {
-        return taken;
-    }
+    let mut walk = Walk::default();
     let no_steps = Map::new();
     let judged = Facts {
         journey: Some(Journey {
@@ -152,7 +160,7 @@ fn decided_paths(workflow_id: &str, workflow: &Workflow, facts: Facts<'_>) -> BT
                     .iter()
                     .position(|p| holds(&p.when, judged, &limits).unwrap_or(false));
                 let block = fork.block(chosen.unwrap_or(paths.len()));
-                taken.insert(
+                walk.paths.insert(
                     slot.path.clone(),
                     chosen.map_or("otherwise".to_owned(), |k| k.to_string()),
                 );
@@ -166,7 +174,7 @@ fn decided_paths(workflow_id: &str, workflow: &Workflow, facts: Facts<'_>) -> BT
                 let percents: Vec<u8> = paths.iter().map(|p| p.percent).collect();
                 let bucket = assign::bucket(facts.event.customer_id, workflow_id, &slot.path);
                 let k = assign::split_path(&percents, bucket);
-                taken.insert(slot.path.clone(), k.to_string());
+                walk.paths.insert(slot.path.clone(), k.to_string());
                 let block = fork.block(k);
                 if block.is_empty() {
                     slot.next
@@ -174,11 +182,17 @@ fn decided_paths(workflow_id: &str, workflow: &Workflow, facts: Facts<'_>) -> BT
                     block.start
                 }
             }
-            (Action::WaitForEvent { .. }, _) => break,
-            _ => slot.next,
+            (Action::WaitForEvent { .. }, _) => {
+                walk.steps.push(slot.step.kind().name());
+                break;
+            }
+            _ => {
+                walk.steps.push(slot.step.kind().name());
+                slot.next
+            }
         };
     }
-    taken
+    walk
 }
 
 impl Backtest {
@@ -286,7 +300,7 @@ impl Backtest {
             let taken = if held_out {
                 BTreeMap::new()
             } else {
-                decided_paths(&run.id, &run.workflow, facts)
+                walk(&run.id, &run.workflow, facts).paths
             };
             for (branch, path) in &taken {
                 *j.report

@@ -26,7 +26,8 @@
 //! - [`check`]: `workflow-engine check FILE.json`.
 //! - [`analysis`]: save-time warnings (cycles of cascading events, contradicting workflows)
 //!   and the one error, a workflow that fans out into itself.
-//! - [`backtest`]: workflows judged against archived events, with no side effects.
+//! - [`backtest`]: workflows judged against archived events, with no side effects; and
+//!   [`impact`], a version judged against the live one over them, event by event.
 //! - [`budget`]: what one user-sized request (backtest, dry run, validation) may spend:
 //!   its work counted before anything compiles, its time checked as it runs.
 //! - [`clock`], [`retry`], [`trace`], [`metrics`]: time as a dependency, the one retry
@@ -91,6 +92,7 @@ pub mod envelope;
 pub mod experiment;
 pub mod flow;
 pub mod guards;
+pub mod impact;
 pub mod kafka;
 pub mod live;
 pub mod metrics;
