@@ -333,6 +333,10 @@ pub struct Retention {
     /// Saved versions kept per workflow, newest first (0 = all). Older ones go, except the
     /// current version and any version a run that is not done or cancelled still uses.
     pub versions_keep: u32,
+    /// Audit log rows (issue 28), by when written; 0 (the default) keeps them forever,
+    /// whatever the other ages say: who changed what is kept apart from run history.
+    #[serde(default)]
+    pub audit_days: u32,
     /// Rows deleted per statement.
     pub batch_size: u64,
     /// Pause between two statements, so pruning leaves the database to the hot path.

@@ -12,6 +12,7 @@
 //! `#[schema(value_type = ...)]`.
 
 mod activity;
+mod audit;
 pub mod auth;
 mod backtest;
 mod contact;
@@ -196,6 +197,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
         .service(
             api_routes()
                 .add(Method::GET, "/info", health::info)
+                .add(Method::GET, "/audit", audit::list)
                 .add(Method::GET, "/openapi.json", openapi::openapi)
                 .add(Method::GET, "/schema", schema::schema)
                 .add(Method::GET, "/workflows", workflows::list)

@@ -340,7 +340,12 @@ pub async fn create(
     // Admitted before anything is stored: a full pool refuses the save, not its warnings.
     let admitted = state.heavy.admit("save")?;
     let validated = validate_body(&state, &admitted, body.into_inner()).await?;
-    let stored = workflows::create(&state.db, &validated.workflow, &who(&req)).await?;
+    let (author, actor) = (who(&req), super::audit::actor(&req));
+    let by = workflows::By {
+        author: &author,
+        actor: &actor,
+    };
+    let stored = workflows::create(&state.db, &validated.workflow, by).await?;
     tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow created");
     reload(&state).await;
     let mut warnings = validated.warnings;
@@ -378,7 +383,12 @@ pub async fn update(
     let expected = body.get("version").and_then(Value::as_i64);
     let mut validated = validate_body(&state, &admitted, body).await?;
     validated.workflow.id = Some(id.to_string());
-    let stored = match workflows::update(&state.db, &id, &validated.workflow, expected, &who(&req)).await {
+    let (author, actor) = (who(&req), super::audit::actor(&req));
+    let by = workflows::By {
+        author: &author,
+        actor: &actor,
+    };
+    let stored = match workflows::update(&state.db, &id, &validated.workflow, expected, by).await {
         Err(StorageError::Db(e)) if e.to_string().to_lowercase().contains("unique") => {
             return Err(ApiError::conflict(format!(
                 "workflow {:?} changed concurrently: retry",
@@ -401,7 +411,12 @@ pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let stored = workflows::delete(&state.db, &id, &who(&req)).await?;
+    let (author, actor) = (who(&req), super::audit::actor(&req));
+    let by = workflows::By {
+        author: &author,
+        actor: &actor,
+    };
+    let stored = workflows::delete(&state.db, &id, by).await?;
     tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow deleted");
     reload(&state).await;
     Ok(HttpResponse::NoContent().finish())

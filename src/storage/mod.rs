@@ -13,6 +13,7 @@
 pub mod activity;
 pub mod agents;
 pub mod archive;
+pub mod audit;
 pub mod changes;
 pub mod contact;
 pub mod crm;

@@ -31,6 +31,45 @@ impl Change {
     }
 }
 
+/// Who saves: the author recorded on the version (the token's name, or a label when auth
+/// is off) and the actor of its audit row (the token's name, or "anonymous"). A plain
+/// `&str` is both, for callers inside the engine (seed, demo, tests).
+#[derive(Debug, Clone, Copy)]
+pub struct By<'a> {
+    pub author: &'a str,
+    pub actor: &'a str,
+}
+
+impl<'a> From<&'a str> for By<'a> {
+    fn from(name: &'a str) -> Self {
+        By {
+            author: name,
+            actor: name,
+        }
+    }
+}
+
+/// The audit row of a workflow change, written in the change's transaction.
+async fn audit<C: ConnectionTrait>(
+    conn: &C,
+    by: By<'_>,
+    action: &str,
+    id: &str,
+    versions: (Option<i64>, Option<i64>),
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let change = super::audit::Change {
+        actor: by.actor,
+        action,
+        subject_kind: "workflow",
+        subject_id: id.to_owned(),
+        before_version: versions.0,
+        after_version: versions.1,
+        detail: None,
+    };
+    super::audit::record(conn, &change, now).await
+}
+
 /// A stored workflow. `definition` is the whole workflow JSON, id and version included;
 /// it is validated again when loaded, against the schema of that moment.
 pub type StoredWorkflow = workflows::Model;
@@ -39,7 +78,12 @@ pub type StoredWorkflow = workflows::Model;
 pub type WorkflowVersion = workflow_versions::Model;
 
 /// Saves a new workflow, with `workflow.id` when given, else a generated one.
-pub async fn create(db: &Database, workflow: &Workflow, changed_by: &str) -> Result<StoredWorkflow, StorageError> {
+pub async fn create<'a>(
+    db: &Database,
+    workflow: &Workflow,
+    changed_by: impl Into<By<'a>>,
+) -> Result<StoredWorkflow, StorageError> {
+    let by = changed_by.into();
     let id = workflow.id.clone().unwrap_or_else(generate_id);
     let now = Utc::now();
     let txn = db.begin().await?;
@@ -62,7 +106,8 @@ pub async fn create(db: &Database, workflow: &Workflow, changed_by: &str) -> Res
     }
     .insert(&txn)
     .await?;
-    record_version(&txn, &id, 1, definition, Change::Created, changed_by, now).await?;
+    record_version(&txn, &id, 1, definition, Change::Created, by.author, now).await?;
+    audit(&txn, by, "workflow.create", &id, (None, Some(1)), now).await?;
     txn.commit().await?;
     Ok(row)
 }
@@ -71,13 +116,14 @@ pub async fn create(db: &Database, workflow: &Workflow, changed_by: &str) -> Res
 /// stored version is that one (optimistic concurrency: a client that read version N may
 /// only replace version N), checked on the row locked in the transaction, so two saves
 /// made from the same version cannot both succeed.
-pub async fn update(
+pub async fn update<'a>(
     db: &Database,
     id: &str,
     workflow: &Workflow,
     expected: Option<i64>,
-    changed_by: &str,
+    changed_by: impl Into<By<'a>>,
 ) -> Result<StoredWorkflow, StorageError> {
+    let by = changed_by.into();
     let now = Utc::now();
     let txn = db.begin().await?;
     let mut query = workflows::Entity::find_by_id(id.to_owned()).filter(workflows::Column::DeletedAt.is_null());
@@ -95,6 +141,7 @@ pub async fn update(
             expected,
         });
     }
+    let before = current.version;
     let version = current.version + 1;
     let definition = definition(workflow, id, version)?;
     let mut row: workflows::ActiveModel = current.into();
@@ -109,16 +156,23 @@ pub async fn update(
     let row = row.update(&txn).await?;
     // The version row's primary key (workflow_id, version) makes a concurrent save of the
     // same version fail here instead of overwriting silently.
-    record_version(&txn, id, version, definition, Change::Updated, changed_by, now).await?;
+    record_version(&txn, id, version, definition, Change::Updated, by.author, now).await?;
+    audit(&txn, by, "workflow.update", id, (Some(before), Some(version)), now).await?;
     txn.commit().await?;
     Ok(row)
 }
 
 /// Soft-deletes a workflow: it stops running and leaves lists, its history stays.
-pub async fn delete(db: &Database, id: &str, changed_by: &str) -> Result<StoredWorkflow, StorageError> {
+pub async fn delete<'a>(
+    db: &Database,
+    id: &str,
+    changed_by: impl Into<By<'a>>,
+) -> Result<StoredWorkflow, StorageError> {
+    let by = changed_by.into();
     let now = Utc::now();
     let txn = db.begin().await?;
     let current = live(&txn, id).await?;
+    let before = current.version;
     let version = current.version + 1;
     let definition = current.definition.clone();
     let mut row: workflows::ActiveModel = current.into();
@@ -127,7 +181,8 @@ pub async fn delete(db: &Database, id: &str, changed_by: &str) -> Result<StoredW
     row.updated_at = Set(now);
     row.deleted_at = Set(Some(now));
     let row = row.update(&txn).await?;
-    record_version(&txn, id, version, definition, Change::Deleted, changed_by, now).await?;
+    record_version(&txn, id, version, definition, Change::Deleted, by.author, now).await?;
+    audit(&txn, by, "workflow.delete", id, (Some(before), Some(version)), now).await?;
     txn.commit().await?;
     Ok(row)
 }
