@@ -74,6 +74,8 @@ pub struct Settings {
     pub demo: Demo,
     pub retention: Retention,
     pub archive: Archive,
+    #[serde(default)]
+    pub changes: Changes,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -415,6 +417,16 @@ impl Telemetry {
             self.otlp_variable.clone()
         }
     }
+}
+
+/// How workflow changes go live (issue 28, docs/changes.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Changes {
+    /// Four eyes: a saved version is published only after a token other than its author
+    /// approved it, and a save that would go live at once (not a draft) is refused.
+    #[serde(default)]
+    pub require_approval: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -112,7 +112,7 @@ fn entry(row: Row) -> AuditEntry {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/audit", tag = "changes", params(AuditQuery), responses(
+#[utoipa::path(get, path = "/api/v1/audit", operation_id = "list_audit", tag = "changes", params(AuditQuery), responses(
     (status = 200, description = "changes, oldest first; follow `next_cursor` for newer ones", body = AuditPage),
     (status = 400, description = "a bad `since` or `cursor`", body = super::ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {

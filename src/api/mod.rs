@@ -15,6 +15,7 @@ mod activity;
 mod audit;
 pub mod auth;
 mod backtest;
+mod changes;
 mod contact;
 mod customers;
 mod error;
@@ -141,6 +142,8 @@ pub struct AppState {
     /// The bounded pool backtests, dry runs, validations and saves run in, shared by the
     /// workers (`api.heavy_*`).
     pub heavy: Heavy,
+    /// `[changes]`: whether publishing needs another token's approval.
+    pub changes: crate::settings::Changes,
 }
 
 /// What /readyz reports besides its live checks: whether migrations ran, and the
@@ -207,6 +210,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
                 .add(Method::PUT, "/workflows/{id}", workflows::update)
                 .add(Method::DELETE, "/workflows/{id}", workflows::delete)
                 .add(Method::GET, "/workflows/{id}/versions", workflows::versions)
+                .add(
+                    Method::POST,
+                    "/workflows/{id}/versions/{version}/approve",
+                    changes::approve,
+                )
+                .add(Method::POST, "/workflows/{id}/publish", changes::publish)
                 .add(Method::GET, "/workflows/{id}/stats", stats::workflow_stats)
                 .add(Method::POST, "/dry-run", workflows::dry_run)
                 .add(Method::GET, "/contact-policy", contact::get_policy)

@@ -18,6 +18,7 @@ pub mod changes;
 pub mod contact;
 pub mod crm;
 pub mod customers;
+pub mod drafts;
 pub mod emitters;
 pub mod endpoints;
 pub mod entities;

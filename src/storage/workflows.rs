@@ -19,6 +19,8 @@ pub enum Change {
     Created,
     Updated,
     Deleted,
+    /// Saved as a draft: it does not run until published ([`super::drafts`]).
+    Draft,
 }
 
 impl Change {
@@ -27,6 +29,7 @@ impl Change {
             Change::Created => "created",
             Change::Updated => "updated",
             Change::Deleted => "deleted",
+            Change::Draft => "draft",
         }
     }
 }
@@ -50,7 +53,7 @@ impl<'a> From<&'a str> for By<'a> {
 }
 
 /// The audit row of a workflow change, written in the change's transaction.
-async fn audit<C: ConnectionTrait>(
+pub(super) async fn audit<C: ConnectionTrait>(
     conn: &C,
     by: By<'_>,
     action: &str,
@@ -103,6 +106,7 @@ pub async fn create<'a>(
         created_at: Set(now),
         updated_at: Set(now),
         deleted_at: Set(None),
+        published: Set(true),
     }
     .insert(&txn)
     .await?;
@@ -134,15 +138,18 @@ pub async fn update<'a>(
         .one(&txn)
         .await?
         .ok_or_else(|| StorageError::WorkflowNotFound(id.to_owned()))?;
-    if let Some(expected) = expected.filter(|v| *v != current.version) {
+    // Against the newest saved version, a draft included: a client that read version N
+    // replaces N, not a draft someone saved since.
+    let newest = newest_version(&txn, id).await?.unwrap_or(current.version);
+    if let Some(expected) = expected.filter(|v| *v != newest) {
         return Err(StorageError::VersionConflict {
             id: id.to_owned(),
-            current: current.version,
+            current: newest,
             expected,
         });
     }
-    let before = current.version;
-    let version = current.version + 1;
+    let before = current.published.then_some(current.version);
+    let version = newest + 1;
     let definition = definition(workflow, id, version)?;
     let mut row: workflows::ActiveModel = current.into();
     row.name = Set(workflow.name.clone());
@@ -153,11 +160,12 @@ pub async fn update<'a>(
     row.definition = Set(definition.clone());
     row.version = Set(version);
     row.updated_at = Set(now);
+    row.published = Set(true);
     let row = row.update(&txn).await?;
     // The version row's primary key (workflow_id, version) makes a concurrent save of the
     // same version fail here instead of overwriting silently.
     record_version(&txn, id, version, definition, Change::Updated, by.author, now).await?;
-    audit(&txn, by, "workflow.update", id, (Some(before), Some(version)), now).await?;
+    audit(&txn, by, "workflow.update", id, (before, Some(version)), now).await?;
     txn.commit().await?;
     Ok(row)
 }
@@ -173,7 +181,7 @@ pub async fn delete<'a>(
     let txn = db.begin().await?;
     let current = live(&txn, id).await?;
     let before = current.version;
-    let version = current.version + 1;
+    let version = newest_version(&txn, id).await?.unwrap_or(current.version) + 1;
     let definition = current.definition.clone();
     let mut row: workflows::ActiveModel = current.into();
     row.active = Set(false);
@@ -205,11 +213,13 @@ pub async fn list<C: ConnectionTrait>(conn: &C) -> Result<Vec<StoredWorkflow>, S
         .await?)
 }
 
-/// The live workflows that run on events.
+/// The live workflows that run on events: published ones only, so a workflow that has
+/// only drafts never runs (its row is inactive too; this says it twice).
 pub async fn list_active<C: ConnectionTrait>(conn: &C) -> Result<Vec<StoredWorkflow>, StorageError> {
     Ok(workflows::Entity::find()
         .filter(workflows::Column::DeletedAt.is_null())
         .filter(workflows::Column::Active.eq(true))
+        .filter(workflows::Column::Published.eq(true))
         .order_by_asc(workflows::Column::Priority)
         .order_by_asc(workflows::Column::Id)
         .all(conn)
@@ -255,13 +265,23 @@ pub async fn version<C: ConnectionTrait>(
         .await?)
 }
 
+/// The newest saved version number of workflow `id` (a draft included), if any.
+pub async fn newest_version<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<i64>, StorageError> {
+    Ok(workflow_versions::Entity::find()
+        .filter(workflow_versions::Column::WorkflowId.eq(id))
+        .order_by_desc(workflow_versions::Column::Version)
+        .one(conn)
+        .await?
+        .map(|v| v.version))
+}
+
 async fn live<C: ConnectionTrait>(conn: &C, id: &str) -> Result<workflows::Model, StorageError> {
     get(conn, id)
         .await?
         .ok_or_else(|| StorageError::WorkflowNotFound(id.to_owned()))
 }
 
-fn definition(workflow: &Workflow, id: &str, version: i64) -> Result<Value, StorageError> {
+pub(super) fn definition(workflow: &Workflow, id: &str, version: i64) -> Result<Value, StorageError> {
     let mut stored = workflow.clone();
     stored.id = Some(id.to_owned());
     stored.version = Some(version);
@@ -271,7 +291,7 @@ fn definition(workflow: &Workflow, id: &str, version: i64) -> Result<Value, Stor
     })
 }
 
-async fn record_version<C: ConnectionTrait>(
+pub(super) async fn record_version<C: ConnectionTrait>(
     conn: &C,
     id: &str,
     version: i64,
@@ -295,7 +315,7 @@ async fn record_version<C: ConnectionTrait>(
 
 /// A short id unlikely to collide across processes: a per-process start drawn from the
 /// time and the process id, plus a counter, mixed so consecutive ids look unrelated.
-fn generate_id() -> String {
+pub(super) fn generate_id() -> String {
     static START: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let start = *START.get_or_init(|| {

@@ -21,5 +21,6 @@ pub mod statuses;
 pub mod tasks;
 pub mod teams;
 pub mod webhook_endpoints;
+pub mod workflow_approvals;
 pub mod workflow_versions;
 pub mod workflows;
