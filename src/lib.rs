@@ -24,6 +24,8 @@
 //! - [`guards`]: per-customer limits, send windows, consent, exit on event and cascade
 //!   depth: the decisions a real run and the dry run share.
 //! - [`check`]: `workflow-engine check FILE.json`.
+//! - [`folder`]: workflows as a folder of stable JSON files, and the plan that makes an
+//!   engine match one (`export` and `apply`).
 //! - [`analysis`]: save-time warnings (cycles of cascading events, contradicting workflows)
 //!   and the one error, a workflow that fans out into itself.
 //! - [`backtest`]: workflows judged against archived events, with no side effects; and
@@ -63,7 +65,8 @@
 //! - [`actors`] (the `actors/` folder): one actor per file, wired in `actors::topology`;
 //!   they use everything above and nothing uses them but the edges below.
 //! - [`api`]: the HTTP API (its heavy requests on a bounded pool, `api::heavy`); [`service`]: `serve` and `migrate`; [`demo`]: `demo`;
-//!   [`telemetry`]: logs (and span export over OTLP with the `otlp` feature).
+//!   [`telemetry`]: logs (and span export over OTLP with the `otlp` feature);
+//!   [`gitops`]: `export` and `apply`, a client of a running engine's API.
 //!
 //! The schema migrations live in the `migrations` crate.
 
@@ -91,6 +94,8 @@ pub mod duration;
 pub mod envelope;
 pub mod experiment;
 pub mod flow;
+pub mod folder;
+pub mod gitops;
 pub mod guards;
 pub mod impact;
 pub mod kafka;

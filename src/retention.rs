@@ -1,5 +1,5 @@
 //! Retention: a background task that prunes old ended runs, event plans, outbox
-//! messages and archived events in small batches ([`crate::storage::retention`] says what may go).
+//! messages, archived events and (only with `retention.audit_days`) audit rows in small batches ([`crate::storage::retention`] says what may go).
 //!
 //! It never competes with the hot path for long: each statement deletes at most
 //! `retention.batch_size` rows, the task pauses `retention.pause_ms` between statements,
@@ -8,7 +8,7 @@
 
 use crate::clock::SharedClock;
 use crate::settings::{Archive, Retention};
-use crate::storage::{contact, goals, retention, Database, StorageError};
+use crate::storage::{audit, contact, goals, retention, Database, StorageError};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::time::Duration;
@@ -24,6 +24,8 @@ pub struct Pruned {
     pub goals: u64,
     /// Counted and held sends older than any contact cap looks back.
     pub contact: u64,
+    /// Audit log rows older than `retention.audit_days` (none unless it is set).
+    pub audit: u64,
 }
 
 /// The cutoff for an age of `days` (0 = keep forever: no cutoff).
@@ -70,6 +72,10 @@ pub async fn prune_once(db: &Database, clock: &SharedClock, policy: &Retention) 
     // A closed window can no longer be reached, whatever the retention of runs.
     pruned.goals = drain(clock, policy, |n| goals::prune_closed(db.connection(), now, n)).await?;
     pruned.contact = drain(clock, policy, |n| contact::prune(db.connection(), now, n)).await?;
+    // Only by its own age: the audit log outlives run history unless told otherwise.
+    if let Some(before) = cutoff(now, policy.audit_days) {
+        pruned.audit = drain(clock, policy, |n| audit::prune(db.connection(), before, n)).await?;
+    }
     Ok(pruned)
 }
 
@@ -101,7 +107,12 @@ pub async fn prune_archive(
 /// and there is no archive to bound. It runs a round at once and then every
 /// `retention.interval_secs`, until the runtime stops.
 pub fn spawn(db: Database, policy: Retention, archive: Archive) {
-    if policy.runs_days == 0 && policy.plans_days == 0 && policy.outbox_days == 0 && !archive.enabled {
+    if policy.runs_days == 0
+        && policy.plans_days == 0
+        && policy.outbox_days == 0
+        && policy.audit_days == 0
+        && !archive.enabled
+    {
         return;
     }
     let clock = crate::clock::system();

@@ -228,6 +228,7 @@ pub fn serve(settings: Settings, migrate: bool) -> anyhow::Result<()> {
             readiness,
             webhook_allowlist: settings.delivery.webhook_allowlist.clone(),
             heavy: api::Heavy::new(&settings.api, crate::clock::system()),
+            changes: settings.changes.clone(),
         };
         let (body_limit, auth) = (settings.http.body_limit, api::Auth::from_settings(&settings)?);
         let server = HttpServer::new(move || {

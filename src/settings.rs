@@ -76,6 +76,8 @@ pub struct Settings {
     pub demo: Demo,
     pub retention: Retention,
     pub archive: Archive,
+    #[serde(default)]
+    pub changes: Changes,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -337,6 +339,10 @@ pub struct Retention {
     /// Saved versions kept per workflow, newest first (0 = all). Older ones go, except the
     /// current version and any version a run that is not done or cancelled still uses.
     pub versions_keep: u32,
+    /// Audit log rows (issue 28), by when written; 0 (the default) keeps them forever,
+    /// whatever the other ages say: who changed what is kept apart from run history.
+    #[serde(default)]
+    pub audit_days: u32,
     /// Rows deleted per statement.
     pub batch_size: u64,
     /// Pause between two statements, so pruning leaves the database to the hot path.
@@ -415,6 +421,16 @@ impl Telemetry {
             self.otlp_variable.clone()
         }
     }
+}
+
+/// How workflow changes go live (issue 28, docs/changes.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Changes {
+    /// Four eyes: a saved version is published only after a token other than its author
+    /// approved it, and a save that would go live at once (not a draft) is refused.
+    #[serde(default)]
+    pub require_approval: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -263,6 +263,7 @@ async fn retention_bounds_the_archive_by_age_and_by_count() {
         plans_days: 0,
         outbox_days: 0,
         versions_keep: 0,
+        audit_days: 0,
         batch_size: 2,
         pause_ms: 0,
         interval_secs: 3600,

@@ -39,6 +39,7 @@ fn state(db: &Database, heavy: Heavy) -> AppState {
         readiness: Default::default(),
         webhook_allowlist: Vec::new(),
         heavy,
+        changes: Default::default(),
     }
 }
 

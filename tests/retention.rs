@@ -31,6 +31,7 @@ fn policy(days: u32) -> Retention {
         plans_days: days,
         outbox_days: days,
         versions_keep: 0,
+        audit_days: 0,
         // Small, so one round takes several batches.
         batch_size: 2,
         pause_ms: 0,
@@ -141,7 +142,8 @@ async fn pruning_deletes_only_what_is_old_and_ended() {
             outbox: 2,
             versions: 0,
             goals: 0,
-            contact: 0
+            contact: 0,
+            audit: 0
         }
     );
     assert_eq!(

@@ -1211,6 +1211,7 @@ async fn a_forged_cause_from_the_api_does_not_touch_the_run_it_names() {
         readiness: Default::default(),
         webhook_allowlist: Vec::new(),
         heavy: workflow_engine::api::Heavy::new(&Default::default(), workflow_engine::clock::system()),
+        changes: Default::default(),
     };
     let app = actix_web::test::init_service(
         actix_web::App::new().configure(|cfg| workflow_engine::api::configure(cfg, state, 1 << 20, None::<String>)),

@@ -95,6 +95,7 @@ async fn provider_credentials_are_write_only_and_redacted_everywhere() {
         readiness: Default::default(),
         webhook_allowlist: vec!["127.0.0.1".into()],
         heavy: workflow_engine::api::Heavy::new(&Default::default(), workflow_engine::clock::system()),
+        changes: Default::default(),
     };
     let app =
         atest::init_service(actix_web::App::new().configure(move |cfg| api::configure(cfg, state, 1 << 20, auth)))

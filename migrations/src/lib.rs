@@ -28,6 +28,8 @@ mod m20261208_000021_experiments;
 mod m20261208_000022_contact_policy;
 mod m20261208_000023_stats_hours;
 mod m20261208_000025_rate_limits;
+mod m20261208_000026_audit_log;
+mod m20261208_000027_drafts;
 
 pub struct Migrator;
 
@@ -57,6 +59,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000022_contact_policy::Migration),
             Box::new(m20261208_000023_stats_hours::Migration),
             Box::new(m20261208_000025_rate_limits::Migration),
+            Box::new(m20261208_000026_audit_log::Migration),
+            Box::new(m20261208_000027_drafts::Migration),
         ]
     }
 }

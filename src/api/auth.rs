@@ -12,7 +12,7 @@
 //! `write`; POST /api/v1/events `events`; runs retry/cancel `admin`. `admin` implies every
 //! scope. A missing or unknown token gets 401, a known one without the scope 403, both in
 //! the API's error shape. The token's name is the caller ([`Caller`]), recorded as the
-//! author of workflow versions.
+//! author of workflow versions and the actor of the audit log.
 //!
 //! The scope is decided on the route that matched, from its registered pattern, never from
 //! the path as sent: the router decodes percent-escapes before it matches, so a scope read

@@ -46,8 +46,22 @@ pub async fn put_policy(
     let Some(policy) = ContactPolicy::from_value(&body, &mut problems).filter(|_| !problems.has_errors()) else {
         return Err(ApiError::invalid(problems.into_vec()));
     };
-    let by = who(&req);
-    contact::put_policy(&state.db, &policy, Some(&by), Utc::now()).await?;
+    let (by, actor, now) = (who(&req), super::audit::actor(&req), Utc::now());
+    // The audit row in the change's transaction: no policy change without its record.
+    let txn = state.db.begin().await?;
+    let before = contact::policy(&txn).await?;
+    contact::put_policy(&txn, &policy, Some(&by), now).await?;
+    let change = crate::storage::audit::Change {
+        actor: &actor,
+        action: "contact_policy.update",
+        subject_kind: "contact_policy",
+        subject_id: "contact_policy".to_owned(),
+        before_version: None,
+        after_version: None,
+        detail: Some(serde_json::json!({"before": before, "after": policy})),
+    };
+    crate::storage::audit::record(&txn, &change, now).await?;
+    txn.commit().await.map_err(crate::storage::StorageError::from)?;
     tracing::info!(caps = policy.caps.len(), on_cap = ?policy.on_cap, changed_by = %by, "contact policy replaced");
     Ok(HttpResponse::Ok().json(policy))
 }

@@ -5,6 +5,7 @@
 //! whether they are set, and the URL redacted ([`crate::redact`]), since URLs
 //! written before `auth` existed carry credentials in their userinfo or query.
 
+use super::audit::{self, shown};
 use super::input::{check_url, PageQuery, Reader, MAX_NAME_LEN, MAX_TEXT_LEN};
 use super::{ApiError, AppState, ErrorBody};
 use crate::outbound::auth::Credentials;
@@ -14,7 +15,7 @@ use crate::storage::endpoints::{self, EndpointInput};
 use crate::storage::entities::{sms_providers as provider_rows, webhook_endpoints as endpoint_rows};
 use crate::storage::sms_providers::{self, ProviderInput};
 use crate::storage::{rates, secrets, Database};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -256,9 +257,23 @@ pub async fn get_endpoint(state: web::Data<AppState>, id: web::Path<i64>) -> Res
 #[utoipa::path(post, path = "/api/v1/webhook-endpoints", tag = "crm",
     request_body(content = Object, description = "`{\"name\", \"url\", \"secret\"?, \"auth\"?}` (`auth`: `{\"type\": \"basic\", \"username\", \"password\"}`, `{\"type\": \"bearer\", \"token\"}` or `{\"type\": \"header\", \"name\", \"value\"}`, write-only): the URL follows the outbound guard (http(s), no internal address unless allowlisted)"),
     responses((status = 201, description = "created", body = WebhookEndpoint), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create_endpoint(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn create_endpoint(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let input = endpoint_input(&state, &body)?;
     let endpoint = endpoints::create(&state.db, input).await?;
+    let after = Some(shown(&endpoint_json(&state.db, &endpoint)));
+    audit::config(
+        &req,
+        &state,
+        "webhook_endpoint.create",
+        ("webhook_endpoint", endpoint.id.to_string()),
+        None,
+        after,
+    )
+    .await?;
     tracing::info!(endpoint_id = endpoint.id, name = %endpoint.name, "webhook endpoint created");
     Ok(HttpResponse::Created().json(endpoint_json(&state.db, &endpoint)))
 }
@@ -267,6 +282,7 @@ pub async fn create_endpoint(state: web::Data<AppState>, body: web::Json<Value>)
     request_body(content = Object, description = "`{\"name\", \"url\", \"secret\"?, \"auth\"?}`: without `secret` or `auth` the stored one is kept, `null` removes it; the redacted URL a read showed keeps the stored one"),
     responses((status = 200, description = "updated", body = WebhookEndpoint), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_endpoint(
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     body: web::Json<Value>,
@@ -276,14 +292,44 @@ pub async fn put_endpoint(
     let stored = endpoints::get(state.db.connection(), id).await?;
     input.url = kept_url(input.url, stored.as_ref().map(|e| e.url.as_str()));
     let endpoint = endpoints::update(&state.db, id, input).await?;
+    let (before, after) = (
+        stored.map(|b| shown(&endpoint_json(&state.db, &b))),
+        shown(&endpoint_json(&state.db, &endpoint)),
+    );
+    audit::config(
+        &req,
+        &state,
+        "webhook_endpoint.update",
+        ("webhook_endpoint", id.to_string()),
+        before,
+        Some(after),
+    )
+    .await?;
     tracing::info!(endpoint_id = endpoint.id, name = %endpoint.name, "webhook endpoint updated");
     Ok(HttpResponse::Ok().json(endpoint_json(&state.db, &endpoint)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/webhook-endpoints/{id}", tag = "crm", params(("id" = i64, Path, description = "endpoint id")),
     responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
-pub async fn delete_endpoint(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    endpoints::delete(&state.db, id.into_inner()).await?;
+pub async fn delete_endpoint(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let before = endpoints::get(state.db.connection(), id)
+        .await?
+        .map(|b| shown(&endpoint_json(&state.db, &b)));
+    endpoints::delete(&state.db, id).await?;
+    audit::config(
+        &req,
+        &state,
+        "webhook_endpoint.delete",
+        ("webhook_endpoint", id.to_string()),
+        before,
+        None,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -314,9 +360,23 @@ pub async fn get_provider(state: web::Data<AppState>, id: web::Path<i64>) -> Res
 #[utoipa::path(post, path = "/api/v1/sms-providers", tag = "crm",
     request_body(content = Object, description = "`{\"name\", \"url\", \"active\"? = false, \"auth\"?}` (`auth` as for webhook endpoints, write-only): an active one deactivates the others in the same transaction"),
     responses((status = 201, description = "created", body = SmsProvider), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create_provider(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn create_provider(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let input = provider_input(&state, &body)?;
     let provider = sms_providers::create(&state.db, input).await?;
+    let after = Some(shown(&provider_json(&state.db, &provider)));
+    audit::config(
+        &req,
+        &state,
+        "sms_provider.create",
+        ("sms_provider", provider.id.to_string()),
+        None,
+        after,
+    )
+    .await?;
     tracing::info!(
         provider_id = provider.id,
         active = provider.active,
@@ -329,6 +389,7 @@ pub async fn create_provider(state: web::Data<AppState>, body: web::Json<Value>)
     request_body(content = Object, description = "`{\"name\", \"url\", \"active\"? = false, \"auth\"?}`: without `auth` the stored one is kept, `null` removes it; the redacted URL a read showed keeps the stored one"),
     responses((status = 200, description = "updated", body = SmsProvider), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_provider(
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     body: web::Json<Value>,
@@ -338,6 +399,19 @@ pub async fn put_provider(
     let stored = sms_providers::get(state.db.connection(), id).await?;
     input.url = kept_url(input.url, stored.as_ref().map(|p| p.url.as_str()));
     let provider = sms_providers::update(&state.db, id, input).await?;
+    let (before, after) = (
+        stored.map(|b| shown(&provider_json(&state.db, &b))),
+        shown(&provider_json(&state.db, &provider)),
+    );
+    audit::config(
+        &req,
+        &state,
+        "sms_provider.update",
+        ("sms_provider", id.to_string()),
+        before,
+        Some(after),
+    )
+    .await?;
     tracing::info!(
         provider_id = provider.id,
         active = provider.active,
@@ -348,7 +422,24 @@ pub async fn put_provider(
 
 #[utoipa::path(delete, path = "/api/v1/sms-providers/{id}", tag = "crm", params(("id" = i64, Path, description = "provider id")),
     responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
-pub async fn delete_provider(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    sms_providers::delete(&state.db, id.into_inner()).await?;
+pub async fn delete_provider(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let before = sms_providers::get(state.db.connection(), id)
+        .await?
+        .map(|b| shown(&provider_json(&state.db, &b)));
+    sms_providers::delete(&state.db, id).await?;
+    audit::config(
+        &req,
+        &state,
+        "sms_provider.delete",
+        ("sms_provider", id.to_string()),
+        before,
+        None,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -12,8 +12,10 @@
 //! `#[schema(value_type = ...)]`.
 
 mod activity;
+mod audit;
 pub mod auth;
 mod backtest;
+mod changes;
 mod contact;
 mod customers;
 mod error;
@@ -140,6 +142,8 @@ pub struct AppState {
     /// The bounded pool backtests, dry runs, validations and saves run in, shared by the
     /// workers (`api.heavy_*`).
     pub heavy: Heavy,
+    /// `[changes]`: whether publishing needs another token's approval.
+    pub changes: crate::settings::Changes,
 }
 
 /// What /readyz reports besides its live checks: whether migrations ran, and the
@@ -196,6 +200,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
         .service(
             api_routes()
                 .add(Method::GET, "/info", health::info)
+                .add(Method::GET, "/audit", audit::list)
                 .add(Method::GET, "/openapi.json", openapi::openapi)
                 .add(Method::GET, "/schema", schema::schema)
                 .add(Method::GET, "/workflows", workflows::list)
@@ -205,6 +210,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, body_limit: usiz
                 .add(Method::PUT, "/workflows/{id}", workflows::update)
                 .add(Method::DELETE, "/workflows/{id}", workflows::delete)
                 .add(Method::GET, "/workflows/{id}/versions", workflows::versions)
+                .add(
+                    Method::POST,
+                    "/workflows/{id}/versions/{version}/approve",
+                    changes::approve,
+                )
+                .add(Method::POST, "/workflows/{id}/publish", changes::publish)
                 .add(Method::GET, "/workflows/{id}/stats", stats::workflow_stats)
                 .add(Method::POST, "/dry-run", workflows::dry_run)
                 .add(Method::GET, "/contact-policy", contact::get_policy)

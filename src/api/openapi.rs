@@ -2,8 +2,8 @@
 //! annotations and the error types, so it changes with the code.
 
 use super::{
-    activity, backtest, contact, customers, events, health, inspect, integrations, runs, schema, stats, statuses,
-    tasks, teams, workflows,
+    activity, audit, backtest, changes, contact, customers, events, health, inspect, integrations, runs, schema, stats,
+    statuses, tasks, teams, workflows,
 };
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
@@ -75,6 +75,9 @@ use utoipa::OpenApi;
         statuses::create_type,
         statuses::list_statuses,
         statuses::create_status,
+        audit::list,
+        changes::approve,
+        changes::publish,
         openapi
     ),
     modifiers(&BearerScheme),
@@ -86,6 +89,7 @@ use utoipa::OpenApi;
         (name = "workflows", description = "workflows, validation, dry run, backtest"),
         (name = "events", description = "publishing events"),
         (name = "runs", description = "what ran and what waits; retry and cancel"),
+        (name = "changes", description = "approving and publishing workflow versions; the audit log: who changed workflows, CRM configuration, the contact policy and runs"),
         (name = "crm", description = "CRM data: customers, teams, agents, webhook endpoints, SMS providers, status types; tasks and a customer's activity")
     )
 )]
@@ -134,6 +138,9 @@ mod tests {
             ("/api/v1/workflows/{id}", "put"),
             ("/api/v1/workflows/{id}", "delete"),
             ("/api/v1/workflows/{id}/versions", "get"),
+            ("/api/v1/workflows/{id}/versions/{version}/approve", "post"),
+            ("/api/v1/workflows/{id}/publish", "post"),
+            ("/api/v1/audit", "get"),
             ("/api/v1/workflows/{id}/stats", "get"),
             ("/api/v1/dry-run", "post"),
             ("/api/v1/contact-policy", "get"),

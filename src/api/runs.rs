@@ -37,7 +37,7 @@ pub struct RunsQuery {
 }
 
 /// The filter body of POST /api/v1/runs/retry and /api/v1/runs/cancel; every key optional.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkFilter {
     /// Only this workflow's runs.
@@ -61,6 +61,11 @@ fn check_status(status: Option<&str>, path: &str) -> Result<(), ApiError> {
 }
 
 impl BulkFilter {
+    /// The filter as sent, for the audit row of a bulk change.
+    fn shown(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
     fn filter(&self) -> Result<RunFilter, ApiError> {
         check_status(self.status.as_deref(), "/status")?;
         Ok(RunFilter {
@@ -262,9 +267,10 @@ async fn current(state: &AppState, id: i64) -> Result<HttpResponse, ApiError> {
     (status = 200, description = "the run, now `waiting` with `next_step` at its failed step: the partition's owner resumes it within `scheduler.poll_interval_secs`; steps already done are not repeated and a retried delivery keeps its idempotency key", body = Run),
     (status = 404, description = "no such run", body = ErrorBody),
     (status = 409, description = "the run is not failed", body = ErrorBody)))]
-pub async fn retry(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn retry(req: HttpRequest, state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     recovery::retry(&state.db, id, Utc::now()).await?;
+    audited(&req, &state, "run.retry", ("run", id.to_string()), None).await?;
     current(&state, id).await
 }
 
@@ -280,15 +286,23 @@ pub async fn cancel(
     let id = id.into_inner();
     let reason = format!("cancelled by {}", super::workflows::who(&req));
     recovery::cancel(&state.db, id, &reason, Utc::now()).await?;
+    audited(&req, &state, "run.cancel", ("run", id.to_string()), None).await?;
     current(&state, id).await
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/retry", tag = "runs", request_body = BulkFilter, responses(
     (status = 200, description = "failed runs queued for retry, newest first, at most 1000 a call (call again for more)", body = Affected),
     (status = 400, description = "a bad filter", body = ErrorBody)))]
-pub async fn retry_many(state: web::Data<AppState>, body: web::Json<BulkFilter>) -> Result<HttpResponse, ApiError> {
+pub async fn retry_many(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<BulkFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let shown = body.shown();
     let filter = body.into_inner().filter()?;
     let affected = recovery::retry_matching(&state.db, &filter, recovery::MAX_BULK, Utc::now()).await?;
+    let detail = serde_json::json!({"filter": shown, "affected": affected});
+    audited(&req, &state, "runs.retry", ("runs", "matching".into()), Some(detail)).await?;
     Ok(HttpResponse::Ok().json(Affected { affected }))
 }
 
@@ -300,9 +314,12 @@ pub async fn cancel_many(
     state: web::Data<AppState>,
     body: web::Json<BulkFilter>,
 ) -> Result<HttpResponse, ApiError> {
+    let shown = body.shown();
     let filter = body.into_inner().filter()?;
     let reason = format!("cancelled by {}", super::workflows::who(&req));
     let affected = recovery::cancel_matching(&state.db, &filter, &reason, recovery::MAX_BULK, Utc::now()).await?;
+    let detail = serde_json::json!({"filter": shown, "affected": affected});
+    audited(&req, &state, "runs.cancel", ("runs", "matching".into()), Some(detail)).await?;
     Ok(HttpResponse::Ok().json(Affected { affected }))
 }
 
@@ -326,4 +343,27 @@ pub async fn scheduled(
         })
         .collect();
     Ok(HttpResponse::Ok().json(ScheduledList { scheduled }))
+}
+
+/// Records a run retry or cancel once it committed (the recovery functions own their
+/// transactions): a refused one (404, 409) leaves no row.
+async fn audited(
+    req: &HttpRequest,
+    state: &AppState,
+    action: &str,
+    subject: (&str, String),
+    detail: Option<serde_json::Value>,
+) -> Result<(), ApiError> {
+    let actor = super::audit::actor(req);
+    let change = crate::storage::audit::Change {
+        actor: &actor,
+        action,
+        subject_kind: subject.0,
+        subject_id: subject.1,
+        before_version: None,
+        after_version: None,
+        detail,
+    };
+    crate::storage::audit::record(state.db.connection(), &change, Utc::now()).await?;
+    Ok(())
 }

@@ -88,9 +88,23 @@ pub async fn list_types(state: web::Data<AppState>, query: web::Query<PageQuery>
 #[utoipa::path(post, path = "/api/v1/status-types", tag = "crm",
     request_body(content = Object, description = "`{\"name\"}`: lowercase letters, digits and _"),
     responses((status = 201, description = "created; `customer.<name>_status` is a field at once", body = StatusType), (status = 409, description = "it exists", body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create_type(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn create_type(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let name = name_of(&body, true)?;
     let row = statuses::create_type(&state.db, &name).await?;
+    let after = Some(serde_json::json!({"id": row.id, "name": row.name}));
+    super::audit::config(
+        &req,
+        &state,
+        "status_type.create",
+        ("status_type", row.name.clone()),
+        None,
+        after,
+    )
+    .await?;
     tracing::info!(status_type = %row.name, "status type created");
     reload(&state).await;
     Ok(HttpResponse::Created().json(StatusType {
@@ -132,12 +146,16 @@ pub async fn list_statuses(
     responses((status = 201, description = "created; offered by the schema and accepted by validation at once", body = Status), (status = 404, description = "no such type", body = ErrorBody),
         (status = 409, description = "it exists", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_status(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     name: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let status = name_of(&body, false)?;
     let row = statuses::create_status(&state.db, &name, &status).await?;
+    let after = Some(serde_json::json!({"id": row.id, "name": row.name, "status_type": name.as_str()}));
+    let subject = ("status", format!("{}/{}", name.as_str(), row.name));
+    super::audit::config(&req, &state, "status.create", subject, None, after).await?;
     tracing::info!(status_type = %name.as_str(), status = %row.name, "status created");
     reload(&state).await;
     Ok(HttpResponse::Created().json(Status {

@@ -1,11 +1,12 @@
 //! Teams (a hierarchy with a desk) and their agents, by the CRM's ids.
 
+use super::audit::{self, shown};
 use super::input::{PageQuery, Reader, MAX_NAME_LEN, MAX_TEXT_LEN};
 use super::{ApiError, AppState, ErrorBody};
 use crate::problem::Pointer;
 use crate::storage::entities::{agents as agent_rows, teams as team_rows};
 use crate::storage::{agents, teams};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -153,9 +154,15 @@ pub async fn get_team(state: web::Data<AppState>, id: web::Path<i64>) -> Result<
     request_body(content = Object, description = "`{\"id\"?, \"name\", \"parent_id\"?, \"desk\"? = \"sales\"}`; without `id` the next free one"),
     responses((status = 201, description = "created", body = Team), (status = 409, description = "the id exists", body = ErrorBody),
         (status = 422, description = "a bad field, an unknown parent or a cycle", body = ErrorBody)))]
-pub async fn create_team(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn create_team(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let (id, input) = team_input(&body, None)?;
     let team = teams::create(&state.db, id, input).await?;
+    let after = Some(shown(&team_json(&team)));
+    audit::config(&req, &state, "team.create", ("team", team.id.to_string()), None, after).await?;
     tracing::info!(team_id = team.id, "team created");
     Ok(HttpResponse::Created().json(team_json(&team)))
 }
@@ -165,13 +172,19 @@ pub async fn create_team(state: web::Data<AppState>, body: web::Json<Value>) -> 
     responses((status = 201, description = "created", body = Team), (status = 200, description = "replaced", body = Team),
         (status = 422, description = "a bad field, an unknown parent or a cycle", body = ErrorBody)))]
 pub async fn put_team(
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let (_, input) = team_input(&body, Some(id))?;
+    let before = teams::get(state.db.connection(), id)
+        .await?
+        .map(|b| shown(&team_json(&b)));
     let (team, created) = teams::put(&state.db, id, input).await?;
+    let after = Some(shown(&team_json(&team)));
+    audit::config(&req, &state, "team.update", ("team", id.to_string()), before, after).await?;
     tracing::info!(team_id = id, created, "team written");
     Ok(if created {
         HttpResponse::Created().json(team_json(&team))
@@ -183,8 +196,17 @@ pub async fn put_team(
 #[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "crm", params(("id" = i64, Path, description = "team id")),
     responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody),
         (status = 409, description = "the team has agents or sub-teams", body = ErrorBody)))]
-pub async fn delete_team(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    teams::delete(&state.db, id.into_inner()).await?;
+pub async fn delete_team(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let before = teams::get(state.db.connection(), id)
+        .await?
+        .map(|b| shown(&team_json(&b)));
+    teams::delete(&state.db, id).await?;
+    audit::config(&req, &state, "team.delete", ("team", id.to_string()), before, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -213,9 +235,23 @@ pub async fn get_agent(state: web::Data<AppState>, id: web::Path<i64>) -> Result
     request_body(content = Object, description = "`{\"id\"?, \"name\", \"email\"?, \"team_id\", \"manager_id\"?, \"active\"? = true}`"),
     responses((status = 201, description = "created", body = Agent), (status = 409, description = "the id exists", body = ErrorBody),
         (status = 422, description = "a bad field, an unknown team or manager", body = ErrorBody)))]
-pub async fn create_agent(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn create_agent(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let (id, input) = agent_input(&body, None)?;
     let agent = agents::create(&state.db, id, input).await?;
+    let after = Some(shown(&agent_json(&agent)));
+    audit::config(
+        &req,
+        &state,
+        "agent.create",
+        ("agent", agent.id.to_string()),
+        None,
+        after,
+    )
+    .await?;
     tracing::info!(agent_id = agent.id, "agent created");
     Ok(HttpResponse::Created().json(agent_json(&agent)))
 }
@@ -225,13 +261,19 @@ pub async fn create_agent(state: web::Data<AppState>, body: web::Json<Value>) ->
     responses((status = 201, description = "created", body = Agent), (status = 200, description = "replaced", body = Agent),
         (status = 422, description = "a bad field, an unknown team or manager", body = ErrorBody)))]
 pub async fn put_agent(
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let (_, input) = agent_input(&body, Some(id))?;
+    let before = agents::get(state.db.connection(), id)
+        .await?
+        .map(|b| shown(&agent_json(&b)));
     let (agent, created) = agents::put(&state.db, id, input).await?;
+    let after = Some(shown(&agent_json(&agent)));
+    audit::config(&req, &state, "agent.update", ("agent", id.to_string()), before, after).await?;
     tracing::info!(agent_id = id, created, "agent written");
     Ok(if created {
         HttpResponse::Created().json(agent_json(&agent))
@@ -243,7 +285,16 @@ pub async fn put_agent(
 #[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "crm", params(("id" = i64, Path, description = "agent id")),
     responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody),
         (status = 409, description = "the agent manages other agents", body = ErrorBody)))]
-pub async fn delete_agent(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    agents::delete(&state.db, id.into_inner()).await?;
+pub async fn delete_agent(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let before = agents::get(state.db.connection(), id)
+        .await?
+        .map(|b| shown(&agent_json(&b)));
+    agents::delete(&state.db, id).await?;
+    audit::config(&req, &state, "agent.delete", ("agent", id.to_string()), before, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -16,7 +16,7 @@ use crate::plan::WorkflowSet;
 use crate::problem::{Pointer, Problem, Severity};
 
 use crate::guards::contact::Channel;
-use crate::storage::{customers, entries, recovery, runs, statuses, workflows, StorageError};
+use crate::storage::{customers, drafts, entries, recovery, runs, statuses, workflows, StorageError};
 use crate::validate::{Validated, Validator};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -25,7 +25,37 @@ use std::collections::BTreeMap;
 
 /// Keys the API adds to a stored workflow; accepted and ignored on the way back in, so a
 /// client can PUT what it GOT.
-const READ_ONLY: [&str; 2] = ["created_at", "updated_at"];
+const READ_ONLY: [&str; 5] = ["created_at", "updated_at", "live_version", "draft_version", "draft"];
+
+/// Takes a save's `"status"` out of its body: `"draft"` saves a version that does not run
+/// (docs/changes.md), `"live"` or none a version that runs at once.
+fn take_status(body: &mut Value) -> Result<bool, ApiError> {
+    let Some(status) = body.as_object_mut().and_then(|map| map.remove("status")) else {
+        return Ok(false);
+    };
+    match status.as_str() {
+        Some("draft") => Ok(true),
+        Some("live") => Ok(false),
+        _ => Err(ApiError::invalid(vec![Problem {
+            path: "/status".into(),
+            message: format!("expected \"draft\" or \"live\", got {status}"),
+            severity: Severity::Error,
+        }])),
+    }
+}
+
+/// With `changes.require_approval`, only drafts are saved: a version goes live through an
+/// approval by another token and a publish.
+fn refuse_unapproved(state: &AppState, draft: bool) -> Result<(), ApiError> {
+    if state.changes.require_approval && !draft {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "approval_required",
+            "changes.require_approval is on: save with \"status\": \"draft\", have another token approve it, then publish it",
+        ));
+    }
+    Ok(())
+}
 
 /// The author recorded on a version: the token's name when auth is on (a header cannot
 /// claim another identity), else `X-Changed-By` (a label: without auth anyone may write
@@ -72,6 +102,16 @@ pub struct StoredWorkflow {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Vec<Problem>)]
     warnings: Option<Value>,
+    /// The version that runs; null while the workflow has only drafts (the definition
+    /// shown is then its first draft, which does not run).
+    live_version: Option<i64>,
+    /// The newest draft saved after the live version, if any: it does not run until
+    /// published.
+    draft_version: Option<i64>,
+    /// That draft (GET of one workflow and draft saves): `version`, `changed_by`,
+    /// `changed_at`, `definition`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    draft: Option<WorkflowVersion>,
 }
 
 impl StoredWorkflow {
@@ -84,7 +124,17 @@ impl StoredWorkflow {
             created_at: crate::clock::rfc3339(stored.created_at),
             updated_at: crate::clock::rfc3339(stored.updated_at),
             warnings: None,
+            live_version: stored.published.then_some(stored.version),
+            draft_version: None,
+            draft: None,
         }
+    }
+
+    /// The same with the workflow's newest draft, shown whole.
+    fn with_draft(mut self, draft: Option<&workflows::WorkflowVersion>) -> Self {
+        self.draft_version = draft.map(|d| d.version);
+        self.draft = draft.map(WorkflowVersion::new);
+        self
     }
 
     /// The same with the warnings of a save.
@@ -110,10 +160,18 @@ impl Serialize for StoredWorkflow {
             ("created_at", Value::from(self.created_at.as_str())),
             ("updated_at", Value::from(self.updated_at.as_str())),
         ];
+        let versions = [
+            ("live_version", Value::from(self.live_version)),
+            ("draft_version", Value::from(self.draft_version)),
+        ];
+        let draft = self.draft.as_ref().map(|d| serde_json::to_value(d).unwrap_or_default());
         let mut keys: BTreeMap<&str, &Value> = definition.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        keys.extend(stored.iter().map(|(k, v)| (*k, v)));
+        keys.extend(stored.iter().chain(&versions).map(|(k, v)| (*k, v)));
         if let Some(warnings) = &self.warnings {
             keys.insert("warnings", warnings);
+        }
+        if let Some(draft) = &draft {
+            keys.insert("draft", draft);
         }
         keys.serialize(serializer)
     }
@@ -128,13 +186,26 @@ pub struct WorkflowList {
 /// One version of a workflow.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkflowVersion {
-    /// created, updated or deleted.
+    /// created, updated, deleted, or draft (saved with `"status": "draft"`: it runs only
+    /// once published).
     change: String,
     #[schema(format = DateTime)]
     changed_at: String,
     changed_by: String,
     definition: WorkflowDefinition,
     version: i64,
+}
+
+impl WorkflowVersion {
+    fn new(v: &workflows::WorkflowVersion) -> Self {
+        WorkflowVersion {
+            change: v.change.clone(),
+            changed_at: crate::clock::rfc3339(v.changed_at),
+            changed_by: v.changed_by.clone(),
+            definition: WorkflowDefinition(v.definition.clone()),
+            version: v.version,
+        }
+    }
 }
 
 /// A workflow's newest versions, oldest first.
@@ -189,7 +260,11 @@ pub struct DryRunWarning {
     workflow_id: String,
 }
 
-async fn validate_body(state: &AppState, admitted: &Admitted, mut body: Value) -> Result<Validated, ApiError> {
+pub(super) async fn validate_body(
+    state: &AppState,
+    admitted: &Admitted,
+    mut body: Value,
+) -> Result<Validated, ApiError> {
     if let Value::Object(map) = &mut body {
         for key in READ_ONLY {
             map.remove(key);
@@ -274,8 +349,15 @@ async fn analysis_warnings(
     }
 }
 
+/// The row of a workflow a draft was just saved for.
+async fn drafts_row(state: &AppState, id: &str) -> Result<workflows::StoredWorkflow, ApiError> {
+    workflows::get(state.db.connection(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("workflow {id:?} not found")))
+}
+
 /// Tells this process's matcher at once; other processes notice through their poll.
-async fn reload(state: &AppState) {
+pub(super) async fn reload(state: &AppState) {
     if let Some(matcher) = &state.matcher {
         if let Ok(Err(e)) = matcher.send(Reload).await {
             tracing::warn!(error = %e, "workflow reload after a change failed");
@@ -286,10 +368,18 @@ async fn reload(state: &AppState) {
 #[utoipa::path(get, path = "/api/v1/workflows", operation_id = "list_workflows", tag = "workflows", params(super::ListQuery), responses((status = 200, description = "the stored workflows", body = WorkflowList)))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<super::ListQuery>) -> Result<HttpResponse, ApiError> {
     let rows = workflows::list(state.db.connection()).await?;
+    let drafts = drafts::newest_drafts(state.db.connection()).await?;
     let workflows = rows
         .iter()
         .take(query.limit(super::MAX_LIST_LIMIT))
-        .map(StoredWorkflow::new)
+        .map(|row| {
+            let mut shown = StoredWorkflow::new(row);
+            shown.draft_version = drafts
+                .get(&row.id)
+                .copied()
+                .filter(|v| !row.published || *v > row.version);
+            shown
+        })
         .collect();
     Ok(HttpResponse::Ok().json(WorkflowList { workflows }))
 }
@@ -298,7 +388,10 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<super::ListQuery
     responses((status = 200, description = "the workflow with id, version, created_at, updated_at", body = StoredWorkflow), (status = 404, body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     match workflows::get(state.db.connection(), &id).await? {
-        Some(stored) => Ok(HttpResponse::Ok().json(StoredWorkflow::new(&stored))),
+        Some(stored) => {
+            let draft = drafts::newest_draft(state.db.connection(), &stored).await?;
+            Ok(HttpResponse::Ok().json(StoredWorkflow::new(&stored).with_draft(draft.as_ref())))
+        }
         None => Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str()))),
     }
 }
@@ -316,16 +409,7 @@ pub async fn versions(
         return Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str())));
     }
     // The newest `limit` versions, in order.
-    let versions = rows
-        .iter()
-        .map(|v| WorkflowVersion {
-            change: v.change.clone(),
-            changed_at: crate::clock::rfc3339(v.changed_at),
-            changed_by: v.changed_by.clone(),
-            definition: WorkflowDefinition(v.definition.clone()),
-            version: v.version,
-        })
-        .collect();
+    let versions = rows.iter().map(WorkflowVersion::new).collect();
     Ok(HttpResponse::Ok().json(WorkflowVersions { versions }))
 }
 
@@ -337,10 +421,27 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
+    let mut body = body.into_inner();
+    let draft = take_status(&mut body)?;
+    refuse_unapproved(&state, draft)?;
     // Admitted before anything is stored: a full pool refuses the save, not its warnings.
     let admitted = state.heavy.admit("save")?;
-    let validated = validate_body(&state, &admitted, body.into_inner()).await?;
-    let stored = workflows::create(&state.db, &validated.workflow, &who(&req)).await?;
+    let validated = validate_body(&state, &admitted, body).await?;
+    let (author, actor) = (who(&req), super::audit::actor(&req));
+    let by = workflows::By {
+        author: &author,
+        actor: &actor,
+    };
+    if draft {
+        let saved = drafts::save(&state.db, &validated.workflow, false, None, by).await?;
+        tracing::info!(workflow_id = %saved.workflow_id, version = saved.version, "workflow draft created");
+        let stored = drafts_row(&state, &saved.workflow_id).await?;
+        let mut warnings = validated.warnings;
+        warnings.extend(analysis_warnings(&state, &admitted, &validated.workflow, &stored.id).await);
+        let shown = StoredWorkflow::saved(&stored, &warnings).with_draft(Some(&saved));
+        return Ok(HttpResponse::Created().json(shown));
+    }
+    let stored = workflows::create(&state.db, &validated.workflow, by).await?;
     tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow created");
     reload(&state).await;
     let mut warnings = validated.warnings;
@@ -357,7 +458,9 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let mut body = body.into_inner();
+    let draft = take_status(&mut body)?;
+    refuse_unapproved(&state, draft)?;
     let admitted = state.heavy.admit("save")?;
     if workflows::get(state.db.connection(), &id).await?.is_none() {
         return Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str())));
@@ -378,13 +481,26 @@ pub async fn update(
     let expected = body.get("version").and_then(Value::as_i64);
     let mut validated = validate_body(&state, &admitted, body).await?;
     validated.workflow.id = Some(id.to_string());
-    let stored = match workflows::update(&state.db, &id, &validated.workflow, expected, &who(&req)).await {
-        Err(StorageError::Db(e)) if e.to_string().to_lowercase().contains("unique") => {
-            return Err(ApiError::conflict(format!(
-                "workflow {:?} changed concurrently: retry",
-                id.as_str()
-            )))
-        }
+    let (author, actor) = (who(&req), super::audit::actor(&req));
+    let by = workflows::By {
+        author: &author,
+        actor: &actor,
+    };
+    let concurrent = || ApiError::conflict(format!("workflow {:?} changed concurrently: retry", id.as_str()));
+    if draft {
+        let saved = match drafts::save(&state.db, &validated.workflow, true, expected, by).await {
+            Err(StorageError::Db(e)) if e.to_string().to_lowercase().contains("unique") => return Err(concurrent()),
+            other => other?,
+        };
+        tracing::info!(workflow_id = %saved.workflow_id, version = saved.version, "workflow draft saved");
+        let stored = drafts_row(&state, &id).await?;
+        let mut warnings = validated.warnings;
+        warnings.extend(analysis_warnings(&state, &admitted, &validated.workflow, &stored.id).await);
+        let shown = StoredWorkflow::saved(&stored, &warnings).with_draft(Some(&saved));
+        return Ok(HttpResponse::Ok().json(shown));
+    }
+    let stored = match workflows::update(&state.db, &id, &validated.workflow, expected, by).await {
+        Err(StorageError::Db(e)) if e.to_string().to_lowercase().contains("unique") => return Err(concurrent()),
         other => other?,
     };
     tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow updated");
@@ -401,7 +517,12 @@ pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let stored = workflows::delete(&state.db, &id, &who(&req)).await?;
+    let (author, actor) = (who(&req), super::audit::actor(&req));
+    let by = workflows::By {
+        author: &author,
+        actor: &actor,
+    };
+    let stored = workflows::delete(&state.db, &id, by).await?;
     tracing::info!(workflow_id = %stored.id, version = stored.version, "workflow deleted");
     reload(&state).await;
     Ok(HttpResponse::NoContent().finish())

@@ -10,7 +10,7 @@
 //! leaves a `contact_held` row for the policy page's chart.
 
 use super::sql::statement;
-use super::{scheduled, Database, StorageError};
+use super::{scheduled, StorageError};
 use crate::guards::contact::{Cap, Channel, ContactPolicy, OnCap};
 use crate::problem::Problems;
 use chrono::{DateTime, DurationRound, Utc};
@@ -39,8 +39,8 @@ pub async fn policy<C: ConnectionTrait>(conn: &C) -> Result<ContactPolicy, Stora
 }
 
 /// Replaces the policy.
-pub async fn put_policy(
-    db: &Database,
+pub async fn put_policy<C: ConnectionTrait>(
+    conn: &C,
     policy: &ContactPolicy,
     by: Option<&str>,
     now: DateTime<Utc>,
@@ -49,7 +49,6 @@ pub async fn put_policy(
         what: "contact policy",
         source,
     })?;
-    let conn = db.connection();
     conn.execute(statement(
         conn,
         "INSERT INTO contact_policy (id, policy, updated_at, updated_by) VALUES (1, $1, $2, $3) \

@@ -13,10 +13,12 @@
 pub mod activity;
 pub mod agents;
 pub mod archive;
+pub mod audit;
 pub mod changes;
 pub mod contact;
 pub mod crm;
 pub mod customers;
+pub mod drafts;
 pub mod emitters;
 pub mod endpoints;
 pub mod entities;

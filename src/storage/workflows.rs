@@ -19,6 +19,8 @@ pub enum Change {
     Created,
     Updated,
     Deleted,
+    /// Saved as a draft: it does not run until published ([`super::drafts`]).
+    Draft,
 }
 
 impl Change {
@@ -27,8 +29,48 @@ impl Change {
             Change::Created => "created",
             Change::Updated => "updated",
             Change::Deleted => "deleted",
+            Change::Draft => "draft",
         }
     }
+}
+
+/// Who saves: the author recorded on the version (the token's name, or a label when auth
+/// is off) and the actor of its audit row (the token's name, or "anonymous"). A plain
+/// `&str` is both, for callers inside the engine (seed, demo, tests).
+#[derive(Debug, Clone, Copy)]
+pub struct By<'a> {
+    pub author: &'a str,
+    pub actor: &'a str,
+}
+
+impl<'a> From<&'a str> for By<'a> {
+    fn from(name: &'a str) -> Self {
+        By {
+            author: name,
+            actor: name,
+        }
+    }
+}
+
+/// The audit row of a workflow change, written in the change's transaction.
+pub(super) async fn audit<C: ConnectionTrait>(
+    conn: &C,
+    by: By<'_>,
+    action: &str,
+    id: &str,
+    versions: (Option<i64>, Option<i64>),
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let change = super::audit::Change {
+        actor: by.actor,
+        action,
+        subject_kind: "workflow",
+        subject_id: id.to_owned(),
+        before_version: versions.0,
+        after_version: versions.1,
+        detail: None,
+    };
+    super::audit::record(conn, &change, now).await
 }
 
 /// A stored workflow. `definition` is the whole workflow JSON, id and version included;
@@ -39,7 +81,12 @@ pub type StoredWorkflow = workflows::Model;
 pub type WorkflowVersion = workflow_versions::Model;
 
 /// Saves a new workflow, with `workflow.id` when given, else a generated one.
-pub async fn create(db: &Database, workflow: &Workflow, changed_by: &str) -> Result<StoredWorkflow, StorageError> {
+pub async fn create<'a>(
+    db: &Database,
+    workflow: &Workflow,
+    changed_by: impl Into<By<'a>>,
+) -> Result<StoredWorkflow, StorageError> {
+    let by = changed_by.into();
     let id = workflow.id.clone().unwrap_or_else(generate_id);
     let now = Utc::now();
     let txn = db.begin().await?;
@@ -59,10 +106,12 @@ pub async fn create(db: &Database, workflow: &Workflow, changed_by: &str) -> Res
         created_at: Set(now),
         updated_at: Set(now),
         deleted_at: Set(None),
+        published: Set(true),
     }
     .insert(&txn)
     .await?;
-    record_version(&txn, &id, 1, definition, Change::Created, changed_by, now).await?;
+    record_version(&txn, &id, 1, definition, Change::Created, by.author, now).await?;
+    audit(&txn, by, "workflow.create", &id, (None, Some(1)), now).await?;
     txn.commit().await?;
     Ok(row)
 }
@@ -71,13 +120,14 @@ pub async fn create(db: &Database, workflow: &Workflow, changed_by: &str) -> Res
 /// stored version is that one (optimistic concurrency: a client that read version N may
 /// only replace version N), checked on the row locked in the transaction, so two saves
 /// made from the same version cannot both succeed.
-pub async fn update(
+pub async fn update<'a>(
     db: &Database,
     id: &str,
     workflow: &Workflow,
     expected: Option<i64>,
-    changed_by: &str,
+    changed_by: impl Into<By<'a>>,
 ) -> Result<StoredWorkflow, StorageError> {
+    let by = changed_by.into();
     let now = Utc::now();
     let txn = db.begin().await?;
     let mut query = workflows::Entity::find_by_id(id.to_owned()).filter(workflows::Column::DeletedAt.is_null());
@@ -88,14 +138,18 @@ pub async fn update(
         .one(&txn)
         .await?
         .ok_or_else(|| StorageError::WorkflowNotFound(id.to_owned()))?;
-    if let Some(expected) = expected.filter(|v| *v != current.version) {
+    // Against the newest saved version, a draft included: a client that read version N
+    // replaces N, not a draft someone saved since.
+    let newest = newest_version(&txn, id).await?.unwrap_or(current.version);
+    if let Some(expected) = expected.filter(|v| *v != newest) {
         return Err(StorageError::VersionConflict {
             id: id.to_owned(),
-            current: current.version,
+            current: newest,
             expected,
         });
     }
-    let version = current.version + 1;
+    let before = current.published.then_some(current.version);
+    let version = newest + 1;
     let definition = definition(workflow, id, version)?;
     let mut row: workflows::ActiveModel = current.into();
     row.name = Set(workflow.name.clone());
@@ -106,20 +160,28 @@ pub async fn update(
     row.definition = Set(definition.clone());
     row.version = Set(version);
     row.updated_at = Set(now);
+    row.published = Set(true);
     let row = row.update(&txn).await?;
     // The version row's primary key (workflow_id, version) makes a concurrent save of the
     // same version fail here instead of overwriting silently.
-    record_version(&txn, id, version, definition, Change::Updated, changed_by, now).await?;
+    record_version(&txn, id, version, definition, Change::Updated, by.author, now).await?;
+    audit(&txn, by, "workflow.update", id, (before, Some(version)), now).await?;
     txn.commit().await?;
     Ok(row)
 }
 
 /// Soft-deletes a workflow: it stops running and leaves lists, its history stays.
-pub async fn delete(db: &Database, id: &str, changed_by: &str) -> Result<StoredWorkflow, StorageError> {
+pub async fn delete<'a>(
+    db: &Database,
+    id: &str,
+    changed_by: impl Into<By<'a>>,
+) -> Result<StoredWorkflow, StorageError> {
+    let by = changed_by.into();
     let now = Utc::now();
     let txn = db.begin().await?;
     let current = live(&txn, id).await?;
-    let version = current.version + 1;
+    let before = current.version;
+    let version = newest_version(&txn, id).await?.unwrap_or(current.version) + 1;
     let definition = current.definition.clone();
     let mut row: workflows::ActiveModel = current.into();
     row.active = Set(false);
@@ -127,7 +189,8 @@ pub async fn delete(db: &Database, id: &str, changed_by: &str) -> Result<StoredW
     row.updated_at = Set(now);
     row.deleted_at = Set(Some(now));
     let row = row.update(&txn).await?;
-    record_version(&txn, id, version, definition, Change::Deleted, changed_by, now).await?;
+    record_version(&txn, id, version, definition, Change::Deleted, by.author, now).await?;
+    audit(&txn, by, "workflow.delete", id, (Some(before), Some(version)), now).await?;
     txn.commit().await?;
     Ok(row)
 }
@@ -150,11 +213,13 @@ pub async fn list<C: ConnectionTrait>(conn: &C) -> Result<Vec<StoredWorkflow>, S
         .await?)
 }
 
-/// The live workflows that run on events.
+/// The live workflows that run on events: published ones only, so a workflow that has
+/// only drafts never runs (its row is inactive too; this says it twice).
 pub async fn list_active<C: ConnectionTrait>(conn: &C) -> Result<Vec<StoredWorkflow>, StorageError> {
     Ok(workflows::Entity::find()
         .filter(workflows::Column::DeletedAt.is_null())
         .filter(workflows::Column::Active.eq(true))
+        .filter(workflows::Column::Published.eq(true))
         .order_by_asc(workflows::Column::Priority)
         .order_by_asc(workflows::Column::Id)
         .all(conn)
@@ -200,13 +265,23 @@ pub async fn version<C: ConnectionTrait>(
         .await?)
 }
 
+/// The newest saved version number of workflow `id` (a draft included), if any.
+pub async fn newest_version<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<i64>, StorageError> {
+    Ok(workflow_versions::Entity::find()
+        .filter(workflow_versions::Column::WorkflowId.eq(id))
+        .order_by_desc(workflow_versions::Column::Version)
+        .one(conn)
+        .await?
+        .map(|v| v.version))
+}
+
 async fn live<C: ConnectionTrait>(conn: &C, id: &str) -> Result<workflows::Model, StorageError> {
     get(conn, id)
         .await?
         .ok_or_else(|| StorageError::WorkflowNotFound(id.to_owned()))
 }
 
-fn definition(workflow: &Workflow, id: &str, version: i64) -> Result<Value, StorageError> {
+pub(super) fn definition(workflow: &Workflow, id: &str, version: i64) -> Result<Value, StorageError> {
     let mut stored = workflow.clone();
     stored.id = Some(id.to_owned());
     stored.version = Some(version);
@@ -216,7 +291,7 @@ fn definition(workflow: &Workflow, id: &str, version: i64) -> Result<Value, Stor
     })
 }
 
-async fn record_version<C: ConnectionTrait>(
+pub(super) async fn record_version<C: ConnectionTrait>(
     conn: &C,
     id: &str,
     version: i64,
@@ -240,7 +315,7 @@ async fn record_version<C: ConnectionTrait>(
 
 /// A short id unlikely to collide across processes: a per-process start drawn from the
 /// time and the process id, plus a counter, mixed so consecutive ids look unrelated.
-fn generate_id() -> String {
+pub(super) fn generate_id() -> String {
     static START: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let start = *START.get_or_init(|| {

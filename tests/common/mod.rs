@@ -162,5 +162,6 @@ pub fn api_state(db: &Database) -> workflow_engine::api::AppState {
         readiness: Default::default(),
         webhook_allowlist: Vec::new(),
         heavy: workflow_engine::api::Heavy::new(&Default::default(), workflow_engine::clock::system()),
+        changes: Default::default(),
     }
 }

@@ -2,6 +2,7 @@
 //! out: repositories join by hand where they need to.
 
 pub mod agents;
+pub mod audit_log;
 pub mod broker_journal;
 pub mod change_counters;
 pub mod custom_field_definitions;
@@ -20,5 +21,6 @@ pub mod statuses;
 pub mod tasks;
 pub mod teams;
 pub mod webhook_endpoints;
+pub mod workflow_approvals;
 pub mod workflow_versions;
 pub mod workflows;
