@@ -424,13 +424,30 @@ impl Telemetry {
 }
 
 /// How workflow changes go live (issue 28, docs/changes.md).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Changes {
     /// Four eyes: a saved version is published only after a token other than its author
     /// approved it, and a save that would go live at once (not a draft) is refused.
     #[serde(default)]
     pub require_approval: bool,
+    /// Days of archived events a publish compares the version with the live one over
+    /// (its answer's `impact`); 0 = none.
+    #[serde(default = "default_impact_days")]
+    pub impact_days: u32,
+}
+
+fn default_impact_days() -> u32 {
+    7
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Self {
+            require_approval: false,
+            impact_days: default_impact_days(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -288,3 +288,89 @@ async fn with_require_approval_another_token_approves_before_a_version_goes_live
     );
     t.finish().await;
 }
+
+/// Publishing answers with the impact: the version against the live one over the archived
+/// events of the last `changes.impact_days`, as the backtest judges them. 10 deposits of
+/// 0..4500 are archived (and one older than the days asked, not read): the live version
+/// notes deposits of 3000 or more (4 of them), the draft those of 1000 or more (8) and adds
+/// a webhook, so 8 events change, 4 of them start a run, and each changed event's run
+/// gains a webhook.
+#[actix_rt::test]
+async fn publishing_answers_what_the_version_changes_over_the_archive() {
+    let t = fresh().await;
+    let db = &t.db;
+    let state = common::api_state(db);
+    let app = atest::init_service(
+        actix_web::App::new().configure(move |cfg| api::configure(cfg, state, 1 << 20, Option::<String>::None)),
+    )
+    .await;
+    let deposit = |i: i64, at: chrono::DateTime<chrono::Utc>| {
+        EventEnvelope::from_value(
+            json!({"id": format!("d{i}"), "type": "customer.deposited", "customer_id": i + 1,
+            "occurred_at": workflow_engine::clock::rfc3339(at), "data": {"amount": 500 * i}}),
+        )
+        .unwrap()
+    };
+    let now = chrono::Utc::now();
+    let recent: Vec<EventEnvelope> = (0..10).map(|i| deposit(i, now)).collect();
+    workflow_engine::storage::archive::insert(db.connection(), &recent, now)
+        .await
+        .unwrap();
+    let old = now - chrono::Duration::days(8);
+    workflow_engine::storage::archive::insert(db.connection(), &[deposit(99, old)], old)
+        .await
+        .unwrap();
+    let big = |min: i64, actions: Value| {
+        json!({"id": "big", "name": "big", "trigger_event": "customer.deposited",
+               "conditions": {"match": "all", "rules": [{"field": "event.amount", "operator": "gte", "value": min}]},
+               "actions": actions})
+    };
+    let note = json!({"type": "add_note", "params": {"body": "big"}});
+    let hook = json!({"type": "webhook", "params": {"url": "https://crm.example/hook"}});
+    let (status, body) = call!(
+        app,
+        Method::POST,
+        "/api/v1/workflows",
+        None,
+        Some(big(3000, json!([note])))
+    );
+    assert_eq!(status, 201, "{body}");
+    let mut draft = big(1000, json!([note, hook]));
+    draft["status"] = json!("draft");
+    let (status, body) = call!(app, Method::PUT, "/api/v1/workflows/big", None, Some(draft));
+    assert_eq!(status, 200, "{body}");
+
+    let (status, published) = call!(
+        app,
+        Method::POST,
+        "/api/v1/workflows/big/publish",
+        None,
+        Some(json!({}))
+    );
+    assert_eq!(status, 200, "{published}");
+    let impact = &published["impact"];
+    assert_eq!(impact["days"], 7, "{published}");
+    assert_eq!(impact["events"], 10, "the event of 8 days ago is not read: {impact}");
+    assert_eq!(impact["changed"], 8, "{impact}");
+    assert_eq!(
+        (impact["started"].clone(), impact["stopped"].clone()),
+        (json!(4), json!(0))
+    );
+    assert_eq!(impact["steps"], json!({"add_note": 4, "webhook": 8}), "{impact}");
+    let sample = impact["sample"].as_array().unwrap();
+    assert_eq!(sample.len(), 5);
+    assert!(sample
+        .iter()
+        .all(|e| e["draft"].as_array().unwrap().contains(&json!("webhook"))));
+    // Published again unchanged: nothing changes.
+    let (status, again) = call!(
+        app,
+        Method::POST,
+        "/api/v1/workflows/big/publish",
+        None,
+        Some(json!({"version": 2}))
+    );
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["impact"]["changed"], 0, "{again}");
+    t.finish().await;
+}

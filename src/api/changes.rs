@@ -3,11 +3,16 @@
 //! What is live is decided in [`crate::storage::drafts`]; these handlers validate the
 //! version again (the schema may have changed since it was saved) and tell the matcher.
 
+use super::heavy::Admitted;
 use super::workflows::{reload, validate_body, who};
 use super::{ApiError, AppState, ErrorBody};
+use crate::backtest::MAX_EVENTS;
+use crate::impact::{Impact, ImpactReport};
 use crate::problem::{Problem, Severity};
 use crate::storage::drafts::{self, ChangeError};
-use crate::storage::workflows;
+use crate::storage::{archive, statuses, workflows};
+use crate::validate::Validator;
+use crate::workflow::Workflow;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -40,6 +45,10 @@ pub struct Approval {
 /// What a publish made live.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Published {
+    /// What the published version changes against the one live before, over the archived
+    /// events of the last `changes.impact_days`; null when that is 0 or the comparison did
+    /// not fit the request's budget (the publish is made all the same; the log says why).
+    impact: Option<ImpactReport>,
     /// The version that was live before; null when there was none.
     previous_version: Option<i64>,
     /// The version now live.
@@ -76,7 +85,7 @@ pub async fn approve(
 }
 
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/publish", operation_id = "publish_workflow", tag = "changes", params(("id" = String, Path, description = "workflow id")),
-    request_body(content = Object, description = "`{\"version\"?}`: the saved version to make live; without it the newest draft. No `impact` is computed yet, and `canary_percent` is refused (docs/changes.md)"),
+    request_body(content = Object, description = "`{\"version\"?}`: the saved version to make live; without it the newest draft. The answer's `impact` compares it with the version live before; `canary_percent` is refused (docs/changes.md)"),
     responses((status = 200, description = "the version is live; every node reloads", body = Published),
         (status = 404, description = "no such workflow or version", body = ErrorBody),
         (status = 409, description = "`approval_required` (changes.require_approval and no other token approved the version), no draft to publish, or the version is a deletion", body = ErrorBody),
@@ -94,9 +103,17 @@ pub async fn publish(
     let chosen = drafts::to_publish(state.db.connection(), &id, version).await?;
     // Validated again: a version saved weeks ago meets today's statuses and fields.
     let validated = validate_body(&state, &admitted, chosen.definition.clone()).await?;
-    let previous = workflows::get(state.db.connection(), &id)
+    let live = workflows::get(state.db.connection(), &id)
         .await?
-        .and_then(|row| row.published.then_some(row.version));
+        .filter(|row| row.published);
+    let previous = live.as_ref().map(|row| row.version);
+    let impact = impact(
+        &state,
+        &admitted,
+        live.map(|row| row.definition),
+        validated.workflow.clone(),
+    )
+    .await;
     let (author, actor) = (who(&req), super::audit::actor(&req));
     let by = workflows::By {
         author: &author,
@@ -107,10 +124,68 @@ pub async fn publish(
     tracing::info!(workflow_id = %id, version = stored.version, published_by = %author, "workflow version published");
     reload(&state).await;
     Ok(HttpResponse::Ok().json(Published {
+        impact,
         previous_version: previous,
         version: stored.version,
         workflow_id: id,
     }))
+}
+
+/// What `draft` changes against the `live` definition over the archive of the last
+/// `changes.impact_days`, as the backtest reads it (at most its 100,000 events, within the
+/// request's budget). `None` when the days are 0 or the comparison fails: the impact
+/// informs a publish, it never stops one.
+async fn impact(state: &AppState, admitted: &Admitted, live: Option<Value>, draft: Workflow) -> Option<ImpactReport> {
+    let days = state.changes.impact_days;
+    if days == 0 {
+        return None;
+    }
+    let workflow_id = draft.id.clone().unwrap_or_default();
+    match compare(state, admitted, live, draft, days).await {
+        Ok(report) => Some(report),
+        Err(e) => {
+            tracing::warn!(workflow_id = %workflow_id, error = %e, "the impact of a publish was not computed");
+            None
+        }
+    }
+}
+
+async fn compare(
+    state: &AppState,
+    admitted: &Admitted,
+    live: Option<Value>,
+    draft: Workflow,
+    days: u32,
+) -> Result<ImpactReport, ApiError> {
+    let schema = statuses::field_schema(state.db.connection()).await?;
+    let limits = state.limits;
+    let mut impact = admitted
+        .cpu(move |_| {
+            // The live definition as the matcher has it: validated when loaded.
+            let live = live.and_then(|definition| {
+                Validator::new(&schema, limits)
+                    .workflow(&definition)
+                    .ok()
+                    .map(|v| v.workflow)
+            });
+            Impact::new(live, draft, &limits, days).map_err(|e| ApiError::bad_request(e.to_string()))
+        })
+        .await?;
+    let since = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+    let mut pages = archive::Replay::new(impact.triggers(), Some(since), MAX_EVENTS);
+    while let Some(page) = pages.next(state.db.connection()).await? {
+        admitted.check()?;
+        impact = admitted
+            .cpu(move |deadline| {
+                for (event, customer) in page.iter() {
+                    deadline.check()?;
+                    impact.observe(event, customer);
+                }
+                Ok(impact)
+            })
+            .await?;
+    }
+    Ok(impact.finish())
 }
 
 /// The `version` of a publish body (`{}`, no body, or `{"version": n}`).
