@@ -456,4 +456,18 @@ mod tests {
         assert_eq!(crate::clock::rfc3339(Bucket::Day.of(hour)), "2026-12-08T00:00:00Z");
         assert_eq!(Bucket::Hour.of(hour), hour);
     }
+
+    /// Whole hours come from the rollup; what is left at either end from the runs.
+    #[test]
+    fn a_range_is_cut_into_whole_hours_and_the_ends() {
+        let at = |h: u32, m: u32| {
+            chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 8, h, m, 0)
+                .single()
+                .expect("a time")
+        };
+        assert_eq!(whole_hours(at(10, 30), at(12, 15)), (at(11, 0), at(12, 0)));
+        assert_eq!(whole_hours(at(10, 0), at(12, 0)), (at(10, 0), at(12, 0)));
+        let (first, last) = whole_hours(at(10, 10), at(10, 50));
+        assert!(first >= last, "no whole hour inside one hour");
+    }
 }
