@@ -1,5 +1,7 @@
 //! The stats rollup's compaction: a background task that folds the deltas the database's
-//! triggers write (`stats_deltas`) into `stats_rollup` ([`crate::storage::stats::compact`]).
+//! triggers write on PostgreSQL (`stats_deltas`) into `stats_rollup`
+//! ([`crate::storage::stats::compact`]). On SQLite the triggers write the rollup itself and
+//! a round finds nothing to fold: one read of an empty table.
 //!
 //! The stats are exact without it (a read sums the rollup and the pending deltas); it
 //! keeps the pending deltas few, so a read stays a read of a few thousand rows. Every

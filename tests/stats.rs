@@ -21,6 +21,7 @@ use common::{fresh, t0};
 use engine::runs_of_customer;
 use harness::{add_workflow, owning_runner, resume_due, send};
 use migrations::MigratorTrait;
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -243,7 +244,10 @@ async fn the_rollup_equals_a_count_from_scratch_through_everything_runs_go_throu
     // The rest of the waits time out.
     clock.advance(Duration::from_secs(3 * 3600));
     resume_due(&runner, fence, db, &clock).await;
-    assert!(stats::compact_all(db, 25).await.unwrap() > 0);
+    let folded = stats::compact_all(db, 25).await.unwrap();
+    // SQLite's triggers add to the rollup at once; PostgreSQL's leave deltas to fold.
+    let deltas = db.connection().get_database_backend() == sea_orm::DbBackend::Postgres;
+    assert_eq!(folded > 0, deltas, "{folded} deltas folded");
     assert_exact(db, "after the timeouts and a full compaction").await;
 
     // What this history holds, so the comparisons above compare something.

@@ -2,12 +2,14 @@
 //! against the runs table at the moment of the request, and fast on any history.
 //!
 //! Whole hours of a range are read from the rollup (migration 000024): database triggers
-//! on `runs` and `run_steps` write every change of what is counted as a +1/-1 row of
-//! `stats_deltas`, and [`compact`] folds those into `stats_rollup`, one row per workflow,
-//! hour and counted thing. A read sums both, in one statement, so it is exact whether
-//! or not a compaction ran, and one that runs meanwhile (it moves rows from one table to
-//! the other in one transaction) is seen whole or not at all. A week of hours is a few
-//! thousand rows, whatever the number of runs.
+//! on `runs` and `run_steps` count every change of what is counted into `stats_rollup`,
+//! one row per workflow, hour and counted thing. On PostgreSQL they write +1/-1 rows of
+//! `stats_deltas` instead (inserts only: no row that every transaction of a workflow
+//! would wait on), and [`compact`] folds those into the rollup; on SQLite, one writer at
+//! a time, they add to the rollup directly. A read sums rollup and deltas in one
+//! statement, so it is exact whether or not a compaction ran, and one that runs meanwhile
+//! (it moves rows from one table to the other in one transaction) is seen whole or not at
+//! all. A week of hours is a few thousand rows, whatever the number of runs.
 //!
 //! The parts of an hour at either end of a range that does not start or end on the hour
 //! are counted from the runs and their steps themselves ([`raw_counts`], [`raw_steps`],
@@ -274,6 +276,8 @@ async fn rolled_up<C: ConnectionTrait>(
 
 /// Folds up to `batch` pending deltas into the rollup, in one transaction; returns how
 /// many it folded (fewer than `batch`: none are left, as far as this node can take).
+/// On SQLite the triggers write none, and this finds nothing (it still folds deltas,
+/// should a database hold some).
 ///
 /// Safe with every node doing it at once: on PostgreSQL one statement takes the deltas
 /// it deletes with `FOR UPDATE SKIP LOCKED` (two nodes fold disjoint sets) and adds them
