@@ -9,7 +9,8 @@
 //!   hot row); `storage::stats::compact` folds them into the rollup (run periodically by
 //!   every node; safe side by side). On SQLite, where one writer at a time is all there
 //!   is, the triggers add to the rollup directly and this table stays empty: deltas and
-//!   their compaction cost SQLite's hot path about a quarter of its events per second.
+//!   their compaction cost SQLite's hot path about a quarter of its events per second,
+//!   adding directly about an eighth (docs/performance.md).
 //!
 //! A stats read sums rollup and pending deltas for its whole hours, so it is exact at
 //! every moment, folded or not. What is counted (`kind`, `key`, `n`, `goals`):
