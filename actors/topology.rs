@@ -216,6 +216,7 @@ impl Topology {
         .journaled(settings.kafka.is_embedded())
         .start();
         crate::retention::spawn(db.clone(), settings.retention.clone(), settings.archive.clone());
+        crate::rollup::spawn(db.clone());
         let source = KafkaSource::new(SourceConfig {
             brokers: brokers.to_owned(),
             group_id: settings.kafka.group_id.clone(),

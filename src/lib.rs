@@ -61,7 +61,7 @@
 //! - [`runner`]: what the executors do (plan, record, resume, run chains), fenced by
 //!   partition ownership; plain async code with an injected clock, sending through a
 //!   trait rather than an actor.
-//! - [`retention`]: the pruning job.
+//! - [`retention`]: the pruning job; [`rollup`]: the stats rollup's compaction job.
 //! - [`actors`] (the `actors/` folder): one actor per file, wired in `actors::topology`;
 //!   they use everything above and nothing uses them but the edges below.
 //! - [`api`]: the HTTP API (its heavy requests on a bounded pool, `api::heavy`); [`service`]: `serve` and `migrate`; [`demo`]: `demo`;
@@ -107,6 +107,7 @@ pub mod problem;
 pub mod redact;
 pub mod retention;
 pub mod retry;
+pub mod rollup;
 pub mod runner;
 pub mod schema;
 pub mod sealing;

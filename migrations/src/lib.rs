@@ -27,6 +27,7 @@ mod m20261207_000020_operator_lists;
 mod m20261208_000021_experiments;
 mod m20261208_000022_contact_policy;
 mod m20261208_000023_stats_hours;
+mod m20261208_000024_stats_rollup;
 mod m20261208_000025_rate_limits;
 mod m20261208_000026_audit_log;
 mod m20261208_000027_drafts;
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000021_experiments::Migration),
             Box::new(m20261208_000022_contact_policy::Migration),
             Box::new(m20261208_000023_stats_hours::Migration),
+            Box::new(m20261208_000024_stats_rollup::Migration),
             Box::new(m20261208_000025_rate_limits::Migration),
             Box::new(m20261208_000026_audit_log::Migration),
             Box::new(m20261208_000027_drafts::Migration),

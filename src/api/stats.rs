@@ -1,7 +1,7 @@
 //! GET /api/v1/workflows/{id}/stats: does the workflow work? Its runs by outcome over a
 //! time range, per hour or day, each split's paths, the steps' funnel, and the lift over
-//! its holdout with a 95% interval (crate::experiment::lift). Counted exactly from the
-//! runs table at the moment of the request (storage::stats).
+//! its holdout with a 95% interval (crate::experiment::lift). Exact against the runs table
+//! at the moment of the request, read from the rollup the database keeps (storage::stats).
 
 use super::input::{bad_param, param_time};
 use super::{ApiError, AppState, ErrorBody};
@@ -124,8 +124,7 @@ pub async fn workflow_stats(
     let Some(stored) = workflows::get(conn, &id).await? else {
         return Err(ApiError::not_found(format!("workflow {:?} not found", id.as_str())));
     };
-    let counted = stats::counts(conn, &id, (since, until), bucket).await?;
-    let found = stats::steps(conn, &id, (since, until)).await?;
+    let (counted, found) = stats::read(conn, &id, (since, until), bucket).await?;
     let c = counted.counts;
     let has_goal = stored.definition.get("goal").is_some_and(|g| !g.is_null());
     let (lift, lift_note) = if !has_goal && c.goal_reached == 0 {
