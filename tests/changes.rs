@@ -146,9 +146,15 @@ async fn a_draft_never_runs_until_published_and_runs_in_flight_keep_their_versio
     let (status, published) = call!(app, Method::POST, "/api/v1/workflows/greet/publish", None, None);
     assert_eq!(status, 200, "{published}");
     assert_eq!(
-        published,
-        json!({"previous_version": 1, "version": 2, "workflow_id": "greet"})
+        (
+            published["previous_version"].clone(),
+            published["version"].clone(),
+            published["workflow_id"].clone()
+        ),
+        (json!(1), json!(2), json!("greet"))
     );
+    // Nothing archived: the impact read no event.
+    assert_eq!(published["impact"]["events"], 0, "{published}");
     let (status, body) = call!(
         app,
         Method::POST,

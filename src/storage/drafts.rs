@@ -247,12 +247,7 @@ pub async fn publish(
 ) -> Result<StoredWorkflow, ChangeError> {
     let now = Utc::now();
     let txn = db.begin().await?;
-    let mut query = workflows::Entity::find_by_id(id.to_owned()).filter(workflows::Column::DeletedAt.is_null());
-    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
-        query = sea_orm::QuerySelect::lock_exclusive(query);
-    }
-    let current = query
-        .one(&txn)
+    let current = stored::locked(&txn, id)
         .await?
         .ok_or_else(|| ChangeError::NotFound(id.to_owned()))?;
     if require_approval && approvals(&txn, id, version).await?.is_empty() {

@@ -8,7 +8,10 @@ use super::entities::{workflow_versions, workflows};
 use super::{Database, StorageError};
 use crate::workflow::Workflow;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -130,12 +133,7 @@ pub async fn update<'a>(
     let by = changed_by.into();
     let now = Utc::now();
     let txn = db.begin().await?;
-    let mut query = workflows::Entity::find_by_id(id.to_owned()).filter(workflows::Column::DeletedAt.is_null());
-    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
-        query = sea_orm::QuerySelect::lock_exclusive(query);
-    }
-    let current = query
-        .one(&txn)
+    let current = locked(&txn, id)
         .await?
         .ok_or_else(|| StorageError::WorkflowNotFound(id.to_owned()))?;
     // Against the newest saved version, a draft included: a client that read version N
@@ -263,6 +261,17 @@ pub async fn version<C: ConnectionTrait>(
         .filter(workflow_versions::Column::Version.eq(version))
         .one(conn)
         .await?)
+}
+
+/// The row of workflow `id` (not deleted), locked until the transaction ends on PostgreSQL
+/// (SQLite's one writer needs no lock), so two saves or publishes of it go one after the
+/// other.
+pub(super) async fn locked(txn: &DatabaseTransaction, id: &str) -> Result<Option<workflows::Model>, StorageError> {
+    let mut query = workflows::Entity::find_by_id(id.to_owned()).filter(workflows::Column::DeletedAt.is_null());
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        query = sea_orm::QuerySelect::lock_exclusive(query);
+    }
+    Ok(query.one(txn).await?)
 }
 
 /// The newest saved version number of workflow `id` (a draft included), if any.
