@@ -185,7 +185,8 @@ export function testPanel(ctx) {
       const { workflows } = await get('/api/v1/workflows');
       for (const w of workflows) {
         if (w.active && w.trigger_event === event.type && w.id !== ctx.workflowId()) {
-          const { created_at, updated_at, version, ...def } = w;
+          // what the server keeps about versions is no part of a definition
+          const { created_at, updated_at, version, live_version, draft_version, draft, ...def } = w;
           body.workflows.push(def);
         }
       }
