@@ -282,7 +282,7 @@ async fn run(state: &AppState, admitted: &Admitted, request: Request) -> Result<
         contact_policy,
     } = request;
     let limits = state.limits;
-    let mut backtest = admitted
+    let backtest = admitted
         .cpu(move |deadline| {
             let backtest = Backtest::within(workflows, &limits, deadline);
             backtest
@@ -300,19 +300,9 @@ async fn run(state: &AppState, admitted: &Admitted, request: Request) -> Result<
                 })
         })
         .await?;
-    let mut pages = archive::Replay::new(backtest.triggers(), since, limit);
-    // One short query per page on the worker, then the page judged on a blocking thread.
-    while let Some(page) = pages.next(state.db.connection()).await? {
-        admitted.check()?;
-        backtest = admitted
-            .cpu(move |deadline| {
-                for (event, customer) in page.iter() {
-                    deadline.check()?;
-                    backtest.observe(event, customer);
-                }
-                Ok(backtest)
-            })
-            .await?;
-    }
+    let pages = archive::Replay::new(backtest.triggers(), since, limit);
+    let backtest = admitted
+        .judge_archive(state.db.connection(), pages, backtest, Backtest::observe)
+        .await?;
     admitted.cpu(move |_| Ok(backtest.finish())).await
 }

@@ -159,7 +159,7 @@ async fn compare(
 ) -> Result<ImpactReport, ApiError> {
     let schema = statuses::field_schema(state.db.connection()).await?;
     let limits = state.limits;
-    let mut impact = admitted
+    let impact = admitted
         .cpu(move |_| {
             // The live definition as the matcher has it: validated when loaded.
             let live = live.and_then(|definition| {
@@ -172,19 +172,10 @@ async fn compare(
         })
         .await?;
     let since = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
-    let mut pages = archive::Replay::new(impact.triggers(), Some(since), MAX_EVENTS);
-    while let Some(page) = pages.next(state.db.connection()).await? {
-        admitted.check()?;
-        impact = admitted
-            .cpu(move |deadline| {
-                for (event, customer) in page.iter() {
-                    deadline.check()?;
-                    impact.observe(event, customer);
-                }
-                Ok(impact)
-            })
-            .await?;
-    }
+    let pages = archive::Replay::new(impact.triggers(), Some(since), MAX_EVENTS);
+    let impact = admitted
+        .judge_archive(state.db.connection(), pages, impact, Impact::observe)
+        .await?;
     Ok(impact.finish())
 }
 

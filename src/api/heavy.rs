@@ -14,8 +14,10 @@
 use super::ApiError;
 use crate::budget::{BudgetError, Deadline, WorkBudget};
 use crate::clock::SharedClock;
+use crate::envelope::EventEnvelope;
 use crate::problem::{Problem, Severity};
 use actix_web::http::StatusCode;
+use serde_json::{Map, Value};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,6 +164,31 @@ impl Admitted {
     /// Between the request's database reads, on the worker: cheap, one clock read.
     pub fn check(&self) -> Result<(), ApiError> {
         self.deadline.check().map_err(ApiError::from)
+    }
+
+    /// Hands every archived event `pages` reads to `observe` on `judge` (a backtest, an
+    /// impact): one short query per page on the worker, then the page judged on a
+    /// blocking thread, the deadline checked between events.
+    pub async fn judge_archive<T: Send + 'static>(
+        &self,
+        conn: &sea_orm::DatabaseConnection,
+        mut pages: crate::storage::archive::Replay,
+        mut judge: T,
+        observe: fn(&mut T, &EventEnvelope, &Map<String, Value>),
+    ) -> Result<T, ApiError> {
+        while let Some(page) = pages.next(conn).await? {
+            self.check()?;
+            judge = self
+                .cpu(move |deadline| {
+                    for (event, customer) in page.iter() {
+                        deadline.check()?;
+                        observe(&mut judge, event, customer);
+                    }
+                    Ok(judge)
+                })
+                .await?;
+        }
+        Ok(judge)
     }
 
     /// Runs `work` on a blocking thread, off the HTTP worker. `work` gets the deadline
